@@ -1,0 +1,181 @@
+import { limitBytes, type RaftStorage } from './storage.js';
+import type { Entry } from './types.js';
+
+/**
+ * A node's view of its log: what storage holds (persisted) plus entries that
+ * were appended in memory and are waiting to be persisted ("unstable"). The
+ * unstable entries win from `unstableOffset` onward: after a conflicting
+ * suffix is replaced, storage still holds the old entries until the caller
+ * writes the new ones, and they must not be read in the meantime.
+ */
+export class RaftLog {
+  private unstable: Entry[] = [];
+  /** Index of unstable[0]; everything below comes from storage. */
+  private unstableOffset: number;
+  committed: number;
+  applied: number;
+
+  constructor(
+    private readonly storage: RaftStorage,
+    private readonly nodeId: string,
+    committed: number,
+    applied: number,
+  ) {
+    this.unstableOffset = storage.lastIndex() + 1;
+    this.committed = committed;
+    this.applied = applied;
+  }
+
+  firstIndex(): number {
+    return this.storage.firstIndex();
+  }
+
+  lastIndex(): number {
+    return this.unstable.length > 0 ? this.unstableOffset + this.unstable.length - 1 : this.unstableOffset - 1;
+  }
+
+  lastTerm(): number {
+    return this.termAt(this.lastIndex()) ?? 0;
+  }
+
+  /** The highest index that is both in storage and still part of this log. */
+  stableIndex(): number {
+    return this.unstableOffset - 1;
+  }
+
+  /** The term of the entry at `index`, or null when this log does not hold it (beyond the end, or compacted). */
+  termAt(index: number): number | null {
+    if (index >= this.unstableOffset) {
+      const entry = this.unstable[index - this.unstableOffset];
+      return entry === undefined ? null : entry.term;
+    }
+    if (index < this.storage.firstIndex() - 1) return null;
+    return this.storage.term(index);
+  }
+
+  matchTerm(index: number, term: number): boolean {
+    return this.termAt(index) === term;
+  }
+
+  entryAt(index: number): Entry | null {
+    if (index < this.firstIndex() || index > this.lastIndex()) return null;
+    return this.slice(index, index + 1, Number.MAX_SAFE_INTEGER)[0] ?? null;
+  }
+
+  /** Entries in [from, to) within maxBytes (at least one if the range is not empty). */
+  slice(from: number, to: number, maxBytes: number): Entry[] {
+    if (from >= to) return [];
+    if (from < this.firstIndex() || to > this.lastIndex() + 1) {
+      throw new Error(
+        `node ${this.nodeId}: entries [${from}, ${to}) requested, log holds ${this.firstIndex()}..${this.lastIndex()}`,
+      );
+    }
+    let result: Entry[] = [];
+    if (from < this.unstableOffset) {
+      result = this.storage.entries(from, Math.min(to, this.unstableOffset), maxBytes);
+      const reachedEnd = result.length === Math.min(to, this.unstableOffset) - from;
+      if (!reachedEnd || to <= this.unstableOffset) return result;
+    }
+    const start = Math.max(from, this.unstableOffset);
+    const unstablePart = this.unstable.slice(start - this.unstableOffset, to - this.unstableOffset);
+    if (result.length === 0) return limitBytes(unstablePart, maxBytes);
+    let used = 0;
+    for (const entry of result) used += entry.data.byteLength;
+    for (const entry of unstablePart) {
+      used += entry.data.byteLength;
+      if (used > maxBytes) break;
+      result.push(entry);
+    }
+    return result;
+  }
+
+  /** Appends after the last entry (a leader's own proposals). */
+  appendNew(entries: readonly Entry[]): void {
+    this.unstable.push(...entries);
+  }
+
+  /**
+   * Appends entries received from a leader whose prevLogIndex/prevLogTerm
+   * already matched: entries this log holds with the same term are skipped,
+   * the first conflicting one and everything after it is replaced.
+   */
+  appendFromLeader(entries: readonly Entry[]): void {
+    let firstNew = -1;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as Entry;
+      if (this.termAt(entry.index) !== entry.term) {
+        firstNew = i;
+        break;
+      }
+    }
+    if (firstNew < 0) return;
+    const conflictIndex = (entries[firstNew] as Entry).index;
+    if (conflictIndex <= this.committed) {
+      throw new Error(
+        `node ${this.nodeId}: refusing to overwrite committed entry at index ${conflictIndex} (commit ${this.committed}); ` +
+          'a leader sent a log that conflicts with committed entries',
+      );
+    }
+    this.truncateAndAppend(entries.slice(firstNew));
+  }
+
+  private truncateAndAppend(entries: readonly Entry[]): void {
+    const first = (entries[0] as Entry).index;
+    if (first === this.unstableOffset + this.unstable.length) {
+      this.unstable.push(...entries);
+    } else if (first > this.unstableOffset) {
+      this.unstable = this.unstable.slice(0, first - this.unstableOffset);
+      this.unstable.push(...entries);
+    } else {
+      // The conflict reaches into storage: from here on the new entries win, and
+      // the caller rewrites storage from `first` when it persists them.
+      this.unstableOffset = first;
+      this.unstable = [...entries];
+    }
+  }
+
+  /**
+   * The largest index at or below `index` whose term is at most `term`: every
+   * entry above it certainly conflicts with a log whose entry at `index` has
+   * `term`, so replication can skip them all (fast backtracking).
+   */
+  findConflictByTerm(index: number, term: number): number {
+    let i = Math.min(index, this.lastIndex());
+    while (i >= this.firstIndex()) {
+      const t = this.termAt(i);
+      if (t === null || t <= term) return i;
+      i--;
+    }
+    return i;
+  }
+
+  unstableEntries(): readonly Entry[] {
+    return this.unstable;
+  }
+
+  /** The caller persisted entries up to (index, term): they are now read from storage. */
+  stableTo(index: number, term: number): void {
+    if (index < this.unstableOffset) return;
+    const entry = this.unstable[index - this.unstableOffset];
+    // A conflicting append since the batch was handed out replaced this entry; the new one is still unstable.
+    if (entry === undefined || entry.term !== term) return;
+    this.unstable = this.unstable.slice(index - this.unstableOffset + 1);
+    this.unstableOffset = index + 1;
+  }
+
+  commitTo(index: number): boolean {
+    if (index <= this.committed) return false;
+    if (index > this.lastIndex()) {
+      throw new Error(
+        `node ${this.nodeId}: commit index ${index} is beyond the last log index ${this.lastIndex()}`,
+      );
+    }
+    this.committed = index;
+    return true;
+  }
+
+  isUpToDate(lastIndex: number, lastTerm: number): boolean {
+    const myTerm = this.lastTerm();
+    return lastTerm > myTerm || (lastTerm === myTerm && lastIndex >= this.lastIndex());
+  }
+}

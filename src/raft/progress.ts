@@ -1,0 +1,112 @@
+import type { FollowerProgress, NodeId } from './types.js';
+
+/**
+ * The leader's view of one follower's log.
+ * - probe: the leader does not know where the logs diverge; it sends one
+ *   append at a time and waits for the answer (or the next heartbeat).
+ * - replicate: the follower is known to match; the leader streams appends
+ *   optimistically, up to a bounded number in flight.
+ */
+export class Progress {
+  matchIndex = 0;
+  nextIndex: number;
+  state: 'probe' | 'replicate' = 'probe';
+  /** Probe state: an append is out and unanswered. */
+  probeSent = false;
+  /** Replicate state: last index of each append in flight, oldest first. */
+  private inflight: number[] = [];
+  /** Heard from since the last check-quorum round. */
+  recentlyActive = false;
+
+  constructor(
+    readonly id: NodeId,
+    nextIndex: number,
+    private readonly maxInflight: number,
+  ) {
+    this.nextIndex = nextIndex;
+  }
+
+  becomeProbe(): void {
+    this.state = 'probe';
+    this.nextIndex = this.matchIndex + 1;
+    this.probeSent = false;
+    this.inflight = [];
+  }
+
+  becomeReplicate(): void {
+    this.state = 'replicate';
+    this.nextIndex = this.matchIndex + 1;
+    this.probeSent = false;
+    this.inflight = [];
+  }
+
+  isPaused(): boolean {
+    return this.state === 'probe' ? this.probeSent : this.inflight.length >= this.maxInflight;
+  }
+
+  /** Records that an append ending at lastIndex was sent (lastIndex = nextIndex-1 for an empty one). */
+  onAppendSent(lastIndex: number, entryCount: number): void {
+    if (this.state === 'replicate') {
+      if (entryCount > 0) {
+        this.nextIndex = lastIndex + 1;
+        this.inflight.push(lastIndex);
+      }
+    } else {
+      this.probeSent = true;
+    }
+  }
+
+  /** The follower matches up to index. Returns false for a stale acknowledgement. */
+  acknowledge(index: number): boolean {
+    let advanced = false;
+    if (index > this.matchIndex) {
+      this.matchIndex = index;
+      advanced = true;
+      this.probeSent = false;
+    }
+    this.nextIndex = Math.max(this.nextIndex, index + 1);
+    let drop = 0;
+    while (drop < this.inflight.length && (this.inflight[drop] as number) <= index) drop++;
+    if (drop > 0) this.inflight.splice(0, drop);
+    return advanced;
+  }
+
+  /**
+   * The follower rejected an append whose prevLogIndex was `rejectedIndex`.
+   * `probeFrom` is the highest index the logs may still agree on (from the
+   * follower's hint). Returns false when the rejection is stale.
+   */
+  rejected(rejectedIndex: number, probeFrom: number): boolean {
+    if (this.state === 'replicate') {
+      if (rejectedIndex <= this.matchIndex) return false;
+      this.becomeProbe();
+      this.nextIndex = Math.max(this.matchIndex + 1, Math.min(rejectedIndex, probeFrom + 1));
+      return true;
+    }
+    if (this.nextIndex - 1 !== rejectedIndex) return false;
+    this.nextIndex = Math.max(this.matchIndex + 1, Math.min(rejectedIndex, probeFrom + 1));
+    this.probeSent = false;
+    return true;
+  }
+
+  /**
+   * A heartbeat came back: the follower is alive. Lets a paused probe try
+   * again and frees one in-flight slot, so a pipeline whose appends were all
+   * lost resumes instead of waiting forever.
+   */
+  onHeartbeatResponse(): void {
+    this.probeSent = false;
+    if (this.state === 'replicate' && this.inflight.length >= this.maxInflight) this.inflight.shift();
+  }
+
+  snapshot(): FollowerProgress {
+    return {
+      id: this.id,
+      matchIndex: this.matchIndex,
+      nextIndex: this.nextIndex,
+      state: this.state,
+      inflight: this.inflight.length,
+      recentlyActive: this.recentlyActive,
+    };
+  }
+}

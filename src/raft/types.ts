@@ -1,0 +1,216 @@
+/**
+ * The data the consensus core takes in and hands out. Everything here is plain
+ * data (no classes) so that it can be copied, logged, encoded on the wire and
+ * compared in tests.
+ */
+
+/** A member's name, e.g. "n1". Stable across restarts. */
+export type NodeId = string;
+
+/**
+ * `command`: a client's proposal; `noop`: the empty entry a new leader appends
+ * so that it can commit entries of earlier terms (Raft paper, §5.4.2).
+ * Membership changes will add a kind here.
+ */
+export type EntryKind = 'command' | 'noop';
+
+export interface Entry {
+  readonly index: number;
+  readonly term: number;
+  readonly kind: EntryKind;
+  readonly data: Uint8Array;
+}
+
+/** What a node must remember across a crash for the protocol to stay safe. */
+export interface HardState {
+  readonly term: number;
+  readonly votedFor: NodeId | null;
+  /** Not needed for safety, but saves re-learning on restart. */
+  readonly commit: number;
+}
+
+/** Membership is data handed in by storage, never a constant of the code. */
+export interface ClusterConfig {
+  readonly voters: readonly NodeId[];
+}
+
+export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
+
+interface MessageHeader {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /** The sender's current term (for a pre-vote request: the term it would campaign in). */
+  readonly term: number;
+}
+
+export interface VoteRequest extends MessageHeader {
+  readonly type: 'VoteRequest';
+  /** A pre-vote asks "would you vote for me?" without anyone changing term (dissertation §9.6). */
+  readonly preVote: boolean;
+  readonly lastLogIndex: number;
+  readonly lastLogTerm: number;
+  /** Sent because the leader handed over leadership: voters ignore their leader lease. */
+  readonly leadershipTransfer: boolean;
+}
+
+export interface VoteResponse extends MessageHeader {
+  readonly type: 'VoteResponse';
+  readonly preVote: boolean;
+  readonly granted: boolean;
+}
+
+export interface AppendRequest extends MessageHeader {
+  readonly type: 'AppendRequest';
+  readonly prevLogIndex: number;
+  readonly prevLogTerm: number;
+  readonly entries: readonly Entry[];
+  readonly leaderCommit: number;
+}
+
+export interface AppendResponse extends MessageHeader {
+  readonly type: 'AppendResponse';
+  readonly success: boolean;
+  /** On success: the highest index known to match the leader's log. */
+  readonly matchIndex: number;
+  /** On rejection: the prevLogIndex of the request that was rejected. */
+  readonly rejectedIndex: number;
+  /**
+   * On rejection, a hint for fast backtracking: the follower's largest index at
+   * or below the rejected one whose term is at most the leader's prevLogTerm,
+   * and that entry's term. The leader can skip every index above it.
+   */
+  readonly hintIndex: number;
+  readonly hintTerm: number;
+}
+
+export interface Heartbeat extends MessageHeader {
+  readonly type: 'Heartbeat';
+  /** min(leader commit, follower's match index): never ahead of what the follower holds. */
+  readonly leaderCommit: number;
+  /** Set when the heartbeat round also confirms leadership for pending reads. */
+  readonly readContext: number | null;
+}
+
+export interface HeartbeatResponse extends MessageHeader {
+  readonly type: 'HeartbeatResponse';
+  readonly readContext: number | null;
+}
+
+/** The leader tells a caught-up follower to start an election now (dissertation §3.10). */
+export interface TimeoutNow extends MessageHeader {
+  readonly type: 'TimeoutNow';
+}
+
+/** A follower asks its leader for a read index on behalf of its clients. */
+export interface ReadIndexRequest extends MessageHeader {
+  readonly type: 'ReadIndexRequest';
+  readonly requestIds: readonly string[];
+}
+
+export interface ReadIndexResponse extends MessageHeader {
+  readonly type: 'ReadIndexResponse';
+  readonly requestIds: readonly string[];
+  readonly index: number;
+}
+
+export type Message =
+  | VoteRequest
+  | VoteResponse
+  | AppendRequest
+  | AppendResponse
+  | Heartbeat
+  | HeartbeatResponse
+  | TimeoutNow
+  | ReadIndexRequest
+  | ReadIndexResponse;
+
+export type MessageType = Message['type'];
+
+/** A read that is now safe to serve from the local state machine. */
+export interface ReadReady {
+  readonly requestId: string;
+  /** The local state machine has applied at least up to this index. */
+  readonly index: number;
+}
+
+export interface ReadFailed {
+  readonly requestId: string;
+  readonly reason: string;
+}
+
+export interface RoleChange {
+  readonly role: Role;
+  readonly term: number;
+  readonly leader: NodeId | null;
+  /** Why it changed, for the operator's log ("won election with 2/3 votes", ...). */
+  readonly reason: string;
+}
+
+/**
+ * One batch of work for the caller, in this order:
+ * 1. persist `hardState` (if not null) and `entries` in one atomic, fsync'd write;
+ *    `entries` replace the log from `entries[0].index` onward (a conflicting
+ *    suffix is deleted in the same write);
+ * 2. send `messages` (only after step 1: they may report what step 1 stored);
+ * 3. apply `committed` to the state machine in order;
+ * 4. serve `readsReady`, fail `readsFailed`;
+ * 5. call `acknowledge(output)`.
+ */
+export interface RaftOutput {
+  readonly hardState: HardState | null;
+  readonly entries: readonly Entry[];
+  readonly messages: readonly Message[];
+  readonly committed: readonly Entry[];
+  readonly readsReady: readonly ReadReady[];
+  readonly readsFailed: readonly ReadFailed[];
+  readonly roleChange: RoleChange | null;
+}
+
+export type ProposeRejection = 'not-leader' | 'transfer-in-progress' | 'too-large';
+
+export type ProposeResult =
+  | { readonly accepted: true; readonly index: number; readonly term: number }
+  | {
+      readonly accepted: false;
+      readonly reason: ProposeRejection;
+      readonly leader: NodeId | null;
+      readonly message: string;
+    };
+
+export type ReadIndexResult =
+  | { readonly accepted: true }
+  | { readonly accepted: false; readonly reason: 'no-leader'; readonly message: string };
+
+export type TransferResult =
+  | { readonly accepted: true }
+  | {
+      readonly accepted: false;
+      readonly reason: 'not-leader' | 'unknown-node' | 'already-leader';
+      readonly leader: NodeId | null;
+      readonly message: string;
+    };
+
+export interface FollowerProgress {
+  readonly id: NodeId;
+  readonly matchIndex: number;
+  readonly nextIndex: number;
+  readonly state: 'probe' | 'replicate';
+  readonly inflight: number;
+  readonly recentlyActive: boolean;
+}
+
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leader: NodeId | null;
+  readonly votedFor: NodeId | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly voters: readonly NodeId[];
+  /** Only on a leader. */
+  readonly progress: readonly FollowerProgress[] | null;
+  readonly transferringTo: NodeId | null;
+}
