@@ -633,7 +633,10 @@ export class RaftCore {
       if (progress.rejected(response.rejectedIndex, probeFrom)) this.sendAppend(response.from, true);
       return;
     }
-    if (!progress.acknowledge(response.matchIndex)) return;
+    const advanced = progress.acknowledge(response.matchIndex);
+    // A probe answered at the index we already knew still proves the logs match there.
+    const probeConfirmed = progress.state === 'probe' && response.matchIndex === progress.matchIndex;
+    if (!advanced && !probeConfirmed) return;
     if (progress.state === 'probe') progress.becomeReplicate();
     if (this.maybeCommit()) this.appendBroadcastPending = true;
     while (this.sendAppend(response.from, false)) {

@@ -133,3 +133,25 @@ describe('log replication', () => {
     expect(commands(cluster, follower)).toEqual(before);
   });
 });
+
+describe('flow control', () => {
+  it('a probe answered at the already-known match index switches the follower to replicate at once', () => {
+    const cluster = new InstantCluster(ids);
+    const leader = cluster.waitForLeader();
+    const follower = ids.find((id) => id !== leader.id) as string;
+    const { term, lastIndex } = leader.status();
+    // A late rejection (as after reordering) drops the follower to probe although its log matches.
+    leader.step({
+      type: 'AppendResponse', from: follower, to: leader.id, term, success: false,
+      matchIndex: 0, rejectedIndex: lastIndex + 3, hintIndex: lastIndex, hintTerm: term,
+    });
+    expect(leader.status().progress?.find((p) => p.id === follower)?.state).toBe('probe');
+    cluster.settle();
+    expect(leader.status().progress?.find((p) => p.id === follower)?.state).toBe('replicate');
+    // So the next proposal goes out at once, without waiting for a heartbeat.
+    cluster.recordMessages = true;
+    leader.propose(text('next'));
+    cluster.settle();
+    expect(cluster.sent.filter((m) => m.type === 'AppendRequest' && m.to === follower && m.entries.length === 1)).toHaveLength(1);
+  });
+});
