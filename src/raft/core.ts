@@ -54,12 +54,21 @@ export class RaftCore {
   private votes = new Map<NodeId, boolean>();
   private progress = new Map<NodeId, Progress>();
   private transferee: NodeId | null = null;
+  /** Ticks since the transfer started; it is abandoned after an election timeout. Kept apart from the CheckQuorum window. */
+  private transferElapsed = 0;
+  /**
+   * Tags this life's forwarded reads, so that a leader's late answer to a read
+   * of an earlier life (before a restart) is never taken for a new read.
+   */
+  private readonly lifeTag: string;
 
   private readRounds = new ReadIndexTracker();
   /** Leader: reads asked before an entry of this term committed (dissertation §6.4, step 1). */
   private readsAwaitingCommit: ReadRequest[] = [];
   /** Leader: reads asked since the last output; one heartbeat round confirms them all. */
   private readsToStart: ReadRequest[] = [];
+  /** Follower: reads sent to the leader in this term, released only once and only if still waited for. */
+  private forwardedReads = new Set<string>();
   private readsAwaitingApply: ReadReady[] = [];
   private readsFailed: ReadFailed[] = [];
 
@@ -92,6 +101,7 @@ export class RaftCore {
     this.term = hardState.term;
     this.votedFor = hardState.votedFor;
     this.persistedHardState = hardState;
+    this.lifeTag = this.options.random.nextInt(0x7fffffff).toString(36);
     this.resetTimers();
   }
 
@@ -174,7 +184,9 @@ export class RaftCore {
    * `readsReady` once it is safe and the local state machine has applied up
    * to the read index, or `readsFailed` if this node loses leadership first.
    * A read forwarded to the leader whose answer is lost never completes: the
-   * caller's deadline covers that.
+   * caller's deadline covers that; when the term changes, reads still
+   * waiting for an answer from the old leader fail. Request ids must be unique
+   * for the life of the caller's process and never reused after a restart.
    */
   readIndex(requestId: string): ReadIndexResult {
     if (this.role === 'leader') {
@@ -188,7 +200,9 @@ export class RaftCore {
         message: `node ${this.id} knows no leader in term ${this.term}`,
       };
     }
-    this.send({ type: 'ReadIndexRequest', to: this.leader, requestIds: [requestId] });
+    const wireId = `${this.lifeTag}:${requestId}`;
+    this.forwardedReads.add(wireId);
+    this.send({ type: 'ReadIndexRequest', to: this.leader, requestIds: [wireId] });
     return { accepted: true };
   }
 
@@ -213,10 +227,11 @@ export class RaftCore {
         message: `node ${to} is not a voter of this cluster (voters: ${this.voters.join(', ')})`,
       };
     }
-    if (this.transferee === to) return { accepted: true };
-    this.transferee = to;
-    // The transfer is abandoned if it has not happened within one election timeout.
-    this.electionElapsed = 0;
+    if (this.transferee !== to) {
+      this.transferee = to;
+      this.transferElapsed = 0;
+    }
+    // Asked again for the same target: a TimeoutNow may have been lost, so send it again if the target is ready.
     if (progress.matchIndex === this.log.lastIndex()) this.send({ type: 'TimeoutNow', to });
     else this.sendAppend(to, true);
     return { accepted: true };
@@ -378,6 +393,7 @@ export class RaftCore {
   }
 
   private becomePreCandidate(): void {
+    this.failForwardedReads(`node ${this.id} lost contact with its leader and is campaigning`);
     this.role = 'pre-candidate';
     this.leader = null;
     this.resetTimers();
@@ -392,6 +408,7 @@ export class RaftCore {
 
   private becomeCandidate(leadershipTransfer: boolean): void {
     this.term += 1;
+    this.failForwardedReads(`node ${this.id} is campaigning for term ${this.term}`);
     this.votedFor = this.id;
     this.role = 'candidate';
     this.leader = null;
@@ -474,6 +491,7 @@ export class RaftCore {
     if (term > this.term) {
       this.term = term;
       this.votedFor = null;
+      this.failForwardedReads(`term changed to ${term} before the leader answered the read`);
     }
     const wasLeader = this.role === 'leader';
     this.role = 'follower';
@@ -509,7 +527,12 @@ export class RaftCore {
         if (this.isVoter()) this.campaign(true);
         return;
       case 'ReadIndexResponse':
-        for (const requestId of message.requestIds) this.readsAwaitingApply.push({ requestId, index: message.index });
+        for (const wireId of message.requestIds) {
+          // Duplicated answers, and answers to requests of an earlier life of this node, are not ours to release.
+          if (this.forwardedReads.delete(wireId)) {
+            this.readsAwaitingApply.push({ requestId: wireId.slice(this.lifeTag.length + 1), index: message.index });
+          }
+        }
         return;
       default:
         return;
@@ -581,6 +604,9 @@ export class RaftCore {
   private tickLeader(): void {
     this.electionElapsed++;
     this.heartbeatElapsed++;
+    if (this.transferee !== null && ++this.transferElapsed >= this.options.electionTicks) {
+      this.transferee = null;
+    }
     if (this.electionElapsed >= this.options.electionTicks) {
       this.electionElapsed = 0;
       if (this.options.checkQuorum) {
@@ -598,7 +624,6 @@ export class RaftCore {
           return;
         }
       }
-      this.transferee = null;
     }
     if (this.heartbeatElapsed >= this.options.heartbeatTicks) {
       this.heartbeatElapsed = 0;
@@ -760,6 +785,18 @@ export class RaftCore {
       // A follower's forwarded read is not ours to answer; its own deadline ends it.
       if (request.requester === this.id) this.readsFailed.push({ requestId: request.requestId, reason });
     }
+  }
+
+  /**
+   * Once this node stops following (it campaigns, or the term moves on), the
+   * leader's answers are dropped: the reads waiting for them fail now rather
+   * than at the caller's deadline.
+   */
+  private failForwardedReads(reason: string): void {
+    for (const wireId of this.forwardedReads) {
+      this.readsFailed.push({ requestId: wireId.slice(this.lifeTag.length + 1), reason });
+    }
+    this.forwardedReads.clear();
   }
 
   // ---------------------------------------------------------------- helpers

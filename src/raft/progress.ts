@@ -17,6 +17,8 @@ export class Progress {
   private inflight: number[] = [];
   /** Heard from since the last check-quorum round. */
   recentlyActive = false;
+  /** An acknowledgement arrived since the last heartbeat response. */
+  private ackedSinceHeartbeat = false;
 
   constructor(
     readonly id: NodeId,
@@ -59,6 +61,7 @@ export class Progress {
   /** The follower matches up to index. Returns false for a stale acknowledgement. */
   acknowledge(index: number): boolean {
     let advanced = false;
+    this.ackedSinceHeartbeat = true;
     if (index > this.matchIndex) {
       this.matchIndex = index;
       advanced = true;
@@ -91,12 +94,16 @@ export class Progress {
 
   /**
    * A heartbeat came back: the follower is alive. Lets a paused probe try
-   * again and frees one in-flight slot, so a pipeline whose appends were all
-   * lost resumes instead of waiting forever.
+   * again. A full pipeline that saw no acknowledgement for a whole heartbeat
+   * interval has probably lost appends: freeing one slot lets the next append
+   * go out, and the follower's rejection of its gap sends us back to probing.
+   * A pipeline that is moving keeps its bound.
    */
   onHeartbeatResponse(): void {
     this.probeSent = false;
-    if (this.state === 'replicate' && this.inflight.length >= this.maxInflight) this.inflight.shift();
+    const stalled = !this.ackedSinceHeartbeat;
+    this.ackedSinceHeartbeat = false;
+    if (this.state === 'replicate' && stalled && this.inflight.length >= this.maxInflight) this.inflight.shift();
   }
 
   snapshot(): FollowerProgress {

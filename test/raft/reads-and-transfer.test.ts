@@ -155,3 +155,66 @@ describe('leadership transfer', () => {
     expect(leader.transferLeadership(leader.id)).toMatchObject({ accepted: false, reason: 'already-leader' });
   });
 });
+
+describe('reads forwarded by a follower', () => {
+  const forwardOneRead = (cluster: InstantCluster, follower: string) => {
+    cluster.recordMessages = true;
+    cluster.core(follower).readIndex('r1');
+    cluster.settle();
+    const answer = cluster.sent.find((m) => m.type === 'ReadIndexResponse' && m.to === follower);
+    expect(answer).toBeDefined();
+    return answer as Message;
+  };
+
+  it('a duplicated answer from the leader releases the read only once', () => {
+    const cluster = new InstantCluster(ids);
+    const leader = cluster.waitForLeader();
+    const follower = followerOf(leader.id);
+    const answer = forwardOneRead(cluster, follower);
+    cluster.core(follower).step(answer);
+    cluster.settle();
+    expect(cluster.node(follower).readsReady.map((r) => r.requestId)).toEqual(['r1']);
+  });
+
+  it('after a restart, a late answer to the old life never releases a new read that reuses the id', () => {
+    const cluster = new InstantCluster(ids);
+    const leader = cluster.waitForLeader();
+    const follower = followerOf(leader.id);
+    const lateAnswer = forwardOneRead(cluster, follower);
+    cluster.crash(follower);
+    cluster.restart(follower);
+    cluster.tick(2);
+    for (let i = 0; i < 3; i++) leader.propose(text(`w${i}`));
+    cluster.settle();
+    cluster.node(follower).readsReady = [];
+    cluster.partition(leader.id, follower);
+    cluster.core(follower).readIndex('r1');
+    cluster.core(follower).step(lateAnswer);
+    cluster.settle();
+    expect(cluster.node(follower).readsReady).toEqual([]);
+  });
+
+  it('fail when the follower loses its leader before the answer comes', () => {
+    const cluster = new InstantCluster(ids);
+    const leader = cluster.waitForLeader();
+    const follower = followerOf(leader.id);
+    cluster.partition(leader.id, follower);
+    cluster.core(follower).readIndex('lost');
+    cluster.tick(60, [follower]);
+    expect(cluster.node(follower).readsFailed.map((r) => r.requestId)).toEqual(['lost']);
+  });
+});
+
+describe('leadership transfer and CheckQuorum', () => {
+  it('repeated transfer requests do not keep an isolated leader in office', () => {
+    const cluster = new InstantCluster(ids, { electionTicks: 10 });
+    const leader = cluster.waitForLeader();
+    const [a, b] = ids.filter((id) => id !== leader.id) as [string, string];
+    cluster.isolate(leader.id);
+    for (let t = 0; t < 40; t++) {
+      if (t % 5 === 0) leader.transferLeadership(t % 10 === 0 ? a : b);
+      cluster.tick(1, [leader.id]);
+    }
+    expect(leader.status().role).not.toBe('leader');
+  });
+});

@@ -155,3 +155,30 @@ describe('flow control', () => {
     expect(cluster.sent.filter((m) => m.type === 'AppendRequest' && m.to === follower && m.entries.length === 1)).toHaveLength(1);
   });
 });
+
+describe('in-flight window', () => {
+  it('heartbeats free a slot only when the pipeline has stalled for a whole heartbeat interval', () => {
+    const cluster = new InstantCluster(ids, { maxInflightMessages: 1 });
+    const leader = cluster.waitForLeader();
+    const follower = ids.find((id) => id !== leader.id) as string;
+    const { term } = leader.status();
+    cluster.cutOneWay(follower, leader.id);
+    cluster.recordMessages = true;
+    leader.propose(text('a'));
+    leader.propose(text('b'));
+    cluster.settle();
+    leader.propose(text('c'));
+    cluster.settle();
+    const appendsWithEntries = () =>
+      cluster.sent.filter((m) => m.type === 'AppendRequest' && m.to === follower && m.entries.length > 0).length;
+    expect(appendsWithEntries()).toBe(1);
+    const heartbeatAnswer = () => {
+      leader.step({ type: 'HeartbeatResponse', from: follower, to: leader.id, term, readContext: null });
+      cluster.settle();
+    };
+    heartbeatAnswer(); // acknowledgements came since the last heartbeat (the election's): not stalled yet
+    expect(appendsWithEntries()).toBe(1);
+    heartbeatAnswer(); // a whole interval without an acknowledgement: assume loss, let one more go
+    expect(appendsWithEntries()).toBe(2);
+  });
+});

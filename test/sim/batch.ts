@@ -1,0 +1,72 @@
+import type { Scenario } from './scenario.js';
+import type { SimulationResult } from './simulation.js';
+import { runSimulation } from './simulation.js';
+import type { CoreFactory } from './sim-core.js';
+
+export interface BatchOptions {
+  readonly start: number;
+  readonly count: number;
+  readonly coreFactory: CoreFactory;
+  /** Fixes the cluster size; by default it alternates 3 and 5 by seed. */
+  readonly nodeCount?: number;
+  readonly scenario?: Partial<Scenario>;
+  /** Stop at the first failing seed (default) or run them all. */
+  readonly keepGoing?: boolean;
+  /** Called after each seed. */
+  readonly onResult?: (result: SimulationResult) => void;
+}
+
+export interface BatchSummary {
+  readonly seedsRun: number;
+  readonly failures: readonly SimulationResult[];
+  readonly elapsedMs: number;
+  readonly totals: {
+    readonly events: number;
+    readonly committed: number;
+    readonly leadersElected: number;
+    readonly crashes: number;
+    readonly partitions: number;
+    readonly readsReleased: number;
+  };
+}
+
+export function runSeeds(options: BatchOptions): BatchSummary {
+  const started = performance.now();
+  const failures: SimulationResult[] = [];
+  let seedsRun = 0;
+  const totals = { events: 0, committed: 0, leadersElected: 0, crashes: 0, partitions: 0, readsReleased: 0 };
+  for (let seed = options.start; seed < options.start + options.count; seed++) {
+    const result = runSimulation({
+      seed,
+      coreFactory: options.coreFactory,
+      ...(options.scenario !== undefined ? { scenario: options.scenario } : {}),
+      ...(options.nodeCount !== undefined ? { nodeCount: options.nodeCount } : {}),
+    });
+    seedsRun++;
+    totals.events += result.events;
+    totals.committed += result.maxCommitted;
+    totals.leadersElected += result.stats.leadersElected;
+    totals.crashes += result.stats.crashes;
+    totals.partitions += result.stats.partitions;
+    totals.readsReleased += result.stats.readsReleased;
+    options.onResult?.(result);
+    if (result.violation !== null) {
+      failures.push(result);
+      if (options.keepGoing !== true) break;
+    }
+  }
+  return { seedsRun, failures, elapsedMs: performance.now() - started, totals };
+}
+
+/** A failing run as text: the violation, the scenario, and the events leading up to it. */
+export function formatFailure(result: SimulationResult): string {
+  const v = result.violation;
+  if (v === null) return `seed ${result.seed} passed`;
+  return [
+    `seed ${result.seed} (${result.nodeCount} nodes) FAILED: ${v.property}`,
+    `  at t=${v.time} on ${v.node ?? 'the cluster'}: ${v.detail}`,
+    `  last ${result.recentEvents.length} events:`,
+    ...result.recentEvents.map((line) => `    ${line}`),
+    `  replay: npm run sim -- --seed ${result.seed} --trace`,
+  ].join('\n');
+}

@@ -1,0 +1,88 @@
+/**
+ * Deliberately broken cores, for proving that the simulator catches real
+ * protocol bugs. Test code only: each overrides one of RaftCore's protected
+ * hooks (or its output) to remove one safety mechanism.
+ */
+import { RaftCore } from '../../src/raft/core.js';
+import type { RaftOutput } from '../../src/raft/types.js';
+import type { PropertyName } from './invariants.js';
+import type { CoreFactory } from './sim-core.js';
+
+/** Figure 8 of the Raft paper: a leader commits an entry of an earlier term once it is on a majority. */
+class CommitsEarlierTermsByCounting extends RaftCore {
+  protected override mayCommitByCounting(_index: number): boolean {
+    return true;
+  }
+}
+
+/** Votes for any candidate, however stale its log. */
+class VotesForStaleCandidates extends RaftCore {
+  protected override isLogUpToDate(_lastIndex: number, _lastTerm: number): boolean {
+    return true;
+  }
+}
+
+/** Tells the caller to persist "no vote" while the core acts on its vote: a restart forgets whom it voted for. */
+class ForgetsItsVote extends RaftCore {
+  private readonly originals = new WeakMap<RaftOutput, RaftOutput>();
+
+  override takeOutput(): RaftOutput {
+    const output = super.takeOutput();
+    if (output.hardState === null || output.hardState.votedFor === null) return output;
+    const forgetful: RaftOutput = { ...output, hardState: { ...output.hardState, votedFor: null } };
+    this.originals.set(forgetful, output);
+    return forgetful;
+  }
+
+  override acknowledge(output: RaftOutput): void {
+    super.acknowledge(this.originals.get(output) ?? output);
+  }
+}
+
+/** Serves ReadIndex without a heartbeat round: a deposed leader that does not know it yet serves stale reads. */
+class ReadsWithoutConfirmingLeadership extends RaftCore {
+  protected override requiresQuorumForRead(): boolean {
+    return false;
+  }
+}
+
+export type PlantedBugName = 'commit-by-counting' | 'vote-without-log-check' | 'forget-vote' | 'read-without-quorum';
+
+export interface PlantedBug {
+  readonly name: PlantedBugName;
+  readonly description: string;
+  readonly coreFactory: CoreFactory;
+  /** The property the simulator must report as violated. */
+  readonly expected: PropertyName;
+}
+
+export const PLANTED_BUGS: Readonly<Record<PlantedBugName, PlantedBug>> = {
+  'commit-by-counting': {
+    name: 'commit-by-counting',
+    description: 'a leader commits an entry of an earlier term by counting replicas (Raft paper, Figure 8)',
+    coreFactory: (options, storage) => new CommitsEarlierTermsByCounting(options, storage),
+    expected: 'Leader Completeness',
+  },
+  'vote-without-log-check': {
+    name: 'vote-without-log-check',
+    description: 'a node votes for a candidate whose log is behind its own',
+    coreFactory: (options, storage) => new VotesForStaleCandidates(options, storage),
+    expected: 'Leader Completeness',
+  },
+  'forget-vote': {
+    name: 'forget-vote',
+    description: 'the vote is not persisted, so a restarted node can vote twice in one term',
+    coreFactory: (options, storage) => new ForgetsItsVote(options, storage),
+    expected: 'Election Safety',
+  },
+  'read-without-quorum': {
+    name: 'read-without-quorum',
+    description: 'a leader serves ReadIndex without confirming it is still leader',
+    coreFactory: (options, storage) => new ReadsWithoutConfirmingLeadership(options, storage),
+    expected: 'Read Index Safety',
+  },
+};
+
+export function isPlantedBugName(name: string): name is PlantedBugName {
+  return Object.hasOwn(PLANTED_BUGS, name);
+}

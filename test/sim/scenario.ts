@@ -1,0 +1,151 @@
+/**
+ * Everything about a run that the seed decides up front: cluster size, core
+ * tuning, how bad the network is, which faults happen how often, how busy the
+ * clients are. Varying these per seed lets a batch of seeds cover calm and
+ * hostile runs, big and tiny messages, pipelined and stop-and-wait replication.
+ */
+import { SeededRandom } from '../../src/raft/random.js';
+import type { NodeId } from '../../src/raft/types.js';
+import type { NetworkProfile } from './network.js';
+
+export type FaultKind =
+  | 'crash'
+  | 'crash-leader'
+  | 'partition'
+  | 'isolate-leader'
+  | 'one-way'
+  | 'transfer';
+
+export const FAULT_KINDS: readonly FaultKind[] = ['crash', 'crash-leader', 'partition', 'isolate-leader', 'one-way', 'transfer'];
+
+export interface CoreTuning {
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly maxMessageBytes: number;
+  readonly maxInflightMessages: number;
+  readonly maxApplyBytes: number;
+}
+
+export interface Scenario {
+  readonly seed: number;
+  readonly ids: readonly NodeId[];
+  readonly core: CoreTuning;
+  /** Each node ticks every tickPeriods[i] time units (clocks drift apart), first at tickPhases[i]. */
+  readonly tickPeriods: readonly number[];
+  readonly tickPhases: readonly number[];
+  /** The network while faults happen. */
+  readonly faultyNetwork: NetworkProfile;
+  /** The network once faults stop: no loss, no duplicates, bounded delay. */
+  readonly healedNetwork: NetworkProfile;
+  /** Faults happen during [0, faultPhaseLength); then everything heals. */
+  readonly faultPhaseLength: number;
+  /** Mean time between faults. */
+  readonly faultMeanInterval: number;
+  readonly faultWeights: Readonly<Record<FaultKind, number>>;
+  /**
+   * Faults aimed at the protocol's most fragile moments, as an adversarial
+   * network or operator might hit them: the probability that a newly elected
+   * leader is crashed or cut off soon after winning (before its first entries
+   * spread), and that a node that has just granted a vote crashes and comes
+   * straight back.
+   */
+  readonly newLeaderFaultRate: number;
+  readonly voterCrashRate: number;
+  /** Probability that a crashed node comes back almost at once (it still loses everything unpersisted). */
+  readonly quickRestartRate: number;
+  readonly maxDowntime: number;
+  readonly maxPartitionLength: number;
+  /**
+   * Closed-loop clients: each proposes, waits until the node that accepted the
+   * proposal applies it (or until clientTimeout passes), thinks for a while
+   * (mean clientThinkTime) and proposes again. Like real clients they bound
+   * the uncommitted backlog, so a slow configuration is not buried under an
+   * ever-growing log.
+   */
+  readonly clients: number;
+  readonly clientThinkTime: number;
+  readonly clientTimeout: number;
+  readonly readMeanInterval: number;
+  /**
+   * How clients name reads: 'unique' ids across the run, or 'per-node-life'
+   * ids that start over ("n2.r1", "n2.r2", ...) whenever the node restarts,
+   * like a server whose request counter lives in memory. Not drawn from the
+   * seed; 'unique' unless overridden.
+   */
+  readonly readIds: 'unique' | 'per-node-life';
+  /** Probability that a client rejected with a leader hint retries at that leader. */
+  readonly forwardRate: number;
+  /** How long after the faults stop a proposal must be applied by a majority. */
+  readonly livenessBound: number;
+}
+
+/**
+ * The liveness bound: 30 election timeouts of the slowest clock. After the heal,
+ * a leader needs at most about two election timeouts per election round (the
+ * randomized timeout is in [T, 2T)); rounds can fail to split votes, stale
+ * higher terms of formerly partitioned nodes, or an unfinished leadership
+ * transfer, and a new leader may have to bring a lagging majority up to date one
+ * small message at a time. Thirty timeouts leave room for several such rounds
+ * while still catching a cluster that never settles.
+ */
+export function livenessBoundFor(electionTicks: number, slowestTickPeriod: number): number {
+  return 30 * electionTicks * slowestTickPeriod;
+}
+
+export function chooseScenario(seed: number, nodeCount: number, overrides: Partial<Scenario> = {}): Scenario {
+  const r = new SeededRandom(seed ^ 0x5ce7a210);
+  const ids = Array.from({ length: nodeCount }, (_, i) => `n${i + 1}`);
+  const electionTicks = 10;
+  const core: CoreTuning = {
+    electionTicks,
+    heartbeatTicks: r.pick([1, 1, 2, 3]),
+    preVote: r.chance(0.7),
+    checkQuorum: r.chance(0.7),
+    // Tiny limits put one entry in each message and on each apply batch.
+    maxMessageBytes: r.pick([1, 1, 16, 256, 1024 * 1024]),
+    maxInflightMessages: r.pick([1, 2, 8, 256]),
+    maxApplyBytes: r.pick([1, 64, 4 * 1024 * 1024]),
+  };
+  const tickPeriods = ids.map(() => 9 + r.nextInt(3));
+  const tickPhases = tickPeriods.map((p) => r.nextInt(p));
+  const maxDelay = r.pick([3, 8, 20, 40]);
+  const faultyNetwork: NetworkProfile = {
+    minDelay: 1,
+    maxDelay,
+    lossRate: r.pick([0, 0.01, 0.05, 0.15]),
+    duplicateRate: r.pick([0, 0.01, 0.05]),
+    longDelayRate: r.pick([0, 0.005, 0.02]),
+    longDelayMax: 400,
+  };
+  const healedNetwork: NetworkProfile = { ...faultyNetwork, lossRate: 0, duplicateRate: 0, longDelayRate: 0 };
+  const faultWeights = {} as Record<FaultKind, number>;
+  for (const kind of FAULT_KINDS) faultWeights[kind] = r.nextInt(4);
+  if (FAULT_KINDS.every((k) => faultWeights[k] === 0)) faultWeights.crash = 1;
+  const scenario: Scenario = {
+    seed,
+    ids,
+    core,
+    tickPeriods,
+    tickPhases,
+    faultyNetwork,
+    healedNetwork,
+    faultPhaseLength: 4000 + r.nextInt(6000),
+    faultMeanInterval: r.pick([60, 100, 150, 250]),
+    faultWeights,
+    newLeaderFaultRate: r.pick([0, 0.2, 0.5]),
+    voterCrashRate: r.pick([0, 0.05, 0.2]),
+    quickRestartRate: r.pick([0.2, 0.5]),
+    maxDowntime: r.pick([300, 1000]),
+    maxPartitionLength: r.pick([300, 1000]),
+    clients: r.pick([1, 2, 4, 8]),
+    clientThinkTime: r.pick([5, 10, 30, 80]),
+    clientTimeout: 300,
+    readMeanInterval: r.pick([30, 80, 200]),
+    forwardRate: r.pick([0, 0.5, 0.9]),
+    readIds: 'unique',
+    livenessBound: livenessBoundFor(electionTicks, Math.max(...tickPeriods)),
+  };
+  return { ...scenario, ...overrides };
+}

@@ -1,0 +1,33 @@
+import type { RaftOptions } from '../../src/raft/config.js';
+import type { RaftStorage } from '../../src/raft/storage.js';
+import type {
+  Message,
+  NodeId,
+  ProposeResult,
+  RaftOutput,
+  RaftStatus,
+  ReadIndexResult,
+  TransferResult,
+} from '../../src/raft/types.js';
+
+/** The part of RaftCore the simulator drives. RaftCore satisfies it structurally. */
+export interface SimCore {
+  readonly id: NodeId;
+  tick(): void;
+  step(message: Message): void;
+  propose(data: Uint8Array): ProposeResult;
+  readIndex(requestId: string): ReadIndexResult;
+  transferLeadership(to: NodeId): TransferResult;
+  hasOutput(): boolean;
+  takeOutput(): RaftOutput;
+  acknowledge(output: RaftOutput): void;
+  status(): RaftStatus;
+  termAt(index: number): number | null;
+  lastIndex(): number;
+}
+
+/**
+ * How the simulator builds a core for a node's new life. Tests inject a factory
+ * that builds a subclass of RaftCore with a planted bug.
+ */
+export type CoreFactory = (options: RaftOptions, storage: RaftStorage) => SimCore;

@@ -1,0 +1,456 @@
+/**
+ * One seeded run: a fault phase (crashes, partitions, lossy and reordering
+ * network, leadership transfers, busy clients) followed by a heal phase (all
+ * nodes up, no partitions, no loss) in which the cluster must make progress.
+ * Every event is followed by the safety checks; the first violation ends the
+ * run. The seed decides everything, so a run can be replayed exactly.
+ */
+import { SeededRandom } from '../../src/raft/random.js';
+import type { Message, NodeId } from '../../src/raft/types.js';
+import { Cluster, emptyStats, proposalKey, type ClusterStats } from './cluster.js';
+import { EventLog } from './event-log.js';
+import { EventQueue } from './event-queue.js';
+import { InvariantViolation, SafetyChecks } from './invariants.js';
+import { LivenessChecker } from './liveness.js';
+import { Network, oneWayPartition, splitPartition, type Partition } from './network.js';
+import { chooseScenario, FAULT_KINDS, type FaultKind, type Scenario } from './scenario.js';
+import type { CoreFactory } from './sim-core.js';
+import type { SimNode } from './sim-node.js';
+
+export interface SimulationOptions {
+  readonly seed: number;
+  /** 3 or 5; by default even seeds run 3 nodes and odd seeds 5. */
+  readonly nodeCount?: number;
+  /** Builds each node's core; defaults to the real RaftCore. */
+  readonly coreFactory: CoreFactory;
+  /** Receives one line per event as it happens (a full trace). */
+  readonly trace?: (line: string) => void;
+  /** Replaces parts of the scenario the seed chose. */
+  readonly scenario?: Partial<Scenario>;
+  /** How many recent events to keep for the failure report. */
+  readonly recentEvents?: number;
+}
+
+export interface SimulationResult {
+  readonly seed: number;
+  readonly nodeCount: number;
+  readonly scenario: Scenario;
+  readonly violation: InvariantViolation | null;
+  /** The last events before the violation (empty when the run passed). */
+  readonly recentEvents: readonly string[];
+  readonly endTime: number;
+  readonly events: number;
+  readonly maxCommitted: number;
+  readonly stats: ClusterStats;
+  /** When the heal-phase liveness requirement was met, or null. */
+  readonly livenessMetAt: number | null;
+}
+
+type SimEvent =
+  | { readonly kind: 'tick'; readonly node: SimNode; readonly life: number }
+  | { readonly kind: 'deliver'; readonly message: Message; readonly duplicate: boolean }
+  | { readonly kind: 'fault' }
+  | { readonly kind: 'restart'; readonly node: SimNode; readonly life: number }
+  | { readonly kind: 'heal-partition'; readonly serial: number }
+  | { readonly kind: 'client'; readonly client: ClientState; readonly serial: number }
+  | { readonly kind: 'read' }
+  | { readonly kind: 'heal' }
+  | { readonly kind: 'targeted-crash'; readonly node: SimNode; readonly life: number; readonly downFor: number }
+  | { readonly kind: 'targeted-isolation'; readonly node: SimNode; readonly life: number };
+
+/** One closed-loop client. `serial` invalidates its scheduled wake-ups once it has moved on. */
+interface ClientState {
+  serial: number;
+  /** The proposal it waits for: its key and the node that accepted it. */
+  waitingFor: { readonly key: string; readonly node: SimNode; readonly life: number } | null;
+}
+
+/** How long the run goes on after the liveness requirement is met, to exercise the healed cluster a bit. */
+const SETTLE_TIME = 300;
+
+export function defaultNodeCount(seed: number): number {
+  return seed % 2 === 0 ? 3 : 5;
+}
+
+export function runSimulation(options: SimulationOptions): SimulationResult {
+  return new Simulation(options).run();
+}
+
+class Simulation {
+  private readonly clock = { now: 0 };
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly scenario: Scenario;
+  private readonly log: EventLog;
+  private readonly checks: SafetyChecks;
+  private readonly network: Network;
+  private readonly cluster: Cluster;
+  private readonly liveness: LivenessChecker;
+  private readonly stats = emptyStats();
+  /** Fault choices, client choices: separate streams so that one concern's draws do not shift another's. */
+  private readonly faultRandom: SeededRandom;
+  private readonly clientRandom: SeededRandom;
+  private proposalSeq = 0;
+  /** Proposals clients are waiting for, by key. */
+  private readonly awaited = new Map<string, ClientState>();
+  private readSeq = 0;
+  /** Per node life, the reads asked so far (for readIds 'per-node-life'). */
+  private readonly readsThisLife = new Map<string, number>();
+  private events = 0;
+
+  constructor(options: SimulationOptions) {
+    const seed = options.seed;
+    const nodeCount = options.nodeCount ?? defaultNodeCount(seed);
+    this.scenario = chooseScenario(seed, nodeCount, options.scenario);
+    const streams = new SeededRandom(seed);
+    const networkRandom = new SeededRandom(streams.nextInt(0x100000000));
+    this.faultRandom = new SeededRandom(streams.nextInt(0x100000000));
+    this.clientRandom = new SeededRandom(streams.nextInt(0x100000000));
+    const coreSeeds = new SeededRandom(streams.nextInt(0x100000000));
+    this.log = new EventLog(options.trace ?? null, options.recentEvents ?? 200);
+    this.checks = new SafetyChecks(this.clock);
+    this.network = new Network(networkRandom, this.scenario.faultyNetwork);
+    this.cluster = new Cluster({
+      ids: this.scenario.ids,
+      tickPeriods: this.scenario.tickPeriods,
+      tuning: this.scenario.core,
+      coreFactory: options.coreFactory,
+      clock: this.clock,
+      network: this.network,
+      log: this.log,
+      checks: this.checks,
+      coreSeeds,
+      deliverLater: (delay, message, duplicate) =>
+        this.queue.push(this.clock.now + delay, { kind: 'deliver', message, duplicate }),
+      stats: this.stats,
+      hooks: {
+        leaderElected: (node) => this.maybeStrikeNewLeader(node),
+        voteGranted: (node) => this.maybeCrashVoter(node),
+        applied: (node, entry) => this.clientSeesApply(node, entry.data),
+      },
+    });
+    const majority = Math.floor(nodeCount / 2) + 1;
+    this.liveness = new LivenessChecker(this.clock, this.scenario.faultPhaseLength, this.scenario.livenessBound, majority);
+    this.cluster.watchLiveness(this.liveness);
+  }
+
+  run(): SimulationResult {
+    const s = this.scenario;
+    let violation: InvariantViolation | null = null;
+    try {
+      this.log.record(0, 'sim', { k: 'note', text: describeScenario(s) });
+      this.cluster.nodes.forEach((node, i) => {
+        this.cluster.start(node);
+        this.queue.push(s.tickPhases[i] ?? 0, { kind: 'tick', node, life: node.life });
+      });
+      this.queue.push(this.faultRandom.nextInt(2 * s.faultMeanInterval) + 1, { kind: 'fault' });
+      for (let i = 0; i < s.clients; i++) {
+        const client: ClientState = { serial: 0, waitingFor: null };
+        this.queue.push(this.clientRandom.nextInt(2 * s.clientThinkTime) + 1, { kind: 'client', client, serial: 0 });
+      }
+      this.queue.push(this.clientRandom.nextInt(2 * s.readMeanInterval) + 1, { kind: 'read' });
+      this.queue.push(s.faultPhaseLength, { kind: 'heal' });
+      const stopAfter = (): number | null => {
+        const at = this.liveness.committedAt;
+        return at === null ? null : at + SETTLE_TIME;
+      };
+      while (this.queue.size > 0) {
+        const { time, item } = this.queue.pop();
+        const stop = stopAfter();
+        if (stop !== null && time > stop) break;
+        this.clock.now = time;
+        this.events++;
+        this.handle(item);
+        this.liveness.check(() => this.cluster.describe());
+      }
+    } catch (error) {
+      if (!(error instanceof InvariantViolation)) throw error;
+      violation = error;
+      this.log.record(this.clock.now, 'sim', { k: 'note', text: `VIOLATION ${error.message}` });
+    }
+    return {
+      seed: s.seed,
+      nodeCount: s.ids.length,
+      scenario: s,
+      violation,
+      recentEvents: violation === null || this.log.tracing ? [] : this.log.recentLines(),
+      endTime: this.clock.now,
+      events: this.events,
+      maxCommitted: this.checks.commit.maxCommitted,
+      stats: { ...this.stats },
+      livenessMetAt: this.liveness.committedAt,
+    };
+  }
+
+  private get healed(): boolean {
+    return this.clock.now >= this.scenario.faultPhaseLength;
+  }
+
+  private handle(event: SimEvent): void {
+    const now = this.clock.now;
+    switch (event.kind) {
+      case 'tick': {
+        const node = event.node;
+        if (node.life !== event.life || !node.up) return;
+        this.cluster.tick(node);
+        if (node.life === event.life && node.up) {
+          this.queue.push(now + node.tickPeriod, { kind: 'tick', node, life: node.life });
+        }
+        return;
+      }
+      case 'deliver':
+        this.cluster.deliver(event.message, event.duplicate);
+        return;
+      case 'restart':
+        if (event.node.life === event.life && !event.node.up) this.startNode(event.node);
+        return;
+      case 'heal-partition':
+        if (this.network.heal(event.serial)) this.log.record(now, 'net', { k: 'note', text: 'partition heals' });
+        return;
+      case 'fault':
+        if (this.healed) return;
+        this.injectFault();
+        this.queue.push(now + 1 + this.faultRandom.nextInt(2 * this.scenario.faultMeanInterval), { kind: 'fault' });
+        return;
+      case 'client':
+        if (event.serial !== event.client.serial) return;
+        this.clientPropose(event.client);
+        return;
+      case 'read':
+        this.clientRead();
+        this.queue.push(now + 1 + this.clientRandom.nextInt(2 * this.scenario.readMeanInterval), { kind: 'read' });
+        return;
+      case 'heal':
+        this.heal();
+        return;
+      case 'targeted-crash':
+        if (this.healed || event.node.life !== event.life || !event.node.up) return;
+        this.crash(event.node, event.downFor);
+        return;
+      case 'targeted-isolation':
+        if (this.healed || event.node.life !== event.life || !event.node.up) return;
+        this.partition(splitPartition([[event.node.id], this.scenario.ids.filter((id) => id !== event.node.id)]));
+        return;
+    }
+  }
+
+  /** A new leader is struck down before its first entries spread, sometimes. */
+  private maybeStrikeNewLeader(node: SimNode): void {
+    const r = this.faultRandom;
+    if (this.healed || !r.chance(this.scenario.newLeaderFaultRate)) return;
+    const at = this.clock.now + 1 + r.nextInt(2 * this.scenario.faultyNetwork.maxDelay);
+    if (r.chance(0.5)) {
+      this.queue.push(at, { kind: 'targeted-crash', node, life: node.life, downFor: this.downtime() });
+    } else {
+      this.queue.push(at, { kind: 'targeted-isolation', node, life: node.life });
+    }
+  }
+
+  /** A node that has just voted crashes and comes straight back, sometimes. */
+  private maybeCrashVoter(node: SimNode): void {
+    const r = this.faultRandom;
+    if (this.healed || !r.chance(this.scenario.voterCrashRate)) return;
+    const at = this.clock.now + r.nextInt(this.scenario.faultyNetwork.maxDelay + 1);
+    this.queue.push(at, { kind: 'targeted-crash', node, life: node.life, downFor: 1 + r.nextInt(10) });
+  }
+
+  private downtime(): number {
+    const r = this.faultRandom;
+    return r.chance(this.scenario.quickRestartRate) ? 1 + r.nextInt(30) : 1 + r.nextInt(this.scenario.maxDowntime);
+  }
+
+  private crash(node: SimNode, downFor: number): void {
+    const lifeAtCrash = node.life;
+    this.cluster.crash(node, downFor);
+    this.queue.push(this.clock.now + downFor, { kind: 'restart', node, life: lifeAtCrash });
+  }
+
+  private startNode(node: SimNode): void {
+    this.cluster.start(node);
+    const delay = 1 + this.faultRandom.nextInt(node.tickPeriod);
+    this.queue.push(this.clock.now + delay, { kind: 'tick', node, life: node.life });
+  }
+
+  private heal(): void {
+    const now = this.clock.now;
+    this.network.healAll();
+    this.network.setProfile(this.scenario.healedNetwork);
+    this.log.record(now, 'sim', {
+      k: 'note',
+      text: `faults stop: partitions healed, no more loss; a proposal must be applied by a majority before t=${this.liveness.deadline}`,
+    });
+    for (const node of this.cluster.nodes) if (!node.up) this.startNode(node);
+  }
+
+  private injectFault(): void {
+    const r = this.faultRandom;
+    const s = this.scenario;
+    const kind = pickWeighted(r, s.faultWeights);
+    const up = this.cluster.upNodes();
+    const ids = s.ids;
+    switch (kind) {
+      case 'crash':
+      case 'crash-leader': {
+        const target = kind === 'crash-leader' ? (this.cluster.currentLeader() ?? null) : null;
+        const candidates = target !== null ? [target] : up;
+        if (candidates.length === 0) return;
+        this.crash(r.pick(candidates), this.downtime());
+        return;
+      }
+      case 'partition': {
+        const shuffled = shuffle(r, ids);
+        let groups: NodeId[][];
+        if (ids.length >= 5 && r.chance(0.25)) {
+          // No side has a majority.
+          groups = [shuffled.slice(0, 2), shuffled.slice(2, 4), shuffled.slice(4)];
+        } else {
+          const minority = 1 + r.nextInt(Math.floor(ids.length / 2));
+          groups = [shuffled.slice(0, minority), shuffled.slice(minority)];
+        }
+        this.partition(splitPartition(groups));
+        return;
+      }
+      case 'isolate-leader': {
+        const leader = this.cluster.currentLeader();
+        const isolated = leader?.id ?? r.pick(ids);
+        // Sometimes the old leader keeps one follower: a minority that still looks alive to it.
+        const withFriend = ids.length >= 5 && r.chance(0.4);
+        const others = shuffle(
+          r,
+          ids.filter((id) => id !== isolated),
+        );
+        const side = withFriend ? [isolated, others[0] as NodeId] : [isolated];
+        this.partition(splitPartition([side, ids.filter((id) => !side.includes(id))]));
+        return;
+      }
+      case 'one-way': {
+        const node = r.pick(ids);
+        const others = ids.filter((id) => id !== node);
+        const variant = r.nextInt(3);
+        if (variant === 0) this.partition(oneWayPartition([node], others)); // can hear, cannot speak
+        else if (variant === 1) this.partition(oneWayPartition(others, [node])); // can speak, cannot hear
+        else this.partition(oneWayPartition([node], [r.pick(others)])); // one broken link
+        return;
+      }
+      case 'transfer': {
+        const leader = this.cluster.currentLeader();
+        if (leader === null) return;
+        const to = r.pick(ids.filter((id) => id !== leader.id));
+        this.cluster.transfer(leader, to);
+        return;
+      }
+    }
+  }
+
+  private partition(partition: Partition): void {
+    const serial = this.network.partitionWith(partition);
+    this.stats.partitions++;
+    const length = 1 + this.faultRandom.nextInt(this.scenario.maxPartitionLength);
+    this.log.record(this.clock.now, 'net', { k: 'note', text: `partition ${partition.description} for ${length}` });
+    this.queue.push(this.clock.now + length, { kind: 'heal-partition', serial });
+  }
+
+  /** The client proposes something new (it gave up on or got an answer to its previous proposal). */
+  private clientPropose(client: ClientState): void {
+    const r = this.clientRandom;
+    if (client.waitingFor !== null) this.awaited.delete(client.waitingFor.key);
+    client.waitingFor = null;
+    const up = this.cluster.upNodes();
+    if (up.length > 0) {
+      let node = r.pick(up);
+      const data = proposalData(++this.proposalSeq, r.nextInt(24));
+      let result = this.cluster.propose(node, data, false);
+      if (!result.accepted && result.leader !== null && result.leader !== node.id && r.chance(this.scenario.forwardRate)) {
+        const leader = this.cluster.node(result.leader);
+        if (leader !== null && leader.up) {
+          node = leader;
+          result = this.cluster.propose(leader, data, true);
+        }
+      }
+      if (result.accepted) {
+        const key = proposalKey(data);
+        client.waitingFor = { key, node, life: node.life };
+        this.awaited.set(key, client);
+        this.queue.push(this.clock.now + this.scenario.clientTimeout, { kind: 'client', client, serial: ++client.serial });
+        return;
+      }
+    }
+    this.queue.push(this.clock.now + 1 + r.nextInt(2 * this.scenario.clientThinkTime), {
+      kind: 'client',
+      client,
+      serial: ++client.serial,
+    });
+  }
+
+  /** The node a client is waiting on applied its proposal: the client hears back and, after thinking, proposes again. */
+  private clientSeesApply(node: SimNode, data: Uint8Array): void {
+    if (this.awaited.size === 0) return;
+    const key = proposalKey(data);
+    const client = this.awaited.get(key);
+    const waiting = client?.waitingFor;
+    if (client === undefined || waiting == null || waiting.node !== node || waiting.life !== node.life) return;
+    this.awaited.delete(key);
+    client.waitingFor = null;
+    const at = this.clock.now + 1 + this.clientRandom.nextInt(2 * this.scenario.clientThinkTime);
+    this.queue.push(at, { kind: 'client', client, serial: ++client.serial });
+  }
+
+  private clientRead(): void {
+    const up = this.cluster.upNodes();
+    if (up.length === 0) return;
+    const node = this.clientRandom.pick(up);
+    const seq = ++this.readSeq;
+    if (this.scenario.readIds === 'unique') {
+      this.cluster.read(node, `r${seq}`);
+      return;
+    }
+    const life = `${node.id}.${node.life}`;
+    const k = (this.readsThisLife.get(life) ?? 0) + 1;
+    this.readsThisLife.set(life, k);
+    this.cluster.read(node, `${node.id}.r${k}`);
+  }
+}
+
+/** A unique, printable payload: "p<seq>" padded with dots to vary the size. */
+function proposalData(seq: number, padding: number): Uint8Array {
+  const text = `p${seq}${'.'.repeat(padding)}`;
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+function pickWeighted(r: SeededRandom, weights: Readonly<Record<FaultKind, number>>): FaultKind {
+  let total = 0;
+  for (const kind of FAULT_KINDS) total += weights[kind];
+  let x = r.nextInt(total);
+  for (const kind of FAULT_KINDS) {
+    x -= weights[kind];
+    if (x < 0) return kind;
+  }
+  return 'crash';
+}
+
+function shuffle<T>(r: SeededRandom, items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = r.nextInt(i + 1);
+    const tmp = out[i] as T;
+    out[i] = out[j] as T;
+    out[j] = tmp;
+  }
+  return out;
+}
+
+export function describeScenario(s: Scenario): string {
+  const c = s.core;
+  const n = s.faultyNetwork;
+  const faults = FAULT_KINDS.filter((k) => s.faultWeights[k] > 0)
+    .map((k) => `${k}×${s.faultWeights[k]}`)
+    .join(' ');
+  return (
+    `seed ${s.seed}: ${s.ids.length} nodes, preVote=${c.preVote} checkQuorum=${c.checkQuorum} heartbeat=${c.heartbeatTicks} ` +
+    `maxMsg=${c.maxMessageBytes} inflight=${c.maxInflightMessages} maxApply=${c.maxApplyBytes}; ` +
+    `ticks every ${s.tickPeriods.join('/')}; network delay ${n.minDelay}..${n.maxDelay} loss=${n.lossRate} dup=${n.duplicateRate} long=${n.longDelayRate}; ` +
+    `faults every ~${s.faultMeanInterval} until t=${s.faultPhaseLength} (${faults}); ` +
+    `${s.clients} clients thinking ~${s.clientThinkTime}, reads every ~${s.readMeanInterval}`
+  );
+}
