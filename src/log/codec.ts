@@ -1,0 +1,107 @@
+import { crc32 } from 'node:zlib';
+import protobuf from 'protobufjs';
+import type { ClusterConfig, Entry, EntryKind, HardState } from '../raft/types.js';
+
+const root = protobuf.loadSync(new URL('../../proto/raftlog/v1/storage.proto', import.meta.url).pathname);
+const LogEntryType = root.lookupType('raftlog.v1.storage.LogEntry');
+const HardStateType = root.lookupType('raftlog.v1.storage.HardState');
+const ClusterConfigType = root.lookupType('raftlog.v1.storage.ClusterConfig');
+
+const KIND_TO_WIRE: Record<EntryKind, number> = { command: 1, noop: 2 };
+const WIRE_TO_KIND = new Map<number, EntryKind>([
+  [1, 'command'],
+  [2, 'noop'],
+]);
+const TO_OBJECT = { longs: Number, defaults: true } as const;
+
+/** A stored value did not decode; the caller names the record and the file. */
+export class RecordError extends Error {}
+
+/** Prefixes the payload with its CRC-32, so that a flipped bit on disk is found on read. */
+function seal(payload: Uint8Array): Uint8Array {
+  const value = new Uint8Array(4 + payload.byteLength);
+  new DataView(value.buffer).setUint32(0, crc32(payload));
+  value.set(payload, 4);
+  return value;
+}
+
+function unseal(value: Uint8Array): Uint8Array {
+  if (value.byteLength < 4) throw new RecordError(`record of ${value.byteLength} bytes is too short for its checksum`);
+  const stored = new DataView(value.buffer, value.byteOffset, value.byteLength).getUint32(0);
+  const payload = value.subarray(4);
+  const computed = crc32(payload);
+  if (stored !== computed) {
+    throw new RecordError(
+      `checksum mismatch (stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')})`,
+    );
+  }
+  return payload;
+}
+
+function decodeMessage(type: protobuf.Type, value: Uint8Array): Record<string, unknown> {
+  const payload = unseal(value);
+  try {
+    return type.toObject(type.decode(payload), TO_OBJECT);
+  } catch (error) {
+    throw new RecordError(`undecodable ${type.name}: ${(error as Error).message}`);
+  }
+}
+
+export function encodeEntry(entry: Entry): Uint8Array {
+  const message = LogEntryType.create({
+    index: entry.index,
+    term: entry.term,
+    kind: KIND_TO_WIRE[entry.kind],
+    data: entry.data,
+  });
+  return seal(LogEntryType.encode(message).finish());
+}
+
+export function decodeEntry(value: Uint8Array): Entry {
+  const object = decodeMessage(LogEntryType, value);
+  const kind = WIRE_TO_KIND.get(object.kind as number);
+  if (kind === undefined) throw new RecordError(`unknown entry kind ${String(object.kind)}`);
+  return {
+    index: object.index as number,
+    term: object.term as number,
+    kind,
+    data: new Uint8Array(object.data as Uint8Array),
+  };
+}
+
+export function encodeHardState(state: HardState): Uint8Array {
+  const message = HardStateType.create({ term: state.term, votedFor: state.votedFor ?? '', commit: state.commit });
+  return seal(HardStateType.encode(message).finish());
+}
+
+export function decodeHardState(value: Uint8Array): HardState {
+  const object = decodeMessage(HardStateType, value);
+  const votedFor = object.votedFor as string;
+  return { term: object.term as number, votedFor: votedFor === '' ? null : votedFor, commit: object.commit as number };
+}
+
+export function encodeConfig(config: ClusterConfig): Uint8Array {
+  return seal(ClusterConfigType.encode(ClusterConfigType.create({ voters: [...config.voters] })).finish());
+}
+
+export function decodeConfig(value: Uint8Array): ClusterConfig {
+  const object = decodeMessage(ClusterConfigType, value);
+  return { voters: object.voters as string[] };
+}
+
+export const HARD_STATE_KEY = new Uint8Array([0x68]); // "h"
+export const CONFIG_KEY = new Uint8Array([0x63]); // "c"
+const ENTRY_PREFIX = 0x65; // "e"
+export const ENTRY_RANGE = { gte: new Uint8Array([ENTRY_PREFIX]), lt: new Uint8Array([ENTRY_PREFIX + 1]) };
+
+export function entryKey(index: number): Uint8Array {
+  const key = new Uint8Array(9);
+  key[0] = ENTRY_PREFIX;
+  new DataView(key.buffer).setBigUint64(1, BigInt(index));
+  return key;
+}
+
+export function indexOfEntryKey(key: Uint8Array): number {
+  if (key.byteLength !== 9 || key[0] !== ENTRY_PREFIX) throw new RecordError(`malformed entry key of ${key.byteLength} bytes`);
+  return Number(new DataView(key.buffer, key.byteOffset, key.byteLength).getBigUint64(1));
+}
