@@ -1,0 +1,309 @@
+import type { ResolvedOptions } from './config.js';
+import type { RaftLog } from './log.js';
+import type { OutgoingMessage } from './outgoing.js';
+import { Progress } from './progress.js';
+import { quorumMatchIndex, quorumSize } from './quorum.js';
+import { ReadIndexTracker, type ConfirmedRead, type ReadRequest } from './read-index.js';
+import { probeIndexFromHint } from './replication.js';
+import type {
+  AppendResponse,
+  Entry,
+  FollowerProgress,
+  HeartbeatResponse,
+  Message,
+  NodeId,
+  ProposeResult,
+  TransferResult,
+} from './types.js';
+
+/** What a leader needs of its node. The term never changes under a Leadership: a new term ends it. */
+export interface LeaderContext {
+  readonly id: NodeId;
+  readonly term: number;
+  readonly voters: readonly NodeId[];
+  readonly log: RaftLog;
+  readonly options: ResolvedOptions;
+  send(message: OutgoingMessage): void;
+  /** A read asked on this node is confirmed at `index`; the node serves it once applied that far. */
+  localReadConfirmed(requestId: string, index: number): void;
+  mayCommitByCounting(index: number): boolean;
+  requiresQuorumForRead(): boolean;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Everything a node does and remembers only while it leads one term: the
+ * followers' progress, replication, the commit rule, heartbeats, CheckQuorum,
+ * ReadIndex rounds and leadership transfer. Created when the node wins an
+ * election, dropped when it steps down, so nothing of it can leak into a
+ * later term.
+ */
+export class Leadership {
+  private readonly progress: Map<NodeId, Progress>;
+  private transferee: NodeId | null = null;
+  private transferElapsed = 0;
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private readonly readRounds = new ReadIndexTracker();
+  /** Reads asked before an entry of this term committed (dissertation §6.4, step 1). */
+  private readsAwaitingCommit: ReadRequest[] = [];
+  /** Reads asked since the last output; one heartbeat round confirms them all. */
+  private readsToStart: ReadRequest[] = [];
+  private appendBroadcastPending = true;
+
+  constructor(private readonly ctx: LeaderContext) {
+    const { log, options } = ctx;
+    this.progress = new Map(
+      this.peers().map((peer) => [peer, new Progress(peer, log.lastIndex() + 1, options.maxInflightMessages)]),
+    );
+    // A no-op of our own term lets earlier entries commit (§5.4.2) and is needed before serving reads (§6.4).
+    log.appendNew([{ index: log.lastIndex() + 1, term: ctx.term, kind: 'noop', data: EMPTY }]);
+  }
+
+  get transferringTo(): NodeId | null {
+    return this.transferee;
+  }
+
+  followerProgress(): FollowerProgress[] {
+    return [...this.progress.values()].map((p) => p.snapshot());
+  }
+
+  /** Returns why the leader must step down, or null. */
+  tick(): string | null {
+    const { options, voters } = this.ctx;
+    this.electionElapsed++;
+    this.heartbeatElapsed++;
+    if (this.transferee !== null && ++this.transferElapsed >= options.electionTicks) this.transferee = null;
+    if (this.electionElapsed >= options.electionTicks) {
+      this.electionElapsed = 0;
+      if (options.checkQuorum) {
+        let active = 1;
+        for (const progress of this.progress.values()) {
+          if (progress.recentlyActive) active++;
+          progress.recentlyActive = false;
+        }
+        if (active < quorumSize(voters.length)) {
+          return `check quorum failed: heard from ${active} of ${voters.length} voters in an election timeout`;
+        }
+      }
+    }
+    if (this.heartbeatElapsed >= options.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      const context = this.readRounds.latestContext();
+      for (const peer of this.peers()) this.sendHeartbeat(peer, context);
+    }
+    return null;
+  }
+
+  step(message: Message): void {
+    switch (message.type) {
+      case 'AppendResponse':
+        this.handleAppendResponse(message);
+        return;
+      case 'HeartbeatResponse':
+        this.handleHeartbeatResponse(message);
+        return;
+      case 'ReadIndexRequest':
+        this.queueReads(message.requestIds.map((requestId) => ({ requestId, requester: message.from })));
+        return;
+      default:
+        return;
+    }
+  }
+
+  propose(data: Uint8Array): ProposeResult {
+    const { id, term, log, options } = this.ctx;
+    if (this.transferee !== null) {
+      return {
+        accepted: false,
+        reason: 'transfer-in-progress',
+        leader: id,
+        message: `node ${id} is handing leadership to ${this.transferee} (term ${term}); retry shortly`,
+      };
+    }
+    if (data.byteLength > options.maxProposalBytes) {
+      return {
+        accepted: false,
+        reason: 'too-large',
+        leader: id,
+        message: `proposal of ${data.byteLength} bytes exceeds the limit of ${options.maxProposalBytes} bytes`,
+      };
+    }
+    const entry: Entry = { index: log.lastIndex() + 1, term, kind: 'command', data };
+    log.appendNew([entry]);
+    this.appendBroadcastPending = true;
+    return { accepted: true, index: entry.index, term };
+  }
+
+  queueReads(requests: readonly ReadRequest[]): void {
+    if (this.committedInCurrentTerm()) this.readsToStart.push(...requests);
+    else this.readsAwaitingCommit.push(...requests);
+  }
+
+  transfer(to: NodeId): TransferResult {
+    const { id, term, voters, log } = this.ctx;
+    if (to === id) {
+      return { accepted: false, reason: 'already-leader', leader: id, message: `node ${to} already leads term ${term}` };
+    }
+    const progress = this.progress.get(to);
+    if (progress === undefined) {
+      return {
+        accepted: false,
+        reason: 'unknown-node',
+        leader: id,
+        message: `node ${to} is not a voter of this cluster (voters: ${voters.join(', ')})`,
+      };
+    }
+    if (this.transferee !== to) {
+      this.transferee = to;
+      this.transferElapsed = 0;
+    }
+    // Asked again for the same target: a TimeoutNow may have been lost, so send it again if the target is ready.
+    if (progress.matchIndex === log.lastIndex()) this.ctx.send({ type: 'TimeoutNow', to });
+    else this.sendAppend(to, true);
+    return { accepted: true };
+  }
+
+  /** The caller persisted entries: the leader counts its own copy only once it is on disk. */
+  onEntriesPersisted(): void {
+    if (this.maybeCommit()) this.appendBroadcastPending = true;
+  }
+
+  hasPendingWork(): boolean {
+    return this.appendBroadcastPending || this.readsToStart.length > 0;
+  }
+
+  /** Work batched per output: one append per follower and one heartbeat round for all new reads. */
+  flush(): void {
+    const { id, log, requiresQuorumForRead } = this.ctx;
+    if (this.readsToStart.length > 0) {
+      const requests = this.readsToStart;
+      this.readsToStart = [];
+      if (requiresQuorumForRead()) {
+        const context = this.readRounds.start(log.committed, requests, id);
+        for (const peer of this.peers()) this.sendHeartbeat(peer, context);
+      } else {
+        this.releaseConfirmedRead({ index: log.committed, requests });
+      }
+    }
+    if (this.appendBroadcastPending) {
+      this.appendBroadcastPending = false;
+      for (const peer of this.peers()) this.sendAppend(peer, true);
+    }
+  }
+
+  /** Leadership ends: every read still pending, for the node to fail. */
+  abandonReads(): ReadRequest[] {
+    return [...this.readRounds.clear(), ...this.readsAwaitingCommit, ...this.readsToStart];
+  }
+
+  private handleAppendResponse(response: AppendResponse): void {
+    const progress = this.progress.get(response.from);
+    if (progress === undefined) return;
+    progress.recentlyActive = true;
+    if (!response.success) {
+      if (progress.rejected(response.rejectedIndex, probeIndexFromHint(this.ctx.log, response))) {
+        this.sendAppend(response.from, true);
+      }
+      return;
+    }
+    const advanced = progress.acknowledge(response.matchIndex);
+    // A probe answered at the index we already knew still proves the logs match there.
+    const probeConfirmed = progress.state === 'probe' && response.matchIndex === progress.matchIndex;
+    if (!advanced && !probeConfirmed) return;
+    if (progress.state === 'probe') progress.becomeReplicate();
+    if (this.maybeCommit()) this.appendBroadcastPending = true;
+    while (this.sendAppend(response.from, false)) {
+      // Fill the pipeline up to the in-flight limit.
+    }
+    if (this.transferee === response.from && progress.matchIndex === this.ctx.log.lastIndex()) {
+      this.ctx.send({ type: 'TimeoutNow', to: response.from });
+    }
+  }
+
+  private handleHeartbeatResponse(response: HeartbeatResponse): void {
+    const progress = this.progress.get(response.from);
+    if (progress === undefined) return;
+    progress.recentlyActive = true;
+    progress.onHeartbeatResponse();
+    // An empty append doubles as a probe: it also uncovers appends that were lost.
+    if (progress.matchIndex < this.ctx.log.lastIndex()) this.sendAppend(response.from, true);
+    if (response.readContext !== null) {
+      const confirmed = this.readRounds.acknowledge(
+        response.readContext,
+        response.from,
+        quorumSize(this.ctx.voters.length),
+      );
+      for (const read of confirmed) this.releaseConfirmedRead(read);
+    }
+  }
+
+  /** Sends the follower what it lacks. Returns false if nothing was sent. */
+  private sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const { id, term, log, options } = this.ctx;
+    const progress = this.progress.get(to);
+    if (progress === undefined || progress.isPaused()) return false;
+    const prevLogIndex = progress.nextIndex - 1;
+    const prevLogTerm = log.termAt(prevLogIndex);
+    if (prevLogTerm === null) {
+      throw new Error(
+        `node ${id} (term ${term}): follower ${to} needs entries from ${progress.nextIndex}, ` +
+          `but the log starts at ${log.firstIndex()} and snapshots are not supported yet`,
+      );
+    }
+    const lastIndex = log.lastIndex();
+    const entries =
+      progress.nextIndex <= lastIndex ? log.slice(progress.nextIndex, lastIndex + 1, options.maxMessageBytes) : [];
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    this.ctx.send({ type: 'AppendRequest', to, prevLogIndex, prevLogTerm, entries, leaderCommit: log.committed });
+    progress.onAppendSent(prevLogIndex + entries.length, entries.length);
+    return true;
+  }
+
+  private sendHeartbeat(to: NodeId, readContext: number | null): void {
+    const progress = this.progress.get(to);
+    if (progress === undefined) return;
+    // Never tell a follower to commit beyond what it is known to hold.
+    const leaderCommit = Math.min(progress.matchIndex, this.ctx.log.committed);
+    this.ctx.send({ type: 'Heartbeat', to, leaderCommit, readContext });
+  }
+
+  private maybeCommit(): boolean {
+    const { log } = this.ctx;
+    const matches = [log.stableIndex()];
+    for (const progress of this.progress.values()) matches.push(progress.matchIndex);
+    const index = quorumMatchIndex(matches);
+    if (index <= log.committed || !this.ctx.mayCommitByCounting(index)) return false;
+    log.commitTo(index);
+    if (this.readsAwaitingCommit.length > 0 && this.committedInCurrentTerm()) {
+      this.readsToStart.push(...this.readsAwaitingCommit);
+      this.readsAwaitingCommit = [];
+    }
+    return true;
+  }
+
+  private committedInCurrentTerm(): boolean {
+    return this.ctx.log.termAt(this.ctx.log.committed) === this.ctx.term;
+  }
+
+  private releaseConfirmedRead(read: ConfirmedRead): void {
+    const forwarded = new Map<NodeId, string[]>();
+    for (const request of read.requests) {
+      if (request.requester === this.ctx.id) {
+        this.ctx.localReadConfirmed(request.requestId, read.index);
+      } else {
+        const ids = forwarded.get(request.requester) ?? [];
+        ids.push(request.requestId);
+        forwarded.set(request.requester, ids);
+      }
+    }
+    for (const [requester, requestIds] of forwarded) {
+      this.ctx.send({ type: 'ReadIndexResponse', to: requester, requestIds, index: read.index });
+    }
+  }
+
+  private peers(): NodeId[] {
+    return this.ctx.voters.filter((voter) => voter !== this.ctx.id);
+  }
+}
