@@ -1,0 +1,87 @@
+/**
+ * The client service raftlog.v1.RaftLog (proto/raftlog/v1/client.proto),
+ * loaded at run time with @grpc/proto-loader: camelCase fields, uint64 as
+ * numbers, enums by name, bytes as Buffer, defaults filled in.
+ */
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+export const CLIENT_PROTO_PATH = fileURLToPath(new URL('../../proto/raftlog/v1/client.proto', import.meta.url));
+
+const packageDefinition = protoLoader.loadSync(CLIENT_PROTO_PATH, {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+});
+
+export const raftLogServiceDefinition = packageDefinition['raftlog.v1.RaftLog'] as unknown as grpc.ServiceDefinition;
+
+/** A generic client of raftlog.v1.RaftLog, used by a follower to forward a call to its leader. */
+export const RaftLogGrpcClient = grpc.makeGenericClientConstructor(raftLogServiceDefinition, 'RaftLog');
+
+export type RaftLogMethod = 'put' | 'get' | 'delete' | 'compareAndSwap' | 'append' | 'status';
+
+export interface LogPosition {
+  index: number;
+  term: number;
+}
+export interface PutRequest {
+  key: Buffer;
+  value: Buffer;
+}
+export interface WriteReply {
+  position: LogPosition;
+  leader: string;
+}
+export type ReadConsistencyName =
+  | 'READ_CONSISTENCY_UNSPECIFIED'
+  | 'READ_CONSISTENCY_LINEARIZABLE'
+  | 'READ_CONSISTENCY_LOCAL';
+export interface GetRequest {
+  key: Buffer;
+  consistency: ReadConsistencyName;
+}
+export interface GetReply {
+  found: boolean;
+  value: Buffer | Uint8Array;
+  readIndex: number;
+  leader: string;
+}
+export interface DeleteRequest {
+  key: Buffer;
+}
+export interface DeleteReply {
+  position: LogPosition;
+  leader: string;
+  existed: boolean;
+}
+export interface CompareAndSwapRequest {
+  key: Buffer;
+  expected: Buffer;
+  expectAbsent: boolean;
+  value: Buffer;
+}
+export interface CompareAndSwapReply {
+  position: LogPosition;
+  leader: string;
+  succeeded: boolean;
+  found: boolean;
+  current: Buffer | Uint8Array;
+}
+export interface AppendRecordRequest {
+  record: Buffer;
+}
+export interface StatusReply {
+  node: string;
+  role: string;
+  term: number;
+  leader: string;
+  commitIndex: number;
+  appliedIndex: number;
+  lastLogIndex: number;
+  members: string[];
+  digest: string;
+}

@@ -1,0 +1,34 @@
+import * as grpc from '@grpc/grpc-js';
+import type { NodeId } from '../raft/types.js';
+
+/** An error that becomes a gRPC status for the client. */
+export class ClientError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ClientError';
+  }
+}
+
+/** This node cannot do it, but the leader (if known) can. */
+export class NotLeaderError extends ClientError {
+  constructor(
+    readonly node: NodeId,
+    readonly term: number,
+    readonly leader: NodeId | null,
+  ) {
+    super(
+      grpc.status.UNAVAILABLE,
+      leader === null
+        ? `no leader is known to node ${node} in term ${term} (an election may be under way); retry shortly`
+        : `node ${node} is not the leader; ${leader} leads term ${term}`,
+    );
+    this.name = 'NotLeaderError';
+  }
+}
+
+export const invalidArgument = (message: string) => new ClientError(grpc.status.INVALID_ARGUMENT, message);
+export const unavailable = (message: string) => new ClientError(grpc.status.UNAVAILABLE, message);
+export const deadlineExceeded = (message: string) => new ClientError(grpc.status.DEADLINE_EXCEEDED, message);

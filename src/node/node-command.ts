@@ -1,0 +1,123 @@
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import type { NodeId } from '../raft/types.js';
+import { NODE_DEFAULTS, RaftNode } from './raft-node.js';
+
+export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR
+       [--cluster NAME] [--tick-ms ${NODE_DEFAULTS.tickMs}] [--election-ticks ${NODE_DEFAULTS.electionTicks}]
+       [--heartbeat-ticks ${NODE_DEFAULTS.heartbeatTicks}] [--log-level info]
+
+Runs one raftlog server: Raft with its peers and the client API on HOST:PORT.
+--peers lists every member, this node included. Logs are JSON lines on stdout.
+SIGTERM or SIGINT stops it gracefully.`;
+
+export class UsageError extends Error {}
+
+export interface NodeCommandOptions {
+  readonly id: NodeId;
+  readonly listen: string;
+  readonly peers: Map<NodeId, string>;
+  readonly dataDir: string;
+  readonly cluster: string;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly logLevel: string;
+}
+
+export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: {
+        id: { type: 'string' },
+        listen: { type: 'string' },
+        peers: { type: 'string' },
+        data: { type: 'string' },
+        cluster: { type: 'string', default: NODE_DEFAULTS.cluster },
+        'tick-ms': { type: 'string', default: String(NODE_DEFAULTS.tickMs) },
+        'election-ticks': { type: 'string', default: String(NODE_DEFAULTS.electionTicks) },
+        'heartbeat-ticks': { type: 'string', default: String(NODE_DEFAULTS.heartbeatTicks) },
+        'log-level': { type: 'string', default: 'info' },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const required = (name: 'id' | 'listen' | 'peers' | 'data'): string => {
+    const value = values[name];
+    if (value === undefined || value === '') throw new UsageError(`--${name} is required`);
+    return value;
+  };
+  const id = required('id');
+  const peers = parsePeers(required('peers'));
+  if (!peers.has(id)) throw new UsageError(`--peers must include this node (${id}); got ${[...peers.keys()].join(', ')}`);
+  const positive = (name: 'tick-ms' | 'election-ticks' | 'heartbeat-ticks'): number => {
+    const n = Number(values[name]);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${values[name]}`);
+    return n;
+  };
+  return {
+    id,
+    listen: required('listen'),
+    peers,
+    dataDir: required('data'),
+    cluster: values.cluster,
+    tickMs: positive('tick-ms'),
+    electionTicks: positive('election-ticks'),
+    heartbeatTicks: positive('heartbeat-ticks'),
+    logLevel: values['log-level'],
+  };
+}
+
+export function parsePeers(text: string): Map<NodeId, string> {
+  const peers = new Map<NodeId, string>();
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const match = /^([A-Za-z0-9_.-]+)=([^=\s]+:\d+)$/.exec(part);
+    if (match === null) throw new UsageError(`--peers entry "${part}" is not ID=HOST:PORT`);
+    const [, id, address] = match as unknown as [string, string, string];
+    if (peers.has(id)) throw new UsageError(`--peers names ${id} twice`);
+    peers.set(id, address);
+  }
+  if (peers.size === 0) throw new UsageError('--peers is empty');
+  return peers;
+}
+
+/** Runs a node until SIGTERM/SIGINT. Returns the process exit code. */
+export async function runNode(args: readonly string[]): Promise<number> {
+  let options: NodeCommandOptions;
+  try {
+    options = parseNodeArgs(args);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`raftlog node: ${error.message}\n\n${NODE_USAGE}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
+  let node: RaftNode;
+  try {
+    node = await RaftNode.start({ ...options, logger });
+  } catch (error) {
+    logger.fatal({ event: 'start-failed', err: error }, (error as Error).message);
+    process.stderr.write(`raftlog node ${options.id}: ${(error as Error).message}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ event: 'signal', signal }, 'stopping');
+      node.stop().then(
+        () => resolve(0),
+        (error: unknown) => {
+          logger.error({ event: 'stop-failed', err: error }, 'stop failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

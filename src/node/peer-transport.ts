@@ -1,0 +1,561 @@
+/**
+ * Raft traffic between node processes over gRPC (raftlog.v1.RaftPeer/Deliver).
+ *
+ * Receiving: `createPeerService` checks each batch, decodes it and hands the
+ * messages to the node at once; the reply only says "received".
+ *
+ * Sending: `PeerClients` queues messages per peer and keeps at most one
+ * Deliver call in flight to each, so a peer gets messages in the order they
+ * were sent, and whatever queued while a call was in flight goes as the next
+ * batch. It never blocks and never waits for a slow or dead peer: Raft
+ * retransmits what matters, so when a peer cannot be reached its backlog is
+ * dropped rather than replayed late.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Message, NodeId } from '../raft/types.js';
+import { deliverMethod, raftPeerServiceDefinition } from './raft-proto.js';
+import {
+  fromWire,
+  toWire,
+  WireFormatError,
+  type WireDeliverReply,
+  type WireMessageBatch,
+  type WireRaftMessage,
+} from './wire-codec.js';
+
+export { raftPeerServiceDefinition } from './raft-proto.js';
+
+const MiB = 1024 * 1024;
+
+/**
+ * Largest Deliver request or reply either side accepts. One append carries up
+ * to maxMessageBytes of entries (512 KiB by default) and a batch several
+ * appends; PeerClients keeps its batches well below this (maxBatchBytes).
+ */
+export const PEER_MAX_MESSAGE_BYTES = 64 * MiB;
+
+/**
+ * Channel options for a LAN or loopback cluster: keepalive pings notice a dead
+ * peer (no RST, e.g. a host gone or a partition) within a few seconds even
+ * when no call is in flight, and reconnection is retried at least once a
+ * second instead of gRPC's default backoff of up to two minutes, so a
+ * restarted peer is back as soon as it listens.
+ */
+export const PEER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_send_message_length': PEER_MAX_MESSAGE_BYTES,
+  'grpc.max_receive_message_length': PEER_MAX_MESSAGE_BYTES,
+  'grpc.keepalive_time_ms': 5_000,
+  'grpc.keepalive_timeout_ms': 2_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.initial_reconnect_backoff_ms': 50,
+  'grpc.max_reconnect_backoff_ms': 1_000,
+  // Each PeerClients owns its connections: closing it never affects another instance.
+  'grpc.use_local_subchannel_pool': 1,
+  'grpc.enable_channelz': 0,
+};
+
+/** Server options to go with PEER_CHANNEL_OPTIONS (message size; pings to notice dead clients). */
+export const PEER_SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_send_message_length': PEER_MAX_MESSAGE_BYTES,
+  'grpc.max_receive_message_length': PEER_MAX_MESSAGE_BYTES,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 2_000,
+  'grpc.enable_channelz': 0,
+};
+
+// ---------------------------------------------------------------------------
+// Receiving
+
+export interface PeerServiceOptions {
+  /** This node's id: batches addressed to another id are refused. */
+  readonly self: NodeId;
+  /** The cluster's name: batches from another cluster are refused. */
+  readonly cluster: string;
+  /**
+   * Called with every accepted batch, in arrival order, before the reply goes
+   * out. It must not wait for Raft: queue the messages and return.
+   */
+  readonly onMessages: (from: NodeId, messages: Message[]) => void;
+  readonly logger: Logger;
+}
+
+interface Refusal {
+  readonly code: grpc.status;
+  readonly details: string;
+}
+
+/**
+ * The implementation of raftlog.v1.RaftPeer, for
+ * `server.addService(raftPeerServiceDefinition, createPeerService(...))`.
+ */
+export function createPeerService(options: PeerServiceOptions): grpc.UntypedServiceImplementation {
+  const { self, cluster, onMessages } = options;
+  const log = options.logger.child({ component: 'peer-service' });
+
+  const refuse = (refusal: Refusal, batch: WireMessageBatch, peer: string): Refusal => {
+    log.warn(
+      { from: batch.from, peerAddress: peer, code: grpc.status[refusal.code], reason: refusal.details },
+      'refused a batch from a peer',
+    );
+    return refusal;
+  };
+
+  const Deliver: grpc.handleUnaryCall<WireMessageBatch, WireDeliverReply> = (call, callback) => {
+    const batch = call.request;
+    const refusal = checkBatch(batch, self, cluster);
+    if (refusal !== null) {
+      callback(refuse(refusal, batch, call.getPeer()));
+      return;
+    }
+    const messages: Message[] = [];
+    for (const [i, wire] of batch.messages.entries()) {
+      try {
+        messages.push(fromWire(batch.from, self, wire));
+      } catch (error) {
+        const where = `message ${i + 1} of ${batch.messages.length} in the batch from ${batch.from}`;
+        if (error instanceof WireFormatError) {
+          callback(refuse({ code: grpc.status.INVALID_ARGUMENT, details: `${where}: ${error.message}` }, batch, call.getPeer()));
+        } else {
+          log.error({ from: batch.from, err: error }, 'failed to decode a message');
+          callback({ code: grpc.status.INTERNAL, details: `node ${self} failed to decode ${where}` });
+        }
+        return;
+      }
+    }
+    log.debug({ from: batch.from, messages: messages.length }, 'batch received');
+    if (messages.length > 0) {
+      try {
+        onMessages(batch.from, messages);
+      } catch (error) {
+        log.error({ from: batch.from, err: error }, 'the node failed to take a batch of messages');
+        callback({
+          code: grpc.status.INTERNAL,
+          details: `node ${self} failed to take the batch: ${error instanceof Error ? error.message : String(error)}`,
+        });
+        return;
+      }
+    }
+    callback(null, {});
+  };
+  return { Deliver } as grpc.UntypedServiceImplementation;
+}
+
+function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string): Refusal | null {
+  const invalid = (details: string): Refusal => ({ code: grpc.status.INVALID_ARGUMENT, details });
+  const mismatch = (details: string): Refusal => ({ code: grpc.status.FAILED_PRECONDITION, details });
+  if (typeof batch.from !== 'string' || batch.from === '') {
+    return invalid(`batch to ${self} does not say which node sent it (field "from" is empty)`);
+  }
+  if (typeof batch.cluster !== 'string' || batch.cluster === '') {
+    return invalid(`batch from ${batch.from} does not name its cluster (field "cluster" is empty)`);
+  }
+  if (batch.cluster !== cluster) {
+    return mismatch(
+      `node ${self} belongs to cluster "${cluster}", but ${batch.from} sent a batch for cluster "${batch.cluster}": ` +
+        `is its peer list pointing at the wrong cluster?`,
+    );
+  }
+  if (typeof batch.to !== 'string' || batch.to === '') {
+    return invalid(`batch from ${batch.from} does not say which node it is for (field "to" is empty)`);
+  }
+  if (batch.to !== self) {
+    return mismatch(
+      `this is node ${self}, but ${batch.from} sent a batch meant for ${batch.to}: ` +
+        `${batch.from}'s address for ${batch.to} points at ${self}`,
+    );
+  }
+  if (batch.from === self) {
+    return mismatch(`node ${self} got a batch that claims to come from itself: do two nodes share the id ${self}?`);
+  }
+  if (!Array.isArray(batch.messages)) return invalid(`batch from ${batch.from} has no list of messages`);
+  return null;
+}
+
+/** Binds `server` to `address` ("host:port"; port 0 picks a free one) and returns the bound port. */
+export function bindPeerServer(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+      if (error !== null) reject(new Error(`cannot listen for peers on ${address}: ${error.message}`, { cause: error }));
+      else resolve(port);
+    });
+  });
+}
+
+/** Starts a gRPC server with only the peer service on it. */
+export async function startPeerServer(
+  address: string,
+  options: PeerServiceOptions,
+): Promise<{ readonly server: grpc.Server; readonly port: number }> {
+  const server = new grpc.Server(PEER_SERVER_OPTIONS);
+  server.addService(raftPeerServiceDefinition, createPeerService(options));
+  try {
+    return { server, port: await bindPeerServer(server, address) };
+  } catch (error) {
+    server.forceShutdown();
+    throw error;
+  }
+}
+
+/** Stops a server: lets calls in progress finish for up to `graceMs`, then cuts them. */
+export function stopPeerServer(server: grpc.Server, graceMs = 1_000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.forceShutdown(), graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Sending
+
+export interface PeerClientsOptions {
+  readonly self: NodeId;
+  readonly cluster: string;
+  /** Peer id -> "host:port" of its peer service. This node's own id may be listed; it is ignored. */
+  readonly peers: ReadonlyMap<NodeId, string>;
+  readonly logger: Logger;
+  /** Most messages in one Deliver call (default 1024). */
+  readonly maxBatchMessages?: number;
+  /** Roughly the most bytes in one Deliver call (default 16 MiB); a single larger message still goes alone. */
+  readonly maxBatchBytes?: number;
+  /** Per peer; beyond this the oldest queued messages are dropped (default 10000). */
+  readonly maxQueuedMessages?: number;
+  /** Deadline of one Deliver call (default 2000 ms). */
+  readonly callTimeoutMs?: number;
+  /** Wait after the first failure to reach a peer (default 50 ms), doubling up to maxBackoffMs. */
+  readonly initialBackoffMs?: number;
+  /** Default 1000 ms. */
+  readonly maxBackoffMs?: number;
+}
+
+/** What one link to a peer has done so far (for status pages, metrics and tests). */
+export interface PeerLinkStats {
+  readonly peer: NodeId;
+  readonly address: string;
+  /** 'unreachable': the last call could not reach it; 'refused': it answered with an error. */
+  readonly state: 'ok' | 'unreachable' | 'refused';
+  readonly queued: number;
+  readonly inFlight: boolean;
+  readonly sentBatches: number;
+  readonly sentMessages: number;
+  readonly failedCalls: number;
+  /** Dropped because the queue was full (oldest first). */
+  readonly droppedOverflow: number;
+  /** Dropped because a call failed: the batch in flight and everything queued behind it. */
+  readonly droppedFailed: number;
+}
+
+interface Queued {
+  readonly wire: WireRaftMessage;
+  readonly bytes: number;
+}
+
+interface PeerLink {
+  readonly id: NodeId;
+  readonly address: string;
+  client: grpc.Client | null;
+  queue: Queued[];
+  inFlight: boolean;
+  call: grpc.ClientUnaryCall | null;
+  settled: Promise<void> | null;
+  flushScheduled: boolean;
+  retryTimer: NodeJS.Timeout | null;
+  backoffMs: number;
+  state: 'ok' | 'unreachable' | 'refused';
+  lastRefusal: string | null;
+  failingSince: number;
+  droppedWhileFailing: number;
+  overflowing: boolean;
+  sentBatches: number;
+  sentMessages: number;
+  failedCalls: number;
+  droppedOverflow: number;
+  droppedFailed: number;
+}
+
+/**
+ * Sends the core's messages to peers. `send` queues and returns; a peer that
+ * is down costs nothing but a log line when it goes and one when it comes back.
+ */
+export class PeerClients {
+  private readonly self: NodeId;
+  private readonly cluster: string;
+  private readonly log: Logger;
+  private readonly links = new Map<NodeId, PeerLink>();
+  private readonly unknownPeers = new Set<NodeId>();
+  private readonly maxBatchMessages: number;
+  private readonly maxBatchBytes: number;
+  private readonly maxQueuedMessages: number;
+  private readonly callTimeoutMs: number;
+  private readonly initialBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private closing: Promise<void> | null = null;
+
+  constructor(options: PeerClientsOptions) {
+    this.self = options.self;
+    this.cluster = options.cluster;
+    this.log = options.logger.child({ component: 'peer-clients' });
+    this.maxBatchMessages = positive(options.maxBatchMessages ?? 1024, 'maxBatchMessages');
+    this.maxBatchBytes = positive(options.maxBatchBytes ?? 16 * MiB, 'maxBatchBytes');
+    this.maxQueuedMessages = positive(options.maxQueuedMessages ?? 10_000, 'maxQueuedMessages');
+    this.callTimeoutMs = positive(options.callTimeoutMs ?? 2_000, 'callTimeoutMs');
+    this.initialBackoffMs = positive(options.initialBackoffMs ?? 50, 'initialBackoffMs');
+    this.maxBackoffMs = Math.max(this.initialBackoffMs, options.maxBackoffMs ?? 1_000);
+    for (const [id, address] of options.peers) {
+      if (id === this.self) continue;
+      this.links.set(id, {
+        id,
+        address,
+        client: null,
+        queue: [],
+        inFlight: false,
+        call: null,
+        settled: null,
+        flushScheduled: false,
+        retryTimer: null,
+        backoffMs: 0,
+        state: 'ok',
+        lastRefusal: null,
+        failingSince: 0,
+        droppedWhileFailing: 0,
+        overflowing: false,
+        sentBatches: 0,
+        sentMessages: 0,
+        failedCalls: 0,
+        droppedOverflow: 0,
+        droppedFailed: 0,
+      });
+    }
+  }
+
+  /**
+   * Queues messages for their peers (`message.to`) and returns at once. Never
+   * throws because a peer is down; throws only on a caller's bug (a message
+   * from another node, or one the wire cannot carry). Messages to a node that
+   * is not in the peer list are dropped with a warning.
+   */
+  send(messages: readonly Message[]): void {
+    if (this.closing !== null) return;
+    const touched = new Set<PeerLink>();
+    for (const message of messages) {
+      if (message.from !== this.self) {
+        throw new Error(`PeerClients of ${this.self} asked to send a ${message.type} from ${message.from}`);
+      }
+      const link = this.links.get(message.to);
+      if (link === undefined) {
+        this.dropForUnknownPeer(message);
+        continue;
+      }
+      link.queue.push({ wire: toWire(message), bytes: estimateBytes(message) });
+      touched.add(link);
+    }
+    for (const link of touched) {
+      this.trimQueue(link);
+      this.scheduleFlush(link);
+    }
+  }
+
+  stats(): PeerLinkStats[] {
+    return [...this.links.values()].map((link) => ({
+      peer: link.id,
+      address: link.address,
+      state: link.state,
+      queued: link.queue.length,
+      inFlight: link.inFlight,
+      sentBatches: link.sentBatches,
+      sentMessages: link.sentMessages,
+      failedCalls: link.failedCalls,
+      droppedOverflow: link.droppedOverflow,
+      droppedFailed: link.droppedFailed,
+    }));
+  }
+
+  /** Drops what is queued, cancels calls in flight and closes the connections. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const settled: Promise<void>[] = [];
+    for (const link of this.links.values()) {
+      if (link.retryTimer !== null) clearTimeout(link.retryTimer);
+      link.retryTimer = null;
+      link.queue = [];
+      if (link.settled !== null) settled.push(link.settled);
+      link.call?.cancel();
+    }
+    await Promise.all(settled);
+    for (const link of this.links.values()) link.client?.close();
+  }
+
+  /** Sends on the next microtask, so messages queued by several send() calls in one turn share a batch. */
+  private scheduleFlush(link: PeerLink): void {
+    if (link.flushScheduled) return;
+    link.flushScheduled = true;
+    queueMicrotask(() => {
+      link.flushScheduled = false;
+      this.flush(link);
+    });
+  }
+
+  private flush(link: PeerLink): void {
+    if (this.closing !== null || link.inFlight || link.retryTimer !== null || link.queue.length === 0) return;
+    const batch = this.takeBatch(link);
+    const request: WireMessageBatch = {
+      from: this.self,
+      to: link.id,
+      cluster: this.cluster,
+      messages: batch.map((queued) => queued.wire),
+    };
+    link.client ??= new grpc.Client(link.address, grpc.credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
+    const started = performance.now();
+    let settle!: () => void;
+    link.settled = new Promise((resolve) => (settle = resolve));
+    link.inFlight = true;
+    const call = link.client.makeUnaryRequest(
+      deliverMethod.path,
+      deliverMethod.requestSerialize,
+      deliverMethod.responseDeserialize,
+      request,
+      new grpc.Metadata(),
+      { deadline: Date.now() + this.callTimeoutMs },
+      (error) => {
+        link.inFlight = false;
+        link.call = null;
+        link.settled = null;
+        settle();
+        if (this.closing !== null) return;
+        if (error) this.onFailure(link, error, batch.length);
+        else this.onSuccess(link, batch.length, performance.now() - started);
+        this.scheduleFlush(link);
+      },
+    );
+    if (link.inFlight) link.call = call;
+  }
+
+  private takeBatch(link: PeerLink): Queued[] {
+    const queue = link.queue;
+    let count = 0;
+    let bytes = 0;
+    while (count < queue.length && count < this.maxBatchMessages) {
+      const next = (queue[count] as Queued).bytes;
+      if (count > 0 && bytes + next > this.maxBatchBytes) break;
+      bytes += next;
+      count += 1;
+    }
+    if (count === queue.length) {
+      link.queue = [];
+      return queue;
+    }
+    return queue.splice(0, count);
+  }
+
+  private trimQueue(link: PeerLink): void {
+    const excess = link.queue.length - this.maxQueuedMessages;
+    if (excess <= 0) return;
+    link.queue.splice(0, excess);
+    link.droppedOverflow += excess;
+    if (!link.overflowing) {
+      link.overflowing = true;
+      this.log.warn(
+        { peer: link.id, address: link.address, maxQueuedMessages: this.maxQueuedMessages },
+        'peer queue full: dropping the oldest messages',
+      );
+    }
+  }
+
+  private onSuccess(link: PeerLink, messages: number, ms: number): void {
+    link.sentBatches += 1;
+    link.sentMessages += messages;
+    link.backoffMs = 0;
+    if (link.state !== 'ok') {
+      this.log.info(
+        {
+          peer: link.id,
+          address: link.address,
+          downForMs: Math.round(performance.now() - link.failingSince),
+          droppedMessages: link.droppedWhileFailing,
+        },
+        link.state === 'unreachable' ? 'peer reachable again' : 'peer accepts messages again',
+      );
+      link.state = 'ok';
+      link.lastRefusal = null;
+    }
+    if (link.overflowing && link.queue.length === 0) link.overflowing = false;
+    this.log.debug({ peer: link.id, messages, ms: Math.round(ms * 10) / 10 }, 'batch delivered');
+  }
+
+  private onFailure(link: PeerLink, error: grpc.ServiceError, messages: number): void {
+    link.failedCalls += 1;
+    // Raft retransmits whatever matters; a backlog replayed late only gets in the way.
+    const dropped = messages + link.queue.length;
+    link.queue = [];
+    link.droppedFailed += dropped;
+    link.overflowing = false;
+    link.backoffMs = link.backoffMs === 0 ? this.initialBackoffMs : Math.min(link.backoffMs * 2, this.maxBackoffMs);
+    const code = grpc.status[error.code] ?? String(error.code);
+    const fields = { peer: link.id, address: link.address, code, error: error.details };
+    const unreachable =
+      error.code === grpc.status.UNAVAILABLE ||
+      error.code === grpc.status.DEADLINE_EXCEEDED ||
+      error.code === grpc.status.CANCELLED;
+    if (link.state === 'ok') {
+      link.failingSince = performance.now();
+      link.droppedWhileFailing = 0;
+    }
+    link.droppedWhileFailing += dropped;
+    if (unreachable) {
+      if (link.state !== 'unreachable') this.log.info(fields, 'peer unreachable');
+      link.state = 'unreachable';
+    } else {
+      // The peer answered but refused (wrong cluster or node id, a message it cannot decode, ...).
+      const refusal = `${code}: ${error.details}`;
+      if (link.state !== 'refused' || link.lastRefusal !== refusal) this.log.warn(fields, 'peer refused messages');
+      link.state = 'refused';
+      link.lastRefusal = refusal;
+    }
+    this.log.debug({ ...fields, dropped, retryInMs: link.backoffMs }, 'delivery failed');
+    link.retryTimer = setTimeout(() => {
+      link.retryTimer = null;
+      this.flush(link);
+    }, link.backoffMs);
+    link.retryTimer.unref();
+  }
+
+  private dropForUnknownPeer(message: Message): void {
+    if (message.to === this.self) {
+      throw new Error(`PeerClients of ${this.self} asked to send a ${message.type} to itself`);
+    }
+    if (this.unknownPeers.has(message.to)) return;
+    this.unknownPeers.add(message.to);
+    this.log.warn({ peer: message.to, type: message.type }, 'no address for peer: dropping its messages');
+  }
+}
+
+/** Rough size on the wire, to keep batches well under PEER_MAX_MESSAGE_BYTES. */
+function estimateBytes(message: Message): number {
+  switch (message.type) {
+    case 'AppendRequest': {
+      let bytes = 48;
+      for (const entry of message.entries) bytes += entry.data.byteLength + 32;
+      return bytes;
+    }
+    case 'ReadIndexRequest':
+    case 'ReadIndexResponse': {
+      let bytes = 32;
+      for (const id of message.requestIds) bytes += id.length * 3 + 4;
+      return bytes;
+    }
+    default:
+      return 48;
+  }
+}
+
+function positive(value: number, name: string): number {
+  if (!(value > 0)) throw new RangeError(`PeerClients: ${name} must be positive, got ${value}`);
+  return value;
+}

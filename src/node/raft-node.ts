@@ -1,0 +1,324 @@
+import { randomInt } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { LevelLogStorage } from '../log/level-storage.js';
+import { RaftCore } from '../raft/core.js';
+import { SeededRandom } from '../raft/random.js';
+import type { Entry, Message, NodeId, RaftOutput, RaftStatus, ReadFailed, ReadReady } from '../raft/types.js';
+import { encodeCommand, type KvCommand } from './kv-commands.js';
+import { KvStateMachine, type KvResult } from './kv-state-machine.js';
+import { createClientService } from './client-service.js';
+import { raftLogServiceDefinition } from './client-proto.js';
+import { ClientError, deadlineExceeded, NotLeaderError, unavailable } from './errors.js';
+import { createPeerService, PEER_SERVER_OPTIONS, PeerClients } from './peer-transport.js';
+import { raftPeerServiceDefinition } from './raft-proto.js';
+
+export interface RaftNodeOptions {
+  readonly id: NodeId;
+  /** host:port this node serves peers and clients on. */
+  readonly listen: string;
+  /** Every member, this node included: id → host:port. */
+  readonly peers: ReadonlyMap<NodeId, string>;
+  readonly dataDir: string;
+  /** Nodes refuse peer traffic of another cluster name. */
+  readonly cluster?: string;
+  /** Length of one tick of the core's logical clock. */
+  readonly tickMs?: number;
+  /** Election timeout in ticks: a follower campaigns after [electionTicks, 2·electionTicks) silent ticks. */
+  readonly electionTicks?: number;
+  /** Heartbeat interval in ticks. */
+  readonly heartbeatTicks?: number;
+  readonly logger: Logger;
+}
+
+export const NODE_DEFAULTS = { tickMs: 50, electionTicks: 10, heartbeatTicks: 1, cluster: 'raftlog' } as const;
+
+export interface Committed {
+  readonly index: number;
+  readonly term: number;
+  readonly result: KvResult;
+}
+
+export interface ReadResult {
+  readonly value: Uint8Array | null;
+  /** The applied index the read was served at. */
+  readonly index: number;
+}
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+/** Largest command: a value of 1 MiB plus its key and framing. */
+const MAX_PROPOSAL_BYTES = 1024 * 1024 + 8 * 1024;
+
+/**
+ * One raftlog server process: it drives the consensus core with a timer, the
+ * peer transport and the LevelDB log, applies committed entries to the
+ * key-value state machine, and answers the client service's proposals and
+ * reads. It follows the core's output contract: persist (fsync) → send →
+ * apply → serve reads → acknowledge. While a write is on its way to disk the
+ * core keeps taking messages and proposals; they go out with the next output,
+ * so concurrent proposals share one fsync.
+ */
+export class RaftNode {
+  private readonly proposals = new Map<number, Waiter<Committed> & { readonly term: number }>();
+  private readonly reads = new Map<string, Waiter<ReadResult> & { readonly key: Uint8Array }>();
+  private readCounter = 0;
+  private processing = false;
+  private scheduled = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | null = null;
+  private lastRole: RaftStatus['role'] | null = null;
+
+  private constructor(
+    readonly options: RaftNodeOptions,
+    private readonly core: RaftCore,
+    private readonly storage: LevelLogStorage,
+    private readonly kv: KvStateMachine,
+    private readonly peers: PeerClients,
+    private readonly server: grpc.Server,
+    readonly port: number,
+    private readonly logger: Logger,
+  ) {}
+
+  static async start(options: RaftNodeOptions): Promise<RaftNode> {
+    const logger = options.logger.child({ node: options.id });
+    if (!options.peers.has(options.id)) {
+      throw new Error(`node ${options.id} is not among the peers (${[...options.peers.keys()].join(', ')})`);
+    }
+    const cluster = options.cluster ?? NODE_DEFAULTS.cluster;
+    const storage = await LevelLogStorage.open(options.dataDir, { voters: [...options.peers.keys()] });
+    const core = new RaftCore(
+      {
+        id: options.id,
+        electionTicks: options.electionTicks ?? NODE_DEFAULTS.electionTicks,
+        heartbeatTicks: options.heartbeatTicks ?? NODE_DEFAULTS.heartbeatTicks,
+        maxProposalBytes: MAX_PROPOSAL_BYTES,
+        // Only election timeouts are random; each process draws its own seed.
+        random: new SeededRandom(randomInt(0x7fffffff)),
+      },
+      storage,
+    );
+    const others = new Map([...options.peers].filter(([id]) => id !== options.id));
+    const peers = new PeerClients({ self: options.id, cluster, peers: others, logger });
+    const server = new grpc.Server(PEER_SERVER_OPTIONS);
+    let node: RaftNode | null = null;
+    server.addService(
+      raftPeerServiceDefinition,
+      createPeerService({
+        self: options.id,
+        cluster,
+        logger,
+        onMessages: (_from: NodeId, messages: Message[]) => node?.receive(messages),
+      }),
+    );
+    server.addService(raftLogServiceDefinition, createClientService(() => node, logger));
+    let port: number;
+    try {
+      port = await bind(server, options.listen);
+    } catch (error) {
+      await peers.close();
+      await storage.close();
+      throw error;
+    }
+    node = new RaftNode(options, core, storage, new KvStateMachine(), peers, server, port, logger);
+    node.startTicking(options.tickMs ?? NODE_DEFAULTS.tickMs);
+    logger.info(
+      { event: 'started', listen: options.listen, port, dataDir: options.dataDir, term: core.status().term, lastIndex: core.lastIndex() },
+      'node started',
+    );
+    node.schedule();
+    return node;
+  }
+
+  get id(): NodeId {
+    return this.options.id;
+  }
+
+  /**
+   * Appends a command through Raft; resolves once it is committed and applied
+   * here. Leader only. Past the deadline it fails with DEADLINE_EXCEEDED: the
+   * entry may still commit later (the outcome is unknown to the caller).
+   */
+  propose(command: KvCommand, deadline: number): Promise<Committed> {
+    this.ensureRunning();
+    const result = this.core.propose(encodeCommand(command));
+    if (!result.accepted) {
+      if (result.reason === 'not-leader') throw new NotLeaderError(this.id, this.core.status().term, result.leader);
+      if (result.reason === 'too-large') throw new ClientError(grpc.status.INVALID_ARGUMENT, result.message);
+      throw unavailable(result.message);
+    }
+    this.schedule();
+    return this.wait(this.proposals, result.index, deadline, { term: result.term }, () =>
+      `no commit of index ${result.index} before the deadline; the write may or may not take effect`,
+    );
+  }
+
+  /** A linearizable read (ReadIndex): confirmed by the leader, served here once applied that far. */
+  linearizableGet(key: Uint8Array, deadline: number): Promise<ReadResult> {
+    this.ensureRunning();
+    const requestId = `${this.id}.${process.pid}.${++this.readCounter}`;
+    const accepted = this.core.readIndex(requestId);
+    if (!accepted.accepted) throw new NotLeaderError(this.id, this.core.status().term, null);
+    this.schedule();
+    return this.wait(this.reads, requestId, deadline, { key }, () => 'the read was not confirmed before the deadline');
+  }
+
+  /** This node's state as it is: fast, possibly stale. */
+  localGet(key: Uint8Array): ReadResult {
+    return { value: this.kv.get(key), index: this.kv.appliedIndex };
+  }
+
+  status(): RaftStatus & { digest: string; appliedIndex: number } {
+    return { ...this.core.status(), appliedIndex: this.kv.appliedIndex, digest: this.kv.digest() };
+  }
+
+  addressOf(id: NodeId): string | undefined {
+    return this.options.peers.get(id);
+  }
+
+  /** Graceful stop: no new work, pending callers told, disk and sockets closed. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    const reason = unavailable(`node ${this.id} is shutting down`);
+    for (const pending of this.proposals.values()) pending.reject(reason);
+    for (const pending of this.reads.values()) pending.reject(reason);
+    this.proposals.clear();
+    this.reads.clear();
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    while (this.processing) await new Promise((resolve) => setImmediate(resolve));
+    await this.peers.close();
+    await this.storage.close();
+    this.logger.info({ event: 'stopped' }, 'node stopped');
+  }
+
+  private receive(messages: readonly Message[]): void {
+    if (this.stopped) return;
+    for (const message of messages) this.core.step(message);
+    this.schedule();
+  }
+
+  private startTicking(tickMs: number): void {
+    this.timer = setInterval(() => {
+      this.core.tick();
+      this.schedule();
+    }, tickMs);
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.processing || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.processOutputs();
+    });
+  }
+
+  private async processOutputs(): Promise<void> {
+    if (this.processing || this.stopped) return;
+    this.processing = true;
+    try {
+      while (!this.stopped && this.core.hasOutput()) {
+        const output = this.core.takeOutput();
+        await this.carryOut(output);
+        this.core.acknowledge(output);
+      }
+    } catch (error) {
+      // A failed disk write leaves us unable to promise anything: stop rather than risk acknowledging unsaved state.
+      this.logger.fatal({ event: 'fatal', err: error }, 'cannot continue');
+      process.exitCode = 1;
+      void this.stop();
+      return;
+    } finally {
+      this.processing = false;
+    }
+    if (this.core.hasOutput()) this.schedule();
+  }
+
+  private async carryOut(output: RaftOutput): Promise<void> {
+    if (output.hardState !== null || output.entries.length > 0) {
+      await this.storage.save(output.hardState, output.entries);
+    }
+    if (output.messages.length > 0) this.peers.send(output.messages);
+    for (const entry of output.committed) this.apply(entry);
+    for (const read of output.readsReady) this.serveRead(read);
+    for (const read of output.readsFailed) this.failRead(read);
+    if (output.roleChange !== null) {
+      const { role, term, leader, reason } = output.roleChange;
+      const level = role !== this.lastRole || role === 'leader' ? 'info' : 'debug';
+      this.logger[level]({ event: 'role', role, term, leader, reason }, `${role} in term ${term}`);
+      this.lastRole = role;
+    }
+  }
+
+  private apply(entry: Entry): void {
+    const result = this.kv.apply(entry);
+    const pending = this.proposals.get(entry.index);
+    if (pending === undefined) return;
+    this.proposals.delete(entry.index);
+    if (entry.term === pending.term) {
+      pending.resolve({ index: entry.index, term: entry.term, result });
+    } else {
+      // Another leader's entry took this index: ours was never committed, definitely.
+      pending.reject(unavailable(`the write at index ${entry.index} was not committed: leadership changed (term ${entry.term})`));
+    }
+  }
+
+  private serveRead(read: ReadReady): void {
+    const pending = this.reads.get(read.requestId);
+    if (pending === undefined) return;
+    this.reads.delete(read.requestId);
+    pending.resolve({ value: this.kv.get(pending.key), index: this.kv.appliedIndex });
+  }
+
+  private failRead(read: ReadFailed): void {
+    const pending = this.reads.get(read.requestId);
+    if (pending === undefined) return;
+    this.reads.delete(read.requestId);
+    pending.reject(unavailable(`read not confirmed: ${read.reason}`));
+  }
+
+  /** Registers a waiter that the apply loop settles, or the deadline fails (and forgets). */
+  private wait<K, T, E extends object>(
+    waiters: Map<K, Waiter<T> & E>,
+    key: K,
+    deadline: number,
+    extra: E,
+    timeoutMessage: () => string,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(key);
+        reject(deadlineExceeded(`node ${this.id}: ${timeoutMessage()}`));
+      }, Math.max(0, deadline - Date.now()));
+      waiters.set(key, {
+        ...extra,
+        resolve: (value: T) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+    });
+  }
+
+  private ensureRunning(): void {
+    if (this.stopped) throw unavailable(`node ${this.id} is shutting down`);
+  }
+}
+
+function bind(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+      if (error !== null) reject(new Error(`cannot listen on ${address}: ${error.message}`));
+      else resolve(port);
+    });
+  });
+}

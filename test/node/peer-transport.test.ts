@@ -1,0 +1,407 @@
+import { createServer } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  bindPeerServer,
+  PEER_CHANNEL_OPTIONS,
+  PeerClients,
+  raftPeerServiceDefinition,
+  startPeerServer,
+  type PeerClientsOptions,
+} from '../../src/node/peer-transport.js';
+import { deliverMethod } from '../../src/node/raft-proto.js';
+import { toWire, type WireMessageBatch, type WireRaftMessage } from '../../src/node/wire-codec.js';
+import type { Message, NodeId } from '../../src/raft/types.js';
+import { waitFor } from '../support/wait-for.js';
+
+const CLUSTER = 'test-cluster';
+
+interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A pino logger whose JSON lines land in `lines`. */
+function capturingLogger(): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
+  return { logger, lines };
+}
+
+const INFO = 30;
+const WARN = 40;
+
+/** A port nothing listens on right now (the OS picks it; freed before returning). */
+function unusedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      if (address === null || typeof address === 'string') throw new Error('no port');
+      probe.close(() => resolve(address.port));
+    });
+  });
+}
+
+const ack = (from: NodeId, to: NodeId, matchIndex: number): Message => ({
+  from,
+  to,
+  term: 1,
+  type: 'AppendResponse',
+  success: true,
+  matchIndex,
+  rejectedIndex: 0,
+  hintIndex: 0,
+  hintTerm: 0,
+});
+
+const heartbeat = (from: NodeId, to: NodeId, leaderCommit: number): Message => ({
+  from,
+  to,
+  term: 1,
+  type: 'Heartbeat',
+  leaderCommit,
+  readContext: null,
+});
+
+/** What a node received, per sender, and the size of each batch. */
+class Inbox {
+  readonly bySender = new Map<NodeId, Message[]>();
+  readonly batchSizes: number[] = [];
+
+  take = (from: NodeId, messages: Message[]): void => {
+    this.batchSizes.push(messages.length);
+    const list = this.bySender.get(from) ?? [];
+    list.push(...messages);
+    this.bySender.set(from, list);
+  };
+
+  from(sender: NodeId): Message[] {
+    return this.bySender.get(sender) ?? [];
+  }
+}
+
+// Everything a test opens, closed after it whatever happened.
+const servers: grpc.Server[] = [];
+const clients: PeerClients[] = [];
+const rawClients: grpc.Client[] = [];
+
+afterEach(async () => {
+  const closing = clients.splice(0).map((client) => client.close());
+  for (const client of rawClients.splice(0)) client.close();
+  for (const server of servers.splice(0)) server.forceShutdown();
+  await Promise.all(closing);
+});
+
+async function startNode(id: NodeId, options: { port?: number; cluster?: string } = {}) {
+  const { logger, lines } = capturingLogger();
+  const inbox = new Inbox();
+  const { server, port } = await startPeerServer(`127.0.0.1:${options.port ?? 0}`, {
+    self: id,
+    cluster: options.cluster ?? CLUSTER,
+    onMessages: inbox.take,
+    logger,
+  });
+  servers.push(server);
+  return { id, server, port, address: `127.0.0.1:${port}`, inbox, lines };
+}
+
+function peerClients(self: NodeId, peers: Record<NodeId, string>, extra: Partial<PeerClientsOptions> = {}) {
+  const { logger, lines } = capturingLogger();
+  const transport = new PeerClients({
+    self,
+    cluster: CLUSTER,
+    peers: new Map(Object.entries(peers)),
+    logger,
+    ...extra,
+  });
+  clients.push(transport);
+  return { transport, lines };
+}
+
+function rawDeliver(address: string, batch: WireMessageBatch): Promise<grpc.ServiceError | null> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
+  rawClients.push(client);
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(
+      deliverMethod.path,
+      deliverMethod.requestSerialize,
+      deliverMethod.responseDeserialize,
+      batch,
+      { deadline: Date.now() + 10_000 },
+      (error) => resolve(error),
+    );
+  });
+}
+
+const matchIndexes = (messages: Message[]) =>
+  messages.map((message) => (message.type === 'AppendResponse' ? message.matchIndex : -1));
+
+const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
+
+describe('peer transport over gRPC on loopback', () => {
+  it('three nodes exchange messages both ways, each link in order', async () => {
+    const nodes = await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id)));
+    const addresses = Object.fromEntries(nodes.map((node) => [node.id, node.address]));
+    const transports = new Map(nodes.map((node) => [node.id, peerClients(node.id, addresses).transport]));
+
+    // Interleaved sends from every node to every other, spread over several turns of the event loop.
+    const perLink = 600;
+    for (let round = 0; round < 6; round += 1) {
+      for (const [from, transport] of transports) {
+        const messages: Message[] = [];
+        for (const to of transports.keys()) {
+          if (to === from) continue;
+          for (const i of range(round * 100 + 1, 100)) messages.push(ack(from, to, i));
+        }
+        transport.send(messages);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+
+    for (const receiver of nodes) {
+      for (const sender of transports.keys()) {
+        if (sender === receiver.id) continue;
+        await waitFor(`${perLink} messages ${sender} -> ${receiver.id}`, () =>
+          receiver.inbox.from(sender).length >= perLink ? true : undefined,
+        );
+        const received = receiver.inbox.from(sender);
+        expect(matchIndexes(received)).toEqual(range(1, perLink));
+        expect(received.every((message) => message.from === sender && message.to === receiver.id)).toBe(true);
+      }
+    }
+    for (const transport of transports.values()) {
+      // The receiver takes a batch before it replies: the sender's counters catch up a moment later.
+      await waitFor('senders to count every reply', () =>
+        transport.stats().every((link) => link.sentMessages === perLink) ? true : undefined,
+      );
+      for (const link of transport.stats()) {
+        expect(link).toMatchObject({ state: 'ok', sentMessages: perLink, failedCalls: 0, droppedFailed: 0 });
+        // 6 send() calls per link; whatever queued while a call was in flight went together.
+        expect(link.sentBatches).toBeLessThanOrEqual(6);
+      }
+    }
+  });
+
+  it('batches what queued while a call was in flight, up to maxBatchMessages', async () => {
+    const n2 = await startNode('n2');
+    const { transport } = peerClients('n1', { n2: n2.address }, { maxBatchMessages: 50 });
+    const total = 2_000;
+    for (let i = 1; i <= total; i += 1) {
+      transport.send([ack('n1', 'n2', i)]);
+      if (i % 100 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor('all messages', () => (n2.inbox.from('n1').length === total ? true : undefined));
+    expect(matchIndexes(n2.inbox.from('n1'))).toEqual(range(1, total));
+    expect(Math.max(...n2.inbox.batchSizes)).toBeLessThanOrEqual(50);
+    expect(n2.inbox.batchSizes.length).toBeLessThan(total / 10);
+  });
+
+  it('carries appends with entries, data intact', async () => {
+    const n2 = await startNode('n2');
+    const { transport } = peerClients('n1', { n2: n2.address });
+    const big = new Uint8Array(512 * 1024).map((_, i) => i % 251);
+    const append: Message = {
+      from: 'n1',
+      to: 'n2',
+      term: 3,
+      type: 'AppendRequest',
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [
+        { index: 1, term: 3, kind: 'noop', data: new Uint8Array() },
+        { index: 2, term: 3, kind: 'command', data: big },
+      ],
+      leaderCommit: 0,
+    };
+    transport.send([append, append, append, append, append, append, append, append]);
+    await waitFor('8 appends', () => (n2.inbox.from('n1').length === 8 ? true : undefined));
+    // Compared as Buffers: a deep equality over half a million array elements takes seconds.
+    const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+    const withoutData = (message: Message) =>
+      message.type === 'AppendRequest'
+        ? { ...message, entries: message.entries.map(({ data: _data, ...entry }) => entry) }
+        : message;
+    for (const message of n2.inbox.from('n1')) {
+      expect(withoutData(message)).toEqual(withoutData(append));
+      if (message.type !== 'AppendRequest') throw new Error('expected an append');
+      expect(message.entries.map((entry) => entry.data.byteLength)).toEqual([0, big.byteLength]);
+      expect(sameBytes(message.entries[1]?.data ?? new Uint8Array(), big)).toBe(true);
+    }
+  });
+
+  describe('a batch the receiver must refuse', () => {
+    const batch = (overrides: Partial<WireMessageBatch>): WireMessageBatch => ({
+      from: 'n1',
+      to: 'n2',
+      cluster: CLUSTER,
+      messages: [toWire(heartbeat('n1', 'n2', 0))],
+      ...overrides,
+    });
+
+    it('addressed to another node id: FAILED_PRECONDITION, nothing delivered', async () => {
+      const n2 = await startNode('n2');
+      const error = await rawDeliver(n2.address, batch({ to: 'n3' }));
+      expect(error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+      expect(error?.details).toMatch(/this is node n2, but n1 sent a batch meant for n3/);
+      expect(n2.inbox.batchSizes).toEqual([]);
+      expect(n2.lines.some((line) => line.level === WARN && line.msg === 'refused a batch from a peer')).toBe(true);
+    });
+
+    it('from another cluster: FAILED_PRECONDITION', async () => {
+      const n2 = await startNode('n2');
+      const error = await rawDeliver(n2.address, batch({ cluster: 'other-cluster' }));
+      expect(error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+      expect(error?.details).toMatch(/belongs to cluster "test-cluster", but n1 sent a batch for cluster "other-cluster"/);
+      expect(n2.inbox.batchSizes).toEqual([]);
+    });
+
+    it('without a sender, or claiming to come from the receiver itself', async () => {
+      const n2 = await startNode('n2');
+      const anonymous = await rawDeliver(n2.address, batch({ from: '' }));
+      expect(anonymous?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(anonymous?.details).toMatch(/does not say which node sent it/);
+      const itself = await rawDeliver(n2.address, batch({ from: 'n2' }));
+      expect(itself?.code).toBe(grpc.status.FAILED_PRECONDITION);
+      expect(n2.inbox.batchSizes).toEqual([]);
+    });
+
+    it('with a malformed message: INVALID_ARGUMENT naming it, and none of the batch delivered', async () => {
+      const n2 = await startNode('n2');
+      const gap: WireRaftMessage = {
+        term: 2,
+        appendRequest: {
+          prevLogIndex: 3,
+          prevLogTerm: 1,
+          entries: [{ index: 5, term: 2, kind: 'ENTRY_KIND_COMMAND', data: new Uint8Array([1]) }],
+          leaderCommit: 0,
+        },
+      };
+      const error = await rawDeliver(n2.address, batch({ messages: [toWire(heartbeat('n1', 'n2', 0)), gap] }));
+      expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(error?.details).toMatch(/message 2 of 2 in the batch from n1: .*entries\[0\]\.index is 5.*expected 4/);
+      const empty = await rawDeliver(n2.address, batch({ messages: [{ term: 2 }] }));
+      expect(empty?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(empty?.details).toMatch(/body is missing/);
+      expect(n2.inbox.batchSizes).toEqual([]);
+    });
+
+    it('PeerClients of a node in the wrong cluster logs the refusal once, as a warning', async () => {
+      const n2 = await startNode('n2', { cluster: 'other-cluster' });
+      const { transport, lines } = peerClients('n1', { n2: n2.address });
+      await waitFor('three refused calls', () => {
+        transport.send([heartbeat('n1', 'n2', 0)]);
+        return (transport.stats()[0]?.failedCalls ?? 0) >= 3 ? true : undefined;
+      });
+      const refusals = lines.filter((line) => line.msg === 'peer refused messages');
+      expect(refusals).toHaveLength(1);
+      expect(refusals[0]).toMatchObject({ level: WARN, peer: 'n2', code: 'FAILED_PRECONDITION' });
+      expect(transport.stats()[0]?.state).toBe('refused');
+      expect(n2.inbox.batchSizes).toEqual([]);
+    });
+  });
+
+  it('a peer that is down: send() does not throw, one "unreachable" line, and messages flow once it starts', async () => {
+    const port = await unusedPort();
+    const address = `127.0.0.1:${port}`;
+    const { transport, lines } = peerClients('n1', { n2: address });
+    let commit = 0;
+    const sendNext = () => transport.send([heartbeat('n1', 'n2', ++commit)]);
+
+    await waitFor('several failed calls to the down peer', () => {
+      expect(sendNext).not.toThrow();
+      return (transport.stats()[0]?.failedCalls ?? 0) >= 4 ? true : undefined;
+    });
+    const unreachable = lines.filter((line) => line.msg === 'peer unreachable');
+    expect(unreachable).toHaveLength(1);
+    expect(unreachable[0]).toMatchObject({ level: INFO, peer: 'n2', address, code: 'UNAVAILABLE' });
+    expect(String(unreachable[0]?.error)).not.toBe('');
+    expect(transport.stats()[0]).toMatchObject({ state: 'unreachable', sentMessages: 0 });
+    expect(transport.stats()[0]?.droppedFailed).toBeGreaterThan(0);
+
+    const n2 = await startNode('n2', { port });
+    // Raft would keep sending heartbeats; so does the test, until they get through.
+    await waitFor('messages reaching the restarted peer', () => {
+      sendNext();
+      return n2.inbox.from('n1').length > 0 ? true : undefined;
+    });
+    await waitFor('"peer reachable again" logged', () => lines.some((line) => line.msg === 'peer reachable again'));
+    expect(lines.filter((line) => line.msg === 'peer reachable again')).toHaveLength(1);
+    expect(lines.filter((line) => line.msg === 'peer unreachable')).toHaveLength(1);
+    expect(lines.find((line) => line.msg === 'peer reachable again')).toMatchObject({ level: INFO, peer: 'n2', address });
+
+    // Whatever got through arrived in order, and the link is healthy again.
+    const commits = n2.inbox.from('n1').map((message) => (message.type === 'Heartbeat' ? message.leaderCommit : -1));
+    expect(commits).toEqual([...commits].sort((a, b) => a - b));
+    const last = commit + 50;
+    transport.send(range(1, 50).map((i) => heartbeat('n1', 'n2', commit + i)));
+    await waitFor('50 more', () =>
+      n2.inbox.from('n1').some((message) => message.type === 'Heartbeat' && message.leaderCommit === last),
+    );
+    const after = n2.inbox.from('n1').map((message) => (message.type === 'Heartbeat' ? message.leaderCommit : -1));
+    expect(after.slice(-50)).toEqual(range(commit + 1, 50));
+    expect(transport.stats()[0]?.state).toBe('ok');
+  });
+
+  it('bounds the queue of a peer, dropping the oldest, and counts the drops', async () => {
+    const n2 = await startNode('n2');
+    const { transport, lines } = peerClients('n1', { n2: n2.address }, { maxQueuedMessages: 10 });
+    transport.send(range(1, 100).map((i) => ack('n1', 'n2', i)));
+    expect(transport.stats()[0]).toMatchObject({ queued: 10, droppedOverflow: 90 });
+    expect(lines.filter((line) => line.msg === 'peer queue full: dropping the oldest messages')).toHaveLength(1);
+    await waitFor('the newest ten', () => (n2.inbox.from('n1').length === 10 ? true : undefined));
+    expect(matchIndexes(n2.inbox.from('n1'))).toEqual(range(91, 10));
+  });
+
+  it('drops messages for a node it has no address for, with one warning', async () => {
+    const { transport, lines } = peerClients('n1', {});
+    transport.send([heartbeat('n1', 'n7', 0), heartbeat('n1', 'n7', 1)]);
+    expect(lines.filter((line) => line.msg === 'no address for peer: dropping its messages')).toHaveLength(1);
+    expect(() => transport.send([heartbeat('n2', 'n7', 0)])).toThrow(/from n2/);
+  });
+
+  /** A peer that accepts connections and calls but never answers (a hung process). */
+  async function startHungPeer(): Promise<{ address: string; calls: () => number }> {
+    let calls = 0;
+    const server = new grpc.Server();
+    server.addService(raftPeerServiceDefinition, {
+      Deliver: () => {
+        calls += 1;
+      },
+    });
+    servers.push(server);
+    const port = await bindPeerServer(server, '127.0.0.1:0');
+    return { address: `127.0.0.1:${port}`, calls: () => calls };
+  }
+
+  it('a peer that never answers: the call times out, the peer is reported unreachable, one call at a time', async () => {
+    const hung = await startHungPeer();
+    const { transport, lines } = peerClients('n1', { n2: hung.address }, { callTimeoutMs: 200 });
+    transport.send([heartbeat('n1', 'n2', 1)]);
+    await waitFor('the call in flight', () => transport.stats()[0]?.inFlight);
+    transport.send([heartbeat('n1', 'n2', 2), heartbeat('n1', 'n2', 3)]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(transport.stats()[0]).toMatchObject({ inFlight: true, queued: 2 });
+    await waitFor('the deadline', () => lines.find((line) => line.msg === 'peer unreachable'));
+    expect(lines.find((line) => line.msg === 'peer unreachable')).toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    // The batch that timed out and the two queued behind it are dropped, not replayed.
+    expect(transport.stats()[0]).toMatchObject({ droppedFailed: 3, queued: 0 });
+    expect(hung.calls()).toBe(1);
+  });
+
+  it('close() cancels a call in flight, and later sends are ignored', async () => {
+    const hung = await startHungPeer();
+    const { transport, lines } = peerClients('n1', { n2: hung.address }, { callTimeoutMs: 60_000 });
+    transport.send([heartbeat('n1', 'n2', 1)]);
+    await waitFor('the call in flight', () => transport.stats()[0]?.inFlight);
+    await transport.close();
+    expect(transport.stats()[0]).toMatchObject({ inFlight: false, queued: 0 });
+    transport.send([heartbeat('n1', 'n2', 2)]);
+    expect(transport.stats()[0]).toMatchObject({ inFlight: false, queued: 0 });
+    expect(lines.filter((line) => line.msg === 'peer unreachable')).toEqual([]);
+    await transport.close();
+  });
+});

@@ -1,0 +1,125 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { RaftLogGrpcClient, type StatusReply } from '../../src/node/client-proto.js';
+import { waitFor } from './wait-for.js';
+
+const NODE_MAIN = new URL('../../src/node/main.ts', import.meta.url).pathname;
+const TSX_LOADER = 'tsx';
+
+/** A port the OS just handed out; tests never share fixed ports. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply: unknown) => void) => void;
+
+/** Real `raftlog node` processes in a temp dir, each with its own data directory and log file. */
+export class ProcessCluster {
+  readonly processes = new Map<string, ChildProcess>();
+  private readonly clients = new Map<string, grpc.Client>();
+
+  private constructor(
+    readonly dir: string,
+    readonly addresses: Map<string, string>,
+    private readonly extraArgs: readonly string[],
+  ) {}
+
+  static async start(size: number, extraArgs: readonly string[] = []): Promise<ProcessCluster> {
+    const dir = await mkdtemp(join(tmpdir(), 'raftlog-cluster-'));
+    const addresses = new Map<string, string>();
+    for (let i = 1; i <= size; i++) addresses.set(`n${i}`, `127.0.0.1:${await freePort()}`);
+    const cluster = new ProcessCluster(dir, addresses, extraArgs);
+    for (const id of addresses.keys()) cluster.startNode(id);
+    return cluster;
+  }
+
+  get ids(): string[] {
+    return [...this.addresses.keys()];
+  }
+
+  startNode(id: string): void {
+    const peers = [...this.addresses].map(([peer, address]) => `${peer}=${address}`).join(',');
+    const child = spawn(
+      process.execPath,
+      ['--import', TSX_LOADER, NODE_MAIN, '--id', id, '--listen', this.address(id), '--peers', peers,
+        '--data', join(this.dir, id), '--log-level', 'debug', ...this.extraArgs],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const log = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    this.processes.set(id, child);
+  }
+
+  address(id: string): string {
+    const address = this.addresses.get(id);
+    if (address === undefined) throw new Error(`no node ${id}`);
+    return address;
+  }
+
+  /** SIGKILL: the process gets no chance to flush anything. */
+  async kill(id: string): Promise<void> {
+    const child = this.processes.get(id);
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    this.processes.delete(id);
+    this.clients.get(id)?.close();
+    this.clients.delete(id);
+  }
+
+  /** Calls one client RPC on one node. */
+  call<T>(id: string, method: string, request: object, timeoutMs = 3_000): Promise<T> {
+    let client = this.clients.get(id);
+    if (client === undefined) {
+      client = new RaftLogGrpcClient(this.address(id), grpc.credentials.createInsecure());
+      this.clients.set(id, client);
+    }
+    const fn = (client as unknown as Record<string, Unary>)[method] as Unary;
+    return new Promise((resolve, reject) => {
+      fn.call(client, request, { deadline: Date.now() + timeoutMs }, (error, reply) =>
+        error !== null ? reject(error) : resolve(reply as T),
+      );
+    });
+  }
+
+  status(id: string): Promise<StatusReply> {
+    return this.call<StatusReply>(id, 'status', {}, 1_000);
+  }
+
+  /** Waits until the live nodes agree on one leader, and returns its id. */
+  async waitForLeader(live: readonly string[] = [...this.processes.keys()], timeoutMs = 30_000): Promise<string> {
+    return waitFor(
+      'a leader that every live node follows',
+      async () => {
+        const statuses = await Promise.all(live.map((id) => this.status(id)));
+        const leaders = statuses.filter((s) => s.role === 'leader');
+        if (leaders.length !== 1) return undefined;
+        const leader = (leaders[0] as StatusReply).node;
+        return statuses.every((s) => s.leader === leader && s.term === (leaders[0] as StatusReply).term) ? leader : undefined;
+      },
+      { timeoutMs, intervalMs: 50 },
+    );
+  }
+
+  /** Stops every process and removes the temp dir; safe to call twice, and after failures. */
+  async destroy(): Promise<void> {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+    await Promise.all([...this.processes.keys()].map((id) => this.kill(id)));
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
