@@ -1,6 +1,7 @@
-import type { Scenario } from './scenario.js';
+import { emptyStats, type ClusterStats } from './cluster.js';
+import { chooseScenario, type Scenario } from './scenario.js';
 import type { SimulationResult } from './simulation.js';
-import { runSimulation } from './simulation.js';
+import { defaultNodeCount, runSimulation } from './simulation.js';
 import type { CoreFactory } from './sim-core.js';
 
 export interface BatchOptions {
@@ -27,6 +28,10 @@ export interface BatchSummary {
     readonly crashes: number;
     readonly partitions: number;
     readonly readsReleased: number;
+    /** Seeds that ran with asynchronous persistence. */
+    readonly asyncSeeds: number;
+    /** Every counter of the runs' ClusterStats, summed. */
+    readonly stats: ClusterStats;
   };
 }
 
@@ -34,7 +39,8 @@ export function runSeeds(options: BatchOptions): BatchSummary {
   const started = performance.now();
   const failures: SimulationResult[] = [];
   let seedsRun = 0;
-  const totals = { events: 0, committed: 0, leadersElected: 0, crashes: 0, partitions: 0, readsReleased: 0 };
+  const stats = emptyStats();
+  const totals = { events: 0, committed: 0, leadersElected: 0, crashes: 0, partitions: 0, readsReleased: 0, asyncSeeds: 0, stats };
   for (let seed = options.start; seed < options.start + options.count; seed++) {
     const result = runSimulation({
       seed,
@@ -49,6 +55,8 @@ export function runSeeds(options: BatchOptions): BatchSummary {
     totals.crashes += result.stats.crashes;
     totals.partitions += result.stats.partitions;
     totals.readsReleased += result.stats.readsReleased;
+    if (result.scenario.asyncPersist) totals.asyncSeeds++;
+    for (const key of Object.keys(stats) as (keyof ClusterStats)[]) stats[key] += result.stats[key];
     options.onResult?.(result);
     if (result.violation !== null) {
       failures.push(result);
@@ -67,6 +75,18 @@ export function formatFailure(result: SimulationResult): string {
     `  at t=${v.time} on ${v.node ?? 'the cluster'}: ${v.detail}`,
     `  last ${result.recentEvents.length} events:`,
     ...result.recentEvents.map((line) => `    ${line}`),
-    `  replay: npm run sim -- --seed ${result.seed} --trace`,
+    `  replay: ${replayCommand(result)}`,
   ].join('\n');
+}
+
+/** The command that replays `result`'s run, with the options that made it differ from the seed's own choices. */
+export function replayCommand(result: SimulationResult): string {
+  const s = result.scenario;
+  const flags = [`--seed ${result.seed}`, '--trace'];
+  if (result.nodeCount !== defaultNodeCount(result.seed)) flags.push(`--nodes ${result.nodeCount}`);
+  if (s.asyncPersist !== chooseScenario(result.seed, result.nodeCount).asyncPersist) {
+    flags.push(`--async-persist ${s.asyncPersist ? 'on' : 'off'}`);
+  }
+  if (s.readIds === 'per-node-life') flags.push('--reuse-read-ids');
+  return `npm run sim -- ${flags.join(' ')}`;
 }

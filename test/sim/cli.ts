@@ -1,6 +1,9 @@
 /**
- * npm run sim -- --seeds 1000 [--start N] [--nodes 3|5] [--keep-going] [--plant BUG]
- * npm run sim -- --seed N --trace [--nodes 3|5] [--plant BUG]
+ * npm run sim -- --seeds 1000 [--start N] [--nodes 3|5] [--async-persist on|off] [--keep-going] [--plant BUG]
+ * npm run sim -- --seed N --trace [--nodes 3|5] [--async-persist on|off] [--plant BUG]
+ *
+ * --async-persist forces durable writes to be asynchronous (on) or
+ * synchronous (off); by default each seed chooses (about half are on).
  *
  * Runs seeded simulations of the real core (or of one with a planted bug),
  * prints seeds per second and the first failing seed; exits 1 on a failure.
@@ -9,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { formatFailure, runSeeds } from './batch.js';
 import { realCore } from './default-core.js';
 import { isPlantedBugName, PLANTED_BUGS } from './planted-bugs.js';
+import type { Scenario } from './scenario.js';
 import type { CoreFactory } from './sim-core.js';
 import { describeScenario, runSimulation } from './simulation.js';
 
@@ -20,7 +24,7 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: sim [--seeds COUNT] [--start FIRST] | --seed N [--trace]; options: --nodes 3|5, --keep-going, --reuse-read-ids, --plant ${Object.keys(PLANTED_BUGS).join('|')}\n`,
+    `${message}\nusage: sim [--seeds COUNT] [--start FIRST] | --seed N [--trace]; options: --nodes 3|5, --async-persist on|off, --keep-going, --reuse-read-ids, --plant ${Object.keys(PLANTED_BUGS).join('|')}\n`,
   );
   process.exit(2); // nothing large has been written yet
 }
@@ -42,6 +46,7 @@ const { values } = parseArgs({
     'keep-going': { type: 'boolean', default: false },
     plant: { type: 'string' },
     'reuse-read-ids': { type: 'boolean', default: false },
+    'async-persist': { type: 'string' },
   },
   strict: true,
 });
@@ -54,6 +59,16 @@ if (values.plant !== undefined) {
 }
 const nodeCount = values.nodes === undefined ? undefined : integer('nodes', values.nodes, 3);
 if (nodeCount !== undefined && nodeCount !== 3 && nodeCount !== 5) usage('--nodes must be 3 or 5');
+const asyncPersist = values['async-persist'];
+if (asyncPersist !== undefined && asyncPersist !== 'on' && asyncPersist !== 'off') {
+  usage(`--async-persist must be on or off, got ${asyncPersist}`);
+}
+/** What the command line changes in the scenarios the seeds choose. */
+const overrides: Partial<Scenario> = {
+  ...(values['reuse-read-ids'] ? { readIds: 'per-node-life' as const } : {}),
+  ...(asyncPersist !== undefined ? { asyncPersist: asyncPersist === 'on' } : {}),
+};
+const scenarioOption = Object.keys(overrides).length > 0 ? { scenario: overrides } : {};
 
 function replayOne(): number {
   const seed = integer('seed', values.seed, 0);
@@ -61,7 +76,7 @@ function replayOne(): number {
   const result = runSimulation({
     seed,
     coreFactory,
-    ...(values['reuse-read-ids'] ? { scenario: { readIds: 'per-node-life' } } : {}),
+    ...scenarioOption,
     ...(nodeCount !== undefined ? { nodeCount } : {}),
     ...(values.trace ? { trace: (line: string) => out.push(line) } : {}),
   });
@@ -87,7 +102,7 @@ const summary = runSeeds({
   count,
   coreFactory,
   keepGoing: values['keep-going'],
-  ...(values['reuse-read-ids'] ? { scenario: { readIds: 'per-node-life' } } : {}),
+  ...scenarioOption,
   ...(nodeCount !== undefined ? { nodeCount } : {}),
   onResult: (result) => {
     const now = performance.now();
@@ -105,6 +120,15 @@ process.stdout.write(
     `per seed on average: ${Math.round(t.events / n)} events, ${(t.committed / n).toFixed(0)} committed entries, ` +
     `${(t.leadersElected / n).toFixed(1)} leaders, ${(t.crashes / n).toFixed(1)} crashes, ${(t.partitions / n).toFixed(1)} partitions, ` +
     `${(t.readsReleased / n).toFixed(0)} reads served` +
+    '\n' +
+    `persistence: ${asyncPersist === undefined ? 'from the seed' : `forced ${asyncPersist}`}, asynchronous in ${t.asyncSeeds} of ${summary.seedsRun} seeds` +
+    (t.asyncSeeds > 0
+      ? ` (per async seed: ${(t.stats.writes / t.asyncSeeds).toFixed(0)} writes, ` +
+        `${(t.stats.deliveriesDuringWrite / t.asyncSeeds).toFixed(0)} messages stepped during a write, ` +
+        `${(t.stats.writesReplacedInFlight / t.asyncSeeds).toFixed(2)} writes replaced in flight, ` +
+        `${(t.stats.crashesLosingWrite / t.asyncSeeds).toFixed(1)} crashes losing a write, ` +
+        `${(t.stats.crashesAfterWrite / t.asyncSeeds).toFixed(1)} just after one)`
+      : '') +
     '\n',
 );
 const first = summary.failures[0];

@@ -3,6 +3,11 @@
  * it ticks, messages and client requests, and processing every output batch in
  * the documented order (persist, send, apply, serve reads, acknowledge), with
  * the safety checks watching each step.
+ *
+ * Persistence is synchronous (each output is carried out within the event that
+ * produced it) or asynchronous: taking an output starts its durable write,
+ * which completes in a later event; meanwhile the node keeps stepping messages
+ * and ticking, and the output's messages, applies and reads wait for the write.
  */
 import { SeededRandom } from '../../src/raft/random.js';
 import type { Entry, Message, NodeId, ProposeResult, RaftOutput, RaftStatus } from '../../src/raft/types.js';
@@ -26,6 +31,17 @@ export interface ClusterStats {
   readsFailed: number;
   transfers: number;
   partitions: number;
+  /** Writes that replaced or truncated stored entries (a conflicting append from a newer leader). */
+  overwrites: number;
+  /** Asynchronous persistence: writes started. */
+  writes: number;
+  /** Messages a node stepped while one of its writes was in flight. */
+  deliveriesDuringWrite: number;
+  /** Writes whose last entry the core had already replaced in memory (a conflicting append) when they completed. */
+  writesReplacedInFlight: number;
+  /** Crashes that lost a write in flight, and crashes just after a write completed (stored, nothing sent). */
+  crashesLosingWrite: number;
+  crashesAfterWrite: number;
 }
 
 export function emptyStats(): ClusterStats {
@@ -41,6 +57,12 @@ export function emptyStats(): ClusterStats {
     readsFailed: 0,
     transfers: 0,
     partitions: 0,
+    overwrites: 0,
+    writes: 0,
+    deliveriesDuringWrite: 0,
+    writesReplacedInFlight: 0,
+    crashesLosingWrite: 0,
+    crashesAfterWrite: 0,
   };
 }
 
@@ -60,6 +82,22 @@ export interface ClusterDeps {
   readonly stats: ClusterStats;
   /** Moments the fault schedule may want to react to. */
   readonly hooks?: ClusterHooks;
+  /** Asynchronous persistence; null: synchronous. */
+  readonly persistence: AsyncPersistence | null;
+}
+
+export interface AsyncPersistence {
+  /** How long a write started now takes. */
+  delay(): number;
+  /** Schedules the completion of `node`'s write `serial`, started in life `life`, at time `at`. */
+  completeAt(at: number, node: SimNode, life: number, serial: number): void;
+  /** Whether an output with nothing to persist waits for the disk (or is carried out at once). */
+  readonly emptyWritesWait: boolean;
+  /**
+   * A deliberately broken caller, for tests only: it sends an output's
+   * messages as soon as it takes the output, before the write completes.
+   */
+  readonly sendBeforePersist?: boolean;
 }
 
 export interface ClusterHooks {
@@ -120,6 +158,7 @@ export class Cluster {
   start(node: SimNode): void {
     node.life++;
     node.applied = 0;
+    node.write = null;
     const t = this.deps.tuning;
     const random = new SeededRandom(this.deps.coreSeeds.nextInt(0x100000000));
     const core = this.guard(node, () =>
@@ -152,14 +191,79 @@ export class Cluster {
     this.afterEvent(node);
   }
 
-  /** The process dies: the core and anything it had not handed out or persisted are gone. */
-  crash(node: SimNode, downFor: number): void {
+  /**
+   * The process dies: the core and anything it had not handed out or persisted
+   * are gone. A write in flight is lost, unless `writeCompletes`: then its
+   * fsync returned just before the crash, so it is stored, but nothing else of
+   * its output happens (no message sent, nothing applied).
+   */
+  crash(node: SimNode, downFor: number, writeCompletes = false): void {
     if (node.core === null) return;
+    const write = node.write;
+    node.write = null;
+    if (write !== null && writeCompletes) this.persist(node, write.output);
     node.core = null;
     this.deps.stats.crashes++;
     this.deps.checks.commit.forgetNode(node.id);
     this.deps.checks.reads.abandon(node.id);
-    this.deps.log.record(this.deps.clock.now, node.id, { k: 'crash', downFor });
+    if (write === null) {
+      this.deps.log.record(this.deps.clock.now, node.id, { k: 'crash', downFor });
+    } else {
+      if (writeCompletes) this.deps.stats.crashesAfterWrite++;
+      else this.deps.stats.crashesLosingWrite++;
+      this.deps.log.record(this.deps.clock.now, node.id, { k: 'crash', downFor, write: writeCompletes ? 'completed' : 'lost' });
+    }
+  }
+
+  /** Asynchronous persistence: `node`'s disk hangs until `until`; the write in flight completes no earlier. */
+  stallDisk(node: SimNode, until: number): void {
+    const persistence = this.deps.persistence;
+    if (persistence === null || until <= node.diskStalledUntil) return;
+    node.diskStalledUntil = until;
+    const write = node.write;
+    const inFlight = write !== null && write.doneAt < until;
+    this.deps.log.record(this.deps.clock.now, node.id, {
+      k: 'note',
+      text: `DISK STALL until t=${until}${inFlight ? ` (the write in flight now completes then)` : ''}`,
+    });
+    if (write !== null && inFlight) {
+      node.write = { ...write, doneAt: until };
+      persistence.completeAt(until, node, node.life, write.serial);
+    }
+  }
+
+  /**
+   * Asynchronous persistence: `node`'s write `serial` completes. The output is
+   * stored atomically, then carried out (send, apply, serve reads) and
+   * acknowledged, and the next output, if any, is taken. A completion meant
+   * for an earlier life, or for a write a crash already ended, is ignored.
+   */
+  completeWrite(node: SimNode, life: number, serial: number): void {
+    const core = node.core;
+    const write = node.write;
+    if (core === null || node.life !== life || write === null || write.serial !== serial) return;
+    if (this.deps.clock.now < write.doneAt) return; // a disk stall moved the completion later
+    node.write = null;
+    const out = write.output;
+    const last = out.entries[out.entries.length - 1];
+    // Did a conflicting append replace this write's tail in memory while it was in flight? Then the
+    // acknowledgement below must not mark the replacement as stored (RaftLog.stableTo). Counted and
+    // traced, so that specs can require this window to have been exercised.
+    if (last !== undefined) {
+      const now = this.guard(node, () => core.termAt(last.index));
+      if (now !== last.term) {
+        this.deps.stats.writesReplacedInFlight++;
+        this.deps.log.record(this.deps.clock.now, node.id, {
+          k: 'note',
+          text: `the write's last entry ${last.index}/${last.term} was replaced in memory while it was in flight (now ${now === null ? 'gone' : `${last.index}/${now}`})`,
+        });
+      }
+    }
+    this.persist(node, out);
+    if (this.deps.persistence?.sendBeforePersist !== true) this.sendAll(node, out);
+    this.carryOut(node, core, out);
+    this.guard(node, () => core.acknowledge(out));
+    this.afterEvent(node);
   }
 
   tick(node: SimNode): void {
@@ -185,6 +289,7 @@ export class Cluster {
       return;
     }
     this.deps.stats.deliveries++;
+    if (node.write !== null) this.deps.stats.deliveriesDuringWrite++;
     this.deps.log.record(now, node.id, { k: 'deliver', m: message, duplicate });
     this.guard(node, () => core.step(message));
     this.afterEvent(node);
@@ -230,24 +335,66 @@ export class Cluster {
   private afterEvent(node: SimNode): void {
     const core = node.core;
     if (core === null) return;
-    while (this.guard(node, () => core.hasOutput())) {
-      const output = this.guard(node, () => core.takeOutput());
-      this.process(node, core, output);
-      this.guard(node, () => core.acknowledge(output));
+    if (this.deps.persistence === null) {
+      while (this.guard(node, () => core.hasOutput())) {
+        const output = this.guard(node, () => core.takeOutput());
+        this.announce(node, core, output);
+        this.persist(node, output);
+        this.sendAll(node, output);
+        this.carryOut(node, core, output);
+        this.guard(node, () => core.acknowledge(output));
+      }
+    } else {
+      const persistence = this.deps.persistence;
+      while (node.write === null && this.guard(node, () => core.hasOutput())) {
+        const output = this.guard(node, () => core.takeOutput());
+        this.announce(node, core, output);
+        if (persistence.emptyWritesWait || output.entries.length > 0 || output.hardState !== null) {
+          this.startWrite(node, output, persistence);
+        } else {
+          // Nothing to persist: carried out at once, without waiting for the disk.
+          this.sendAll(node, output);
+          this.carryOut(node, core, output);
+          this.guard(node, () => core.acknowledge(output));
+        }
+      }
     }
     this.observe(node, core);
   }
 
-  private process(node: SimNode, core: SimCore, out: RaftOutput): void {
+  /** Asynchronous persistence: starts writing the output just taken. Nothing else of it happens yet. */
+  private startWrite(node: SimNode, output: RaftOutput, persistence: AsyncPersistence): void {
+    const now = this.deps.clock.now;
+    const doneAt = Math.max(now + persistence.delay(), node.diskStalledUntil);
+    const serial = ++node.writeSerial;
+    node.write = { output, serial, startedAt: now, doneAt };
+    this.deps.stats.writes++;
+    this.deps.log.record(now, node.id, {
+      k: 'write',
+      hardState: output.hardState,
+      entries: output.entries,
+      messages: output.messages.length,
+      committed: output.committed.length,
+      reads: output.readsReady.length + output.readsFailed.length,
+      doneAt,
+    });
+    if (persistence.sendBeforePersist === true) this.sendAll(node, output);
+    persistence.completeAt(doneAt, node, node.life, serial);
+  }
+
+  /** The core handed out a role change: trace it, and register a new leader with the checks. */
+  private announce(node: SimNode, core: SimCore, out: RaftOutput): void {
+    if (out.roleChange === null) return;
+    this.deps.log.record(this.deps.clock.now, node.id, { k: 'role', change: out.roleChange });
+    if (out.roleChange.role === 'leader') this.observeLeader(node, core, out.roleChange.term);
+  }
+
+  /** Step 1 of an output: its hard state and entries are stored, atomically, with the checks watching. */
+  private persist(node: SimNode, out: RaftOutput): void {
     const { checks, log, clock } = this.deps;
     const now = clock.now;
-    if (out.roleChange !== null) {
-      log.record(now, node.id, { k: 'role', change: out.roleChange });
-      if (out.roleChange.role === 'leader') this.observeLeader(node, core, out.roleChange.term);
-    }
-
-    // 1. Persist, atomically.
     const storage = node.storage;
+    // The hard state of the previous write (consecutive saves are compared).
     const before = storage.currentHardState();
     const first = out.entries[0];
     if (first !== undefined) {
@@ -260,22 +407,37 @@ export class Cluster {
         );
       }
       const prevTerm = first.index === 1 ? 0 : storage.term(first.index - 1);
-      const durableCommit = Math.max(before.commit, checks.commit.commitIndexOf(node.id, node.life));
+      // The commit index the core had when it decided on these entries. Synchronously: the one it
+      // reached by the end of the previous event. Asynchronously, the core may have replaced an entry
+      // in memory and then committed the replacement while this write was waiting to be taken, so only
+      // the commit index it had when it took its previous output counts: the one that output stored.
+      const durableCommit =
+        this.deps.persistence === null ? Math.max(before.commit, checks.commit.commitIndexOf(node.id, node.life)) : before.commit;
       checks.commit.observeOverwrite(node.id, out.entries, durableCommit, node.storedLog);
       checks.logMatching.observeAppend(node.id, out.entries, prevTerm);
+      if (out.entries.some((e) => e.index <= storage.lastIndex() && storage.term(e.index) !== e.term)) this.deps.stats.overwrites++;
     }
     if (out.hardState !== null) checks.durable.observeSave(node.id, before, out.hardState);
     storage.save(out.hardState, out.entries);
+    const changedFrom = Math.min(first?.index ?? Number.MAX_SAFE_INTEGER, before.commit + 1);
+    checks.commit.observeDurableLog(node.id, storage.currentHardState().commit, node.storedLog, changedFrom);
     if (
       out.entries.length > 0 ||
       (out.hardState !== null && (out.hardState.term !== before.term || out.hardState.votedFor !== before.votedFor))
     ) {
       log.record(now, node.id, { k: 'persist', hardState: out.hardState, entries: out.entries });
     }
+  }
 
-    // 2. Send.
+  /** Step 2 of an output: its messages go out (only once what they report is stored). */
+  private sendAll(node: SimNode, out: RaftOutput): void {
     for (const message of out.messages) this.send(node, message);
+  }
 
+  /** Steps 3 and 4 of an output: apply what it commits, serve or fail its reads. */
+  private carryOut(node: SimNode, core: SimCore, out: RaftOutput): void {
+    const { checks, log, clock } = this.deps;
+    const now = clock.now;
     // 3. Apply.
     if (out.committed.length > 0) this.apply(node, core, out.committed);
 

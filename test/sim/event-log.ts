@@ -21,13 +21,22 @@ export type TraceRecord =
   | { readonly k: 'drop'; readonly m: Message; readonly why: 'loss' | 'partition' | 'down' }
   | { readonly k: 'role'; readonly change: RoleChange }
   | { readonly k: 'persist'; readonly hardState: HardState | null; readonly entries: readonly Entry[] }
+  | {
+      readonly k: 'write';
+      readonly hardState: HardState | null;
+      readonly entries: readonly Entry[];
+      readonly messages: number;
+      readonly committed: number;
+      readonly reads: number;
+      readonly doneAt: number;
+    }
   | { readonly k: 'apply'; readonly first: Entry; readonly last: Entry; readonly count: number }
   | { readonly k: 'propose'; readonly data: Uint8Array; readonly result: ProposeResult; readonly forwarded: boolean }
   | { readonly k: 'read'; readonly requestId: string; readonly result: ReadIndexResult }
   | { readonly k: 'read-ready'; readonly requestId: string; readonly index: number; readonly applied: number }
   | { readonly k: 'read-failed'; readonly requestId: string; readonly reason: string }
   | { readonly k: 'transfer'; readonly to: NodeId; readonly result: TransferResult }
-  | { readonly k: 'crash'; readonly downFor: number }
+  | { readonly k: 'crash'; readonly downFor: number; readonly write?: 'lost' | 'completed' }
   | { readonly k: 'restart'; readonly hardState: HardState; readonly lastIndex: number }
   | { readonly k: 'note'; readonly text: string };
 
@@ -93,6 +102,19 @@ export function formatRecord(r: TraceRecord): string {
       if (r.hardState !== null) parts.push(formatHardState(r.hardState));
       return `persist ${parts.join(', ')}`;
     }
+    case 'write': {
+      const parts: string[] = [];
+      if (r.entries.length > 0) parts.push(`entries ${formatEntryRange(r.entries)}`);
+      if (r.hardState !== null) parts.push(formatHardState(r.hardState));
+      const held: string[] = [];
+      if (r.messages > 0) held.push(`${r.messages} message${r.messages === 1 ? '' : 's'}`);
+      if (r.committed > 0) held.push(`${r.committed} to apply`);
+      if (r.reads > 0) held.push(`${r.reads} read${r.reads === 1 ? '' : 's'}`);
+      return (
+        `write until t=${r.doneAt}: ${parts.length > 0 ? parts.join(', ') : 'nothing to persist'}` +
+        (held.length > 0 ? `; holds ${held.join(', ')}` : '')
+      );
+    }
     case 'apply':
       return r.count === 1
         ? `apply ${formatEntry(r.first)}`
@@ -112,7 +134,13 @@ export function formatRecord(r: TraceRecord): string {
     case 'transfer':
       return `transfer leadership to ${r.to}: ${r.result.accepted ? 'accepted' : `rejected, ${r.result.reason}`}`;
     case 'crash':
-      return `CRASH (down for ${r.downFor})`;
+      return `CRASH (down for ${r.downFor})${
+        r.write === 'lost'
+          ? ': the write in flight is lost'
+          : r.write === 'completed'
+            ? ': the write in flight completed just before (stored, nothing sent)'
+            : ''
+      }`;
     case 'restart':
       return `RESTART from ${formatHardState(r.hardState)}, log ..${r.lastIndex}`;
     case 'note':

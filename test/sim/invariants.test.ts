@@ -166,6 +166,26 @@ describe('commit checker: commit index, committed entries, Leader Completeness',
     check.observeOverwrite('n1', [cmd(3, 2, 'x')], 2, stored);
     check.observeOverwrite('n1', [cmd(2, 1, 'b'), cmd(3, 1, 'c')], 2, stored);
   });
+
+  it('reports a durable log that, up to its durable commit index, is not the committed log', () => {
+    const check = new CommitChecker(clock);
+    check.observeCommit('n1', 1, 3, 2, logOf(1, 2, 2));
+    // n2 stored commit index 3 over a log holding 2/1 where 2/2 was committed.
+    const v = expectViolation('State Machine Safety', 'n2', () => check.observeDurableLog('n2', 3, logOf(1, 1, 2), 1));
+    expect(v.detail).toContain('index 2, where n1 committed term 2');
+    // n3 stored commit index 3 over a log that ends at 2.
+    expectViolation('Commit Validity', 'n3', () => check.observeDurableLog('n3', 3, logOf(1, 2), 1));
+  });
+
+  it('accepts a durable log holding the committed entries, and leaves unobserved commits to the commit checks', () => {
+    const check = new CommitChecker(clock);
+    check.observeCommit('n1', 1, 2, 2, logOf(1, 2));
+    check.observeDurableLog('n2', 2, logOf(1, 2, 3), 1);
+    // Index 3 is not known to be committed yet: nothing to compare it with.
+    check.observeDurableLog('n2', 3, logOf(1, 2, 3), 1);
+    // Only the indexes from `from` on are compared.
+    check.observeDurableLog('n3', 2, logOf(9, 2), 2);
+  });
 });
 
 describe('commit durability (Leader Completeness at commit time)', () => {

@@ -267,8 +267,12 @@ export class CommitChecker extends Checker {
 
   /**
    * `entries` are about to replace `node`'s log from entries[0].index on. None
-   * may change an entry at or below `durableCommit` (the commit index the node
-   * has reached). `stored` is the node's log before the write.
+   * may change an entry at or below `durableCommit`: the commit index the node
+   * had reached when it decided on these entries (with asynchronous
+   * persistence, the commit index of its previous write: the core may replace
+   * an entry in memory and then commit its replacement while the write that
+   * carries the replacement is still to come). `stored` is the node's durable
+   * log before the write.
    */
   observeOverwrite(node: NodeId, entries: readonly Entry[], durableCommit: number, stored: LogView): void {
     for (const e of entries) {
@@ -292,6 +296,32 @@ export class CommitChecker extends Checker {
           'Committed Entries Never Change',
           node,
           `${node} rewrites its log from index ${first.index} to ${lastNew}, truncating committed entries up to ${durableCommit}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * After a write: the durable log up to the durable commit index is the
+   * committed log, i.e. a node restarting from its storage finds every entry
+   * it will re-apply in place and as committed. Indexes `from`..`durableCommit`
+   * are checked (the caller passes the lowest index the write may have
+   * changed); those above the highest commit observed so far are left to the
+   * commit checks that will see them.
+   */
+  observeDurableLog(node: NodeId, durableCommit: number, stored: LogView, from: number): void {
+    if (durableCommit > 0 && stored.termAt(durableCommit) === null) {
+      this.fail('Commit Validity', node, `${node} persisted commit index ${durableCommit} but its durable log does not hold entry ${durableCommit}`);
+    }
+    const to = Math.min(durableCommit, this.committed.length);
+    for (let index = Math.max(1, from); index <= to; index++) {
+      const record = this.committed[index - 1] as CommittedRecord;
+      const held = stored.termAt(index);
+      if (held !== record.term) {
+        this.fail(
+          'State Machine Safety',
+          node,
+          `${node} persisted commit index ${durableCommit}, but its durable log holds ${held === null ? 'nothing' : `term ${held}`} at index ${index}, where ${record.firstNode} committed term ${record.term}`,
         );
       }
     }

@@ -39,6 +39,22 @@ class ForgetsItsVote extends RaftCore {
   }
 }
 
+/**
+ * Marks persisted entries stable by their index alone: when a conflicting
+ * append replaced entries in memory while the write that carried the old ones
+ * was in flight, acknowledging that write takes the new, never written entries
+ * for stable, and the core reads the old ones back from storage. Only
+ * asynchronous persistence opens that window.
+ */
+class StableByIndexAlone extends RaftCore {
+  constructor(...args: ConstructorParameters<typeof RaftCore>) {
+    super(...args);
+    const log = this.log;
+    const stableTo = log.stableTo.bind(log);
+    log.stableTo = (index: number, term: number): void => stableTo(index, log.termAt(index) ?? term);
+  }
+}
+
 /** Serves ReadIndex without a heartbeat round: a deposed leader that does not know it yet serves stale reads. */
 class ReadsWithoutConfirmingLeadership extends RaftCore {
   protected override requiresQuorumForRead(): boolean {
@@ -46,7 +62,12 @@ class ReadsWithoutConfirmingLeadership extends RaftCore {
   }
 }
 
-export type PlantedBugName = 'commit-by-counting' | 'vote-without-log-check' | 'forget-vote' | 'read-without-quorum';
+export type PlantedBugName =
+  | 'commit-by-counting'
+  | 'vote-without-log-check'
+  | 'forget-vote'
+  | 'read-without-quorum'
+  | 'stable-by-index';
 
 export interface PlantedBug {
   readonly name: PlantedBugName;
@@ -54,6 +75,8 @@ export interface PlantedBug {
   readonly coreFactory: CoreFactory;
   /** The property the simulator must report as violated. */
   readonly expected: PropertyName;
+  /** Only asynchronous persistence can expose it (with synchronous persistence the code path is never taken). */
+  readonly needsAsyncPersist?: boolean;
 }
 
 export const PLANTED_BUGS: Readonly<Record<PlantedBugName, PlantedBug>> = {
@@ -80,6 +103,14 @@ export const PLANTED_BUGS: Readonly<Record<PlantedBugName, PlantedBug>> = {
     description: 'a leader serves ReadIndex without confirming it is still leader',
     coreFactory: (options, storage) => new ReadsWithoutConfirmingLeadership(options, storage),
     expected: 'Read Index Safety',
+  },
+  'stable-by-index': {
+    name: 'stable-by-index',
+    description:
+      'acknowledging a write marks entries stable by index alone, though a conflicting append replaced them while the write was in flight',
+    coreFactory: (options, storage) => new StableByIndexAlone(options, storage),
+    expected: 'State Machine Safety',
+    needsAsyncPersist: true,
   },
 };
 

@@ -18,6 +18,45 @@ export type FaultKind =
 
 export const FAULT_KINDS: readonly FaultKind[] = ['crash', 'crash-leader', 'partition', 'isolate-leader', 'one-way', 'transfer'];
 
+/**
+ * How long a node's durable writes take when persistence is asynchronous. A
+ * real node hands an output's hard state and entries to its disk (an fsync'd
+ * write takes milliseconds) and meanwhile keeps stepping messages and ticking;
+ * only when the write completes does it send that output's messages, apply
+ * its committed entries, serve its reads and acknowledge it.
+ */
+export interface PersistProfile {
+  /** A write completes after a uniform delay in [minDelay, maxDelay]. */
+  readonly minDelay: number;
+  readonly maxDelay: number;
+  /** While faults happen: the probability that a write stalls (a disk hiccup), taking up to stallMax. */
+  readonly stallRate: number;
+  readonly stallMax: number;
+  /**
+   * While faults happen, disk stalls: every ~diskStallMeanInterval (0: never)
+   * one node's disk (the leader's, more often than not) hangs for diskStallMax/3
+   * to diskStallMax; its writes complete no earlier than the end of the stall. A
+   * leader whose disk hangs sends nothing (its messages wait for its writes),
+   * is deposed, and sees the new leader replace its own entries in memory
+   * while they are still being written.
+   */
+  readonly diskStallMeanInterval: number;
+  readonly diskStallMax: number;
+  /**
+   * A crash with a write in flight loses the whole write; with this
+   * probability the write completed instead just before the process died (the
+   * fsync returned, nothing was sent): it is stored, and nothing else happens.
+   */
+  readonly crashAfterWriteRate: number;
+  /**
+   * An output with nothing to persist (no entries, no hard state change)
+   * waits its turn and a write delay like any other (true), or is carried out
+   * at once when no write is in flight, as a node that skips the disk when
+   * there is nothing to write would (false).
+   */
+  readonly emptyWritesWait: boolean;
+}
+
 export interface CoreTuning {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -79,6 +118,14 @@ export interface Scenario {
   readonly forwardRate: number;
   /** How long after the faults stop a proposal must be applied by a majority. */
   readonly livenessBound: number;
+  /**
+   * false: each output is persisted, sent, applied and acknowledged at once,
+   * within the event that produced it. true: writes are asynchronous (see
+   * PersistProfile). Drawn from the seed: on in about half of the seeds.
+   */
+  readonly asyncPersist: boolean;
+  /** Write timing when asyncPersist is on (drawn for every seed, so that forcing the mode on gives a full profile). */
+  readonly persist: PersistProfile;
 }
 
 /**
@@ -92,6 +139,41 @@ export interface Scenario {
  */
 export function livenessBoundFor(electionTicks: number, slowestTickPeriod: number): number {
   return 30 * electionTicks * slowestTickPeriod;
+}
+
+/**
+ * The liveness bound with asynchronous persistence: a replication round trip
+ * is two network hops and now also a write on each side (a message leaves only
+ * once the write of its output completes), so it takes up to 1 + maxWrite /
+ * maxNetwork times as long, and bringing a lagging majority up to date one
+ * small message at a time takes as much longer. The bound grows by that
+ * factor, capped at 2: with a fast network it is made of election timeouts,
+ * which writes barely lengthen.
+ */
+export function asyncLivenessBoundFor(syncBound: number, maxWriteDelay: number, maxNetworkDelay: number): number {
+  return Math.round(syncBound * Math.min(2, 1 + maxWriteDelay / maxNetworkDelay));
+}
+
+/**
+ * The persistence mode and timing, from a random stream of their own: adding
+ * them left every other choice of every seed as it was (but for the liveness
+ * bound of a seed that runs asynchronously), so a seed that runs with
+ * synchronous persistence runs exactly as it did before the mode existed.
+ */
+function choosePersistence(seed: number): Pick<Scenario, 'asyncPersist' | 'persist'> {
+  const r = new SeededRandom(seed ^ 0x2f6b91c3);
+  const asyncPersist = r.chance(0.5);
+  const persist: PersistProfile = {
+    minDelay: 1,
+    maxDelay: r.pick([3, 8, 15]),
+    stallRate: r.pick([0, 0.01, 0.05]),
+    stallMax: r.pick([60, 150]),
+    crashAfterWriteRate: r.pick([0, 0.25, 0.5]),
+    diskStallMeanInterval: r.pick([0, 400, 1000]),
+    diskStallMax: r.pick([200, 500]),
+    emptyWritesWait: r.chance(0.5),
+  };
+  return { asyncPersist, persist };
 }
 
 export function chooseScenario(seed: number, nodeCount: number, overrides: Partial<Scenario> = {}): Scenario {
@@ -146,6 +228,15 @@ export function chooseScenario(seed: number, nodeCount: number, overrides: Parti
     forwardRate: r.pick([0, 0.5, 0.9]),
     readIds: 'unique',
     livenessBound: livenessBoundFor(electionTicks, Math.max(...tickPeriods)),
+    ...choosePersistence(seed),
   };
-  return { ...scenario, ...overrides };
+  const chosen = { ...scenario, ...overrides };
+  // The bound follows the persistence mode actually run, forced or not (unless it is itself overridden).
+  if (chosen.asyncPersist && overrides.livenessBound === undefined) {
+    return {
+      ...chosen,
+      livenessBound: asyncLivenessBoundFor(chosen.livenessBound, chosen.persist.maxDelay, chosen.faultyNetwork.maxDelay),
+    };
+  }
+  return chosen;
 }

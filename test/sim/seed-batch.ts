@@ -1,18 +1,35 @@
 import { describe, expect, it } from 'vitest';
-import { formatFailure, runSeeds } from './batch.js';
+import { formatFailure, runSeeds, type BatchSummary } from './batch.js';
 import { realCore } from './default-core.js';
+import type { Scenario } from './scenario.js';
+
+export interface SeedBatchOptions {
+  /** Replaces parts of every seed's scenario (e.g. forces asynchronous persistence on). */
+  readonly scenario?: Partial<Scenario>;
+  /** Names the batch in the test titles. */
+  readonly label?: string;
+  /** Further requirements on each chunk's summary. */
+  readonly expectChunk?: (summary: BatchSummary) => void;
+}
 
 /**
  * Specifies the real core against seeds [first, first + count), in chunks so
  * that progress shows and each test stays well within its timeout. Seeds
- * alternate between 3 nodes (even) and 5 nodes (odd).
+ * alternate between 3 nodes (even) and 5 nodes (odd); persistence is
+ * asynchronous in the seeds that choose it, unless `options.scenario` says.
  */
-export function describeSeedBatch(first: number, count: number, chunk: number): void {
-  describe(`the real core under seeded faults, seeds ${first}..${first + count - 1}`, () => {
+export function describeSeedBatch(first: number, count: number, chunk: number, options: SeedBatchOptions = {}): void {
+  const label = options.label === undefined ? '' : `, ${options.label}`;
+  describe(`the real core under seeded faults${label}, seeds ${first}..${first + count - 1}`, () => {
     for (let start = first; start < first + count; start += chunk) {
       const n = Math.min(chunk, first + count - start);
       it(`keeps every safety property and makes progress once faults stop (seeds ${start}..${start + n - 1})`, () => {
-        const summary = runSeeds({ start, count: n, coreFactory: realCore });
+        const summary = runSeeds({
+          start,
+          count: n,
+          coreFactory: realCore,
+          ...(options.scenario !== undefined ? { scenario: options.scenario } : {}),
+        });
         const failure = summary.failures[0];
         if (failure !== undefined) expect.fail(formatFailure(failure));
         expect(summary.seedsRun).toBe(n);
@@ -20,6 +37,7 @@ export function describeSeedBatch(first: number, count: number, chunk: number): 
         expect(summary.totals.committed / n).toBeGreaterThan(20);
         expect(summary.totals.leadersElected / n).toBeGreaterThan(2);
         expect(summary.totals.crashes / n).toBeGreaterThan(2);
+        options.expectChunk?.(summary);
       });
     }
   });

@@ -1,7 +1,17 @@
 import { MemoryStorage } from '../../src/raft/memory-storage.js';
-import type { NodeId } from '../../src/raft/types.js';
+import type { NodeId, RaftOutput } from '../../src/raft/types.js';
 import type { LogTail, LogView } from './invariants.js';
 import type { SimCore } from './sim-core.js';
+
+/** An output whose durable write has started but not completed (asynchronous persistence). */
+export interface PendingWrite {
+  readonly output: RaftOutput;
+  /** Tells this write's completion event from those of earlier writes. */
+  readonly serial: number;
+  readonly startedAt: number;
+  /** When it completes; a disk stall can move this later (completion events for earlier times are then stale). */
+  readonly doneAt: number;
+}
 
 /**
  * One simulated server. Its MemoryStorage is its disk and survives crashes;
@@ -15,6 +25,15 @@ export class SimNode {
   life = 0;
   /** Last index applied to this life's state machine. */
   applied = 0;
+  /**
+   * The output being written, with asynchronous persistence: taken from the
+   * core, not yet stored, its messages not yet sent. A crash loses it.
+   */
+  write: PendingWrite | null = null;
+  /** Serial of the last write started (across lives). */
+  writeSerial = 0;
+  /** The disk hangs until this time: no write completes earlier. The disk's, so it outlasts a crash. */
+  diskStalledUntil = 0;
   /** A view of the durable log, for checks that compare a write with what it replaces. */
   readonly storedLog: LogView;
 
@@ -34,7 +53,12 @@ export class SimNode {
     };
   }
 
-  /** The end of the durable log (between events the core has persisted everything it holds). */
+  /**
+   * The end of the durable log: what this node would restart with. Read from
+   * storage, never from the core: with asynchronous persistence the core holds
+   * entries whose write has not completed (or has not even started), and a
+   * conflicting append may have replaced in memory entries still on disk.
+   */
   durableTail(): LogTail {
     const lastIndex = this.storage.lastIndex();
     return {

@@ -1,7 +1,9 @@
 /**
  * One seeded run: a fault phase (crashes, partitions, lossy and reordering
- * network, leadership transfers, busy clients) followed by a heal phase (all
- * nodes up, no partitions, no loss) in which the cluster must make progress.
+ * network, leadership transfers, busy clients, stalling disks) followed by a
+ * heal phase (all nodes up, no partitions, no loss, no stalls) in which the
+ * cluster must make progress. Persistence is synchronous or, in about half of
+ * the seeds, asynchronous (writes complete in later events).
  * Every event is followed by the safety checks; the first violation ends the
  * run. The seed decides everything, so a run can be replayed exactly.
  */
@@ -29,6 +31,12 @@ export interface SimulationOptions {
   readonly scenario?: Partial<Scenario>;
   /** How many recent events to keep for the failure report. */
   readonly recentEvents?: number;
+  /**
+   * A deliberately broken caller, for proving that the checks catch it (test
+   * only): 'send-before-persist' sends each output's messages when it takes
+   * the output, before its write completes. Needs asynchronous persistence.
+   */
+  readonly callerBug?: 'send-before-persist';
 }
 
 export interface SimulationResult {
@@ -56,7 +64,9 @@ type SimEvent =
   | { readonly kind: 'read' }
   | { readonly kind: 'heal' }
   | { readonly kind: 'targeted-crash'; readonly node: SimNode; readonly life: number; readonly downFor: number }
-  | { readonly kind: 'targeted-isolation'; readonly node: SimNode; readonly life: number };
+  | { readonly kind: 'targeted-isolation'; readonly node: SimNode; readonly life: number }
+  | { readonly kind: 'write-done'; readonly node: SimNode; readonly life: number; readonly serial: number }
+  | { readonly kind: 'disk-stall' };
 
 /** One closed-loop client. `serial` invalidates its scheduled wake-ups once it has moved on. */
 interface ClientState {
@@ -89,6 +99,8 @@ class Simulation {
   /** Fault choices, client choices: separate streams so that one concern's draws do not shift another's. */
   private readonly faultRandom: SeededRandom;
   private readonly clientRandom: SeededRandom;
+  /** Asynchronous persistence: write delays, disk stalls, whether a crash lets a write in flight complete. */
+  private readonly persistRandom: SeededRandom;
   private proposalSeq = 0;
   /** Proposals clients are waiting for, by key. */
   private readonly awaited = new Map<string, ClientState>();
@@ -106,6 +118,11 @@ class Simulation {
     this.faultRandom = new SeededRandom(streams.nextInt(0x100000000));
     this.clientRandom = new SeededRandom(streams.nextInt(0x100000000));
     const coreSeeds = new SeededRandom(streams.nextInt(0x100000000));
+    // Drawn after the others, so that the streams above are the same as before this one existed.
+    this.persistRandom = new SeededRandom(streams.nextInt(0x100000000));
+    if (options.callerBug !== undefined && !this.scenario.asyncPersist) {
+      throw new Error(`the caller bug ${options.callerBug} needs asynchronous persistence`);
+    }
     this.log = new EventLog(options.trace ?? null, options.recentEvents ?? 200);
     this.checks = new SafetyChecks(this.clock);
     this.network = new Network(networkRandom, this.scenario.faultyNetwork);
@@ -127,6 +144,14 @@ class Simulation {
         voteGranted: (node) => this.maybeCrashVoter(node),
         applied: (node, entry) => this.clientSeesApply(node, entry.data),
       },
+      persistence: this.scenario.asyncPersist
+        ? {
+            delay: () => this.writeDelay(),
+            completeAt: (at, node, life, serial) => this.queue.push(at, { kind: 'write-done', node, life, serial }),
+            emptyWritesWait: this.scenario.persist.emptyWritesWait,
+            ...(options.callerBug === 'send-before-persist' ? { sendBeforePersist: true } : {}),
+          }
+        : null,
     });
     const majority = Math.floor(nodeCount / 2) + 1;
     this.liveness = new LivenessChecker(this.clock, this.scenario.faultPhaseLength, this.scenario.livenessBound, majority);
@@ -149,6 +174,9 @@ class Simulation {
       }
       this.queue.push(this.clientRandom.nextInt(2 * s.readMeanInterval) + 1, { kind: 'read' });
       this.queue.push(s.faultPhaseLength, { kind: 'heal' });
+      if (s.asyncPersist && s.persist.diskStallMeanInterval > 0) {
+        this.queue.push(1 + this.persistRandom.nextInt(2 * s.persist.diskStallMeanInterval), { kind: 'disk-stall' });
+      }
       const stopAfter = (): number | null => {
         const at = this.liveness.committedAt;
         return at === null ? null : at + SETTLE_TIME;
@@ -230,7 +258,32 @@ class Simulation {
         if (this.healed || event.node.life !== event.life || !event.node.up) return;
         this.partition(splitPartition([[event.node.id], this.scenario.ids.filter((id) => id !== event.node.id)]));
         return;
+      case 'write-done':
+        this.cluster.completeWrite(event.node, event.life, event.serial);
+        return;
+      case 'disk-stall': {
+        if (this.healed) return;
+        const p = this.scenario.persist;
+        const r = this.persistRandom;
+        const leader = this.cluster.currentLeader();
+        const node = leader !== null && r.chance(0.6) ? leader : r.pick(this.cluster.nodes);
+        // Long enough, mostly, for the others to give up on a stalled leader and elect another.
+        const length = Math.ceil(p.diskStallMax / 3) + r.nextInt(Math.ceil((2 * p.diskStallMax) / 3));
+        this.cluster.stallDisk(node, now + length);
+        this.queue.push(now + 1 + r.nextInt(2 * p.diskStallMeanInterval), { kind: 'disk-stall' });
+        return;
+      }
     }
+  }
+
+  /** How long a write takes: uniform in [minDelay, maxDelay]; while faults happen, sometimes a stall. */
+  private writeDelay(): number {
+    const p = this.scenario.persist;
+    const r = this.persistRandom;
+    if (!this.healed && p.stallRate > 0 && r.chance(p.stallRate)) {
+      return p.maxDelay + 1 + r.nextInt(Math.max(1, p.stallMax - p.maxDelay));
+    }
+    return p.minDelay + r.nextInt(p.maxDelay - p.minDelay + 1);
   }
 
   /** A new leader is struck down before its first entries spread, sometimes. */
@@ -260,7 +313,8 @@ class Simulation {
 
   private crash(node: SimNode, downFor: number): void {
     const lifeAtCrash = node.life;
-    this.cluster.crash(node, downFor);
+    const writeCompletes = node.write !== null && this.persistRandom.chance(this.scenario.persist.crashAfterWriteRate);
+    this.cluster.crash(node, downFor, writeCompletes);
     this.queue.push(this.clock.now + downFor, { kind: 'restart', node, life: lifeAtCrash });
   }
 
@@ -451,6 +505,17 @@ export function describeScenario(s: Scenario): string {
     `maxMsg=${c.maxMessageBytes} inflight=${c.maxInflightMessages} maxApply=${c.maxApplyBytes}; ` +
     `ticks every ${s.tickPeriods.join('/')}; network delay ${n.minDelay}..${n.maxDelay} loss=${n.lossRate} dup=${n.duplicateRate} long=${n.longDelayRate}; ` +
     `faults every ~${s.faultMeanInterval} until t=${s.faultPhaseLength} (${faults}); ` +
-    `${s.clients} clients thinking ~${s.clientThinkTime}, reads every ~${s.readMeanInterval}`
+    `${s.clients} clients thinking ~${s.clientThinkTime}, reads every ~${s.readMeanInterval}; ` +
+    `persistence ${s.asyncPersist ? describePersist(s.persist) : 'sync'}`
+  );
+}
+
+function describePersist(p: Scenario['persist']): string {
+  return (
+    `async: writes take ${p.minDelay}..${p.maxDelay}` +
+    (p.stallRate > 0 ? `, stall=${p.stallRate} (up to ${p.stallMax})` : '') +
+    (p.diskStallMeanInterval > 0 ? `, disk stalls every ~${p.diskStallMeanInterval} (up to ${p.diskStallMax})` : '') +
+    `, a crash completes the write in flight with p=${p.crashAfterWriteRate}` +
+    (p.emptyWritesWait ? '' : ', outputs with nothing to persist skip the disk')
   );
 }
