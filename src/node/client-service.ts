@@ -172,6 +172,26 @@ function checkValue(value: Uint8Array | undefined, what: string): Uint8Array {
   return new Uint8Array(bytes);
 }
 
+/**
+ * What the client is told when a forwarded call failed. The leader's own
+ * answer passes through. A failure of the hop itself is UNAVAILABLE (safe to
+ * retry) only if the call never left this node; once sent, the write may have
+ * been committed, so the outcome is unknown: never UNAVAILABLE.
+ */
+function forwardFailure(error: grpc.ServiceError, address: string, self: NodeId): grpc.ServiceError {
+  const answeredByLeader = error.metadata.get('content-type').length > 0;
+  if (answeredByLeader) return error;
+  if (error.code === grpc.status.UNAVAILABLE && error.details.startsWith('No connection established')) {
+    return { ...error, details: `leader at ${address} unreachable from ${self}: ${error.details}` };
+  }
+  if (error.code === grpc.status.DEADLINE_EXCEEDED) return error;
+  return {
+    ...error,
+    code: grpc.status.UNKNOWN,
+    details: `the call forwarded by ${self} to the leader at ${address} failed after it was sent (${error.details}); it may or may not have taken effect`,
+  };
+}
+
 /** Relays calls to the leader, one connection per leader address, reused. */
 class LeaderForwarder {
   private readonly clients = new Map<string, grpc.Client>();
@@ -188,12 +208,7 @@ class LeaderForwarder {
     return new Promise((resolve, reject) => {
       call.call(client, request, metadata, { deadline }, (error, reply) => {
         if (error !== null) {
-          // The leader's own status, unless we could not reach it at all.
-          reject(
-            error.code === grpc.status.UNAVAILABLE && !error.details.includes('leader')
-              ? { ...error, details: `leader at ${address} unreachable from ${self}: ${error.details}` }
-              : error,
-          );
+          reject(forwardFailure(error, address, self));
         } else {
           resolve(reply);
         }

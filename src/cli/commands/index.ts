@@ -1,0 +1,14 @@
+/**
+ * Every subcommand of the CLI, in the order `raftlog --help` lists them.
+ * Adding a subcommand is one line here (plus its module).
+ */
+import type { CliCommand } from '../context.js';
+import { appendCommand } from './append.js';
+import { casCommand } from './cas.js';
+import { delCommand } from './del.js';
+import { getCommand } from './get.js';
+import { nodeCommand } from './node.js';
+import { putCommand } from './put.js';
+import { statusCommand } from './status.js';
+
+export const commands: readonly CliCommand[] = [putCommand, getCommand, delCommand, casCommand, appendCommand, statusCommand, nodeCommand];

@@ -1,0 +1,69 @@
+import { RaftLogDeadlineExceededError, RaftLogUnavailableError, type EndpointStatus } from '../../client/index.js';
+import { ExitCode } from '../exit-codes.js';
+import type { CliCommand, Json } from '../context.js';
+import { table } from '../format.js';
+
+const HEADER = ['ENDPOINT', 'NODE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'LAST', 'DIGEST'];
+const NUMERIC = new Set([3, 5, 6, 7]);
+const SHORT_DIGEST = 12;
+
+export const statusCommand: CliCommand = {
+  register(program, context) {
+    program
+      .command('status')
+      .description('ask every endpoint where it stands; exit code 3 when none answers')
+      .action(async () => {
+        const all = await context.withClient((client) => client.statusAll());
+        context.result({ command: 'status', nodes: all.map(nodeJson) }, table(HEADER, all.map(row), NUMERIC));
+        if (all.every((entry) => !entry.ok)) {
+          const what = all.length === 1 ? 'the endpoint did not answer' : `none of the ${all.length} endpoints answered`;
+          context.fail(ExitCode.UNAVAILABLE, 'unavailable', `status: ${what}`);
+        }
+      });
+  },
+};
+
+function row(entry: EndpointStatus): string[] {
+  if (!entry.ok) {
+    const { error } = entry;
+    const unreachable = error instanceof RaftLogUnavailableError || error instanceof RaftLogDeadlineExceededError;
+    const reason = error.attempts.at(-1)?.reason ?? error.message;
+    return [entry.endpoint, '-', unreachable ? 'unreachable' : 'error', '-', '-', '-', '-', '-', reason];
+  }
+  const { status } = entry;
+  return [
+    entry.endpoint,
+    status.node,
+    status.role,
+    String(status.term),
+    status.leader ?? '-',
+    String(status.commitIndex),
+    String(status.appliedIndex),
+    String(status.lastLogIndex),
+    status.digest === '' ? '-' : status.digest.slice(0, SHORT_DIGEST),
+  ];
+}
+
+function nodeJson(entry: EndpointStatus): Json {
+  if (!entry.ok) {
+    return {
+      endpoint: entry.endpoint,
+      reachable: false,
+      error: { code: entry.error.codeName, message: entry.error.message },
+    };
+  }
+  const { status } = entry;
+  return {
+    endpoint: entry.endpoint,
+    reachable: true,
+    node: status.node,
+    role: status.role,
+    term: status.term,
+    leader: status.leader,
+    commitIndex: status.commitIndex,
+    appliedIndex: status.appliedIndex,
+    lastLogIndex: status.lastLogIndex,
+    members: status.members,
+    digest: status.digest,
+  };
+}

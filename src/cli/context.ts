@@ -1,0 +1,116 @@
+/**
+ * What a CLI command gets to work with: the checked global options, a client
+ * built from them, and one place to print results and set the exit code.
+ */
+import type { Command } from 'commander';
+import { RaftLogClient } from '../client/index.js';
+import { parseEndpoints, splitEndpointList } from '../client/endpoints.js';
+import { ExitCode, UsageError } from './exit-codes.js';
+
+export const DEFAULT_ENDPOINTS = '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
+export const DEFAULT_TIMEOUT_MS = 5000;
+export const ENDPOINTS_ENV = 'RAFTLOG_ENDPOINTS';
+
+export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
+
+export interface CliIo {
+  /** Writes one line to standard output. */
+  readonly out: (line: string) => void;
+  /** Writes one line to standard error. */
+  readonly err: (line: string) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+export interface GlobalOptions {
+  /** host:port (or id=host:port) of each node. */
+  readonly endpoints: readonly string[];
+  /** Deadline of each call in milliseconds. */
+  readonly timeoutMs: number;
+  /** Machine output: one JSON object per result. */
+  readonly json: boolean;
+}
+
+export interface CliContext {
+  readonly io: CliIo;
+  /** The global options (--endpoints, --timeout, --json), checked; throws UsageError. */
+  globals(): GlobalOptions;
+  /** Runs `use` with a client made from the global options and closes it afterwards. */
+  withClient<T>(use: (client: RaftLogClient) => Promise<T>): Promise<T>;
+  /** Prints one result: `json` as one line with --json, else the human line(s). */
+  result(json: { readonly [key: string]: Json }, human: string | readonly string[]): void;
+  /** The exit code once the command returns (0 unless set). */
+  exitWith(code: ExitCode): void;
+  /** Reports a failure on standard error (one line, JSON with --json) and sets the exit code, for a command that still printed a result. */
+  fail(code: ExitCode, kind: string, message: string): void;
+}
+
+/** One subcommand of the CLI. To add one, write a module that exports a CliCommand and list it in commands/index.ts. */
+export interface CliCommand {
+  /** Adds the subcommand (arguments, options, action) to the program. */
+  register(program: Command, context: CliContext): void;
+}
+
+interface RawGlobals {
+  endpoints?: string;
+  timeout?: string;
+  json?: boolean;
+}
+
+export class Context implements CliContext {
+  exitCode: ExitCode = ExitCode.OK;
+
+  constructor(
+    private readonly program: Command,
+    readonly io: CliIo,
+  ) {}
+
+  globals(): GlobalOptions {
+    const raw = this.program.opts<RawGlobals>();
+    const list = raw.endpoints ?? this.io.env[ENDPOINTS_ENV] ?? DEFAULT_ENDPOINTS;
+    const source = raw.endpoints !== undefined ? '--endpoints' : this.io.env[ENDPOINTS_ENV] !== undefined ? ENDPOINTS_ENV : 'the default endpoints';
+    let endpoints: string[];
+    try {
+      endpoints = parseEndpoints(splitEndpointList(list)).map((spec) =>
+        spec.node === null ? spec.address : `${spec.node}=${spec.address}`,
+      );
+    } catch (error) {
+      throw new UsageError(`${source}: ${(error as Error).message}`);
+    }
+    let timeoutMs = DEFAULT_TIMEOUT_MS;
+    if (raw.timeout !== undefined) {
+      timeoutMs = Number(raw.timeout);
+      if (!/^\d+$/.test(raw.timeout.trim()) || timeoutMs <= 0) {
+        throw new UsageError(`--timeout must be a positive whole number of milliseconds, got "${raw.timeout}"`);
+      }
+    }
+    return { endpoints, timeoutMs, json: raw.json === true };
+  }
+
+  async withClient<T>(use: (client: RaftLogClient) => Promise<T>): Promise<T> {
+    const { endpoints, timeoutMs } = this.globals();
+    // One command, one process: finding the leader in the background would not pay off.
+    const client = new RaftLogClient({ endpoints, deadlineMs: timeoutMs, discoverLeader: false });
+    try {
+      return await use(client);
+    } finally {
+      client.close();
+    }
+  }
+
+  result(json: { readonly [key: string]: Json }, human: string | readonly string[]): void {
+    if (this.globals().json) {
+      this.io.out(JSON.stringify(json));
+      return;
+    }
+    for (const line of typeof human === 'string' ? [human] : human) this.io.out(line);
+  }
+
+  exitWith(code: ExitCode): void {
+    this.exitCode = code;
+  }
+
+  fail(code: ExitCode, kind: string, message: string): void {
+    this.io.err(this.globals().json ? JSON.stringify({ error: { kind, message } }) : `error: ${message}`);
+    this.exitCode = code;
+  }
+}

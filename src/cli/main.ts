@@ -1,0 +1,92 @@
+/**
+ * The raftlog command line: `raftlog [global options] <command> [args]`.
+ * Subcommands live in commands/ and are listed in commands/index.ts.
+ */
+import { Command, CommanderError } from 'commander';
+import {
+  RaftLogDeadlineExceededError,
+  RaftLogError,
+  RaftLogIndeterminateError,
+  RaftLogInvalidArgumentError,
+  RaftLogUnavailableError,
+} from '../client/index.js';
+import { commands } from './commands/index.js';
+import { Context, DEFAULT_ENDPOINTS, DEFAULT_TIMEOUT_MS, ENDPOINTS_ENV, type CliIo } from './context.js';
+import { ExitCode, UsageError } from './exit-codes.js';
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0  done
+  1  key not found, or compare-and-swap did not swap
+  2  usage error (bad command, argument or option; key or value over the limits)
+  3  unavailable: no node could take the request in time (nothing was written)
+  4  indeterminate: the write was sent but its outcome is unknown (deadline passed or connection lost)
+  5  any other error`;
+
+/** The process's own standard streams and environment. */
+export function processIo(): CliIo {
+  return {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+    env: process.env,
+  };
+}
+
+/** Runs the CLI on `argv` (the arguments after the program name) and returns the exit code. */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  // Known before commander parses anything, so that its own usage errors can be JSON too.
+  const json = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).includes('--json');
+  const program = new Command('raftlog');
+  program
+    .description('Talk to a raftlog cluster: a Raft-replicated key-value store and log.')
+    .option('--endpoints <list>', `comma-separated host:port of the nodes (default: $${ENDPOINTS_ENV}, else ${DEFAULT_ENDPOINTS})`)
+    .option('--timeout <ms>', `deadline of the command in milliseconds, retries included (default: ${DEFAULT_TIMEOUT_MS})`)
+    .option('--json', 'machine output: one JSON object per result')
+    .addHelpText('after', EXIT_CODES_HELP)
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.out(text.replace(/\n$/, '')),
+      writeErr: (text) => io.err(text.replace(/\n$/, '')),
+      outputError: (text) => {
+        const message = text.trim().replace(/^error: /, '');
+        if (json) io.err(JSON.stringify({ error: { kind: 'usage', message } }));
+        else io.err(`error: ${message} (see raftlog --help)`);
+      },
+    });
+  const context = new Context(program, io);
+  for (const command of commands) command.register(program, context);
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return context.exitCode;
+  } catch (error) {
+    return report(error, io, json);
+  }
+}
+
+function report(error: unknown, io: CliIo, json: boolean): number {
+  if (error instanceof CommanderError) {
+    // commander has printed the message (or the help) already.
+    return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? ExitCode.OK : ExitCode.USAGE;
+  }
+  const [code, kind] = classify(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (json) {
+    const details =
+      error instanceof RaftLogError ? { code: error.codeName, endpoint: error.endpoint, operation: error.operation } : {};
+    io.err(JSON.stringify({ error: { kind, ...details, message } }));
+  } else {
+    io.err(`error: ${message}`);
+  }
+  return code;
+}
+
+function classify(error: unknown): [ExitCode, string] {
+  if (error instanceof UsageError || error instanceof RaftLogInvalidArgumentError) return [ExitCode.USAGE, 'usage'];
+  if (error instanceof RaftLogUnavailableError || error instanceof RaftLogDeadlineExceededError) {
+    return [ExitCode.UNAVAILABLE, 'unavailable'];
+  }
+  if (error instanceof RaftLogIndeterminateError) return [ExitCode.INDETERMINATE, 'indeterminate'];
+  return [ExitCode.ERROR, 'error'];
+}

@@ -1,0 +1,28 @@
+export {
+  RaftLogClient,
+  type AppendResult,
+  type CallOptions,
+  type CompareAndSwapResult,
+  type DeleteResult,
+  type EndpointStatus,
+  type GetOptions,
+  type GetResult,
+  type NodeStatus,
+  type PutResult,
+  type RaftLogClientOptions,
+  type ReadConsistency,
+  type WriteResult,
+} from './raftlog-client.js';
+export {
+  RaftLogDeadlineExceededError,
+  RaftLogError,
+  RaftLogIndeterminateError,
+  RaftLogInvalidArgumentError,
+  RaftLogUnavailableError,
+  statusCodeName,
+  type AttemptFailure,
+  type RaftLogOperation,
+} from './errors.js';
+export type { Bytes } from './bytes.js';
+export { parseEndpoint, parseEndpoints, splitEndpointList, type EndpointSpec } from './endpoints.js';
+export { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './proto.js';

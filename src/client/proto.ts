@@ -1,0 +1,137 @@
+/**
+ * The client API's wire contract, loaded from proto/raftlog/v1/client.proto
+ * with @grpc/proto-loader, and TypeScript shapes for its messages as that
+ * loader hands them out with the options below (camelCase field names, 64-bit
+ * integers as decimal strings, enums as their names, bytes as Buffers, absent
+ * fields filled with their defaults).
+ *
+ * Both sides can use it: the client in this folder, and any server (or test
+ * fake) that registers `raftLogService` with a grpc-js Server.
+ */
+import { fileURLToPath } from 'node:url';
+import { loadSync, type MethodDefinition, type ServiceDefinition } from '@grpc/proto-loader';
+
+export const CLIENT_PROTO_PATH = fileURLToPath(new URL('../../proto/raftlog/v1/client.proto', import.meta.url));
+
+export const RAFTLOG_SERVICE_NAME = 'raftlog.v1.RaftLog';
+
+/** Limits from client.proto: keys 1..4096 bytes, values and records up to 1 MiB. */
+export const MAX_KEY_BYTES = 4096;
+export const MAX_VALUE_BYTES = 1024 * 1024;
+
+const packageDefinition = loadSync(CLIENT_PROTO_PATH, {
+  keepCase: false,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: false,
+});
+
+const service = packageDefinition[RAFTLOG_SERVICE_NAME];
+if (service === undefined || !isServiceDefinition(service)) {
+  throw new Error(`${CLIENT_PROTO_PATH} does not define the service ${RAFTLOG_SERVICE_NAME}`);
+}
+
+function isServiceDefinition(value: object): value is ServiceDefinition {
+  return !('format' in value);
+}
+
+/** The service definition to pass to grpc-js (`server.addService`, or `makeUnaryRequest` per method). */
+export const raftLogService: ServiceDefinition = service;
+
+/** A 64-bit unsigned integer as it arrives (decimal string); a number or a string may be sent. */
+export type WireUint64 = string;
+type OutgoingUint64 = string | number;
+/** Bytes as they arrive (Buffer); any Uint8Array may be sent. */
+type OutgoingBytes = Uint8Array;
+
+export type WireReadConsistency =
+  | 'READ_CONSISTENCY_UNSPECIFIED'
+  | 'READ_CONSISTENCY_LINEARIZABLE'
+  | 'READ_CONSISTENCY_LOCAL';
+
+export interface PutRequest {
+  key: OutgoingBytes;
+  value: OutgoingBytes;
+}
+export interface GetRequest {
+  key: OutgoingBytes;
+  consistency: WireReadConsistency;
+}
+export interface DeleteRequest {
+  key: OutgoingBytes;
+}
+export interface CompareAndSwapRequest {
+  key: OutgoingBytes;
+  expected: OutgoingBytes;
+  expectAbsent: boolean;
+  value: OutgoingBytes;
+}
+export interface AppendRecordRequest {
+  record: OutgoingBytes;
+}
+export type StatusRequest = Record<string, never>;
+
+export interface LogPosition<U = WireUint64> {
+  index: U;
+  term: U;
+}
+export interface WriteReply<U = WireUint64> {
+  /** Null when the sender left it out. */
+  position: LogPosition<U> | null;
+  leader: string;
+}
+export interface GetReply<U = WireUint64, B = Buffer> {
+  found: boolean;
+  value: B;
+  readIndex: U;
+  leader: string;
+}
+export interface DeleteReply<U = WireUint64> extends WriteReply<U> {
+  existed: boolean;
+}
+export interface CompareAndSwapReply<U = WireUint64, B = Buffer> extends WriteReply<U> {
+  succeeded: boolean;
+  found: boolean;
+  current: B;
+}
+export interface StatusReply<U = WireUint64> {
+  node: string;
+  role: string;
+  term: U;
+  leader: string;
+  commitIndex: U;
+  appliedIndex: U;
+  lastLogIndex: U;
+  members: string[];
+  digest: string;
+}
+
+/** Request and reply types of each method, as received (requests) and as sent (replies may use numbers). */
+export interface RaftLogMethods {
+  Put: { request: PutRequest; reply: WriteReply; outgoingReply: WriteReply<OutgoingUint64> };
+  Get: { request: GetRequest; reply: GetReply; outgoingReply: GetReply<OutgoingUint64, OutgoingBytes> };
+  Delete: { request: DeleteRequest; reply: DeleteReply; outgoingReply: DeleteReply<OutgoingUint64> };
+  CompareAndSwap: {
+    request: CompareAndSwapRequest;
+    reply: CompareAndSwapReply;
+    outgoingReply: CompareAndSwapReply<OutgoingUint64, OutgoingBytes>;
+  };
+  Append: { request: AppendRecordRequest; reply: WriteReply; outgoingReply: WriteReply<OutgoingUint64> };
+  Status: { request: StatusRequest; reply: StatusReply; outgoingReply: StatusReply<OutgoingUint64> };
+}
+
+export type RaftLogMethodName = keyof RaftLogMethods;
+
+export const RAFTLOG_METHODS: readonly RaftLogMethodName[] = ['Put', 'Get', 'Delete', 'CompareAndSwap', 'Append', 'Status'];
+
+/** The grpc-js method definition of one call, typed with its request and reply. */
+export function methodDefinition<M extends RaftLogMethodName>(
+  method: M,
+): MethodDefinition<RaftLogMethods[M]['request'], RaftLogMethods[M]['reply']> {
+  const definition = raftLogService[method];
+  if (definition === undefined) throw new Error(`${RAFTLOG_SERVICE_NAME} has no method ${method}`);
+  // proto-loader types every method as MethodDefinition<object, object>; the
+  // interfaces above describe what these particular messages hold.
+  return definition as unknown as MethodDefinition<RaftLogMethods[M]['request'], RaftLogMethods[M]['reply']>;
+}

@@ -1,0 +1,302 @@
+/**
+ * A fake raftlog node for testing clients: a grpc-js server of the RaftLog
+ * service (proto/raftlog/v1/client.proto) on 127.0.0.1 with a port the OS
+ * picks, backed by an in-memory key-value store that several fakes can share
+ * (a "cluster" whose every node serves every call, as followers forward to
+ * the leader).
+ *
+ * Each fake counts the calls it receives and can be scripted, per method, to
+ * answer the next calls with an error status, answer late, never answer, or
+ * crash (drop every connection) when a call arrives.
+ */
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import {
+  MAX_KEY_BYTES,
+  MAX_VALUE_BYTES,
+  RAFTLOG_METHODS,
+  raftLogService,
+  type RaftLogMethodName,
+  type RaftLogMethods,
+} from '../../src/client/proto.js';
+
+/** What a fake does with one call. */
+export type FakeAction =
+  /** Answer with this error status (nothing is applied). */
+  | { readonly kind: 'fail'; readonly code: grpc.status; readonly details?: string }
+  /** Carry out the call after `ms` milliseconds, then answer (so a write may commit after the client gave up). */
+  | { readonly kind: 'delay'; readonly ms: number }
+  /** Never answer (the call stays open until the client gives up or the fake stops). */
+  | { readonly kind: 'hang' }
+  /** Crash: drop every connection at once, after applying the write first if `applied`. */
+  | { readonly kind: 'crash'; readonly applied: boolean };
+
+/** The replicated state every fake of one cluster serves. */
+export class FakeCluster {
+  readonly data = new Map<string, Buffer>();
+  readonly records: Buffer[] = [];
+  lastIndex = 0;
+  term = 1;
+  leader = 'n1';
+  members: string[] = [];
+
+  /** Commits one entry and returns its position. */
+  commit(): { index: number; term: number } {
+    this.lastIndex += 1;
+    return { index: this.lastIndex, term: this.term };
+  }
+
+  digest(): string {
+    const hash = createHash('sha256');
+    for (const [key, value] of [...this.data].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      hash.update(key).update(value);
+    }
+    for (const record of this.records) hash.update(record);
+    return hash.digest('hex');
+  }
+}
+
+type Handler<M extends RaftLogMethodName> = (
+  request: RaftLogMethods[M]['request'],
+) => RaftLogMethods[M]['outgoingReply'] | { error: grpc.status; details: string };
+
+export interface FakeServerOptions {
+  /** This node's id (default "n1"). */
+  readonly node?: string;
+  /** The state to serve; fakes given the same cluster serve the same data. */
+  readonly cluster?: FakeCluster;
+  /** Bind to this port on 127.0.0.1 (default 0: any free port). */
+  readonly port?: number;
+}
+
+export class FakeRaftLogServer {
+  readonly node: string;
+  readonly cluster: FakeCluster;
+  /** Calls received, per method, whatever the fake then did with them. */
+  readonly calls: Record<RaftLogMethodName, number> = {
+    Put: 0,
+    Get: 0,
+    Delete: 0,
+    CompareAndSwap: 0,
+    Append: 0,
+    Status: 0,
+  };
+  /** Every request received, in order. */
+  readonly received: { method: RaftLogMethodName; request: unknown }[] = [];
+  private readonly scripts = new Map<RaftLogMethodName, FakeAction[]>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private server: grpc.Server;
+  private stopped = false;
+
+  private constructor(
+    server: grpc.Server,
+    readonly port: number,
+    options: FakeServerOptions,
+  ) {
+    this.server = server;
+    this.node = options.node ?? 'n1';
+    this.cluster = options.cluster ?? new FakeCluster();
+    if (!this.cluster.members.includes(this.node)) this.cluster.members.push(this.node);
+  }
+
+  static async start(options: FakeServerOptions = {}): Promise<FakeRaftLogServer> {
+    const server = new grpc.Server();
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`127.0.0.1:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+        error === null ? resolve(bound) : reject(error),
+      );
+    });
+    const fake = new FakeRaftLogServer(server, port, options);
+    server.addService(raftLogService, fake.implementation());
+    return fake;
+  }
+
+  /** host:port to hand to a client. */
+  get endpoint(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** All calls received, every method together. */
+  get totalCalls(): number {
+    return Object.values(this.calls).reduce((sum, count) => sum + count, 0);
+  }
+
+  /** The next `times` calls of `method` (or of every method, '*') get `action`, after anything already scripted. */
+  script(method: RaftLogMethodName | '*', action: FakeAction, times = 1): this {
+    for (const name of method === '*' ? RAFTLOG_METHODS : [method]) {
+      const queue = this.scripts.get(name) ?? [];
+      for (let i = 0; i < times; i++) queue.push(action);
+      this.scripts.set(name, queue);
+    }
+    return this;
+  }
+
+  /** The next `times` calls of `method` are answered UNAVAILABLE, as a node with no leader does. */
+  unavailable(method: RaftLogMethodName | '*', times = 1): this {
+    return this.script(method, { kind: 'fail', code: grpc.status.UNAVAILABLE, details: 'no leader is known' }, times);
+  }
+
+  /** Every call from now on is answered UNAVAILABLE (until reset()). */
+  alwaysUnavailable(): this {
+    return this.unavailable('*', 1_000_000);
+  }
+
+  /** Forgets every scripted action. */
+  reset(): this {
+    this.scripts.clear();
+    return this;
+  }
+
+  /** Stops at once: open calls are cancelled, connections dropped. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.server.forceShutdown();
+  }
+
+  private implementation(): grpc.UntypedServiceImplementation {
+    return {
+      Put: this.unary('Put', (request) => this.put(request)),
+      Get: this.unary('Get', (request) => this.get(request)),
+      Delete: this.unary('Delete', (request) => this.delete(request)),
+      CompareAndSwap: this.unary('CompareAndSwap', (request) => this.compareAndSwap(request)),
+      Append: this.unary('Append', (request) => this.append(request)),
+      Status: this.unary('Status', () => this.status()),
+    };
+  }
+
+  private unary<M extends RaftLogMethodName>(
+    method: M,
+    handle: Handler<M>,
+  ): grpc.handleUnaryCall<RaftLogMethods[M]['request'], RaftLogMethods[M]['outgoingReply']> {
+    return (call, callback) => {
+      this.calls[method] += 1;
+      this.received.push({ method, request: call.request });
+      const answer = () => {
+        const result = handle(call.request);
+        if ('error' in result) callback({ code: result.error, details: result.details });
+        else callback(null, result);
+      };
+      const action = this.scripts.get(method)?.shift();
+      switch (action?.kind) {
+        case undefined:
+          answer();
+          break;
+        case 'fail':
+          callback({ code: action.code, details: action.details ?? grpc.status[action.code] });
+          break;
+        case 'delay': {
+          const timer = setTimeout(() => {
+            this.timers.delete(timer);
+            answer();
+          }, action.ms);
+          this.timers.add(timer);
+          break;
+        }
+        case 'hang':
+          break;
+        case 'crash':
+          if (action.applied) handle(call.request);
+          void this.stop();
+          break;
+      }
+    };
+  }
+
+  private put(request: RaftLogMethods['Put']['request']) {
+    const invalid = checkKey(request.key) ?? checkSize('value', request.value);
+    if (invalid !== null) return invalid;
+    this.cluster.data.set(keyOf(request.key), Buffer.from(request.value));
+    return { position: this.cluster.commit(), leader: this.cluster.leader };
+  }
+
+  private get(request: RaftLogMethods['Get']['request']) {
+    const invalid = checkKey(request.key);
+    if (invalid !== null) return invalid;
+    const value = this.cluster.data.get(keyOf(request.key));
+    return {
+      found: value !== undefined,
+      value: value ?? Buffer.alloc(0),
+      readIndex: this.cluster.lastIndex,
+      leader: request.consistency === 'READ_CONSISTENCY_LOCAL' ? '' : this.cluster.leader,
+    };
+  }
+
+  private delete(request: RaftLogMethods['Delete']['request']) {
+    const invalid = checkKey(request.key);
+    if (invalid !== null) return invalid;
+    const existed = this.cluster.data.delete(keyOf(request.key));
+    return { position: this.cluster.commit(), leader: this.cluster.leader, existed };
+  }
+
+  private compareAndSwap(request: RaftLogMethods['CompareAndSwap']['request']) {
+    const invalid = checkKey(request.key) ?? checkSize('expected', request.expected) ?? checkSize('value', request.value);
+    if (invalid !== null) return invalid;
+    const key = keyOf(request.key);
+    const current = this.cluster.data.get(key);
+    const succeeded = request.expectAbsent
+      ? current === undefined
+      : current !== undefined && current.equals(Buffer.from(request.expected));
+    if (succeeded) this.cluster.data.set(key, Buffer.from(request.value));
+    const after = this.cluster.data.get(key);
+    return {
+      position: this.cluster.commit(),
+      leader: this.cluster.leader,
+      succeeded,
+      found: after !== undefined,
+      current: after ?? Buffer.alloc(0),
+    };
+  }
+
+  private append(request: RaftLogMethods['Append']['request']) {
+    const invalid = checkSize('record', request.record);
+    if (invalid !== null) return invalid;
+    this.cluster.records.push(Buffer.from(request.record));
+    return { position: this.cluster.commit(), leader: this.cluster.leader };
+  }
+
+  private status() {
+    const { cluster } = this;
+    return {
+      node: this.node,
+      role: cluster.leader === this.node ? 'leader' : 'follower',
+      term: cluster.term,
+      leader: cluster.leader,
+      commitIndex: cluster.lastIndex,
+      appliedIndex: cluster.lastIndex,
+      lastLogIndex: cluster.lastIndex,
+      members: [...cluster.members],
+      digest: cluster.digest(),
+    };
+  }
+}
+
+function keyOf(key: Uint8Array): string {
+  return Buffer.from(key).toString('hex');
+}
+
+function checkKey(key: Uint8Array): { error: grpc.status; details: string } | null {
+  if (key.length === 0) return { error: grpc.status.INVALID_ARGUMENT, details: 'key is empty' };
+  if (key.length > MAX_KEY_BYTES) return { error: grpc.status.INVALID_ARGUMENT, details: 'key is over 4096 bytes' };
+  return null;
+}
+
+function checkSize(what: string, bytes: Uint8Array): { error: grpc.status; details: string } | null {
+  return bytes.length > MAX_VALUE_BYTES ? { error: grpc.status.INVALID_ARGUMENT, details: `${what} is over 1 MiB` } : null;
+}
+
+/** Starts `count` fakes sharing one cluster, nodes n1..n<count>; n1 leads unless told otherwise. */
+export async function startFakeCluster(count: number, leader = 'n1'): Promise<FakeRaftLogServer[]> {
+  const cluster = new FakeCluster();
+  cluster.leader = leader;
+  const fakes: FakeRaftLogServer[] = [];
+  try {
+    for (let i = 1; i <= count; i++) fakes.push(await FakeRaftLogServer.start({ node: `n${i}`, cluster }));
+  } catch (error) {
+    await Promise.all(fakes.map((fake) => fake.stop()));
+    throw error;
+  }
+  return fakes;
+}
