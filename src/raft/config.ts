@@ -26,7 +26,7 @@ export interface RaftOptions {
    * applied, so a restarted node replays its committed log.
    */
   readonly appliedIndex?: number;
-  /** Seeded randomness for election timeouts: the core never reads a clock or Math.random. */
+  /** Seeded randomness for election timeouts: the core never reads a clock or ambient randomness. */
   readonly random: RandomSource;
 }
 
