@@ -1,5 +1,5 @@
 import { Level } from 'level';
-import type { RaftStorage } from '../raft/storage.js';
+import { takeWithinBytes, type RaftStorage } from '../raft/storage.js';
 import type { ClusterConfig, Entry, HardState } from '../raft/types.js';
 import {
   CONFIG_KEY,
@@ -110,15 +110,7 @@ export class LevelLogStorage implements RaftStorage {
     if (from < 1 || to > this.lastIndex() + 1 || from > to) {
       throw new RangeError(`entries [${from}, ${to}) are outside the stored range 1..${this.lastIndex()} (log in ${this.path})`);
     }
-    const out: Entry[] = [];
-    let size = 0;
-    for (let index = from; index < to; index++) {
-      const entry = this.entriesInMemory[index - 1] as Entry;
-      size += entry.data.byteLength;
-      if (out.length > 0 && size > maxBytes) break;
-      out.push(entry);
-    }
-    return out;
+    return takeWithinBytes(from, to, maxBytes, (index) => this.entriesInMemory[index - 1] as Entry);
   }
 
   /**

@@ -1,13 +1,11 @@
 /**
- * The client service raftlog.v1.RaftLog (proto/raftlog/v1/client.proto),
- * loaded at run time with @grpc/proto-loader: camelCase fields, uint64 as
- * numbers, enums by name, bytes as Buffer, defaults filled in.
+ * The client service raftlog.v1.RaftLog as the server side sees it: the same
+ * contract as src/client/proto.ts, loaded with uint64 as numbers (indexes the
+ * node compares and computes with) where the client keeps decimal strings.
  */
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-
-export const CLIENT_PROTO_PATH = fileURLToPath(new URL('../../proto/raftlog/v1/client.proto', import.meta.url));
+import { CLIENT_PROTO_PATH } from '../client/proto.js';
 
 const packageDefinition = protoLoader.loadSync(CLIENT_PROTO_PATH, {
   keepCase: false,

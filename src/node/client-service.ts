@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../client/proto.js';
 import type { Logger } from 'pino';
 import type { NodeId } from '../raft/types.js';
 import {
@@ -18,7 +19,6 @@ import {
 import { ClientError, invalidArgument, NotLeaderError } from './errors.js';
 import type { Committed, RaftNode } from './raft-node.js';
 
-export const LIMITS = { maxKeyBytes: 4096, maxValueBytes: 1024 * 1024 } as const;
 
 /** Calls longer than this are cut short even when the client set no deadline. */
 const MAX_CALL_MS = 30_000;
@@ -158,16 +158,16 @@ function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {
 
 function checkKey(key: Uint8Array | undefined): Uint8Array {
   if (key === undefined || key.byteLength === 0) throw invalidArgument('key must not be empty');
-  if (key.byteLength > LIMITS.maxKeyBytes) {
-    throw invalidArgument(`key of ${key.byteLength} bytes exceeds the limit of ${LIMITS.maxKeyBytes} bytes`);
+  if (key.byteLength > MAX_KEY_BYTES) {
+    throw invalidArgument(`key of ${key.byteLength} bytes exceeds the limit of ${MAX_KEY_BYTES} bytes`);
   }
   return new Uint8Array(key);
 }
 
 function checkValue(value: Uint8Array | undefined, what: string): Uint8Array {
   const bytes = value ?? new Uint8Array(0);
-  if (bytes.byteLength > LIMITS.maxValueBytes) {
-    throw invalidArgument(`${what} of ${bytes.byteLength} bytes exceeds the limit of ${LIMITS.maxValueBytes} bytes`);
+  if (bytes.byteLength > MAX_VALUE_BYTES) {
+    throw invalidArgument(`${what} of ${bytes.byteLength} bytes exceeds the limit of ${MAX_VALUE_BYTES} bytes`);
   }
   return new Uint8Array(bytes);
 }

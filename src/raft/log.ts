@@ -1,4 +1,4 @@
-import { limitBytes, type RaftStorage } from './storage.js';
+import { takeWithinBytes, type RaftStorage } from './storage.js';
 import type { Entry } from './types.js';
 
 /**
@@ -77,16 +77,7 @@ export class RaftLog {
       if (!reachedEnd || to <= this.unstableOffset) return result;
     }
     const start = Math.max(from, this.unstableOffset);
-    const unstablePart = this.unstable.slice(start - this.unstableOffset, to - this.unstableOffset);
-    if (result.length === 0) return limitBytes(unstablePart, maxBytes);
-    let used = 0;
-    for (const entry of result) used += entry.data.byteLength;
-    for (const entry of unstablePart) {
-      used += entry.data.byteLength;
-      if (used > maxBytes) break;
-      result.push(entry);
-    }
-    return result;
+    return takeWithinBytes(start, to, maxBytes, (index) => this.unstable[index - this.unstableOffset] as Entry, result);
   }
 
   /** Appends after the last entry (a leader's own proposals). */

@@ -1,4 +1,4 @@
-import { StorageRangeError, type RaftStorage } from './storage.js';
+import { StorageRangeError, takeWithinBytes, type RaftStorage } from './storage.js';
 import type { ClusterConfig, Entry, HardState } from './types.js';
 
 /**
@@ -44,15 +44,7 @@ export class MemoryStorage implements RaftStorage {
         `entries [${from}, ${to}) are outside the stored range ${this.firstIndex()}..${this.lastIndex()}`,
       );
     }
-    const out: Entry[] = [];
-    let size = 0;
-    for (let index = from; index < to; index++) {
-      const entry = this.log[index - this.offsetIndex - 1] as Entry;
-      size += entry.data.byteLength;
-      if (out.length > 0 && size > maxBytes) break;
-      out.push(entry);
-    }
-    return out;
+    return takeWithinBytes(from, to, maxBytes, (index) => this.log[index - this.offsetIndex - 1] as Entry);
   }
 
   /** Applies one output batch's durable part, as one atomic write. */

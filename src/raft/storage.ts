@@ -31,14 +31,26 @@ export class StorageRangeError extends Error {
   }
 }
 
-/** Sums entry payloads up to maxBytes, keeping at least one entry. */
-export function limitBytes<T extends { readonly data: Uint8Array }>(items: readonly T[], maxBytes: number): T[] {
-  const out: T[] = [];
+/**
+ * Appends to `out` the entries at indexes [from, to), read with `entryAt`,
+ * while their data fits in maxBytes (counting what `out` already holds); the
+ * first entry is taken whatever its size, so a batch is never empty. Reads
+ * only the entries it takes.
+ */
+export function takeWithinBytes(
+  from: number,
+  to: number,
+  maxBytes: number,
+  entryAt: (index: number) => Entry,
+  out: Entry[] = [],
+): Entry[] {
   let size = 0;
-  for (const item of items) {
-    size += item.data.byteLength;
+  for (const entry of out) size += entry.data.byteLength;
+  for (let index = from; index < to; index++) {
+    const entry = entryAt(index);
+    size += entry.data.byteLength;
     if (out.length > 0 && size > maxBytes) break;
-    out.push(item);
+    out.push(entry);
   }
   return out;
 }
