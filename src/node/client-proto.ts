@@ -15,7 +15,35 @@ const packageDefinition = protoLoader.loadSync(CLIENT_PROTO_PATH, {
   oneofs: true,
 });
 
-export const raftLogServiceDefinition = packageDefinition['raftlog.v1.RaftLog'] as unknown as grpc.ServiceDefinition;
+const MALFORMED = Symbol('malformed request');
+
+/** What the server gets for request bytes that are not a valid message: the decoder's complaint, turned into INVALID_ARGUMENT by the service. */
+export interface MalformedRequest {
+  readonly [MALFORMED]: string;
+}
+
+export function malformedReason(request: unknown): string | null {
+  return typeof request === 'object' && request !== null && MALFORMED in request ? (request as MalformedRequest)[MALFORMED] : null;
+}
+
+const loaded = packageDefinition['raftlog.v1.RaftLog'] as unknown as grpc.ServiceDefinition;
+
+/** grpc-js answers a request it cannot decode with INTERNAL; client.proto promises INVALID_ARGUMENT, so decoding failures are passed on to the handler. */
+export const raftLogServiceDefinition: grpc.ServiceDefinition = Object.fromEntries(
+  Object.entries(loaded).map(([name, method]) => [
+    name,
+    {
+      ...method,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (error) {
+          return { [MALFORMED]: (error as Error).message } satisfies MalformedRequest;
+        }
+      },
+    },
+  ]),
+);
 
 /** A generic client of raftlog.v1.RaftLog, used by a follower to forward a call to its leader. */
 export const RaftLogGrpcClient = grpc.makeGenericClientConstructor(raftLogServiceDefinition, 'RaftLog');

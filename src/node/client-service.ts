@@ -3,6 +3,7 @@ import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../client/proto.js';
 import type { Logger } from 'pino';
 import type { NodeId } from '../raft/types.js';
 import {
+  malformedReason,
   RaftLogGrpcClient,
   type AppendRecordRequest,
   type CompareAndSwapReply,
@@ -52,6 +53,11 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
       const node = getNode();
       if (node === null) {
         callback({ code: grpc.status.UNAVAILABLE, details: 'the node is starting' });
+        return;
+      }
+      const malformed = malformedReason(call.request);
+      if (malformed !== null) {
+        callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed request: ${malformed}` });
         return;
       }
       const deadline = deadlineOf(call);

@@ -50,8 +50,8 @@ interface Waiter<T> {
   reject(error: Error): void;
 }
 
-/** Largest command: a value of 1 MiB plus its key and framing. */
-const MAX_PROPOSAL_BYTES = 1024 * 1024 + 8 * 1024;
+/** Largest command: a compare-and-swap of two 1 MiB values plus its key and framing. */
+const MAX_PROPOSAL_BYTES = 2 * 1024 * 1024 + 8 * 1024;
 
 /**
  * One raftlog server process: it drives the consensus core with a timer, the
