@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Per-cluster settings that tests leave at their defaults and benchmarks change. */
+export interface ProcessClusterOptions {
+  /** Node `--log-level`; tests want debug lines in the log files, a benchmark wants logging to cost little. */
+  readonly logLevel?: string;
+  /** Flags for node itself (before the script), e.g. `--cpu-prof`; startNode can override them per node. */
+  readonly execArgv?: readonly string[];
+}
+
 type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply: unknown) => void) => void;
 
 /** Real `raftlog node` processes in a temp dir, each with its own data directory and log file. */
@@ -34,13 +42,14 @@ export class ProcessCluster {
     readonly dir: string,
     readonly addresses: Map<string, string>,
     private readonly extraArgs: readonly string[],
+    private readonly options: ProcessClusterOptions,
   ) {}
 
-  static async start(size: number, extraArgs: readonly string[] = []): Promise<ProcessCluster> {
+  static async start(size: number, extraArgs: readonly string[] = [], options: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'raftlog-cluster-'));
     const addresses = new Map<string, string>();
     for (let i = 1; i <= size; i++) addresses.set(`n${i}`, `127.0.0.1:${await freePort()}`);
-    const cluster = new ProcessCluster(dir, addresses, extraArgs);
+    const cluster = new ProcessCluster(dir, addresses, extraArgs, options);
     for (const id of addresses.keys()) cluster.startNode(id);
     return cluster;
   }
@@ -49,18 +58,43 @@ export class ProcessCluster {
     return [...this.addresses.keys()];
   }
 
-  startNode(id: string): void {
+  startNode(id: string, execArgv: readonly string[] = this.options.execArgv ?? []): void {
     const peers = [...this.addresses].map(([peer, address]) => `${peer}=${address}`).join(',');
-    const child = spawn(
-      process.execPath,
-      ['--import', TSX_LOADER, NODE_MAIN, '--id', id, '--listen', this.address(id), '--peers', peers,
-        '--data', join(this.dir, id), '--log-level', 'debug', ...this.extraArgs],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const log = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
-    this.processes.set(id, child);
+    // The child writes its log file itself: relaying it through pipes would bill this process's CPU for it.
+    const log = openSync(join(this.dir, `${id}.log`), 'a');
+    try {
+      const child = spawn(
+        process.execPath,
+        [...execArgv, '--import', TSX_LOADER, NODE_MAIN, '--id', id, '--listen', this.address(id), '--peers', peers,
+          '--data', join(this.dir, id), '--log-level', this.options.logLevel ?? 'debug', ...this.extraArgs],
+        { stdio: ['ignore', log, log] },
+      );
+      this.processes.set(id, child);
+    } finally {
+      closeSync(log);
+    }
+  }
+
+  /** OS pid of a running node (for CPU accounting), undefined when it is not running. */
+  pid(id: string): number | undefined {
+    const child = this.processes.get(id);
+    return child === undefined || child.exitCode !== null || child.signalCode !== null ? undefined : child.pid;
+  }
+
+  /** SIGTERM and wait for a graceful exit (which, unlike SIGKILL, lets node write a --cpu-prof profile). */
+  async stop(id: string, timeoutMs = 10_000): Promise<void> {
+    const child = this.processes.get(id);
+    if (child === undefined) return;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.processes.delete(id);
+    this.clients.get(id)?.close();
+    this.clients.delete(id);
   }
 
   address(id: string): string {

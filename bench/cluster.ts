@@ -1,0 +1,209 @@
+/**
+ * The cluster benchmark: closed-loop Put load through the client gRPC API of
+ * a real 3-node cluster on loopback (fsync on, as always), leader failover
+ * time, and a stability mode. It measures the way the etcd anchor
+ * (shared/anchors/etcd) does, so the numbers can be set side by side.
+ *
+ *   npm run bench -- [--concurrency 1,16,64,256] [--duration 10] [--warmup 2] [--value-size 100]
+ *                    [--keys 10000] [--failover-trials 5] [--node-args="--tick-ms 20 ..."]
+ *   npm run bench:stability -- [--stability-seconds 60]
+ *   npm run bench -- --endpoints 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+ *
+ * Human-readable lines go to stderr, one JSON line with everything to stdout (last).
+ */
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { type FailoverSummary, runFailover } from './cluster/failover.js';
+import { describeCpu, describeRow, runLoadRow, type RowResult } from './cluster/load.js';
+import { runStability, type StabilityResult } from './cluster/stability.js';
+import { type BenchTarget, EndpointsTarget, SpawnedTarget } from './cluster/target.js';
+
+const USAGE = `usage: npm run bench -- [options]
+  --concurrency LIST       closed-loop workers per row (1,16,64,256)
+  --duration S             measured seconds per row (10)
+  --warmup S               unmeasured seconds before each row (2)
+  --value-size B           bytes per value (100)
+  --keys N                 keys drawn uniformly from N (10000)
+  --timeout-ms MS          per-request deadline (5000)
+  --failover-trials N      leader kills, median reported; 0 = skip (5)
+  --failover-concurrency C workers during failover (4)
+  --failover-settle S      load before each kill (3)
+  --failover-after S       load after the first success after the kill (2)
+  --stability-seconds S    stability mode instead of rows and failover: Put at C=256 for S seconds (0 = off)
+  --stability-concurrency C  (256)
+  --stability-poll-ms MS   Status poll interval of every node (200)
+  --endpoints H:P,...      use a running cluster; no failover (we cannot restart nodes we did not start)
+  --node-args="ARGS"       extra raftlog node flags for spawned nodes, e.g. --node-args="--tick-ms 20"
+  --node-exec-argv="ARGS"  flags for node itself in spawned nodes, e.g. "--cpu-prof --cpu-prof-dir /tmp/prof"
+  --log-level LEVEL        spawned nodes' log level (info)`;
+
+const { values: a } = parseArgs({
+  options: {
+    concurrency: { type: 'string', default: '1,16,64,256' },
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    'value-size': { type: 'string', default: '100' },
+    keys: { type: 'string', default: '10000' },
+    'timeout-ms': { type: 'string', default: '5000' },
+    'failover-trials': { type: 'string', default: '5' },
+    'failover-concurrency': { type: 'string', default: '4' },
+    'failover-settle': { type: 'string', default: '3' },
+    'failover-after': { type: 'string', default: '2' },
+    'stability-seconds': { type: 'string', default: '0' },
+    'stability-concurrency': { type: 'string', default: '256' },
+    'stability-poll-ms': { type: 'string', default: '200' },
+    endpoints: { type: 'string' },
+    'node-args': { type: 'string', default: '' },
+    'node-exec-argv': { type: 'string', default: '' },
+    'log-level': { type: 'string', default: 'info' },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+if (a.help) {
+  console.error(USAGE);
+  process.exit(0);
+}
+
+function num(name: keyof typeof a, min: number): number {
+  const n = Number(a[name]);
+  if (!Number.isFinite(n) || n < min) {
+    console.error(`--${name} must be a number >= ${min}, got ${String(a[name])}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return n;
+}
+const concurrencies = a.concurrency.split(',').map(Number);
+if (concurrencies.some((c) => !Number.isInteger(c) || c < 1)) {
+  console.error(`--concurrency must list positive integers, got ${a.concurrency}`);
+  process.exit(2);
+}
+const o = {
+  durationS: num('duration', 0.1),
+  warmupS: num('warmup', 0),
+  valueSize: num('value-size', 0),
+  keys: num('keys', 1),
+  timeoutMs: num('timeout-ms', 1),
+  failoverTrials: num('failover-trials', 0),
+  failoverConcurrency: num('failover-concurrency', 1),
+  failoverSettleS: num('failover-settle', 0),
+  failoverAfterS: num('failover-after', 0),
+  stabilityS: num('stability-seconds', 0),
+  stabilityConcurrency: num('stability-concurrency', 1),
+  stabilityPollMs: num('stability-poll-ms', 10),
+};
+const words = (s: string): string[] => s.split(/\s+/).filter(Boolean);
+const nodeArgs = words(a['node-args']);
+const execArgv = words(a['node-exec-argv']);
+
+let target: BenchTarget | null = null;
+// Ctrl-C or a kill must not leave node processes or the temp dir behind.
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    console.error(`\n${signal}: stopping the cluster`);
+    const done = target?.destroy() ?? Promise.resolve();
+    void done.finally(() => process.exit(130));
+  });
+}
+
+const startedAt = new Date().toISOString();
+const rows: RowResult[] = [];
+let failover: FailoverSummary | { skipped: string } | null = null;
+let stability: StabilityResult | null = null;
+try {
+  if (a.endpoints !== undefined) {
+    target = await EndpointsTarget.connect(a.endpoints.split(',').map((e) => e.trim()).filter(Boolean));
+    const found = target.tracked().map((t) => `${t.name}=${t.pid}`).join(' ');
+    console.error(`using running cluster ${a.endpoints}; node pids for CPU: ${found || 'none visible'}`);
+  } else {
+    target = await SpawnedTarget.start({ size: 3, nodeArgs, logLevel: a['log-level'], execArgv }, (t) => (target = t));
+    const pids = target.tracked().map((t) => `${t.name}=${t.pid}`).join(' ');
+    console.error(`fresh 3-node cluster in ${(target as SpawnedTarget).cluster.dir}; pids ${pids}; loadgen pid ${process.pid}` +
+      `${nodeArgs.length ? `; node args ${nodeArgs.join(' ')}` : ''}`);
+  }
+  const t = target;
+  const shape = { valueSize: o.valueSize, keys: o.keys };
+
+  if (o.stabilityS > 0) {
+    console.error(`stability: put c=${o.stabilityConcurrency} for ${o.stabilityS} s after ${o.warmupS} s warm-up, Status polls every ${o.stabilityPollMs} ms`);
+    stability = await runStability(t, {
+      ...shape, concurrency: o.stabilityConcurrency, seconds: o.stabilityS, warmupS: o.warmupS,
+      pollMs: o.stabilityPollMs, timeoutMs: o.timeoutMs,
+    });
+    const s = stability;
+    const l = s.lat_ms;
+    console.error(`stability c=${s.concurrency} ${s.seconds} s: leader changes ${s.leader_changes}, term changes ${s.term_changes} ` +
+      `(term ${s.term_start} -> ${s.term_end}, delta ${s.term_delta}), leaderless polls ${s.leaderless_polls}/${s.polls}, ` +
+      `elections in logs ${s.log_elections === null ? 'n/a' : s.log_elections.length}, status errors ${s.status_errors}, ` +
+      `slowest Status ${s.status_max_ms} ms`);
+    console.error(`  ${s.ops_per_s} ops/s, p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} max ${l.max} mean ${l.mean} ms, ` +
+      `errors ${s.errors}, ${describeCpu(s.cpu, s.leader_end ?? undefined)}`);
+    for (const e of s.events) console.error(`  t=${e.t_s}s ${e.kind}: ${String(e.from)} -> ${String(e.to)}`);
+    console.error(`target (0 leader changes, no new term): ${s.target_met ? 'met' : 'NOT met'}`);
+  } else {
+    for (const concurrency of concurrencies) {
+      const row = await runLoadRow({
+        ...shape, concurrency, endpoints: t.endpoints, warmupS: o.warmupS, durationS: o.durationS,
+        timeoutMs: o.timeoutMs, tracked: () => t.tracked(),
+      });
+      rows.push(row);
+      console.error(describeRow(row));
+      if (row.error_kinds !== undefined) console.error(`  errors: ${JSON.stringify(row.error_kinds)}`);
+    }
+    if (o.failoverTrials > 0 && !t.canKill) {
+      failover = { skipped: 'a cluster given by --endpoints: its nodes cannot be killed and restarted safely from here' };
+      console.error(`failover skipped: ${failover.skipped}`);
+    } else if (o.failoverTrials > 0) {
+      console.error(`failover: ${o.failoverTrials} trials, put c=${o.failoverConcurrency}, SIGKILL the leader after ${o.failoverSettleS} s`);
+      failover = await runFailover(t, {
+        ...shape, concurrency: o.failoverConcurrency, trials: o.failoverTrials, settleS: o.failoverSettleS,
+        afterS: o.failoverAfterS, timeoutMs: o.timeoutMs,
+        onTrial: (r) => console.error(`  trial ${r.trial}: killed ${r.killed} -> ${r.new_leader}: unavail ${r.unavail_ms} ms, ` +
+          `gap ${r.gap_ms} ms, term +${r.term_delta}, errors ${r.errors_after_kill}, caught up ${r.catch_up_ms} ms after restart`),
+      });
+      console.error(`failover median unavail ${failover.median_unavail_ms} ms, gap ${failover.median_gap_ms} ms ` +
+        `(unavail ${JSON.stringify(failover.unavail_ms)}, term delta ${JSON.stringify(failover.term_delta)})`);
+    }
+    printTable(rows);
+  }
+
+  console.log(JSON.stringify({
+    bench: 'cluster',
+    started_at: startedAt,
+    target: t.kind,
+    endpoints: t.endpoints.map((e) => e.endpoint),
+    node_args: nodeArgs,
+    log_level: t.kind === 'spawned' ? a['log-level'] : null,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version },
+    value_size: o.valueSize,
+    keys: o.keys,
+    duration_s: o.durationS,
+    warmup_s: o.warmupS,
+    rows,
+    failover,
+    stability,
+  }));
+} catch (error) {
+  if (!interrupted) {
+    console.error(`bench failed: ${(error as Error).stack ?? String(error)}`);
+    process.exitCode = 1;
+  }
+} finally {
+  await target?.destroy();
+}
+
+function printTable(rs: readonly RowResult[]): void {
+  if (rs.length === 0) return;
+  console.error('\n| put | ops/s | p50 ms | p90 | p99 | p99.9 | max | mean | errors | CPU %: loadgen / leader / followers / machine |');
+  console.error('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of rs) {
+    const l = r.lat_ms;
+    const leader = r.cpu.node_pct[r.leader];
+    const followers = Object.entries(r.cpu.node_pct).filter(([n]) => n !== r.leader).map(([, p]) => p).join(', ');
+    console.error(`| c=${r.concurrency} | ${r.ops_per_s} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${l.max} | ${l.mean} | ${r.errors} | ` +
+      `${r.cpu.loadgen_pct} / ${leader ?? '?'} / ${followers} / ${r.cpu.machine_busy_pct} |`);
+  }
+  console.error('');
+}

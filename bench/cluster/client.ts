@@ -1,0 +1,129 @@
+/**
+ * The load generator's view of a cluster: one gRPC client per node, and the
+ * leader as the nodes report it. Mirrors the etcd anchor's Cluster class so
+ * both sides pay the same client-side costs (grpc-js, one channel per node,
+ * writes sent straight to the leader rather than forwarded by a follower).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { RaftLogGrpcClient, type PutRequest, type StatusReply, type WriteReply } from '../../src/node/client-proto.js';
+
+/**
+ * Own subchannel pool per BenchClient, so every row starts on fresh
+ * connections as the anchor's one-process-per-row runs do; reconnect quickly
+ * after a node restarts instead of backing off for seconds.
+ */
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.use_local_subchannel_pool': 1,
+  'grpc.initial_reconnect_backoff_ms': 50,
+  'grpc.max_reconnect_backoff_ms': 500,
+};
+
+/** How often leader discovery polls while no leader is known (also the failover timing resolution). */
+export const LEADER_POLL_MS = 10;
+
+type Unary<Req, Res> = (
+  request: Req,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, reply?: Res) => void,
+) => grpc.ClientUnaryCall;
+
+/** The two methods the benchmark calls, as the generic client exposes them (lower-case original names). */
+interface RaftLogStub extends grpc.Client {
+  put: Unary<PutRequest, WriteReply>;
+  status: Unary<Record<string, never>, StatusReply>;
+}
+
+export interface Member {
+  readonly endpoint: string;
+  /** Node id; learned from Status when the caller does not know it. */
+  name: string;
+  readonly stub: RaftLogStub;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function call<Req, Res>(stub: RaftLogStub, method: Unary<Req, Res>, request: Req, timeoutMs: number): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method.call(stub, request, { deadline: Date.now() + timeoutMs }, (error, reply) => {
+      if (error !== null) reject(error);
+      else if (reply === undefined) reject(new Error('empty reply'));
+      else resolve(reply);
+    });
+  });
+}
+
+export class BenchClient {
+  readonly members: Member[];
+  /** The member currently believed to lead; null while unknown (workers then wait for discovery). */
+  leader: Member | null = null;
+  /** One discovery at a time, shared by every worker that lost the leader. */
+  private finding: Promise<Member | null> | null = null;
+
+  constructor(
+    endpoints: readonly { endpoint: string; name?: string }[],
+    private readonly timeoutMs = 5_000,
+  ) {
+    this.members = endpoints.map(({ endpoint, name }) => ({
+      endpoint,
+      name: name ?? endpoint,
+      stub: new RaftLogGrpcClient(endpoint, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as RaftLogStub,
+    }));
+  }
+
+  status(member: Member, timeoutMs = 300): Promise<StatusReply> {
+    return call(member.stub, member.stub.status, {}, timeoutMs).then((s) => {
+      member.name = s.node;
+      return s;
+    });
+  }
+
+  put(member: Member, key: Buffer, value: Buffer): Promise<WriteReply> {
+    return call(member.stub, member.stub.put, { key, value }, this.timeoutMs);
+  }
+
+  /** Polls every node every LEADER_POLL_MS until one says it leads (or stop() turns true: then null). */
+  findLeader(stop: () => boolean = () => false): Promise<Member | null> {
+    if (this.finding === null) {
+      this.finding = (async () => {
+        for (;;) {
+          const replies = await Promise.all(
+            this.members.map((m) => this.status(m).then((s) => ({ m, s }), () => null)),
+          );
+          let best: { m: Member; s: StatusReply } | null = null;
+          for (const r of replies) {
+            // A deposed leader cut off from the others may still think it leads: trust the highest term.
+            if (r !== null && r.s.role === 'leader' && r.s.leader === r.s.node && (best === null || r.s.term > best.s.term)) best = r;
+          }
+          if (best !== null) return (this.leader = best.m);
+          if (stop()) return null;
+          await sleep(LEADER_POLL_MS);
+        }
+      })().finally(() => {
+        this.finding = null;
+      });
+    }
+    return this.finding;
+  }
+
+  /** findLeader that gives up after ms (null), for callers that must not hang on a broken cluster. */
+  async findLeaderWithin(ms: number): Promise<Member | null> {
+    let expired = false;
+    let timer: NodeJS.Timeout | undefined;
+    // The race covers a discovery already started by workers with their own stop condition.
+    const timeout = new Promise<null>((resolve) => {
+      timer = setTimeout(() => {
+        expired = true;
+        resolve(null);
+      }, ms);
+    });
+    try {
+      return await Promise.race([this.findLeader(() => expired), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    for (const m of this.members) m.stub.close();
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Leader failover under a light closed-loop write load, as the etcd anchor's
+ * failover.mjs measures it: SIGKILL the leader, then time the gap until a
+ * Put sent after the kill succeeds.
+ */
+import type { StatusReply } from '../../src/node/client-proto.js';
+import { BenchClient, sleep } from './client.js';
+import { closedLoop, now, type LoadShape } from './load.js';
+import { median, r1 } from './stats.js';
+import type { BenchTarget } from './target.js';
+
+export interface FailoverOptions extends LoadShape {
+  readonly trials: number;
+  /** Seconds of load before the kill, so the kill lands in steady state. */
+  readonly settleS: number;
+  /** Seconds of load after the first success, to see the cluster keeps serving. */
+  readonly afterS: number;
+  readonly timeoutMs: number;
+  /** Called with each trial's result as it completes. */
+  readonly onTrial: (t: FailoverTrial) => void;
+}
+
+export interface FailoverTrial {
+  readonly trial: number;
+  readonly killed: string;
+  readonly pid: number | null;
+  readonly new_leader: string | null;
+  /** Kill → first success of a Put sent after the kill. */
+  readonly unavail_ms: number | null;
+  /** Last success of a Put sent before the kill → that same first success (smaller when a reply was in flight). */
+  readonly gap_ms: number | null;
+  /** More than 1: the election needed more than one round (e.g. a split vote). */
+  readonly term_delta: number | null;
+  readonly errors_after_kill: number;
+  readonly ok_before: number;
+  readonly ok_after: number;
+  /** Restart of the killed node → every node applied everything committed (not part of unavailability). */
+  readonly catch_up_ms: number;
+}
+
+export interface FailoverSummary {
+  readonly summary: 'failover';
+  readonly trials: number;
+  readonly concurrency: number;
+  readonly median_unavail_ms: number | null;
+  readonly median_gap_ms: number | null;
+  readonly unavail_ms: (number | null)[];
+  readonly gap_ms: (number | null)[];
+  readonly term_delta: (number | null)[];
+  readonly results: FailoverTrial[];
+}
+
+export async function runFailover(target: BenchTarget, o: FailoverOptions): Promise<FailoverSummary> {
+  const results: FailoverTrial[] = [];
+  for (let trial = 1; trial <= o.trials; trial++) {
+    const r = await oneTrial(target, o, trial);
+    results.push(r);
+    o.onTrial(r);
+  }
+  const ok = results.filter((r) => r.unavail_ms !== null);
+  return {
+    summary: 'failover',
+    trials: results.length,
+    concurrency: o.concurrency,
+    median_unavail_ms: median(ok.map((r) => r.unavail_ms as number)),
+    median_gap_ms: median(ok.map((r) => r.gap_ms as number)),
+    unavail_ms: results.map((r) => r.unavail_ms),
+    gap_ms: results.map((r) => r.gap_ms),
+    term_delta: results.map((r) => r.term_delta),
+    results,
+  };
+}
+
+async function oneTrial(target: BenchTarget, o: FailoverOptions, trial: number): Promise<FailoverTrial> {
+  // Fresh channels per trial, as the anchor does: no connection state carries over from the last kill.
+  const client = new BenchClient(target.endpoints, o.timeoutMs);
+  let stop = false;
+  try {
+    let killAt: number | null = null;
+    let lastBefore: number | null = null;
+    let firstAfter: number | null = null;
+    let errors = 0;
+    let okBefore = 0;
+    let okAfter = 0;
+    const run = closedLoop(
+      client,
+      o,
+      (ok, t0, t1) => {
+        if (!ok) {
+          if (killAt !== null) errors++;
+          return;
+        }
+        if (killAt === null || t0 < killAt) {
+          okBefore++;
+          lastBefore = Math.max(lastBefore ?? t1, t1);
+        } else {
+          okAfter++;
+          firstAfter ??= t1;
+        }
+      },
+      () => stop,
+    );
+    if ((await client.findLeaderWithin(15_000)) === null) throw new Error('no leader before the kill');
+    await sleep(o.settleS * 1000);
+
+    // Whoever leads right now; workers may have just lost it, so ask again if needed.
+    const old = client.leader ?? (await client.findLeaderWithin(15_000));
+    if (old === null) throw new Error('no leader at kill time');
+    const termBefore = (await client.status(old, 1_000)).term;
+    const victim = old.name;
+    const pid = target.tracked().find((t) => t.name === victim)?.pid ?? null;
+    killAt = now();
+    await target.kill(victim);
+
+    while (firstAfter === null && now() - killAt < 30_000) await sleep(1);
+    await sleep(o.afterS * 1000);
+    stop = true;
+    await run;
+    const leaderNow = client.leader ?? (await client.findLeaderWithin(5_000));
+    const termAfter = leaderNow === null ? null : await client.status(leaderNow, 1_000).then((s) => s.term, () => null);
+    const kill = killAt;
+    const first = firstAfter as number | null;
+    const last = lastBefore as number | null;
+
+    const restartAt = now();
+    target.restart(victim);
+    await waitCaughtUp(client, 60_000);
+    return {
+      trial,
+      killed: victim,
+      pid,
+      new_leader: leaderNow?.name ?? null,
+      unavail_ms: first === null ? null : r1(first - kill),
+      gap_ms: first === null || last === null ? null : r1(first - last),
+      term_delta: termAfter === null ? null : termAfter - termBefore,
+      errors_after_kill: errors,
+      ok_before: okBefore,
+      ok_after: okAfter,
+      catch_up_ms: Math.round(now() - restartAt),
+    };
+  } finally {
+    stop = true; // on a failed trial too: the workers must not outlive it
+    client.close();
+  }
+}
+
+/**
+ * Every node answers, follows one leader in one term, and has applied
+ * everything the leader had committed when we asked: then the restarted node
+ * is a full member again and the next trial starts from a healthy cluster.
+ */
+async function waitCaughtUp(client: BenchClient, timeoutMs: number): Promise<void> {
+  const deadline = now() + timeoutMs;
+  let last = '';
+  while (now() < deadline) {
+    const statuses = await Promise.all(client.members.map((m) => client.status(m, 1_000).catch(() => null)));
+    const all = statuses.filter((s): s is StatusReply => s !== null);
+    const leader = all.find((s) => s.role === 'leader');
+    if (all.length === client.members.length && leader !== undefined) {
+      const agreed = all.every((s) => s.leader === leader.node && s.term === leader.term);
+      if (agreed && all.every((s) => s.appliedIndex >= leader.commitIndex)) return;
+    }
+    last = JSON.stringify(statuses.map((s) => (s === null ? null : [s.node, s.role, s.term, s.appliedIndex])));
+    await sleep(50);
+  }
+  throw new Error(`the restarted node did not catch up within ${timeoutMs} ms (last: ${last})`);
+}

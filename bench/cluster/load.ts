@@ -1,0 +1,154 @@
+/** Closed-loop Put load, measured as the etcd anchor's load.mjs measures it. */
+import { performance } from 'node:perf_hooks';
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { BenchClient, sleep, type Member } from './client.js';
+import { cpuDelta, cpuSnapshot, type CpuUsage, type Tracked } from './cpu.js';
+import { latencyStats, type LatencyStats } from './stats.js';
+
+export const now = (): number => performance.now();
+
+export interface LoadShape {
+  readonly concurrency: number;
+  readonly valueSize: number;
+  readonly keys: number;
+}
+
+/** Called once per request; times are performance.now() ms. */
+export type OnResult = (ok: boolean, t0: number, t1: number, error?: unknown) => void;
+
+/** The anchor's key format, so both stores index keys of the same length. */
+export const keyOf = (i: number): Buffer => Buffer.from('k' + String(i).padStart(8, '0'));
+
+/**
+ * C workers, each with exactly one Put in flight: send, wait for the reply,
+ * send the next. Every request goes to the leader; after any error the worker
+ * forgets the leader (so the next request waits for discovery) and pauses
+ * 2 ms, which keeps a dead leader from turning into a hot error loop.
+ */
+export async function closedLoop(client: BenchClient, shape: LoadShape, onResult: OnResult, stop: () => boolean): Promise<void> {
+  const value = Buffer.alloc(shape.valueSize, 'x');
+  const worker = async (): Promise<void> => {
+    while (!stop()) {
+      const member: Member | null = client.leader ?? (await client.findLeader(stop));
+      if (member === null) break;
+      const key = keyOf(Math.floor(Math.random() * shape.keys));
+      const t0 = now();
+      try {
+        await client.put(member, key, value);
+        onResult(true, t0, now());
+      } catch (error) {
+        onResult(false, t0, now(), error);
+        if (client.leader === member) client.leader = null;
+        await sleep(2);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: shape.concurrency }, () => worker()));
+}
+
+/**
+ * Groups errors for the report: the gRPC code plus the message with numbers
+ * masked, so "write at index 105 ..." and "... index 106" count as one kind.
+ */
+export function errorKind(error: unknown): string {
+  const e = error as Partial<ServiceError> | null;
+  const code = typeof e?.code === 'number' ? `${grpcStatus[e.code] ?? e.code}: ` : '';
+  return code + (e?.details || e?.message || String(error)).replace(/\d+/g, 'N');
+}
+
+export interface RowResult {
+  readonly op: 'put';
+  readonly leader: string;
+  readonly concurrency: number;
+  readonly value_size: number;
+  readonly keys: number;
+  readonly duration_s: number;
+  readonly ops: number;
+  readonly ops_per_s: number;
+  readonly errors: number;
+  readonly lat_ms: LatencyStats;
+  readonly cpu: CpuUsage;
+  readonly error_kinds?: Record<string, number>;
+}
+
+export interface RowOptions extends LoadShape {
+  readonly endpoints: readonly { endpoint: string; name?: string }[];
+  readonly warmupS: number;
+  readonly durationS: number;
+  readonly timeoutMs: number;
+  /** Processes to bill CPU to, read at the start of the window (nodes may have restarted since the last row). */
+  readonly tracked: () => Tracked[];
+}
+
+/** One row: fresh connections, find the leader, warm up, then count a window of --duration seconds. */
+export async function runLoadRow(o: RowOptions): Promise<RowResult> {
+  const client = new BenchClient(o.endpoints, o.timeoutMs);
+  let stopping = false;
+  try {
+    const leader = await client.findLeaderWithin(15_000);
+    if (leader === null) throw new Error('no leader found within 15 s');
+
+    let measuring = false;
+    let ops = 0;
+    let errors = 0;
+    let tEnd = Infinity;
+    const latencies: number[] = [];
+    const errorKinds: Record<string, number> = {};
+    const onResult: OnResult = (ok, t0, t1, error) => {
+      // Only replies that arrive inside the window count (as in the anchor), whenever they were sent.
+      if (!measuring || t1 > tEnd) return;
+      if (ok) {
+        ops++;
+        latencies.push(t1 - t0);
+      } else {
+        errors++;
+        const k = errorKind(error);
+        errorKinds[k] = (errorKinds[k] ?? 0) + 1;
+      }
+    };
+    const run = closedLoop(client, o, onResult, () => stopping);
+    await sleep(o.warmupS * 1000);
+    const cpu0 = cpuSnapshot(o.tracked());
+    measuring = true;
+    const tStart = now();
+    await sleep(o.durationS * 1000);
+    tEnd = now();
+    const cpu = cpuDelta(cpu0, cpuSnapshot(o.tracked()));
+    stopping = true;
+    await run;
+
+    const secs = (tEnd - tStart) / 1000;
+    return {
+      op: 'put',
+      leader: leader.name,
+      concurrency: o.concurrency,
+      value_size: o.valueSize,
+      keys: o.keys,
+      duration_s: Math.round(secs * 100) / 100,
+      ops,
+      ops_per_s: Math.round(ops / secs),
+      errors,
+      lat_ms: latencyStats(latencies),
+      cpu,
+      ...(errors > 0 ? { error_kinds: errorKinds } : {}),
+    };
+  } finally {
+    stopping = true; // on errors too: the workers must not outlive the row
+    client.close();
+  }
+}
+
+export function describeCpu(cpu: CpuUsage, leader?: string): string {
+  const nodes = Object.entries(cpu.node_pct)
+    .map(([name, pct]) => `${name}${name === leader ? '(L)' : ''} ${pct}%`)
+    .join(', ');
+  return `cpu loadgen ${cpu.loadgen_pct}% nodes [${nodes}] kernel ${cpu.kernel_threads_pct}% irq ${cpu.irq_pct}% ` +
+    `other ${cpu.other_pct}% [${cpu.other_top.join(' ')}] unattributed ${cpu.unattributed_pct}% pids+${cpu.pids_created} ` +
+    `machine ${cpu.machine_busy_pct}%`;
+}
+
+export function describeRow(r: RowResult): string {
+  const l = r.lat_ms;
+  return `put c=${r.concurrency}: ${r.ops_per_s} ops/s, p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} ` +
+    `max ${l.max} mean ${l.mean} ms, errors ${r.errors}, ${describeCpu(r.cpu, r.leader)}`;
+}

@@ -1,0 +1,250 @@
+/**
+ * The local-cluster scripts as a user runs them: each command is a real
+ * `node --import tsx scripts/cluster.ts ...` process, the nodes are real
+ * detached processes, in a temp dir on free ports.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RaftLogClient } from '../../src/client/index.js';
+import type { ClusterState, NodeRecord } from '../../scripts/local-cluster/cluster-state.js';
+import { isNodeProcess } from '../../scripts/local-cluster/node-process.js';
+import type { ClusterStatusJson, NodeStatusJson } from '../../scripts/local-cluster/status-output.js';
+import { waitFor } from '../support/wait-for.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SCRIPT = join(ROOT, 'scripts', 'cluster.ts');
+/** A start waits for the nodes and an election, each with a 60 s deadline, on a busy machine. */
+const RUN_LIMIT_MS = 150_000;
+/** Elections and catching up on a loaded 2-core machine. */
+const CONVERGE_MS = 30_000;
+const NODES = 3;
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+let dir: string;
+let basePort: number;
+/** Every node process a command reported, so cleanup finds even those the state file no longer lists. */
+let seen: Map<number, NodeRecord>;
+let blockers: Server[];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'raftlog-local-cluster-'));
+  basePort = await freeBasePort(NODES);
+  seen = new Map();
+  blockers = [];
+});
+
+afterEach(async () => {
+  await Promise.all(blockers.map((server) => new Promise((resolve) => server.close(resolve))));
+  const state = await readStateFile();
+  for (const node of state?.nodes ?? []) if (node.pid !== null) seen.set(node.pid, node);
+  // The same check as the scripts': only a pid that still runs this node's main.ts is killed.
+  for (const [pid, node] of seen) {
+    if (await isNodeProcess(pid, node)) process.kill(pid, 'SIGKILL');
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('scripts/cluster.ts', () => {
+  it('starts a cluster, survives killing the leader, catches a restarted node up, stops and resumes', { timeout: 400_000 }, async () => {
+    const started = await cluster('start', '--nodes', String(NODES), '--base-port', String(basePort));
+    expect(started.code, started.stderr).toBe(0);
+    expect(started.stdout).toMatch(/leader: n\d \(term \d+\)/);
+    expect(started.stdout).toContain('npx raftlog put greeting hello');
+
+    const first = await waitForStatus('a leader that all three nodes follow', (s) => {
+      const up = s.nodes.filter((node) => node.state === 'up');
+      return s.leader !== null && up.length === NODES && up.every((node) => node.leader === s.leader);
+    });
+    expect(first.nodes.map((node) => node.id)).toEqual(['n1', 'n2', 'n3']);
+    const leader = first.leader as string;
+
+    const client = new RaftLogClient({ endpoints: first.nodes.map((node) => node.address), deadlineMs: 10_000 });
+    try {
+      await client.put('before', 'the crash');
+
+      const killed = await cluster('kill', 'leader');
+      expect(killed.code, killed.stderr).toBe(0);
+      expect(killed.stdout).toContain(`Killed ${leader}`);
+      const afterKill = await waitForStatus(`${leader} down and a new leader`, (s) =>
+        s.leader !== null && s.leader !== leader && nodeIn(s, leader).state === 'down',
+      );
+      expect(nodeIn(afterKill, leader).pid).toBeNull();
+      expect(afterKill.nodes.filter((node) => node.state === 'up')).toHaveLength(NODES - 1);
+
+      const written = await client.put('while', `${leader} is down`);
+
+      const restarted = await cluster('restart', leader);
+      expect(restarted.code, restarted.stderr).toBe(0);
+      const caughtUp = await waitForStatus(`${leader} back with the others' applied index and digest`, (s) => {
+        const up = s.nodes.filter((node) => node.state === 'up');
+        const reference = up[0];
+        return (
+          up.length === NODES &&
+          reference !== undefined &&
+          (reference.appliedIndex ?? 0) >= written.index &&
+          up.every((node) => node.appliedIndex === reference.appliedIndex && node.digest === reference.digest)
+        );
+      });
+      const back = nodeIn(caughtUp, leader);
+      expect(back.pid).not.toBeNull();
+      expect(back.pid).not.toBe(nodeIn(first, leader).pid);
+
+      const again = await cluster('start');
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toContain('already running');
+
+      const stopped = await cluster('stop');
+      expect(stopped.code, stopped.stderr).toBe(0);
+      for (const node of caughtUp.nodes) expect(await isNodeProcess(node.pid as number, recordOf(node))).toBe(false);
+      const down = await status();
+      expect(down.nodes.map((node) => node.state)).toEqual(['down', 'down', 'down']);
+
+      // Resuming: the same nodes with their data.
+      const resumed = await cluster('start');
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(resumed.stdout).toContain('Resuming the 3-node cluster');
+      const read = await client.get('while');
+      expect(Buffer.from(read.value ?? new Uint8Array()).toString()).toBe(`${leader} is down`);
+      expect((await cluster('stop')).code).toBe(0);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('refuses a node count outside 1..7 and a busy port, leaving nothing running', async () => {
+    const tooMany = await cluster('start', '--nodes', '8', '--base-port', String(basePort));
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.stderr).toContain('1..7');
+
+    blockers.push(await listen(basePort + 1));
+    const busy = await cluster('start', '--base-port', String(basePort));
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toContain(`port ${basePort + 1} on 127.0.0.1 is in use`);
+    expect(busy.stderr).toContain('nothing was started');
+    expect(await readStateFile()).toBeNull();
+
+    const noCluster = await cluster('kill', 'leader');
+    expect(noCluster.code).toBe(1);
+    expect(noCluster.stderr).toContain('no local cluster');
+  });
+
+  it('refuses to resume with another node count unless --fresh', async () => {
+    // One node keeps it quick: the count is what matters.
+    const started = await cluster('start', '--nodes', '1', '--base-port', String(basePort));
+    expect(started.code, started.stderr).toBe(0);
+    expect((await cluster('stop')).code).toBe(0);
+
+    const other = await cluster('start', '--nodes', '3');
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('has 1 nodes');
+    expect(other.stderr).toContain('--fresh');
+
+    const fresh = await cluster('start', '--nodes', '2', '--fresh');
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(fresh.stdout).toContain('Starting a new 2-node cluster');
+    expect((await status()).nodes.map((node) => node.id)).toEqual(['n1', 'n2']);
+    expect((await cluster('stop')).code).toBe(0);
+  });
+});
+
+/** Runs the script with this test's --dir and collects its output. */
+function cluster(command: string, ...args: string[]): Promise<Run> {
+  const child = spawn(process.execPath, ['--import', 'tsx', SCRIPT, command, ...args, '--dir', dir], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`cluster ${command} ${args.join(' ')} still running after ${RUN_LIMIT_MS} ms; stdout: ${stdout} stderr: ${stderr}`));
+    }, RUN_LIMIT_MS);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    // 'close', not 'exit': the nodes must not hold the script's stdout open after it returns.
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function status(): Promise<ClusterStatusJson> {
+  const run = await cluster('status', '--json');
+  if (run.code !== 0) throw new Error(`status --json failed (${run.code}): ${run.stderr}`);
+  const parsed = JSON.parse(run.stdout) as ClusterStatusJson;
+  for (const node of parsed.nodes) if (node.pid !== null) seen.set(node.pid, recordOf(node));
+  return parsed;
+}
+
+function waitForStatus(what: string, holds: (status: ClusterStatusJson) => boolean): Promise<ClusterStatusJson> {
+  return waitFor(
+    what,
+    async () => {
+      const now = await status();
+      // Thrown, so that a timeout reports the last status.
+      if (!holds(now)) throw new Error(`last status: ${JSON.stringify(now)}`);
+      return now;
+    },
+    { timeoutMs: CONVERGE_MS, intervalMs: 250 },
+  );
+}
+
+function nodeIn(status: ClusterStatusJson, id: string): NodeStatusJson {
+  const node = status.nodes.find((candidate) => candidate.id === id);
+  if (node === undefined) throw new Error(`no ${id} in ${JSON.stringify(status)}`);
+  return node;
+}
+
+/** Enough of a node record for isNodeProcess, which matches on the id and the data directory. */
+function recordOf(node: NodeStatusJson): NodeRecord {
+  return { id: node.id, address: node.address, dataDir: node.dataDir, logFile: node.logFile, args: [], pid: node.pid };
+}
+
+async function readStateFile(): Promise<ClusterState | null> {
+  try {
+    return JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8')) as ClusterState;
+  } catch {
+    return null;
+  }
+}
+
+/** A base port with `count` consecutive free ports, below Linux's ephemeral range (where other tests' OS-assigned ports come from). */
+async function freeBasePort(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * (32_000 - 20_000));
+    const servers: Server[] = [];
+    try {
+      for (let port = base; port < base + count; port++) servers.push(await listen(port));
+      return base;
+    } catch {
+      // taken: try another base
+    } finally {
+      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+    }
+  }
+  throw new Error(`no ${count} consecutive free ports found`);
+}
+
+function listen(port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => resolve(server));
+  });
+}
