@@ -115,7 +115,11 @@ export class LevelLogStorage implements RaftStorage {
 
   /**
    * Persists one output of the core: the hard state and the entries, which
-   * replace the log from entries[0].index onward. One batch, fsync'd.
+   * replace the log from entries[0].index onward. One batch, fsync'd —
+   * except when all that changed is the commit index: Raft does not need it
+   * durable (a restarted node relearns it from the leader), so that batch is
+   * written without waiting for the disk, and the next fsync'd batch, which
+   * goes to the same LevelDB write-ahead log after it, makes it durable too.
    */
   async save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
     if (this.saving) throw new Error(`log in ${this.path}: save called while another save is in progress`);
@@ -131,7 +135,12 @@ export class LevelLogStorage implements RaftStorage {
     if (ops.length === 0) return;
     this.saving = true;
     try {
-      await this.db.batch(ops, { sync: true });
+      const commitOnly =
+        first === undefined &&
+        hardState !== null &&
+        hardState.term === this.hardState.term &&
+        hardState.votedFor === this.hardState.votedFor;
+      await this.db.batch(ops, { sync: !commitOnly });
     } finally {
       this.saving = false;
     }

@@ -1,20 +1,22 @@
 /**
- * Raft traffic between node processes over gRPC (raftlog.v1.RaftPeer/Deliver).
+ * Raft traffic between node processes over gRPC (raftlog.v1.RaftPeer).
  *
  * Receiving: `createPeerService` checks each batch, decodes it and hands the
- * messages to the node at once; the reply only says "received".
+ * messages to the node at once. Batches arrive on Stream calls (what nodes
+ * use) or one per Deliver call (for tools and tests).
  *
- * Sending: `PeerClients` queues messages per peer and keeps at most one
- * Deliver call in flight to each, so a peer gets messages in the order they
- * were sent, and whatever queued while a call was in flight goes as the next
- * batch. It never blocks and never waits for a slow or dead peer: Raft
- * retransmits what matters, so when a peer cannot be reached its backlog is
- * dropped rather than replayed late.
+ * Sending: `PeerClients` queues messages per peer and writes them as batches
+ * on one long-lived Stream call per peer, so a peer gets messages in the
+ * order they were sent and a batch costs an HTTP/2 data frame, not a call.
+ * It never blocks and never waits for a slow or dead peer: when the stream's
+ * flow-control window is full, messages wait in a bounded queue; when a peer
+ * cannot be reached, its backlog is dropped rather than replayed late (Raft
+ * retransmits what matters).
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Message, NodeId } from '../raft/types.js';
-import { deliverMethod, raftPeerServiceDefinition } from './raft-proto.js';
+import { streamMethod, raftPeerServiceDefinition } from './raft-proto.js';
 import {
   fromWire,
   toWire,
@@ -73,11 +75,13 @@ export interface PeerServiceOptions {
   /** The cluster's name: batches from another cluster are refused. */
   readonly cluster: string;
   /**
-   * Called with every accepted batch, in arrival order, before the reply goes
-   * out. It must not wait for Raft: queue the messages and return.
+   * Called with every accepted batch, in arrival order. It must not wait for
+   * Raft: queue the messages and return.
    */
   readonly onMessages: (from: NodeId, messages: Message[]) => void;
   readonly logger: Logger;
+  /** Aborted when the node shuts down: open streams are ended, so the server's graceful shutdown does not wait for peers. */
+  readonly shutdown?: AbortSignal;
 }
 
 interface Refusal {
@@ -92,53 +96,77 @@ interface Refusal {
 export function createPeerService(options: PeerServiceOptions): grpc.UntypedServiceImplementation {
   const { self, cluster, onMessages } = options;
   const log = options.logger.child({ component: 'peer-service' });
+  const openStreams = new Set<() => void>();
+  options.shutdown?.addEventListener('abort', () => {
+    for (const end of [...openStreams]) end();
+  });
 
-  const refuse = (refusal: Refusal, batch: WireMessageBatch, peer: string): Refusal => {
-    log.warn(
-      { from: batch.from, peerAddress: peer, code: grpc.status[refusal.code], reason: refusal.details },
-      'refused a batch from a peer',
-    );
-    return refusal;
-  };
-
-  const Deliver: grpc.handleUnaryCall<WireMessageBatch, WireDeliverReply> = (call, callback) => {
-    const batch = call.request;
+  /** Checks, decodes and hands over one batch; a refusal says what was wrong, and nothing of the batch is delivered. */
+  const accept = (batch: WireMessageBatch, peer: string): Refusal | null => {
+    const refuse = (refusal: Refusal): Refusal => {
+      log.warn({ from: batch.from, peerAddress: peer, code: grpc.status[refusal.code], reason: refusal.details }, 'refused a batch from a peer');
+      return refusal;
+    };
     const refusal = checkBatch(batch, self, cluster);
-    if (refusal !== null) {
-      callback(refuse(refusal, batch, call.getPeer()));
-      return;
-    }
+    if (refusal !== null) return refuse(refusal);
     const messages: Message[] = [];
     for (const [i, wire] of batch.messages.entries()) {
       try {
         messages.push(fromWire(batch.from, self, wire));
       } catch (error) {
         const where = `message ${i + 1} of ${batch.messages.length} in the batch from ${batch.from}`;
-        if (error instanceof WireFormatError) {
-          callback(refuse({ code: grpc.status.INVALID_ARGUMENT, details: `${where}: ${error.message}` }, batch, call.getPeer()));
-        } else {
-          log.error({ from: batch.from, err: error }, 'failed to decode a message');
-          callback({ code: grpc.status.INTERNAL, details: `node ${self} failed to decode ${where}` });
-        }
-        return;
+        if (error instanceof WireFormatError) return refuse({ code: grpc.status.INVALID_ARGUMENT, details: `${where}: ${error.message}` });
+        log.error({ from: batch.from, err: error }, 'failed to decode a message');
+        return { code: grpc.status.INTERNAL, details: `node ${self} failed to decode ${where}` };
       }
     }
     log.debug({ from: batch.from, messages: messages.length }, 'batch received');
-    if (messages.length > 0) {
-      try {
-        onMessages(batch.from, messages);
-      } catch (error) {
-        log.error({ from: batch.from, err: error }, 'the node failed to take a batch of messages');
-        callback({
-          code: grpc.status.INTERNAL,
-          details: `node ${self} failed to take the batch: ${error instanceof Error ? error.message : String(error)}`,
-        });
-        return;
-      }
+    if (messages.length === 0) return null;
+    try {
+      onMessages(batch.from, messages);
+    } catch (error) {
+      log.error({ from: batch.from, err: error }, 'the node failed to take a batch of messages');
+      return { code: grpc.status.INTERNAL, details: `node ${self} failed to take the batch: ${error instanceof Error ? error.message : String(error)}` };
     }
-    callback(null, {});
+    return null;
   };
-  return { Deliver } as grpc.UntypedServiceImplementation;
+
+  const Deliver: grpc.handleUnaryCall<WireMessageBatch, WireDeliverReply> = (call, callback) => {
+    const refusal = accept(call.request, call.getPeer());
+    if (refusal !== null) callback(refusal);
+    else callback(null, {});
+  };
+
+  const Stream: grpc.handleClientStreamingCall<WireMessageBatch, WireDeliverReply> = (call, callback) => {
+    let ended = false;
+    let acknowledged = false;
+    const end = (refusal: Refusal | null): void => {
+      if (ended) return;
+      ended = true;
+      openStreams.delete(shutDown);
+      if (refusal !== null) callback(refusal);
+      else callback(null, {});
+    };
+    const shutDown = () => end({ code: grpc.status.UNAVAILABLE, details: `node ${self} is shutting down` });
+    openStreams.add(shutDown);
+    call.on('data', (batch: WireMessageBatch) => {
+      if (ended) return;
+      const refusal = accept(batch, call.getPeer());
+      if (refusal !== null) {
+        end(refusal);
+      } else if (!acknowledged) {
+        acknowledged = true;
+        call.sendMetadata(new grpc.Metadata());
+      }
+    });
+    call.on('end', () => end(null));
+    call.on('cancelled', () => {
+      ended = true;
+      openStreams.delete(shutDown);
+    });
+    call.on('error', () => end(null));
+  };
+  return { Deliver, Stream } as grpc.UntypedServiceImplementation;
 }
 
 function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string): Refusal | null {
@@ -217,14 +245,12 @@ export interface PeerClientsOptions {
   /** Peer id -> "host:port" of its peer service. This node's own id may be listed; it is ignored. */
   readonly peers: ReadonlyMap<NodeId, string>;
   readonly logger: Logger;
-  /** Most messages in one Deliver call (default 1024). */
+  /** Most messages in one batch (default 1024). */
   readonly maxBatchMessages?: number;
-  /** Roughly the most bytes in one Deliver call (default 16 MiB); a single larger message still goes alone. */
+  /** Roughly the most bytes in one batch (default 16 MiB); a single larger message still goes alone. */
   readonly maxBatchBytes?: number;
   /** Per peer; beyond this the oldest queued messages are dropped (default 10000). */
   readonly maxQueuedMessages?: number;
-  /** Deadline of one Deliver call (default 2000 ms). */
-  readonly callTimeoutMs?: number;
   /** Wait after the first failure to reach a peer (default 50 ms), doubling up to maxBackoffMs. */
   readonly initialBackoffMs?: number;
   /** Default 1000 ms. */
@@ -235,16 +261,19 @@ export interface PeerClientsOptions {
 export interface PeerLinkStats {
   readonly peer: NodeId;
   readonly address: string;
-  /** 'unreachable': the last call could not reach it; 'refused': it answered with an error. */
+  /** 'unreachable': the stream could not reach it or broke; 'refused': it answered with an error. */
   readonly state: 'ok' | 'unreachable' | 'refused';
   readonly queued: number;
-  readonly inFlight: boolean;
+  /** A Stream call to the peer is open. */
+  readonly streaming: boolean;
+  /** Batches and messages written to the stream (handed to HTTP/2; a stream that breaks loses what it had not delivered). */
   readonly sentBatches: number;
   readonly sentMessages: number;
+  /** Streams that ended with an error. */
   readonly failedCalls: number;
   /** Dropped because the queue was full (oldest first). */
   readonly droppedOverflow: number;
-  /** Dropped because a call failed: the batch in flight and everything queued behind it. */
+  /** Dropped because the stream failed: what was queued, and what was written to a stream the peer never accepted. */
   readonly droppedFailed: number;
 }
 
@@ -258,8 +287,14 @@ interface PeerLink {
   readonly address: string;
   client: grpc.Client | null;
   queue: Queued[];
-  inFlight: boolean;
-  call: grpc.ClientUnaryCall | null;
+  stream: grpc.ClientWritableStream<WireMessageBatch> | null;
+  /** The stream's flow-control window is full: wait for 'drain'. */
+  blocked: boolean;
+  /** The peer has accepted a batch on the current stream (it sent its response headers). */
+  accepted: boolean;
+  /** Written to the current stream before the peer accepted anything: lost if the stream fails before that. */
+  unconfirmedBatches: number;
+  unconfirmedMessages: number;
   settled: Promise<void> | null;
   flushScheduled: boolean;
   retryTimer: NodeJS.Timeout | null;
@@ -289,7 +324,6 @@ export class PeerClients {
   private readonly maxBatchMessages: number;
   private readonly maxBatchBytes: number;
   private readonly maxQueuedMessages: number;
-  private readonly callTimeoutMs: number;
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
   private closing: Promise<void> | null = null;
@@ -301,7 +335,6 @@ export class PeerClients {
     this.maxBatchMessages = positive(options.maxBatchMessages ?? 1024, 'maxBatchMessages');
     this.maxBatchBytes = positive(options.maxBatchBytes ?? 16 * MiB, 'maxBatchBytes');
     this.maxQueuedMessages = positive(options.maxQueuedMessages ?? 10_000, 'maxQueuedMessages');
-    this.callTimeoutMs = positive(options.callTimeoutMs ?? 2_000, 'callTimeoutMs');
     this.initialBackoffMs = positive(options.initialBackoffMs ?? 50, 'initialBackoffMs');
     this.maxBackoffMs = Math.max(this.initialBackoffMs, options.maxBackoffMs ?? 1_000);
     for (const [id, address] of options.peers) {
@@ -311,8 +344,11 @@ export class PeerClients {
         address,
         client: null,
         queue: [],
-        inFlight: false,
-        call: null,
+        stream: null,
+        blocked: false,
+        accepted: false,
+        unconfirmedBatches: 0,
+        unconfirmedMessages: 0,
         settled: null,
         flushScheduled: false,
         retryTimer: null,
@@ -364,7 +400,7 @@ export class PeerClients {
       address: link.address,
       state: link.state,
       queued: link.queue.length,
-      inFlight: link.inFlight,
+      streaming: link.stream !== null,
       sentBatches: link.sentBatches,
       sentMessages: link.sentMessages,
       failedCalls: link.failedCalls,
@@ -373,7 +409,7 @@ export class PeerClients {
     }));
   }
 
-  /** Drops what is queued, cancels calls in flight and closes the connections. Idempotent. */
+  /** Drops what is queued, cancels the streams and closes the connections. Idempotent. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -386,13 +422,13 @@ export class PeerClients {
       link.retryTimer = null;
       link.queue = [];
       if (link.settled !== null) settled.push(link.settled);
-      link.call?.cancel();
+      link.stream?.cancel();
     }
     await Promise.all(settled);
     for (const link of this.links.values()) link.client?.close();
   }
 
-  /** Sends on the next microtask, so messages queued by several send() calls in one turn share a batch. */
+  /** Writes on the next microtask, so messages queued by several send() calls in one turn share a batch. */
   private scheduleFlush(link: PeerLink): void {
     if (link.flushScheduled) return;
     link.flushScheduled = true;
@@ -403,38 +439,68 @@ export class PeerClients {
   }
 
   private flush(link: PeerLink): void {
-    if (this.closing !== null || link.inFlight || link.retryTimer !== null || link.queue.length === 0) return;
-    const batch = this.takeBatch(link);
-    const request: WireMessageBatch = {
-      from: this.self,
-      to: link.id,
-      cluster: this.cluster,
-      messages: batch.map((queued) => queued.wire),
-    };
+    if (this.closing !== null || link.blocked || link.retryTimer !== null || link.queue.length === 0) return;
+    const stream = link.stream ?? this.openStream(link);
+    while (link.queue.length > 0 && !link.blocked) {
+      const batch = this.takeBatch(link);
+      const request: WireMessageBatch = {
+        from: this.self,
+        to: link.id,
+        cluster: this.cluster,
+        messages: batch.map((queued) => queued.wire),
+      };
+      link.sentBatches += 1;
+      link.sentMessages += batch.length;
+      if (!link.accepted) {
+        link.unconfirmedBatches += 1;
+        link.unconfirmedMessages += batch.length;
+      }
+      if (!stream.write(request)) {
+        link.blocked = true;
+        stream.once('drain', () => {
+          link.blocked = false;
+          this.scheduleFlush(link);
+        });
+      }
+    }
+  }
+
+  private openStream(link: PeerLink): grpc.ClientWritableStream<WireMessageBatch> {
     link.client ??= new grpc.Client(link.address, grpc.credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
-    const started = performance.now();
     let settle!: () => void;
     link.settled = new Promise((resolve) => (settle = resolve));
-    link.inFlight = true;
-    const call = link.client.makeUnaryRequest(
-      deliverMethod.path,
-      deliverMethod.requestSerialize,
-      deliverMethod.responseDeserialize,
-      request,
+    const stream = link.client.makeClientStreamRequest(
+      streamMethod.path,
+      streamMethod.requestSerialize,
+      streamMethod.responseDeserialize,
       new grpc.Metadata(),
-      { deadline: Date.now() + this.callTimeoutMs },
+      {},
       (error) => {
-        link.inFlight = false;
-        link.call = null;
-        link.settled = null;
+        let lost = 0;
+        if (link.stream === stream) {
+          if (!link.accepted) {
+            // Never accepted: nothing written on this stream reached the peer.
+            link.sentBatches -= link.unconfirmedBatches;
+            link.sentMessages -= link.unconfirmedMessages;
+            lost = link.unconfirmedMessages;
+          }
+          link.stream = null;
+          link.blocked = false;
+          link.settled = null;
+          link.accepted = false;
+          link.unconfirmedBatches = 0;
+          link.unconfirmedMessages = 0;
+        }
         settle();
         if (this.closing !== null) return;
-        if (error) this.onFailure(link, error, batch.length);
-        else this.onSuccess(link, batch.length, performance.now() - started);
+        if (error) this.onFailure(link, error, lost);
         this.scheduleFlush(link);
       },
     );
-    if (link.inFlight) link.call = call;
+    // The receiver's response headers come once it has accepted a batch: the peer is there and takes our messages.
+    stream.on('metadata', () => this.onAccepted(link));
+    link.stream = stream;
+    return stream;
   }
 
   private takeBatch(link: PeerLink): Queued[] {
@@ -468,9 +534,10 @@ export class PeerClients {
     }
   }
 
-  private onSuccess(link: PeerLink, messages: number, ms: number): void {
-    link.sentBatches += 1;
-    link.sentMessages += messages;
+  private onAccepted(link: PeerLink): void {
+    link.accepted = true;
+    link.unconfirmedBatches = 0;
+    link.unconfirmedMessages = 0;
     link.backoffMs = 0;
     if (link.state !== 'ok') {
       this.log.info(
@@ -486,13 +553,12 @@ export class PeerClients {
       link.lastRefusal = null;
     }
     if (link.overflowing && link.queue.length === 0) link.overflowing = false;
-    this.log.debug({ peer: link.id, messages, ms: Math.round(ms * 10) / 10 }, 'batch delivered');
   }
 
-  private onFailure(link: PeerLink, error: grpc.ServiceError, messages: number): void {
+  private onFailure(link: PeerLink, error: grpc.ServiceError, lost: number): void {
     link.failedCalls += 1;
     // Raft retransmits whatever matters; a backlog replayed late only gets in the way.
-    const dropped = messages + link.queue.length;
+    const dropped = lost + link.queue.length;
     link.queue = [];
     link.droppedFailed += dropped;
     link.overflowing = false;
@@ -518,7 +584,7 @@ export class PeerClients {
       link.state = 'refused';
       link.lastRefusal = refusal;
     }
-    this.log.debug({ ...fields, dropped, retryInMs: link.backoffMs }, 'delivery failed');
+    this.log.debug({ ...fields, dropped, retryInMs: link.backoffMs }, 'stream failed');
     link.retryTimer = setTimeout(() => {
       link.retryTimer = null;
       this.flush(link);

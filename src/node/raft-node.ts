@@ -31,7 +31,7 @@ export interface RaftNodeOptions {
   readonly logger: Logger;
 }
 
-export const NODE_DEFAULTS = { tickMs: 50, electionTicks: 10, heartbeatTicks: 1, cluster: 'raftlog' } as const;
+export const NODE_DEFAULTS = { tickMs: 20, electionTicks: 10, heartbeatTicks: 1, cluster: 'raftlog' } as const;
 
 export interface Committed {
   readonly index: number;
@@ -58,7 +58,8 @@ const MAX_PROPOSAL_BYTES = 2 * 1024 * 1024 + 8 * 1024;
  * peer transport and the LevelDB log, applies committed entries to the
  * key-value state machine, and answers the client service's proposals and
  * reads. It follows the core's output contract: persist (fsync) → send →
- * apply → serve reads → acknowledge. While a write is on its way to disk the
+ * acknowledge, with apply and reads started while the write is on its way
+ * (committed entries are already durable on a majority). Meanwhile the
  * core keeps taking messages and proposals; they go out with the next output,
  * so concurrent proposals share one fsync.
  */
@@ -79,6 +80,7 @@ export class RaftNode {
     private readonly kv: KvStateMachine,
     private readonly peers: PeerClients,
     private readonly server: grpc.Server,
+    private readonly shutdown: AbortController,
     readonly port: number,
     private readonly logger: Logger,
   ) {}
@@ -104,6 +106,7 @@ export class RaftNode {
     const others = new Map([...options.peers].filter(([id]) => id !== options.id));
     const peers = new PeerClients({ self: options.id, cluster, peers: others, logger });
     const server = new grpc.Server(PEER_SERVER_OPTIONS);
+    const shutdown = new AbortController();
     let node: RaftNode | null = null;
     server.addService(
       raftPeerServiceDefinition,
@@ -111,6 +114,7 @@ export class RaftNode {
         self: options.id,
         cluster,
         logger,
+        shutdown: shutdown.signal,
         onMessages: (_from: NodeId, messages: Message[]) => node?.receive(messages),
       }),
     );
@@ -123,7 +127,7 @@ export class RaftNode {
       await storage.close();
       throw error;
     }
-    node = new RaftNode(options, core, storage, new KvStateMachine(), peers, server, port, logger);
+    node = new RaftNode(options, core, storage, new KvStateMachine(), peers, server, shutdown, port, logger);
     node.startTicking(options.tickMs ?? NODE_DEFAULTS.tickMs);
     logger.info(
       { event: 'started', listen: options.listen, port, dataDir: options.dataDir, term: core.status().term, lastIndex: core.lastIndex() },
@@ -189,7 +193,15 @@ export class RaftNode {
     for (const pending of this.reads.values()) pending.reject(reason);
     this.proposals.clear();
     this.reads.clear();
-    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    // Peers' streams to us stay open until we end them; client calls get a moment to finish.
+    this.shutdown.abort();
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => this.server.forceShutdown(), 2_000);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
     while (this.processing) await new Promise((resolve) => setImmediate(resolve));
     await this.peers.close();
     await this.storage.close();
@@ -240,13 +252,15 @@ export class RaftNode {
   }
 
   private async carryOut(output: RaftOutput): Promise<void> {
-    if (output.hardState !== null || output.entries.length > 0) {
-      await this.storage.save(output.hardState, output.entries);
-    }
-    if (output.messages.length > 0) this.peers.send(output.messages);
+    const persisting =
+      output.hardState !== null || output.entries.length > 0 ? this.storage.save(output.hardState, output.entries) : null;
+    // Committed entries are durable on a majority already, so applying them (and answering the
+    // clients waiting on them) need not wait for this node's own write; the messages do.
     for (const entry of output.committed) this.apply(entry);
     for (const read of output.readsReady) this.serveRead(read);
     for (const read of output.readsFailed) this.failRead(read);
+    if (persisting !== null) await persisting;
+    if (output.messages.length > 0) this.peers.send(output.messages);
     if (output.roleChange !== null) {
       const { role, term, leader, reason } = output.roleChange;
       const level = role !== this.lastRole || role === 'leader' ? 'info' : 'debug';

@@ -33,3 +33,9 @@ export const deliverMethod = raftPeerServiceDefinition['Deliver'] as grpc.Method
   WireMessageBatch,
   WireDeliverReply
 >;
+
+/** raftlog.v1.RaftPeer/Stream: the long-lived call nodes send their batches on. */
+export const streamMethod = raftPeerServiceDefinition['Stream'] as grpc.MethodDefinition<
+  WireMessageBatch,
+  WireDeliverReply
+>;

@@ -93,6 +93,21 @@ describe('LevelDB log', () => {
     expect(ops).toHaveLength(2);
   });
 
+  it('syncs every change of term or vote, and skips the fsync only when the commit index alone moved', async () => {
+    const storage = await openStorage(await freshDir());
+    const db = (storage as unknown as { db: Level<Uint8Array, Uint8Array> }).db;
+    const batch = vi.spyOn(db, 'batch');
+    const syncOf = (call: number) => (batch.mock.calls[call] as unknown as [unknown[], { sync?: boolean }])[1].sync;
+    await storage.save({ term: 1, votedFor: 'n1', commit: 0 }, [entry(1, 1)]);
+    await storage.save({ term: 1, votedFor: 'n1', commit: 1 }, []);
+    await storage.save({ term: 2, votedFor: null, commit: 1 }, []);
+    await storage.save({ term: 2, votedFor: 'n2', commit: 1 }, []);
+    await storage.save({ term: 2, votedFor: 'n2', commit: 1 }, [entry(2, 2)]);
+    expect([0, 1, 2, 3, 4].map(syncOf)).toEqual([true, false, true, true, true]);
+    const reopened = await reopen(storage);
+    expect(reopened.initialState().hardState).toEqual({ term: 2, votedFor: 'n2', commit: 1 });
+  });
+
   it('refuses an append that would leave a gap', async () => {
     const storage = await openStorage(await freshDir());
     await expect(storage.save(null, [entry(2, 1)])).rejects.toThrow(/gap/);
