@@ -14,12 +14,14 @@
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type FailoverSummary, runFailover } from './cluster/failover.js';
-import { describeCpu, describeRow, runLoadRow, type RowResult } from './cluster/load.js';
+import { describeCpu, describeRow, LOAD_OPS, type LoadOp, runLoadRow, type RowResult } from './cluster/load.js';
 import { runStability, type StabilityResult } from './cluster/stability.js';
 import { type BenchTarget, EndpointsTarget, SpawnedTarget } from './cluster/target.js';
 
 const USAGE = `usage: npm run bench -- [options]
   --concurrency LIST       closed-loop workers per row (1,16,64,256)
+  --ops LIST               what each row does: put, get (linearizable), get-local (no Raft: the
+                           gRPC path alone, this load generator's ceiling) (put)
   --duration S             measured seconds per row (10)
   --warmup S               unmeasured seconds before each row (2)
   --value-size B           bytes per value (100)
@@ -40,6 +42,7 @@ const USAGE = `usage: npm run bench -- [options]
 const { values: a } = parseArgs({
   options: {
     concurrency: { type: 'string', default: '1,16,64,256' },
+    ops: { type: 'string', default: 'put' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
     'value-size': { type: 'string', default: '100' },
@@ -72,6 +75,11 @@ function num(name: keyof typeof a, min: number): number {
     process.exit(2);
   }
   return n;
+}
+const ops = a.ops.split(',').map((op) => op.trim()) as LoadOp[];
+if (ops.some((op) => !LOAD_OPS.includes(op))) {
+  console.error(`--ops must list some of ${LOAD_OPS.join(', ')}, got ${a.ops}`);
+  process.exit(2);
 }
 const concurrencies = a.concurrency.split(',').map(Number);
 if (concurrencies.some((c) => !Number.isInteger(c) || c < 1)) {
@@ -143,9 +151,9 @@ try {
     for (const e of s.events) console.error(`  t=${e.t_s}s ${e.kind}: ${String(e.from)} -> ${String(e.to)}`);
     console.error(`target (0 leader changes, no new term): ${s.target_met ? 'met' : 'NOT met'}`);
   } else {
-    for (const concurrency of concurrencies) {
+    for (const [op, concurrency] of ops.flatMap((op) => concurrencies.map((c) => [op, c] as const))) {
       const row = await runLoadRow({
-        ...shape, concurrency, endpoints: t.endpoints, warmupS: o.warmupS, durationS: o.durationS,
+        ...shape, op, concurrency, endpoints: t.endpoints, warmupS: o.warmupS, durationS: o.durationS,
         timeoutMs: o.timeoutMs, tracked: () => t.tracked(),
       });
       rows.push(row);
@@ -196,13 +204,13 @@ try {
 
 function printTable(rs: readonly RowResult[]): void {
   if (rs.length === 0) return;
-  console.error('\n| put | ops/s | p50 ms | p90 | p99 | p99.9 | max | mean | errors | CPU %: loadgen / leader / followers / machine |');
+  console.error('\n| row | ops/s | p50 ms | p90 | p99 | p99.9 | max | mean | errors | CPU %: loadgen / leader / followers / machine |');
   console.error('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rs) {
     const l = r.lat_ms;
     const leader = r.cpu.node_pct[r.leader];
     const followers = Object.entries(r.cpu.node_pct).filter(([n]) => n !== r.leader).map(([, p]) => p).join(', ');
-    console.error(`| c=${r.concurrency} | ${r.ops_per_s} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${l.max} | ${l.mean} | ${r.errors} | ` +
+    console.error(`| ${r.op} c=${r.concurrency} | ${r.ops_per_s} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${l.max} | ${l.mean} | ${r.errors} | ` +
       `${r.cpu.loadgen_pct} / ${leader ?? '?'} / ${followers} / ${r.cpu.machine_busy_pct} |`);
   }
   console.error('');

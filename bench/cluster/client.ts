@@ -5,7 +5,15 @@
  * writes sent straight to the leader rather than forwarded by a follower).
  */
 import * as grpc from '@grpc/grpc-js';
-import { RaftLogGrpcClient, type PutRequest, type StatusReply, type WriteReply } from '../../src/node/client-proto.js';
+import {
+  RaftLogGrpcClient,
+  type GetReply,
+  type GetRequest,
+  type PutRequest,
+  type ReadConsistencyName,
+  type StatusReply,
+  type WriteReply,
+} from '../../src/node/client-proto.js';
 
 /**
  * Own subchannel pool per BenchClient, so every row starts on fresh
@@ -30,6 +38,7 @@ type Unary<Req, Res> = (
 /** The two methods the benchmark calls, as the generic client exposes them (lower-case original names). */
 interface RaftLogStub extends grpc.Client {
   put: Unary<PutRequest, WriteReply>;
+  get: Unary<GetRequest, GetReply>;
   status: Unary<Record<string, never>, StatusReply>;
 }
 
@@ -79,6 +88,10 @@ export class BenchClient {
 
   put(member: Member, key: Buffer, value: Buffer): Promise<WriteReply> {
     return call(member.stub, member.stub.put, { key, value }, this.timeoutMs);
+  }
+
+  get(member: Member, key: Buffer, consistency: ReadConsistencyName): Promise<GetReply> {
+    return call(member.stub, member.stub.get, { key, consistency }, this.timeoutMs);
   }
 
   /** Polls every node every LEADER_POLL_MS until one says it leads (or stop() turns true: then null). */

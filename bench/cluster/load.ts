@@ -1,4 +1,4 @@
-/** Closed-loop Put load, measured as the etcd anchor's load.mjs measures it. */
+/** Closed-loop load (Put, or Get for comparison), measured as the etcd anchor's load.mjs measures it. */
 import { performance } from 'node:perf_hooks';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { BenchClient, sleep, type Member } from './client.js';
@@ -7,7 +7,17 @@ import { latencyStats, type LatencyStats } from './stats.js';
 
 export const now = (): number => performance.now();
 
+/**
+ * put: a write through Raft. get: a linearizable read (ReadIndex). get-local:
+ * the leader's state as it is, no Raft at all: the cost of the gRPC path
+ * alone, the ceiling of what this load generator can drive.
+ */
+export const LOAD_OPS = ['put', 'get', 'get-local'] as const;
+export type LoadOp = (typeof LOAD_OPS)[number];
+
 export interface LoadShape {
+  /** Default put. */
+  readonly op?: LoadOp;
   readonly concurrency: number;
   readonly valueSize: number;
   readonly keys: number;
@@ -20,13 +30,14 @@ export type OnResult = (ok: boolean, t0: number, t1: number, error?: unknown) =>
 export const keyOf = (i: number): Buffer => Buffer.from('k' + String(i).padStart(8, '0'));
 
 /**
- * C workers, each with exactly one Put in flight: send, wait for the reply,
+ * C workers, each with exactly one request in flight: send, wait for the reply,
  * send the next. Every request goes to the leader; after any error the worker
  * forgets the leader (so the next request waits for discovery) and pauses
  * 2 ms, which keeps a dead leader from turning into a hot error loop.
  */
 export async function closedLoop(client: BenchClient, shape: LoadShape, onResult: OnResult, stop: () => boolean): Promise<void> {
   const value = Buffer.alloc(shape.valueSize, 'x');
+  const op = shape.op ?? 'put';
   const worker = async (): Promise<void> => {
     while (!stop()) {
       const member: Member | null = client.leader ?? (await client.findLeader(stop));
@@ -34,7 +45,8 @@ export async function closedLoop(client: BenchClient, shape: LoadShape, onResult
       const key = keyOf(Math.floor(Math.random() * shape.keys));
       const t0 = now();
       try {
-        await client.put(member, key, value);
+        if (op === 'put') await client.put(member, key, value);
+        else await client.get(member, key, op === 'get' ? 'READ_CONSISTENCY_LINEARIZABLE' : 'READ_CONSISTENCY_LOCAL');
         onResult(true, t0, now());
       } catch (error) {
         onResult(false, t0, now(), error);
@@ -57,7 +69,7 @@ export function errorKind(error: unknown): string {
 }
 
 export interface RowResult {
-  readonly op: 'put';
+  readonly op: LoadOp;
   readonly leader: string;
   readonly concurrency: number;
   readonly value_size: number;
@@ -119,7 +131,7 @@ export async function runLoadRow(o: RowOptions): Promise<RowResult> {
 
     const secs = (tEnd - tStart) / 1000;
     return {
-      op: 'put',
+      op: o.op ?? 'put',
       leader: leader.name,
       concurrency: o.concurrency,
       value_size: o.valueSize,
@@ -149,6 +161,6 @@ export function describeCpu(cpu: CpuUsage, leader?: string): string {
 
 export function describeRow(r: RowResult): string {
   const l = r.lat_ms;
-  return `put c=${r.concurrency}: ${r.ops_per_s} ops/s, p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} ` +
+  return `${r.op} c=${r.concurrency}: ${r.ops_per_s} ops/s, p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} ` +
     `max ${l.max} mean ${l.mean} ms, errors ${r.errors}, ${describeCpu(r.cpu, r.leader)}`;
 }

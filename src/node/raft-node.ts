@@ -57,9 +57,9 @@ const MAX_PROPOSAL_BYTES = 2 * 1024 * 1024 + 8 * 1024;
  * One raftlog server process: it drives the consensus core with a timer, the
  * peer transport and the LevelDB log, applies committed entries to the
  * key-value state machine, and answers the client service's proposals and
- * reads. It follows the core's output contract: persist (fsync) → send →
- * acknowledge, with apply and reads started while the write is on its way
- * (committed entries are already durable on a majority). Meanwhile the
+ * reads. It follows the core's output contract: a leader's appends go out at
+ * once, then persist (fsync) → send → acknowledge, with apply and reads
+ * started while the write is on its way. Meanwhile the
  * core keeps taking messages and proposals; they go out with the next output,
  * so concurrent proposals share one fsync.
  */
@@ -252,6 +252,7 @@ export class RaftNode {
   }
 
   private async carryOut(output: RaftOutput): Promise<void> {
+    if (output.earlyMessages.length > 0) this.peers.send(output.earlyMessages);
     const persisting =
       output.hardState !== null || output.entries.length > 0 ? this.storage.save(output.hardState, output.entries) : null;
     // Committed entries are durable on a majority already, so applying them (and answering the

@@ -212,10 +212,14 @@ export class RaftCore {
     if (readsReady.length > 0) {
       this.readsAwaitingApply = this.readsAwaitingApply.filter((read) => read.index > appliedAfter);
     }
+    const termAndVoteDurable =
+      hardState.term === this.persistedHardState.term && hardState.votedFor === this.persistedHardState.votedFor;
+    const early = termAndVoteDurable ? this.messages.filter(mayPrecedePersist) : [];
     const output: RaftOutput = {
       hardState: sameHardState(hardState, this.persistedHardState) ? null : hardState,
       entries: [...this.log.unstableEntries()],
-      messages: this.messages,
+      earlyMessages: early,
+      messages: early.length === 0 ? this.messages : this.messages.filter((message) => !mayPrecedePersist(message)),
       committed,
       readsReady,
       readsFailed: this.readsFailed,
@@ -527,6 +531,11 @@ export class RaftCore {
   private currentHardState(): HardState {
     return { term: this.term, votedFor: this.votedFor, commit: this.log.committed };
   }
+}
+
+/** A leader's messages that report nothing about what its own disk holds. */
+function mayPrecedePersist(message: Message): boolean {
+  return message.type === 'AppendRequest' || message.type === 'Heartbeat' || message.type === 'TimeoutNow';
 }
 
 function sameHardState(a: HardState, b: HardState): boolean {

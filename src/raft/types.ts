@@ -148,17 +148,27 @@ export interface RoleChange {
 
 /**
  * One batch of work for the caller, in this order:
+ * 0. `earlyMessages` may be sent at once, before or during step 1;
  * 1. persist `hardState` (if not null) and `entries` in one atomic, fsync'd write;
  *    `entries` replace the log from `entries[0].index` onward (a conflicting
  *    suffix is deleted in the same write);
  * 2. send `messages` (only after step 1: they may report what step 1 stored);
- * 3. apply `committed` to the state machine in order;
+ * 3. apply `committed` to the state machine in order (may start before step 1
+ *    completes: committed entries are durable on a majority already);
  * 4. serve `readsReady`, fail `readsFailed`;
  * 5. call `acknowledge(output)`.
  */
 export interface RaftOutput {
   readonly hardState: HardState | null;
   readonly entries: readonly Entry[];
+  /**
+   * A leader's appends, heartbeats and TimeoutNow, when its term and vote are
+   * already durable: they report nothing this output stores, so the leader
+   * may replicate entries while it writes them itself (Raft dissertation
+   * §10.2.1). It counts its own copy towards a commit only once stored.
+   * Sending them after step 1, with `messages`, is correct too.
+   */
+  readonly earlyMessages: readonly Message[];
   readonly messages: readonly Message[];
   readonly committed: readonly Entry[];
   readonly readsReady: readonly ReadReady[];

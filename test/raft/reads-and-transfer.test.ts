@@ -40,7 +40,7 @@ describe('ReadIndex', () => {
       while (leader.hasOutput()) {
         const out = leader.takeOutput();
         storage.save(out.hardState, out.entries);
-        messages.push(...out.messages);
+        messages.push(...out.earlyMessages, ...out.messages);
         ready.push(...out.readsReady);
         leader.acknowledge(out);
       }

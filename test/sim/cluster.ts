@@ -260,7 +260,7 @@ export class Cluster {
       }
     }
     this.persist(node, out);
-    if (this.deps.persistence?.sendBeforePersist !== true) this.sendAll(node, out);
+    if (this.deps.persistence?.sendBeforePersist !== true) this.sendAll(node, out, 'after-persist');
     this.carryOut(node, core, out);
     this.guard(node, () => core.acknowledge(out));
     this.afterEvent(node);
@@ -378,7 +378,7 @@ export class Cluster {
       reads: output.readsReady.length + output.readsFailed.length,
       doneAt,
     });
-    if (persistence.sendBeforePersist === true) this.sendAll(node, output);
+    this.sendAll(node, output, persistence.sendBeforePersist === true ? 'all' : 'early');
     persistence.completeAt(doneAt, node, node.life, serial);
   }
 
@@ -429,9 +429,13 @@ export class Cluster {
     }
   }
 
-  /** Step 2 of an output: its messages go out (only once what they report is stored). */
-  private sendAll(node: SimNode, out: RaftOutput): void {
-    for (const message of out.messages) this.send(node, message);
+  /**
+   * Step 2 of an output: its messages go out (only once what they report is
+   * stored); a leader's early messages go when its write starts.
+   */
+  private sendAll(node: SimNode, out: RaftOutput, which: 'all' | 'early' | 'after-persist' = 'all'): void {
+    if (which !== 'after-persist') for (const message of out.earlyMessages) this.send(node, message);
+    if (which !== 'early') for (const message of out.messages) this.send(node, message);
   }
 
   /** Steps 3 and 4 of an output: apply what it commits, serve or fail its reads. */

@@ -73,8 +73,8 @@ export interface PlantedBug {
   readonly name: PlantedBugName;
   readonly description: string;
   readonly coreFactory: CoreFactory;
-  /** The property the simulator must report as violated. */
-  readonly expected: PropertyName;
+  /** The property the simulator must report as violated (any of them, when the bug can surface in more than one way). */
+  readonly expected: PropertyName | readonly PropertyName[];
   /** Only asynchronous persistence can expose it (with synchronous persistence the code path is never taken). */
   readonly needsAsyncPersist?: boolean;
 }
@@ -109,7 +109,11 @@ export const PLANTED_BUGS: Readonly<Record<PlantedBugName, PlantedBug>> = {
     description:
       'acknowledging a write marks entries stable by index alone, though a conflicting append replaced them while the write was in flight',
     coreFactory: (options, storage) => new StableByIndexAlone(options, storage),
-    expected: 'State Machine Safety',
+    // The node believes it stored an entry its disk does not hold. Applied, that is a different
+    // entry at an index (State Machine Safety); counted by a leader towards a commit, it is a
+    // commit no durable majority holds (Leader Completeness), which a leader that replicates
+    // while it writes (earlyMessages) reaches first on some seeds.
+    expected: ['State Machine Safety', 'Leader Completeness'],
     needsAsyncPersist: true,
   },
 };

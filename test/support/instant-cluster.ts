@@ -90,7 +90,7 @@ export class InstantCluster {
 
   handleOutput(node: InstantNode, output: RaftOutput): void {
     node.storage.save(output.hardState, output.entries);
-    for (const message of output.messages) {
+    for (const message of [...output.earlyMessages, ...output.messages]) {
       this.queue.push(message);
       if (this.recordMessages) this.sent.push(message);
     }
