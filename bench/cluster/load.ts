@@ -68,13 +68,8 @@ export function errorKind(error: unknown): string {
   return code + (e?.details || e?.message || String(error)).replace(/\d+/g, 'N');
 }
 
-export interface RowResult {
-  readonly op: LoadOp;
-  readonly leader: string;
-  readonly concurrency: number;
-  readonly value_size: number;
-  readonly keys: number;
-  readonly duration_s: number;
+/** What the replies that arrived inside a measured window add up to: the fields every result shares. */
+export interface MeasuredLoad {
   readonly ops: number;
   readonly ops_per_s: number;
   readonly errors: number;
@@ -83,42 +78,43 @@ export interface RowResult {
   readonly error_kinds?: Record<string, number>;
 }
 
-export interface RowOptions extends LoadShape {
-  readonly endpoints: readonly { endpoint: string; name?: string }[];
+export interface WindowOptions {
   readonly warmupS: number;
   readonly durationS: number;
-  readonly timeoutMs: number;
-  /** Processes to bill CPU to, read at the start of the window (nodes may have restarted since the last row). */
+  /** Processes to bill CPU to, read at the start of the window (nodes may have restarted since). */
   readonly tracked: () => Tracked[];
 }
 
-/** One row: fresh connections, find the leader, warm up, then count a window of --duration seconds. */
-export async function runLoadRow(o: RowOptions): Promise<RowResult> {
-  const client = new BenchClient(o.endpoints, o.timeoutMs);
+/**
+ * Runs the closed loop, lets it warm up, then counts the replies that arrive
+ * within `durationS` (as the anchor does, whenever they were sent), and the
+ * window's real length. The workers are stopped before it returns, on errors too.
+ */
+export async function measureClosedLoop(
+  client: BenchClient,
+  shape: LoadShape,
+  o: WindowOptions,
+): Promise<{ readonly measured: MeasuredLoad; readonly seconds: number }> {
   let stopping = false;
+  let measuring = false;
+  let ops = 0;
+  let errors = 0;
+  let tEnd = Infinity;
+  const latencies: number[] = [];
+  const errorKinds: Record<string, number> = {};
+  const onResult: OnResult = (ok, t0, t1, error) => {
+    if (!measuring || t1 > tEnd) return;
+    if (ok) {
+      ops++;
+      latencies.push(t1 - t0);
+    } else {
+      errors++;
+      const k = errorKind(error);
+      errorKinds[k] = (errorKinds[k] ?? 0) + 1;
+    }
+  };
+  const run = closedLoop(client, shape, onResult, () => stopping);
   try {
-    const leader = await client.findLeaderWithin(15_000);
-    if (leader === null) throw new Error('no leader found within 15 s');
-
-    let measuring = false;
-    let ops = 0;
-    let errors = 0;
-    let tEnd = Infinity;
-    const latencies: number[] = [];
-    const errorKinds: Record<string, number> = {};
-    const onResult: OnResult = (ok, t0, t1, error) => {
-      // Only replies that arrive inside the window count (as in the anchor), whenever they were sent.
-      if (!measuring || t1 > tEnd) return;
-      if (ok) {
-        ops++;
-        latencies.push(t1 - t0);
-      } else {
-        errors++;
-        const k = errorKind(error);
-        errorKinds[k] = (errorKinds[k] ?? 0) + 1;
-      }
-    };
-    const run = closedLoop(client, o, onResult, () => stopping);
     await sleep(o.warmupS * 1000);
     const cpu0 = cpuSnapshot(o.tracked());
     measuring = true;
@@ -126,26 +122,53 @@ export async function runLoadRow(o: RowOptions): Promise<RowResult> {
     await sleep(o.durationS * 1000);
     tEnd = now();
     const cpu = cpuDelta(cpu0, cpuSnapshot(o.tracked()));
+    const seconds = (tEnd - tStart) / 1000;
+    const measured: MeasuredLoad = {
+      ops,
+      ops_per_s: Math.round(ops / seconds),
+      errors,
+      lat_ms: latencyStats(latencies),
+      cpu,
+      ...(errors > 0 ? { error_kinds: errorKinds } : {}),
+    };
+    return { measured, seconds };
+  } finally {
     stopping = true;
     await run;
+  }
+}
 
-    const secs = (tEnd - tStart) / 1000;
+export interface RowResult extends MeasuredLoad {
+  readonly op: LoadOp;
+  readonly leader: string;
+  readonly concurrency: number;
+  readonly value_size: number;
+  readonly keys: number;
+  readonly duration_s: number;
+}
+
+export interface RowOptions extends LoadShape, WindowOptions {
+  readonly endpoints: readonly { endpoint: string; name?: string }[];
+  readonly timeoutMs: number;
+}
+
+/** One row: fresh connections, find the leader, warm up, then count a window of --duration seconds. */
+export async function runLoadRow(o: RowOptions): Promise<RowResult> {
+  const client = new BenchClient(o.endpoints, o.timeoutMs);
+  try {
+    const leader = await client.findLeaderWithin(15_000);
+    if (leader === null) throw new Error('no leader found within 15 s');
+    const { measured, seconds } = await measureClosedLoop(client, o, o);
     return {
       op: o.op ?? 'put',
       leader: leader.name,
       concurrency: o.concurrency,
       value_size: o.valueSize,
       keys: o.keys,
-      duration_s: Math.round(secs * 100) / 100,
-      ops,
-      ops_per_s: Math.round(ops / secs),
-      errors,
-      lat_ms: latencyStats(latencies),
-      cpu,
-      ...(errors > 0 ? { error_kinds: errorKinds } : {}),
+      duration_s: Math.round(seconds * 100) / 100,
+      ...measured,
     };
   } finally {
-    stopping = true; // on errors too: the workers must not outlive the row
     client.close();
   }
 }

@@ -7,9 +7,8 @@
 import { readFileSync } from 'node:fs';
 import type { StatusReply } from '../../src/node/client-proto.js';
 import { BenchClient, sleep } from './client.js';
-import { cpuDelta, cpuSnapshot, type CpuUsage } from './cpu.js';
-import { closedLoop, errorKind, now, type LoadShape, type OnResult } from './load.js';
-import { latencyStats, r1, type LatencyStats } from './stats.js';
+import { measureClosedLoop, now, type LoadShape, type MeasuredLoad } from './load.js';
+import { r1 } from './stats.js';
 import type { BenchTarget } from './target.js';
 
 export interface StabilityOptions extends LoadShape {
@@ -26,7 +25,7 @@ export interface StabilityEvent {
   readonly to: string | number | null;
 }
 
-export interface StabilityResult {
+export interface StabilityResult extends MeasuredLoad {
   readonly op: 'put';
   readonly concurrency: number;
   readonly seconds: number;
@@ -49,12 +48,6 @@ export interface StabilityResult {
   /** From the nodes' own logs (spawned clusters): "became leader" lines during the run, per term. */
   readonly log_elections: { node: string; term: number; t_s: number }[] | null;
   readonly events: StabilityEvent[];
-  readonly ops: number;
-  readonly ops_per_s: number;
-  readonly errors: number;
-  readonly lat_ms: LatencyStats;
-  readonly cpu: CpuUsage;
-  readonly error_kinds?: Record<string, number>;
   readonly target_met: boolean;
 }
 
@@ -119,38 +112,17 @@ export async function runStability(target: BenchTarget, o: StabilityOptions): Pr
       }
     })();
 
-    let measuring = false;
-    let tEnd = Infinity;
-    let ops = 0;
-    let errors = 0;
-    const latencies: number[] = [];
-    const errorKinds: Record<string, number> = {};
-    const onResult: OnResult = (ok, t0, t1, error) => {
-      if (!measuring || t1 > tEnd) return;
-      if (ok) {
-        ops++;
-        latencies.push(t1 - t0);
-      } else {
-        errors++;
-        const k = errorKind(error);
-        errorKinds[k] = (errorKinds[k] ?? 0) + 1;
-      }
-    };
-    const run = closedLoop(client, o, onResult, () => stopping);
-    await sleep(o.warmupS * 1000);
-    const cpu0 = cpuSnapshot(target.tracked());
-    measuring = true;
-    const tMeasure = now();
-    await sleep(o.seconds * 1000);
-    tEnd = now();
-    const cpu = cpuDelta(cpu0, cpuSnapshot(target.tracked()));
-    stopping = true;
-    await Promise.all([run, poller]);
+    let measured: MeasuredLoad;
+    try {
+      ({ measured } = await measureClosedLoop(client, o, { warmupS: o.warmupS, durationS: o.seconds, tracked: () => target.tracked() }));
+    } finally {
+      stopping = true;
+      await poller;
+    }
 
     const end = await statusAll(client, 1_000);
     const termEnd = maxTerm(end);
     const termDelta = termStart === null || termEnd === null ? null : termEnd - termStart;
-    const secs = (tEnd - tMeasure) / 1000;
     const logElections = electionsInLogs(target, wallStart);
     return {
       op: 'put',
@@ -169,12 +141,7 @@ export async function runStability(target: BenchTarget, o: StabilityOptions): Pr
       status_max_ms: r1(statusMax),
       log_elections: logElections,
       events: events.slice(0, 100),
-      ops,
-      ops_per_s: Math.round(ops / secs),
-      errors,
-      lat_ms: latencyStats(latencies),
-      cpu,
-      ...(errors > 0 ? { error_kinds: errorKinds } : {}),
+      ...measured,
       target_met: leaderChanges === 0 && termDelta === 0 && (logElections?.length ?? 0) === 0,
     };
   } finally {

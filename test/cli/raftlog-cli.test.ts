@@ -2,18 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { collectRun, type Run } from '../support/collect-run.js';
 import { FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
 
 const BIN = fileURLToPath(new URL('../../bin/raftlog.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** How long one CLI run may take before the test kills it. */
 const RUN_LIMIT_MS = 20_000;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let children: ChildProcess[] = [];
 let fakes: FakeRaftLogServer[] = [];
@@ -37,24 +32,7 @@ function raftlog(args: readonly string[], env: Record<string, string> = {}): Pro
   if (env.RAFTLOG_ENDPOINTS === undefined) delete childEnv.RAFTLOG_ENDPOINTS;
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`raftlog ${args.join(' ')} still running after ${RUN_LIMIT_MS} ms; stdout: ${stdout} stderr: ${stderr}`));
-    }, RUN_LIMIT_MS);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return collectRun(child, `raftlog ${args.join(' ')}`, RUN_LIMIT_MS);
 }
 
 const endpointsOf = (nodes: readonly FakeRaftLogServer[]) => nodes.map((node) => node.endpoint).join(',');

@@ -14,6 +14,7 @@ import { RaftLogClient } from '../../src/client/index.js';
 import type { ClusterState, NodeRecord } from '../../scripts/local-cluster/cluster-state.js';
 import { isNodeProcess } from '../../scripts/local-cluster/node-process.js';
 import type { ClusterStatusJson, NodeStatusJson } from '../../scripts/local-cluster/status-output.js';
+import { collectRun, type Run } from '../support/collect-run.js';
 import { waitFor } from '../support/wait-for.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -23,12 +24,6 @@ const RUN_LIMIT_MS = 150_000;
 /** Elections and catching up on a loaded 2-core machine. */
 const CONVERGE_MS = 30_000;
 const NODES = 3;
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 let dir: string;
 let basePort: number;
@@ -163,25 +158,7 @@ function cluster(command: string, ...args: string[]): Promise<Run> {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`cluster ${command} ${args.join(' ')} still running after ${RUN_LIMIT_MS} ms; stdout: ${stdout} stderr: ${stderr}`));
-    }, RUN_LIMIT_MS);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    // 'close', not 'exit': the nodes must not hold the script's stdout open after it returns.
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return collectRun(child, `cluster ${command} ${args.join(' ')}`, RUN_LIMIT_MS);
 }
 
 async function status(): Promise<ClusterStatusJson> {
