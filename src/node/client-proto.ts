@@ -48,7 +48,7 @@ export const raftLogServiceDefinition: grpc.ServiceDefinition = Object.fromEntri
 /** A generic client of raftlog.v1.RaftLog, used by a follower to forward a call to its leader. */
 export const RaftLogGrpcClient = grpc.makeGenericClientConstructor(raftLogServiceDefinition, 'RaftLog');
 
-export type RaftLogMethod = 'put' | 'get' | 'delete' | 'compareAndSwap' | 'append' | 'status';
+export type RaftLogMethod = 'put' | 'get' | 'delete' | 'compareAndSwap' | 'append' | 'status' | 'readLog';
 
 export interface LogPosition {
   index: number;
@@ -110,4 +110,27 @@ export interface StatusReply {
   lastLogIndex: number;
   members: string[];
   digest: string;
+}
+export interface ReadLogRequest {
+  fromIndex: number;
+  maxEntries: number;
+}
+export type LogEntryKindName =
+  | 'LOG_ENTRY_KIND_UNSPECIFIED'
+  | 'LOG_ENTRY_KIND_APPEND'
+  | 'LOG_ENTRY_KIND_PUT'
+  | 'LOG_ENTRY_KIND_DELETE'
+  | 'LOG_ENTRY_KIND_COMPARE_AND_SWAP'
+  | 'LOG_ENTRY_KIND_NO_COMMAND';
+export interface LogEntryReply {
+  index: number;
+  term: number;
+  kind: LogEntryKindName;
+  record: Uint8Array;
+  key: Uint8Array;
+}
+export interface ReadLogReply {
+  entries: LogEntryReply[];
+  commitIndex: number;
+  node: string;
 }

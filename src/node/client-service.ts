@@ -14,6 +14,8 @@ import {
   type GetRequest,
   type PutRequest,
   type RaftLogMethod,
+  type ReadLogReply,
+  type ReadLogRequest,
   type StatusReply,
   type WriteReply,
 } from './client-proto.js';
@@ -21,6 +23,8 @@ import { ClientError, invalidArgument, NotLeaderError } from './errors.js';
 import type { Committed, RaftNode } from './raft-node.js';
 
 
+/** A ReadLog reply holds at most this many entries (records are up to 1 MiB each; gRPC caps a reply at 4 MiB by default, so bigger pages are cut by bytes too). */
+const MAX_LOG_ENTRIES_PER_READ = 1000;
 /** Calls longer than this are cut short even when the client set no deadline. */
 const MAX_CALL_MS = 30_000;
 /** Set on a call a follower forwarded: the receiver must not forward it again. */
@@ -151,6 +155,12 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
         members: [...status.voters],
         digest: status.digest,
       };
+    }),
+
+    ReadLog: unary<ReadLogRequest, ReadLogReply>('readLog', async (node, request) => {
+      const maxEntries = request.maxEntries === 0 ? MAX_LOG_ENTRIES_PER_READ : Math.min(request.maxEntries, MAX_LOG_ENTRIES_PER_READ);
+      const read = node.readCommittedLog(Math.max(1, request.fromIndex), maxEntries);
+      return { entries: read.entries, commitIndex: read.commitIndex, node: node.id };
     }),
   };
 }

@@ -5,10 +5,10 @@ import { LevelLogStorage } from '../log/level-storage.js';
 import { RaftCore } from '../raft/core.js';
 import { SeededRandom } from '../raft/random.js';
 import type { Entry, Message, NodeId, RaftOutput, RaftStatus, ReadFailed, ReadReady } from '../raft/types.js';
-import { encodeCommand, type KvCommand } from './kv-commands.js';
+import { decodeCommand, encodeCommand, type KvCommand } from './kv-commands.js';
 import { KvStateMachine, type KvResult } from './kv-state-machine.js';
 import { createClientService } from './client-service.js';
-import { raftLogServiceDefinition } from './client-proto.js';
+import { raftLogServiceDefinition, type LogEntryReply } from './client-proto.js';
 import { ClientError, deadlineExceeded, NotLeaderError, unavailable } from './errors.js';
 import { createPeerService, PEER_SERVER_OPTIONS, PeerClients } from './peer-transport.js';
 import { raftPeerServiceDefinition } from './raft-proto.js';
@@ -49,6 +49,9 @@ interface Waiter<T> {
   resolve(value: T): void;
   reject(error: Error): void;
 }
+
+/** A ReadLog page stops growing past this many bytes, well under gRPC's default 4 MiB reply limit. */
+const READ_LOG_MAX_BYTES = 3 * 1024 * 1024;
 
 /** Largest command: a compare-and-swap of two 1 MiB values plus its key and framing. */
 const MAX_PROPOSAL_BYTES = 2 * 1024 * 1024 + 8 * 1024;
@@ -175,6 +178,26 @@ export class RaftNode {
     return { value: this.kv.get(key), index: this.kv.appliedIndex };
   }
 
+  /**
+   * Committed entries of this node's own log from `from` on, at most `max`
+   * of them and about READ_LOG_MAX_BYTES of records and keys (always at least
+   * one entry, so a reader makes progress).
+   */
+  readCommittedLog(from: number, max: number): { entries: LogEntryReply[]; commitIndex: number } {
+    const commitIndex = this.core.status().commitIndex;
+    const entries: LogEntryReply[] = [];
+    let bytes = 0;
+    for (let index = from; index <= commitIndex && entries.length < max; index++) {
+      const entry = this.core.entryAt(index);
+      if (entry === null) throw new ClientError(grpc.status.INTERNAL, `node ${this.id}: committed entry ${index} is missing from the log`);
+      const described = describeEntry(entry);
+      bytes += described.record.byteLength + described.key.byteLength + 32;
+      if (entries.length > 0 && bytes > READ_LOG_MAX_BYTES) break;
+      entries.push(described);
+    }
+    return { entries, commitIndex };
+  }
+
   status(): RaftStatus & { digest: string; appliedIndex: number } {
     return { ...this.core.status(), appliedIndex: this.kv.appliedIndex, digest: this.kv.digest() };
   }
@@ -188,8 +211,17 @@ export class RaftNode {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
+    // A proposal in the log may still commit through the next leader: its outcome is unknown, and
+    // UNAVAILABLE would tell the client it is safe to retry. A read changed nothing, so it may say so.
+    for (const [index, pending] of this.proposals) {
+      pending.reject(
+        new ClientError(
+          grpc.status.UNKNOWN,
+          `node ${this.id} is shutting down before the write at index ${index} (term ${pending.term}) was known to commit; it may or may not take effect`,
+        ),
+      );
+    }
     const reason = unavailable(`node ${this.id} is shutting down`);
-    for (const pending of this.proposals.values()) pending.reject(reason);
     for (const pending of this.reads.values()) pending.reject(reason);
     this.proposals.clear();
     this.reads.clear();
@@ -326,6 +358,25 @@ export class RaftNode {
 
   private ensureRunning(): void {
     if (this.stopped) throw unavailable(`node ${this.id} is shutting down`);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function describeEntry(entry: Entry): LogEntryReply {
+  const base = { index: entry.index, term: entry.term, record: EMPTY, key: EMPTY };
+  const command = entry.kind === 'command' ? decodeCommand(entry.data) : null;
+  switch (command?.op) {
+    case 'append':
+      return { ...base, kind: 'LOG_ENTRY_KIND_APPEND', record: command.record };
+    case 'put':
+      return { ...base, kind: 'LOG_ENTRY_KIND_PUT', key: command.key };
+    case 'delete':
+      return { ...base, kind: 'LOG_ENTRY_KIND_DELETE', key: command.key };
+    case 'cas':
+      return { ...base, kind: 'LOG_ENTRY_KIND_COMPARE_AND_SWAP', key: command.key };
+    default:
+      return { ...base, kind: 'LOG_ENTRY_KIND_NO_COMMAND' };
   }
 }
 

@@ -294,6 +294,35 @@ describe('a 3-node cluster of real processes, under faults', () => {
     expect((await c.status(leader)).role).not.toBe('leader');
   });
 
+  it('a leader stopped gracefully with writes in flight answers UNKNOWN (it may still commit), never UNAVAILABLE (safe to retry)', async () => {
+    cluster = await ProcessCluster.start(3);
+    const c = cluster;
+    const leader = await c.waitForLeader();
+    const [f1, f2] = c.ids.filter((id) => id !== leader) as [string, string];
+    // One follower paused rather than killed: the leader keeps leading (CheckQuorum needs time) but cannot commit.
+    await c.kill(f1);
+    expect(c.pause(f2)).toBe(true);
+    const pending = failure(c.call(leader, 'put', { key: b('in-flight'), value: b('v') }, 20_000));
+    await waitFor(`${leader} to have the write in its log`, async () => {
+      const s = await c.status(leader);
+      return s.lastLogIndex > s.commitIndex;
+    });
+    await c.stop(leader);
+    const error = await pending;
+    expect(error.code, error.details).toBe(grpcStatus.UNKNOWN);
+    expect(error.details).toMatch(/may or may not take effect/);
+
+    // And indeed it may: the entry is in the old leader's log and can win once the cluster is back.
+    c.resume(f2);
+    c.startNode(f1);
+    c.startNode(leader);
+    const next = await c.waitForLeader(c.ids, WAIT_MS);
+    await waitFor('a write after recovery', () => c.call<WriteReply>(next, 'put', { key: b('after'), value: b('x') }, CALL_MS), {
+      timeoutMs: WAIT_MS,
+      intervalMs: 100,
+    });
+  });
+
   it('a client that knows only a follower gets its writes committed, and every reply names the leader', async () => {
     cluster = await ProcessCluster.start(3);
     const c = cluster;

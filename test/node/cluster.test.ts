@@ -1,7 +1,7 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { StatusReply, WriteReply } from '../../src/node/client-proto.js';
+import type { ReadLogReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -70,5 +70,44 @@ describe('a 3-node cluster of real processes', () => {
       expect(error.code).toBe(grpcStatus.INVALID_ARGUMENT);
       expect(error.details).toMatch(message);
     }
+  });
+
+  it('ReadLog gives each node\'s committed log: the same entries everywhere, each append at its acknowledged index, in pages', async () => {
+    cluster = await ProcessCluster.start(3);
+    const c = cluster;
+    const leader = await c.waitForLeader();
+    const follower = c.ids.find((id) => id !== leader) as string;
+    const put = await c.call<WriteReply>(leader, 'put', { key: b('k'), value: b('v') });
+    const appends: WriteReply[] = [];
+    for (const record of ['r1', 'r2', 'r3']) appends.push(await c.call<WriteReply>(follower, 'append', { record: b(record) }));
+    const cas = await c.call<WriteReply>(leader, 'compareAndSwap', { key: b('k'), expected: b('v'), value: b('w') });
+    const del = await c.call<WriteReply>(leader, 'delete', { key: b('k') });
+
+    await waitFor('every node to have committed the delete', async () =>
+      (await Promise.all(c.ids.map((id) => c.status(id)))).every((s) => s.commitIndex >= del.position.index),
+    );
+    const logs = await Promise.all(c.ids.map((id) => c.call<ReadLogReply>(id, 'readLog', { fromIndex: 0, maxEntries: 0 })));
+    for (const log of logs) {
+      expect(log.entries.map((e) => e.index)).toEqual(Array.from({ length: log.commitIndex }, (_, i) => i + 1));
+      expect(log.entries.slice(0, del.position.index)).toEqual((logs[0] as ReadLogReply).entries.slice(0, del.position.index));
+    }
+    const byIndex = new Map((logs[0] as ReadLogReply).entries.map((e) => [e.index, e]));
+    expect(byIndex.get(put.position.index)).toMatchObject({ kind: 'LOG_ENTRY_KIND_PUT', key: b('k') });
+    appends.forEach((reply, i) => {
+      const entry = byIndex.get(reply.position.index);
+      expect(entry?.kind).toBe('LOG_ENTRY_KIND_APPEND');
+      expect(Buffer.from(entry?.record ?? []).toString()).toBe(`r${i + 1}`);
+      expect(entry?.term).toBe(reply.position.term);
+    });
+    expect(byIndex.get(cas.position.index)?.kind).toBe('LOG_ENTRY_KIND_COMPARE_AND_SWAP');
+    expect(byIndex.get(del.position.index)?.kind).toBe('LOG_ENTRY_KIND_DELETE');
+    expect(byIndex.get(1)?.kind).toBe('LOG_ENTRY_KIND_NO_COMMAND');
+
+    // Pages: two entries at a time from index 2, and nothing past the commit index.
+    const page = await c.call<ReadLogReply>(follower, 'readLog', { fromIndex: 2, maxEntries: 2 });
+    expect(page.entries.map((e) => e.index)).toEqual([2, 3]);
+    expect(page.node).toBe(follower);
+    const past = await c.call<ReadLogReply>(follower, 'readLog', { fromIndex: page.commitIndex + 1, maxEntries: 10 });
+    expect(past.entries).toEqual([]);
   });
 });

@@ -29,6 +29,8 @@ export interface ProcessClusterOptions {
   readonly logLevel?: string;
   /** Flags for node itself (before the script), e.g. `--cpu-prof`; startNode can override them per node. */
   readonly execArgv?: readonly string[];
+  /** Each node's `--peers`: by default every node's real address; a fault harness routes them through its proxies. */
+  readonly peersOf?: (id: string, addresses: ReadonlyMap<string, string>) => string;
 }
 
 type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply: unknown) => void) => void;
@@ -59,7 +61,8 @@ export class ProcessCluster {
   }
 
   startNode(id: string, execArgv: readonly string[] = this.options.execArgv ?? []): void {
-    const peers = [...this.addresses].map(([peer, address]) => `${peer}=${address}`).join(',');
+    const peers =
+      this.options.peersOf?.(id, this.addresses) ?? [...this.addresses].map(([peer, address]) => `${peer}=${address}`).join(',');
     // The child writes its log file itself: relaying it through pipes would bill this process's CPU for it.
     const log = openSync(join(this.dir, `${id}.log`), 'a');
     try {
@@ -115,6 +118,20 @@ export class ProcessCluster {
     this.clients.delete(id);
   }
 
+  /** SIGSTOP: the process is frozen with its sockets open, as a long GC pause or a stalled VM would leave it. */
+  pause(id: string): boolean {
+    return this.signal(id, 'SIGSTOP');
+  }
+
+  /** SIGCONT after pause(). */
+  resume(id: string): boolean {
+    return this.signal(id, 'SIGCONT');
+  }
+
+  isRunning(id: string): boolean {
+    return this.pid(id) !== undefined;
+  }
+
   /** Calls one client RPC on one node. */
   call<T>(id: string, method: string, request: object, timeoutMs = 3_000): Promise<T> {
     let client = this.clients.get(id);
@@ -147,6 +164,12 @@ export class ProcessCluster {
       },
       { timeoutMs, intervalMs: 50 },
     );
+  }
+
+  private signal(id: string, signal: NodeJS.Signals): boolean {
+    const child = this.processes.get(id);
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return false;
+    return child.kill(signal);
   }
 
   /** Stops every process and removes the temp dir; safe to call twice, and after failures. */
