@@ -1,0 +1,102 @@
+/**
+ * npm run jepsen -- [options]: one jepsen-lite run against a fresh local
+ * cluster. Prints a summary and exits 0 only when every checker passed.
+ */
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { NEMESIS_KINDS, type NemesisKind } from './nemesis.js';
+import { JEPSEN_DEFAULTS, runJepsen, type JepsenOptions } from './run.js';
+import { formatSummary } from './summary.js';
+
+const positiveInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+
+const nemesisList = (value: string): NemesisKind[] => {
+  if (value === 'none') return [];
+  if (value === 'all') return [...NEMESIS_KINDS];
+  const kinds = value.split(',').map((k) => k.trim());
+  for (const kind of kinds) {
+    if (!(NEMESIS_KINDS as readonly string[]).includes(kind)) {
+      throw new InvalidArgumentError(`unknown nemesis "${kind}"; choose from ${NEMESIS_KINDS.join(', ')}, all or none`);
+    }
+  }
+  return kinds as NemesisKind[];
+};
+
+async function main(): Promise<void> {
+  const program = new Command('jepsen')
+    .description('Attack a real raftlog cluster with faults while clients work, then check what they saw.')
+    .addOption(new Option('--workload <name>', 'register or append').choices(['register', 'append']).default(JEPSEN_DEFAULTS.workload))
+    .option('--nemesis <kinds>', `comma-separated: ${NEMESIS_KINDS.join(', ')}; or all, none`, nemesisList, [...JEPSEN_DEFAULTS.nemesis])
+    .option('--time <seconds>', 'seconds of workload under faults', positiveInt('--time'), JEPSEN_DEFAULTS.timeSeconds)
+    .addOption(new Option('--nodes <n>', 'cluster size').choices(['3', '5']).default('3'))
+    .option('--concurrency <n>', 'client workers', positiveInt('--concurrency'), JEPSEN_DEFAULTS.concurrency)
+    .option('--rate <ops>', 'target operations per second, all clients', positiveInt('--rate'), JEPSEN_DEFAULTS.rate)
+    .option('--keys <n>', 'register keys in use at once', positiveInt('--keys'), JEPSEN_DEFAULTS.keys)
+    .option('--ops-per-key <n>', 'operations before a key is retired for a fresh one', positiveInt('--ops-per-key'), JEPSEN_DEFAULTS.opsPerKey)
+    .addOption(new Option('--read <mode>', 'linearizable, or local (stale reads: expect a failure)').choices(['linearizable', 'local']).default(JEPSEN_DEFAULTS.readMode))
+    .option('--op-timeout <ms>', 'deadline of every client call', positiveInt('--op-timeout'), JEPSEN_DEFAULTS.opTimeoutMs)
+    .option('--seed <n>', 'seed of the schedule and the clients\' choices', positiveInt('--seed'), JEPSEN_DEFAULTS.seed)
+    .option('--fault-interval <ms>', 'mean quiet time before each fault of a kind', positiveInt('--fault-interval'), JEPSEN_DEFAULTS.faultIntervalMs)
+    .option('--fault-min <ms>', 'shortest fault', positiveInt('--fault-min'), JEPSEN_DEFAULTS.minFaultMs)
+    .option('--fault-max <ms>', 'longest fault', positiveInt('--fault-max'), JEPSEN_DEFAULTS.maxFaultMs)
+    .option('--liveness-timeout <ms>', 'after healing, a leader and a write must come within this', positiveInt('--liveness-timeout'), JEPSEN_DEFAULTS.livenessTimeoutMs)
+    .option('--checker-timeout <ms>', 'linearizability search budget per key', positiveInt('--checker-timeout'), JEPSEN_DEFAULTS.checkerTimeoutMs)
+    .option('--node-log-level <level>', 'the nodes\' --log-level', JEPSEN_DEFAULTS.nodeLogLevel)
+    .option('--out <dir>', 'output folder (default: a new folder under jepsen-results/)')
+    .parse();
+  const o = program.opts<{
+    workload: JepsenOptions['workload'];
+    nemesis: NemesisKind[];
+    time: number;
+    nodes: string;
+    concurrency: number;
+    rate: number;
+    keys: number;
+    opsPerKey: number;
+    read: JepsenOptions['readMode'];
+    opTimeout: number;
+    seed: number;
+    faultInterval: number;
+    faultMin: number;
+    faultMax: number;
+    livenessTimeout: number;
+    checkerTimeout: number;
+    nodeLogLevel: string;
+    out?: string;
+  }>();
+  if (o.faultMax < o.faultMin) program.error('--fault-max must not be below --fault-min');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const out = resolve(o.out ?? join('jepsen-results', `${stamp}-${o.workload}-seed${o.seed}`));
+  const result = await runJepsen({
+    workload: o.workload,
+    nemesis: o.nemesis,
+    timeSeconds: o.time,
+    nodes: Number(o.nodes),
+    concurrency: o.concurrency,
+    rate: o.rate,
+    keys: o.keys,
+    opsPerKey: o.opsPerKey,
+    readMode: o.read,
+    opTimeoutMs: o.opTimeout,
+    seed: o.seed,
+    out,
+    faultIntervalMs: o.faultInterval,
+    minFaultMs: o.faultMin,
+    maxFaultMs: o.faultMax,
+    livenessTimeoutMs: o.livenessTimeout,
+    checkerTimeoutMs: o.checkerTimeout,
+    nodeLogLevel: o.nodeLogLevel,
+    log: (line) => process.stdout.write(`[${new Date().toISOString().slice(11, 23)}] ${line}\n`),
+  });
+  process.stdout.write(`${formatSummary(result)}\n`);
+  process.exitCode = result.valid ? 0 : 1;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`jepsen-lite: ${(error as Error).stack ?? String(error)}\n`);
+  process.exitCode = 2;
+});

@@ -1,0 +1,295 @@
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LogEntryReply, ReadLogReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
+import { ProcessCluster } from '../support/process-cluster.js';
+import { checkLinearizability, formatViolation } from './checkers/linearizability.js';
+import { checkAppends, checkDigests, checkLogAgreement, type CheckVerdict, type FinalEntry, type NodeFinal } from './checkers/log-checks.js';
+import { FaultNetwork } from './fault-proxy.js';
+import { formatHistory, type ClientEvent } from './history.js';
+import { Nemesis, type NemesisKind } from './nemesis.js';
+import { HistoryRecorder } from './recorder.js';
+import { renderReport } from './report-html.js';
+import { runAppendWorkload } from './workloads/append.js';
+import { runRegisterWorkload, type ReadMode } from './workloads/register.js';
+
+export type WorkloadName = 'register' | 'append';
+
+export interface JepsenOptions {
+  readonly workload: WorkloadName;
+  readonly nemesis: readonly NemesisKind[];
+  /** Seconds of workload under faults, before the final heal. */
+  readonly timeSeconds: number;
+  readonly nodes: number;
+  readonly concurrency: number;
+  /** Target operations per second, all clients together. */
+  readonly rate: number;
+  readonly keys: number;
+  readonly opsPerKey: number;
+  readonly readMode: ReadMode;
+  readonly opTimeoutMs: number;
+  readonly seed: number;
+  readonly out: string;
+  /** Mean quiet time between two faults of one kind, and how long a fault lasts. */
+  readonly faultIntervalMs: number;
+  readonly minFaultMs: number;
+  readonly maxFaultMs: number;
+  /** After healing, a leader and a successful write must come within this. */
+  readonly livenessTimeoutMs: number;
+  /** Per key; a key not decided in time is "unknown", which fails the run. */
+  readonly checkerTimeoutMs: number;
+  readonly nodeLogLevel: string;
+  readonly log: (line: string) => void;
+}
+
+export const JEPSEN_DEFAULTS = {
+  workload: 'register',
+  nemesis: ['partition', 'kill'],
+  timeSeconds: 60,
+  nodes: 3,
+  concurrency: 10,
+  rate: 200,
+  keys: 4,
+  opsPerKey: 200,
+  readMode: 'linearizable',
+  opTimeoutMs: 1_000,
+  seed: 1,
+  faultIntervalMs: 6_000,
+  minFaultMs: 2_000,
+  maxFaultMs: 6_000,
+  livenessTimeoutMs: 30_000,
+  checkerTimeoutMs: 60_000,
+  nodeLogLevel: 'info',
+} as const satisfies Partial<JepsenOptions>;
+
+export interface OperationCounts {
+  readonly ok: number;
+  readonly fail: number;
+  readonly info: number;
+}
+
+export interface CheckerResult {
+  readonly name: string;
+  readonly valid: boolean | 'unknown';
+  readonly summary: string;
+  readonly details: string;
+}
+
+export interface JepsenResult {
+  readonly valid: boolean;
+  readonly out: string;
+  readonly counts: Readonly<Record<string, OperationCounts>>;
+  readonly faults: Readonly<Record<string, number>>;
+  readonly checkers: readonly CheckerResult[];
+  readonly durationSeconds: number;
+}
+
+/** Runs one jepsen-lite test: a real cluster behind fault proxies, a workload, faults, a heal, the checks, the report. */
+export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
+  const started = Date.now();
+  const nodes = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+  await mkdir(join(options.out, 'nodes'), { recursive: true });
+  const recorder = new HistoryRecorder();
+  let cluster: ProcessCluster | null = null;
+  const network = await FaultNetwork.start(
+    nodes,
+    (id) => {
+      if (cluster === null) throw new Error('the cluster is not started yet');
+      return Number(cluster.address(id).split(':')[1]);
+    },
+    options.seed,
+  );
+  const checkers: CheckerResult[] = [];
+  let nemesis: Nemesis | null = null;
+  try {
+    cluster = await ProcessCluster.start(options.nodes, ['--cluster', 'jepsen-lite'], {
+      logLevel: options.nodeLogLevel,
+      // A node reaches each peer through the proxy of that direction; it listens on its own address.
+      peersOf: (id, addresses) =>
+        nodes.map((peer) => `${peer}=${peer === id ? addresses.get(id) : network.address(id, peer)}`).join(','),
+    });
+    const live = cluster;
+    const leader = await live.waitForLeader(nodes, 60_000);
+    options.log(`cluster of ${nodes.length} up, leader ${leader}; ${options.workload} workload for ${options.timeSeconds} s, nemesis ${options.nemesis.join(',') || 'none'}`);
+
+    nemesis = new Nemesis({
+      kinds: options.nemesis,
+      cluster: live,
+      network,
+      recorder,
+      nodes,
+      seed: options.seed,
+      intervalMs: options.faultIntervalMs,
+      minFaultMs: options.minFaultMs,
+      maxFaultMs: options.maxFaultMs,
+      log: options.log,
+    });
+    const endAt = Date.now() + options.timeSeconds * 1000;
+    const workloadOptions = {
+      cluster: live,
+      recorder,
+      nodes,
+      concurrency: options.concurrency,
+      rate: options.rate,
+      opTimeoutMs: options.opTimeoutMs,
+      seed: options.seed,
+      stopped: () => Date.now() >= endAt,
+    };
+    nemesis.start();
+    const workload =
+      options.workload === 'register'
+        ? runRegisterWorkload({ ...workloadOptions, keys: options.keys, opsPerKey: options.opsPerKey, readMode: options.readMode })
+        : runAppendWorkload(workloadOptions);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, endAt - Date.now())));
+    options.log('healing every fault');
+    await Promise.all([workload, nemesis.stopAndHeal()]);
+
+    checkers.push(await checkLiveness(live, nodes, options.livenessTimeoutMs));
+    const finals = await collectFinals(live, nodes, options.livenessTimeoutMs);
+    const history = recorder.clientEvents();
+    if (options.workload === 'register') checkers.push(linearizability(history, options.checkerTimeoutMs));
+    if (options.workload === 'append') {
+      const longest = finals.reduce((a, b) => (b.entries.length > a.entries.length ? b : a));
+      checkers.push(fromVerdict(checkAppends(history, longest.entries)));
+    }
+    checkers.push(fromVerdict(checkLogAgreement(finals)), fromVerdict(checkDigests(finals)));
+  } finally {
+    await nemesis?.stopAndHeal().catch(() => {});
+    const stopped = cluster as ProcessCluster | null;
+    if (stopped !== null) {
+      await Promise.all(nodes.map((id) => copyFile(join(stopped.dir, `${id}.log`), join(options.out, 'nodes', `${id}.log`)).catch(() => {})));
+      await stopped.destroy();
+    }
+    await network.close();
+  }
+
+  const events = recorder.events;
+  const counts = countOperations(recorder.clientEvents());
+  const faults = Object.fromEntries(nemesis?.injected ?? []);
+  const valid = checkers.every((c) => c.valid === true);
+  const durationSeconds = (Date.now() - started) / 1000;
+  const settings: Record<string, string | number> = {
+    workload: options.workload,
+    nemesis: options.nemesis.join(',') || 'none',
+    time: `${options.timeSeconds} s`,
+    nodes: options.nodes,
+    concurrency: options.concurrency,
+    rate: `${options.rate} ops/s`,
+    seed: options.seed,
+    'op timeout': `${options.opTimeoutMs} ms`,
+    ...(options.workload === 'register' ? { keys: options.keys, 'ops per key': options.opsPerKey, reads: options.readMode } : {}),
+  };
+  await writeFile(join(options.out, 'history.jsonl'), formatHistory(events));
+  await writeFile(
+    join(options.out, 'results.json'),
+    JSON.stringify({ valid, settings, counts, faults, checkers, durationSeconds }, null, 2) + '\n',
+  );
+  await writeFile(
+    join(options.out, 'report.html'),
+    renderReport({
+      title: `jepsen-lite: ${options.workload}, ${options.nemesis.join('+') || 'no faults'}, ${options.nodes} nodes, seed ${options.seed}`,
+      settings,
+      events,
+      checkers: checkers.map((c) => ({ name: c.name, valid: c.valid, summary: c.summary, details: c.details })),
+    }),
+  );
+  return { valid, out: options.out, counts, faults, checkers, durationSeconds };
+}
+
+function fromVerdict(verdict: CheckVerdict): CheckerResult {
+  return { name: verdict.name, valid: verdict.valid, summary: verdict.summary, details: verdict.problems.join('\n') };
+}
+
+function linearizability(history: readonly ClientEvent[], timeoutMs: number): CheckerResult {
+  const started = Date.now();
+  const result = checkLinearizability(
+    history.filter((e) => e.f !== 'append'),
+    { timeoutMs },
+  );
+  const bad = result.keys.filter((k) => k.valid !== true);
+  const ms = Date.now() - started;
+  const summary =
+    result.valid === true
+      ? `${result.keys.length} keys linearizable (${ms} ms)`
+      : `${bad.filter((k) => k.valid === false).length} of ${result.keys.length} keys not linearizable` +
+        `${bad.some((k) => k.valid === 'unknown') ? `, ${bad.filter((k) => k.valid === 'unknown').length} undecided in time` : ''}: ${bad.map((k) => k.key).join(', ')}`;
+  return {
+    name: 'linearizability',
+    valid: result.valid,
+    summary,
+    details: bad.map((k) => (k.valid === false ? formatViolation(k) : `${k.key}: undecided within ${timeoutMs} ms`)).join('\n\n'),
+  };
+}
+
+/** After the heal, within the bound: every node follows one leader, and a write through it commits. */
+async function checkLiveness(cluster: ProcessCluster, nodes: readonly string[], timeoutMs: number): Promise<CheckerResult> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  let leader: string | null = null;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    try {
+      leader ??= await cluster.waitForLeader(nodes, Math.max(1, deadline - Date.now()));
+      const leaderAt = Date.now() - started;
+      await cluster.call<WriteReply>(leader, 'put', { key: Buffer.from('jepsen-lite-liveness'), value: Buffer.from('1') }, 2_000);
+      return {
+        name: 'liveness after heal',
+        valid: true,
+        summary: `leader ${leader} after ${(leaderAt / 1000).toFixed(1)} s, a write committed after ${((Date.now() - started) / 1000).toFixed(1)} s (bound ${timeoutMs / 1000} s)`,
+        details: '',
+      };
+    } catch (error) {
+      lastError = (error as Error).message;
+      leader = null;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  return {
+    name: 'liveness after heal',
+    valid: false,
+    summary: `no leader with a committed write within ${timeoutMs / 1000} s of healing: ${lastError}`,
+    details: lastError,
+  };
+}
+
+/** Waits until every node has applied the same commit index (bounded), then reads each one's committed log and state. */
+async function collectFinals(cluster: ProcessCluster, nodes: readonly string[], timeoutMs: number): Promise<NodeFinal[]> {
+  const deadline = Date.now() + timeoutMs;
+  let statuses: StatusReply[] = [];
+  while (Date.now() < deadline) {
+    statuses = await Promise.all(nodes.map((id) => cluster.status(id))).catch(() => []);
+    const indexes = new Set(statuses.flatMap((s) => [s.commitIndex, s.appliedIndex]));
+    if (statuses.length === nodes.length && indexes.size === 1) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const finals: NodeFinal[] = [];
+  for (const id of nodes) {
+    const status = await cluster.status(id);
+    const entries: FinalEntry[] = [];
+    let commitIndex = 0;
+    for (;;) {
+      const page = await cluster.call<ReadLogReply>(id, 'readLog', { fromIndex: entries.length + 1, maxEntries: 1000 }, 10_000);
+      commitIndex = page.commitIndex;
+      entries.push(...page.entries.map(toFinalEntry));
+      if (page.entries.length === 0 || entries.length >= status.commitIndex) break;
+    }
+    finals.push({ node: id, commitIndex: status.commitIndex, appliedIndex: status.appliedIndex, digest: status.digest, entries: entries.slice(0, status.commitIndex) });
+    if (commitIndex < status.commitIndex) throw new Error(`${id}: commit index went back from ${status.commitIndex} to ${commitIndex}`);
+  }
+  return finals;
+}
+
+const text = (bytes: Uint8Array) => Buffer.from(bytes).toString('utf8');
+
+function toFinalEntry(entry: LogEntryReply): FinalEntry {
+  return { index: entry.index, term: entry.term, kind: entry.kind, record: text(entry.record), key: text(entry.key) };
+}
+
+function countOperations(events: readonly ClientEvent[]): Record<string, OperationCounts> {
+  const counts: Record<string, { ok: number; fail: number; info: number }> = {};
+  for (const event of events) {
+    if (event.type === 'invoke') continue;
+    const row = (counts[event.f] ??= { ok: 0, fail: 0, info: 0 });
+    row[event.type]++;
+  }
+  return counts;
+}

@@ -1,0 +1,90 @@
+import * as grpc from '@grpc/grpc-js';
+import { SeededRandom } from '../../../src/raft/random.js';
+import type { ProcessCluster } from '../../support/process-cluster.js';
+import type { ClientEvent, OperationF } from '../history.js';
+import type { HistoryRecorder } from '../recorder.js';
+
+export interface WorkloadOptions {
+  readonly cluster: ProcessCluster;
+  readonly recorder: HistoryRecorder;
+  readonly nodes: readonly string[];
+  readonly concurrency: number;
+  /** Target operations per second, all workers together. */
+  readonly rate: number;
+  /** Every call's deadline. */
+  readonly opTimeoutMs: number;
+  readonly seed: number;
+  /** True once the workload should stop starting operations. */
+  readonly stopped: () => boolean;
+}
+
+/** What one operation came to, to be written as its completion. */
+export type Outcome =
+  | { readonly type: 'ok'; readonly value: unknown; readonly index?: number }
+  | { readonly type: 'fail' | 'info'; readonly value: unknown; readonly error: string };
+
+/** One client worker: it has one operation outstanding, bound to one node, under a process number. */
+export interface Worker {
+  readonly index: number;
+  readonly node: string;
+  readonly random: SeededRandom;
+  process: number;
+}
+
+/**
+ * How a failed call is recorded. Only an answer from the node itself can be
+ * definite: UNAVAILABLE (no leader, not proposed, or replaced by another
+ * leader's entry) and INVALID_ARGUMENT promise nothing took effect; so does a
+ * call that grpc-js never sent for want of a connection. Anything
+ * else, including UNAVAILABLE made up by the client library when the
+ * connection broke mid-call, may or may not have taken effect.
+ */
+export function outcomeOfError(error: unknown, value: unknown): Outcome {
+  const status = error as Partial<grpc.ServiceError>;
+  const code = typeof status.code === 'number' ? status.code : grpc.status.UNKNOWN;
+  const answeredByNode = status.metadata instanceof grpc.Metadata && status.metadata.get('content-type').length > 0;
+  const message = `${grpc.status[code] ?? code}: ${status.details ?? (error as Error).message ?? String(error)}`;
+  // grpc-js says "No connection established" when it had no connection to start the call on: it never left.
+  const neverSent = code === grpc.status.UNAVAILABLE && (status.details ?? '').startsWith('No connection established');
+  const definite = neverSent || (answeredByNode && (code === grpc.status.UNAVAILABLE || code === grpc.status.INVALID_ARGUMENT));
+  return { type: definite ? 'fail' : 'info', value, error: message };
+}
+
+/**
+ * Runs `concurrency` workers until stopped, each doing `operate` in a loop
+ * paced to the target rate. An `info` completion crashes the process as in
+ * Jepsen: the worker carries on under a new process number, since the old
+ * operation may still take effect at any time.
+ */
+export async function runWorkers(
+  options: WorkloadOptions,
+  operate: (worker: Worker) => { f: OperationF; key: string | null; value: unknown; call: () => Promise<Outcome> },
+): Promise<void> {
+  const { concurrency, rate, recorder } = options;
+  const meanGapMs = (1000 * concurrency) / rate;
+  const workers: Worker[] = Array.from({ length: concurrency }, (_, index) => ({
+    index,
+    node: options.nodes[index % options.nodes.length] as string,
+    random: new SeededRandom(options.seed * 7919 + index),
+    process: index,
+  }));
+  await Promise.all(
+    workers.map(async (worker) => {
+      while (!options.stopped()) {
+        const op = operate(worker);
+        const invocation: ClientEvent = recorder.invoke(worker.process, op.f, op.key, op.f === 'read' ? null : op.value, worker.node);
+        const outcome = await op.call().catch((error: unknown) => outcomeOfError(error, op.value));
+        recorder.complete(
+          invocation,
+          outcome.type,
+          outcome.value,
+          outcome.type === 'ok' ? (outcome.index === undefined ? {} : { index: outcome.index }) : { error: outcome.error },
+        );
+        if (outcome.type === 'info') worker.process += concurrency;
+        // Exponential gaps with the target mean: arrivals stay irregular, as real clients are.
+        const gap = -Math.log(1 - worker.random.next()) * meanGapMs;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(gap, meanGapMs * 5)));
+      }
+    }),
+  );
+}
