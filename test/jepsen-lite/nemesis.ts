@@ -109,11 +109,14 @@ export class Nemesis {
     const target = await this.target(random);
     if (target === null) return null;
     const { cluster } = this.options;
-    await cluster.kill(target.id);
+    // Mostly SIGKILL (a crash); sometimes SIGTERM, whose graceful stop must still tell waiting clients the truth.
+    const graceful = random.chance(0.25);
+    if (graceful) await cluster.stop(target.id);
+    else await cluster.kill(target.id);
     return {
       f: 'kill',
       stopF: 'restart',
-      description: `kill ${target.id}${target.leader ? ' (leader)' : ''}`,
+      description: `${graceful ? 'stop (SIGTERM)' : 'kill'} ${target.id}${target.leader ? ' (leader)' : ''}`,
       nodes: [target.id],
       heal: () => cluster.startNode(target.id),
     };
