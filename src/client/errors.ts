@@ -6,7 +6,7 @@
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
 
-export type RaftLogOperation = 'put' | 'get' | 'delete' | 'compareAndSwap' | 'append' | 'status';
+export type RaftLogOperation = 'put' | 'get' | 'delete' | 'compareAndSwap' | 'append' | 'status' | 'readLog';
 
 /** Status codes used by the client for failures it detects itself. */
 export const StatusCode = {

@@ -7,10 +7,14 @@ export {
   type EndpointStatus,
   type GetOptions,
   type GetResult,
+  type LogEntryKind,
+  type LogPage,
+  type LogRecord,
   type NodeStatus,
   type PutResult,
   type RaftLogClientOptions,
   type ReadConsistency,
+  type ReadLogOptions,
   type WriteResult,
 } from './raftlog-client.js';
 export {

@@ -107,6 +107,30 @@ export interface StatusReply<U = WireUint64> {
   digest: string;
 }
 
+export interface ReadLogRequest {
+  fromIndex: OutgoingUint64;
+  maxEntries: number;
+}
+export type WireLogEntryKind =
+  | 'LOG_ENTRY_KIND_UNSPECIFIED'
+  | 'LOG_ENTRY_KIND_APPEND'
+  | 'LOG_ENTRY_KIND_PUT'
+  | 'LOG_ENTRY_KIND_DELETE'
+  | 'LOG_ENTRY_KIND_COMPARE_AND_SWAP'
+  | 'LOG_ENTRY_KIND_NO_COMMAND';
+export interface LogEntry<U = WireUint64, B = Buffer> {
+  index: U;
+  term: U;
+  kind: WireLogEntryKind;
+  record: B;
+  key: B;
+}
+export interface ReadLogReply<U = WireUint64, B = Buffer> {
+  entries: LogEntry<U, B>[];
+  commitIndex: U;
+  node: string;
+}
+
 /** Request and reply types of each method, as received (requests) and as sent (replies may use numbers). */
 export interface RaftLogMethods {
   Put: { request: PutRequest; reply: WriteReply; outgoingReply: WriteReply<OutgoingUint64> };
@@ -119,11 +143,12 @@ export interface RaftLogMethods {
   };
   Append: { request: AppendRecordRequest; reply: WriteReply; outgoingReply: WriteReply<OutgoingUint64> };
   Status: { request: StatusRequest; reply: StatusReply; outgoingReply: StatusReply<OutgoingUint64> };
+  ReadLog: { request: ReadLogRequest; reply: ReadLogReply; outgoingReply: ReadLogReply<OutgoingUint64, OutgoingBytes> };
 }
 
 export type RaftLogMethodName = keyof RaftLogMethods;
 
-export const RAFTLOG_METHODS: readonly RaftLogMethodName[] = ['Put', 'Get', 'Delete', 'CompareAndSwap', 'Append', 'Status'];
+export const RAFTLOG_METHODS: readonly RaftLogMethodName[] = ['Put', 'Get', 'Delete', 'CompareAndSwap', 'Append', 'Status', 'ReadLog'];
 
 /** The grpc-js method definition of one call, typed with its request and reply. */
 export function methodDefinition<M extends RaftLogMethodName>(

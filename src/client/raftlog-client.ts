@@ -131,6 +131,44 @@ export interface NodeStatus {
   readonly digest: string;
 }
 
+export interface ReadLogOptions extends CallOptions {
+  /** Ask this node (host:port) only; by default any node that answers. */
+  readonly endpoint?: string;
+  /** At most this many entries, 1 to 1000 (default 1000). */
+  readonly maxEntries?: number;
+}
+
+export type LogEntryKind = 'append' | 'put' | 'delete' | 'cas' | 'no-command';
+
+const LOG_ENTRY_KINDS: Partial<Record<string, LogEntryKind>> = {
+  LOG_ENTRY_KIND_APPEND: 'append',
+  LOG_ENTRY_KIND_PUT: 'put',
+  LOG_ENTRY_KIND_DELETE: 'delete',
+  LOG_ENTRY_KIND_COMPARE_AND_SWAP: 'cas',
+  LOG_ENTRY_KIND_NO_COMMAND: 'no-command',
+};
+
+/** One committed entry of the log. */
+export interface LogRecord {
+  readonly index: number;
+  readonly term: number;
+  readonly kind: LogEntryKind;
+  /** The record of an append; null for other kinds. */
+  readonly record: Uint8Array | null;
+  /** The key of a put, delete or cas; null for other kinds. */
+  readonly key: Uint8Array | null;
+}
+
+/** A page of one node's committed log. */
+export interface LogPage {
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+  readonly node: string;
+  /** That node's commit index when it answered. */
+  readonly commitIndex: number;
+  readonly entries: readonly LogRecord[];
+}
+
 /** One endpoint's answer in statusAll(): its status, or why it has none. */
 export type EndpointStatus =
   | { readonly endpoint: string; readonly ok: true; readonly status: NodeStatus }
@@ -329,16 +367,7 @@ export class RaftLogClient {
    */
   async status(endpoint?: string, options: CallOptions = {}): Promise<NodeStatus> {
     const op = 'status';
-    let only: Endpoint | undefined;
-    if (endpoint !== undefined) {
-      let address: string;
-      try {
-        address = parseEndpoint(endpoint).address;
-      } catch (error) {
-        throw invalidOption(op, (error as Error).message);
-      }
-      only = this.endpointAt(address);
-    }
+    const only = this.onlyEndpoint(op, endpoint);
     return await this.run(
       {
         name: op,
@@ -362,6 +391,51 @@ export class RaftLogClient {
           };
         },
         leaderOf: (reply) => orNull(reply.leader),
+      },
+      only,
+    );
+  }
+
+  /**
+   * Committed entries of one node's log from `fromIndex` on (a page of at
+   * most `maxEntries`, 1000 at most). The log as that node has committed it:
+   * with an endpoint, that node only; without one, any node that answers.
+   * To follow the log, ask again from the last index returned plus one.
+   */
+  async readLog(fromIndex: number, options: ReadLogOptions = {}): Promise<LogPage> {
+    const op = 'readLog';
+    if (!Number.isSafeInteger(fromIndex) || fromIndex < 1) throw invalidOption(op, `fromIndex must be a positive integer, got ${fromIndex}`);
+    const maxEntries = options.maxEntries ?? 1000;
+    if (!Number.isInteger(maxEntries) || maxEntries < 1 || maxEntries > 1000) {
+      throw invalidOption(op, `maxEntries must be an integer from 1 to 1000, got ${maxEntries}`);
+    }
+    const only = this.onlyEndpoint(op, options.endpoint);
+    return await this.run(
+      {
+        name: op,
+        method: 'ReadLog',
+        write: false,
+        request: { fromIndex, maxEntries },
+        deadlineMs: this.callDeadline(op, options),
+        decode: (reply, at) => {
+          this.learnNode(at, reply.node);
+          return {
+            endpoint: at.address,
+            node: reply.node,
+            commitIndex: toNumber(reply.commitIndex),
+            entries: reply.entries.map((entry) => {
+              const kind = LOG_ENTRY_KINDS[entry.kind] ?? 'no-command';
+              return {
+                index: toNumber(entry.index),
+                term: toNumber(entry.term),
+                kind,
+                record: kind === 'append' ? bytes(entry.record) : null,
+                key: kind === 'put' || kind === 'delete' || kind === 'cas' ? bytes(entry.key) : null,
+              };
+            }),
+          };
+        },
+        leaderOf: () => null,
       },
       only,
     );
@@ -406,6 +480,18 @@ export class RaftLogClient {
   }
 
   /** Runs a call with failover and backoff; with `only`, on that endpoint alone, once. */
+  /** The one endpoint a call names (host:port), or undefined to let any endpoint answer. */
+  private onlyEndpoint(op: RaftLogOperation, endpoint: string | undefined): Endpoint | undefined {
+    if (endpoint === undefined) return undefined;
+    let address: string;
+    try {
+      address = parseEndpoint(endpoint).address;
+    } catch (error) {
+      throw invalidOption(op, (error as Error).message);
+    }
+    return this.endpointAt(address);
+  }
+
   private async run<M extends RaftLogMethodName, T>(op: Operation<M, T>, only?: Endpoint): Promise<T> {
     if (this.closed) throw closedError(op.name);
     const started = Date.now();

@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { CLIENT_PROTO_PATH } from '../client/proto.js';
+import { CLIENT_PROTO_PATH, type WireLogEntryKind } from '../client/proto.js';
 
 const packageDefinition = protoLoader.loadSync(CLIENT_PROTO_PATH, {
   keepCase: false,
@@ -115,17 +115,10 @@ export interface ReadLogRequest {
   fromIndex: number;
   maxEntries: number;
 }
-export type LogEntryKindName =
-  | 'LOG_ENTRY_KIND_UNSPECIFIED'
-  | 'LOG_ENTRY_KIND_APPEND'
-  | 'LOG_ENTRY_KIND_PUT'
-  | 'LOG_ENTRY_KIND_DELETE'
-  | 'LOG_ENTRY_KIND_COMPARE_AND_SWAP'
-  | 'LOG_ENTRY_KIND_NO_COMMAND';
 export interface LogEntryReply {
   index: number;
   term: number;
-  kind: LogEntryKindName;
+  kind: WireLogEntryKind;
   record: Uint8Array;
   key: Uint8Array;
 }

@@ -70,6 +70,29 @@ describe('raftlog CLI, human output', () => {
       stdout: 'OK  appended at index 5 term 1 (leader n2)\n',
     });
     expect(nodes[0]!.cluster.records.map(String)).toEqual(['an event']);
+
+    // The log of those five commands, as committed: a table, then where the node stands.
+    expect(await raftlog(['log', '--from', '4'], env)).toEqual({
+      code: 0,
+      stdout: [
+        'INDEX  TERM  KIND    DATA',
+        '    4     1  delete  key "greeting"',
+        '    5     1  append  "an event"',
+        `n1 has committed up to index 5`,
+        '',
+      ].join('\n'),
+      stderr: '',
+    });
+    const page = await raftlog(['--json', 'log', '--limit', '2'], env);
+    expect(JSON.parse(page.stdout)).toMatchObject({
+      command: 'log',
+      commitIndex: 5,
+      entries: [
+        { index: 1, term: 1, kind: 'put', key: { value: 'greeting', encoding: 'utf8' } },
+        { index: 2, term: 1, kind: 'cas', key: { value: 'greeting', encoding: 'utf8' } },
+      ],
+    });
+    expect(await raftlog(['log', '--from', '0'], env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/fromIndex must be a positive integer, got 0/) });
   });
 
   it('exits 1 with a clear line when the key is not found or the swap fails', async () => {
@@ -218,7 +241,7 @@ describe('raftlog CLI, errors and exit codes', () => {
   it('prints help and exits 0 with --help', async () => {
     const run = await raftlog(['--help']);
     expect(run.code).toBe(0);
-    for (const command of ['put', 'get', 'del', 'cas', 'append', 'status']) expect(run.stdout).toMatch(new RegExp(`\\n  ${command} `));
+    for (const command of ['put', 'get', 'del', 'cas', 'append', 'log', 'status']) expect(run.stdout).toMatch(new RegExp(`\\n  ${command} `));
     expect(run.stdout).toContain('Exit codes:');
   });
 });

@@ -2,6 +2,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReadLogReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
+import { RaftLogClient } from '../../src/client/index.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -109,5 +110,19 @@ describe('a 3-node cluster of real processes', () => {
     expect(page.node).toBe(follower);
     const past = await c.call<ReadLogReply>(follower, 'readLog', { fromIndex: page.commitIndex + 1, maxEntries: 10 });
     expect(past.entries).toEqual([]);
+
+    // The client library reads the same log, from the node it is asked to.
+    const client = new RaftLogClient({ endpoints: c.ids.map((id) => c.address(id)) });
+    try {
+      const viaClient = await client.readLog(appends[0]!.position.index, { endpoint: c.address(follower), maxEntries: 3 });
+      expect(viaClient.node).toBe(follower);
+      expect(viaClient.entries.map((e) => [e.kind, Buffer.from(e.record ?? []).toString()])).toEqual([
+        ['append', 'r1'],
+        ['append', 'r2'],
+        ['append', 'r3'],
+      ]);
+    } finally {
+      client.close();
+    }
   });
 });

@@ -15,6 +15,7 @@ import {
   MAX_KEY_BYTES,
   MAX_VALUE_BYTES,
   RAFTLOG_METHODS,
+  type WireLogEntryKind,
   raftLogService,
   type RaftLogMethodName,
   type RaftLogMethods,
@@ -40,9 +41,20 @@ export class FakeCluster {
   leader = 'n1';
   members: string[] = [];
 
+  /** Every committed entry, as ReadLog serves it. */
+  readonly log: { index: number; term: number; kind: WireLogEntryKind; record: Buffer; key: Buffer }[] = [];
+
   /** Commits one entry and returns its position. */
-  commit(): { index: number; term: number } {
+  commit(kind: WireLogEntryKind, payload: { record?: Uint8Array; key?: Uint8Array } = {}): { index: number; term: number } {
     this.lastIndex += 1;
+    const empty = Buffer.alloc(0);
+    this.log.push({
+      index: this.lastIndex,
+      term: this.term,
+      kind,
+      record: payload.record === undefined ? empty : Buffer.from(payload.record),
+      key: payload.key === undefined ? empty : Buffer.from(payload.key),
+    });
     return { index: this.lastIndex, term: this.term };
   }
 
@@ -80,6 +92,7 @@ export class FakeRaftLogServer {
     CompareAndSwap: 0,
     Append: 0,
     Status: 0,
+    ReadLog: 0,
   };
   /** Every request received, in order. */
   readonly received: { method: RaftLogMethodName; request: unknown }[] = [];
@@ -164,6 +177,7 @@ export class FakeRaftLogServer {
       CompareAndSwap: this.unary('CompareAndSwap', (request) => this.compareAndSwap(request)),
       Append: this.unary('Append', (request) => this.append(request)),
       Status: this.unary('Status', () => this.status()),
+      ReadLog: this.unary('ReadLog', (request) => this.readLog(request)),
     };
   }
 
@@ -209,7 +223,7 @@ export class FakeRaftLogServer {
     const invalid = checkKey(request.key) ?? checkSize('value', request.value);
     if (invalid !== null) return invalid;
     this.cluster.data.set(keyOf(request.key), Buffer.from(request.value));
-    return { position: this.cluster.commit(), leader: this.cluster.leader };
+    return { position: this.cluster.commit('LOG_ENTRY_KIND_PUT', { key: request.key }), leader: this.cluster.leader };
   }
 
   private get(request: RaftLogMethods['Get']['request']) {
@@ -228,7 +242,7 @@ export class FakeRaftLogServer {
     const invalid = checkKey(request.key);
     if (invalid !== null) return invalid;
     const existed = this.cluster.data.delete(keyOf(request.key));
-    return { position: this.cluster.commit(), leader: this.cluster.leader, existed };
+    return { position: this.cluster.commit('LOG_ENTRY_KIND_DELETE', { key: request.key }), leader: this.cluster.leader, existed };
   }
 
   private compareAndSwap(request: RaftLogMethods['CompareAndSwap']['request']) {
@@ -242,7 +256,7 @@ export class FakeRaftLogServer {
     if (succeeded) this.cluster.data.set(key, Buffer.from(request.value));
     const after = this.cluster.data.get(key);
     return {
-      position: this.cluster.commit(),
+      position: this.cluster.commit('LOG_ENTRY_KIND_COMPARE_AND_SWAP', { key: request.key }),
       leader: this.cluster.leader,
       succeeded,
       found: after !== undefined,
@@ -254,7 +268,17 @@ export class FakeRaftLogServer {
     const invalid = checkSize('record', request.record);
     if (invalid !== null) return invalid;
     this.cluster.records.push(Buffer.from(request.record));
-    return { position: this.cluster.commit(), leader: this.cluster.leader };
+    return { position: this.cluster.commit('LOG_ENTRY_KIND_APPEND', { record: request.record }), leader: this.cluster.leader };
+  }
+
+  private readLog(request: RaftLogMethods['ReadLog']['request']) {
+    const from = Math.max(1, Number(request.fromIndex));
+    const max = request.maxEntries === 0 ? 1000 : Math.min(request.maxEntries, 1000);
+    return {
+      entries: this.cluster.log.slice(from - 1, from - 1 + max),
+      commitIndex: this.cluster.lastIndex,
+      node: this.node,
+    };
   }
 
   private status() {
