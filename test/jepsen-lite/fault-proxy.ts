@@ -64,10 +64,6 @@ export class LinkProxy {
     return this.cut;
   }
 
-  get isSlow(): boolean {
-    return this.slowness !== NOT_SLOW;
-  }
-
   setCut(cut: boolean): void {
     this.cut = cut;
     for (const pipe of this.pipes) pipe.update();
