@@ -193,6 +193,9 @@ export function toWire(message: Message): WireRaftMessage {
       return { term, readIndexRequest: { requestIds: [...message.requestIds] } };
     case 'ReadIndexResponse':
       return { term, readIndexResponse: { requestIds: [...message.requestIds], index: message.index } };
+    case 'InstallSnapshot':
+      // The node hands it to the snapshot transfer, which streams the snapshot file on calls of its own.
+      throw new Error(`toWire: InstallSnapshot to ${message.to} travels as a snapshot transfer, never in a batch`);
     default: {
       const unknown: never = message;
       throw new Error(`toWire: unknown message type ${(unknown as { type: string }).type}`);

@@ -11,6 +11,7 @@ import type {
   Entry,
   HardState,
   Heartbeat,
+  InstallSnapshot,
   Message,
   NodeId,
   ProposeResult,
@@ -21,6 +22,7 @@ import type {
   ReadReady,
   Role,
   RoleChange,
+  SnapshotMeta,
   TransferResult,
   VoteRequest,
   VoteResponse,
@@ -79,10 +81,22 @@ export class RaftCore {
         `node ${this.id}: stored commit index ${hardState.commit} is beyond the last stored entry ${storage.lastIndex()}`,
       );
     }
-    const applied = options.appliedIndex ?? storage.firstIndex() - 1;
+    const snapshot = storage.snapshot();
+    if (snapshot !== null && snapshot.index < storage.firstIndex() - 1) {
+      throw new Error(
+        `node ${this.id}: the latest snapshot (index ${snapshot.index}) does not cover the compacted log, which starts at ${storage.firstIndex()}`,
+      );
+    }
+    const applied = options.appliedIndex ?? snapshot?.index ?? storage.firstIndex() - 1;
     if (applied > hardState.commit) {
       throw new Error(
         `node ${this.id}: applied index ${applied} is beyond the stored commit index ${hardState.commit}`,
+      );
+    }
+    if (applied < storage.firstIndex() - 1) {
+      throw new Error(
+        `node ${this.id}: applied index ${applied} is below the compacted log, which starts at ${storage.firstIndex()}: ` +
+          'the state machine must be restored from the latest snapshot',
       );
     }
     this.voters = [...config.voters];
@@ -126,7 +140,7 @@ export class RaftCore {
       this.leadership.step(message);
     } else if (this.role === 'follower') {
       this.stepFollower(message);
-    } else if (message.type === 'AppendRequest' || message.type === 'Heartbeat') {
+    } else if (fromLeader(message)) {
       // A candidate learns that someone won this term.
       this.becomeFollower(this.term, message.from, `${message.from} leads term ${this.term}`);
       this.stepFollower(message);
@@ -168,6 +182,16 @@ export class RaftCore {
     return { accepted: true };
   }
 
+  /**
+   * The caller's transfer of a snapshot (asked for by an InstallSnapshot
+   * message) to `to` ended: delivered whole (`ok`), or failed. Until then the
+   * leader sends that follower nothing else; after a failure it probes again
+   * and sends a snapshot anew if the follower still needs one.
+   */
+  reportSnapshot(to: NodeId, ok: boolean): void {
+    this.leadership?.reportSnapshot(to, ok);
+  }
+
   transferLeadership(to: NodeId): TransferResult {
     if (this.leadership === null) {
       return {
@@ -188,6 +212,7 @@ export class RaftCore {
       this.messages.length > 0 ||
       (this.leadership?.hasPendingWork() ?? false) ||
       this.log.unstableEntries().length > 0 ||
+      this.log.pendingSnapshot() !== null ||
       this.log.applied < this.log.committed ||
       this.roleChange !== null ||
       this.readsFailed.length > 0 ||
@@ -216,6 +241,7 @@ export class RaftCore {
       hardState.term === this.persistedHardState.term && hardState.votedFor === this.persistedHardState.votedFor;
     const early = termAndVoteDurable ? this.messages.filter(mayPrecedePersist) : [];
     const output: RaftOutput = {
+      snapshot: this.log.pendingSnapshot(),
       hardState: sameHardState(hardState, this.persistedHardState) ? null : hardState,
       entries: [...this.log.unstableEntries()],
       earlyMessages: early,
@@ -238,13 +264,15 @@ export class RaftCore {
     }
     this.outstanding = null;
     if (output.hardState !== null) this.persistedHardState = output.hardState;
+    if (output.snapshot !== null) this.log.snapshotStored(output.snapshot);
     const lastPersisted = output.entries[output.entries.length - 1];
     if (lastPersisted !== undefined) {
       this.log.stableTo(lastPersisted.index, lastPersisted.term);
       this.leadership?.onEntriesPersisted();
     }
     const lastApplied = output.committed[output.committed.length - 1];
-    if (lastApplied !== undefined) this.log.applied = lastApplied.index;
+    // A snapshot restored since this output was taken may already have moved applied past it.
+    if (lastApplied !== undefined) this.log.applied = Math.max(this.log.applied, lastApplied.index);
   }
 
   // ---------------------------------------------------------------- inspection
@@ -260,6 +288,7 @@ export class RaftCore {
       appliedIndex: this.log.applied,
       firstIndex: this.log.firstIndex(),
       lastIndex: this.log.lastIndex(),
+      snapshotIndex: this.log.snapshot()?.index ?? 0,
       voters: this.voters,
       progress: this.leadership?.followerProgress() ?? null,
       transferringTo: this.leadership?.transferringTo ?? null,
@@ -279,6 +308,11 @@ export class RaftCore {
     return this.log.lastIndex();
   }
 
+  /** The first index this node's log holds; everything before it is in the latest snapshot. */
+  firstIndex(): number {
+    return this.log.firstIndex();
+  }
+
   // ---------------------------------------------------------------- safety rules (tests may override to plant bugs)
 
   /** §5.4.1: vote only for a candidate whose log is at least as up-to-date as ours. */
@@ -289,6 +323,15 @@ export class RaftCore {
   /** §5.4.2 (Figure 8): only an entry of the leader's own term is committed by counting replicas. */
   protected mayCommitByCounting(index: number): boolean {
     return this.log.termAt(index) === this.term;
+  }
+
+  /**
+   * §7: a snapshot from the leader that this log does not already hold
+   * replaces the whole log (no entry after it can be trusted: the entry at
+   * the snapshot's index differs or is missing).
+   */
+  protected restoreFromSnapshot(snapshot: SnapshotMeta): void {
+    this.log.restore(snapshot);
   }
 
   /** §6.4: a leader confirms it still leads (a heartbeat round) before it serves a read. */
@@ -306,7 +349,7 @@ export class RaftCore {
     }
     // A granted pre-vote carries the term we would campaign in; we move to it only by campaigning.
     if (message.type === 'VoteResponse' && message.preVote && message.granted) return true;
-    const leader = message.type === 'AppendRequest' || message.type === 'Heartbeat' ? message.from : null;
+    const leader = fromLeader(message) ? message.from : null;
     this.becomeFollower(message.term, leader, `saw term ${message.term} in ${message.type} from ${message.from}`);
     return true;
   }
@@ -315,6 +358,7 @@ export class RaftCore {
     switch (message.type) {
       case 'AppendRequest':
       case 'Heartbeat':
+      case 'InstallSnapshot':
         // A deposed leader learns our term from the reply and steps down.
         this.send({ type: 'HeartbeatResponse', to: message.from, readContext: null });
         return;
@@ -463,6 +507,10 @@ export class RaftCore {
         this.heardFromLeader(message.from);
         this.handleHeartbeat(message);
         return;
+      case 'InstallSnapshot':
+        this.heardFromLeader(message.from);
+        this.handleSnapshot(message);
+        return;
       case 'TimeoutNow':
         if (this.isVoter()) this.campaign(true);
         return;
@@ -489,6 +537,23 @@ export class RaftCore {
 
   private handleAppend(request: AppendRequest): void {
     this.send({ type: 'AppendResponse', to: request.from, ...acceptAppend(this.log, request) });
+  }
+
+  private handleSnapshot(message: InstallSnapshot): void {
+    const { snapshot } = message;
+    let matchIndex: number;
+    if (snapshot.index <= this.log.committed) {
+      // Already as far (a duplicate, or entries arrived meanwhile): what we committed matches any leader's log.
+      matchIndex = this.log.committed;
+    } else if (this.log.matchTerm(snapshot.index, snapshot.term)) {
+      // The log holds the snapshot's last entry: it and everything before it are committed; keep what follows.
+      this.log.commitTo(snapshot.index);
+      matchIndex = snapshot.index;
+    } else {
+      this.restoreFromSnapshot(snapshot);
+      matchIndex = snapshot.index;
+    }
+    this.send({ type: 'AppendResponse', to: message.from, success: true, matchIndex, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 });
   }
 
   private handleHeartbeat(heartbeat: Heartbeat): void {
@@ -531,6 +596,11 @@ export class RaftCore {
   private currentHardState(): HardState {
     return { term: this.term, votedFor: this.votedFor, commit: this.log.committed };
   }
+}
+
+/** Messages only a leader sends: a node that gets one of the current term knows who leads. */
+function fromLeader(message: Message): boolean {
+  return message.type === 'AppendRequest' || message.type === 'Heartbeat' || message.type === 'InstallSnapshot';
 }
 
 /** A leader's messages that report nothing about what its own disk holds. */

@@ -66,7 +66,7 @@ export class Leadership {
   }
 
   followerProgress(): FollowerProgress[] {
-    return [...this.progress.values()].map((p) => p.snapshot());
+    return [...this.progress.values()].map((p) => p.view());
   }
 
   /** Returns why the leader must step down, or null. */
@@ -212,6 +212,14 @@ export class Leadership {
     // A probe answered at the index we already knew still proves the logs match there.
     const probeConfirmed = progress.state === 'probe' && response.matchIndex === progress.matchIndex;
     if (!advanced && !probeConfirmed) return;
+    if (progress.state === 'snapshot') {
+      // The follower (by the snapshot, or on its own) now holds what the log still has after it.
+      if (progress.matchIndex + 1 < this.ctx.log.firstIndex()) {
+        if (this.maybeCommit()) this.appendBroadcastPending = true;
+        return;
+      }
+      progress.becomeReplicate();
+    }
     if (progress.state === 'probe') progress.becomeReplicate();
     if (this.maybeCommit()) this.appendBroadcastPending = true;
     while (this.sendAppend(response.from, false)) {
@@ -239,19 +247,17 @@ export class Leadership {
     }
   }
 
-  /** Sends the follower what it lacks. Returns false if nothing was sent. */
+  /**
+   * Sends the follower what it lacks: entries, or the latest snapshot when
+   * the entries it needs are compacted. Returns false if nothing was sent.
+   */
   private sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
-    const { id, term, log, options } = this.ctx;
+    const { log, options } = this.ctx;
     const progress = this.progress.get(to);
     if (progress === undefined || progress.isPaused()) return false;
     const prevLogIndex = progress.nextIndex - 1;
     const prevLogTerm = log.termAt(prevLogIndex);
-    if (prevLogTerm === null) {
-      throw new Error(
-        `node ${id} (term ${term}): follower ${to} needs entries from ${progress.nextIndex}, ` +
-          `but the log starts at ${log.firstIndex()} and snapshots are not supported yet`,
-      );
-    }
+    if (prevLogTerm === null || progress.nextIndex < log.firstIndex()) return this.sendSnapshot(to, progress);
     const lastIndex = log.lastIndex();
     const entries =
       progress.nextIndex <= lastIndex ? log.slice(progress.nextIndex, lastIndex + 1, options.maxMessageBytes) : [];
@@ -259,6 +265,31 @@ export class Leadership {
     this.ctx.send({ type: 'AppendRequest', to, prevLogIndex, prevLogTerm, entries, leaderCommit: log.committed });
     progress.onAppendSent(prevLogIndex + entries.length, entries.length);
     return true;
+  }
+
+  private sendSnapshot(to: NodeId, progress: Progress): boolean {
+    const { id, term, log } = this.ctx;
+    // A snapshot this node installed as a follower and has not stored yet cannot be sent: wait for it.
+    if (log.pendingSnapshot() !== null) return false;
+    const snapshot = log.snapshot();
+    if (snapshot === null) {
+      throw new Error(
+        `node ${id} (term ${term}): follower ${to} needs entries from ${progress.nextIndex}, ` +
+          `but the log starts at ${log.firstIndex()} and no snapshot covers the compacted entries`,
+      );
+    }
+    this.ctx.send({ type: 'InstallSnapshot', to, snapshot });
+    progress.becomeSnapshot(snapshot.index);
+    return true;
+  }
+
+  /** The caller's transfer of a snapshot to `to` ended: delivered (`ok`) or failed. */
+  reportSnapshot(to: NodeId, ok: boolean): void {
+    const progress = this.progress.get(to);
+    if (progress === undefined || progress.state !== 'snapshot') return;
+    if (ok) progress.becomeProbe();
+    else progress.snapshotFailed();
+    this.sendAppend(to, true);
   }
 
   private sendHeartbeat(to: NodeId, readContext: number | null): void {

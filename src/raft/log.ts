@@ -1,5 +1,5 @@
 import { takeWithinBytes, type RaftStorage } from './storage.js';
-import type { Entry } from './types.js';
+import type { Entry, SnapshotMeta } from './types.js';
 
 /**
  * A node's view of its log: what storage holds (persisted) plus entries that
@@ -12,6 +12,11 @@ export class RaftLog {
   private unstable: Entry[] = [];
   /** Index of unstable[0]; everything below comes from storage. */
   private unstableOffset: number;
+  /**
+   * A snapshot from the leader that replaced this log and is not yet stored:
+   * until it is, storage still holds the old log, which must not be read.
+   */
+  private unstableSnapshot: SnapshotMeta | null = null;
   committed: number;
   applied: number;
 
@@ -27,7 +32,40 @@ export class RaftLog {
   }
 
   firstIndex(): number {
-    return this.storage.firstIndex();
+    return this.unstableSnapshot !== null ? this.unstableSnapshot.index + 1 : this.storage.firstIndex();
+  }
+
+  /** The latest snapshot: one waiting to be stored, or storage's. */
+  snapshot(): SnapshotMeta | null {
+    return this.unstableSnapshot ?? this.storage.snapshot();
+  }
+
+  pendingSnapshot(): SnapshotMeta | null {
+    return this.unstableSnapshot;
+  }
+
+  /**
+   * Replaces the whole log with a snapshot from the leader (Raft paper §7:
+   * this log holds no entry matching the snapshot's last one, so every entry
+   * it holds is discarded). Everything up to the snapshot counts as committed
+   * and, once the caller has installed it, applied.
+   */
+  restore(snapshot: SnapshotMeta): void {
+    if (snapshot.index <= this.committed) {
+      throw new Error(
+        `node ${this.nodeId}: snapshot at ${snapshot.index} would roll back the commit index ${this.committed}`,
+      );
+    }
+    this.unstableSnapshot = snapshot;
+    this.unstable = [];
+    this.unstableOffset = snapshot.index + 1;
+    this.committed = snapshot.index;
+    this.applied = snapshot.index;
+  }
+
+  /** The caller stored this snapshot: storage serves the log again. */
+  snapshotStored(snapshot: SnapshotMeta): void {
+    if (this.unstableSnapshot === snapshot) this.unstableSnapshot = null;
   }
 
   lastIndex(): number {
@@ -49,6 +87,7 @@ export class RaftLog {
       const entry = this.unstable[index - this.unstableOffset];
       return entry === undefined ? null : entry.term;
     }
+    if (this.unstableSnapshot !== null) return index === this.unstableSnapshot.index ? this.unstableSnapshot.term : null;
     if (index < this.storage.firstIndex() - 1) return null;
     return this.storage.term(index);
   }

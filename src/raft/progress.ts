@@ -6,11 +6,15 @@ import type { FollowerProgress, NodeId } from './types.js';
  *   append at a time and waits for the answer (or the next heartbeat).
  * - replicate: the follower is known to match; the leader streams appends
  *   optimistically, up to a bounded number in flight.
+ * - snapshot: the follower needs entries the leader has compacted; it is
+ *   being sent a snapshot and gets no appends until the transfer ends.
  */
 export class Progress {
   matchIndex = 0;
   nextIndex: number;
-  state: 'probe' | 'replicate' = 'probe';
+  state: 'probe' | 'replicate' | 'snapshot' = 'probe';
+  /** Snapshot state: the index of the snapshot being sent. */
+  pendingSnapshot = 0;
   /** Probe state: an append is out and unanswered. */
   probeSent = false;
   /** Replicate state: last index of each append in flight, oldest first. */
@@ -29,21 +33,45 @@ export class Progress {
   }
 
   becomeProbe(): void {
+    // After a snapshot was delivered the follower holds everything up to it.
+    const next = this.state === 'snapshot' ? Math.max(this.matchIndex, this.pendingSnapshot) + 1 : this.matchIndex + 1;
     this.state = 'probe';
-    this.nextIndex = this.matchIndex + 1;
+    this.nextIndex = next;
+    this.pendingSnapshot = 0;
     this.probeSent = false;
     this.inflight = [];
+  }
+
+  becomeSnapshot(snapshotIndex: number): void {
+    this.state = 'snapshot';
+    this.pendingSnapshot = snapshotIndex;
+    this.probeSent = false;
+    this.inflight = [];
+  }
+
+  /** The transfer of the pending snapshot failed: probe again from what the follower is known to hold. */
+  snapshotFailed(): void {
+    this.pendingSnapshot = 0;
+    this.becomeProbe();
   }
 
   becomeReplicate(): void {
     this.state = 'replicate';
     this.nextIndex = this.matchIndex + 1;
+    this.pendingSnapshot = 0;
     this.probeSent = false;
     this.inflight = [];
   }
 
   isPaused(): boolean {
-    return this.state === 'probe' ? this.probeSent : this.inflight.length >= this.maxInflight;
+    switch (this.state) {
+      case 'probe':
+        return this.probeSent;
+      case 'replicate':
+        return this.inflight.length >= this.maxInflight;
+      case 'snapshot':
+        return true;
+    }
   }
 
   /** Records that an append ending at lastIndex was sent (lastIndex = nextIndex-1 for an empty one). */
@@ -80,6 +108,7 @@ export class Progress {
    * follower's hint). Returns false when the rejection is stale.
    */
   rejected(rejectedIndex: number, probeFrom: number): boolean {
+    if (this.state === 'snapshot') return false;
     if (this.state === 'replicate') {
       if (rejectedIndex <= this.matchIndex) return false;
       this.becomeProbe();
@@ -106,12 +135,13 @@ export class Progress {
     if (this.state === 'replicate' && stalled && this.inflight.length >= this.maxInflight) this.inflight.shift();
   }
 
-  snapshot(): FollowerProgress {
+  view(): FollowerProgress {
     return {
       id: this.id,
       matchIndex: this.matchIndex,
       nextIndex: this.nextIndex,
       state: this.state,
+      pendingSnapshot: this.pendingSnapshot,
       inflight: this.inflight.length,
       recentlyActive: this.recentlyActive,
     };

@@ -1,4 +1,4 @@
-import type { ClusterConfig, Entry, HardState } from './types.js';
+import type { ClusterConfig, Entry, HardState, SnapshotMeta } from './types.js';
 
 /**
  * What the core reads of the durable log. Reads are synchronous: the core is a
@@ -7,12 +7,19 @@ import type { ClusterConfig, Entry, HardState } from './types.js';
  * reads entries the caller has already persisted and acknowledged.
  *
  * Indexes: entries firstIndex()..lastIndex() are held. firstIndex() may be
- * greater than 1 once a prefix is compacted into a snapshot; term(firstIndex()-1)
- * must still answer (the snapshot's last term). An empty log has
- * lastIndex() === firstIndex() - 1.
+ * greater than 1 once a prefix is compacted; term(firstIndex()-1) must still
+ * answer. An empty log has lastIndex() === firstIndex() - 1.
+ *
+ * Snapshots: the caller takes snapshots of its state machine and compacts the
+ * log on its own schedule, straight on its storage (never an entry it has not
+ * applied, never past its latest snapshot), so that snapshot() always covers
+ * every compacted entry: snapshot().index >= firstIndex() - 1. Installing a
+ * snapshot received from the leader goes through the core's output instead.
  */
 export interface RaftStorage {
   initialState(): { readonly hardState: HardState; readonly config: ClusterConfig };
+  /** The latest snapshot, or null while nothing was ever compacted. */
+  snapshot(): SnapshotMeta | null;
   firstIndex(): number;
   lastIndex(): number;
   /** The term of the entry at `index`, for firstIndex()-1 <= index <= lastIndex(). Index 0 has term 0. */

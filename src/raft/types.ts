@@ -34,6 +34,17 @@ export interface ClusterConfig {
   readonly voters: readonly NodeId[];
 }
 
+/**
+ * What the core knows of a snapshot: the state machine's state after applying
+ * every entry up to `index` (whose term is `term`), and the configuration in
+ * force there. The state itself is the caller's: the core never sees it.
+ */
+export interface SnapshotMeta {
+  readonly index: number;
+  readonly term: number;
+  readonly config: ClusterConfig;
+}
+
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
 
 interface MessageHeader {
@@ -113,7 +124,19 @@ export interface ReadIndexResponse extends MessageHeader {
   readonly index: number;
 }
 
+/**
+ * The leader's log no longer holds what a follower lacks: the caller sends
+ * the follower its latest snapshot, `snapshot`, as a stream of its own, and
+ * reports the outcome with `reportSnapshot`. The receiving caller steps this
+ * same message into its core once the whole snapshot has arrived intact.
+ */
+export interface InstallSnapshot extends MessageHeader {
+  readonly type: 'InstallSnapshot';
+  readonly snapshot: SnapshotMeta;
+}
+
 export type Message =
+  | InstallSnapshot
   | VoteRequest
   | VoteResponse
   | AppendRequest
@@ -149,9 +172,11 @@ export interface RoleChange {
 /**
  * One batch of work for the caller, in this order:
  * 0. `earlyMessages` may be sent at once, before or during step 1;
- * 1. persist `hardState` (if not null) and `entries` in one atomic, fsync'd write;
- *    `entries` replace the log from `entries[0].index` onward (a conflicting
- *    suffix is deleted in the same write);
+ * 1. persist `snapshot` (if not null), `hardState` (if not null) and `entries`
+ *    in one atomic, fsync'd write. A snapshot replaces the whole log (the
+ *    state machine is restored from it before anything in `committed` is
+ *    applied); `entries` then replace the log from `entries[0].index` onward
+ *    (a conflicting suffix is deleted in the same write);
  * 2. send `messages` (only after step 1: they may report what step 1 stored);
  * 3. apply `committed` to the state machine in order (may start before step 1
  *    completes: committed entries are durable on a majority already);
@@ -159,6 +184,8 @@ export interface RoleChange {
  * 5. call `acknowledge(output)`.
  */
 export interface RaftOutput {
+  /** A snapshot received from the leader, to install: it is always newer than anything applied. */
+  readonly snapshot: SnapshotMeta | null;
   readonly hardState: HardState | null;
   readonly entries: readonly Entry[];
   /**
@@ -204,7 +231,9 @@ export interface FollowerProgress {
   readonly id: NodeId;
   readonly matchIndex: number;
   readonly nextIndex: number;
-  readonly state: 'probe' | 'replicate';
+  /** snapshot: the follower is being sent a snapshot (up to `pendingSnapshot`) and gets no appends meanwhile. */
+  readonly state: 'probe' | 'replicate' | 'snapshot';
+  readonly pendingSnapshot: number;
   readonly inflight: number;
   readonly recentlyActive: boolean;
 }
@@ -219,6 +248,8 @@ export interface RaftStatus {
   readonly appliedIndex: number;
   readonly firstIndex: number;
   readonly lastIndex: number;
+  /** The index of the latest snapshot in storage (0: none). */
+  readonly snapshotIndex: number;
   readonly voters: readonly NodeId[];
   /** Only on a leader. */
   readonly progress: readonly FollowerProgress[] | null;

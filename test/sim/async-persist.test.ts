@@ -123,6 +123,8 @@ function handCluster() {
     checks: new SafetyChecks(clock),
     coreSeeds: new SeededRandom(7),
     deliverLater: (_delay, message) => sent.push(message),
+    snapshots: null,
+    reportSnapshotLater: () => undefined,
     stats,
     persistence: {
       delay: () => 5,

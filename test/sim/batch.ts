@@ -1,6 +1,6 @@
 import { emptyStats, type ClusterStats } from './cluster.js';
 import { chooseScenario, type Scenario } from './scenario.js';
-import type { SimulationResult } from './simulation.js';
+import type { CallerBug, SimulationResult } from './simulation.js';
 import { defaultNodeCount, runSimulation } from './simulation.js';
 import type { CoreFactory } from './sim-core.js';
 
@@ -11,6 +11,8 @@ export interface BatchOptions {
   /** Fixes the cluster size; by default it alternates 3 and 5 by seed. */
   readonly nodeCount?: number;
   readonly scenario?: Partial<Scenario>;
+  /** A deliberately broken caller (test only). */
+  readonly callerBug?: CallerBug;
   /** Stop at the first failing seed (default) or run them all. */
   readonly keepGoing?: boolean;
   /** Called after each seed. */
@@ -47,6 +49,7 @@ export function runSeeds(options: BatchOptions): BatchSummary {
       coreFactory: options.coreFactory,
       ...(options.scenario !== undefined ? { scenario: options.scenario } : {}),
       ...(options.nodeCount !== undefined ? { nodeCount: options.nodeCount } : {}),
+      ...(options.callerBug !== undefined ? { callerBug: options.callerBug } : {}),
     });
     seedsRun++;
     totals.events += result.events;

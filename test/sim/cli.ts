@@ -129,7 +129,10 @@ process.stdout.write(
         `${(t.stats.crashesLosingWrite / t.asyncSeeds).toFixed(1)} crashes losing a write, ` +
         `${(t.stats.crashesAfterWrite / t.asyncSeeds).toFixed(1)} just after one)`
       : '') +
-    '\n',
+    '\n' +
+    `snapshots: ${t.stats.snapshotsTaken} taken, ${t.stats.entriesCompacted} entries compacted, ` +
+    `${t.stats.snapshotsSent} sent to followers (${t.stats.snapshotsLost} lost on the way), ${t.stats.snapshotsInstalled} installed, ` +
+    `${t.stats.restartsFromSnapshot} restarts restored from one\n`,
 );
 const first = summary.failures[0];
 if (first === undefined) {

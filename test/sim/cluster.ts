@@ -9,15 +9,16 @@
  * which completes in a later event; meanwhile the node keeps stepping messages
  * and ticking, and the output's messages, applies and reads wait for the write.
  */
+import type { StoredSnapshot } from '../../src/raft/memory-storage.js';
 import { SeededRandom } from '../../src/raft/random.js';
-import type { Entry, Message, NodeId, ProposeResult, RaftOutput, RaftStatus } from '../../src/raft/types.js';
+import type { Entry, InstallSnapshot, Message, NodeId, ProposeResult, RaftOutput, RaftStatus } from '../../src/raft/types.js';
 import type { EventLog } from './event-log.js';
-import { InvariantViolation, type SafetyChecks, type SimClock } from './invariants.js';
+import { InvariantViolation, throughCompaction, type LogView, type SafetyChecks, type SimClock } from './invariants.js';
 import type { LivenessChecker } from './liveness.js';
 import type { Network } from './network.js';
-import type { CoreTuning } from './scenario.js';
+import type { CoreTuning, SnapshotPolicy } from './scenario.js';
 import type { CoreFactory, SimCore } from './sim-core.js';
-import { SimNode } from './sim-node.js';
+import { decodeState, encodeState, nextState, SimNode, snapshotKey } from './sim-node.js';
 
 export interface ClusterStats {
   deliveries: number;
@@ -42,6 +43,15 @@ export interface ClusterStats {
   /** Crashes that lost a write in flight, and crashes just after a write completed (stored, nothing sent). */
   crashesLosingWrite: number;
   crashesAfterWrite: number;
+  /** Snapshots nodes took of their own state, and entries they compacted. */
+  snapshotsTaken: number;
+  entriesCompacted: number;
+  /** InstallSnapshot: transfers started by leaders, lost on the way, installed by followers. */
+  snapshotsSent: number;
+  snapshotsLost: number;
+  snapshotsInstalled: number;
+  /** Restarts that restored the state machine from a snapshot. */
+  restartsFromSnapshot: number;
 }
 
 export function emptyStats(): ClusterStats {
@@ -63,6 +73,12 @@ export function emptyStats(): ClusterStats {
     writesReplacedInFlight: 0,
     crashesLosingWrite: 0,
     crashesAfterWrite: 0,
+    snapshotsTaken: 0,
+    entriesCompacted: 0,
+    snapshotsSent: 0,
+    snapshotsLost: 0,
+    snapshotsInstalled: 0,
+    restartsFromSnapshot: 0,
   };
 }
 
@@ -84,6 +100,26 @@ export interface ClusterDeps {
   readonly hooks?: ClusterHooks;
   /** Asynchronous persistence; null: synchronous. */
   readonly persistence: AsyncPersistence | null;
+  /** When nodes snapshot and compact; null: never. */
+  readonly snapshots: SnapshotPolicy | null;
+  /** Tells the leader that sent `message` (in its life `life`) how the snapshot transfer ended, `delay` units from now. */
+  readonly reportSnapshotLater: (delay: number, report: SnapshotReport) => void;
+  /**
+   * A deliberately broken snapshot policy, for tests only: 'snapshot-ahead'
+   * snapshots and compacts up to the commit index, past what the node has
+   * applied; 'snapshot-wrong-term' labels a snapshot with the node's current
+   * term instead of its last entry's.
+   */
+  readonly snapshotBug?: SnapshotBug;
+}
+
+export type SnapshotBug = 'snapshot-ahead' | 'snapshot-wrong-term';
+
+/** The end of a snapshot transfer, as the sending node's transport reports it. */
+export interface SnapshotReport {
+  readonly message: InstallSnapshot;
+  readonly senderLife: number;
+  readonly ok: boolean;
 }
 
 export interface AsyncPersistence {
@@ -120,9 +156,11 @@ export class Cluster {
   readonly nodes: readonly SimNode[];
   private readonly byId = new Map<NodeId, SimNode>();
   private liveness: LivenessChecker | null = null;
+  /** What travels with each InstallSnapshot sent: the sender's snapshot with its state, and the sender's life. */
+  private readonly snapshotPayloads = new WeakMap<Message, { readonly snapshot: StoredSnapshot; readonly senderLife: number }>();
 
   constructor(private readonly deps: ClusterDeps) {
-    this.nodes = deps.ids.map((id, i) => new SimNode(id, deps.ids, deps.tickPeriods[i] ?? 10));
+    this.nodes = deps.ids.map((id, i) => new SimNode(id, deps.ids, deps.tickPeriods[i] ?? 10, deps.checks.commit));
     for (const node of this.nodes) this.byId.set(node.id, node);
   }
 
@@ -157,8 +195,12 @@ export class Cluster {
   /** Starts a new life of `node` over its surviving storage. */
   start(node: SimNode): void {
     node.life++;
-    node.applied = 0;
     node.write = null;
+    node.receivedSnapshots.clear();
+    // The state machine is in memory: a new life restores it from the latest snapshot, or starts empty.
+    const snapshot = node.storage.snapshotWithData();
+    node.applied = snapshot?.meta.index ?? 0;
+    node.state = snapshot === null ? 0 : decodeState(snapshot.data);
     const t = this.deps.tuning;
     const random = new SeededRandom(this.deps.coreSeeds.nextInt(0x100000000));
     const core = this.guard(node, () =>
@@ -172,14 +214,18 @@ export class Cluster {
           maxMessageBytes: t.maxMessageBytes,
           maxInflightMessages: t.maxInflightMessages,
           maxApplyBytes: t.maxApplyBytes,
+          appliedIndex: node.applied,
           random,
         },
         node.storage,
       ),
     );
     node.core = core;
-    // The state machine is in memory: every life starts from an empty one.
-    this.deps.checks.stateMachine.startLife(node.id, 0);
+    this.deps.checks.stateMachine.startLife(node.id, node.applied);
+    if (snapshot !== null) {
+      if (node.life > 1) this.deps.stats.restartsFromSnapshot++;
+      this.deps.checks.snapshots.observeSnapshot(node.id, 'restored', snapshot.meta, node.state, node.applied, this.deps.checks.commit);
+    }
     if (node.life > 1) {
       this.deps.stats.restarts++;
       this.deps.log.record(this.deps.clock.now, node.id, {
@@ -261,8 +307,7 @@ export class Cluster {
     }
     this.persist(node, out);
     if (this.deps.persistence?.sendBeforePersist !== true) this.sendAll(node, out, 'after-persist');
-    this.carryOut(node, core, out);
-    this.guard(node, () => core.acknowledge(out));
+    this.finish(node, core, out);
     this.afterEvent(node);
   }
 
@@ -278,21 +323,45 @@ export class Cluster {
     const now = this.deps.clock.now;
     if (node === undefined) return;
     const core = node.core;
-    if (core === null) {
+    const cut = this.deps.network.isCut(message.from, message.to);
+    if (core === null || cut) {
       this.deps.stats.drops++;
-      this.deps.log.record(now, 'net', { k: 'drop', m: message, why: 'down' });
-      return;
-    }
-    if (this.deps.network.isCut(message.from, message.to)) {
-      this.deps.stats.drops++;
-      this.deps.log.record(now, 'net', { k: 'drop', m: message, why: 'partition' });
+      this.deps.log.record(now, 'net', { k: 'drop', m: message, why: core === null ? 'down' : 'partition' });
+      if (message.type === 'InstallSnapshot') this.snapshotTransferEnded(message, false);
       return;
     }
     this.deps.stats.deliveries++;
     if (node.write !== null) this.deps.stats.deliveriesDuringWrite++;
     this.deps.log.record(now, node.id, { k: 'deliver', m: message, duplicate });
+    if (message.type === 'InstallSnapshot') {
+      // The whole snapshot has arrived: the node keeps it until its core asks for it to be installed.
+      const payload = this.snapshotPayloads.get(message);
+      if (payload === undefined) throw new Error(`no snapshot payload travels with ${message.from}->${message.to} InstallSnapshot`);
+      node.receivedSnapshots.set(snapshotKey(payload.snapshot.meta), payload.snapshot);
+      this.snapshotTransferEnded(message, true);
+    }
     this.guard(node, () => core.step(message));
     this.afterEvent(node);
+  }
+
+  /** The sender's transport learns how a snapshot transfer ended: a later event tells its core. */
+  private snapshotTransferEnded(message: InstallSnapshot, ok: boolean): void {
+    const payload = this.snapshotPayloads.get(message);
+    if (!ok) this.deps.stats.snapshotsLost++;
+    this.deps.reportSnapshotLater(1, { message, senderLife: payload?.senderLife ?? -1, ok });
+  }
+
+  /** A leader's transport reports the end of a snapshot transfer to the core that asked for it (if still alive). */
+  reportSnapshot(report: SnapshotReport): void {
+    const sender = this.byId.get(report.message.from);
+    const core = sender?.core ?? null;
+    if (sender === undefined || core === null || sender.life !== report.senderLife) return;
+    this.deps.log.record(this.deps.clock.now, sender.id, {
+      k: 'note',
+      text: `snapshot ${snapshotKey(report.message.snapshot)} to ${report.message.to} ${report.ok ? 'delivered' : 'lost'}`,
+    });
+    this.guard(sender, () => core.reportSnapshot(report.message.to, report.ok));
+    this.afterEvent(sender);
   }
 
   /** A client proposes at `node` (which must be up). */
@@ -341,8 +410,7 @@ export class Cluster {
         this.announce(node, core, output);
         this.persist(node, output);
         this.sendAll(node, output);
-        this.carryOut(node, core, output);
-        this.guard(node, () => core.acknowledge(output));
+        this.finish(node, core, output);
       }
     } else {
       const persistence = this.deps.persistence;
@@ -354,8 +422,7 @@ export class Cluster {
         } else {
           // Nothing to persist: carried out at once, without waiting for the disk.
           this.sendAll(node, output);
-          this.carryOut(node, core, output);
-          this.guard(node, () => core.acknowledge(output));
+          this.finish(node, core, output);
         }
       }
     }
@@ -396,8 +463,20 @@ export class Cluster {
     const storage = node.storage;
     // The hard state of the previous write (consecutive saves are compared).
     const before = storage.currentHardState();
+    const installed = out.snapshot === null ? null : this.takeReceivedSnapshot(node, out.snapshot);
     const first = out.entries[0];
-    if (first !== undefined) {
+    if (installed !== null) {
+      checks.snapshots.observeSnapshot(node.id, 'installed', installed.meta, decodeState(installed.data), node.applied, checks.commit);
+      if (first !== undefined && first.index !== installed.meta.index + 1) {
+        throw new InvariantViolation(
+          'Log Matching',
+          now,
+          node.id,
+          `${node.id} would store entries from index ${first.index} right after installing a snapshot that ends at ${installed.meta.index}`,
+        );
+      }
+      if (first !== undefined) checks.logMatching.observeAppend(node.id, out.entries, installed.meta.term);
+    } else if (first !== undefined) {
       if (first.index < 1 || first.index > storage.lastIndex() + 1) {
         throw new InvariantViolation(
           'Log Matching',
@@ -418,15 +497,82 @@ export class Cluster {
       if (out.entries.some((e) => e.index <= storage.lastIndex() && storage.term(e.index) !== e.term)) this.deps.stats.overwrites++;
     }
     if (out.hardState !== null) checks.durable.observeSave(node.id, before, out.hardState);
-    storage.save(out.hardState, out.entries);
+    storage.save(out.hardState, out.entries, installed);
     const changedFrom = Math.min(first?.index ?? Number.MAX_SAFE_INTEGER, before.commit + 1);
     checks.commit.observeDurableLog(node.id, storage.currentHardState().commit, node.storedLog, changedFrom);
+    if (installed !== null) {
+      this.deps.stats.snapshotsInstalled++;
+      log.record(now, node.id, { k: 'note', text: `installs snapshot ${snapshotKey(installed.meta)}: the whole log replaced` });
+    }
     if (
       out.entries.length > 0 ||
       (out.hardState !== null && (out.hardState.term !== before.term || out.hardState.votedFor !== before.votedFor))
     ) {
       log.record(now, node.id, { k: 'persist', hardState: out.hardState, entries: out.entries });
     }
+  }
+
+  /** The snapshot the core asks to install must be one that arrived whole from a leader. */
+  private takeReceivedSnapshot(node: SimNode, meta: NonNullable<RaftOutput['snapshot']>): StoredSnapshot {
+    const received = node.receivedSnapshots.get(snapshotKey(meta));
+    if (received === undefined) {
+      throw new InvariantViolation(
+        'Snapshot Safety',
+        this.deps.clock.now,
+        node.id,
+        `${node.id}'s core asks to install snapshot ${snapshotKey(meta)}, which never arrived`,
+      );
+    }
+    for (const [key, other] of node.receivedSnapshots) if (other.meta.index <= meta.index) node.receivedSnapshots.delete(key);
+    return received;
+  }
+
+  /** The rest of an output once stored (apply, reads), its acknowledgement, then the node's own snapshot policy. */
+  private finish(node: SimNode, core: SimCore, out: RaftOutput): void {
+    this.carryOut(node, core, out);
+    this.guard(node, () => core.acknowledge(out));
+    this.maybeSnapshot(node, core);
+  }
+
+  /**
+   * The node's snapshot policy, as a real node runs it between outputs: once
+   * it has applied `everyEntries` entries since its last snapshot it
+   * snapshots its state machine at its applied index, then deletes the log up
+   * to `retainEntries` behind the snapshot.
+   */
+  private maybeSnapshot(node: SimNode, core: SimCore): void {
+    const policy = this.deps.snapshots;
+    if (policy === null) return;
+    const { checks, clock, log } = this.deps;
+    const storage = node.storage;
+    const latest = storage.snapshot();
+    // A snapshot from the leader is about to replace this state: snapshot after installing it.
+    if (this.guard(node, () => core.status()).appliedIndex !== node.applied) return;
+    const bug = this.deps.snapshotBug;
+    const index = bug === 'snapshot-ahead' ? Math.min(this.guard(node, () => core.status()).commitIndex, storage.lastIndex()) : node.applied;
+    if (index - (latest?.index ?? 0) < policy.everyEntries || index === 0) return;
+    const term = bug === 'snapshot-wrong-term' ? this.guard(node, () => core.status()).term : this.guard(node, () => core.termAt(index));
+    if (term === null) {
+      throw new InvariantViolation('Snapshot Safety', clock.now, node.id, `${node.id} applied up to ${index} but holds no entry there`);
+    }
+    const meta = { index, term, config: storage.initialState().config };
+    // What the node committed in this very event is not observed yet: the snapshot is checked against it.
+    const st = this.guard(node, () => core.status());
+    checks.commit.observeCommit(node.id, node.life, st.commitIndex, st.term, this.viewOf(core));
+    checks.snapshots.observeSnapshot(node.id, 'taken', meta, node.state, node.applied, checks.commit);
+    storage.saveSnapshot(meta, encodeState(node.state));
+    this.deps.stats.snapshotsTaken++;
+    const compactTo = Math.max(0, index - policy.retainEntries);
+    const compacted = compactTo - (storage.firstIndex() - 1);
+    if (compacted > 0) {
+      checks.snapshots.observeCompaction(node.id, compactTo, index);
+      storage.compact(compactTo);
+      this.deps.stats.entriesCompacted += compacted;
+    }
+    log.record(clock.now, node.id, {
+      k: 'note',
+      text: `snapshot ${snapshotKey(meta)}; log now starts at ${storage.firstIndex()}`,
+    });
   }
 
   /**
@@ -442,7 +588,16 @@ export class Cluster {
   private carryOut(node: SimNode, core: SimCore, out: RaftOutput): void {
     const { checks, log, clock } = this.deps;
     const now = clock.now;
-    // 3. Apply.
+    // 3. Restore the state machine from a snapshot just installed, then apply.
+    if (out.snapshot !== null) {
+      const installed = node.storage.snapshotWithData();
+      if (installed === null || snapshotKey(installed.meta) !== snapshotKey(out.snapshot)) {
+        throw new InvariantViolation('Snapshot Safety', now, node.id, `${node.id} applies before its snapshot ${snapshotKey(out.snapshot)} is stored`);
+      }
+      node.applied = installed.meta.index;
+      node.state = decodeState(installed.data);
+      checks.stateMachine.startLife(node.id, node.applied);
+    }
     if (out.committed.length > 0) this.apply(node, core, out.committed);
 
     // 4. Serve or fail reads.
@@ -468,10 +623,26 @@ export class Cluster {
         `${node.id} sent a ${message.type} from ${message.from} to ${message.to}`,
       );
     }
+    if (message.type === 'InstallSnapshot') {
+      // Like a real transport, send the latest snapshot: a newer one may have replaced the one the core named.
+      const snapshot = node.storage.snapshotWithData();
+      if (snapshot === null || snapshot.meta.index < message.snapshot.index) {
+        throw new InvariantViolation(
+          'Snapshot Safety',
+          now,
+          node.id,
+          `${node.id} sends snapshot ${snapshotKey(message.snapshot)}, but its latest is ${snapshot === null ? 'none' : snapshotKey(snapshot.meta)}`,
+        );
+      }
+      message = { ...message, snapshot: snapshot.meta };
+      this.snapshotPayloads.set(message, { snapshot, senderLife: node.life });
+      this.deps.stats.snapshotsSent++;
+    }
     const plan = this.deps.network.plan(message.from, message.to);
     if (plan.dropped !== null) {
       this.deps.stats.drops++;
       this.deps.log.record(now, 'net', { k: 'drop', m: message, why: plan.dropped });
+      if (message.type === 'InstallSnapshot') this.snapshotTransferEnded(message, false);
       return;
     }
     plan.delays.forEach((delay, i) => this.deps.deliverLater(delay, message, i > 0));
@@ -482,7 +653,8 @@ export class Cluster {
     const { checks, log, clock } = this.deps;
     for (const entry of entries) {
       checks.stateMachine.observeApply(node.id, entry);
-      const held = core.termAt(entry.index);
+      // A snapshot from the leader may have replaced the log since this output was taken: the view covers that.
+      const held = this.viewOf(core).termAt(entry.index);
       if (held !== entry.term) {
         throw new InvariantViolation(
           'State Machine Safety',
@@ -492,6 +664,8 @@ export class Cluster {
         );
       }
       node.applied = entry.index;
+      node.state = nextState(node.state, entry);
+      checks.snapshots.observeState(node.id, entry.index, node.state);
       if (entry.kind === 'command') {
         if (this.liveness !== null && this.liveness.tracking) this.liveness.observeApply(node.id, proposalKey(entry.data));
         this.deps.hooks?.applied?.(node, entry);
@@ -507,7 +681,7 @@ export class Cluster {
       this.deps.stats.leadersElected++;
       this.deps.hooks?.leaderElected?.(node, term);
     }
-    this.deps.checks.commit.observeLeader(node.id, term, core);
+    this.deps.checks.commit.observeLeader(node.id, term, this.viewOf(core));
     this.liveness?.observeLeader();
   }
 
@@ -518,7 +692,7 @@ export class Cluster {
     if (st.role === 'leader') this.observeLeader(node, core, st.term);
     else checks.commit.observeNotLeader(node.id);
     const committedBefore = checks.commit.maxCommitted;
-    checks.commit.observeCommit(node.id, node.life, st.commitIndex, st.term, core);
+    checks.commit.observeCommit(node.id, node.life, st.commitIndex, st.term, this.viewOf(core));
     const committedNow = checks.commit.maxCommitted;
     if (committedNow > committedBefore) {
       checks.durability.observeNewCommit(
@@ -536,6 +710,11 @@ export class Cluster {
         `${node.id} applied up to ${node.applied} but its commit index is ${st.commitIndex}`,
       );
     }
+  }
+
+  /** A core's log as the checks read it: what it compacted is answered from the committed log. */
+  private viewOf(core: SimCore): LogView {
+    return throughCompaction(core, () => core.firstIndex(), this.deps.checks.commit);
   }
 
   /** Runs a call into the core; an exception it throws becomes a violation naming the node. */

@@ -187,5 +187,7 @@ export function formatMessage(m: Message): string {
       return `${head} [${m.requestIds.join(',')}]`;
     case 'ReadIndexResponse':
       return `${head} [${m.requestIds.join(',')}] index=${m.index}`;
+    case 'InstallSnapshot':
+      return `${head} snapshot=${m.snapshot.index}/${m.snapshot.term}`;
   }
 }

@@ -13,7 +13,9 @@ import {
   InvariantViolation,
   LogMatchingChecker,
   ReadChecker,
+  SnapshotChecker,
   StateMachineChecker,
+  throughCompaction,
   type LogTail,
   type LogView,
   type PropertyName,
@@ -228,6 +230,55 @@ describe('State Machine Safety checker', () => {
     check.startLife('n1', 0);
     check.observeApply('n1', cmd(1, 1, 'a'));
     check.observeApply('n1', cmd(2, 1, 'b'));
+  });
+});
+
+describe('snapshot checker', () => {
+  const config = { voters: ['n1', 'n2', 'n3'] };
+  /** A commit checker that saw entries of terms 1, 1, 2 committed by n1. */
+  function committed(): CommitChecker {
+    const commit = new CommitChecker(clock);
+    commit.observeCommit('n1', 1, 3, 2, logOf(1, 1, 2));
+    return commit;
+  }
+
+  it('reports two nodes holding different states at one applied index, however they got there', () => {
+    const check = new SnapshotChecker(clock);
+    check.observeState('n1', 3, 0xaaaa);
+    const v = expectViolation('State Machine Safety', 'n2', () =>
+      check.observeSnapshot('n2', 'installed', { index: 3, term: 2, config }, 0xbbbb, 0, committed()),
+    );
+    expect(v.detail).toContain('n1 held 0x0000aaaa');
+  });
+
+  it('reports a snapshot whose last entry is not the committed one, or that nothing committed covers', () => {
+    const check = new SnapshotChecker(clock);
+    const v = expectViolation('Snapshot Safety', 'n1', () =>
+      check.observeSnapshot('n1', 'taken', { index: 3, term: 1, config }, 1, 3, committed()),
+    );
+    expect(v.detail).toContain('term 2 is committed at index 3');
+    expectViolation('Snapshot Safety', 'n1', () => check.observeSnapshot('n1', 'taken', { index: 4, term: 2, config }, 1, 4, committed()));
+  });
+
+  it('reports a snapshot taken at an index the state machine has not applied, and compaction past the snapshot', () => {
+    const check = new SnapshotChecker(clock);
+    expectViolation('Snapshot Safety', 'n1', () => check.observeSnapshot('n1', 'taken', { index: 3, term: 2, config }, 1, 2, committed()));
+    expectViolation('Snapshot Safety', 'n1', () => check.observeCompaction('n1', 4, 3));
+  });
+
+  it('accepts equal states at equal indexes and compaction up to the snapshot', () => {
+    const check = new SnapshotChecker(clock);
+    check.observeState('n1', 3, 7);
+    check.observeSnapshot('n2', 'taken', { index: 3, term: 2, config }, 7, 3, committed());
+    check.observeSnapshot('n3', 'installed', { index: 3, term: 2, config }, 7, 0, committed());
+    check.observeCompaction('n2', 3, 3);
+  });
+
+  it('reads a compacted log through the committed log, and answers null where nothing was committed', () => {
+    const view = throughCompaction(logOf(0, 0, 0, 0, 3), () => 5, committed());
+    expect([1, 2, 3, 4, 5].map((i) => view.termAt(i))).toEqual([1, 1, 2, 0, 3]);
+    const beyond = throughCompaction(logOf(), () => 6, committed());
+    expect(beyond.termAt(4)).toBeNull();
   });
 });
 

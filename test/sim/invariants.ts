@@ -5,7 +5,7 @@
  * property fails. Each checker keeps only what it needs to decide the next
  * observation, so checking after every event stays cheap.
  */
-import type { Entry, HardState, NodeId } from '../../src/raft/types.js';
+import type { Entry, HardState, NodeId, SnapshotMeta } from '../../src/raft/types.js';
 
 export type PropertyName =
   | 'Election Safety'
@@ -17,6 +17,7 @@ export type PropertyName =
   | 'Commit Validity'
   | 'Durable State'
   | 'Read Index Safety'
+  | 'Snapshot Safety'
   | 'Message Validity'
   | 'Liveness'
   | 'Core Exception';
@@ -41,6 +42,23 @@ export interface SimClock {
 /** A read-only view of one node's log (persisted or not yet). */
 export interface LogView {
   termAt(index: number): number | null;
+}
+
+/**
+ * A node's log seen through its compaction: entries it compacted into a
+ * snapshot are answered with the committed term at their index. That is
+ * sound because a node compacts only entries it applied, and the
+ * SnapshotChecker verifies every snapshot's last entry against the committed
+ * log when the snapshot is taken or installed (Log Matching then covers the
+ * entries before it). A compacted index nobody committed answers null.
+ */
+export function throughCompaction(log: LogView, firstIndex: () => number, commit: CommitChecker): LogView {
+  return {
+    termAt(index: number): number | null {
+      if (index > 0 && index < firstIndex() - 1) return commit.committedTerm(index);
+      return log.termAt(index);
+    },
+  };
 }
 
 abstract class Checker {
@@ -414,6 +432,79 @@ export class StateMachineChecker extends Checker {
 }
 
 /**
+ * Snapshots and compaction:
+ * - a snapshot's last entry (index, term) is a committed entry;
+ * - a snapshot holds the state its node had after applying exactly up to its
+ *   index (it cannot be taken ahead of what was applied);
+ * - State Machine Safety for whole states: two nodes at the same applied
+ *   index hold equal state, whether they got there by applying the log, by
+ *   restoring a snapshot at restart, or by installing the leader's snapshot;
+ * - a node compacts only entries covered by its latest snapshot.
+ */
+export class SnapshotChecker extends Checker {
+  private readonly stateAt = new Map<number, { readonly state: number; readonly node: NodeId }>();
+
+  /** `node`'s state machine holds `state` after applying everything up to `index`. */
+  observeState(node: NodeId, index: number, state: number): void {
+    if (index === 0) return;
+    const known = this.stateAt.get(index);
+    if (known === undefined) {
+      this.stateAt.set(index, { state, node });
+    } else if (known.state !== state) {
+      this.fail(
+        'State Machine Safety',
+        node,
+        `${node} holds state ${hex(state)} at applied index ${index}, but ${known.node} held ${hex(known.state)} there`,
+      );
+    }
+  }
+
+  /**
+   * `node` takes (`how` = 'taken'), restores at restart or installs from its
+   * leader a snapshot `meta` holding `state`; `appliedIndex` is the index its
+   * state machine had applied when the snapshot was taken (for 'taken').
+   */
+  observeSnapshot(
+    node: NodeId,
+    how: 'taken' | 'restored' | 'installed',
+    meta: SnapshotMeta,
+    state: number,
+    appliedIndex: number,
+    commit: CommitChecker,
+  ): void {
+    if (how === 'taken' && meta.index !== appliedIndex) {
+      this.fail(
+        'Snapshot Safety',
+        node,
+        `${node} took a snapshot at index ${meta.index} of a state machine that had applied up to ${appliedIndex}`,
+      );
+    }
+    const committedTerm = commit.committedTerm(meta.index);
+    if (committedTerm !== meta.term) {
+      this.fail(
+        'Snapshot Safety',
+        node,
+        `${node} ${how} a snapshot at ${meta.index}/${meta.term}, but ${
+          committedTerm === null ? 'nothing is committed' : `term ${committedTerm} is committed`
+        } at index ${meta.index}`,
+      );
+    }
+    this.observeState(node, meta.index, state);
+  }
+
+  /** `node` deletes its entries up to `index`; its latest snapshot ends at `snapshotIndex`. */
+  observeCompaction(node: NodeId, index: number, snapshotIndex: number): void {
+    if (index > snapshotIndex) {
+      this.fail('Snapshot Safety', node, `${node} compacted its log up to ${index}, past its latest snapshot at ${snapshotIndex}`);
+    }
+  }
+}
+
+function hex(state: number): string {
+  return `0x${state.toString(16).padStart(8, '0')}`;
+}
+
+/**
  * What a node writes to durable storage must move forward: the term never
  * decreases, a vote once cast in a term is never changed within that term, and
  * the persisted commit index never decreases.
@@ -506,8 +597,10 @@ export class SafetyChecks {
   readonly stateMachine: StateMachineChecker;
   readonly durable: DurableStateChecker;
   readonly reads: ReadChecker;
+  readonly snapshots: SnapshotChecker;
 
   constructor(clock: SimClock) {
+    this.snapshots = new SnapshotChecker(clock);
     this.election = new ElectionSafetyChecker(clock);
     this.logMatching = new LogMatchingChecker(clock);
     this.commit = new CommitChecker(clock);

@@ -15,6 +15,7 @@ import { realCore } from './default-core.js';
 import { PLANTED_BUGS, type PlantedBugName } from './planted-bugs.js';
 import type { Scenario } from './scenario.js';
 import { runSimulation } from './simulation.js';
+import type { SnapshotBug } from './cluster.js';
 
 const SEED_BUDGET = 200;
 
@@ -78,5 +79,37 @@ describe('planted bugs are caught', () => {
     // replacement is taken for stored: the node acknowledges it, yet reads the old entry back
     // from storage and commits it. Synchronous persistence never opens that window.
     expectCaught('stable-by-index');
+  });
+
+  it("a follower that keeps its own conflicting entries after installing the leader's snapshot breaks Log Matching", () => {
+    // Scenario: a deposed leader's follower holds an uncommitted tail of an old term; it falls behind
+    // the new leader's compaction point and is sent a snapshot whose last entry differs from its own.
+    // Keeping the entries after that index splices the old history onto the new one.
+    expectCaught('keep-entries-after-snapshot');
+  });
+});
+
+/** A broken snapshot policy in the caller, hunted over seeds that snapshot; the correct policy passes the same seed. */
+function expectCallerBugCaught(bug: SnapshotBug, expected: string): void {
+  const scenario: Partial<Scenario> = { snapshots: { everyEntries: 3, retainEntries: 0 } };
+  const summary = runSeeds({ start: 0, count: SEED_BUDGET, coreFactory: realCore, scenario, callerBug: bug });
+  const caught = summary.failures[0];
+  if (caught === undefined) expect.fail(`${bug}: not caught in ${SEED_BUDGET} seeds`);
+  expect(caught.violation?.property, formatFailure(caught)).toBe(expected);
+  console.info(`${bug}: caught as ${caught.violation?.property} by seed ${caught.seed} (after ${summary.seedsRun} seeds)`);
+  const control = runSimulation({ seed: caught.seed, coreFactory: realCore, scenario });
+  expect(control.violation, control.violation === null ? '' : formatFailure(control)).toBeNull();
+}
+
+describe('planted snapshot bugs in the caller are caught', () => {
+  it('a node that snapshots and compacts entries it has not applied yet breaks Snapshot Safety', () => {
+    // Scenario: with small apply batches (or asynchronous writes) the commit index runs ahead of
+    // what the state machine applied; the broken policy snapshots at the commit index.
+    expectCallerBugCaught('snapshot-ahead', 'Snapshot Safety');
+  });
+
+  it("a snapshot labelled with the node's current term rather than its last entry's breaks Snapshot Safety", () => {
+    // Scenario: a leader of a later term snapshots entries written in an earlier term.
+    expectCallerBugCaught('snapshot-wrong-term', 'Snapshot Safety');
   });
 });

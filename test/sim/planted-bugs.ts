@@ -4,7 +4,7 @@
  * hooks (or its output) to remove one safety mechanism.
  */
 import { RaftCore } from '../../src/raft/core.js';
-import type { RaftOutput } from '../../src/raft/types.js';
+import type { RaftOutput, SnapshotMeta } from '../../src/raft/types.js';
 import type { PropertyName } from './invariants.js';
 import type { CoreFactory } from './sim-core.js';
 
@@ -62,12 +62,27 @@ class ReadsWithoutConfirmingLeadership extends RaftCore {
   }
 }
 
+/**
+ * Installs a snapshot from the leader but keeps its own entries after the
+ * snapshot's index, although its entry at that index differed from the
+ * snapshot's (so everything after it came from another leader's history).
+ */
+class KeepsConflictingEntriesAfterSnapshot extends RaftCore {
+  protected override restoreFromSnapshot(snapshot: SnapshotMeta): void {
+    const last = this.log.lastIndex();
+    const kept = last > snapshot.index ? this.log.slice(snapshot.index + 1, last + 1, Number.MAX_SAFE_INTEGER) : [];
+    super.restoreFromSnapshot(snapshot);
+    if (kept.length > 0) this.log.appendNew(kept);
+  }
+}
+
 export type PlantedBugName =
   | 'commit-by-counting'
   | 'vote-without-log-check'
   | 'forget-vote'
   | 'read-without-quorum'
-  | 'stable-by-index';
+  | 'stable-by-index'
+  | 'keep-entries-after-snapshot';
 
 export interface PlantedBug {
   readonly name: PlantedBugName;
@@ -115,6 +130,13 @@ export const PLANTED_BUGS: Readonly<Record<PlantedBugName, PlantedBug>> = {
     // while it writes (earlyMessages) reaches first on some seeds.
     expected: ['State Machine Safety', 'Leader Completeness'],
     needsAsyncPersist: true,
+  },
+  'keep-entries-after-snapshot': {
+    name: 'keep-entries-after-snapshot',
+    description: "a follower installs the leader's snapshot but keeps its own conflicting entries after it",
+    coreFactory: (options, storage) => new KeepsConflictingEntriesAfterSnapshot(options, storage),
+    // The kept entries follow the snapshot's term in this log but another term in the log they came from.
+    expected: ['Log Matching', 'State Machine Safety', 'Leader Completeness', 'Committed Entries Never Change'],
   },
 };
 

@@ -57,6 +57,18 @@ export interface PersistProfile {
   readonly emptyWritesWait: boolean;
 }
 
+/**
+ * Snapshots and compaction, with thresholds small enough that they happen
+ * constantly: a node snapshots its state machine once it has applied
+ * `everyEntries` entries since its last snapshot and then deletes its log up
+ * to `retainEntries` entries behind the snapshot, so followers that fall
+ * behind (crashed, cut off, slow) are sent snapshots.
+ */
+export interface SnapshotPolicy {
+  readonly everyEntries: number;
+  readonly retainEntries: number;
+}
+
 export interface CoreTuning {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -126,6 +138,8 @@ export interface Scenario {
   readonly asyncPersist: boolean;
   /** Write timing when asyncPersist is on (drawn for every seed, so that forcing the mode on gives a full profile). */
   readonly persist: PersistProfile;
+  /** null: nodes never snapshot or compact (their logs grow for the whole run). */
+  readonly snapshots: SnapshotPolicy | null;
 }
 
 /**
@@ -174,6 +188,13 @@ function choosePersistence(seed: number): Pick<Scenario, 'asyncPersist' | 'persi
     emptyWritesWait: r.chance(0.5),
   };
   return { asyncPersist, persist };
+}
+
+/** Snapshot thresholds, from a random stream of their own (like the persistence mode). */
+function chooseSnapshots(seed: number): SnapshotPolicy | null {
+  const r = new SeededRandom(seed ^ 0x51a9e0d7);
+  if (!r.chance(0.75)) return null;
+  return { everyEntries: r.pick([1, 3, 8, 20]), retainEntries: r.pick([0, 0, 2, 10, 40]) };
 }
 
 export function chooseScenario(seed: number, nodeCount: number, overrides: Partial<Scenario> = {}): Scenario {
@@ -229,6 +250,7 @@ export function chooseScenario(seed: number, nodeCount: number, overrides: Parti
     readIds: 'unique',
     livenessBound: livenessBoundFor(electionTicks, Math.max(...tickPeriods)),
     ...choosePersistence(seed),
+    snapshots: chooseSnapshots(seed),
   };
   const chosen = { ...scenario, ...overrides };
   // The bound follows the persistence mode actually run, forced or not (unless it is itself overridden).

@@ -37,6 +37,12 @@ export function describeSeedBatch(first: number, count: number, chunk: number, o
         expect(summary.totals.committed / n).toBeGreaterThan(20);
         expect(summary.totals.leadersElected / n).toBeGreaterThan(2);
         expect(summary.totals.crashes / n).toBeGreaterThan(2);
+        // Snapshots, compaction and InstallSnapshot (with transfers lost) happened, not just could have.
+        const { stats } = summary.totals;
+        expect(stats.snapshotsTaken).toBeGreaterThan(0);
+        expect(stats.snapshotsInstalled).toBeGreaterThan(0);
+        expect(stats.snapshotsLost).toBeGreaterThan(0);
+        expect(stats.restartsFromSnapshot).toBeGreaterThan(0);
         options.expectChunk?.(summary);
       });
     }

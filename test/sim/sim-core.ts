@@ -18,12 +18,14 @@ export interface SimCore {
   propose(data: Uint8Array): ProposeResult;
   readIndex(requestId: string): ReadIndexResult;
   transferLeadership(to: NodeId): TransferResult;
+  reportSnapshot(to: NodeId, ok: boolean): void;
   hasOutput(): boolean;
   takeOutput(): RaftOutput;
   acknowledge(output: RaftOutput): void;
   status(): RaftStatus;
   termAt(index: number): number | null;
   lastIndex(): number;
+  firstIndex(): number;
 }
 
 /**

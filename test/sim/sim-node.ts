@@ -1,6 +1,6 @@
-import { MemoryStorage } from '../../src/raft/memory-storage.js';
-import type { NodeId, RaftOutput } from '../../src/raft/types.js';
-import type { LogTail, LogView } from './invariants.js';
+import { MemoryStorage, type StoredSnapshot } from '../../src/raft/memory-storage.js';
+import type { Entry, NodeId, RaftOutput, SnapshotMeta } from '../../src/raft/types.js';
+import { throughCompaction, type CommitChecker, type LogTail, type LogView } from './invariants.js';
 import type { SimCore } from './sim-core.js';
 
 /** An output whose durable write has started but not completed (asynchronous persistence). */
@@ -25,6 +25,10 @@ export class SimNode {
   life = 0;
   /** Last index applied to this life's state machine. */
   applied = 0;
+  /** This life's state machine: a hash of everything applied, in order (see nextState). */
+  state = 0;
+  /** Snapshots that arrived from a leader and were stepped into the core, waiting for it to ask for their install. */
+  readonly receivedSnapshots = new Map<string, StoredSnapshot>();
   /**
    * The output being written, with asynchronous persistence: taken from the
    * core, not yet stored, its messages not yet sent. A crash loses it.
@@ -41,16 +45,18 @@ export class SimNode {
     readonly id: NodeId,
     voters: readonly NodeId[],
     readonly tickPeriod: number,
+    commit: CommitChecker,
   ) {
     this.storage = new MemoryStorage({ voters: [...voters] });
     const storage = this.storage;
-    this.storedLog = {
+    const stored: LogView = {
       termAt(index: number): number | null {
         if (index === 0) return 0;
-        if (index < storage.firstIndex() || index > storage.lastIndex()) return null;
+        if (index < storage.firstIndex() - 1 || index > storage.lastIndex()) return null;
         return storage.term(index);
       },
     };
+    this.storedLog = throughCompaction(stored, () => storage.firstIndex(), commit);
   }
 
   /**
@@ -72,4 +78,34 @@ export class SimNode {
   get up(): boolean {
     return this.core !== null;
   }
+}
+
+/**
+ * The simulated state machine: a 32-bit FNV-1a hash chain over every applied
+ * entry. Deterministic, order-sensitive and cheap; two nodes that applied the
+ * same log prefix hold the same state, and a snapshot carries it.
+ */
+export function nextState(state: number, entry: Entry): number {
+  let h = (state ^ 0x811c9dc5) >>> 0;
+  const mix = (byte: number): void => {
+    h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  };
+  for (let shift = 0; shift < 32; shift += 8) mix((entry.index >>> shift) & 0xff);
+  mix(entry.kind === 'command' ? 1 : 2);
+  for (const byte of entry.data) mix(byte);
+  return h;
+}
+
+export function encodeState(state: number): Uint8Array {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, state);
+  return bytes;
+}
+
+export function decodeState(data: Uint8Array): number {
+  return new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
+}
+
+export function snapshotKey(meta: SnapshotMeta): string {
+  return `${meta.index}/${meta.term}`;
 }

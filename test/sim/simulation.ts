@@ -9,7 +9,7 @@
  */
 import { SeededRandom } from '../../src/raft/random.js';
 import type { Message, NodeId } from '../../src/raft/types.js';
-import { Cluster, emptyStats, proposalKey, type ClusterStats } from './cluster.js';
+import { Cluster, emptyStats, proposalKey, type ClusterStats, type SnapshotBug, type SnapshotReport } from './cluster.js';
 import { EventLog } from './event-log.js';
 import { EventQueue } from './event-queue.js';
 import { InvariantViolation, SafetyChecks } from './invariants.js';
@@ -36,8 +36,16 @@ export interface SimulationOptions {
    * only): 'send-before-persist' sends each output's messages when it takes
    * the output, before its write completes. Needs asynchronous persistence.
    */
-  readonly callerBug?: 'send-before-persist';
+  readonly callerBug?: CallerBug;
 }
+
+/**
+ * Deliberately broken callers (test only): 'send-before-persist' sends each
+ * output's messages when it takes the output, before its write completes
+ * (needs asynchronous persistence); the others break the snapshot policy
+ * (see SnapshotBug; need snapshots on).
+ */
+export type CallerBug = 'send-before-persist' | SnapshotBug;
 
 export interface SimulationResult {
   readonly seed: number;
@@ -66,7 +74,8 @@ type SimEvent =
   | { readonly kind: 'targeted-crash'; readonly node: SimNode; readonly life: number; readonly downFor: number }
   | { readonly kind: 'targeted-isolation'; readonly node: SimNode; readonly life: number }
   | { readonly kind: 'write-done'; readonly node: SimNode; readonly life: number; readonly serial: number }
-  | { readonly kind: 'disk-stall' };
+  | { readonly kind: 'disk-stall' }
+  | { readonly kind: 'snapshot-report'; readonly report: SnapshotReport };
 
 /** One closed-loop client. `serial` invalidates its scheduled wake-ups once it has moved on. */
 interface ClientState {
@@ -120,8 +129,12 @@ class Simulation {
     const coreSeeds = new SeededRandom(streams.nextInt(0x100000000));
     // Drawn after the others, so that the streams above are the same as before this one existed.
     this.persistRandom = new SeededRandom(streams.nextInt(0x100000000));
-    if (options.callerBug !== undefined && !this.scenario.asyncPersist) {
+    if (options.callerBug === 'send-before-persist' && !this.scenario.asyncPersist) {
       throw new Error(`the caller bug ${options.callerBug} needs asynchronous persistence`);
+    }
+    const snapshotBug = options.callerBug === 'send-before-persist' ? undefined : options.callerBug;
+    if (snapshotBug !== undefined && this.scenario.snapshots === null) {
+      throw new Error(`the caller bug ${snapshotBug} needs snapshots on`);
     }
     this.log = new EventLog(options.trace ?? null, options.recentEvents ?? 200);
     this.checks = new SafetyChecks(this.clock);
@@ -138,6 +151,9 @@ class Simulation {
       coreSeeds,
       deliverLater: (delay, message, duplicate) =>
         this.queue.push(this.clock.now + delay, { kind: 'deliver', message, duplicate }),
+      snapshots: this.scenario.snapshots,
+      reportSnapshotLater: (delay, report) => this.queue.push(this.clock.now + delay, { kind: 'snapshot-report', report }),
+      ...(snapshotBug !== undefined ? { snapshotBug } : {}),
       stats: this.stats,
       hooks: {
         leaderElected: (node) => this.maybeStrikeNewLeader(node),
@@ -227,6 +243,9 @@ class Simulation {
       }
       case 'deliver':
         this.cluster.deliver(event.message, event.duplicate);
+        return;
+      case 'snapshot-report':
+        this.cluster.reportSnapshot(event.report);
         return;
       case 'restart':
         if (event.node.life === event.life && !event.node.up) this.startNode(event.node);
@@ -506,7 +525,10 @@ export function describeScenario(s: Scenario): string {
     `ticks every ${s.tickPeriods.join('/')}; network delay ${n.minDelay}..${n.maxDelay} loss=${n.lossRate} dup=${n.duplicateRate} long=${n.longDelayRate}; ` +
     `faults every ~${s.faultMeanInterval} until t=${s.faultPhaseLength} (${faults}); ` +
     `${s.clients} clients thinking ~${s.clientThinkTime}, reads every ~${s.readMeanInterval}; ` +
-    `persistence ${s.asyncPersist ? describePersist(s.persist) : 'sync'}`
+    `persistence ${s.asyncPersist ? describePersist(s.persist) : 'sync'}; ` +
+    (s.snapshots === null
+      ? 'no snapshots'
+      : `snapshot every ${s.snapshots.everyEntries} applied entries, retain ${s.snapshots.retainEntries}`)
   );
 }
 
