@@ -1,11 +1,14 @@
 import { crc32 } from 'node:zlib';
 import protobuf from 'protobufjs';
 import type { ClusterConfig, Entry, EntryKind, HardState } from '../raft/types.js';
+import type { SnapshotFileRef } from './level-storage.js';
 
 const root = protobuf.loadSync(new URL('../../proto/raftlog/v1/storage.proto', import.meta.url).pathname);
 const LogEntryType = root.lookupType('raftlog.v1.storage.LogEntry');
 const HardStateType = root.lookupType('raftlog.v1.storage.HardState');
 const ClusterConfigType = root.lookupType('raftlog.v1.storage.ClusterConfig');
+const SnapshotRecordType = root.lookupType('raftlog.v1.storage.SnapshotRecord');
+const CompactedPointType = root.lookupType('raftlog.v1.storage.CompactedPoint');
 
 const KIND_TO_WIRE: Record<EntryKind, number> = { command: 1, noop: 2 };
 const WIRE_TO_KIND = new Map<number, EntryKind>([
@@ -89,8 +92,52 @@ export function decodeConfig(value: Uint8Array): ClusterConfig {
   return { voters: object.voters as string[] };
 }
 
+export function encodeSnapshotRecord(ref: SnapshotFileRef): Uint8Array {
+  const message = SnapshotRecordType.create({
+    index: ref.meta.index,
+    term: ref.meta.term,
+    config: { voters: [...ref.meta.config.voters] },
+    file: ref.file,
+    bytes: ref.bytes,
+    sha256: Buffer.from(ref.sha256, 'hex'),
+  });
+  return seal(SnapshotRecordType.encode(message).finish());
+}
+
+export function decodeSnapshotRecord(value: Uint8Array): SnapshotFileRef {
+  const object = decodeMessage(SnapshotRecordType, value);
+  const sha256 = object.sha256 as Uint8Array;
+  if (sha256.byteLength !== 32) throw new RecordError(`snapshot checksum of ${sha256.byteLength} bytes, not 32`);
+  const file = object.file as string;
+  if (file === '') throw new RecordError('snapshot record names no file');
+  const config = object.config as { voters?: string[] } | null;
+  return {
+    meta: { index: object.index as number, term: object.term as number, config: { voters: config?.voters ?? [] } },
+    file,
+    bytes: object.bytes as number,
+    sha256: Buffer.from(sha256).toString('hex'),
+  };
+}
+
+/** The last compacted entry: the held entries start right after it. */
+export interface CompactedPoint {
+  readonly index: number;
+  readonly term: number;
+}
+
+export function encodeCompactedPoint(point: CompactedPoint): Uint8Array {
+  return seal(CompactedPointType.encode(CompactedPointType.create({ index: point.index, term: point.term })).finish());
+}
+
+export function decodeCompactedPoint(value: Uint8Array): CompactedPoint {
+  const object = decodeMessage(CompactedPointType, value);
+  return { index: object.index as number, term: object.term as number };
+}
+
 export const HARD_STATE_KEY = new Uint8Array([0x68]); // "h"
 export const CONFIG_KEY = new Uint8Array([0x63]); // "c"
+export const SNAPSHOT_KEY = new Uint8Array([0x73]); // "s"
+export const COMPACTED_KEY = new Uint8Array([0x70]); // "p"
 const ENTRY_PREFIX = 0x65; // "e"
 export const ENTRY_RANGE = { gte: new Uint8Array([ENTRY_PREFIX]), lt: new Uint8Array([ENTRY_PREFIX + 1]) };
 

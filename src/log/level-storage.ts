@@ -1,24 +1,39 @@
-import { Level } from 'level';
-import { takeWithinBytes, type RaftStorage } from '../raft/storage.js';
-import type { ClusterConfig, Entry, HardState } from '../raft/types.js';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StorageRangeError, takeWithinBytes, type RaftStorage } from '../raft/storage.js';
+import type { ClusterConfig, Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import {
+  COMPACTED_KEY,
   CONFIG_KEY,
+  decodeCompactedPoint,
   decodeConfig,
   decodeEntry,
   decodeHardState,
+  decodeSnapshotRecord,
+  encodeCompactedPoint,
   encodeConfig,
   encodeEntry,
   encodeHardState,
+  encodeSnapshotRecord,
   ENTRY_RANGE,
   entryKey,
   HARD_STATE_KEY,
   indexOfEntryKey,
   RecordError,
+  SNAPSHOT_KEY,
+  type CompactedPoint,
 } from './codec.js';
+import { openStore, type Bytes, type Db } from './data-dir.js';
 import { LogCorruptionError } from './errors.js';
+import {
+  checkRecordedSnapshotFile,
+  checkRefShape,
+  checkSnapshotFileBeforeRecord,
+  removeLeftoverFiles,
+  removeObsoleteFiles,
+  syncDirectory,
+} from './snapshot-files.js';
 
-type Bytes = Uint8Array;
-type Db = Level<Bytes, Bytes>;
 type BatchOp = { type: 'put'; key: Bytes; value: Bytes } | { type: 'del'; key: Bytes };
 
 export interface OpenOptions {
@@ -29,7 +44,23 @@ export interface OpenOptions {
   readonly voters?: readonly string[];
 }
 
+/** A snapshot's state, as a file the node wrote into the log's `snapshotDir`. */
+export interface SnapshotFileRef {
+  /** Index, term and the cluster configuration at that index. */
+  readonly meta: SnapshotMeta;
+  /** The file's name inside `snapshotDir` (no directories). */
+  readonly file: string;
+  /** The file's size. */
+  readonly bytes: number;
+  /** Hex SHA-256 of the whole file. */
+  readonly sha256: string;
+}
+
+/** The snapshot folder's name inside the data directory. */
+export const SNAPSHOT_DIR_NAME = 'snapshots';
+
 const EMPTY_HARD_STATE: HardState = { term: 0, votedFor: null, commit: 0 };
+const NOTHING_COMPACTED: CompactedPoint = { index: 0, term: 0 };
 
 /**
  * The Raft log and hard state in LevelDB, serving the core's synchronous reads
@@ -39,46 +70,88 @@ const EMPTY_HARD_STATE: HardState = { term: 0, votedFor: null, commit: 0 };
  * Every record carries a checksum, verified when the log is opened; a bad
  * record stops the node with the file and index named.
  *
- * The whole log is held in memory until snapshots (a later issue) let it be
- * compacted.
+ * Memory: only the entries still held (firstIndex()..lastIndex()) are kept,
+ * in an array indexed from the compacted point. Compaction deletes entries
+ * from LevelDB and memory alike, so it is compaction that bounds the held
+ * window; there is nothing older to read back from LevelDB, because it is
+ * gone from there too.
+ *
+ * Snapshots: the node writes each snapshot's state as a file in
+ * `snapshotDir`; this log records which file is the latest (name, size,
+ * SHA-256), deletes the files of older ones, and checks at open that the
+ * latest is there with its size. A snapshot from the leader replaces the
+ * whole log in the same atomic batch as the entries and hard state that
+ * follow it.
  */
 export class LevelLogStorage implements RaftStorage {
-  private entriesInMemory: Entry[];
+  /** Where the node writes snapshot files; `incoming/` inside it is the node's own. */
+  readonly snapshotDir: string;
+  /** Files of the snapshot dir that open() deleted: leftovers of a crash. */
+  readonly leftoversRemoved: readonly string[];
+  /** held[i] is the entry at compacted.index + 1 + i. */
+  private held: Entry[];
+  private compacted: CompactedPoint;
+  private latest: SnapshotFileRef | null;
+  private config: ClusterConfig;
   private hardState: HardState;
-  private saving = false;
+  /** Snapshot files replaced by a newer one, deleted after the next compaction or install. */
+  private readonly obsoleteFiles = new Set<string>();
+  /** The write in progress: writes must not overlap, each one's checks read the state the previous one left. */
+  private writing: string | null = null;
 
   private constructor(
     private readonly db: Db,
     readonly path: string,
-    private readonly config: ClusterConfig,
-    hardState: HardState,
-    entries: Entry[],
+    state: {
+      config: ClusterConfig;
+      hardState: HardState;
+      compacted: CompactedPoint;
+      latest: SnapshotFileRef | null;
+      held: Entry[];
+      leftoversRemoved: string[];
+    },
   ) {
-    this.hardState = hardState;
-    this.entriesInMemory = entries;
+    this.snapshotDir = join(path, SNAPSHOT_DIR_NAME);
+    this.config = state.config;
+    this.hardState = state.hardState;
+    this.compacted = state.compacted;
+    this.latest = state.latest;
+    this.held = state.held;
+    this.leftoversRemoved = state.leftoversRemoved;
   }
 
   static async open(path: string, options: OpenOptions = {}): Promise<LevelLogStorage> {
-    const db: Db = new Level<Bytes, Bytes>(path, { keyEncoding: 'view', valueEncoding: 'view' });
+    const db = await openStore(path);
     try {
-      await db.open();
-    } catch (error) {
-      throw new Error(`cannot open the raft log in ${path}: ${(error as Error).message}`, { cause: error });
-    }
-    try {
+      const snapshotDir = join(path, SNAPSHOT_DIR_NAME);
+      await mkdir(snapshotDir, { recursive: true });
       const config = await readConfig(db, path, options.voters);
-      const hardState = await readRecord(db, HARD_STATE_KEY, path, 'hard state', decodeHardState);
-      const entries = await readEntries(db, path);
-      const storedHardState = hardState ?? EMPTY_HARD_STATE;
-      const lastIndex = entries.length;
-      if (storedHardState.commit > lastIndex) {
+      const hardState = (await readRecord(db, HARD_STATE_KEY, path, 'hard state', decodeHardState)) ?? EMPTY_HARD_STATE;
+      const compacted =
+        (await readRecord(db, COMPACTED_KEY, path, 'compacted point', decodeCompactedPoint)) ?? NOTHING_COMPACTED;
+      const latest = await readRecord(db, SNAPSHOT_KEY, path, 'snapshot record', decodeSnapshotRecord);
+      const held = await readEntries(db, path, compacted);
+      const lastIndex = compacted.index + held.length;
+      if (hardState.commit > lastIndex) {
         throw new LogCorruptionError(
           path,
           'hard state',
-          `commit index ${storedHardState.commit} is beyond the last stored entry ${lastIndex}`,
+          `commit index ${hardState.commit} is beyond the last stored entry ${lastIndex}`,
         );
       }
-      return new LevelLogStorage(db, path, config, storedHardState, entries);
+      checkSnapshotRecord(path, latest, compacted, held);
+      if (latest !== null) await checkRecordedSnapshotFile(snapshotDir, latest, path);
+      // Only once everything checks out: an operator looking into a bad directory finds it as it was.
+      const leftoversRemoved = await removeLeftoverFiles(snapshotDir, latest?.file ?? null);
+      return new LevelLogStorage(db, path, {
+        config,
+        // Whatever is compacted was committed, even if the stored commit index (not always fsync'd) lags.
+        hardState: { ...hardState, commit: Math.max(hardState.commit, compacted.index) },
+        compacted,
+        latest,
+        held,
+        leftoversRemoved,
+      });
     } catch (error) {
       await db.close();
       throw error;
@@ -89,82 +162,210 @@ export class LevelLogStorage implements RaftStorage {
     return { hardState: this.hardState, config: this.config };
   }
 
+  snapshot(): SnapshotMeta | null {
+    return this.latest?.meta ?? null;
+  }
+
+  snapshotFile(): SnapshotFileRef | null {
+    return this.latest;
+  }
+
   firstIndex(): number {
-    return 1;
+    return this.compacted.index + 1;
   }
 
   lastIndex(): number {
-    return this.entriesInMemory.length;
+    return this.compacted.index + this.held.length;
   }
 
   term(index: number): number {
-    if (index === 0) return 0;
-    const entry = this.entriesInMemory[index - 1];
+    if (index === this.compacted.index) return this.compacted.term;
+    const entry = index > this.compacted.index ? this.held[index - this.compacted.index - 1] : undefined;
     if (entry === undefined) {
-      throw new RangeError(`term(${index}) is outside the stored range 0..${this.lastIndex()} (log in ${this.path})`);
+      throw new StorageRangeError(
+        `term(${index}) is outside the stored range ${this.compacted.index}..${this.lastIndex()} (log in ${this.path})`,
+      );
     }
     return entry.term;
   }
 
   entries(from: number, to: number, maxBytes: number): Entry[] {
-    if (from < 1 || to > this.lastIndex() + 1 || from > to) {
-      throw new RangeError(`entries [${from}, ${to}) are outside the stored range 1..${this.lastIndex()} (log in ${this.path})`);
+    if (from < this.firstIndex() || to > this.lastIndex() + 1 || from > to) {
+      throw new StorageRangeError(
+        `entries [${from}, ${to}) are outside the stored range ${this.firstIndex()}..${this.lastIndex()} (log in ${this.path})`,
+      );
     }
-    return takeWithinBytes(from, to, maxBytes, (index) => this.entriesInMemory[index - 1] as Entry);
+    const offset = this.compacted.index + 1;
+    return takeWithinBytes(from, to, maxBytes, (index) => this.held[index - offset] as Entry);
   }
 
   /**
-   * Persists one output of the core: the hard state and the entries, which
-   * replace the log from entries[0].index onward. One batch, fsync'd —
-   * except when all that changed is the commit index: Raft does not need it
-   * durable (a restarted node relearns it from the leader), so that batch is
-   * written without waiting for the disk, and the next fsync'd batch, which
-   * goes to the same LevelDB write-ahead log after it, makes it durable too.
+   * Records a snapshot the node took of its own state machine at an index it
+   * has applied; the file is already written and fsync'd in snapshotDir.
+   * Entries stay until compact().
    */
-  async save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
-    if (this.saving) throw new Error(`log in ${this.path}: save called while another save is in progress`);
-    const ops: BatchOp[] = [];
-    const first = entries[0];
-    if (first !== undefined) {
-      this.checkAppend(entries);
-      const newLast = first.index + entries.length - 1;
-      for (let index = newLast + 1; index <= this.lastIndex(); index++) ops.push({ type: 'del', key: entryKey(index) });
-      for (const entry of entries) ops.push({ type: 'put', key: entryKey(entry.index), value: encodeEntry(entry) });
-    }
-    if (hardState !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(hardState) });
-    if (ops.length === 0) return;
-    this.saving = true;
-    try {
+  async saveSnapshot(ref: SnapshotFileRef): Promise<void> {
+    await this.exclusively('saveSnapshot', async () => {
+      checkRefShape(ref, this.path);
+      const { index, term } = ref.meta;
+      this.checkNewerSnapshot(ref);
+      if (index < this.compacted.index || index > this.lastIndex()) {
+        throw new StorageRangeError(
+          `log in ${this.path}: snapshot at ${index} is outside the stored range ${this.compacted.index}..${this.lastIndex()}`,
+        );
+      }
+      const storedTerm = this.term(index);
+      if (storedTerm !== term) {
+        throw new StorageRangeError(
+          `log in ${this.path}: snapshot at ${index} says term ${term}, the log holds term ${storedTerm} there`,
+        );
+      }
+      await checkSnapshotFileBeforeRecord(this.snapshotDir, ref, this.path);
+      // The file's name must be durable before a record that points to it.
+      await syncDirectory(this.snapshotDir);
+      await this.db.batch([{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotRecord(ref) }], { sync: true });
+      this.replaceLatest(ref);
+    });
+  }
+
+  /**
+   * Deletes every entry up to and including `index`, which the latest
+   * snapshot must cover, in one fsync'd batch with the new compacted point;
+   * then deletes the files of snapshots older than the latest.
+   */
+  async compact(index: number): Promise<void> {
+    await this.exclusively('compact', async () => {
+      if (index <= this.compacted.index) return;
+      const covered = this.latest?.meta.index ?? 0;
+      if (index > covered) {
+        throw new StorageRangeError(
+          `log in ${this.path}: cannot compact up to ${index}: the latest snapshot only covers up to ${covered}`,
+        );
+      }
+      if (index > this.lastIndex()) {
+        throw new StorageRangeError(`log in ${this.path}: cannot compact up to ${index}: the log ends at ${this.lastIndex()}`);
+      }
+      const point: CompactedPoint = { index, term: this.term(index) };
+      const ops: BatchOp[] = [];
+      for (let i = this.compacted.index + 1; i <= index; i++) ops.push({ type: 'del', key: entryKey(i) });
+      ops.push({ type: 'put', key: COMPACTED_KEY, value: encodeCompactedPoint(point) });
+      await this.db.batch(ops, { sync: true });
+      this.held = this.held.slice(index - this.compacted.index);
+      this.compacted = point;
+      await removeObsoleteFiles(this.snapshotDir, this.obsoleteFiles);
+    });
+  }
+
+  /**
+   * Persists one output of the core, in one atomic batch: a snapshot from the
+   * leader (its file already in snapshotDir) replaces the whole log and the
+   * cluster configuration; the entries then replace the log from
+   * entries[0].index onward; then the hard state. Fsync'd — except when all
+   * that changed is the commit index: Raft does not need it durable (a
+   * restarted node relearns it from the leader), so that batch is written
+   * without waiting for the disk, and the next fsync'd batch, which goes to
+   * the same LevelDB write-ahead log after it, makes it durable too.
+   */
+  async save(hardState: HardState | null, entries: readonly Entry[], snapshot: SnapshotFileRef | null = null): Promise<void> {
+    if (snapshot === null && entries.length === 0 && hardState === null) return;
+    await this.exclusively('save', async () => {
+      const ops: BatchOp[] = [];
+      let base = this.compacted;
+      let heldCount = this.held.length;
+      if (snapshot !== null) {
+        checkRefShape(snapshot, this.path);
+        this.checkNewerSnapshot(snapshot);
+        await checkSnapshotFileBeforeRecord(this.snapshotDir, snapshot, this.path);
+        await syncDirectory(this.snapshotDir);
+        for (let i = this.firstIndex(); i <= this.lastIndex(); i++) ops.push({ type: 'del', key: entryKey(i) });
+        base = { index: snapshot.meta.index, term: snapshot.meta.term };
+        heldCount = 0;
+        ops.push({ type: 'put', key: COMPACTED_KEY, value: encodeCompactedPoint(base) });
+        ops.push({ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotRecord(snapshot) });
+        ops.push({ type: 'put', key: CONFIG_KEY, value: encodeConfig(snapshot.meta.config) });
+      }
+      const first = entries[0];
+      if (first !== undefined) {
+        this.checkAppend(entries, base.index + 1, base.index + heldCount);
+        const end = first.index + entries.length - 1;
+        for (let index = end + 1; index <= base.index + heldCount; index++) ops.push({ type: 'del', key: entryKey(index) });
+        for (const entry of entries) ops.push({ type: 'put', key: entryKey(entry.index), value: encodeEntry(entry) });
+      }
+      if (hardState !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(hardState) });
+      const newLast = first === undefined ? base.index + heldCount : first.index + entries.length - 1;
+      const newCommit = hardState?.commit ?? this.hardState.commit;
+      if (newCommit > newLast) {
+        // open() would refuse this state: refuse to write it.
+        throw new StorageRangeError(
+          `log in ${this.path}: this save would leave the commit index ${newCommit} beyond the last entry ${newLast}`,
+        );
+      }
       const commitOnly =
+        snapshot === null &&
         first === undefined &&
         hardState !== null &&
         hardState.term === this.hardState.term &&
         hardState.votedFor === this.hardState.votedFor;
       await this.db.batch(ops, { sync: !commitOnly });
-    } finally {
-      this.saving = false;
-    }
-    if (first !== undefined) {
-      this.entriesInMemory.length = first.index - 1;
-      for (const entry of entries) this.entriesInMemory.push(entry);
-    }
-    if (hardState !== null) this.hardState = hardState;
+
+      if (snapshot !== null) {
+        this.held = [];
+        this.compacted = base;
+        this.config = snapshot.meta.config;
+        this.replaceLatest(snapshot);
+      }
+      if (first !== undefined) {
+        this.held.length = first.index - this.compacted.index - 1;
+        for (const entry of entries) this.held.push(entry);
+      }
+      // Whatever a snapshot covers is committed (as open() reports it too).
+      const stored = hardState ?? this.hardState;
+      this.hardState = { ...stored, commit: Math.max(stored.commit, this.compacted.index) };
+      if (snapshot !== null) await removeObsoleteFiles(this.snapshotDir, this.obsoleteFiles);
+    });
   }
 
   async close(): Promise<void> {
     await this.db.close();
   }
 
-  private checkAppend(entries: readonly Entry[]): void {
+  private async exclusively(operation: string, write: () => Promise<void>): Promise<void> {
+    if (this.writing !== null) {
+      throw new Error(`log in ${this.path}: ${operation} called while ${this.writing} is in progress`);
+    }
+    this.writing = operation;
+    try {
+      await write();
+    } finally {
+      this.writing = null;
+    }
+  }
+
+  private checkNewerSnapshot(ref: SnapshotFileRef): void {
+    const current = this.latest?.meta.index ?? 0;
+    if (ref.meta.index <= current) {
+      throw new StorageRangeError(
+        `log in ${this.path}: snapshot at ${ref.meta.index} is not newer than the stored one at ${current}`,
+      );
+    }
+  }
+
+  private replaceLatest(ref: SnapshotFileRef): void {
+    if (this.latest !== null && this.latest.file !== ref.file) this.obsoleteFiles.add(this.latest.file);
+    this.obsoleteFiles.delete(ref.file);
+    this.latest = ref;
+  }
+
+  private checkAppend(entries: readonly Entry[], firstIndex: number, lastIndex: number): void {
     const first = entries[0] as Entry;
-    if (first.index < 1 || first.index > this.lastIndex() + 1) {
-      throw new RangeError(
-        `log in ${this.path}: append at index ${first.index} would leave a gap (last index ${this.lastIndex()})`,
+    if (first.index < firstIndex || first.index > lastIndex + 1) {
+      throw new StorageRangeError(
+        `log in ${this.path}: append at index ${first.index} would leave a gap or rewrite compacted entries (held ${firstIndex}..${lastIndex})`,
       );
     }
     entries.forEach((entry, i) => {
       if (entry.index !== first.index + i) {
-        throw new RangeError(`log in ${this.path}: entries to append are not contiguous at index ${entry.index}`);
+        throw new StorageRangeError(`log in ${this.path}: entries to append are not contiguous at index ${entry.index}`);
       }
     });
   }
@@ -177,7 +378,12 @@ async function readRecord<T>(
   record: string,
   decode: (value: Bytes) => T,
 ): Promise<T | null> {
-  const value = await db.get(key);
+  let value: Bytes | undefined;
+  try {
+    value = await db.get(key);
+  } catch (error) {
+    throw storeReadError(path, `LevelDB store, reading the ${record}`, error);
+  }
   if (value === undefined) return null;
   try {
     return decode(value);
@@ -205,16 +411,35 @@ async function readConfig(db: Db, path: string, voters: readonly string[] | unde
   return stored;
 }
 
-async function readEntries(db: Db, path: string): Promise<Entry[]> {
+/** The entries after the compacted point: contiguous, each under its own index, terms never decreasing. */
+async function readEntries(db: Db, path: string, compacted: CompactedPoint): Promise<Entry[]> {
   const entries: Entry[] = [];
+  try {
+    await readEntriesInto(entries, db, path, compacted);
+  } catch (error) {
+    throw storeReadError(path, `LevelDB store, reading the entries after index ${compacted.index + entries.length}`, error);
+  }
+  return entries;
+}
+
+async function readEntriesInto(entries: Entry[], db: Db, path: string, compacted: CompactedPoint): Promise<void> {
+  let previousTerm = compacted.term;
   for await (const [key, value] of db.iterator(ENTRY_RANGE)) {
+    const expected = compacted.index + entries.length + 1;
     let index: number;
     try {
       index = indexOfEntryKey(key);
     } catch (error) {
-      throw new LogCorruptionError(path, `entry after index ${entries.length}`, (error as Error).message);
+      throw new LogCorruptionError(path, `entry after index ${expected - 1}`, (error as Error).message);
     }
-    const expected = entries.length + 1;
+    if (index <= compacted.index) {
+      throw new LogCorruptionError(
+        path,
+        `entry at index ${index}`,
+        `still stored, though compaction deleted everything up to ${compacted.index}`,
+        index,
+      );
+    }
     if (index !== expected) {
       throw new LogCorruptionError(path, `entry at index ${expected}`, `missing (the next stored entry is ${index})`, expected);
     }
@@ -228,18 +453,55 @@ async function readEntries(db: Db, path: string): Promise<Entry[]> {
     if (entry.index !== index) {
       throw new LogCorruptionError(path, `entry at index ${index}`, `record says index ${entry.index}`, index);
     }
-    const previous = entries[entries.length - 1];
-    if (previous !== undefined && entry.term < previous.term) {
+    if (entry.term < previousTerm) {
       throw new LogCorruptionError(
         path,
         `entry at index ${index}`,
-        `term ${entry.term} is lower than the previous entry's term ${previous.term}`,
+        `term ${entry.term} is lower than the previous entry's term ${previousTerm}`,
         index,
       );
     }
+    previousTerm = entry.term;
     entries.push(entry);
   }
-  return entries;
+}
+
+/**
+ * LevelDB's own checks failed while reading (a damaged block or table file,
+ * one it cannot read): reported as corruption, with what was being read.
+ */
+function storeReadError(path: string, record: string, error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== 'LEVEL_CORRUPTION' && code !== 'LEVEL_IO_ERROR') return error;
+  return new LogCorruptionError(path, record, (error as Error).message);
+}
+
+/** The latest snapshot covers the compacted point and sits on a position of the log. */
+function checkSnapshotRecord(
+  path: string,
+  latest: SnapshotFileRef | null,
+  compacted: CompactedPoint,
+  held: readonly Entry[],
+): void {
+  if (latest === null) {
+    if (compacted.index > 0) {
+      throw new LogCorruptionError(path, 'snapshot record', `missing, though entries up to ${compacted.index} are compacted`);
+    }
+    return;
+  }
+  const { index, term } = latest.meta;
+  const lastIndex = compacted.index + held.length;
+  if (index < compacted.index || index > lastIndex) {
+    throw new LogCorruptionError(
+      path,
+      'snapshot record',
+      `snapshot at ${index} is outside the log's range ${compacted.index}..${lastIndex}`,
+    );
+  }
+  const logTerm = index === compacted.index ? compacted.term : (held[index - compacted.index - 1] as Entry).term;
+  if (logTerm !== term) {
+    throw new LogCorruptionError(path, 'snapshot record', `snapshot at ${index} says term ${term}, the log holds term ${logTerm} there`);
+  }
 }
 
 function sameMembers(a: readonly string[], b: readonly string[]): boolean {
