@@ -11,6 +11,55 @@ export type KvResult =
   | { readonly op: 'none' };
 
 const MOD = 1n << 256n;
+const CHAIN_BYTES = 32;
+
+/**
+ * The state at one applied index, taken in one synchronous step. Values are
+ * never mutated in place (every write stores a fresh copy, the record chain
+ * is replaced, not changed), so the references it holds stay exactly as they
+ * were while the machine goes on applying entries.
+ */
+export interface KvStateCapture {
+  readonly appliedIndex: number;
+  /** The machine's digest at appliedIndex. */
+  readonly digest: string;
+  readonly pairCount: number;
+  readonly recordCount: number;
+  /** 32 bytes; do not modify. */
+  readonly recordChain: Uint8Array;
+  /** The key/value pairs; keys are converted to bytes one at a time, as iterated. Do not modify the values. */
+  pairs(): IterableIterator<readonly [key: Uint8Array, value: Uint8Array]>;
+}
+
+/** What a restored machine is built from: the parts of a KvStateCapture. */
+export interface KvRestoredState {
+  readonly appliedIndex: number;
+  readonly recordCount: number;
+  readonly recordChain: Uint8Array;
+  readonly pairs: Iterable<readonly [key: Uint8Array, value: Uint8Array]>;
+}
+
+/** Adds restored pairs one at a time; finish() sets the rest of the state and returns the machine. */
+export interface KvRestoreBuilder {
+  /** The value is copied. Throws KvRestoreError for a key added before. */
+  add(key: Uint8Array, value: Uint8Array): void;
+  finish(tail: Omit<KvRestoredState, 'pairs'>): KvStateMachine;
+}
+
+/** Restored state that no machine could hold (a duplicate key, a malformed chain). */
+export class KvRestoreError extends Error {}
+
+function validateTail(tail: Omit<KvRestoredState, 'pairs'>): void {
+  if (!Number.isSafeInteger(tail.appliedIndex) || tail.appliedIndex < 0) {
+    throw new KvRestoreError(`applied index ${tail.appliedIndex} is not a non-negative integer`);
+  }
+  if (!Number.isSafeInteger(tail.recordCount) || tail.recordCount < 0) {
+    throw new KvRestoreError(`record count ${tail.recordCount} is not a non-negative integer`);
+  }
+  if (tail.recordChain.byteLength !== CHAIN_BYTES) {
+    throw new KvRestoreError(`record chain of ${tail.recordChain.byteLength} bytes, expected ${CHAIN_BYTES}`);
+  }
+}
 
 /**
  * The replicated key-value store. It changes only by applying log entries in
@@ -29,6 +78,47 @@ export class KvStateMachine {
   private recordChain = new Uint8Array(32);
   private recordCount = 0;
   private applied = 0;
+
+  /**
+   * A machine holding the given state, as if it had applied the log up to
+   * state.appliedIndex; its digest is recomputed from the pairs, so comparing
+   * it with the digest recorded at capture checks the restored state end to
+   * end. Values are copied.
+   */
+  static restore(state: KvRestoredState): KvStateMachine {
+    validateTail(state);
+    const builder = KvStateMachine.restoring();
+    for (const [key, value] of state.pairs) builder.add(key, value);
+    return builder.finish(state);
+  }
+
+  /**
+   * Builds a restored machine pair by pair, for a reader that streams the
+   * pairs in and should not hold them all a second time.
+   */
+  static restoring(): KvRestoreBuilder {
+    const machine = new KvStateMachine();
+    let finished = false;
+    return {
+      add(key, value) {
+        if (finished) throw new KvRestoreError('pair added after the restore finished');
+        if (machine.data.has(keyString(key))) {
+          const hex = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');
+          throw new KvRestoreError(`key ${hex.length > 64 ? `${hex.slice(0, 64)}…` : hex} (hex) appears twice`);
+        }
+        machine.set(key, value);
+      },
+      finish(tail) {
+        if (finished) throw new KvRestoreError('restore finished twice');
+        validateTail(tail);
+        finished = true;
+        machine.applied = tail.appliedIndex;
+        machine.recordCount = tail.recordCount;
+        machine.recordChain = new Uint8Array(tail.recordChain);
+        return machine;
+      },
+    };
+  }
 
   get appliedIndex(): number {
     return this.applied;
@@ -61,6 +151,25 @@ export class KvStateMachine {
     hash.update(u64(this.recordCount));
     hash.update(this.recordChain);
     return hash.digest('hex');
+  }
+
+  /**
+   * The state as of now, in O(number of keys) reference copies and no
+   * hashing of the pairs: cheap enough to take between two applies, and
+   * unaffected by any apply after it.
+   */
+  capture(): KvStateCapture {
+    const entries = Array.from(this.data);
+    return {
+      appliedIndex: this.applied,
+      digest: this.digest(),
+      pairCount: entries.length,
+      recordCount: this.recordCount,
+      recordChain: this.recordChain,
+      *pairs() {
+        for (const [k, value] of entries) yield [Buffer.from(k, 'latin1'), value] as const;
+      },
+    };
   }
 
   private execute(command: KvCommand, index: number): KvResult {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { encodeCommand, type KvCommand } from '../../src/node/kv-commands.js';
-import { KvStateMachine } from '../../src/node/kv-state-machine.js';
+import { KvRestoreError, KvStateMachine } from '../../src/node/kv-state-machine.js';
 import type { Entry } from '../../src/raft/types.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -97,5 +97,94 @@ describe('the key-value state machine', () => {
     applyAll(kv, [{ op: 'put', key, value }]);
     expect(kv.get(key)).toEqual(value);
     expect(kv.get(new Uint8Array([0, 1, 254]))).toBeNull();
+  });
+});
+
+describe('capturing and restoring the state machine', () => {
+  const history: KvCommand[] = [
+    { op: 'put', key: bytes('a'), value: bytes('1') },
+    { op: 'append', record: bytes('event-1') },
+    { op: 'put', key: bytes('b'), value: bytes('2') },
+    { op: 'put', key: bytes('a'), value: bytes('3') },
+    { op: 'delete', key: bytes('b') },
+    { op: 'put', key: new Uint8Array([0, 255]), value: new Uint8Array([]) },
+    { op: 'append', record: bytes('event-2') },
+  ];
+  const later: KvCommand[] = [
+    { op: 'put', key: bytes('a'), value: bytes('4') },
+    { op: 'append', record: bytes('event-3') },
+    { op: 'delete', key: new Uint8Array([0, 255]) },
+    { op: 'cas', key: bytes('c'), expected: null, value: bytes('5') },
+  ];
+
+  it('a machine restored from a capture has the same digest and values, and stays equal through further applies', () => {
+    const original = new KvStateMachine();
+    applyAll(original, ['noop', ...history]);
+    const capture = original.capture();
+    const restored = KvStateMachine.restore({ ...capture, pairs: capture.pairs() });
+
+    expect(restored.appliedIndex).toBe(original.appliedIndex);
+    expect(restored.size).toBe(original.size);
+    expect(restored.digest()).toBe(original.digest());
+    expect(str(restored.get(bytes('a')))).toBe('3');
+    expect(restored.get(new Uint8Array([0, 255]))).toEqual(new Uint8Array([]));
+
+    applyAll(original, later, 2);
+    applyAll(restored, later, 2);
+    expect(restored.digest()).toBe(original.digest());
+    expect(str(restored.get(bytes('c')))).toBe('5');
+  });
+
+  it('a capture keeps the state of its moment while the machine goes on applying', () => {
+    const kv = new KvStateMachine();
+    applyAll(kv, history);
+    const digestThen = kv.digest();
+    const capture = kv.capture();
+    applyAll(kv, later, 2);
+
+    expect(kv.digest()).not.toBe(digestThen);
+    expect(capture.appliedIndex).toBe(history.length);
+    expect(capture.digest).toBe(digestThen);
+    const pairs = new Map([...capture.pairs()].map(([k, v]) => [Buffer.from(k).toString('latin1'), str(v)]));
+    expect(pairs.get('a')).toBe('3');
+    expect(pairs.has('\u0000\u00ff')).toBe(true);
+    expect(pairs.has('c')).toBe(false);
+    expect(capture.pairCount).toBe(2);
+    expect(KvStateMachine.restore({ ...capture, pairs: capture.pairs() }).digest()).toBe(digestThen);
+  });
+
+  it('restoring an empty machine at index 0 gives a fresh machine', () => {
+    const capture = new KvStateMachine().capture();
+    const restored = KvStateMachine.restore({ ...capture, pairs: capture.pairs() });
+    expect(restored.digest()).toBe(new KvStateMachine().digest());
+    expect(restored.appliedIndex).toBe(0);
+  });
+
+  it('restored state no machine could hold is refused: a key twice, a malformed record chain', () => {
+    const chain = new Uint8Array(32);
+    expect(() =>
+      KvStateMachine.restore({
+        appliedIndex: 3,
+        recordCount: 0,
+        recordChain: chain,
+        pairs: [
+          [bytes('k'), bytes('1')],
+          [bytes('k'), bytes('2')],
+        ],
+      }),
+    ).toThrow(KvRestoreError);
+    expect(() => KvStateMachine.restore({ appliedIndex: 3, recordCount: 0, recordChain: new Uint8Array(31), pairs: [] })).toThrow(
+      /record chain of 31 bytes/,
+    );
+    expect(() => KvStateMachine.restore({ appliedIndex: -1, recordCount: 0, recordChain: chain, pairs: [] })).toThrow(/applied index -1/);
+  });
+
+  it('restored values are copies: changing the source bytes afterwards changes nothing', () => {
+    const value = bytes('v');
+    const restored = KvStateMachine.restore({ appliedIndex: 1, recordCount: 0, recordChain: new Uint8Array(32), pairs: [[bytes('k'), value]] });
+    const digest = restored.digest();
+    value[0] = 0x77;
+    expect(str(restored.get(bytes('k')))).toBe('v');
+    expect(restored.digest()).toBe(digest);
   });
 });
