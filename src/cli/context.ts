@@ -40,8 +40,11 @@ export interface CliContext {
   result(json: { readonly [key: string]: Json }, human: string | readonly string[]): void;
   /** The exit code once the command returns (0 unless set). */
   exitWith(code: ExitCode): void;
-  /** Reports a failure on standard error (one line, JSON with --json) and sets the exit code, for a command that still printed a result. */
-  fail(code: ExitCode, kind: string, message: string): void;
+  /**
+   * Reports a failure on standard error (one line, JSON with --json, where
+   * `fields` are added to the error object) and sets the exit code.
+   */
+  fail(code: ExitCode, kind: string, message: string, fields?: { readonly [key: string]: Json }): void;
 }
 
 /** One subcommand of the CLI. To add one, write a module that exports a CliCommand and list it in commands/index.ts. */
@@ -109,8 +112,8 @@ export class Context implements CliContext {
     this.exitCode = code;
   }
 
-  fail(code: ExitCode, kind: string, message: string): void {
-    this.io.err(this.globals().json ? JSON.stringify({ error: { kind, message } }) : `error: ${message}`);
+  fail(code: ExitCode, kind: string, message: string, fields: { readonly [key: string]: Json } = {}): void {
+    this.io.err(this.globals().json ? JSON.stringify({ error: { kind, ...fields, message } }) : `error: ${message}`);
     this.exitCode = code;
   }
 }

@@ -11,6 +11,12 @@ export const ExitCode = {
   INDETERMINATE: 4,
   /** Anything else. */
   ERROR: 5,
+  /**
+   * `log --from N`: the node no longer holds index N (entries before its first
+   * index were compacted into a snapshot). The message gives that first index;
+   * reading from it works.
+   */
+  LOG_COMPACTED: 6,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import {
+  RaftLogCompactedError,
   RaftLogDeadlineExceededError,
   RaftLogError,
   RaftLogIndeterminateError,
@@ -21,7 +22,8 @@ Exit codes:
   2  usage error (bad command, argument or option; key or value over the limits)
   3  unavailable: no node could take the request in time (nothing was written)
   4  indeterminate: the write was sent but its outcome is unknown (deadline passed or connection lost)
-  5  any other error`;
+  5  any other error
+  6  log: the entries from --from were compacted away; the message gives the first index still held`;
 
 /** The process's own standard streams and environment. */
 export function processIo(): CliIo {
@@ -88,5 +90,6 @@ function classify(error: unknown): [ExitCode, string] {
     return [ExitCode.UNAVAILABLE, 'unavailable'];
   }
   if (error instanceof RaftLogIndeterminateError) return [ExitCode.INDETERMINATE, 'indeterminate'];
+  if (error instanceof RaftLogCompactedError) return [ExitCode.LOG_COMPACTED, 'compacted'];
   return [ExitCode.ERROR, 'error'];
 }

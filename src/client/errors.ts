@@ -17,7 +17,15 @@ export const StatusCode = {
   DEADLINE_EXCEEDED: GrpcStatus.DEADLINE_EXCEEDED,
   INTERNAL: GrpcStatus.INTERNAL,
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+  OUT_OF_RANGE: GrpcStatus.OUT_OF_RANGE,
 } as const;
+
+/**
+ * The trailing metadata key with which a node answering ReadLog with
+ * OUT_OF_RANGE gives the first log index it still holds, in decimal, so
+ * that clients need not parse the status message.
+ */
+export const FIRST_INDEX_METADATA_KEY = 'raftlog-first-index';
 
 /** The name of a gRPC status code, e.g. 14 → "UNAVAILABLE". */
 export function statusCodeName(code: number): string {
@@ -103,4 +111,30 @@ export class RaftLogInvalidArgumentError extends RaftLogError {
 /** A read (Get, Status) that got no answer before its deadline. Nothing changed; it can be tried again. */
 export class RaftLogDeadlineExceededError extends RaftLogError {
   override name = 'RaftLogDeadlineExceededError';
+}
+
+export interface RaftLogCompactedErrorInit extends RaftLogErrorInit {
+  readonly fromIndex: number;
+  readonly firstIndex: number;
+}
+
+/**
+ * readLog() asked for entries the node no longer holds: they were compacted
+ * into a snapshot (the node answered OUT_OF_RANGE). Nothing is wrong with
+ * the cluster; read again from `firstIndex`, knowing that the entries from
+ * `fromIndex` up to it are gone from that node's log (their effect lives on
+ * in the state). Asking again from `fromIndex` will not help.
+ */
+export class RaftLogCompactedError extends RaftLogError {
+  override name = 'RaftLogCompactedError';
+  /** The index readLog() was asked to read from. */
+  readonly fromIndex: number;
+  /** The first index the node still holds: reading from it works. */
+  readonly firstIndex: number;
+
+  constructor(init: RaftLogCompactedErrorInit) {
+    super(init);
+    this.fromIndex = init.fromIndex;
+    this.firstIndex = init.firstIndex;
+  }
 }

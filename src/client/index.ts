@@ -18,6 +18,8 @@ export {
   type WriteResult,
 } from './raftlog-client.js';
 export {
+  FIRST_INDEX_METADATA_KEY,
+  RaftLogCompactedError,
   RaftLogDeadlineExceededError,
   RaftLogError,
   RaftLogIndeterminateError,

@@ -16,12 +16,18 @@
  * even a repeated Put could undo a later write of another client.
  * Reads (Get, Status) change nothing, so they also move on to the next
  * endpoint after a lost connection.
+ *
+ * Nodes compact their log into snapshots: readLog() from an index a node no
+ * longer holds fails with RaftLogCompactedError, which gives the first index
+ * that node still holds (`firstIndex`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { checkKey, checkValue, type Bytes } from './bytes.js';
 import { parseEndpoint, parseEndpoints } from './endpoints.js';
 import {
+  FIRST_INDEX_METADATA_KEY,
+  RaftLogCompactedError,
   RaftLogDeadlineExceededError,
   RaftLogError,
   RaftLogIndeterminateError,
@@ -192,6 +198,8 @@ interface Operation<M extends RaftLogMethodName, T> {
   decode(reply: RaftLogMethods[M]['reply'], endpoint: Endpoint): T;
   /** The leader the reply names, if any. */
   leaderOf(reply: RaftLogMethods[M]['reply']): string | null;
+  /** An error particular to this operation for a status the node answered with; null (or absent) for the general rules. */
+  serverError?(failure: CallFailure, attempts: readonly AttemptFailure[]): RaftLogError | null;
 }
 
 interface Endpoint {
@@ -219,6 +227,8 @@ interface CallFailure {
   readonly notSent: boolean;
   /** The client was closed while the call was under way. */
   readonly closed: boolean;
+  /** The metadata that came with the status (trailers); null when the client made the failure up. */
+  readonly trailers: grpc.Metadata | null;
 }
 
 export class RaftLogClient {
@@ -401,6 +411,11 @@ export class RaftLogClient {
    * most `maxEntries`, 1000 at most). The log as that node has committed it:
    * with an endpoint, that node only; without one, any node that answers.
    * To follow the log, ask again from the last index returned plus one.
+   *
+   * Nodes compact old entries into snapshots. When the node that answers no
+   * longer holds `fromIndex`, this throws RaftLogCompactedError (gRPC
+   * OUT_OF_RANGE) with `firstIndex`, the first index it still holds; reading
+   * from there works. It is not retried on other nodes.
    */
   async readLog(fromIndex: number, options: ReadLogOptions = {}): Promise<LogPage> {
     const op = 'readLog';
@@ -436,6 +451,7 @@ export class RaftLogClient {
           };
         },
         leaderOf: () => null,
+        serverError: (failure, attempts) => compactedError(fromIndex, failure, attempts),
       },
       only,
     );
@@ -540,7 +556,7 @@ export class RaftLogClient {
   ): Promise<AttemptOutcome<RaftLogMethods[M]['reply']>> {
     const failed = (code: number, details: string, flags: Partial<CallFailure> = {}) => ({
       ok: false as const,
-      failure: { endpoint: endpoint.address, code, details, fromServer: false, notSent: false, closed: false, ...flags },
+      failure: { endpoint: endpoint.address, code, details, fromServer: false, notSent: false, closed: false, trailers: null, ...flags },
     });
     const client = this.clientOf(endpoint);
     const connectBy = Math.min(deadline - minAttemptMs, Date.now() + this.connectTimeoutMs);
@@ -579,13 +595,14 @@ export class RaftLogClient {
   private callFailure(endpoint: Endpoint, error: grpc.ServiceError | null): CallFailure {
     const code = error?.code ?? StatusCode.INTERNAL;
     const details = error?.details ?? 'the reply was empty';
-    const failure = { endpoint: endpoint.address, code, details, fromServer: false, notSent: false, closed: this.closed };
+    const trailers = error?.metadata ?? null;
+    const failure = { endpoint: endpoint.address, code, details, fromServer: false, notSent: false, closed: this.closed, trailers };
     // A status the server sent without sending headers first comes in a
     // trailers-only response, which carries a content-type; a status the
     // client made up (deadline, lost connection) has no metadata at all. (A
     // server status after headers cannot be told apart from a lost
     // connection, and is taken as the latter: on the safe side for writes.)
-    if ((error?.metadata?.get('content-type').length ?? 0) > 0) return { ...failure, fromServer: true };
+    if ((trailers?.get('content-type').length ?? 0) > 0) return { ...failure, fromServer: true };
     // The connection went down between waitForConnection and the call:
     // grpc-js fails the call while picking a connection for it, before
     // anything is sent, with this wording. (Were the wording to change, such
@@ -804,6 +821,8 @@ function verdict<M extends RaftLogMethodName, T>(
   }
   // Certainly not carried out, and another node may do better.
   if (failure.notSent || (failure.fromServer && code === StatusCode.UNAVAILABLE)) return null;
+  const particular = failure.fromServer ? (op.serverError?.(failure, attempts) ?? null) : null;
+  if (particular !== null) return particular;
   // Not certain for a write: the node may have committed it.
   if (op.write && !(failure.fromServer && DEFINITE_SERVER_CODES.has(code))) {
     return new RaftLogIndeterminateError({
@@ -826,6 +845,28 @@ function verdict<M extends RaftLogMethodName, T>(
   // A read whose connection was lost changed nothing: try another node.
   if (!op.write && !failure.fromServer && (code === StatusCode.UNAVAILABLE || code === StatusCode.CANCELLED)) return null;
   return new RaftLogError({ ...base, message: `${op.name} on ${endpoint} failed: ${reason}` });
+}
+
+/**
+ * A node's OUT_OF_RANGE answer to ReadLog, when it gives the first index it
+ * holds. Without that (a node of another version), the general error.
+ */
+function compactedError(fromIndex: number, failure: CallFailure, attempts: readonly AttemptFailure[]): RaftLogCompactedError | null {
+  if (failure.code !== StatusCode.OUT_OF_RANGE) return null;
+  const given = failure.trailers?.get(FIRST_INDEX_METADATA_KEY)[0];
+  const firstIndex = typeof given === 'string' && /^[1-9][0-9]*$/.test(given) ? Number(given) : NaN;
+  if (!Number.isSafeInteger(firstIndex)) return null;
+  const { endpoint, code, details } = failure;
+  return new RaftLogCompactedError({
+    operation: 'readLog',
+    code,
+    endpoint,
+    details,
+    attempts,
+    fromIndex,
+    firstIndex,
+    message: `readLog on ${endpoint}: ${details || `cannot read from index ${fromIndex}: the log starts at ${firstIndex}`} (OUT_OF_RANGE)`,
+  });
 }
 
 function unavailableError<M extends RaftLogMethodName, T>(

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { FIRST_INDEX_METADATA_KEY } from '../client/errors.js';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../client/proto.js';
 import type { Logger } from 'pino';
 import type { NodeId } from '../raft/types.js';
@@ -19,7 +20,7 @@ import {
   type StatusReply,
   type WriteReply,
 } from './client-proto.js';
-import { ClientError, invalidArgument, NotLeaderError } from './errors.js';
+import { ClientError, invalidArgument, NotLeaderError, type ClientErrorFacts } from './errors.js';
 import type { Committed, RaftNode } from './raft-node.js';
 
 
@@ -79,7 +80,7 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
             }
           }
           if (error instanceof ClientError) {
-            callback({ code: error.code, details: error.message });
+            callback({ code: error.code, details: error.message, metadata: trailersOf(error.facts) });
           } else {
             logger.error({ event: 'client-call-failed', method, err: error }, 'unexpected error in a client call');
             callback({ code: grpc.status.INTERNAL, details: `node ${node.id}: ${(error as Error).message}` });
@@ -163,6 +164,13 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
       return { entries: read.entries, commitIndex: read.commitIndex, node: node.id };
     }),
   };
+}
+
+/** The facts of an error as trailing metadata, for clients that should not parse the message. */
+function trailersOf(facts: ClientErrorFacts): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  if (facts.firstIndex !== undefined) metadata.set(FIRST_INDEX_METADATA_KEY, String(facts.firstIndex));
+  return metadata;
 }
 
 function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {

@@ -1,11 +1,18 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../raft/types.js';
 
+/** What a client can act on without parsing the message: sent with the status as trailing metadata. */
+export interface ClientErrorFacts {
+  /** With OUT_OF_RANGE from ReadLog: the first index the node still holds (the entries before it were compacted). */
+  readonly firstIndex?: number;
+}
+
 /** An error that becomes a gRPC status for the client. */
 export class ClientError extends Error {
   constructor(
     readonly code: grpc.status,
     message: string,
+    readonly facts: ClientErrorFacts = {},
   ) {
     super(message);
     this.name = 'ClientError';

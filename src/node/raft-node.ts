@@ -184,7 +184,15 @@ export class RaftNode {
    * one entry, so a reader makes progress).
    */
   readCommittedLog(from: number, max: number): { entries: LogEntryReply[]; commitIndex: number } {
-    const commitIndex = this.core.status().commitIndex;
+    const { commitIndex, firstIndex } = this.core.status();
+    if (from < firstIndex) {
+      // A subscriber must learn that it missed entries rather than get a page that silently starts later.
+      throw new ClientError(
+        grpc.status.OUT_OF_RANGE,
+        `node ${this.id}: cannot read from index ${from}: entries before ${firstIndex} were compacted into a snapshot; the log starts at ${firstIndex}`,
+        { firstIndex },
+      );
+    }
     const entries: LogEntryReply[] = [];
     let bytes = 0;
     for (let index = from; index <= commitIndex && entries.length < max; index++) {

@@ -238,10 +238,54 @@ describe('raftlog CLI, errors and exit codes', () => {
     expect(run.stderr).toBe(`error: get on ${nodes[0]!.endpoint} failed: the node answered PERMISSION_DENIED: not allowed\n`);
   });
 
+  it('exits 6 from log when --from was compacted, naming the first index held and the --from that works', async () => {
+    const nodes = await cluster(1);
+    const args = ['--endpoints', endpointsOf(nodes)];
+    for (let i = 1; i <= 5; i++) nodes[0]!.cluster.commit('LOG_ENTRY_KIND_APPEND', { record: new TextEncoder().encode(`event ${i}`) });
+    nodes[0]!.cluster.compact(4);
+
+    const run = await raftlog([...args, 'log', '--from', '2']);
+    expect(run.code).toBe(6);
+    expect(run.stdout).toBe('');
+    expect(lines(run.stderr)).toEqual([
+      `error: readLog on ${nodes[0]!.endpoint}: node n1: cannot read from index 2: entries before 4 were compacted into a snapshot; ` +
+        'the log starts at 4 (OUT_OF_RANGE); to read what is left, use --from 4',
+    ]);
+    // The default --from is 1: compacted too.
+    expect((await raftlog([...args, 'log'])).code).toBe(6);
+
+    const json = await raftlog([...args, '--json', 'log', '--from', '2']);
+    expect(json.code).toBe(6);
+    expect(JSON.parse(json.stderr)).toEqual({
+      error: {
+        kind: 'compacted',
+        code: 'OUT_OF_RANGE',
+        endpoint: nodes[0]!.endpoint,
+        operation: 'readLog',
+        fromIndex: 2,
+        firstIndex: 4,
+        message: expect.stringContaining('the log starts at 4'),
+      },
+    });
+
+    expect(await raftlog([...args, 'log', '--from', '4'])).toEqual({
+      code: 0,
+      stdout: [
+        'INDEX  TERM  KIND    DATA',
+        '    4     1  append  "event 4"',
+        '    5     1  append  "event 5"',
+        'n1 has committed up to index 5',
+        '',
+      ].join('\n'),
+      stderr: '',
+    });
+  });
+
   it('prints help and exits 0 with --help', async () => {
     const run = await raftlog(['--help']);
     expect(run.code).toBe(0);
     for (const command of ['put', 'get', 'del', 'cas', 'append', 'log', 'status']) expect(run.stdout).toMatch(new RegExp(`\\n  ${command} `));
     expect(run.stdout).toContain('Exit codes:');
+    expect(run.stdout).toMatch(/\n  6  log: the entries from --from were compacted away/);
   });
 });

@@ -2,7 +2,9 @@ import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  FIRST_INDEX_METADATA_KEY,
   RaftLogClient,
+  RaftLogCompactedError,
   RaftLogDeadlineExceededError,
   RaftLogError,
   RaftLogIndeterminateError,
@@ -299,6 +301,66 @@ describe('RaftLogClient and the leader', () => {
     n1!.alwaysUnavailable();
     expect((await c.put('b', '2')).endpoint).toBe(n2!.endpoint);
     expect((await c.put('c', '3')).endpoint).toBe(n3!.endpoint);
+  });
+});
+
+describe('RaftLogClient.readLog at compacted positions', () => {
+  it('throws RaftLogCompactedError with the first index held, from the trailing metadata; reading from it works', async () => {
+    const [n1, n2] = await cluster(2);
+    const c = client([n1!.endpoint, n2!.endpoint], { discoverLeader: false });
+    for (let i = 1; i <= 10; i++) await c.append(`record ${i}`);
+    n1!.cluster.compact(7);
+
+    const error = await rejection(c.readLog(3));
+    expect(error).toBeInstanceOf(RaftLogCompactedError);
+    expect(error).toBeInstanceOf(RaftLogError);
+    expect(error).toMatchObject({
+      code: grpc.status.OUT_OF_RANGE,
+      codeName: 'OUT_OF_RANGE',
+      operation: 'readLog',
+      endpoint: n1!.endpoint,
+      fromIndex: 3,
+      firstIndex: 7,
+    });
+    expect((error as Error).message).toBe(
+      `readLog on ${n1!.endpoint}: node n1: cannot read from index 3: entries before 7 were compacted into a snapshot; the log starts at 7 (OUT_OF_RANGE)`,
+    );
+    // The answer is definite: no other node is asked.
+    expect(total('ReadLog')).toBe(1);
+
+    const page = await c.readLog((error as RaftLogCompactedError).firstIndex);
+    expect(page.entries.map((entry) => [entry.index, text(entry.record)])).toEqual([
+      [7, 'record 7'],
+      [8, 'record 8'],
+      [9, 'record 9'],
+      [10, 'record 10'],
+    ]);
+  });
+
+  it('takes the first index from the metadata, not from the message', async () => {
+    const [n1] = await cluster(1);
+    n1!.script('ReadLog', {
+      kind: 'fail',
+      code: grpc.status.OUT_OF_RANGE,
+      details: 'compacted (a message worded differently)',
+      trailers: { [FIRST_INDEX_METADATA_KEY]: '123456' },
+    });
+    const error = await rejection(client([n1!.endpoint]).readLog(1));
+    expect(error).toBeInstanceOf(RaftLogCompactedError);
+    expect(error).toMatchObject({ firstIndex: 123456, fromIndex: 1, details: 'compacted (a message worded differently)' });
+  });
+
+  it('reports OUT_OF_RANGE without a usable first index as a plain RaftLogError, not a compaction', async () => {
+    const [n1] = await cluster(1);
+    n1!.script('ReadLog', { kind: 'fail', code: grpc.status.OUT_OF_RANGE, details: 'out of range' });
+    n1!.script('ReadLog', { kind: 'fail', code: grpc.status.OUT_OF_RANGE, details: 'out of range', trailers: { [FIRST_INDEX_METADATA_KEY]: 'soon' } });
+    const c = client([n1!.endpoint]);
+    for (let i = 0; i < 2; i++) {
+      const error = await rejection(c.readLog(1));
+      expect(error).toBeInstanceOf(RaftLogError);
+      expect(error).not.toBeInstanceOf(RaftLogCompactedError);
+      expect(error).toMatchObject({ code: grpc.status.OUT_OF_RANGE, message: `readLog on ${n1!.endpoint} failed: the node answered OUT_OF_RANGE: out of range` });
+    }
   });
 });
 

@@ -8,9 +8,14 @@
  * Each fake counts the calls it receives and can be scripted, per method, to
  * answer the next calls with an error status, answer late, never answer, or
  * crash (drop every connection) when a call arrives.
+ *
+ * The cluster's log can be compacted (FakeCluster.compact): ReadLog from
+ * before the first index held then answers OUT_OF_RANGE as a node does, with
+ * the first index in the message and in the trailing metadata.
  */
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { FIRST_INDEX_METADATA_KEY } from '../../src/client/errors.js';
 import {
   MAX_KEY_BYTES,
   MAX_VALUE_BYTES,
@@ -23,8 +28,8 @@ import {
 
 /** What a fake does with one call. */
 export type FakeAction =
-  /** Answer with this error status (nothing is applied). */
-  | { readonly kind: 'fail'; readonly code: grpc.status; readonly details?: string }
+  /** Answer with this error status and trailing metadata (nothing is applied). */
+  | { readonly kind: 'fail'; readonly code: grpc.status; readonly details?: string; readonly trailers?: Readonly<Record<string, string>> }
   /** Carry out the call after `ms` milliseconds, then answer (so a write may commit after the client gave up). */
   | { readonly kind: 'delay'; readonly ms: number }
   /** Never answer (the call stays open until the client gives up or the fake stops). */
@@ -40,6 +45,8 @@ export class FakeCluster {
   term = 1;
   leader = 'n1';
   members: string[] = [];
+  /** The first index ReadLog still serves; entries before it count as compacted. */
+  firstIndex = 1;
 
   /** Every committed entry, as ReadLog serves it. */
   readonly log: { index: number; term: number; kind: WireLogEntryKind; record: Buffer; key: Buffer }[] = [];
@@ -58,6 +65,14 @@ export class FakeCluster {
     return { index: this.lastIndex, term: this.term };
   }
 
+  /** Compacts every entry before `firstIndex`, as a node does after a snapshot. */
+  compact(firstIndex: number): void {
+    if (firstIndex < this.firstIndex || firstIndex > this.lastIndex + 1) {
+      throw new Error(`fake cluster: cannot compact up to ${firstIndex}; it holds ${this.firstIndex}..${this.lastIndex}`);
+    }
+    this.firstIndex = firstIndex;
+  }
+
   digest(): string {
     const hash = createHash('sha256');
     for (const [key, value] of [...this.data].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
@@ -68,9 +83,13 @@ export class FakeCluster {
   }
 }
 
-type Handler<M extends RaftLogMethodName> = (
-  request: RaftLogMethods[M]['request'],
-) => RaftLogMethods[M]['outgoingReply'] | { error: grpc.status; details: string };
+interface FakeFailure {
+  readonly error: grpc.status;
+  readonly details: string;
+  readonly trailers?: Readonly<Record<string, string>>;
+}
+
+type Handler<M extends RaftLogMethodName> = (request: RaftLogMethods[M]['request']) => RaftLogMethods[M]['outgoingReply'] | FakeFailure;
 
 export interface FakeServerOptions {
   /** This node's id (default "n1"). */
@@ -190,7 +209,7 @@ export class FakeRaftLogServer {
       this.received.push({ method, request: call.request });
       const answer = () => {
         const result = handle(call.request);
-        if ('error' in result) callback({ code: result.error, details: result.details });
+        if ('error' in result) callback({ code: result.error, details: result.details, metadata: metadataOf(result.trailers) });
         else callback(null, result);
       };
       const action = this.scripts.get(method)?.shift();
@@ -199,7 +218,7 @@ export class FakeRaftLogServer {
           answer();
           break;
         case 'fail':
-          callback({ code: action.code, details: action.details ?? grpc.status[action.code] });
+          callback({ code: action.code, details: action.details ?? grpc.status[action.code], metadata: metadataOf(action.trailers) });
           break;
         case 'delay': {
           const timer = setTimeout(() => {
@@ -271,8 +290,16 @@ export class FakeRaftLogServer {
     return { position: this.cluster.commit('LOG_ENTRY_KIND_APPEND', { record: request.record }), leader: this.cluster.leader };
   }
 
-  private readLog(request: RaftLogMethods['ReadLog']['request']) {
+  private readLog(request: RaftLogMethods['ReadLog']['request']): RaftLogMethods['ReadLog']['outgoingReply'] | FakeFailure {
     const from = Math.max(1, Number(request.fromIndex));
+    const first = this.cluster.firstIndex;
+    if (from < first) {
+      return {
+        error: grpc.status.OUT_OF_RANGE,
+        details: `node ${this.node}: cannot read from index ${from}: entries before ${first} were compacted into a snapshot; the log starts at ${first}`,
+        trailers: { [FIRST_INDEX_METADATA_KEY]: String(first) },
+      };
+    }
     const max = request.maxEntries === 0 ? 1000 : Math.min(request.maxEntries, 1000);
     return {
       entries: this.cluster.log.slice(from - 1, from - 1 + max),
@@ -295,6 +322,12 @@ export class FakeRaftLogServer {
       digest: cluster.digest(),
     };
   }
+}
+
+function metadataOf(trailers: Readonly<Record<string, string>> = {}): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  for (const [key, value] of Object.entries(trailers)) metadata.set(key, value);
+  return metadata;
 }
 
 function keyOf(key: Uint8Array): string {

@@ -1,5 +1,6 @@
-import type { LogRecord } from '../../client/index.js';
-import type { CliCommand, Json } from '../context.js';
+import { RaftLogCompactedError, type LogPage, type LogRecord } from '../../client/index.js';
+import type { CliCommand, CliContext, Json } from '../context.js';
+import { ExitCode } from '../exit-codes.js';
 import { jsonValue, showValue, table } from '../format.js';
 
 const HEADER = ['INDEX', 'TERM', 'KIND', 'DATA'];
@@ -14,12 +15,8 @@ export const logCommand: CliCommand = {
       .option('--limit <n>', 'most entries to print (1..1000)', '100')
       .option('--node <endpoint>', 'read this node (host:port) only; by default any node that answers')
       .action(async (options: { from: string; limit: string; node?: string }) => {
-        const page = await context.withClient((client) =>
-          client.readLog(Number(options.from), {
-            maxEntries: Number(options.limit),
-            ...(options.node === undefined ? {} : { endpoint: options.node }),
-          }),
-        );
+        const page = await readPage(context, options);
+        if (page === null) return;
         const rows = page.entries.map((entry) => [String(entry.index), String(entry.term), entry.kind, data(entry)]);
         const last = page.entries.at(-1)?.index;
         const footer =
@@ -39,6 +36,28 @@ export const logCommand: CliCommand = {
       });
   },
 };
+
+/** The page asked for, or null once a compacted --from was reported. */
+async function readPage(context: CliContext, options: { from: string; limit: string; node?: string }): Promise<LogPage | null> {
+  try {
+    return await context.withClient((client) =>
+      client.readLog(Number(options.from), {
+        maxEntries: Number(options.limit),
+        ...(options.node === undefined ? {} : { endpoint: options.node }),
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof RaftLogCompactedError)) throw error;
+    context.fail(ExitCode.LOG_COMPACTED, 'compacted', `${error.message}; to read what is left, use --from ${error.firstIndex}`, {
+      code: error.codeName,
+      endpoint: error.endpoint,
+      operation: error.operation,
+      fromIndex: error.fromIndex,
+      firstIndex: error.firstIndex,
+    });
+    return null;
+  }
+}
 
 function data(entry: LogRecord): string {
   if (entry.record !== null) return showValue(entry.record);
