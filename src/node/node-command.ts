@@ -3,12 +3,20 @@ import pino from 'pino';
 import type { NodeId } from '../raft/types.js';
 import { NODE_DEFAULTS, RaftNode } from './raft-node.js';
 
+/** Compaction defaults (issue 9); etcd keeps a similar catch-up window behind its snapshots. */
+export const COMPACTION_DEFAULTS = { snapshotEntries: 10_000, retainEntries: 5_000 } as const;
+
 export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR
        [--cluster NAME] [--tick-ms ${NODE_DEFAULTS.tickMs}] [--election-ticks ${NODE_DEFAULTS.electionTicks}]
        [--heartbeat-ticks ${NODE_DEFAULTS.heartbeatTicks}] [--log-level info]
+       [--snapshot-entries ${COMPACTION_DEFAULTS.snapshotEntries}] [--retain-entries ${COMPACTION_DEFAULTS.retainEntries}]
 
 Runs one raftlog server: Raft with its peers and the client API on HOST:PORT.
 --peers lists every member, this node included. Logs are JSON lines on stdout.
+--snapshot-entries N  snapshot the state machine once N entries were applied since
+                      the last snapshot, then compact the log; 0 = never snapshot or compact.
+--retain-entries M    log entries kept behind the snapshot, so slow followers and
+                      readers catch up from the log rather than by InstallSnapshot.
 SIGTERM or SIGINT stops it gracefully.`;
 
 export class UsageError extends Error {}
@@ -23,6 +31,10 @@ export interface NodeCommandOptions {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly logLevel: string;
+  /** Applied entries between snapshots; 0 = never snapshot or compact. */
+  readonly snapshotEntries: number;
+  /** Entries kept behind the latest snapshot. */
+  readonly retainEntries: number;
 }
 
 export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
@@ -40,6 +52,8 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
         'election-ticks': { type: 'string', default: String(NODE_DEFAULTS.electionTicks) },
         'heartbeat-ticks': { type: 'string', default: String(NODE_DEFAULTS.heartbeatTicks) },
         'log-level': { type: 'string', default: 'info' },
+        'snapshot-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.snapshotEntries) },
+        'retain-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.retainEntries) },
       },
       strict: true,
     }));
@@ -59,6 +73,13 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${values[name]}`);
     return n;
   };
+  const nonNegative = (name: 'snapshot-entries' | 'retain-entries'): number => {
+    const text = values[name];
+    // Number() would take '', '1e3' and '0x10'; a count of entries is plain digits.
+    const n = /^\d+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} must be a non-negative integer, got "${text}"`);
+    return n;
+  };
   return {
     id,
     listen: required('listen'),
@@ -69,6 +90,8 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     electionTicks: positive('election-ticks'),
     heartbeatTicks: positive('heartbeat-ticks'),
     logLevel: values['log-level'],
+    snapshotEntries: nonNegative('snapshot-entries'),
+    retainEntries: nonNegative('retain-entries'),
   };
 }
 

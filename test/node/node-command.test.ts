@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { COMPACTION_DEFAULTS, NODE_USAGE, parseNodeArgs, UsageError } from '../../src/node/node-command.js';
+
+const REQUIRED = ['--id', 'n1', '--listen', '127.0.0.1:7001', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--data', '/tmp/n1'];
+
+describe('raftlog node --snapshot-entries / --retain-entries', () => {
+  it('defaults to a snapshot every 10,000 applied entries and a 5,000-entry catch-up window', () => {
+    const options = parseNodeArgs(REQUIRED);
+    expect(options.snapshotEntries).toBe(10_000);
+    expect(options.retainEntries).toBe(5_000);
+    expect(COMPACTION_DEFAULTS).toEqual({ snapshotEntries: 10_000, retainEntries: 5_000 });
+  });
+
+  it('takes the values given, and 0 to turn snapshots and compaction off', () => {
+    expect(parseNodeArgs([...REQUIRED, '--snapshot-entries', '300', '--retain-entries', '50'])).toMatchObject({
+      snapshotEntries: 300,
+      retainEntries: 50,
+    });
+    expect(parseNodeArgs([...REQUIRED, '--snapshot-entries=0', '--retain-entries=0'])).toMatchObject({
+      snapshotEntries: 0,
+      retainEntries: 0,
+    });
+  });
+
+  it.each([
+    ['--snapshot-entries', '-1'],
+    ['--snapshot-entries', '1.5'],
+    ['--snapshot-entries', ''],
+    ['--snapshot-entries', '1e4'],
+    ['--snapshot-entries', '0x10'],
+    ['--retain-entries', 'many'],
+    ['--retain-entries', ' 5'],
+    ['--retain-entries', '99999999999999999999'],
+  ])('rejects %s "%s" with a usage error that names the flag and the value', (flag, value) => {
+    const parse = () => parseNodeArgs([...REQUIRED, `${flag}=${value}`]);
+    expect(parse).toThrow(UsageError);
+    expect(parse).toThrow(`${flag} must be a non-negative integer, got "${value}"`);
+  });
+
+  it('documents both flags in the usage text', () => {
+    expect(NODE_USAGE).toContain('--snapshot-entries');
+    expect(NODE_USAGE).toContain('--retain-entries');
+  });
+});
