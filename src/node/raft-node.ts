@@ -4,14 +4,16 @@ import type { Logger } from 'pino';
 import { LevelLogStorage } from '../log/level-storage.js';
 import { RaftCore } from '../raft/core.js';
 import { SeededRandom } from '../raft/random.js';
-import type { Entry, Message, NodeId, RaftOutput, RaftStatus, ReadFailed, ReadReady } from '../raft/types.js';
+import type { Entry, InstallSnapshot, Message, NodeId, RaftOutput, RaftStatus, ReadFailed, ReadReady } from '../raft/types.js';
 import { decodeCommand, encodeCommand, type KvCommand } from './kv-commands.js';
 import { KvStateMachine, type KvResult } from './kv-state-machine.js';
 import { createClientService } from './client-service.js';
 import { raftLogServiceDefinition, type LogEntryReply } from './client-proto.js';
 import { ClientError, deadlineExceeded, NotLeaderError, unavailable } from './errors.js';
+import { NodeSnapshots, restoreStateMachine, SNAPSHOT_POLICY_DEFAULTS, type SnapshotPolicy } from './node-snapshots.js';
 import { createPeerService, PEER_SERVER_OPTIONS, PeerClients } from './peer-transport.js';
 import { raftPeerServiceDefinition } from './raft-proto.js';
+import { createSnapshotReceiver, SnapshotSender } from './snapshot-transfer.js';
 
 export interface RaftNodeOptions {
   readonly id: NodeId;
@@ -28,6 +30,10 @@ export interface RaftNodeOptions {
   readonly electionTicks?: number;
   /** Heartbeat interval in ticks. */
   readonly heartbeatTicks?: number;
+  /** Snapshot once this many entries were applied since the last snapshot (0: never snapshot nor compact). */
+  readonly snapshotEntries?: number;
+  /** Entries kept behind a snapshot for slow followers and log readers. */
+  readonly retainEntries?: number;
   readonly logger: Logger;
 }
 
@@ -80,7 +86,8 @@ export class RaftNode {
     readonly options: RaftNodeOptions,
     private readonly core: RaftCore,
     private readonly storage: LevelLogStorage,
-    private readonly kv: KvStateMachine,
+    private kv: KvStateMachine,
+    private readonly snapshots: NodeSnapshots,
     private readonly peers: PeerClients,
     private readonly server: grpc.Server,
     private readonly shutdown: AbortController,
@@ -94,46 +101,95 @@ export class RaftNode {
       throw new Error(`node ${options.id} is not among the peers (${[...options.peers.keys()].join(', ')})`);
     }
     const cluster = options.cluster ?? NODE_DEFAULTS.cluster;
-    const storage = await LevelLogStorage.open(options.dataDir, { voters: [...options.peers.keys()] });
-    const core = new RaftCore(
-      {
-        id: options.id,
-        electionTicks: options.electionTicks ?? NODE_DEFAULTS.electionTicks,
-        heartbeatTicks: options.heartbeatTicks ?? NODE_DEFAULTS.heartbeatTicks,
-        maxProposalBytes: MAX_PROPOSAL_BYTES,
-        // Only election timeouts are random; each process draws its own seed.
-        random: new SeededRandom(randomInt(0x7fffffff)),
-      },
-      storage,
-    );
-    const others = new Map([...options.peers].filter(([id]) => id !== options.id));
-    const peers = new PeerClients({ self: options.id, cluster, peers: others, logger });
+    const policy: SnapshotPolicy = {
+      everyEntries: options.snapshotEntries ?? SNAPSHOT_POLICY_DEFAULTS.everyEntries,
+      retainEntries: options.retainEntries ?? SNAPSHOT_POLICY_DEFAULTS.retainEntries,
+    };
     const server = new grpc.Server(PEER_SERVER_OPTIONS);
     const shutdown = new AbortController();
     let node: RaftNode | null = null;
-    server.addService(
-      raftPeerServiceDefinition,
-      createPeerService({
-        self: options.id,
-        cluster,
-        logger,
-        shutdown: shutdown.signal,
-        onMessages: (_from: NodeId, messages: Message[]) => node?.receive(messages),
-      }),
-    );
-    server.addService(raftLogServiceDefinition, createClientService(() => node, logger));
+    let snapshots: NodeSnapshots | null = null;
+    // The port first: a node that cannot listen must not have created or touched its data dir.
     let port: number;
     try {
       port = await bind(server, options.listen);
     } catch (error) {
-      await peers.close();
-      await storage.close();
+      server.forceShutdown();
       throw error;
     }
-    node = new RaftNode(options, core, storage, new KvStateMachine(), peers, server, shutdown, port, logger);
+    let storage: LevelLogStorage | null = null;
+    try {
+      storage = await LevelLogStorage.open(options.dataDir, { voters: [...options.peers.keys()] });
+      if (storage.leftoversRemoved.length > 0) {
+        logger.warn(
+          { event: 'snapshot-leftovers-removed', files: storage.leftoversRemoved },
+          'removed snapshot files a crash left behind',
+        );
+      }
+      const kv = await restoreStateMachine(storage, logger);
+      const core = new RaftCore(
+        {
+          id: options.id,
+          electionTicks: options.electionTicks ?? NODE_DEFAULTS.electionTicks,
+          heartbeatTicks: options.heartbeatTicks ?? NODE_DEFAULTS.heartbeatTicks,
+          maxProposalBytes: MAX_PROPOSAL_BYTES,
+          appliedIndex: kv.appliedIndex,
+          // Only election timeouts are random; each process draws its own seed.
+          random: new SeededRandom(randomInt(0x7fffffff)),
+        },
+        storage,
+      );
+      const others = new Map([...options.peers].filter(([id]) => id !== options.id));
+      const peers = new PeerClients({ self: options.id, cluster, peers: others, logger });
+      const sender = new SnapshotSender({
+        self: options.id,
+        cluster,
+        logger,
+        addressOf: (id) => others.get(id),
+        ...slowSnapshotChunks(),
+      });
+      snapshots = new NodeSnapshots(options.id, storage, policy, sender, logger);
+      await snapshots.clearIncoming();
+      const arrivals = snapshots;
+      server.addService(raftPeerServiceDefinition, {
+        ...createPeerService({
+          self: options.id,
+          cluster,
+          logger,
+          shutdown: shutdown.signal,
+          onMessages: (_from: NodeId, messages: Message[]) => node?.receive(messages),
+        }),
+        ...createSnapshotReceiver({
+          self: options.id,
+          cluster,
+          incomingDir: arrivals.incomingDirectory,
+          logger,
+          shutdown: shutdown.signal,
+          onReceived: (snapshot) => node?.receive([arrivals.arrived(snapshot)]),
+        }),
+      });
+      server.addService(raftLogServiceDefinition, createClientService(() => node, logger));
+      node = new RaftNode(options, core, storage, kv, snapshots, peers, server, shutdown, port, logger);
+    } catch (error) {
+      server.forceShutdown();
+      await snapshots?.close();
+      await storage?.close();
+      throw error;
+    }
     node.startTicking(options.tickMs ?? NODE_DEFAULTS.tickMs);
+    const status = node.core.status();
     logger.info(
-      { event: 'started', listen: options.listen, port, dataDir: options.dataDir, term: core.status().term, lastIndex: core.lastIndex() },
+      {
+        event: 'started',
+        listen: options.listen,
+        port,
+        dataDir: options.dataDir,
+        term: status.term,
+        firstIndex: status.firstIndex,
+        lastIndex: status.lastIndex,
+        snapshotIndex: status.snapshotIndex,
+        appliedIndex: node.kv.appliedIndex,
+      },
       'node started',
     );
     node.schedule();
@@ -244,6 +300,7 @@ export class RaftNode {
     });
     while (this.processing) await new Promise((resolve) => setImmediate(resolve));
     await this.peers.close();
+    await this.snapshots.close();
     await this.storage.close();
     this.logger.info({ event: 'stopped' }, 'node stopped');
   }
@@ -274,10 +331,14 @@ export class RaftNode {
     if (this.processing || this.stopped) return;
     this.processing = true;
     try {
-      while (!this.stopped && this.core.hasOutput()) {
+      while (!this.stopped) {
+        // Recording a snapshot and compacting are writes of their own: never beside an output's save.
+        if (this.snapshots.hasWritten()) await this.snapshots.recordWritten();
+        if (!this.core.hasOutput()) break;
         const output = this.core.takeOutput();
         await this.carryOut(output);
         this.core.acknowledge(output);
+        this.maybeSnapshot();
       }
     } catch (error) {
       // A failed disk write leaves us unable to promise anything: stop rather than risk acknowledging unsaved state.
@@ -288,26 +349,76 @@ export class RaftNode {
     } finally {
       this.processing = false;
     }
-    if (this.core.hasOutput()) this.schedule();
+    if (this.core.hasOutput() || this.snapshots.hasWritten()) this.schedule();
+  }
+
+  /** Starts a snapshot of the state machine when the policy says so, unless a leader's snapshot is about to replace it. */
+  private maybeSnapshot(): void {
+    const { appliedIndex, voters } = this.core.status();
+    if (appliedIndex !== this.kv.appliedIndex) return;
+    this.snapshots.maybeStart(this.kv, this.core.termAt(appliedIndex), voters, () => this.schedule());
   }
 
   private async carryOut(output: RaftOutput): Promise<void> {
-    if (output.earlyMessages.length > 0) this.peers.send(output.earlyMessages);
+    if (output.earlyMessages.length > 0) this.send(output.earlyMessages);
+    // A leader's snapshot replaces the state machine before anything after it is applied.
+    const installing = output.snapshot === null ? null : await this.snapshots.prepareInstall(output.snapshot);
     const persisting =
-      output.hardState !== null || output.entries.length > 0 ? this.storage.save(output.hardState, output.entries) : null;
+      output.hardState !== null || output.entries.length > 0 || installing !== null
+        ? this.storage.save(output.hardState, output.entries, installing?.ref ?? null)
+        : null;
+    if (installing !== null) this.install(installing.kv);
     // Committed entries are durable on a majority already, so applying them (and answering the
     // clients waiting on them) need not wait for this node's own write; the messages do.
     for (const entry of output.committed) this.apply(entry);
     for (const read of output.readsReady) this.serveRead(read);
     for (const read of output.readsFailed) this.failRead(read);
     if (persisting !== null) await persisting;
-    if (output.messages.length > 0) this.peers.send(output.messages);
+    if (output.messages.length > 0) this.send(output.messages);
     if (output.roleChange !== null) {
       const { role, term, leader, reason } = output.roleChange;
       const level = role !== this.lastRole || role === 'leader' ? 'info' : 'debug';
       this.logger[level]({ event: 'role', role, term, leader, reason }, `${role} in term ${term}`);
       this.lastRole = role;
     }
+  }
+
+  /** Raft messages go to the peer transport; a snapshot the core asks for goes to the snapshot transfer. */
+  private send(messages: readonly Message[]): void {
+    const batch: Message[] = [];
+    for (const message of messages) {
+      if (message.type === 'InstallSnapshot') this.sendSnapshot(message);
+      else batch.push(message);
+    }
+    if (batch.length > 0) this.peers.send(batch);
+  }
+
+  private sendSnapshot(message: InstallSnapshot): void {
+    this.snapshots.send(message, (ok) => {
+      if (this.stopped) return;
+      this.core.reportSnapshot(message.to, ok);
+      this.schedule();
+    });
+  }
+
+  /** The state machine becomes the leader's snapshot. Writes waiting on entries it covers have an unknown outcome. */
+  private install(kv: KvStateMachine): void {
+    const previous = this.kv.appliedIndex;
+    this.kv = kv;
+    for (const [index, pending] of this.proposals) {
+      if (index > kv.appliedIndex) continue;
+      this.proposals.delete(index);
+      pending.reject(
+        new ClientError(
+          grpc.status.UNKNOWN,
+          `node ${this.id}: the write at index ${index} (term ${pending.term}) was overtaken by a snapshot from the leader; it may or may not have taken effect`,
+        ),
+      );
+    }
+    this.logger.info(
+      { event: 'snapshot-installed', index: kv.appliedIndex, previousApplied: previous, digest: kv.digest() },
+      `installed the leader's snapshot at ${kv.appliedIndex}`,
+    );
   }
 
   private apply(entry: Entry): void {
@@ -386,6 +497,17 @@ function describeEntry(entry: Entry): LogEntryReply {
     default:
       return { ...base, kind: 'LOG_ENTRY_KIND_NO_COMMAND' };
   }
+}
+
+/**
+ * Test hook: RAFTLOG_TEST_SNAPSHOT_CHUNK_DELAY_MS slows every outgoing
+ * snapshot chunk, so that tests can stop a node in the middle of a transfer.
+ * Read once at start; unset, it costs nothing.
+ */
+function slowSnapshotChunks(): { chunkHook?: () => Promise<void> } {
+  const delay = Number(process.env.RAFTLOG_TEST_SNAPSHOT_CHUNK_DELAY_MS ?? 0);
+  if (!(delay > 0)) return {};
+  return { chunkHook: () => new Promise((resolve) => setTimeout(resolve, delay)) };
 }
 
 function bind(server: grpc.Server, address: string): Promise<number> {

@@ -1,0 +1,267 @@
+/**
+ * A node's snapshots: taking its own on a schedule and compacting the log
+ * behind them, restoring the latest at start, sending the latest to
+ * followers the leader's core names, and installing the ones that arrive from
+ * a leader. The core decides when a follower needs a snapshot and when one
+ * that arrived is to be installed; this module does the file work around it.
+ */
+import { readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { LevelLogStorage, SnapshotFileRef } from '../log/level-storage.js';
+import { INCOMING_DIR, syncDirectory } from '../log/snapshot-files.js';
+import type { InstallSnapshot, NodeId, SnapshotMeta } from '../raft/types.js';
+import { readKvSnapshot, SnapshotCorruptionError, snapshotFileName, writeKvSnapshot } from './kv-snapshot.js';
+import { KvStateMachine } from './kv-state-machine.js';
+import type { ReceivedSnapshot, SnapshotSender } from './snapshot-transfer.js';
+
+/** When a node snapshots its own state machine and how much log it keeps behind a snapshot. */
+export interface SnapshotPolicy {
+  /** Snapshot once this many entries were applied since the latest snapshot; 0: never (nor compact). */
+  readonly everyEntries: number;
+  /** Entries kept behind the snapshot for slow followers and log readers. */
+  readonly retainEntries: number;
+}
+
+export const SNAPSHOT_POLICY_DEFAULTS: SnapshotPolicy = { everyEntries: 10_000, retainEntries: 5_000 };
+
+/** A snapshot of this node's own state, written in the background, waiting to be recorded. */
+interface WrittenSnapshot {
+  readonly ref: SnapshotFileRef;
+}
+
+/**
+ * Restores the state machine from the log's latest snapshot (or starts it
+ * empty). A damaged snapshot file stops the node with its path: the entries it
+ * covers are compacted, so there is nothing to fall back to.
+ */
+export async function restoreStateMachine(storage: LevelLogStorage, logger: Logger): Promise<KvStateMachine> {
+  const ref = storage.snapshotFile();
+  if (ref === null) return new KvStateMachine();
+  const path = join(storage.snapshotDir, ref.file);
+  const started = performance.now();
+  const restored = await readKvSnapshot(path);
+  if (restored.meta.index !== ref.meta.index || restored.meta.term !== ref.meta.term) {
+    throw new SnapshotCorruptionError(
+      path,
+      `the file holds snapshot ${restored.meta.index}/${restored.meta.term}, the log recorded ${ref.meta.index}/${ref.meta.term}`,
+    );
+  }
+  logger.info(
+    {
+      event: 'snapshot-restored',
+      index: ref.meta.index,
+      term: ref.meta.term,
+      file: path,
+      bytes: ref.bytes,
+      keys: restored.kv.size,
+      ms: Math.round(performance.now() - started),
+    },
+    `state machine restored from snapshot ${ref.meta.index}`,
+  );
+  return restored.kv;
+}
+
+export class NodeSnapshots {
+  /** The background write of this node's own next snapshot, while it runs. */
+  private writing: Promise<void> | null = null;
+  private written: WrittenSnapshot | null = null;
+  /** Snapshots that arrived whole from a leader, by index/term, until the core asks for them or moves past them. */
+  private readonly received = new Map<string, ReceivedSnapshot>();
+  private readonly incomingDir: string;
+
+  constructor(
+    private readonly id: NodeId,
+    private readonly storage: LevelLogStorage,
+    private readonly policy: SnapshotPolicy,
+    private readonly sender: SnapshotSender,
+    private readonly logger: Logger,
+  ) {
+    this.incomingDir = join(storage.snapshotDir, INCOMING_DIR);
+  }
+
+  get incomingDirectory(): string {
+    return this.incomingDir;
+  }
+
+  // ------------------------------------------------------------ own snapshots
+
+  /**
+   * Starts writing a snapshot of `kv` once enough was applied since the latest
+   * one. The state is captured now (applies go on meanwhile); the file is
+   * written in the background and recorded by `recordWritten` between outputs.
+   * `term` is the term of the entry at kv.appliedIndex.
+   */
+  maybeStart(kv: KvStateMachine, term: number | null, voters: readonly NodeId[], onWritten: () => void): void {
+    if (this.policy.everyEntries === 0 || this.writing !== null || this.written !== null) return;
+    const latest = this.storage.snapshot()?.index ?? 0;
+    const index = kv.appliedIndex;
+    if (index - latest < this.policy.everyEntries || index === 0) return;
+    if (term === null) {
+      throw new Error(`node ${this.id}: applied index ${index} has no term in the log; cannot snapshot there`);
+    }
+    const meta: SnapshotMeta = { index, term, config: { voters: [...voters] } };
+    const started = performance.now();
+    this.writing = writeKvSnapshot(this.storage.snapshotDir, kv, meta).then(
+      (info) => {
+        this.writing = null;
+        this.written = { ref: { meta, file: info.file, bytes: info.bytes, sha256: info.sha256 } };
+        this.logger.debug(
+          { event: 'snapshot-written', index, term, bytes: info.bytes, ms: Math.round(performance.now() - started) },
+          `snapshot ${index} written`,
+        );
+        onWritten();
+      },
+      (error: unknown) => {
+        this.writing = null;
+        // A snapshot is an optimisation: the log still holds everything. Log it and try again later.
+        this.logger.error({ event: 'snapshot-write-failed', index, err: error }, `writing snapshot ${index} failed`);
+      },
+    );
+  }
+
+  hasWritten(): boolean {
+    return this.written !== null;
+  }
+
+  /**
+   * Records the snapshot written in the background as the latest and deletes
+   * the log behind it but for the retained window: two durable writes, each
+   * crash-safe (a crash in between leaves a newer snapshot over an uncompacted
+   * log). Runs between outputs, never beside a save. A snapshot overtaken by
+   * one installed from the leader meanwhile is dropped.
+   */
+  async recordWritten(): Promise<void> {
+    const written = this.written;
+    if (written === null) return;
+    this.written = null;
+    const { meta } = written.ref;
+    const latest = this.storage.snapshot();
+    if ((latest !== null && meta.index <= latest.index) || meta.index < this.storage.firstIndex() - 1) {
+      await rm(join(this.storage.snapshotDir, written.ref.file), { force: true });
+      return;
+    }
+    await this.storage.saveSnapshot(written.ref);
+    const before = this.storage.firstIndex();
+    const compactTo = Math.max(before - 1, meta.index - this.policy.retainEntries);
+    if (compactTo >= before) await this.storage.compact(compactTo);
+    this.logger.info(
+      {
+        event: 'snapshot',
+        index: meta.index,
+        term: meta.term,
+        bytes: written.ref.bytes,
+        compactedTo: compactTo,
+        firstIndex: this.storage.firstIndex(),
+        lastIndex: this.storage.lastIndex(),
+      },
+      `snapshot at ${meta.index}; log now ${this.storage.firstIndex()}..${this.storage.lastIndex()}`,
+    );
+  }
+
+  // ------------------------------------------------------------ sending
+
+  /**
+   * Sends a follower the latest snapshot (it may be newer than the one the
+   * core named: older files are deleted once replaced). `done` reports the
+   * outcome to the core.
+   */
+  send(message: InstallSnapshot, done: (ok: boolean) => void): void {
+    const ref = this.storage.snapshotFile();
+    if (ref === null || ref.meta.index < message.snapshot.index) {
+      throw new Error(
+        `node ${this.id} (term ${message.term}): the core asks to send snapshot ${message.snapshot.index} to ${message.to}, ` +
+          `but the latest stored snapshot is ${ref === null ? 'none' : ref.meta.index}`,
+      );
+    }
+    const path = join(this.storage.snapshotDir, ref.file);
+    this.logger.info(
+      { event: 'snapshot-send', peer: message.to, index: ref.meta.index, term: message.term, bytes: ref.bytes },
+      `sending snapshot ${ref.meta.index} to ${message.to}`,
+    );
+    this.sender.send({ to: message.to, term: message.term, meta: ref.meta, path, bytes: ref.bytes, sha256: ref.sha256 }).then(
+      (sent) => {
+        this.logger.info(
+          { event: 'snapshot-sent', peer: message.to, index: ref.meta.index, resumedFrom: sent.resumedFrom, sentBytes: sent.sentBytes },
+          `snapshot ${ref.meta.index} delivered to ${message.to}`,
+        );
+        done(true);
+      },
+      (error: unknown) => {
+        this.logger.warn(
+          { event: 'snapshot-send-failed', peer: message.to, index: ref.meta.index, err: error },
+          `sending snapshot ${ref.meta.index} to ${message.to} failed`,
+        );
+        done(false);
+      },
+    );
+  }
+
+  // ------------------------------------------------------------ receiving
+
+  /** A snapshot arrived whole and verified: keep it for the core's decision. Returns the message to step. */
+  arrived(snapshot: ReceivedSnapshot): InstallSnapshot {
+    this.received.set(keyOf(snapshot.meta), snapshot);
+    this.logger.info(
+      { event: 'snapshot-received', peer: snapshot.from, index: snapshot.meta.index, term: snapshot.term, bytes: snapshot.bytes },
+      `snapshot ${snapshot.meta.index} received from ${snapshot.from}`,
+    );
+    return { type: 'InstallSnapshot', from: snapshot.from, to: this.id, term: snapshot.term, snapshot: snapshot.meta };
+  }
+
+  /**
+   * The core installs `meta`: moves the file that arrived into the snapshot
+   * dir and reads the state machine from it, verified. The caller stores the
+   * returned ref in the same write as the output's entries and hard state; a
+   * crash before that leaves a file the log does not name, removed at open.
+   */
+  async prepareInstall(meta: SnapshotMeta): Promise<{ ref: SnapshotFileRef; kv: KvStateMachine }> {
+    const received = this.received.get(keyOf(meta));
+    if (received === undefined) {
+      throw new Error(`node ${this.id}: the core installs snapshot ${meta.index}/${meta.term}, which never arrived`);
+    }
+    const file = snapshotFileName(meta);
+    const path = join(this.storage.snapshotDir, file);
+    await rename(received.path, path);
+    await syncDirectory(this.storage.snapshotDir);
+    const restored = await readKvSnapshot(path);
+    if (restored.meta.index !== meta.index || restored.meta.term !== meta.term) {
+      throw new SnapshotCorruptionError(
+        path,
+        `the file holds snapshot ${restored.meta.index}/${restored.meta.term}, the leader offered ${meta.index}/${meta.term}`,
+      );
+    }
+    await this.forgetReceivedUpTo(meta.index);
+    return { ref: { meta, file, bytes: received.bytes, sha256: received.sha256 }, kv: restored.kv };
+  }
+
+  /** Deletes arrived snapshots the log has moved past: a newer one was installed, or the core had the entries. */
+  async forgetReceivedUpTo(index: number): Promise<void> {
+    for (const [key, snapshot] of this.received) {
+      if (snapshot.meta.index > index) continue;
+      this.received.delete(key);
+      await rm(snapshot.path, { force: true });
+    }
+  }
+
+  /** At start: arrived snapshots of an earlier life were never installed, and their senders will offer again. */
+  async clearIncoming(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.incomingDir);
+    } catch {
+      return;
+    }
+    for (const name of names) if (name.endsWith('.snap')) await rm(join(this.incomingDir, name), { force: true });
+  }
+
+  /** Lets a snapshot being written finish (its file is then recorded at the next start, or removed as a leftover). */
+  async close(): Promise<void> {
+    await this.sender.close();
+    await this.writing;
+  }
+}
+
+function keyOf(meta: SnapshotMeta): string {
+  return `${meta.index}/${meta.term}`;
+}
