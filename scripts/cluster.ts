@@ -85,7 +85,7 @@ function program(): Command {
       });
     });
   withDir(root.command('status'))
-    .description('one row per node: pid, role, term, leader, commit and applied index, digest')
+    .description('one row per node: pid, role, term, leader, commit and applied index, first index of its log, latest snapshot, digest')
     .option('--json', 'one JSON object: the leader and every node')
     .action(async (options: DirOption & { json?: boolean }) => status(clusterLayout(options.dir), { json: options.json === true }));
   withDir(root.command('kill'))

@@ -1,9 +1,9 @@
 /** The status of the local cluster for people (a table) and for programs (`status --json`). */
-import { table } from '../../src/cli/format.js';
+import { showOptionalIndex, table } from '../../src/cli/format.js';
 import type { ClusterReport, NodeReport } from './cluster-status.js';
 
-const HEADER = ['NODE', 'ADDRESS', 'PID', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'DIGEST'];
-const RIGHT_ALIGNED = new Set([2, 4, 6, 7]);
+const HEADER = ['NODE', 'ADDRESS', 'PID', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'FIRST', 'SNAPSHOT', 'DIGEST'];
+const RIGHT_ALIGNED = new Set([2, 4, 6, 7, 8, 9]);
 const SHORT_DIGEST = 12;
 
 export function statusTable(report: ClusterReport): string[] {
@@ -14,8 +14,9 @@ export function statusTable(report: ClusterReport): string[] {
 
 function row(entry: NodeReport): string[] {
   const { id, address } = entry.node;
-  if (entry.state === 'down') return [id, address, '-', 'down', '-', '-', '-', '-', '-'];
-  if (entry.state === 'unreachable') return [id, address, String(entry.pid), 'unreachable', '-', '-', '-', '-', '-'];
+  const unknown = HEADER.slice(4).map(() => '-');
+  if (entry.state === 'down') return [id, address, '-', 'down', ...unknown];
+  if (entry.state === 'unreachable') return [id, address, String(entry.pid), 'unreachable', ...unknown];
   const { status } = entry;
   return [
     id,
@@ -26,6 +27,8 @@ function row(entry: NodeReport): string[] {
     status.leader ?? '-',
     String(status.commitIndex),
     String(status.appliedIndex),
+    showOptionalIndex(status.firstLogIndex),
+    showOptionalIndex(status.snapshotIndex),
     status.digest === '' ? '-' : status.digest.slice(0, SHORT_DIGEST),
   ];
 }
@@ -41,7 +44,11 @@ export interface NodeStatusJson {
   readonly leader: string | null;
   readonly commitIndex: number | null;
   readonly appliedIndex: number | null;
+  /** The first index the node's log holds (entries before it were compacted into a snapshot). */
+  readonly firstLogIndex: number | null;
   readonly lastLogIndex: number | null;
+  /** The node's latest snapshot; 0 for none. */
+  readonly snapshotIndex: number | null;
   readonly digest: string | null;
   readonly dataDir: string;
   readonly logFile: string;
@@ -67,7 +74,17 @@ export function statusJson(dir: string, report: ClusterReport): ClusterStatusJso
 function nodeJson(entry: NodeReport): NodeStatusJson {
   const { id, address, dataDir, logFile } = entry.node;
   const common = { id, address, state: entry.state, dataDir, logFile };
-  const none = { role: null, term: null, leader: null, commitIndex: null, appliedIndex: null, lastLogIndex: null, digest: null };
+  const none = {
+    role: null,
+    term: null,
+    leader: null,
+    commitIndex: null,
+    appliedIndex: null,
+    firstLogIndex: null,
+    lastLogIndex: null,
+    snapshotIndex: null,
+    digest: null,
+  };
   if (entry.state === 'down') return { ...common, pid: null, ...none };
   if (entry.state === 'unreachable') return { ...common, pid: entry.pid, ...none, error: entry.reason };
   const { status } = entry;
@@ -79,7 +96,9 @@ function nodeJson(entry: NodeReport): NodeStatusJson {
     leader: status.leader,
     commitIndex: status.commitIndex,
     appliedIndex: status.appliedIndex,
+    firstLogIndex: status.firstLogIndex,
     lastLogIndex: status.lastLogIndex,
+    snapshotIndex: status.snapshotIndex,
     digest: status.digest,
   };
 }

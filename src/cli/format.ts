@@ -36,6 +36,11 @@ export function showPosition(result: { index: number; term: number; leader: stri
   return `index ${result.index} term ${result.term}${result.leader === null ? '' : ` (leader ${result.leader})`}`;
 }
 
+/** An index where 0 means none (no snapshot yet, or a node too old to report it): "-" for 0. */
+export function showOptionalIndex(index: number): string {
+  return index === 0 ? '-' : String(index);
+}
+
 /** A plain-text table: columns padded to their widest cell, numbers right-aligned. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number>): string[] {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));

@@ -105,6 +105,10 @@ export interface StatusReply<U = WireUint64> {
   lastLogIndex: U;
   members: string[];
   digest: string;
+  /** First index the node's log holds (entries before it are compacted); "0" from a node that predates the field. */
+  firstLogIndex: U;
+  /** Index of the node's latest snapshot; "0" for none. */
+  snapshotIndex: U;
 }
 
 export interface ReadLogRequest {

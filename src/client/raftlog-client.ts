@@ -131,6 +131,15 @@ export interface NodeStatus {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly lastLogIndex: number;
+  /**
+   * The first index the node's log holds: entries before it were compacted
+   * into a snapshot, and readLog from below it throws RaftLogCompactedError.
+   * lastLogIndex + 1 when the log is empty; 0 from a node that predates
+   * compaction.
+   */
+  readonly firstLogIndex: number;
+  /** The index of the node's latest snapshot; 0 for none. */
+  readonly snapshotIndex: number;
   /** Node ids of the voting members. */
   readonly members: readonly string[];
   /** Hex SHA-256 digest of the state machine at appliedIndex. */
@@ -396,6 +405,8 @@ export class RaftLogClient {
             commitIndex: toNumber(reply.commitIndex),
             appliedIndex: toNumber(reply.appliedIndex),
             lastLogIndex: toNumber(reply.lastLogIndex),
+            firstLogIndex: toNumber(reply.firstLogIndex),
+            snapshotIndex: toNumber(reply.snapshotIndex),
             members: [...reply.members],
             digest: reply.digest,
           };

@@ -110,6 +110,8 @@ export interface StatusReply {
   lastLogIndex: number;
   members: string[];
   digest: string;
+  firstLogIndex: number;
+  snapshotIndex: number;
 }
 export interface ReadLogRequest {
   fromIndex: number;

@@ -155,6 +155,8 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
         lastLogIndex: status.lastIndex,
         members: [...status.voters],
         digest: status.digest,
+        firstLogIndex: status.firstIndex,
+        snapshotIndex: status.snapshotIndex,
       };
     }),
 

@@ -122,11 +122,32 @@ describe('raftlog CLI, human output', () => {
     expect(run.code).toBe(0);
     const [header, first, second, third, ...rest] = lines(run.stdout);
     expect(rest).toEqual([]);
-    expect(header!.split(/\s+/)).toEqual(['ENDPOINT', 'NODE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'LAST', 'DIGEST']);
+    expect(header!.split(/\s+/)).toEqual([
+      'ENDPOINT', 'NODE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'FIRST', 'LAST', 'SNAPSHOT', 'DIGEST',
+    ]);
     const digest = nodes[0]!.cluster.digest().slice(0, 12);
-    expect(first!.split(/\s+/)).toEqual([nodes[0]!.endpoint, 'n1', 'leader', '1', 'n1', '1', '1', '1', digest]);
-    expect(second!.split(/\s+/)).toEqual([nodes[1]!.endpoint, 'n2', 'follower', '1', 'n1', '1', '1', '1', digest]);
-    expect(third).toMatch(new RegExp(`^${nodes[2]!.endpoint}\\s+-\\s+unreachable\\s+(-\\s+){5}could not connect`));
+    // No snapshot yet: "-".
+    expect(first!.split(/\s+/)).toEqual([nodes[0]!.endpoint, 'n1', 'leader', '1', 'n1', '1', '1', '1', '1', '-', digest]);
+    expect(second!.split(/\s+/)).toEqual([nodes[1]!.endpoint, 'n2', 'follower', '1', 'n1', '1', '1', '1', '1', '-', digest]);
+    expect(third).toMatch(new RegExp(`^${nodes[2]!.endpoint}\\s+-\\s+unreachable\\s+(-\\s+){7}could not connect`));
+  });
+
+  it('shows where each log starts and the latest snapshot once the log is compacted, indexes right-aligned', async () => {
+    const nodes = await cluster(1);
+    for (let i = 1; i <= 12; i++) nodes[0]!.cluster.commit('LOG_ENTRY_KIND_APPEND', { record: new TextEncoder().encode(`event ${i}`) });
+    // A snapshot at 10 that keeps 5..10 as a window for trailing readers.
+    nodes[0]!.cluster.compact(5, 10);
+    const run = await raftlog(['--endpoints', endpointsOf(nodes), 'status']);
+    expect(run.code).toBe(0);
+    const [header, row, ...rest] = lines(run.stdout);
+    expect(rest).toEqual([]);
+    const digest = nodes[0]!.cluster.digest().slice(0, 12);
+    expect(row!.split(/\s+/)).toEqual([nodes[0]!.endpoint, 'n1', 'leader', '1', 'n1', '12', '12', '5', '12', '10', digest]);
+    // Each number ends where its column title ends.
+    for (const [title, value] of [['FIRST', ' 5'], ['LAST', '12'], ['SNAPSHOT', '10']] as const) {
+      const end = header!.indexOf(title) + title.length;
+      expect(row!.slice(end - value.length, end), title).toBe(value);
+    }
   });
 });
 
@@ -153,6 +174,8 @@ describe('raftlog CLI, --json output', () => {
     expect(missing.code).toBe(1);
     expect(JSON.parse(missing.stdout)).toMatchObject({ found: false, value: null });
 
+    // Everything in the snapshot at 1: the log holds nothing, and would start at 2.
+    nodes[0]!.cluster.compact(2, 1);
     const status = await raftlog([...args, 'status']);
     const parsed = JSON.parse(status.stdout) as { command: string; nodes: { node: string; reachable: boolean }[] };
     expect(parsed.command).toBe('status');
@@ -160,6 +183,21 @@ describe('raftlog CLI, --json output', () => {
       ['n1', true],
       ['n2', true],
     ]);
+    expect(parsed.nodes[0]).toEqual({
+      endpoint: nodes[0]!.endpoint,
+      reachable: true,
+      node: 'n1',
+      role: 'leader',
+      term: 1,
+      leader: 'n1',
+      commitIndex: 1,
+      appliedIndex: 1,
+      lastLogIndex: 1,
+      firstLogIndex: 2,
+      snapshotIndex: 1,
+      members: ['n1', 'n2'],
+      digest: nodes[0]!.cluster.digest(),
+    });
   });
 
   it('reports errors as one JSON object on stderr', async () => {

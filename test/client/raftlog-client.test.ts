@@ -107,9 +107,25 @@ describe('RaftLogClient against a healthy node', () => {
       commitIndex: appended.index,
       appliedIndex: appended.index,
       lastLogIndex: appended.index,
+      firstLogIndex: 1,
+      snapshotIndex: 0,
       members: ['n1'],
       digest: n1!.cluster.digest(),
     });
+  });
+
+  it('status tells where a compacted log starts and where the latest snapshot is; readLog from that first index works', async () => {
+    const [n1] = await cluster(1);
+    const c = client([n1!.endpoint]);
+    for (let i = 1; i <= 10; i++) await c.append(`record ${i}`);
+    // A snapshot at 9 that keeps 7..9 as a window for trailing readers.
+    n1!.cluster.compact(7, 9);
+
+    const status = await c.status();
+    expect(status).toMatchObject({ firstLogIndex: 7, snapshotIndex: 9, lastLogIndex: 10, appliedIndex: 10 });
+    const page = await c.readLog(status.firstLogIndex);
+    expect(page.entries.map((entry) => entry.index)).toEqual([7, 8, 9, 10]);
+    expect(await rejection(c.readLog(status.firstLogIndex - 1))).toBeInstanceOf(RaftLogCompactedError);
   });
 
   it('statusAll reports every endpoint, and an unreachable one as an error', async () => {

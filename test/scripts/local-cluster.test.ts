@@ -73,7 +73,7 @@ describe('scripts/cluster.ts', () => {
       const afterKill = await waitForStatus(`${leader} down and a new leader`, (s) =>
         s.leader !== null && s.leader !== leader && nodeIn(s, leader).state === 'down',
       );
-      expect(nodeIn(afterKill, leader).pid).toBeNull();
+      expect(nodeIn(afterKill, leader)).toMatchObject({ pid: null, firstLogIndex: null, snapshotIndex: null });
       expect(afterKill.nodes.filter((node) => node.state === 'up')).toHaveLength(NODES - 1);
 
       const written = await client.put('while', `${leader} is down`);
@@ -93,10 +93,19 @@ describe('scripts/cluster.ts', () => {
       const back = nodeIn(caughtUp, leader);
       expect(back.pid).not.toBeNull();
       expect(back.pid).not.toBe(nodeIn(first, leader).pid);
+      // A handful of writes, far below the snapshot threshold: every log still starts at 1, and no node has a snapshot.
+      for (const node of caughtUp.nodes) expect(node).toMatchObject({ firstLogIndex: 1, snapshotIndex: 0 });
 
       const again = await cluster('start');
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toContain('already running');
+      const table = again.stdout.split('\n').filter((line) => /^(NODE|n\d) /.test(line));
+      expect(table[0]!.split(/\s+/)).toEqual(['NODE', 'ADDRESS', 'PID', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'FIRST', 'SNAPSHOT', 'DIGEST']);
+      expect(table).toHaveLength(NODES + 1);
+      // A node too slow to answer on a loaded machine shows as unreachable; the others show where their logs start.
+      const answered = table.slice(1).map((row) => row.split(/\s+/)).filter((cells) => cells[3] !== 'unreachable');
+      expect(answered.length).toBeGreaterThan(0);
+      for (const cells of answered) expect(cells.slice(8, 10), cells.join(' ')).toEqual(['1', '-']);
 
       const stopped = await cluster('stop');
       expect(stopped.code, stopped.stderr).toBe(0);

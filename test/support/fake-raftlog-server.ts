@@ -11,7 +11,8 @@
  *
  * The cluster's log can be compacted (FakeCluster.compact): ReadLog from
  * before the first index held then answers OUT_OF_RANGE as a node does, with
- * the first index in the message and in the trailing metadata.
+ * the first index in the message and in the trailing metadata, and Status
+ * reports that first index and the snapshot's.
  */
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -47,6 +48,8 @@ export class FakeCluster {
   members: string[] = [];
   /** The first index ReadLog still serves; entries before it count as compacted. */
   firstIndex = 1;
+  /** The index of the latest snapshot (0: none), as Status reports it. */
+  snapshotIndex = 0;
 
   /** Every committed entry, as ReadLog serves it. */
   readonly log: { index: number; term: number; kind: WireLogEntryKind; record: Buffer; key: Buffer }[] = [];
@@ -65,12 +68,23 @@ export class FakeCluster {
     return { index: this.lastIndex, term: this.term };
   }
 
-  /** Compacts every entry before `firstIndex`, as a node does after a snapshot. */
-  compact(firstIndex: number): void {
+  /**
+   * Takes a snapshot at `snapshotIndex` and compacts every entry before
+   * `firstIndex`, as a node does. The snapshot defaults to the last compacted
+   * entry; a node keeping a window of entries after its snapshot has it higher.
+   */
+  compact(firstIndex: number, snapshotIndex = firstIndex - 1): void {
     if (firstIndex < this.firstIndex || firstIndex > this.lastIndex + 1) {
       throw new Error(`fake cluster: cannot compact up to ${firstIndex}; it holds ${this.firstIndex}..${this.lastIndex}`);
     }
+    if (snapshotIndex < Math.max(firstIndex - 1, this.snapshotIndex) || snapshotIndex > this.lastIndex) {
+      throw new Error(
+        `fake cluster: a snapshot at ${snapshotIndex} must cover the compacted entries before ${firstIndex}, ` +
+          `not go back from the snapshot at ${this.snapshotIndex}, and not pass the last index ${this.lastIndex}`,
+      );
+    }
     this.firstIndex = firstIndex;
+    this.snapshotIndex = snapshotIndex;
   }
 
   digest(): string {
@@ -320,6 +334,8 @@ export class FakeRaftLogServer {
       lastLogIndex: cluster.lastIndex,
       members: [...cluster.members],
       digest: cluster.digest(),
+      firstLogIndex: cluster.firstIndex,
+      snapshotIndex: cluster.snapshotIndex,
     };
   }
 }

@@ -1,10 +1,10 @@
 import { RaftLogDeadlineExceededError, RaftLogUnavailableError, type EndpointStatus } from '../../client/index.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CliCommand, Json } from '../context.js';
-import { table } from '../format.js';
+import { showOptionalIndex, table } from '../format.js';
 
-const HEADER = ['ENDPOINT', 'NODE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'LAST', 'DIGEST'];
-const NUMERIC = new Set([3, 5, 6, 7]);
+const HEADER = ['ENDPOINT', 'NODE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'FIRST', 'LAST', 'SNAPSHOT', 'DIGEST'];
+const NUMERIC = new Set([3, 5, 6, 7, 8, 9]);
 const SHORT_DIGEST = 12;
 
 export const statusCommand: CliCommand = {
@@ -28,7 +28,7 @@ function row(entry: EndpointStatus): string[] {
     const { error } = entry;
     const unreachable = error instanceof RaftLogUnavailableError || error instanceof RaftLogDeadlineExceededError;
     const reason = error.attempts.at(-1)?.reason ?? error.message;
-    return [entry.endpoint, '-', unreachable ? 'unreachable' : 'error', '-', '-', '-', '-', '-', reason];
+    return [entry.endpoint, '-', unreachable ? 'unreachable' : 'error', ...HEADER.slice(3, -1).map(() => '-'), reason];
   }
   const { status } = entry;
   return [
@@ -39,7 +39,9 @@ function row(entry: EndpointStatus): string[] {
     status.leader ?? '-',
     String(status.commitIndex),
     String(status.appliedIndex),
+    showOptionalIndex(status.firstLogIndex),
     String(status.lastLogIndex),
+    showOptionalIndex(status.snapshotIndex),
     status.digest === '' ? '-' : status.digest.slice(0, SHORT_DIGEST),
   ];
 }
@@ -62,7 +64,9 @@ function nodeJson(entry: EndpointStatus): Json {
     leader: status.leader,
     commitIndex: status.commitIndex,
     appliedIndex: status.appliedIndex,
+    firstLogIndex: status.firstLogIndex,
     lastLogIndex: status.lastLogIndex,
+    snapshotIndex: status.snapshotIndex,
     members: status.members,
     digest: status.digest,
   };
