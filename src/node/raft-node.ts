@@ -189,6 +189,8 @@ export class RaftNode {
         lastIndex: status.lastIndex,
         snapshotIndex: status.snapshotIndex,
         appliedIndex: node.kv.appliedIndex,
+        // From process start: loading the code, opening the log, restoring the snapshot, binding.
+        startupMs: Math.round(process.uptime() * 1000),
       },
       'node started',
     );

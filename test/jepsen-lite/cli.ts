@@ -14,6 +14,12 @@ const positiveInt = (name: string) => (value: string) => {
   return n;
 };
 
+const nonNegativeInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+  return n;
+};
+
 const nemesisList = (value: string): NemesisKind[] => {
   if (value === 'none') return [];
   if (value === 'all') return [...NEMESIS_KINDS];
@@ -46,6 +52,8 @@ async function main(): Promise<void> {
     .option('--liveness-timeout <ms>', 'after healing, a leader and a write must come within this', positiveInt('--liveness-timeout'), JEPSEN_DEFAULTS.livenessTimeoutMs)
     .option('--checker-timeout <ms>', 'linearizability search budget per key', positiveInt('--checker-timeout'), JEPSEN_DEFAULTS.checkerTimeoutMs)
     .option('--node-log-level <level>', 'the nodes\' --log-level', JEPSEN_DEFAULTS.nodeLogLevel)
+    .option('--snapshot-entries <n>', 'passed to every node: snapshot every N applied entries and compact (0: never; default: the node\'s)', nonNegativeInt('--snapshot-entries'))
+    .option('--retain-entries <m>', 'passed to every node: log entries kept behind a snapshot (default: the node\'s)', nonNegativeInt('--retain-entries'))
     .option('--out <dir>', 'output folder (default: a new folder under jepsen-results/)')
     .parse();
   const o = program.opts<{
@@ -66,6 +74,8 @@ async function main(): Promise<void> {
     livenessTimeout: number;
     checkerTimeout: number;
     nodeLogLevel: string;
+    snapshotEntries?: number;
+    retainEntries?: number;
     out?: string;
   }>();
   if (o.faultMax < o.faultMin) program.error('--fault-max must not be below --fault-min');
@@ -90,6 +100,8 @@ async function main(): Promise<void> {
     livenessTimeoutMs: o.livenessTimeout,
     checkerTimeoutMs: o.checkerTimeout,
     nodeLogLevel: o.nodeLogLevel,
+    snapshotEntries: o.snapshotEntries ?? JEPSEN_DEFAULTS.snapshotEntries,
+    retainEntries: o.retainEntries ?? JEPSEN_DEFAULTS.retainEntries,
     log: (line) => process.stdout.write(`[${new Date().toISOString().slice(11, 23)}] ${line}\n`),
   });
   process.stdout.write(`${formatSummary(result)}\n`);

@@ -1,9 +1,12 @@
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { FIRST_INDEX_METADATA_KEY } from '../../src/client/errors.js';
 import type { LogEntryReply, ReadLogReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { checkLinearizability, formatViolation } from './checkers/linearizability.js';
 import { checkAppends, checkDigests, checkLogAgreement, type CheckVerdict, type FinalEntry, type NodeFinal } from './checkers/log-checks.js';
+import { compactionArgs, compactionReport, describeCompaction, type CompactionReport } from './compaction.js';
 import { FaultNetwork } from './fault-proxy.js';
 import { formatHistory, type ClientEvent } from './history.js';
 import { Nemesis, type NemesisKind } from './nemesis.js';
@@ -38,6 +41,10 @@ export interface JepsenOptions {
   /** Per key; a key not decided in time is "unknown", which fails the run. */
   readonly checkerTimeoutMs: number;
   readonly nodeLogLevel: string;
+  /** The nodes' --snapshot-entries (0: never); null: not passed, the node's default applies. */
+  readonly snapshotEntries: number | null;
+  /** The nodes' --retain-entries; null: not passed. */
+  readonly retainEntries: number | null;
   readonly log: (line: string) => void;
 }
 
@@ -59,6 +66,8 @@ export const JEPSEN_DEFAULTS = {
   livenessTimeoutMs: 30_000,
   checkerTimeoutMs: 60_000,
   nodeLogLevel: 'info',
+  snapshotEntries: null,
+  retainEntries: null,
 } as const satisfies Partial<JepsenOptions>;
 
 export interface OperationCounts {
@@ -80,6 +89,8 @@ export interface JepsenResult {
   readonly counts: Readonly<Record<string, OperationCounts>>;
   readonly faults: Readonly<Record<string, number>>;
   readonly checkers: readonly CheckerResult[];
+  /** The compaction settings, and per node its snapshots and final log window (null when the run ended before the logs were read). */
+  readonly compaction: CompactionReport | null;
   readonly durationSeconds: number;
 }
 
@@ -101,8 +112,11 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   const checkers: CheckerResult[] = [];
   let history: ClientEvent[] = [];
   let nemesis: Nemesis | null = null;
+  let finals: NodeFinal[] = [];
+  const compactionSettings = { snapshotEntries: options.snapshotEntries, retainEntries: options.retainEntries };
   try {
-    cluster = await ProcessCluster.start(options.nodes, ['--cluster', 'jepsen-lite'], {
+    // Restarted nodes get the same flags: ProcessCluster keeps them.
+    cluster = await ProcessCluster.start(options.nodes, ['--cluster', 'jepsen-lite', ...compactionArgs(compactionSettings)], {
       logLevel: options.nodeLogLevel,
       // A node reaches each peer through the proxy of that direction; it listens on its own address.
       peersOf: (id, addresses) =>
@@ -110,7 +124,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     });
     const live = cluster;
     const leader = await live.waitForLeader(nodes, 60_000);
-    options.log(`cluster of ${nodes.length} up, leader ${leader}; ${options.workload} workload for ${options.timeSeconds} s, nemesis ${options.nemesis.join(',') || 'none'}`);
+    options.log(`cluster of ${nodes.length} up, leader ${leader}; ${options.workload} workload for ${options.timeSeconds} s, nemesis ${options.nemesis.join(',') || 'none'}, ${describeCompaction(compactionSettings)}`);
 
     nemesis = new Nemesis({
       kinds: options.nemesis,
@@ -145,13 +159,12 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     await Promise.all([workload, nemesis.stopAndHeal()]);
 
     checkers.push(await checkLiveness(live, nodes, options.livenessTimeoutMs));
-    const finals = await collectFinals(live, nodes, options.livenessTimeoutMs);
+    finals = await collectFinals(live, nodes, options.livenessTimeoutMs);
     history = recorder.clientEvents();
     if (options.workload === 'register') checkers.push(linearizability(history, options.checkerTimeoutMs));
-    if (options.workload === 'append') {
-      const longest = finals.reduce((a, b) => (b.entries.length > a.entries.length ? b : a));
-      checkers.push(fromVerdict(checkAppends(history, longest.entries)));
-    }
+    // With compaction the appends are checked against the windows the nodes still hold; those compacted
+    // on every node are counted as not checkable by log (see checkAppends).
+    if (options.workload === 'append') checkers.push(fromVerdict(checkAppends(history, finals)));
     checkers.push(fromVerdict(checkLogAgreement(finals)), fromVerdict(checkDigests(finals)));
   } finally {
     await nemesis?.stopAndHeal().catch(() => {});
@@ -163,6 +176,9 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     await network.close();
   }
 
+  const logs = new Map<string, string>();
+  for (const id of nodes) logs.set(id, await readFile(join(options.out, 'nodes', `${id}.log`), 'utf8').catch(() => ''));
+  const compaction = finals.length === 0 ? null : compactionReport(compactionSettings, finals, logs);
   const events = recorder.events;
   const counts = countOperations(history);
   const faults = Object.fromEntries(nemesis?.injected ?? []);
@@ -177,12 +193,13 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     rate: `${options.rate} ops/s`,
     seed: options.seed,
     'op timeout': `${options.opTimeoutMs} ms`,
+    compaction: describeCompaction(compactionSettings),
     ...(options.workload === 'register' ? { keys: options.keys, 'ops per key': options.opsPerKey, reads: options.readMode } : {}),
   };
   await writeFile(join(options.out, 'history.jsonl'), formatHistory(events));
   await writeFile(
     join(options.out, 'results.json'),
-    JSON.stringify({ valid, settings, counts, faults, checkers, durationSeconds }, null, 2) + '\n',
+    JSON.stringify({ valid, settings, counts, faults, checkers, compaction, durationSeconds }, null, 2) + '\n',
   );
   await writeFile(
     join(options.out, 'report.html'),
@@ -193,7 +210,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       checkers: checkers.map((c) => ({ name: c.name, valid: c.valid, summary: c.summary, details: c.details })),
     }),
   );
-  return { valid, out: options.out, counts, faults, checkers, durationSeconds };
+  return { valid, out: options.out, counts, faults, checkers, compaction, durationSeconds };
 }
 
 function fromVerdict(verdict: CheckVerdict): CheckerResult {
@@ -266,21 +283,61 @@ async function collectFinals(cluster: ProcessCluster, nodes: readonly string[], 
   if (statuses.length !== nodes.length) statuses = await Promise.all(nodes.map((id) => cluster.status(id)));
   const finals: NodeFinal[] = [];
   for (const status of statuses) {
-    const entries: FinalEntry[] = [];
-    for (;;) {
-      const page = await cluster.call<ReadLogReply>(status.node, 'readLog', { fromIndex: entries.length + 1, maxEntries: 1000 }, 10_000);
-      entries.push(...page.entries.map(toFinalEntry));
-      if (page.entries.length === 0 || entries.length >= status.commitIndex) break;
-    }
+    const { firstIndex, entries } = await readHeldLog(cluster, status.node, status.firstLogIndex, status.commitIndex);
     finals.push({
       node: status.node,
       commitIndex: status.commitIndex,
       appliedIndex: status.appliedIndex,
       digest: status.digest,
-      entries: entries.slice(0, status.commitIndex),
+      firstIndex,
+      snapshotIndex: status.snapshotIndex,
+      entries,
     });
   }
   return finals;
+}
+
+/**
+ * Reads a node's committed entries from the first one it holds up to
+ * `commitIndex`. A snapshot taken meanwhile may compact the start away: the
+ * node then answers OUT_OF_RANGE with its new first index, and the read
+ * starts over from there, so the window read is always gap-free.
+ */
+async function readHeldLog(
+  cluster: ProcessCluster,
+  node: string,
+  firstLogIndex: number,
+  commitIndex: number,
+): Promise<{ firstIndex: number; entries: FinalEntry[] }> {
+  let firstIndex = Math.max(1, firstLogIndex);
+  let entries: FinalEntry[] = [];
+  for (let restarts = 0; ; ) {
+    const from = firstIndex + entries.length;
+    if (from > commitIndex) return { firstIndex, entries };
+    let page: ReadLogReply;
+    try {
+      page = await cluster.call<ReadLogReply>(node, 'readLog', { fromIndex: from, maxEntries: 1000 }, 10_000);
+    } catch (error) {
+      const compactedFrom = compactedFirstIndex(error);
+      if (compactedFrom === null || compactedFrom <= from || ++restarts > 10) {
+        throw new Error(`reading ${node}'s log from index ${from} (window from ${firstIndex}): ${(error as Error).message}`, { cause: error });
+      }
+      firstIndex = compactedFrom;
+      entries = [];
+      continue;
+    }
+    const committed = page.entries.filter((e) => e.index <= commitIndex);
+    if (committed.length === 0) return { firstIndex, entries };
+    entries.push(...committed.map(toFinalEntry));
+  }
+}
+
+/** The first index a node still holds, from its OUT_OF_RANGE answer to a ReadLog below it; null for any other error. */
+function compactedFirstIndex(error: unknown): number | null {
+  const status = error as Partial<grpc.ServiceError>;
+  if (status.code !== grpc.status.OUT_OF_RANGE || !(status.metadata instanceof grpc.Metadata)) return null;
+  const value = Number(String(status.metadata.get(FIRST_INDEX_METADATA_KEY)[0] ?? ''));
+  return Number.isInteger(value) && value > 0 ? value : null;
 }
 
 const text = (bytes: Uint8Array) => Buffer.from(bytes).toString('utf8');

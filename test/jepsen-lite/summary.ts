@@ -1,3 +1,4 @@
+import { formatCompaction } from './compaction.js';
 import type { JepsenResult } from './run.js';
 
 /** What a run prints at the end: counts, faults, each checker's verdict, and the details of any that failed. */
@@ -7,6 +8,7 @@ export function formatSummary(result: JepsenResult): string {
   for (const [f, c] of Object.entries(result.counts)) lines.push(`  ${f.padEnd(7)} ok ${c.ok}  fail ${c.fail}  info ${c.info}`);
   const faults = Object.entries(result.faults);
   lines.push(`  faults  ${faults.length === 0 ? 'none' : faults.map(([kind, n]) => `${kind} ${n}`).join(', ')}`);
+  if (result.compaction !== null) lines.push(`  compaction  ${formatCompaction(result.compaction)}`);
   for (const checker of result.checkers) {
     const verdict = checker.valid === true ? 'ok' : checker.valid === false ? 'FAIL' : 'UNKNOWN';
     lines.push(`  ${verdict.padEnd(7)} ${checker.name}: ${checker.summary}`);

@@ -11,12 +11,21 @@ export interface FinalEntry {
   readonly key: string;
 }
 
-/** What one node showed at the end: its committed log and its state machine. */
+/**
+ * What one node showed at the end: the committed entries it still holds (its
+ * window, firstIndex..commitIndex; entries before firstIndex were compacted
+ * into a snapshot) and its state machine.
+ */
 export interface NodeFinal {
   readonly node: string;
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly digest: string;
+  /** The first index the node still held when its log was read (1 when nothing was compacted). */
+  readonly firstIndex: number;
+  /** The index of its latest snapshot, 0 when it has none. */
+  readonly snapshotIndex: number;
+  /** Its committed entries from firstIndex on, as read. */
   readonly entries: readonly FinalEntry[];
 }
 
@@ -31,12 +40,13 @@ export interface CheckVerdict {
 
 const MAX_PROBLEMS_LISTED = 50;
 
-function verdict(name: string, okSummary: string, problems: string[]): CheckVerdict {
+function verdict(name: string, okSummary: string, problems: string[], context = ''): CheckVerdict {
   const listed = problems.length > MAX_PROBLEMS_LISTED ? [...problems.slice(0, MAX_PROBLEMS_LISTED), `… and ${problems.length - MAX_PROBLEMS_LISTED} more`] : problems;
+  const tail = context === '' ? '' : `; ${context}`;
   return {
     name,
     valid: problems.length === 0,
-    summary: problems.length === 0 ? okSummary : `${problems.length} problem(s); first: ${problems[0]}`,
+    summary: problems.length === 0 ? `${okSummary}${tail}` : `${problems.length} problem(s); first: ${problems[0]}${tail}`,
     problems: listed,
   };
 }
@@ -44,44 +54,72 @@ function verdict(name: string, okSummary: string, problems: string[]): CheckVerd
 const sameEntry = (a: FinalEntry, b: FinalEntry) =>
   a.index === b.index && a.term === b.term && a.kind === b.kind && a.record === b.record && a.key === b.key;
 
+const describe = (e: FinalEntry) => `term ${e.term} ${e.kind} ${e.record || e.key}`;
+
+/** "first..last" of the entries a node holds, or "none" when it holds no committed entry. */
+export function windowOf(final: NodeFinal): string {
+  const first = final.entries[0];
+  const last = final.entries[final.entries.length - 1];
+  return first === undefined || last === undefined ? `none (first index ${final.firstIndex})` : `${first.index}..${last.index}`;
+}
+
+const windows = (finals: readonly NodeFinal[]) => `windows ${finals.map((f) => `${f.node} ${windowOf(f)}`).join(', ')}`;
+
 /**
- * Committed logs agree: of any two nodes, one log is a prefix of the other
- * (State Machine Safety as clients can see it), and after healing every log
- * has the same length. Each log must also be gap-free from index 1.
+ * Committed logs agree, as far as the nodes still hold them. With compaction
+ * a node keeps only a window firstIndex..commitIndex, so:
+ * - each window is gap-free: firstIndex, firstIndex+1, …, up to the commit index;
+ * - on every index that two or more nodes still hold, their entries are
+ *   identical (State Machine Safety as clients can see it);
+ * - after healing every node has committed the same last index.
+ * Indexes compacted on every node are compared by the state digests only.
  */
 export function checkLogAgreement(finals: readonly NodeFinal[]): CheckVerdict {
   const problems: string[] = [];
   for (const final of finals) {
-    final.entries.forEach((entry, i) => {
-      if (entry.index !== i + 1) problems.push(`${final.node}: entry ${i + 1} of its log has index ${entry.index}`);
-    });
-    if (final.entries.length !== final.commitIndex) {
-      problems.push(`${final.node}: commit index ${final.commitIndex} but ${final.entries.length} committed entries read`);
+    for (let i = 0; i < final.entries.length; i++) {
+      const entry = final.entries[i] as FinalEntry;
+      if (entry.index !== final.firstIndex + i) {
+        problems.push(`${final.node}: its window from ${final.firstIndex} skips: entry ${i + 1} of it has index ${entry.index}, expected ${final.firstIndex + i}`);
+        break;
+      }
+    }
+    const expected = Math.max(0, final.commitIndex - final.firstIndex + 1);
+    if (final.entries.length !== expected) {
+      problems.push(
+        `${final.node}: commit index ${final.commitIndex} and first index ${final.firstIndex}, so ${expected} committed entries held, but ${final.entries.length} read`,
+      );
     }
   }
+  let compared = 0;
+  const byIndex = finals.map((f) => new Map(f.entries.map((e) => [e.index, e])));
   for (let a = 0; a < finals.length; a++) {
     for (let b = a + 1; b < finals.length; b++) {
       const x = finals[a] as NodeFinal;
-      const y = finals[b] as NodeFinal;
-      const common = Math.min(x.entries.length, y.entries.length);
-      for (let i = 0; i < common; i++) {
-        const ex = x.entries[i] as FinalEntry;
-        const ey = y.entries[i] as FinalEntry;
+      const yEntries = byIndex[b] as Map<number, FinalEntry>;
+      for (const ex of x.entries) {
+        const ey = yEntries.get(ex.index);
+        if (ey === undefined) continue;
+        compared++;
         if (!sameEntry(ex, ey)) {
-          problems.push(
-            `${x.node} and ${y.node} differ at index ${ex.index}: term ${ex.term} ${ex.kind} ${ex.record || ex.key} vs term ${ey.term} ${ey.kind} ${ey.record || ey.key}`,
-          );
+          problems.push(`${x.node} and ${(finals[b] as NodeFinal).node} differ at index ${ex.index}: ${describe(ex)} vs ${describe(ey)}`);
           break;
         }
       }
     }
   }
-  const lengths = new Set(finals.map((f) => f.entries.length));
-  if (lengths.size > 1) {
-    problems.push(`logs did not converge after healing: ${finals.map((f) => `${f.node} ${f.entries.length}`).join(', ')} entries`);
+  const ends = new Set(finals.map((f) => f.commitIndex));
+  if (ends.size > 1) {
+    problems.push(`logs did not converge after healing: committed up to ${finals.map((f) => `${f.node} ${f.commitIndex}`).join(', ')}`);
   }
-  const length = finals[0]?.entries.length ?? 0;
-  return verdict('log agreement', `${finals.length} nodes hold the same ${length} committed entries`, problems);
+  const held = finals.filter((f) => f.entries.length > 0);
+  const lowest = Math.min(...held.map((f) => f.firstIndex));
+  const commit = finals[0]?.commitIndex ?? 0;
+  const compactedEverywhere = held.length === 0 ? commit : lowest - 1;
+  const ok =
+    `${finals.length} nodes agree on every index two or more hold (${compared} pairs of entries compared), all committed up to ${commit}` +
+    (compactedEverywhere > 0 ? `; 1..${compactedEverywhere} compacted on every node, covered by the digests only` : '');
+  return verdict('log agreement', ok, problems, windows(finals));
 }
 
 /** Replicas at the same applied index have the same state digest. */
@@ -100,12 +138,22 @@ export function checkDigests(finals: readonly NodeFinal[]): CheckVerdict {
 }
 
 /**
- * The append workload's promises, against the final committed log: every
- * acknowledged append is there exactly once at the index it was acknowledged
- * with; no failed append is there; nothing is there twice or that no client
- * appended.
+ * The append workload's promises, against the committed log as the nodes
+ * still hold it: every acknowledged append is there exactly once at the index
+ * it was acknowledged with; no failed append is there; nothing is there twice
+ * or that no client appended.
+ *
+ * With compaction, entries below every node's window are gone, so this checks
+ * the union of the windows held (equal where they overlap, or log agreement
+ * fails). An acknowledged append whose index was compacted on every node is
+ * counted as "compacted, not checkable by log", never as present: the equal
+ * digests show the nodes applied the same records there (the append records
+ * are hashed into the digest chain), but not that those are the records the
+ * clients were told. A failed append or a duplicate that lies only in
+ * compacted entries goes unseen, which the summary states as well.
+ * An acknowledged index beyond every node's commit index is a lost append.
  */
-export function checkAppends(history: readonly ClientEvent[], log: readonly FinalEntry[]): CheckVerdict {
+export function checkAppends(history: readonly ClientEvent[], finals: readonly NodeFinal[]): CheckVerdict {
   const problems: string[] = [];
   const acknowledged = new Map<string, number | undefined>();
   const failed = new Set<string>();
@@ -119,16 +167,23 @@ export function checkAppends(history: readonly ClientEvent[], log: readonly Fina
     else if (event.type === 'fail') failed.add(value);
     else indeterminate++;
   }
+  const held = new Map<number, FinalEntry>();
+  for (const final of finals) for (const entry of final.entries) if (!held.has(entry.index)) held.set(entry.index, entry);
+  const lastCommitted = Math.max(0, ...finals.map((f) => f.commitIndex));
   const positions = new Map<string, number[]>();
-  for (const entry of log) {
+  for (const entry of [...held.values()].sort((a, b) => a.index - b.index)) {
     if (entry.kind !== 'LOG_ENTRY_KIND_APPEND') continue;
     positions.set(entry.record, [...(positions.get(entry.record) ?? []), entry.index]);
   }
+  let compacted = 0;
+  let present = 0;
   for (const [value, index] of acknowledged) {
     const found = positions.get(value) ?? [];
-    if (found.length === 0) problems.push(`acknowledged append ${value} (index ${index}) is lost: not in the log`);
-    else if (found.length > 1) problems.push(`acknowledged append ${value} is in the log ${found.length} times, at ${found.join(', ')}`);
-    else if (found[0] !== index) problems.push(`acknowledged append ${value} was acknowledged at index ${index} but is at ${found[0]}`);
+    if (found.length > 1) problems.push(`acknowledged append ${value} is in the log ${found.length} times, at ${found.join(', ')}`);
+    else if (found.length === 1 && found[0] !== index) problems.push(`acknowledged append ${value} was acknowledged at index ${index} but is at ${found[0]}`);
+    else if (found.length === 1) present++;
+    else if (index !== undefined && index <= lastCommitted && !held.has(index)) compacted++;
+    else problems.push(`acknowledged append ${value} (index ${index}) is lost: not in the log`);
   }
   for (const value of failed) {
     const found = positions.get(value);
@@ -140,10 +195,16 @@ export function checkAppends(history: readonly ClientEvent[], log: readonly Fina
     else if (!acknowledged.has(value) && found.length > 1) problems.push(`append ${value} is in the log ${found.length} times, at ${found.join(', ')}`);
     else if (!acknowledged.has(value) && !failed.has(value)) indeterminatePresent++;
   }
+  const unheld = lastCommitted - held.size;
+  const scope =
+    unheld === 0
+      ? `checked against all ${lastCommitted} committed entries`
+      : `checked against the ${held.size} of ${lastCommitted} committed entries some node still holds; ` +
+        `${compacted} acknowledged compacted on every node, not checkable by log (nor failed appends or duplicates there)`;
   return verdict(
     'appends',
-    `${acknowledged.size} acknowledged all present once at their index; ${failed.size} failed, none present; ` +
-      `${indeterminatePresent} of ${indeterminate} indeterminate present`,
+    `${present} of ${acknowledged.size} acknowledged present once at their index; ${failed.size} failed, none present; ` +
+      `${indeterminatePresent} of ${indeterminate} indeterminate present; ${scope}`,
     problems,
   );
 }
