@@ -1,15 +1,15 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { FIRST_INDEX_METADATA_KEY } from '../../src/client/errors.js';
-import type { LogEntryReply, ReadLogReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
+import type { StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { checkLinearizability, formatViolation } from './checkers/linearizability.js';
-import { checkAppends, checkDigests, checkLogAgreement, type CheckVerdict, type FinalEntry, type NodeFinal } from './checkers/log-checks.js';
+import { checkAppends, checkDigests, checkLogAgreement, type CheckVerdict, type NodeFinal } from './checkers/log-checks.js';
 import { compactionArgs, compactionReport, describeCompaction, type CompactionReport } from './compaction.js';
 import { FaultNetwork } from './fault-proxy.js';
 import { formatHistory, type ClientEvent } from './history.js';
 import { Nemesis, type NemesisKind } from './nemesis.js';
+import { LogTailer } from './log-tailer.js';
+import { readHeldLog } from './read-log.js';
 import { HistoryRecorder } from './recorder.js';
 import { renderReport } from './report-html.js';
 import { runAppendWorkload } from './workloads/append.js';
@@ -113,6 +113,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   let history: ClientEvent[] = [];
   let nemesis: Nemesis | null = null;
   let finals: NodeFinal[] = [];
+  let tailer: LogTailer | null = null;
   const compactionSettings = { snapshotEntries: options.snapshotEntries, retainEntries: options.retainEntries };
   try {
     // Restarted nodes get the same flags: ProcessCluster keeps them.
@@ -150,6 +151,11 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       stopped: () => Date.now() >= endAt,
     };
     nemesis.start();
+    // The append checker needs the log's content, which compaction removes from every node before the end.
+    if (options.workload === 'append') {
+      tailer = new LogTailer(live, nodes);
+      tailer.start();
+    }
     const workload =
       options.workload === 'register'
         ? runRegisterWorkload({ ...workloadOptions, keys: options.keys, opsPerKey: options.opsPerKey, readMode: options.readMode })
@@ -157,17 +163,19 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, endAt - Date.now())));
     options.log('healing every fault');
     await Promise.all([workload, nemesis.stopAndHeal()]);
+    const observed = await tailer?.stop();
 
     checkers.push(await checkLiveness(live, nodes, options.livenessTimeoutMs));
     finals = await collectFinals(live, nodes, options.livenessTimeoutMs);
     history = recorder.clientEvents();
     if (options.workload === 'register') checkers.push(linearizability(history, options.checkerTimeoutMs));
-    // With compaction the appends are checked against the windows the nodes still hold; those compacted
-    // on every node are counted as not checkable by log (see checkAppends).
-    if (options.workload === 'append') checkers.push(fromVerdict(checkAppends(history, finals)));
+    // With compaction the appends are checked against the windows the nodes still hold and what the tailer
+    // read; those compacted on every node before anyone read them are counted as not checkable (see checkAppends).
+    if (options.workload === 'append') checkers.push(fromVerdict(checkAppends(history, finals, observed)));
     checkers.push(fromVerdict(checkLogAgreement(finals)), fromVerdict(checkDigests(finals)));
   } finally {
     await nemesis?.stopAndHeal().catch(() => {});
+    await (tailer as LogTailer | null)?.stop();
     const stopped = cluster as ProcessCluster | null;
     if (stopped !== null) {
       await Promise.all(nodes.map((id) => copyFile(join(stopped.dir, `${id}.log`), join(options.out, 'nodes', `${id}.log`)).catch(() => {})));
@@ -284,66 +292,19 @@ async function collectFinals(cluster: ProcessCluster, nodes: readonly string[], 
   const finals: NodeFinal[] = [];
   for (const status of statuses) {
     const { firstIndex, entries } = await readHeldLog(cluster, status.node, status.firstLogIndex, status.commitIndex);
+    // A snapshot taken since the status moved the log's start: report the snapshot that did it.
+    const { snapshotIndex } = firstIndex === status.firstLogIndex ? status : await cluster.status(status.node);
     finals.push({
       node: status.node,
       commitIndex: status.commitIndex,
       appliedIndex: status.appliedIndex,
       digest: status.digest,
       firstIndex,
-      snapshotIndex: status.snapshotIndex,
+      snapshotIndex,
       entries,
     });
   }
   return finals;
-}
-
-/**
- * Reads a node's committed entries from the first one it holds up to
- * `commitIndex`. A snapshot taken meanwhile may compact the start away: the
- * node then answers OUT_OF_RANGE with its new first index, and the read
- * starts over from there, so the window read is always gap-free.
- */
-async function readHeldLog(
-  cluster: ProcessCluster,
-  node: string,
-  firstLogIndex: number,
-  commitIndex: number,
-): Promise<{ firstIndex: number; entries: FinalEntry[] }> {
-  let firstIndex = Math.max(1, firstLogIndex);
-  let entries: FinalEntry[] = [];
-  for (let restarts = 0; ; ) {
-    const from = firstIndex + entries.length;
-    if (from > commitIndex) return { firstIndex, entries };
-    let page: ReadLogReply;
-    try {
-      page = await cluster.call<ReadLogReply>(node, 'readLog', { fromIndex: from, maxEntries: 1000 }, 10_000);
-    } catch (error) {
-      const compactedFrom = compactedFirstIndex(error);
-      if (compactedFrom === null || compactedFrom <= from || ++restarts > 10) {
-        throw new Error(`reading ${node}'s log from index ${from} (window from ${firstIndex}): ${(error as Error).message}`, { cause: error });
-      }
-      firstIndex = compactedFrom;
-      entries = [];
-      continue;
-    }
-    const committed = page.entries.filter((e) => e.index <= commitIndex);
-    if (committed.length === 0) return { firstIndex, entries };
-    entries.push(...committed.map(toFinalEntry));
-  }
-}
-
-/** The first index a node still holds, from its OUT_OF_RANGE answer to a ReadLog below it; null for any other error. */
-function compactedFirstIndex(error: unknown): number | null {
-  const status = error as Partial<grpc.ServiceError>;
-  if (status.code !== grpc.status.OUT_OF_RANGE || !(status.metadata instanceof grpc.Metadata)) return null;
-  const value = Number(String(status.metadata.get(FIRST_INDEX_METADATA_KEY)[0] ?? ''));
-  return Number.isInteger(value) && value > 0 ? value : null;
-}
-
-const text = (bytes: Uint8Array) => Buffer.from(bytes).toString('utf8');
-
-function toFinalEntry(entry: LogEntryReply): FinalEntry {
-  return { index: entry.index, term: entry.term, kind: entry.kind, record: text(entry.record), key: text(entry.key) };
 }
 
 function countOperations(events: readonly ClientEvent[]): Record<string, OperationCounts> {

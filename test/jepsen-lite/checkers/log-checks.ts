@@ -54,7 +54,7 @@ function verdict(name: string, okSummary: string, problems: string[], context = 
 const sameEntry = (a: FinalEntry, b: FinalEntry) =>
   a.index === b.index && a.term === b.term && a.kind === b.kind && a.record === b.record && a.key === b.key;
 
-const describe = (e: FinalEntry) => `term ${e.term} ${e.kind} ${e.record || e.key}`;
+const describeEntry = (e: FinalEntry) => `term ${e.term} ${e.kind} ${e.record || e.key}`;
 
 /** "first..last" of the entries a node holds, or "none" when it holds no committed entry. */
 export function windowOf(final: NodeFinal): string {
@@ -102,7 +102,7 @@ export function checkLogAgreement(finals: readonly NodeFinal[]): CheckVerdict {
         if (ey === undefined) continue;
         compared++;
         if (!sameEntry(ex, ey)) {
-          problems.push(`${x.node} and ${(finals[b] as NodeFinal).node} differ at index ${ex.index}: ${describe(ex)} vs ${describe(ey)}`);
+          problems.push(`${x.node} and ${(finals[b] as NodeFinal).node} differ at index ${ex.index}: ${describeEntry(ex)} vs ${describeEntry(ey)}`);
           break;
         }
       }
@@ -137,24 +137,36 @@ export function checkDigests(finals: readonly NodeFinal[]): CheckVerdict {
   return verdict('state digests', `equal at applied index ${indexes}`, problems);
 }
 
+/** The committed log as read while the run went on (see LogTailer): each index read once, from some node. */
+export interface ObservedLog {
+  /** In index order; indexes missing were compacted on every node asked before they could be read. */
+  readonly entries: readonly FinalEntry[];
+  /** How many indexes were skipped so. */
+  readonly missed: number;
+  /** Answers that broke ReadLog's contract (a page not starting where asked). */
+  readonly anomalies: readonly string[];
+}
+
 /**
- * The append workload's promises, against the committed log as the nodes
- * still hold it: every acknowledged append is there exactly once at the index
- * it was acknowledged with; no failed append is there; nothing is there twice
- * or that no client appended.
+ * The append workload's promises, against the committed log: every
+ * acknowledged append is there exactly once at the index it was acknowledged
+ * with; no failed append is there; nothing is there twice or that no client
+ * appended.
  *
- * With compaction, entries below every node's window are gone, so this checks
- * the union of the windows held (equal where they overlap, or log agreement
- * fails). An acknowledged append whose index was compacted on every node is
- * counted as "compacted, not checkable by log", never as present: the equal
- * digests show the nodes applied the same records there (the append records
- * are hashed into the digest chain), but not that those are the records the
- * clients were told. A failed append or a duplicate that lies only in
- * compacted entries goes unseen, which the summary states as well.
- * An acknowledged index beyond every node's commit index is a lost append.
+ * With compaction no node holds the whole log at the end, so the log checked
+ * is what the nodes still hold (their windows; equal where they overlap, or
+ * log agreement fails) together with what was read during the run, which
+ * must agree with the windows. An acknowledged append whose index is in
+ * neither was compacted everywhere before anyone read it: it is counted as
+ * "not checkable by log", never as present. The equal digests do show that
+ * the nodes applied the same records there (append records are hashed into
+ * the digest chain), but not that those are the records the clients were
+ * told; a failed append or a duplicate there goes unseen, and the summary
+ * says so. An acknowledged index beyond every node's commit index is a lost
+ * append.
  */
-export function checkAppends(history: readonly ClientEvent[], finals: readonly NodeFinal[]): CheckVerdict {
-  const problems: string[] = [];
+export function checkAppends(history: readonly ClientEvent[], finals: readonly NodeFinal[], observed?: ObservedLog): CheckVerdict {
+  const problems: string[] = [...(observed?.anomalies ?? [])];
   const acknowledged = new Map<string, number | undefined>();
   const failed = new Set<string>();
   const invoked = new Set<string>();
@@ -167,11 +179,17 @@ export function checkAppends(history: readonly ClientEvent[], finals: readonly N
     else if (event.type === 'fail') failed.add(value);
     else indeterminate++;
   }
-  const held = new Map<number, FinalEntry>();
-  for (const final of finals) for (const entry of final.entries) if (!held.has(entry.index)) held.set(entry.index, entry);
+  const log = new Map<number, FinalEntry>();
+  for (const final of finals) for (const entry of final.entries) if (!log.has(entry.index)) log.set(entry.index, entry);
+  const heldAtEnd = log.size;
+  for (const entry of observed?.entries ?? []) {
+    const held = log.get(entry.index);
+    if (held === undefined) log.set(entry.index, entry);
+    else if (!sameEntry(held, entry)) problems.push(`index ${entry.index} was read during the run as ${describeEntry(entry)}, but is ${describeEntry(held)} at the end`);
+  }
   const lastCommitted = Math.max(0, ...finals.map((f) => f.commitIndex));
   const positions = new Map<string, number[]>();
-  for (const entry of [...held.values()].sort((a, b) => a.index - b.index)) {
+  for (const entry of [...log.values()].sort((a, b) => a.index - b.index)) {
     if (entry.kind !== 'LOG_ENTRY_KIND_APPEND') continue;
     positions.set(entry.record, [...(positions.get(entry.record) ?? []), entry.index]);
   }
@@ -182,7 +200,7 @@ export function checkAppends(history: readonly ClientEvent[], finals: readonly N
     if (found.length > 1) problems.push(`acknowledged append ${value} is in the log ${found.length} times, at ${found.join(', ')}`);
     else if (found.length === 1 && found[0] !== index) problems.push(`acknowledged append ${value} was acknowledged at index ${index} but is at ${found[0]}`);
     else if (found.length === 1) present++;
-    else if (index !== undefined && index <= lastCommitted && !held.has(index)) compacted++;
+    else if (index !== undefined && index <= lastCommitted && !log.has(index)) compacted++;
     else problems.push(`acknowledged append ${value} (index ${index}) is lost: not in the log`);
   }
   for (const value of failed) {
@@ -195,12 +213,16 @@ export function checkAppends(history: readonly ClientEvent[], finals: readonly N
     else if (!acknowledged.has(value) && found.length > 1) problems.push(`append ${value} is in the log ${found.length} times, at ${found.join(', ')}`);
     else if (!acknowledged.has(value) && !failed.has(value)) indeterminatePresent++;
   }
-  const unheld = lastCommitted - held.size;
+  const known = [...log.keys()].filter((i) => i <= lastCommitted).length;
+  const sources =
+    observed === undefined
+      ? 'held by some node at the end'
+      : `held by some node at the end (${heldAtEnd}) or read during the run (${observed.entries.length} read, ${observed.missed} compacted before they could be)`;
   const scope =
-    unheld === 0
+    known === lastCommitted
       ? `checked against all ${lastCommitted} committed entries`
-      : `checked against the ${held.size} of ${lastCommitted} committed entries some node still holds; ` +
-        `${compacted} acknowledged compacted on every node, not checkable by log (nor failed appends or duplicates there)`;
+      : `checked against the ${known} of ${lastCommitted} committed entries ${sources}; ` +
+        `${compacted} acknowledged compacted on every node before they were read, not checkable by log (nor failed appends or duplicates there)`;
   return verdict(
     'appends',
     `${present} of ${acknowledged.size} acknowledged present once at their index; ${failed.size} failed, none present; ` +
