@@ -169,8 +169,11 @@ describe('a data dir that cannot be used is named with the cause', () => {
 
   // Root ignores permission bits, so as root the log is opened by `nobody` in a child process.
   it('a data dir without write permission, for an existing log and a new one', async () => {
-    const { dir } = await stoppedNodeDir();
-    const parent = join(dir, '..');
+    const { dir: stopped } = await stoppedNodeDir();
+    // A parent of the test's own: the permission changes below must never reach the shared temp dir.
+    const parent = await fixtures.freshDir();
+    const dir = join(parent, 'n1');
+    await rename(stopped, dir);
     const fresh = join(parent, 'new-node');
     await chmod(parent, 0o755);
     await chmod(dir, 0o555);
@@ -191,7 +194,7 @@ describe('a data dir that cannot be used is named with the cause', () => {
         message: `cannot use ${fresh} as a raft log directory: cannot create ${fresh} (EACCES: permission denied)`,
       });
     } finally {
-      await chmod(parent, 0o700);
+      await chmod(parent, 0o755);
       await chmod(dir, 0o755);
     }
   });
@@ -207,11 +210,12 @@ describe('a data dir that cannot be used is named with the cause', () => {
       name: 'DataDirError',
       message: `cannot use ${dir} as a raft log directory: the directory is not writable (EROFS: read-only file system)`,
     });
-    const fresh = join(dir, '..', 'new-node', 'n1');
-    expect(await readOnly(join(dir, '..'), fresh)).toEqual({
+    const parent = await fixtures.freshDir();
+    const fresh = join(parent, 'new-node', 'n1');
+    expect(await readOnly(parent, fresh)).toEqual({
       opened: false,
       name: 'DataDirError',
-      message: `cannot use ${fresh} as a raft log directory: cannot create ${join(dir, '..', 'new-node')} (EROFS: read-only file system)`,
+      message: `cannot use ${fresh} as a raft log directory: cannot create ${join(parent, 'new-node')} (EROFS: read-only file system)`,
     });
     const storage = await fixtures.openStorage(dir, null);
     expect(storage.lastIndex()).toBe(6000);
