@@ -20,6 +20,8 @@ export interface RaftOptions {
   readonly maxApplyBytes?: number;
   /** A proposal larger than this is rejected. */
   readonly maxProposalBytes?: number;
+  /** A learner is promoted to voter only once it is at most this many entries behind the leader's log. */
+  readonly maxLearnerLag?: number;
   /**
    * The last index the caller's state machine already holds (it persists its
    * own state). Entries after it are handed out to apply. Default: nothing
@@ -41,6 +43,7 @@ export const DEFAULTS = {
   maxInflightMessages: 64,
   maxApplyBytes: 4 * 1024 * 1024,
   maxProposalBytes: 1024 * 1024,
+  maxLearnerLag: 1000,
 } as const;
 
 export function resolveOptions(options: RaftOptions): ResolvedOptions {
@@ -58,6 +61,9 @@ export function resolveOptions(options: RaftOptions): ResolvedOptions {
     problems.push(
       `heartbeatTicks (${resolved.heartbeatTicks}) must be below electionTicks (${resolved.electionTicks})`,
     );
+  }
+  if (!Number.isInteger(resolved.maxLearnerLag) || resolved.maxLearnerLag < 0) {
+    problems.push(`maxLearnerLag must be a non-negative integer, got ${resolved.maxLearnerLag}`);
   }
   for (const key of ['maxMessageBytes', 'maxInflightMessages', 'maxApplyBytes', 'maxProposalBytes'] as const) {
     if (!Number.isInteger(resolved[key]) || resolved[key] < 1) {

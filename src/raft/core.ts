@@ -3,11 +3,14 @@ import { countsForCurrentElection, isInLeaderLease, mayVoteFor, type VoterState 
 import { Leadership } from './leader.js';
 import { RaftLog } from './log.js';
 import type { OutgoingMessage } from './outgoing.js';
-import { tallyVotes } from './quorum.js';
+import { isMember, learnersOf } from './membership.js';
+import { MajorityConfig } from './quorum.js';
 import { acceptAppend } from './replication.js';
 import type { RaftStorage } from './storage.js';
 import type {
   AppendRequest,
+  ClusterConfig,
+  ConfigChange,
   Entry,
   HardState,
   Heartbeat,
@@ -42,7 +45,8 @@ export class RaftCore {
   readonly id: NodeId;
   protected readonly options: ResolvedOptions;
   protected readonly log: RaftLog;
-  protected readonly voters: readonly NodeId[];
+  /** The majority config of the configuration in force, rebuilt when that configuration changes. */
+  private quorumCache: { readonly config: ClusterConfig; readonly quorum: MajorityConfig } | null = null;
 
   protected term: number;
   protected votedFor: NodeId | null;
@@ -72,10 +76,7 @@ export class RaftCore {
   constructor(options: RaftOptions, storage: RaftStorage) {
     this.options = resolveOptions(options);
     this.id = options.id;
-    const { hardState, config } = storage.initialState();
-    if (config.voters.length === 0) {
-      throw new Error(`node ${this.id}: the cluster configuration lists no voters`);
-    }
+    const { hardState } = storage.initialState();
     if (hardState.commit > storage.lastIndex()) {
       throw new Error(
         `node ${this.id}: stored commit index ${hardState.commit} is beyond the last stored entry ${storage.lastIndex()}`,
@@ -99,7 +100,6 @@ export class RaftCore {
           'the state machine must be restored from the latest snapshot',
       );
     }
-    this.voters = [...config.voters];
     this.log = new RaftLog(storage, this.id, hardState.commit, applied);
     this.term = hardState.term;
     this.votedFor = hardState.votedFor;
@@ -114,6 +114,7 @@ export class RaftCore {
     if (this.leadership !== null) {
       const stepDownReason = this.leadership.tick();
       if (stepDownReason !== null) this.becomeFollower(this.term, null, stepDownReason);
+      else this.maybeLeaveLeadership();
       return;
     }
     this.electionElapsed++;
@@ -121,7 +122,11 @@ export class RaftCore {
   }
 
   step(message: Message): void {
-    if (message.to !== this.id || message.from === this.id || !this.voters.includes(message.from)) return;
+    if (message.to !== this.id || message.from === this.id) return;
+    // A node this configuration no longer lists (removed, and never told) must not disturb elections
+    // (dissertation §4.2.3). A node that knows no configuration yet (it is joining) listens to anyone:
+    // it may already be a voter in its leader's configuration, and its vote may be needed.
+    if ((message.type === 'VoteRequest' || message.type === 'VoteResponse') && !this.knowsAsMember(message.from)) return;
     if (message.term > this.term) {
       if (!this.acceptHigherTerm(message)) return;
     } else if (message.term < this.term) {
@@ -138,6 +143,7 @@ export class RaftCore {
     }
     if (this.leadership !== null) {
       this.leadership.step(message);
+      this.maybeLeaveLeadership();
     } else if (this.role === 'follower') {
       this.stepFollower(message);
     } else if (fromLeader(message)) {
@@ -148,15 +154,16 @@ export class RaftCore {
   }
 
   propose(data: Uint8Array): ProposeResult {
-    if (this.leadership === null) {
-      return {
-        accepted: false,
-        reason: 'not-leader',
-        leader: this.leader,
-        message: `node ${this.id} is not the leader (term ${this.term}, leader ${this.leader ?? 'unknown'})`,
-      };
-    }
-    return this.leadership.propose(data);
+    return this.leadership?.propose(data) ?? this.notLeader();
+  }
+
+  private notLeader(): ProposeResult {
+    return {
+      accepted: false,
+      reason: 'not-leader',
+      leader: this.leader,
+      message: `node ${this.id} is not the leader (term ${this.term}, leader ${this.leader ?? 'unknown'})`,
+    };
   }
 
   /**
@@ -190,6 +197,18 @@ export class RaftCore {
    */
   reportSnapshot(to: NodeId, ok: boolean): void {
     this.leadership?.reportSnapshot(to, ok);
+  }
+
+  /**
+   * Proposes a membership change (leader only): add a learner, promote a
+   * learner to voter, or remove a member. One change at a time, and only once
+   * this leader has committed an entry of its term; the new configuration is
+   * in force on each node as soon as it appends the entry. A leader that
+   * removes itself hands leadership over and steps down once the change
+   * commits.
+   */
+  proposeConfigChange(change: ConfigChange): ProposeResult {
+    return this.leadership?.proposeConfigChange(change) ?? this.notLeader();
   }
 
   transferLeadership(to: NodeId): TransferResult {
@@ -269,6 +288,7 @@ export class RaftCore {
     if (lastPersisted !== undefined) {
       this.log.stableTo(lastPersisted.index, lastPersisted.term);
       this.leadership?.onEntriesPersisted();
+      this.maybeLeaveLeadership();
     }
     const lastApplied = output.committed[output.committed.length - 1];
     // A snapshot restored since this output was taken may already have moved applied past it.
@@ -290,6 +310,10 @@ export class RaftCore {
       lastIndex: this.log.lastIndex(),
       snapshotIndex: this.log.snapshot()?.index ?? 0,
       voters: this.voters,
+      learners: learnersOf(this.currentConfig()),
+      config: this.currentConfig(),
+      configIndex: this.log.configs.latestIndex(),
+      member: isMember(this.currentConfig(), this.id),
       progress: this.leadership?.followerProgress() ?? null,
       transferringTo: this.leadership?.transferringTo ?? null,
     };
@@ -306,6 +330,11 @@ export class RaftCore {
 
   lastIndex(): number {
     return this.log.lastIndex();
+  }
+
+  /** The configuration in force once everything up to `index` is applied: what a snapshot taken there carries. */
+  configAt(index: number): ClusterConfig {
+    return this.log.configs.at(index);
   }
 
   /** The first index this node's log holds; everything before it is in the latest snapshot. */
@@ -336,7 +365,33 @@ export class RaftCore {
 
   /** §6.4: a leader confirms it still leads (a heartbeat round) before it serves a read. */
   protected requiresQuorumForRead(): boolean {
-    return this.voters.length > 1;
+    return !(this.voters.length === 1 && this.voters[0] === this.id);
+  }
+
+  /** §4.1: a configuration is in force on a node as soon as it is appended, committed or not. */
+  protected currentConfig(): ClusterConfig {
+    return this.log.configs.latest();
+  }
+
+  /** §4.1 (corrected): one configuration change at a time: none while the latest is uncommitted. */
+  protected configChangePending(): boolean {
+    return this.log.configs.latestIndex() > this.log.committed;
+  }
+
+  /** The voters whose majority commits entries: learners never count. */
+  protected commitQuorum(): MajorityConfig {
+    return this.quorum();
+  }
+
+  protected get voters(): readonly NodeId[] {
+    return this.currentConfig().voters;
+  }
+
+  /** The majority config of the configuration in force (elections, check-quorum, reads). */
+  protected quorum(): MajorityConfig {
+    const config = this.currentConfig();
+    if (this.quorumCache?.config !== config) this.quorumCache = { config, quorum: new MajorityConfig(config.voters) };
+    return this.quorumCache.quorum;
   }
 
   // ---------------------------------------------------------------- terms
@@ -384,7 +439,7 @@ export class RaftCore {
     this.resetElectionTimer();
     this.votes = new Map([[this.id, true]]);
     this.noteRoleChange(`election timeout: asking for pre-votes for term ${this.term + 1}`);
-    if (tallyVotes(this.voters, this.votes) === 'won') {
+    if (this.quorum().voteResult(this.votes) === 'won') {
       this.becomeCandidate(false);
       return;
     }
@@ -400,7 +455,7 @@ export class RaftCore {
     this.resetElectionTimer();
     this.votes = new Map([[this.id, true]]);
     this.noteRoleChange(leadershipTransfer ? 'leadership handed over: campaigning' : 'campaigning');
-    if (tallyVotes(this.voters, this.votes) === 'won') {
+    if (this.quorum().voteResult(this.votes) === 'won') {
       this.becomeLeader();
       return;
     }
@@ -440,7 +495,7 @@ export class RaftCore {
   private handleVoteResponse(response: VoteResponse): void {
     if (!countsForCurrentElection(this.role, this.term, response) || this.votes.has(response.from)) return;
     this.votes.set(response.from, response.granted);
-    const tally = tallyVotes(this.voters, this.votes);
+    const tally = this.quorum().voteResult(this.votes);
     if (tally === 'won') {
       if (this.role === 'pre-candidate') this.becomeCandidate(false);
       else this.becomeLeader();
@@ -457,7 +512,9 @@ export class RaftCore {
     this.leadership = new Leadership({
       id: this.id,
       term: this.term,
-      voters: this.voters,
+      config: () => this.currentConfig(),
+      quorum: () => this.commitQuorum(),
+      configChangePending: () => this.configChangePending(),
       log: this.log,
       options: this.options,
       send: (message) => this.send(message),
@@ -466,6 +523,24 @@ export class RaftCore {
       requiresQuorumForRead: () => this.requiresQuorumForRead(),
     });
     this.noteRoleChange(`won the election with ${granted} of ${this.voters.length} votes`);
+  }
+
+  /**
+   * A leader that the configuration in force no longer lists as a voter
+   * leads only until that configuration commits (it replicates it, without
+   * counting itself); then it hands over to the most caught-up voter and
+   * steps down (dissertation §4.2.2).
+   */
+  private maybeLeaveLeadership(): void {
+    const leadership = this.leadership;
+    if (leadership === null || this.voters.includes(this.id) || this.configChangePending()) return;
+    const successor = leadership.successor();
+    if (successor !== null) leadership.sendTimeoutNow(successor);
+    this.becomeFollower(
+      this.term,
+      null,
+      `removed from the voters at index ${this.log.configs.latestIndex()}${successor === null ? '' : `: handing over to ${successor}`}`,
+    );
   }
 
   private becomeFollower(term: number, leader: NodeId | null, reason: string): void {
@@ -579,6 +654,11 @@ export class RaftCore {
 
   private voterState(): VoterState {
     return { term: this.term, votedFor: this.votedFor, leader: this.leader };
+  }
+
+  private knowsAsMember(id: NodeId): boolean {
+    const config = this.currentConfig();
+    return (config.voters.length === 0 && learnersOf(config).length === 0) || isMember(config, id);
   }
 
   private isVoter(): boolean {

@@ -1,12 +1,15 @@
 import type { ResolvedOptions } from './config.js';
 import type { RaftLog } from './log.js';
 import type { OutgoingMessage } from './outgoing.js';
+import { applyChange, describeConfig, encodeConfig, learnersOf } from './membership.js';
 import { Progress } from './progress.js';
-import { quorumMatchIndex, quorumSize } from './quorum.js';
+import type { MajorityConfig } from './quorum.js';
 import { ReadIndexTracker, type ConfirmedRead, type ReadRequest } from './read-index.js';
 import { probeIndexFromHint } from './replication.js';
 import type {
   AppendResponse,
+  ClusterConfig,
+  ConfigChange,
   Entry,
   FollowerProgress,
   HeartbeatResponse,
@@ -20,7 +23,12 @@ import type {
 export interface LeaderContext {
   readonly id: NodeId;
   readonly term: number;
-  readonly voters: readonly NodeId[];
+  /** The configuration in force (the latest appended). */
+  config(): ClusterConfig;
+  /** The voters whose majority commits entries and confirms leadership. */
+  quorum(): MajorityConfig;
+  /** A configuration change is appended and not committed yet. */
+  configChangePending(): boolean;
   readonly log: RaftLog;
   readonly options: ResolvedOptions;
   send(message: OutgoingMessage): void;
@@ -53,10 +61,9 @@ export class Leadership {
   private appendBroadcastPending = true;
 
   constructor(private readonly ctx: LeaderContext) {
-    const { log, options } = ctx;
-    this.progress = new Map(
-      this.peers().map((peer) => [peer, new Progress(peer, log.lastIndex() + 1, options.maxInflightMessages)]),
-    );
+    const { log } = ctx;
+    this.progress = new Map();
+    this.syncProgress();
     // A no-op of our own term lets earlier entries commit (§5.4.2) and is needed before serving reads (§6.4).
     log.appendNew([{ index: log.lastIndex() + 1, term: ctx.term, kind: 'noop', data: EMPTY }]);
   }
@@ -71,20 +78,23 @@ export class Leadership {
 
   /** Returns why the leader must step down, or null. */
   tick(): string | null {
-    const { options, voters } = this.ctx;
+    const { options, id } = this.ctx;
     this.electionElapsed++;
     this.heartbeatElapsed++;
+    for (const progress of this.progress.values()) progress.ticksSinceHeard++;
     if (this.transferee !== null && ++this.transferElapsed >= options.electionTicks) this.transferee = null;
     if (this.electionElapsed >= options.electionTicks) {
       this.electionElapsed = 0;
       if (options.checkQuorum) {
-        let active = 1;
+        const active = [id];
         for (const progress of this.progress.values()) {
-          if (progress.recentlyActive) active++;
+          if (progress.recentlyActive) active.push(progress.id);
           progress.recentlyActive = false;
         }
-        if (active < quorumSize(voters.length)) {
-          return `check quorum failed: heard from ${active} of ${voters.length} voters in an election timeout`;
+        const quorum = this.ctx.quorum();
+        if (!quorum.hasQuorum(active)) {
+          const heard = active.filter((voter) => quorum.includes(voter)).length;
+          return `check quorum failed: heard from ${heard} of ${quorum.size} voters in an election timeout`;
         }
       }
     }
@@ -94,6 +104,84 @@ export class Leadership {
       for (const peer of this.peers()) this.sendHeartbeat(peer, context);
     }
     return null;
+  }
+
+  /**
+   * Proposes one membership change (dissertation §4.1 with its correction:
+   * only once an entry of this term is committed, and only one change at a
+   * time). The new configuration is in force here as soon as it is appended.
+   */
+  proposeConfigChange(change: ConfigChange): ProposeResult {
+    const { id, term, log, options } = this.ctx;
+    const reject = (reason: Extract<ProposeResult, { accepted: false }>['reason'], message: string): ProposeResult => ({
+      accepted: false,
+      reason,
+      leader: id,
+      message: `node ${id} (term ${term}): ${message}`,
+    });
+    if (this.transferee !== null) return reject('transfer-in-progress', `handing leadership to ${this.transferee}; retry shortly`);
+    if (!this.committedInCurrentTerm()) {
+      return reject('leader-not-ready', 'no entry of this term is committed yet; retry shortly');
+    }
+    if (this.ctx.configChangePending()) {
+      return reject('config-change-pending', `the previous configuration change (index ${log.configs.latestIndex()}) is not committed yet; retry shortly`);
+    }
+    const current = this.ctx.config();
+    const next = applyChange(current, change);
+    if (typeof next === 'string') return reject('invalid-config-change', next);
+    if (change.type === 'promote') {
+      const match = this.progress.get(change.id)?.matchIndex ?? 0;
+      const behind = log.lastIndex() - match;
+      if (behind > options.maxLearnerLag) {
+        return reject(
+          'learner-behind',
+          `learner ${change.id} is ${behind} entries behind (it holds up to ${match}, the leader's log ends at ${log.lastIndex()}); ` +
+            `it can be promoted once within ${options.maxLearnerLag}`,
+        );
+      }
+    }
+    if (change.type === 'remove' && current.voters.includes(change.id)) {
+      const reachable = next.voters.filter((voter) => voter === id || (this.progress.get(voter)?.ticksSinceHeard ?? Infinity) < options.electionTicks);
+      const needed = Math.floor(next.voters.length / 2) + 1;
+      if (reachable.length < needed) {
+        return reject(
+          'quorum-at-risk',
+          `removing ${change.id} leaves ${next.voters.length} voters of which only ${reachable.length} (${reachable.join(', ')}) answered within an election timeout; a quorum needs ${needed}`,
+        );
+      }
+    }
+    const entry: Entry = { index: log.lastIndex() + 1, term, kind: 'config', data: encodeConfig(next) };
+    log.appendNew([entry]);
+    this.syncProgress();
+    this.appendBroadcastPending = true;
+    return { accepted: true, index: entry.index, term };
+  }
+
+  /** Follows the configuration in force: progress for every member but this node, and nothing for others. */
+  private syncProgress(): void {
+    const { log, options } = this.ctx;
+    const members = new Set(this.peers());
+    for (const peer of members) {
+      if (!this.progress.has(peer)) this.progress.set(peer, new Progress(peer, log.lastIndex() + 1, options.maxInflightMessages));
+    }
+    for (const peer of [...this.progress.keys()]) if (!members.has(peer)) this.progress.delete(peer);
+    if (this.transferee !== null && !members.has(this.transferee)) this.transferee = null;
+  }
+
+  /** The voter best placed to take over (the highest match index), for a leader leaving the voters. */
+  successor(): NodeId | null {
+    const quorum = this.ctx.quorum();
+    let best: Progress | null = null;
+    for (const progress of this.progress.values()) {
+      if (!quorum.includes(progress.id)) continue;
+      if (best === null || progress.matchIndex > best.matchIndex) best = progress;
+    }
+    return best?.id ?? null;
+  }
+
+  /** Asks `to` to campaign at once (it must hold the whole log). */
+  sendTimeoutNow(to: NodeId): void {
+    if ((this.progress.get(to)?.matchIndex ?? 0) === this.ctx.log.lastIndex()) this.ctx.send({ type: 'TimeoutNow', to });
   }
 
   step(message: Message): void {
@@ -142,17 +230,17 @@ export class Leadership {
   }
 
   transfer(to: NodeId): TransferResult {
-    const { id, term, voters, log } = this.ctx;
+    const { id, term, log } = this.ctx;
     if (to === id) {
       return { accepted: false, reason: 'already-leader', leader: id, message: `node ${to} already leads term ${term}` };
     }
     const progress = this.progress.get(to);
-    if (progress === undefined) {
+    if (progress === undefined || !this.ctx.quorum().includes(to)) {
       return {
         accepted: false,
         reason: 'unknown-node',
         leader: id,
-        message: `node ${to} is not a voter of this cluster (voters: ${voters.join(', ')})`,
+        message: `node ${to} is not a voter of this cluster (${describeConfig(this.ctx.config())})`,
       };
     }
     if (this.transferee !== to) {
@@ -202,6 +290,7 @@ export class Leadership {
     const progress = this.progress.get(response.from);
     if (progress === undefined) return;
     progress.recentlyActive = true;
+    progress.ticksSinceHeard = 0;
     if (!response.success) {
       if (progress.rejected(response.rejectedIndex, probeIndexFromHint(this.ctx.log, response))) {
         this.sendAppend(response.from, true);
@@ -234,15 +323,12 @@ export class Leadership {
     const progress = this.progress.get(response.from);
     if (progress === undefined) return;
     progress.recentlyActive = true;
+    progress.ticksSinceHeard = 0;
     progress.onHeartbeatResponse();
     // An empty append doubles as a probe: it also uncovers appends that were lost.
     if (progress.matchIndex < this.ctx.log.lastIndex()) this.sendAppend(response.from, true);
     if (response.readContext !== null) {
-      const confirmed = this.readRounds.acknowledge(
-        response.readContext,
-        response.from,
-        quorumSize(this.ctx.voters.length),
-      );
+      const confirmed = this.readRounds.acknowledge(response.readContext, response.from, this.ctx.quorum());
       for (const read of confirmed) this.releaseConfirmedRead(read);
     }
   }
@@ -301,10 +387,11 @@ export class Leadership {
   }
 
   private maybeCommit(): boolean {
-    const { log } = this.ctx;
-    const matches = [log.stableIndex()];
-    for (const progress of this.progress.values()) matches.push(progress.matchIndex);
-    const index = quorumMatchIndex(matches);
+    const { log, id } = this.ctx;
+    // This node's own copy counts once stored, and only while it is a voter (a leader being removed does not).
+    const index = this.ctx.quorum().committedIndex((voter) =>
+      voter === id ? log.stableIndex() : (this.progress.get(voter)?.matchIndex ?? 0),
+    );
     if (index <= log.committed || !this.ctx.mayCommitByCounting(index)) return false;
     log.commitTo(index);
     if (this.readsAwaitingCommit.length > 0 && this.committedInCurrentTerm()) {
@@ -334,7 +421,9 @@ export class Leadership {
     }
   }
 
+  /** Every member but this node: voters and learners alike receive the log. */
   private peers(): NodeId[] {
-    return this.ctx.voters.filter((voter) => voter !== this.ctx.id);
+    const config = this.ctx.config();
+    return [...config.voters, ...learnersOf(config)].filter((member) => member !== this.ctx.id);
   }
 }

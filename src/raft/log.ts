@@ -1,3 +1,4 @@
+import { ConfigHistory } from './membership.js';
 import { takeWithinBytes, type RaftStorage } from './storage.js';
 import type { Entry, SnapshotMeta } from './types.js';
 
@@ -19,6 +20,8 @@ export class RaftLog {
   private unstableSnapshot: SnapshotMeta | null = null;
   committed: number;
   applied: number;
+  /** The configurations this log holds; the latest is in force (dissertation §4.1: in force once appended). */
+  readonly configs: ConfigHistory;
 
   constructor(
     private readonly storage: RaftStorage,
@@ -29,6 +32,10 @@ export class RaftLog {
     this.unstableOffset = storage.lastIndex() + 1;
     this.committed = committed;
     this.applied = applied;
+    const snapshot = storage.snapshot();
+    this.configs = new ConfigHistory(snapshot?.config ?? storage.initialState().config, snapshot?.index ?? 0, nodeId);
+    const first = storage.firstIndex();
+    if (storage.lastIndex() >= first) this.configs.append(storage.entries(first, storage.lastIndex() + 1, Number.MAX_SAFE_INTEGER));
   }
 
   firstIndex(): number {
@@ -59,6 +66,7 @@ export class RaftLog {
     this.unstableSnapshot = snapshot;
     this.unstable = [];
     this.unstableOffset = snapshot.index + 1;
+    this.configs.restore(snapshot.config, snapshot.index);
     this.committed = snapshot.index;
     this.applied = snapshot.index;
   }
@@ -122,6 +130,7 @@ export class RaftLog {
   /** Appends after the last entry (a leader's own proposals). */
   appendNew(entries: readonly Entry[]): void {
     this.unstable.push(...entries);
+    this.configs.append(entries);
   }
 
   /**
@@ -151,6 +160,7 @@ export class RaftLog {
 
   private truncateAndAppend(entries: readonly Entry[]): void {
     const first = (entries[0] as Entry).index;
+    this.configs.append(entries);
     if (first === this.unstableOffset + this.unstable.length) {
       this.unstable.push(...entries);
     } else if (first > this.unstableOffset) {

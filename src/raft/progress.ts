@@ -21,6 +21,8 @@ export class Progress {
   private inflight: number[] = [];
   /** Heard from since the last check-quorum round. */
   recentlyActive = false;
+  /** Leader ticks since this follower last answered anything (for "is it reachable now?"). */
+  ticksSinceHeard = 0;
   /** An acknowledgement arrived since the last heartbeat response. */
   private ackedSinceHeartbeat = false;
 

@@ -1,28 +1,64 @@
 import type { NodeId } from './types.js';
 
-export function quorumSize(voterCount: number): number {
-  return Math.floor(voterCount / 2) + 1;
-}
+export type VoteResult = 'won' | 'lost' | 'pending';
 
-/** The highest index that a quorum of voters has matched. */
-export function quorumMatchIndex(matchIndexes: readonly number[]): number {
-  const sorted = [...matchIndexes].sort((a, b) => b - a);
-  return sorted[quorumSize(matchIndexes.length) - 1] ?? 0;
-}
+/**
+ * A set of voters decided by simple majority. Every rule that needs "a
+ * quorum" asks this type (commit index, election, check-quorum, read
+ * confirmation), so a change of membership is a change of the config the
+ * leader holds, not arithmetic spread through the roles. With single-server
+ * changes one majority config is in force at a time (dissertation §4.1).
+ */
+export class MajorityConfig {
+  readonly voters: readonly NodeId[];
+  private readonly members: ReadonlySet<NodeId>;
 
-export type VoteTally = 'won' | 'lost' | 'pending';
-
-/** Counts granted and rejected votes among the voters. */
-export function tallyVotes(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, boolean>): VoteTally {
-  const needed = quorumSize(voters.length);
-  let granted = 0;
-  let rejected = 0;
-  for (const voter of voters) {
-    const vote = votes.get(voter);
-    if (vote === true) granted++;
-    else if (vote === false) rejected++;
+  constructor(voters: readonly NodeId[]) {
+    this.voters = [...voters];
+    this.members = new Set(voters);
   }
-  if (granted >= needed) return 'won';
-  if (rejected > voters.length - needed) return 'lost';
-  return 'pending';
+
+  get size(): number {
+    return this.voters.length;
+  }
+
+  /** How many voters make a majority. */
+  get quorum(): number {
+    return Math.floor(this.voters.length / 2) + 1;
+  }
+
+  includes(id: NodeId): boolean {
+    return this.members.has(id);
+  }
+
+  /**
+   * The highest index that a majority of voters has matched; `matchOf` gives
+   * a voter's match index (0 when unknown). An empty config commits nothing.
+   */
+  committedIndex(matchOf: (voter: NodeId) => number): number {
+    if (this.voters.length === 0) return 0;
+    const sorted = this.voters.map(matchOf).sort((a, b) => b - a);
+    return sorted[this.quorum - 1] ?? 0;
+  }
+
+  /** Granted and rejected votes among the voters; votes of non-voters do not count. */
+  voteResult(votes: ReadonlyMap<NodeId, boolean>): VoteResult {
+    let granted = 0;
+    let rejected = 0;
+    for (const voter of this.voters) {
+      const vote = votes.get(voter);
+      if (vote === true) granted++;
+      else if (vote === false) rejected++;
+    }
+    if (granted >= this.quorum) return 'won';
+    if (rejected > this.voters.length - this.quorum) return 'lost';
+    return 'pending';
+  }
+
+  /** Whether the voters among `ids` make a majority. */
+  hasQuorum(ids: Iterable<NodeId>): boolean {
+    let count = 0;
+    for (const id of new Set(ids)) if (this.members.has(id)) count++;
+    return count >= this.quorum;
+  }
 }

@@ -1,3 +1,4 @@
+import type { MajorityConfig } from './quorum.js';
 import type { NodeId } from './types.js';
 
 export interface ReadRequest {
@@ -41,12 +42,12 @@ export class ReadIndexTracker {
     return last === undefined ? null : last.context;
   }
 
-  acknowledge(context: number, from: NodeId, quorum: number): ConfirmedRead[] {
+  acknowledge(context: number, from: NodeId, quorum: MajorityConfig): ConfirmedRead[] {
     const position = this.rounds.findIndex((round) => round.context === context);
     if (position < 0) return [];
     const round = this.rounds[position] as PendingRound;
     round.acks.add(from);
-    if (round.acks.size < quorum) return [];
+    if (!quorum.hasQuorum(round.acks)) return [];
     const confirmed = this.rounds.splice(0, position + 1);
     return confirmed.map(({ index, requests }) => ({ index, requests }));
   }

@@ -9,10 +9,11 @@ export type NodeId = string;
 
 /**
  * `command`: a client's proposal; `noop`: the empty entry a new leader appends
- * so that it can commit entries of earlier terms (Raft paper, §5.4.2).
- * Membership changes will add a kind here.
+ * so that it can commit entries of earlier terms (Raft paper, §5.4.2);
+ * `config`: a new cluster configuration (membership), in force on a node as
+ * soon as the node appends it (dissertation §4.1).
  */
-export type EntryKind = 'command' | 'noop';
+export type EntryKind = 'command' | 'noop' | 'config';
 
 export interface Entry {
   readonly index: number;
@@ -29,10 +30,24 @@ export interface HardState {
   readonly commit: number;
 }
 
-/** Membership is data handed in by storage, never a constant of the code. */
+/**
+ * Membership is data (handed in by storage, changed by config entries, carried
+ * in snapshots), never a constant of the code. Voters elect and count towards
+ * commit; learners receive the log and snapshots but do neither. Addresses
+ * are the caller's (the core never reads them): they travel with the
+ * configuration so that every node's address book follows it.
+ */
 export interface ClusterConfig {
   readonly voters: readonly NodeId[];
+  readonly learners?: readonly NodeId[];
+  readonly addresses?: Readonly<Record<NodeId, string>>;
 }
+
+/** One membership change: single-server changes, one at a time (dissertation §4.1, §4.4). */
+export type ConfigChange =
+  | { readonly type: 'add-learner'; readonly id: NodeId; readonly address: string }
+  | { readonly type: 'promote'; readonly id: NodeId }
+  | { readonly type: 'remove'; readonly id: NodeId };
 
 /**
  * What the core knows of a snapshot: the state machine's state after applying
@@ -203,7 +218,20 @@ export interface RaftOutput {
   readonly roleChange: RoleChange | null;
 }
 
-export type ProposeRejection = 'not-leader' | 'transfer-in-progress' | 'too-large';
+export type ProposeRejection =
+  | 'not-leader'
+  | 'transfer-in-progress'
+  | 'too-large'
+  /** A configuration change is appended and not yet committed: one at a time. */
+  | 'config-change-pending'
+  /** The leader has not yet committed an entry of its own term (the dissertation's correction to §4.1). */
+  | 'leader-not-ready'
+  /** The change makes no sense for this configuration (adding a member twice, removing the last voter, ...). */
+  | 'invalid-config-change'
+  /** A learner too far behind the leader to be promoted yet. */
+  | 'learner-behind'
+  /** Removing this voter would leave too few reachable voters for a quorum. */
+  | 'quorum-at-risk';
 
 export type ProposeResult =
   | { readonly accepted: true; readonly index: number; readonly term: number }
@@ -251,6 +279,12 @@ export interface RaftStatus {
   /** The index of the latest snapshot in storage (0: none). */
   readonly snapshotIndex: number;
   readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  /** The configuration in force on this node (its latest config entry, committed or not) and where it was appended (0: the initial one). */
+  readonly config: ClusterConfig;
+  readonly configIndex: number;
+  /** This node is in the configuration in force (as a voter or a learner). */
+  readonly member: boolean;
   /** Only on a leader. */
   readonly progress: readonly FollowerProgress[] | null;
   readonly transferringTo: NodeId | null;

@@ -132,7 +132,8 @@ process.stdout.write(
     '\n' +
     `snapshots: ${t.stats.snapshotsTaken} taken, ${t.stats.entriesCompacted} entries compacted, ` +
     `${t.stats.snapshotsSent} sent to followers (${t.stats.snapshotsLost} lost on the way), ${t.stats.snapshotsInstalled} installed, ` +
-    `${t.stats.restartsFromSnapshot} restarts restored from one\n`,
+    `${t.stats.restartsFromSnapshot} restarts restored from one\n` +
+    `membership: ${t.stats.configChangesProposed} changes asked, ${t.stats.configChangesAccepted} appended, ${t.stats.leadersRemoved} leaders removed\n`,
 );
 const first = summary.failures[0];
 if (first === undefined) {

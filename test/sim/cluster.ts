@@ -11,7 +11,16 @@
  */
 import type { StoredSnapshot } from '../../src/raft/memory-storage.js';
 import { SeededRandom } from '../../src/raft/random.js';
-import type { Entry, InstallSnapshot, Message, NodeId, ProposeResult, RaftOutput, RaftStatus } from '../../src/raft/types.js';
+import type {
+  ConfigChange,
+  Entry,
+  InstallSnapshot,
+  Message,
+  NodeId,
+  ProposeResult,
+  RaftOutput,
+  RaftStatus,
+} from '../../src/raft/types.js';
 import type { EventLog } from './event-log.js';
 import { InvariantViolation, throughCompaction, type LogView, type SafetyChecks, type SimClock } from './invariants.js';
 import type { LivenessChecker } from './liveness.js';
@@ -52,6 +61,11 @@ export interface ClusterStats {
   snapshotsInstalled: number;
   /** Restarts that restored the state machine from a snapshot. */
   restartsFromSnapshot: number;
+  /** Membership changes proposed to a leader, and accepted by it (appended). */
+  configChangesProposed: number;
+  configChangesAccepted: number;
+  /** Leaders that stepped down because a change they led removed them. */
+  leadersRemoved: number;
 }
 
 export function emptyStats(): ClusterStats {
@@ -79,11 +93,17 @@ export function emptyStats(): ClusterStats {
     snapshotsLost: 0,
     snapshotsInstalled: 0,
     restartsFromSnapshot: 0,
+    configChangesProposed: 0,
+    configChangesAccepted: 0,
+    leadersRemoved: 0,
   };
 }
 
 export interface ClusterDeps {
+  /** Every node that may ever run: the initial voters and spare nodes a membership change may add. */
   readonly ids: readonly NodeId[];
+  /** The voters a brand-new cluster starts with (default: all of `ids`). */
+  readonly initialVoters?: readonly NodeId[];
   readonly tickPeriods: readonly number[];
   readonly tuning: CoreTuning;
   readonly coreFactory: CoreFactory;
@@ -160,7 +180,8 @@ export class Cluster {
   private readonly snapshotPayloads = new WeakMap<Message, { readonly snapshot: StoredSnapshot; readonly senderLife: number }>();
 
   constructor(private readonly deps: ClusterDeps) {
-    this.nodes = deps.ids.map((id, i) => new SimNode(id, deps.ids, deps.tickPeriods[i] ?? 10, deps.checks.commit));
+    const voters = deps.initialVoters ?? deps.ids;
+    this.nodes = deps.ids.map((id, i) => new SimNode(id, voters, deps.tickPeriods[i] ?? 10, deps.checks.commit));
     for (const node of this.nodes) this.byId.set(node.id, node);
   }
 
@@ -380,6 +401,21 @@ export class Cluster {
     return result;
   }
 
+  /** A membership change asked of `leader` (an operator's call). */
+  proposeConfigChange(leader: SimNode, change: ConfigChange): ProposeResult {
+    const core = leader.core;
+    if (core === null) throw new Error(`config change at ${leader.id}, which is down`);
+    const result = this.guard(leader, () => core.proposeConfigChange(change));
+    this.deps.stats.configChangesProposed++;
+    if (result.accepted) this.deps.stats.configChangesAccepted++;
+    this.deps.log.record(this.deps.clock.now, leader.id, {
+      k: 'note',
+      text: `CONFIG CHANGE ${change.type} ${change.id}: ${result.accepted ? `appended at ${result.index}/${result.term}` : `refused (${result.reason}: ${result.message})`}`,
+    });
+    this.afterEvent(leader);
+    return result;
+  }
+
   read(node: SimNode, requestId: string): void {
     const core = node.core;
     if (core === null) return;
@@ -453,6 +489,7 @@ export class Cluster {
   private announce(node: SimNode, core: SimCore, out: RaftOutput): void {
     if (out.roleChange === null) return;
     this.deps.log.record(this.deps.clock.now, node.id, { k: 'role', change: out.roleChange });
+    if (out.roleChange.reason.startsWith('removed from the voters')) this.deps.stats.leadersRemoved++;
     if (out.roleChange.role === 'leader') this.observeLeader(node, core, out.roleChange.term);
   }
 
@@ -555,7 +592,7 @@ export class Cluster {
     if (term === null) {
       throw new InvariantViolation('Snapshot Safety', clock.now, node.id, `${node.id} applied up to ${index} but holds no entry there`);
     }
-    const meta = { index, term, config: storage.initialState().config };
+    const meta = { index, term, config: this.guard(node, () => core.configAt(index)) };
     // What the node committed in this very event is not observed yet: the snapshot is checked against it.
     const st = this.guard(node, () => core.status());
     checks.commit.observeCommit(node.id, node.life, st.commitIndex, st.term, this.viewOf(core));
@@ -700,6 +737,7 @@ export class Cluster {
         checks.commit.committedTerm(committedNow) ?? 0,
         node.id,
         this.nodes.map((n) => n.durableTail()),
+        st.config.voters,
       );
     }
     if (node.applied > st.commitIndex) {

@@ -33,7 +33,8 @@ function logOf(...terms: number[]): LogView {
 }
 
 function tailOf(node: string, ...terms: number[]): LogTail {
-  return { node, lastIndex: terms.length, lastTerm: terms[terms.length - 1] ?? 0, ...logOf(...terms) };
+  const voters = ['n1', 'n2', 'n3'];
+  return { node, lastIndex: terms.length, lastTerm: terms[terms.length - 1] ?? 0, voters, members: voters, ...logOf(...terms) };
 }
 
 function violationOf(action: () => void): InvariantViolation {
@@ -203,6 +204,35 @@ describe('commit durability (Leader Completeness at commit time)', () => {
   it('accepts the commit once an entry of the leader’s own term is on a majority', () => {
     const check = new CommitDurabilityChecker(clock);
     check.observeNewCommit(3, 4, 'n1', [tailOf('n1', 1, 2, 4), tailOf('n2', 1, 3), tailOf('n3', 1, 2, 4)]);
+  });
+});
+
+describe('commit durability across configurations', () => {
+  const withVoters = (tail: LogTail, voters: string[]): LogTail => ({ ...tail, voters, members: voters });
+
+  it('reports a commit that no quorum of the committing configuration holds: a learner counted', () => {
+    const check = new CommitDurabilityChecker(clock);
+    // n1 leads voters n1, n2, n3; n4 is a learner holding 2/2, n2 and n3 do not.
+    const logs = [tailOf('n1', 1, 2), tailOf('n2', 1), tailOf('n3', 1), withVoters(tailOf('n4', 1, 2), ['n1', 'n2', 'n3'])];
+    const v = expectViolation('Commit Quorum', 'n1', () => check.observeNewCommit(2, 2, 'n1', logs, ['n1', 'n2', 'n3']));
+    expect(v.detail).toContain('only n1 of its voters n1, n2, n3');
+  });
+
+  it('counts a candidate’s votes in its own configuration: a candidate whose config has grown can need more votes', () => {
+    const check = new CommitDurabilityChecker(clock);
+    // 2/2 is on n1, n2, n3 of voters n1..n5 (as n4 and n5 see it); n4 lacks it but only n4 and n5 would vote for it: 2 of 5.
+    const five = ['n1', 'n2', 'n3', 'n4', 'n5'];
+    const logs = [
+      withVoters(tailOf('n1', 1, 2), five),
+      withVoters(tailOf('n2', 1, 2), five),
+      withVoters(tailOf('n3', 1, 2), five),
+      withVoters(tailOf('n4', 1), five),
+      withVoters(tailOf('n5', 1), five),
+    ];
+    check.observeNewCommit(2, 2, 'n1', logs, five);
+    // With n4's own (stale) config of n3, n4, n5 the same logs would elect it: reported.
+    const stale = [...logs.slice(0, 3), withVoters(tailOf('n4', 1), ['n3', 'n4', 'n5']), withVoters(tailOf('n5', 1), ['n3', 'n4', 'n5'])];
+    expectViolation('Leader Completeness', 'n4', () => check.observeNewCommit(2, 2, 'n1', stale, five));
   });
 });
 

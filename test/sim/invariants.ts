@@ -18,6 +18,7 @@ export type PropertyName =
   | 'Durable State'
   | 'Read Index Safety'
   | 'Snapshot Safety'
+  | 'Commit Quorum'
   | 'Message Validity'
   | 'Liveness'
   | 'Core Exception';
@@ -355,11 +356,19 @@ export interface LogTail extends LogView {
   readonly node: NodeId;
   readonly lastIndex: number;
   readonly lastTerm: number;
+  /** The voters of the configuration in force in this log (its latest config entry, or its initial one). */
+  readonly voters: readonly NodeId[];
+  /** Voters and learners of that configuration: a node takes part in elections only with them (or with anyone while it knows no configuration). */
+  readonly members: readonly NodeId[];
 }
 
 /** Raft's vote rule (§5.4.1): would `voter` find `candidate`'s log at least as up-to-date as its own? */
 export function candidateIsUpToDate(candidate: LogTail, voter: LogTail): boolean {
   return candidate.lastTerm > voter.lastTerm || (candidate.lastTerm === voter.lastTerm && candidate.lastIndex >= voter.lastIndex);
+}
+
+function majorityOf(voters: readonly NodeId[]): number {
+  return Math.floor(voters.length / 2) + 1;
 }
 
 /**
@@ -371,15 +380,37 @@ export function candidateIsUpToDate(candidate: LogTail, voter: LogTail): boolean
  * never gathers a majority of votes. A leader that commits an earlier term's
  * entry by counting replicas (Figure 8) breaks exactly this, long before the
  * lost entry is actually overwritten.
+ *
+ * With membership changes, a candidate counts votes among the voters of the
+ * configuration in its own log, and a node votes only for a member of the
+ * configuration in its log (or for anyone while it knows none); the check
+ * models exactly that. And the commit
+ * itself must rest on a quorum of the committing node's configuration
+ * (Commit Quorum): learners and non-members never count.
  */
 export class CommitDurabilityChecker extends Checker {
-  /** `logs` holds every node's log (down nodes included: they come back with what they persisted). */
-  observeNewCommit(index: number, term: number, committedBy: NodeId, logs: readonly LogTail[]): void {
-    const majority = Math.floor(logs.length / 2) + 1;
+  /** `logs` holds every node's durable log (down nodes included: they come back with what they persisted). */
+  observeNewCommit(index: number, term: number, committedBy: NodeId, logs: readonly LogTail[], committerVoters?: readonly NodeId[]): void {
+    if (committerVoters !== undefined) {
+      const holders = logs.filter((log) => committerVoters.includes(log.node) && log.termAt(index) === term);
+      if (holders.length < majorityOf(committerVoters)) {
+        this.fail(
+          'Commit Quorum',
+          committedBy,
+          `${committedBy} committed ${index}/${term}, but only ${holders.map((h) => h.node).join(', ') || 'no voter'} of its voters ` +
+            `${committerVoters.join(', ')} hold it durably: no quorum of its configuration`,
+        );
+      }
+    }
     for (const candidate of logs) {
-      if (candidate.termAt(index) === term) continue;
-      const voters = logs.filter((voter) => candidateIsUpToDate(candidate, voter));
-      if (voters.length >= majority) {
+      if (!candidate.voters.includes(candidate.node) || candidate.termAt(index) === term) continue;
+      const voters = logs.filter(
+        (voter) =>
+          candidate.voters.includes(voter.node) &&
+          (voter.members.length === 0 || voter.members.includes(candidate.node)) &&
+          candidateIsUpToDate(candidate, voter),
+      );
+      if (voters.length >= majorityOf(candidate.voters)) {
         this.fail(
           'Leader Completeness',
           candidate.node,

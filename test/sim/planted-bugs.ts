@@ -4,7 +4,9 @@
  * hooks (or its output) to remove one safety mechanism.
  */
 import { RaftCore } from '../../src/raft/core.js';
-import type { RaftOutput, SnapshotMeta } from '../../src/raft/types.js';
+import { learnersOf } from '../../src/raft/membership.js';
+import { MajorityConfig } from '../../src/raft/quorum.js';
+import type { ClusterConfig, RaftOutput, SnapshotMeta } from '../../src/raft/types.js';
 import type { PropertyName } from './invariants.js';
 import type { CoreFactory } from './sim-core.js';
 
@@ -76,13 +78,38 @@ class KeepsConflictingEntriesAfterSnapshot extends RaftCore {
   }
 }
 
+/** Puts a configuration in force only once it is committed, not when it is appended (dissertation §4.1 says appended). */
+class ConfigInForceAtCommit extends RaftCore {
+  protected override currentConfig(): ClusterConfig {
+    return this.log.configs.at(this.log.committed);
+  }
+}
+
+/** Lets a leader propose a configuration change while the previous one is still uncommitted. */
+class TwoConfigChangesInFlight extends RaftCore {
+  protected override configChangePending(): boolean {
+    return false;
+  }
+}
+
+/** Counts learners towards the commit quorum, as if they were voters. */
+class LearnersCountTowardsCommit extends RaftCore {
+  protected override commitQuorum(): MajorityConfig {
+    const config = this.currentConfig();
+    return new MajorityConfig([...config.voters, ...learnersOf(config)]);
+  }
+}
+
 export type PlantedBugName =
   | 'commit-by-counting'
   | 'vote-without-log-check'
   | 'forget-vote'
   | 'read-without-quorum'
   | 'stable-by-index'
-  | 'keep-entries-after-snapshot';
+  | 'keep-entries-after-snapshot'
+  | 'config-at-commit'
+  | 'two-config-changes'
+  | 'learner-counts-for-commit';
 
 export interface PlantedBug {
   readonly name: PlantedBugName;
@@ -92,6 +119,8 @@ export interface PlantedBug {
   readonly expected: PropertyName | readonly PropertyName[];
   /** Only asynchronous persistence can expose it (with synchronous persistence the code path is never taken). */
   readonly needsAsyncPersist?: boolean;
+  /** Only membership changes can expose it: hunted over seeds that change membership. */
+  readonly needsMembership?: boolean;
 }
 
 export const PLANTED_BUGS: Readonly<Record<PlantedBugName, PlantedBug>> = {
@@ -137,6 +166,29 @@ export const PLANTED_BUGS: Readonly<Record<PlantedBugName, PlantedBug>> = {
     coreFactory: (options, storage) => new KeepsConflictingEntriesAfterSnapshot(options, storage),
     // The kept entries follow the snapshot's term in this log but another term in the log they came from.
     expected: ['Log Matching', 'State Machine Safety', 'Leader Completeness', 'Committed Entries Never Change'],
+  },
+  'config-at-commit': {
+    name: 'config-at-commit',
+    description: 'a node puts a configuration in force when it commits, not when it appends it',
+    coreFactory: (options, storage) => new ConfigInForceAtCommit(options, storage),
+    expected: ['Commit Quorum', 'Leader Completeness', 'Election Safety', 'State Machine Safety'],
+    needsMembership: true,
+  },
+  'two-config-changes': {
+    name: 'two-config-changes',
+    description: 'a leader appends a configuration change while the previous one is uncommitted',
+    coreFactory: (options, storage) => new TwoConfigChangesInFlight(options, storage),
+    // Two changes in flight are a two-server change: old and new majorities need not overlap. The first
+    // seed to show it may do so as a cluster that can no longer elect anyone (the real core passes it).
+    expected: ['Commit Quorum', 'Leader Completeness', 'Election Safety', 'State Machine Safety', 'Liveness'],
+    needsMembership: true,
+  },
+  'learner-counts-for-commit': {
+    name: 'learner-counts-for-commit',
+    description: 'a leader counts learners towards the commit quorum',
+    coreFactory: (options, storage) => new LearnersCountTowardsCommit(options, storage),
+    expected: ['Commit Quorum', 'Leader Completeness'],
+    needsMembership: true,
   },
 };
 

@@ -69,6 +69,18 @@ export interface SnapshotPolicy {
   readonly retainEntries: number;
 }
 
+/**
+ * Membership changes while faults happen: every ~changeMeanInterval an
+ * operator asks the leader to add a learner (one of `spareNodes` fresh nodes),
+ * promote a learner, or remove a voter or learner (the leader itself
+ * included), keeping 3 to 5 voters. Changes are asked for whether or not the
+ * previous one has committed: the core must refuse what it cannot take.
+ */
+export interface MembershipProfile {
+  readonly changeMeanInterval: number;
+  readonly spareNodes: number;
+}
+
 export interface CoreTuning {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -140,6 +152,8 @@ export interface Scenario {
   readonly persist: PersistProfile;
   /** null: nodes never snapshot or compact (their logs grow for the whole run). */
   readonly snapshots: SnapshotPolicy | null;
+  /** null: the initial voters stay the members for the whole run. */
+  readonly membership: MembershipProfile | null;
 }
 
 /**
@@ -197,6 +211,13 @@ function chooseSnapshots(seed: number): SnapshotPolicy | null {
   return { everyEntries: r.pick([1, 3, 8, 20]), retainEntries: r.pick([0, 0, 2, 10, 40]) };
 }
 
+/** Membership changes, from a random stream of their own. */
+function chooseMembership(seed: number): MembershipProfile | null {
+  const r = new SeededRandom(seed ^ 0x6d3b1f29);
+  if (!r.chance(0.5)) return null;
+  return { changeMeanInterval: r.pick([40, 150, 400]), spareNodes: r.pick([1, 2, 3]) };
+}
+
 export function chooseScenario(seed: number, nodeCount: number, overrides: Partial<Scenario> = {}): Scenario {
   const r = new SeededRandom(seed ^ 0x5ce7a210);
   const ids = Array.from({ length: nodeCount }, (_, i) => `n${i + 1}`);
@@ -251,6 +272,7 @@ export function chooseScenario(seed: number, nodeCount: number, overrides: Parti
     livenessBound: livenessBoundFor(electionTicks, Math.max(...tickPeriods)),
     ...choosePersistence(seed),
     snapshots: chooseSnapshots(seed),
+    membership: chooseMembership(seed),
   };
   const chosen = { ...scenario, ...overrides };
   // The bound follows the persistence mode actually run, forced or not (unless it is itself overridden).

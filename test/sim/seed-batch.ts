@@ -43,6 +43,9 @@ export function describeSeedBatch(first: number, count: number, chunk: number, o
         expect(stats.snapshotsInstalled).toBeGreaterThan(0);
         expect(stats.snapshotsLost).toBeGreaterThan(0);
         expect(stats.restartsFromSnapshot).toBeGreaterThan(0);
+        // Membership changed under the faults too: learners added, promoted, members (leaders among them) removed.
+        expect(stats.configChangesAccepted).toBeGreaterThan(0);
+        expect(stats.leadersRemoved).toBeGreaterThan(0);
         options.expectChunk?.(summary);
       });
     }

@@ -1,6 +1,8 @@
 import type { RaftOptions } from '../../src/raft/config.js';
 import type { RaftStorage } from '../../src/raft/storage.js';
 import type {
+  ClusterConfig,
+  ConfigChange,
   Message,
   NodeId,
   ProposeResult,
@@ -19,6 +21,7 @@ export interface SimCore {
   readIndex(requestId: string): ReadIndexResult;
   transferLeadership(to: NodeId): TransferResult;
   reportSnapshot(to: NodeId, ok: boolean): void;
+  proposeConfigChange(change: ConfigChange): ProposeResult;
   hasOutput(): boolean;
   takeOutput(): RaftOutput;
   acknowledge(output: RaftOutput): void;
@@ -26,6 +29,7 @@ export interface SimCore {
   termAt(index: number): number | null;
   lastIndex(): number;
   firstIndex(): number;
+  configAt(index: number): ClusterConfig;
 }
 
 /**

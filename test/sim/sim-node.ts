@@ -1,3 +1,4 @@
+import { decodeConfig } from '../../src/raft/membership.js';
 import { MemoryStorage, type StoredSnapshot } from '../../src/raft/memory-storage.js';
 import type { Entry, NodeId, RaftOutput, SnapshotMeta } from '../../src/raft/types.js';
 import { throughCompaction, type CommitChecker, type LogTail, type LogView } from './invariants.js';
@@ -40,6 +41,8 @@ export class SimNode {
   diskStalledUntil = 0;
   /** A view of the durable log, for checks that compare a write with what it replaces. */
   readonly storedLog: LogView;
+  /** A member of the cluster at some point: started at the beginning, or added later by a membership change. */
+  joined: boolean;
 
   constructor(
     readonly id: NodeId,
@@ -47,7 +50,9 @@ export class SimNode {
     readonly tickPeriod: number,
     commit: CommitChecker,
   ) {
-    this.storage = new MemoryStorage({ voters: [...voters] });
+    // A node not among the initial voters starts with an empty configuration: it waits to be added.
+    this.joined = voters.includes(id);
+    this.storage = new MemoryStorage({ voters: this.joined ? [...voters] : [] });
     const storage = this.storage;
     const stored: LogView = {
       termAt(index: number): number | null {
@@ -71,8 +76,23 @@ export class SimNode {
       node: this.id,
       lastIndex,
       lastTerm: this.storage.term(lastIndex),
+      ...this.durableConfigMembers(),
       termAt: (index) => this.storedLog.termAt(index),
     };
+  }
+
+  /** The configuration this node would restart with: its durable log's latest config entry, else its snapshot's or initial one. */
+  private durableConfigMembers(): { voters: readonly NodeId[]; members: readonly NodeId[] } {
+    const storage = this.storage;
+    let config = storage.snapshot()?.config ?? storage.initialState().config;
+    for (let index = storage.lastIndex(); index >= storage.firstIndex(); index--) {
+      const [entry] = storage.entries(index, index + 1, Number.MAX_SAFE_INTEGER);
+      if (entry?.kind === 'config') {
+        config = decodeConfig(entry.data, `${this.id}, entry ${index}`);
+        break;
+      }
+    }
+    return { voters: config.voters, members: [...config.voters, ...(config.learners ?? [])] };
   }
 
   get up(): boolean {

@@ -75,7 +75,8 @@ type SimEvent =
   | { readonly kind: 'targeted-isolation'; readonly node: SimNode; readonly life: number }
   | { readonly kind: 'write-done'; readonly node: SimNode; readonly life: number; readonly serial: number }
   | { readonly kind: 'disk-stall' }
-  | { readonly kind: 'snapshot-report'; readonly report: SnapshotReport };
+  | { readonly kind: 'snapshot-report'; readonly report: SnapshotReport }
+  | { readonly kind: 'membership' };
 
 /** One closed-loop client. `serial` invalidates its scheduled wake-ups once it has moved on. */
 interface ClientState {
@@ -110,6 +111,8 @@ class Simulation {
   private readonly clientRandom: SeededRandom;
   /** Asynchronous persistence: write delays, disk stalls, whether a crash lets a write in flight complete. */
   private readonly persistRandom: SeededRandom;
+  /** Membership changes: when, which, of whom. */
+  private readonly membershipRandom: SeededRandom;
   private proposalSeq = 0;
   /** Proposals clients are waiting for, by key. */
   private readonly awaited = new Map<string, ClientState>();
@@ -129,6 +132,7 @@ class Simulation {
     const coreSeeds = new SeededRandom(streams.nextInt(0x100000000));
     // Drawn after the others, so that the streams above are the same as before this one existed.
     this.persistRandom = new SeededRandom(streams.nextInt(0x100000000));
+    this.membershipRandom = new SeededRandom(streams.nextInt(0x100000000));
     if (options.callerBug === 'send-before-persist' && !this.scenario.asyncPersist) {
       throw new Error(`the caller bug ${options.callerBug} needs asynchronous persistence`);
     }
@@ -139,8 +143,11 @@ class Simulation {
     this.log = new EventLog(options.trace ?? null, options.recentEvents ?? 200);
     this.checks = new SafetyChecks(this.clock);
     this.network = new Network(networkRandom, this.scenario.faultyNetwork);
+    const spares = this.scenario.membership?.spareNodes ?? 0;
+    const allIds = [...this.scenario.ids, ...Array.from({ length: spares }, (_, i) => `n${this.scenario.ids.length + i + 1}`)];
     this.cluster = new Cluster({
-      ids: this.scenario.ids,
+      ids: allIds,
+      initialVoters: this.scenario.ids,
       tickPeriods: this.scenario.tickPeriods,
       tuning: this.scenario.core,
       coreFactory: options.coreFactory,
@@ -180,9 +187,13 @@ class Simulation {
     try {
       this.log.record(0, 'sim', { k: 'note', text: describeScenario(s) });
       this.cluster.nodes.forEach((node, i) => {
+        if (!node.joined) return;
         this.cluster.start(node);
         this.queue.push(s.tickPhases[i] ?? 0, { kind: 'tick', node, life: node.life });
       });
+      if (s.membership !== null) {
+        this.queue.push(1 + this.membershipRandom.nextInt(2 * s.membership.changeMeanInterval), { kind: 'membership' });
+      }
       this.queue.push(this.faultRandom.nextInt(2 * s.faultMeanInterval) + 1, { kind: 'fault' });
       for (let i = 0; i < s.clients; i++) {
         const client: ClientState = { serial: 0, waitingFor: null };
@@ -247,6 +258,13 @@ class Simulation {
       case 'snapshot-report':
         this.cluster.reportSnapshot(event.report);
         return;
+      case 'membership': {
+        const profile = this.scenario.membership;
+        if (this.healed || profile === null) return;
+        this.changeMembership();
+        this.queue.push(now + 1 + this.membershipRandom.nextInt(2 * profile.changeMeanInterval), { kind: 'membership' });
+        return;
+      }
       case 'restart':
         if (event.node.life === event.life && !event.node.up) this.startNode(event.node);
         return;
@@ -275,7 +293,7 @@ class Simulation {
         return;
       case 'targeted-isolation':
         if (this.healed || event.node.life !== event.life || !event.node.up) return;
-        this.partition(splitPartition([[event.node.id], this.scenario.ids.filter((id) => id !== event.node.id)]));
+        this.partition(splitPartition([[event.node.id], this.cluster.nodes.map((n) => n.id).filter((id) => id !== event.node.id)]));
         return;
       case 'write-done':
         this.cluster.completeWrite(event.node, event.life, event.serial);
@@ -351,7 +369,44 @@ class Simulation {
       k: 'note',
       text: `faults stop: partitions healed, no more loss; a proposal must be applied by a majority before t=${this.liveness.deadline}`,
     });
-    for (const node of this.cluster.nodes) if (!node.up) this.startNode(node);
+    for (const node of this.cluster.nodes) if (!node.up && node.joined) this.startNode(node);
+  }
+
+  /**
+   * An operator's membership change at the current leader: add a fresh node
+   * as a learner (it starts with an empty log and configuration), promote a
+   * learner, or remove a member, the leader included; 3 to 5 voters.
+   */
+  private changeMembership(): void {
+    const r = this.membershipRandom;
+    const leader = this.cluster.currentLeader();
+    const core = leader?.core ?? null;
+    if (leader === null || core === null) return;
+    const { config } = core.status();
+    const learners = config.learners ?? [];
+    const spare = this.cluster.nodes.filter((node) => !node.joined);
+    const actions: ('add' | 'promote' | 'remove')[] = [];
+    if (spare.length > 0 && config.voters.length + learners.length < 6) actions.push('add');
+    if (learners.length > 0 && config.voters.length < 5) actions.push('promote');
+    if (config.voters.length > 3 || learners.length > 0) actions.push('remove');
+    if (actions.length === 0) return;
+    switch (r.pick(actions)) {
+      case 'add': {
+        const node = r.pick(spare);
+        node.joined = true;
+        this.startNode(node);
+        this.cluster.proposeConfigChange(leader, { type: 'add-learner', id: node.id, address: `sim:${node.id}` });
+        return;
+      }
+      case 'promote':
+        this.cluster.proposeConfigChange(leader, { type: 'promote', id: r.pick(learners) });
+        return;
+      case 'remove': {
+        const removable = config.voters.length > 3 ? [...config.voters, ...learners] : [...learners];
+        this.cluster.proposeConfigChange(leader, { type: 'remove', id: r.pick(removable) });
+        return;
+      }
+    }
   }
 
   private injectFault(): void {
@@ -359,7 +414,7 @@ class Simulation {
     const s = this.scenario;
     const kind = pickWeighted(r, s.faultWeights);
     const up = this.cluster.upNodes();
-    const ids = s.ids;
+    const ids = this.cluster.nodes.filter((node) => node.joined).map((node) => node.id);
     switch (kind) {
       case 'crash':
       case 'crash-leader': {
@@ -528,7 +583,10 @@ export function describeScenario(s: Scenario): string {
     `persistence ${s.asyncPersist ? describePersist(s.persist) : 'sync'}; ` +
     (s.snapshots === null
       ? 'no snapshots'
-      : `snapshot every ${s.snapshots.everyEntries} applied entries, retain ${s.snapshots.retainEntries}`)
+      : `snapshot every ${s.snapshots.everyEntries} applied entries, retain ${s.snapshots.retainEntries}`) +
+    (s.membership === null
+      ? ''
+      : `; membership changes every ~${s.membership.changeMeanInterval} with ${s.membership.spareNodes} spare node(s)`)
   );
 }
 
