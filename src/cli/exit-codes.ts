@@ -17,6 +17,13 @@ export const ExitCode = {
    * reading from it works.
    */
   LOG_COMPACTED: 6,
+  /**
+   * `member add|promote|remove`: the cluster refused the change as things
+   * stand (FAILED_PRECONDITION): the learner is still catching up, another
+   * change is not yet committed, or the removal would cost the quorum.
+   * Nothing changed; the same command may succeed later.
+   */
+  REFUSED: 7,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

@@ -7,6 +7,7 @@ import {
   RaftLogCompactedError,
   RaftLogDeadlineExceededError,
   RaftLogError,
+  RaftLogFailedPreconditionError,
   RaftLogIndeterminateError,
   RaftLogInvalidArgumentError,
   RaftLogUnavailableError,
@@ -23,7 +24,9 @@ Exit codes:
   3  unavailable: no node could take the request in time (nothing was written)
   4  indeterminate: the write was sent but its outcome is unknown (deadline passed or connection lost)
   5  any other error
-  6  log: the entries from --from were compacted away; the message gives the first index still held`;
+  6  log: the entries from --from were compacted away; the message gives the first index still held
+  7  member: the cluster refused the change for now (learner still catching up, another change
+     pending, quorum at risk); nothing changed, it may succeed later`;
 
 /** The process's own standard streams and environment. */
 export function processIo(): CliIo {
@@ -91,5 +94,6 @@ function classify(error: unknown): [ExitCode, string] {
   }
   if (error instanceof RaftLogIndeterminateError) return [ExitCode.INDETERMINATE, 'indeterminate'];
   if (error instanceof RaftLogCompactedError) return [ExitCode.LOG_COMPACTED, 'compacted'];
+  if (error instanceof RaftLogFailedPreconditionError) return [ExitCode.REFUSED, 'refused'];
   return [ExitCode.ERROR, 'error'];
 }

@@ -6,7 +6,18 @@
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
 
-export type RaftLogOperation = 'put' | 'get' | 'delete' | 'compareAndSwap' | 'append' | 'status' | 'readLog';
+export type RaftLogOperation =
+  | 'put'
+  | 'get'
+  | 'delete'
+  | 'compareAndSwap'
+  | 'append'
+  | 'status'
+  | 'readLog'
+  | 'memberList'
+  | 'memberAdd'
+  | 'memberPromote'
+  | 'memberRemove';
 
 /** Status codes used by the client for failures it detects itself. */
 export const StatusCode = {
@@ -18,6 +29,7 @@ export const StatusCode = {
   INTERNAL: GrpcStatus.INTERNAL,
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
   OUT_OF_RANGE: GrpcStatus.OUT_OF_RANGE,
+  FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
 } as const;
 
 /**
@@ -106,6 +118,18 @@ export class RaftLogIndeterminateError extends RaftLogError {
  */
 export class RaftLogInvalidArgumentError extends RaftLogError {
   override name = 'RaftLogInvalidArgumentError';
+}
+
+/**
+ * The cluster refused the request as things stand (the node answered
+ * FAILED_PRECONDITION): promoting a learner that is still catching up (the
+ * message says how far behind it is), a membership change while another is
+ * not yet committed, or a removal that would leave the voters without a
+ * quorum. Nothing changed; the same request may succeed once the condition
+ * is gone.
+ */
+export class RaftLogFailedPreconditionError extends RaftLogError {
+  override name = 'RaftLogFailedPreconditionError';
 }
 
 /** A read (Get, Status) that got no answer before its deadline. Nothing changed; it can be tried again. */

@@ -109,6 +109,16 @@ export interface StatusReply<U = WireUint64> {
   firstLogIndex: U;
   /** Index of the node's latest snapshot; "0" for none. */
   snapshotIndex: U;
+  /** Every member with its role; empty from a node that predates the field. */
+  memberStatus: MemberStatus<U>[];
+}
+export interface MemberStatus<U = WireUint64> {
+  id: string;
+  address: string;
+  /** "voter" or "learner". */
+  role: string;
+  /** Set by the leader only; "0" elsewhere. */
+  matchIndex: U;
 }
 
 export interface ReadLogRequest {

@@ -20,6 +20,14 @@
  * Nodes compact their log into snapshots: readLog() from an index a node no
  * longer holds fails with RaftLogCompactedError, which gives the first index
  * that node still holds (`firstIndex`).
+ *
+ * Membership changes (memberAdd, memberPromote, memberRemove) follow the
+ * rules of writes: retried only when certainly not carried out, and
+ * RaftLogIndeterminateError once sent and then lost or timed out (memberList
+ * shows whether the change took effect). A change the cluster refuses as
+ * things stand (a learner still catching up, another change pending, a
+ * removal that would cost the quorum) fails with
+ * RaftLogFailedPreconditionError.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
@@ -30,6 +38,7 @@ import {
   RaftLogCompactedError,
   RaftLogDeadlineExceededError,
   RaftLogError,
+  RaftLogFailedPreconditionError,
   RaftLogIndeterminateError,
   RaftLogInvalidArgumentError,
   RaftLogUnavailableError,
@@ -38,7 +47,9 @@ import {
   type AttemptFailure,
   type RaftLogOperation,
 } from './errors.js';
-import { methodDefinition, type RaftLogMethodName, type RaftLogMethods, type WriteReply } from './proto.js';
+import type { MethodDefinition } from '@grpc/proto-loader';
+import { clusterMethodDefinition, type MemberChangeReply, type WireMember } from './cluster-proto.js';
+import { methodDefinition, type WriteReply } from './proto.js';
 
 export interface RaftLogClientOptions {
   /** The nodes to talk to, "host:port" each, optionally "nodeId=host:port". At least one. */
@@ -144,6 +155,64 @@ export interface NodeStatus {
   readonly members: readonly string[];
   /** Hex SHA-256 digest of the state machine at appliedIndex. */
   readonly digest: string;
+  /**
+   * Every member of the configuration in force on the node, voters first,
+   * with its role; match indexes only from the leader (0 elsewhere). Empty
+   * from a node that predates membership changes.
+   */
+  readonly memberStatus: readonly ClusterMember[];
+}
+
+/** One member of a cluster configuration. */
+export interface ClusterMember {
+  readonly id: string;
+  /** host:port the member is reached at; empty when the configuration does not record one. */
+  readonly address: string;
+  /** "voter" (elects, counts toward commit) or "learner" (receives the log only). */
+  readonly role: string;
+  /**
+   * Highest log index known to be replicated on the member, as the leader
+   * tracks it (the leader's own: its last index); 0 when a node other than
+   * the leader answered.
+   */
+  readonly matchIndex: number;
+}
+
+/** The configuration as the leader sees it (memberList). */
+export interface MemberList {
+  /** Voters first, then learners. */
+  readonly members: readonly ClusterMember[];
+  /** Index of the entry that set this configuration; 0 for the one the cluster started with. */
+  readonly configIndex: number;
+  /** False while a change is under way (the configuration is in force on the leader but not yet committed). */
+  readonly committed: boolean;
+  /** The leader that answered. */
+  readonly leader: string | null;
+  /** The leader's commit index, to compare match indexes with. */
+  readonly commitIndex: number;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+}
+
+/** A committed membership change. */
+export interface MemberChange {
+  /** The configuration after the change, voters first. */
+  readonly members: readonly ClusterMember[];
+  /** Index of the committed entry that carried the change. */
+  readonly index: number;
+  /** The leader that committed it (null if the reply did not say). */
+  readonly leader: string | null;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+}
+
+export interface MemberAddOptions extends CallOptions {
+  /**
+   * Join as a learner: receives the log, neither votes nor counts toward
+   * commit, until memberPromote. Nodes refuse false (adding a voter
+   * directly) with INVALID_ARGUMENT; it is required so that callers say so.
+   */
+  readonly learner: boolean;
 }
 
 export interface ReadLogOptions extends CallOptions {
@@ -197,16 +266,16 @@ const DEFAULT_BACKOFF_MAX_MS = 1000;
 const DISCOVERY_INTERVAL_MS = 2000;
 
 /** How one call is made and what its reply means. */
-interface Operation<M extends RaftLogMethodName, T> {
+interface Operation<Req, Res, T> {
   readonly name: RaftLogOperation;
-  readonly method: M;
+  readonly method: MethodDefinition<Req, Res>;
   /** Writes are never retried once they may have been sent. */
   readonly write: boolean;
-  readonly request: RaftLogMethods[M]['request'];
+  readonly request: Req;
   readonly deadlineMs: number;
-  decode(reply: RaftLogMethods[M]['reply'], endpoint: Endpoint): T;
+  decode(reply: Res, endpoint: Endpoint): T;
   /** The leader the reply names, if any. */
-  leaderOf(reply: RaftLogMethods[M]['reply']): string | null;
+  leaderOf(reply: Res): string | null;
   /** An error particular to this operation for a status the node answered with; null (or absent) for the general rules. */
   serverError?(failure: CallFailure, attempts: readonly AttemptFailure[]): RaftLogError | null;
 }
@@ -287,7 +356,7 @@ export class RaftLogClient {
     const op = 'put';
     return await this.run({
       name: op,
-      method: 'Put',
+      method: methodDefinition('Put'),
       write: true,
       request: { key: checkKey(op, key), value: checkValue(op, 'value', value) },
       deadlineMs: this.callDeadline(op, options),
@@ -305,7 +374,7 @@ export class RaftLogClient {
     }
     return await this.run({
       name: op,
-      method: 'Get',
+      method: methodDefinition('Get'),
       write: false,
       request: {
         key: checkKey(op, key),
@@ -329,7 +398,7 @@ export class RaftLogClient {
     const op = 'delete';
     return await this.run({
       name: op,
-      method: 'Delete',
+      method: methodDefinition('Delete'),
       write: true,
       request: { key: checkKey(op, key) },
       deadlineMs: this.callDeadline(op, options),
@@ -347,7 +416,7 @@ export class RaftLogClient {
     const op = 'compareAndSwap';
     return await this.run({
       name: op,
-      method: 'CompareAndSwap',
+      method: methodDefinition('CompareAndSwap'),
       write: true,
       request: {
         key: checkKey(op, key),
@@ -371,7 +440,7 @@ export class RaftLogClient {
     const op = 'append';
     return await this.run({
       name: op,
-      method: 'Append',
+      method: methodDefinition('Append'),
       write: true,
       request: { record: checkValue(op, 'record', record) },
       deadlineMs: this.callDeadline(op, options),
@@ -390,7 +459,7 @@ export class RaftLogClient {
     return await this.run(
       {
         name: op,
-        method: 'Status',
+        method: methodDefinition('Status'),
         write: false,
         request: {},
         deadlineMs: this.callDeadline(op, options),
@@ -409,6 +478,7 @@ export class RaftLogClient {
             snapshotIndex: toNumber(reply.snapshotIndex),
             members: [...reply.members],
             digest: reply.digest,
+            memberStatus: reply.memberStatus.map(clusterMember),
           };
         },
         leaderOf: (reply) => orNull(reply.leader),
@@ -439,7 +509,7 @@ export class RaftLogClient {
     return await this.run(
       {
         name: op,
-        method: 'ReadLog',
+        method: methodDefinition('ReadLog'),
         write: false,
         request: { fromIndex, maxEntries },
         deadlineMs: this.callDeadline(op, options),
@@ -466,6 +536,81 @@ export class RaftLogClient {
       },
       only,
     );
+  }
+
+  /** The cluster's members as the leader sees them (any node forwards the call to the leader). */
+  async memberList(options: CallOptions = {}): Promise<MemberList> {
+    const op = 'memberList';
+    return await this.run({
+      name: op,
+      method: clusterMethodDefinition('MemberList'),
+      write: false,
+      request: {},
+      deadlineMs: this.callDeadline(op, options),
+      decode: (reply, endpoint) => ({
+        members: reply.members.map(clusterMember),
+        configIndex: toNumber(reply.configIndex),
+        committed: reply.committed,
+        leader: orNull(reply.leader),
+        commitIndex: toNumber(reply.commitIndex),
+        endpoint: endpoint.address,
+      }),
+      leaderOf: (reply) => orNull(reply.leader),
+    });
+  }
+
+  /**
+   * Adds a member that listens at `address` (host:port). It must join as a
+   * learner (`{ learner: true }`); promote it with memberPromote once it has
+   * caught up. Resolves once the change is committed.
+   */
+  async memberAdd(id: string, address: string, options: MemberAddOptions): Promise<MemberChange> {
+    const op = 'memberAdd';
+    const member = checkMemberId(op, id);
+    let normalised: string;
+    try {
+      const endpoint = parseEndpoint(address);
+      if (endpoint.node !== null) throw new Error(`address "${address}" names a node id; give the id separately`);
+      normalised = endpoint.address;
+    } catch (error) {
+      throw invalidOption(op, (error as Error).message);
+    }
+    if (typeof options.learner !== 'boolean') throw invalidOption(op, 'options.learner must be true or false');
+    return await this.memberChange(op, clusterMethodDefinition('MemberAdd'), { id: member, address: normalised, learner: options.learner }, options);
+  }
+
+  /** Makes learner `id` a voter. Refused (RaftLogFailedPreconditionError, saying how far behind) until it has caught up with the leader. */
+  async memberPromote(id: string, options: CallOptions = {}): Promise<MemberChange> {
+    const op = 'memberPromote';
+    return await this.memberChange(op, clusterMethodDefinition('MemberPromote'), { id: checkMemberId(op, id) }, options);
+  }
+
+  /** Removes member `id`, voter or learner. Refused when it would leave the voters without a quorum, or no voter at all. */
+  async memberRemove(id: string, options: CallOptions = {}): Promise<MemberChange> {
+    const op = 'memberRemove';
+    return await this.memberChange(op, clusterMethodDefinition('MemberRemove'), { id: checkMemberId(op, id) }, options);
+  }
+
+  private async memberChange<Req>(
+    op: RaftLogOperation,
+    method: MethodDefinition<Req, MemberChangeReply>,
+    request: Req,
+    options: CallOptions,
+  ): Promise<MemberChange> {
+    return await this.run({
+      name: op,
+      method,
+      write: true,
+      request,
+      deadlineMs: this.callDeadline(op, options),
+      decode: (reply, endpoint) => ({
+        members: reply.members.map(clusterMember),
+        index: toNumber(reply.index),
+        leader: orNull(reply.leader),
+        endpoint: endpoint.address,
+      }),
+      leaderOf: (reply) => orNull(reply.leader),
+    });
   }
 
   /** Every configured endpoint's status, asked in parallel; an endpoint that fails has its error instead. */
@@ -519,7 +664,7 @@ export class RaftLogClient {
     return this.endpointAt(address);
   }
 
-  private async run<M extends RaftLogMethodName, T>(op: Operation<M, T>, only?: Endpoint): Promise<T> {
+  private async run<Req, Res, T>(op: Operation<Req, Res, T>, only?: Endpoint): Promise<T> {
     if (this.closed) throw closedError(op.name);
     const started = Date.now();
     const deadline = started + op.deadlineMs;
@@ -559,12 +704,12 @@ export class RaftLogClient {
     return [...this.endpoints.slice(start), ...this.endpoints.slice(0, start)];
   }
 
-  private async attempt<M extends RaftLogMethodName, T>(
-    op: Operation<M, T>,
+  private async attempt<Req, Res, T>(
+    op: Operation<Req, Res, T>,
     endpoint: Endpoint,
     deadline: number,
     minAttemptMs: number,
-  ): Promise<AttemptOutcome<RaftLogMethods[M]['reply']>> {
+  ): Promise<AttemptOutcome<Res>> {
     const failed = (code: number, details: string, flags: Partial<CallFailure> = {}) => ({
       ok: false as const,
       failure: { endpoint: endpoint.address, code, details, fromServer: false, notSent: false, closed: false, trailers: null, ...flags },
@@ -575,10 +720,10 @@ export class RaftLogClient {
     if (this.closed) return failed(StatusCode.CANCELLED, 'the client was closed', { notSent: true, closed: true });
     if (connection !== 'ready') return failed(StatusCode.UNAVAILABLE, connection, { notSent: true });
 
-    const definition = methodDefinition(op.method);
+    const definition = op.method;
     return new Promise((resolve) => {
       let call: grpc.ClientUnaryCall;
-      const onReply = (error: grpc.ServiceError | null, reply?: RaftLogMethods[M]['reply']) => {
+      const onReply = (error: grpc.ServiceError | null, reply?: Res) => {
         this.inFlight.delete(call);
         if (error === null && reply !== undefined) resolve({ ok: true, reply });
         else resolve({ ok: false, failure: this.callFailure(endpoint, error) });
@@ -749,6 +894,15 @@ function writeResult(reply: WriteReply, endpoint: Endpoint): WriteResult {
   };
 }
 
+function clusterMember(member: WireMember): ClusterMember {
+  return { id: member.id, address: member.address, role: member.role, matchIndex: toNumber(member.matchIndex) };
+}
+
+function checkMemberId(operation: RaftLogOperation, id: string): string {
+  if (typeof id !== 'string' || id.trim() === '') throw invalidOption(operation, 'member id must not be empty');
+  return id.trim();
+}
+
 function invalidOption(operation: RaftLogOperation, message: string): RaftLogInvalidArgumentError {
   return new RaftLogInvalidArgumentError({
     operation,
@@ -812,8 +966,8 @@ const DEFINITE_SERVER_CODES: ReadonlySet<number> = new Set([
 ]);
 
 /** Null to retry on the next endpoint; otherwise the error the call ends with. */
-function verdict<M extends RaftLogMethodName, T>(
-  op: Operation<M, T>,
+function verdict<Req, Res, T>(
+  op: Operation<Req, Res, T>,
   failure: CallFailure,
   attempts: readonly AttemptFailure[],
 ): RaftLogError | null {
@@ -834,6 +988,12 @@ function verdict<M extends RaftLogMethodName, T>(
   if (failure.notSent || (failure.fromServer && code === StatusCode.UNAVAILABLE)) return null;
   const particular = failure.fromServer ? (op.serverError?.(failure, attempts) ?? null) : null;
   if (particular !== null) return particular;
+  if (failure.fromServer && code === StatusCode.FAILED_PRECONDITION) {
+    return new RaftLogFailedPreconditionError({
+      ...base,
+      message: `${op.name} refused by ${endpoint}: ${details || 'failed precondition'} (FAILED_PRECONDITION)`,
+    });
+  }
   // Not certain for a write: the node may have committed it.
   if (op.write && !(failure.fromServer && DEFINITE_SERVER_CODES.has(code))) {
     return new RaftLogIndeterminateError({
@@ -880,8 +1040,8 @@ function compactedError(fromIndex: number, failure: CallFailure, attempts: reado
   });
 }
 
-function unavailableError<M extends RaftLogMethodName, T>(
-  op: Operation<M, T>,
+function unavailableError<Req, Res, T>(
+  op: Operation<Req, Res, T>,
   attempts: readonly AttemptFailure[],
   elapsedMs: number,
 ): RaftLogUnavailableError {

@@ -9,11 +9,14 @@ const HardStateType = root.lookupType('raftlog.v1.storage.HardState');
 const ClusterConfigType = root.lookupType('raftlog.v1.storage.ClusterConfig');
 const SnapshotRecordType = root.lookupType('raftlog.v1.storage.SnapshotRecord');
 const CompactedPointType = root.lookupType('raftlog.v1.storage.CompactedPoint');
+const ClusterIdentityType = root.lookupType('raftlog.v1.storage.ClusterIdentity');
+const MemberIdentityType = root.lookupType('raftlog.v1.storage.MemberIdentity');
 
-const KIND_TO_WIRE: Record<EntryKind, number> = { command: 1, noop: 2 };
+const KIND_TO_WIRE: Record<EntryKind, number> = { command: 1, noop: 2, config: 3 };
 const WIRE_TO_KIND = new Map<number, EntryKind>([
   [1, 'command'],
   [2, 'noop'],
+  [3, 'config'],
 ]);
 const TO_OBJECT = { longs: Number, defaults: true } as const;
 
@@ -119,6 +122,55 @@ export function decodeSnapshotRecord(value: Uint8Array): SnapshotFileRef {
   };
 }
 
+/** Which cluster a data directory belongs to (key "i"). */
+export interface ClusterIdentityRecord {
+  /** 16 lowercase hex digits. */
+  readonly clusterId: string;
+  /** The cluster's name (--cluster) when the directory was created. */
+  readonly name: string;
+}
+
+/** Which member of the cluster a data directory belongs to (key "m"). */
+export interface MemberIdentityRecord {
+  readonly memberId: string;
+  /** 16 lowercase hex digits, random, drawn when the directory was created. */
+  readonly incarnation: string;
+}
+
+/** Cluster ids and member incarnations: 64 bits as 16 lowercase hex digits. */
+export const IDENTITY_HEX = /^[0-9a-f]{16}$/;
+
+export function encodeClusterIdentity(identity: ClusterIdentityRecord): Uint8Array {
+  checkIdentityFields(identity.clusterId, 'cluster id', identity.name, 'cluster name');
+  const message = ClusterIdentityType.create({ clusterId: identity.clusterId, name: identity.name });
+  return seal(ClusterIdentityType.encode(message).finish());
+}
+
+export function decodeClusterIdentity(value: Uint8Array): ClusterIdentityRecord {
+  const object = decodeMessage(ClusterIdentityType, value);
+  const identity = { clusterId: object.clusterId as string, name: object.name as string };
+  checkIdentityFields(identity.clusterId, 'cluster id', identity.name, 'cluster name');
+  return identity;
+}
+
+export function encodeMemberIdentity(identity: MemberIdentityRecord): Uint8Array {
+  checkIdentityFields(identity.incarnation, 'member incarnation', identity.memberId, 'member id');
+  const message = MemberIdentityType.create({ memberId: identity.memberId, incarnation: identity.incarnation });
+  return seal(MemberIdentityType.encode(message).finish());
+}
+
+export function decodeMemberIdentity(value: Uint8Array): MemberIdentityRecord {
+  const object = decodeMessage(MemberIdentityType, value);
+  const identity = { memberId: object.memberId as string, incarnation: object.incarnation as string };
+  checkIdentityFields(identity.incarnation, 'member incarnation', identity.memberId, 'member id');
+  return identity;
+}
+
+function checkIdentityFields(hex: string, hexName: string, text: string, textName: string): void {
+  if (!IDENTITY_HEX.test(hex)) throw new RecordError(`${hexName} ${JSON.stringify(hex)} is not 16 lowercase hex digits`);
+  if (text === '') throw new RecordError(`${textName} is empty`);
+}
+
 /** The last compacted entry: the held entries start right after it. */
 export interface CompactedPoint {
   readonly index: number;
@@ -138,6 +190,8 @@ export const HARD_STATE_KEY = new Uint8Array([0x68]); // "h"
 export const CONFIG_KEY = new Uint8Array([0x63]); // "c"
 export const SNAPSHOT_KEY = new Uint8Array([0x73]); // "s"
 export const COMPACTED_KEY = new Uint8Array([0x70]); // "p"
+export const CLUSTER_IDENTITY_KEY = new Uint8Array([0x69]); // "i"
+export const MEMBER_IDENTITY_KEY = new Uint8Array([0x6d]); // "m"
 const ENTRY_PREFIX = 0x65; // "e"
 export const ENTRY_RANGE = { gte: new Uint8Array([ENTRY_PREFIX]), lt: new Uint8Array([ENTRY_PREFIX + 1]) };
 

@@ -1,10 +1,17 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StorageRangeError, takeWithinBytes, type RaftStorage } from '../raft/storage.js';
 import type { ClusterConfig, Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import {
+  CLUSTER_IDENTITY_KEY,
   COMPACTED_KEY,
   CONFIG_KEY,
+  decodeClusterIdentity,
+  decodeMemberIdentity,
+  encodeClusterIdentity,
+  encodeMemberIdentity,
+  MEMBER_IDENTITY_KEY,
   decodeCompactedPoint,
   decodeConfig,
   decodeEntry,
@@ -24,7 +31,7 @@ import {
   type CompactedPoint,
 } from './codec.js';
 import { openStore, type Bytes, type Db } from './data-dir.js';
-import { LogCorruptionError } from './errors.js';
+import { DataDirError, LogCorruptionError } from './errors.js';
 import {
   checkRecordedSnapshotFile,
   checkRefShape,
@@ -42,6 +49,35 @@ export interface OpenOptions {
    * match what is stored (a node cannot silently join another cluster).
    */
   readonly voters?: readonly string[];
+  /**
+   * The member opening the directory. A directory without an identity
+   * becomes this member's, of this cluster, for good (with a new random
+   * incarnation); one with an identity must name the same member id and
+   * cluster name, or the open is refused (DataDirError). Without it, the
+   * stored identity (if any) is read and nothing is written.
+   */
+  readonly member?: MemberToBind;
+}
+
+/** Who opens a data directory, and the cluster id a directory without one gets. */
+export interface MemberToBind {
+  /** The node id (--id). */
+  readonly id: string;
+  /** The cluster's name (--cluster). */
+  readonly clusterName: string;
+  /** 16 lowercase hex digits: recorded when the directory has no identity yet; a stored one wins. */
+  readonly clusterId: string;
+}
+
+/** The member and cluster a data directory belongs to: written once, never changed. */
+export interface DataDirIdentity {
+  /** 16 lowercase hex digits. */
+  readonly clusterId: string;
+  /** The cluster's name (--cluster) when the directory was bound. */
+  readonly clusterName: string;
+  readonly memberId: string;
+  /** 16 lowercase hex digits drawn at random when the directory was bound. */
+  readonly incarnation: string;
 }
 
 /** A snapshot's state, as a file the node wrote into the log's `snapshotDir`. */
@@ -88,6 +124,13 @@ export class LevelLogStorage implements RaftStorage {
   readonly snapshotDir: string;
   /** Files of the snapshot dir that open() deleted: leftovers of a crash. */
   readonly leftoversRemoved: readonly string[];
+  /**
+   * What open() did about the identity: 'created' bound a new directory,
+   * 'adopted' bound one that already held a log from before identities
+   * existed; null when it was bound already (or no member was given).
+   */
+  readonly identityBound: 'created' | 'adopted' | null;
+  private readonly boundIdentity: DataDirIdentity | null;
   /** held[i] is the entry at compacted.index + 1 + i. */
   private held: Entry[];
   private compacted: CompactedPoint;
@@ -109,6 +152,7 @@ export class LevelLogStorage implements RaftStorage {
       latest: SnapshotFileRef | null;
       held: Entry[];
       leftoversRemoved: string[];
+      identity: { stored: DataDirIdentity | null; bound: 'created' | 'adopted' | null };
     },
   ) {
     this.snapshotDir = join(path, SNAPSHOT_DIR_NAME);
@@ -118,6 +162,8 @@ export class LevelLogStorage implements RaftStorage {
     this.latest = state.latest;
     this.held = state.held;
     this.leftoversRemoved = state.leftoversRemoved;
+    this.boundIdentity = state.identity.stored;
+    this.identityBound = state.identity.bound;
   }
 
   static async open(path: string, options: OpenOptions = {}): Promise<LevelLogStorage> {
@@ -125,6 +171,8 @@ export class LevelLogStorage implements RaftStorage {
     try {
       const snapshotDir = join(path, SNAPSHOT_DIR_NAME);
       await mkdir(snapshotDir, { recursive: true });
+      // Before anything is written: a directory of another member or cluster is left as it was.
+      const storedIdentity = await readIdentity(db, path, options.member);
       const config = await readConfig(db, path, options.voters);
       const hardState = (await readRecord(db, HARD_STATE_KEY, path, 'hard state', decodeHardState)) ?? EMPTY_HARD_STATE;
       const compacted =
@@ -143,6 +191,11 @@ export class LevelLogStorage implements RaftStorage {
       if (latest !== null) await checkRecordedSnapshotFile(snapshotDir, latest, path);
       // Only once everything checks out: an operator looking into a bad directory finds it as it was.
       const leftoversRemoved = await removeLeftoverFiles(snapshotDir, latest?.file ?? null);
+      const heldAnything = latest !== null || compacted.index > 0 || held.length > 0 || hardState.term > 0;
+      const identity =
+        storedIdentity === null && options.member !== undefined
+          ? { stored: await bindIdentity(db, options.member), bound: heldAnything ? ('adopted' as const) : ('created' as const) }
+          : { stored: storedIdentity, bound: null };
       return new LevelLogStorage(db, path, {
         config,
         // Whatever is compacted was committed, even if the stored commit index (not always fsync'd) lags.
@@ -151,11 +204,17 @@ export class LevelLogStorage implements RaftStorage {
         latest,
         held,
         leftoversRemoved,
+        identity,
       });
     } catch (error) {
       await db.close();
       throw error;
     }
+  }
+
+  /** The member and cluster this directory belongs to; null for a directory no node has opened as a member yet. */
+  identity(): DataDirIdentity | null {
+    return this.boundIdentity;
   }
 
   initialState(): { hardState: HardState; config: ClusterConfig } {
@@ -391,6 +450,54 @@ async function readRecord<T>(
     if (error instanceof RecordError) throw new LogCorruptionError(path, record, error.message);
     throw error;
   }
+}
+
+/**
+ * The stored identity, checked against the member opening the directory. Both
+ * records are written in one batch, so one without the other is corruption.
+ */
+async function readIdentity(db: Db, path: string, member: MemberToBind | undefined): Promise<DataDirIdentity | null> {
+  const cluster = await readRecord(db, CLUSTER_IDENTITY_KEY, path, 'cluster identity', decodeClusterIdentity);
+  const self = await readRecord(db, MEMBER_IDENTITY_KEY, path, 'member identity', decodeMemberIdentity);
+  if (cluster === null && self === null) return null;
+  if (cluster === null) throw new LogCorruptionError(path, 'cluster identity', 'missing, though the member identity is stored (both are written together)');
+  if (self === null) throw new LogCorruptionError(path, 'member identity', 'missing, though the cluster identity is stored (both are written together)');
+  const stored: DataDirIdentity = { clusterId: cluster.clusterId, clusterName: cluster.name, memberId: self.memberId, incarnation: self.incarnation };
+  if (member === undefined) return stored;
+  const owner = `member ${stored.memberId} of cluster "${stored.clusterName}" (cluster id ${stored.clusterId})`;
+  if (member.id !== stored.memberId) {
+    throw new DataDirError(
+      path,
+      `it belongs to ${owner}: it was created with --id ${stored.memberId}, and this node was started with --id ${member.id}. ` +
+        `A data directory is bound to the member it was created for: start ${stored.memberId} on it, or give ${member.id} a directory of its own`,
+    );
+  }
+  if (member.clusterName !== stored.clusterName) {
+    throw new DataDirError(
+      path,
+      `it belongs to ${owner}, but this node was started with --cluster "${member.clusterName}" (cluster id ${member.clusterId}): ` +
+        `it holds another cluster's data, or the cluster's name was changed`,
+    );
+  }
+  return stored;
+}
+
+/** Binds the directory to `member`, with a new random incarnation: one fsync'd batch. */
+async function bindIdentity(db: Db, member: MemberToBind): Promise<DataDirIdentity> {
+  const identity: DataDirIdentity = {
+    clusterId: member.clusterId,
+    clusterName: member.clusterName,
+    memberId: member.id,
+    incarnation: randomBytes(8).toString('hex'),
+  };
+  await db.batch(
+    [
+      { type: 'put', key: CLUSTER_IDENTITY_KEY, value: encodeClusterIdentity({ clusterId: identity.clusterId, name: identity.clusterName }) },
+      { type: 'put', key: MEMBER_IDENTITY_KEY, value: encodeMemberIdentity({ memberId: identity.memberId, incarnation: identity.incarnation }) },
+    ],
+    { sync: true },
+  );
+  return identity;
 }
 
 async function readConfig(db: Db, path: string, voters: readonly string[] | undefined): Promise<ClusterConfig> {

@@ -26,23 +26,31 @@ export function malformedReason(request: unknown): string | null {
   return typeof request === 'object' && request !== null && MALFORMED in request ? (request as MalformedRequest)[MALFORMED] : null;
 }
 
-const loaded = packageDefinition['raftlog.v1.RaftLog'] as unknown as grpc.ServiceDefinition;
-
-/** grpc-js answers a request it cannot decode with INTERNAL; client.proto promises INVALID_ARGUMENT, so decoding failures are passed on to the handler. */
-export const raftLogServiceDefinition: grpc.ServiceDefinition = Object.fromEntries(
-  Object.entries(loaded).map(([name, method]) => [
-    name,
-    {
-      ...method,
-      requestDeserialize: (bytes: Buffer): unknown => {
-        try {
-          return method.requestDeserialize(bytes);
-        } catch (error) {
-          return { [MALFORMED]: (error as Error).message } satisfies MalformedRequest;
-        }
+/**
+ * grpc-js answers a request it cannot decode with INTERNAL; the client API
+ * promises INVALID_ARGUMENT, so decoding failures are passed on to the handler
+ * (see malformedReason).
+ */
+export function passingOnMalformedRequests(loaded: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  return Object.fromEntries(
+    Object.entries(loaded).map(([name, method]) => [
+      name,
+      {
+        ...method,
+        requestDeserialize: (bytes: Buffer): unknown => {
+          try {
+            return method.requestDeserialize(bytes);
+          } catch (error) {
+            return { [MALFORMED]: (error as Error).message } satisfies MalformedRequest;
+          }
+        },
       },
-    },
-  ]),
+    ]),
+  );
+}
+
+export const raftLogServiceDefinition: grpc.ServiceDefinition = passingOnMalformedRequests(
+  packageDefinition['raftlog.v1.RaftLog'] as unknown as grpc.ServiceDefinition,
 );
 
 /** A generic client of raftlog.v1.RaftLog, used by a follower to forward a call to its leader. */
@@ -112,6 +120,14 @@ export interface StatusReply {
   digest: string;
   firstLogIndex: number;
   snapshotIndex: number;
+  memberStatus: MemberStatus[];
+}
+/** A member as Status (client.proto) and the Cluster service (cluster.proto) describe it. */
+export interface MemberStatus {
+  id: string;
+  address: string;
+  role: 'voter' | 'learner';
+  matchIndex: number;
 }
 export interface ReadLogRequest {
   fromIndex: number;

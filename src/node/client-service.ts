@@ -1,10 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { FIRST_INDEX_METADATA_KEY } from '../client/errors.js';
-import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../client/proto.js';
 import type { Logger } from 'pino';
-import type { NodeId } from '../raft/types.js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../client/proto.js';
 import {
-  malformedReason,
   RaftLogGrpcClient,
   type AppendRecordRequest,
   type CompareAndSwapReply,
@@ -20,25 +17,13 @@ import {
   type StatusReply,
   type WriteReply,
 } from './client-proto.js';
-import { ClientError, invalidArgument, NotLeaderError, type ClientErrorFacts } from './errors.js';
+import { invalidArgument } from './errors.js';
+import { membersOf } from './members.js';
 import type { Committed, RaftNode } from './raft-node.js';
-
+import { unaryCalls } from './unary-calls.js';
 
 /** A ReadLog reply holds at most this many entries (records are up to 1 MiB each; gRPC caps a reply at 4 MiB by default, so bigger pages are cut by bytes too). */
 const MAX_LOG_ENTRIES_PER_READ = 1000;
-/** Calls longer than this are cut short even when the client set no deadline. */
-const MAX_CALL_MS = 30_000;
-/** Set on a call a follower forwarded: the receiver must not forward it again. */
-const FORWARDED_BY = 'raftlog-forwarded-by';
-
-type UnaryCall<Req, Res> = (
-  request: Req,
-  metadata: grpc.Metadata,
-  options: grpc.CallOptions,
-  callback: (error: grpc.ServiceError | null, reply: Res) => void,
-) => void;
-
-type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
 
 /**
  * The client API (raftlog.v1.RaftLog) on one node. Writes go through the
@@ -47,48 +32,11 @@ type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.s
  * served by this node's state machine.
  */
 export function createClientService(getNode: () => RaftNode | null, logger: Logger): grpc.UntypedServiceImplementation {
-  const forwarder = new LeaderForwarder();
-
-  /** Runs a call: validation and errors become gRPC statuses, never a crash. */
-  function unary<Req, Res>(
-    method: RaftLogMethod,
-    body: (node: RaftNode, request: Req, deadline: number, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
-  ): Handler<Req, Res> {
-    return (call, callback) => {
-      const node = getNode();
-      if (node === null) {
-        callback({ code: grpc.status.UNAVAILABLE, details: 'the node is starting' });
-        return;
-      }
-      const malformed = malformedReason(call.request);
-      if (malformed !== null) {
-        callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed request: ${malformed}` });
-        return;
-      }
-      const deadline = deadlineOf(call);
-      body(node, call.request, deadline, call).then(
-        (reply) => callback(null, reply),
-        (error: unknown) => {
-          if (error instanceof NotLeaderError && error.leader !== null && !call.metadata.get(FORWARDED_BY).length) {
-            const address = node.addressOf(error.leader);
-            if (address !== undefined) {
-              forwarder.forward<Req, Res>(address, method, call.request, node.id, deadline).then(
-                (reply) => callback(null, reply),
-                (forwardError: grpc.ServiceError) => callback(forwardError),
-              );
-              return;
-            }
-          }
-          if (error instanceof ClientError) {
-            callback({ code: error.code, details: error.message, metadata: trailersOf(error.facts) });
-          } else {
-            logger.error({ event: 'client-call-failed', method, err: error }, 'unexpected error in a client call');
-            callback({ code: grpc.status.INTERNAL, details: `node ${node.id}: ${(error as Error).message}` });
-          }
-        },
-      );
-    };
-  }
+  const unary = unaryCalls<RaftLogMethod>({
+    getNode,
+    logger,
+    clientAt: (address) => new RaftLogGrpcClient(address, grpc.credentials.createInsecure()),
+  });
 
   const position = (committed: Committed) => ({ index: committed.index, term: committed.term });
 
@@ -157,6 +105,7 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
         digest: status.digest,
         firstLogIndex: status.firstIndex,
         snapshotIndex: status.snapshotIndex,
+        memberStatus: membersOf(node, node.membership(), status.lastIndex),
       };
     }),
 
@@ -166,20 +115,6 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
       return { entries: read.entries, commitIndex: read.commitIndex, node: node.id };
     }),
   };
-}
-
-/** The facts of an error as trailing metadata, for clients that should not parse the message. */
-function trailersOf(facts: ClientErrorFacts): grpc.Metadata {
-  const metadata = new grpc.Metadata();
-  if (facts.firstIndex !== undefined) metadata.set(FIRST_INDEX_METADATA_KEY, String(facts.firstIndex));
-  return metadata;
-}
-
-function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {
-  const requested = call.getDeadline();
-  const at = requested instanceof Date ? requested.getTime() : Number(requested);
-  const cap = Date.now() + MAX_CALL_MS;
-  return Number.isFinite(at) && at > 0 ? Math.min(at, cap) : cap;
 }
 
 function checkKey(key: Uint8Array | undefined): Uint8Array {
@@ -197,49 +132,3 @@ function checkValue(value: Uint8Array | undefined, what: string): Uint8Array {
   }
   return new Uint8Array(bytes);
 }
-
-/**
- * What the client is told when a forwarded call failed. The leader's own
- * answer passes through. A failure of the hop itself is UNAVAILABLE (safe to
- * retry) only if the call never left this node; once sent, the write may have
- * been committed, so the outcome is unknown: never UNAVAILABLE.
- */
-function forwardFailure(error: grpc.ServiceError, address: string, self: NodeId): grpc.ServiceError {
-  const answeredByLeader = error.metadata.get('content-type').length > 0;
-  if (answeredByLeader) return error;
-  if (error.code === grpc.status.UNAVAILABLE && error.details.startsWith('No connection established')) {
-    return { ...error, details: `leader at ${address} unreachable from ${self}: ${error.details}` };
-  }
-  if (error.code === grpc.status.DEADLINE_EXCEEDED) return error;
-  return {
-    ...error,
-    code: grpc.status.UNKNOWN,
-    details: `the call forwarded by ${self} to the leader at ${address} failed after it was sent (${error.details}); it may or may not have taken effect`,
-  };
-}
-
-/** Relays calls to the leader, one connection per leader address, reused. */
-class LeaderForwarder {
-  private readonly clients = new Map<string, grpc.Client>();
-
-  forward<Req, Res>(address: string, method: RaftLogMethod, request: Req, self: NodeId, deadline: number): Promise<Res> {
-    let client = this.clients.get(address);
-    if (client === undefined) {
-      client = new RaftLogGrpcClient(address, grpc.credentials.createInsecure());
-      this.clients.set(address, client);
-    }
-    const metadata = new grpc.Metadata();
-    metadata.set(FORWARDED_BY, self);
-    const call = (client as unknown as Record<RaftLogMethod, UnaryCall<Req, Res>>)[method];
-    return new Promise((resolve, reject) => {
-      call.call(client, request, metadata, { deadline }, (error, reply) => {
-        if (error !== null) {
-          reject(forwardFailure(error, address, self));
-        } else {
-          resolve(reply);
-        }
-      });
-    });
-  }
-}
-

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LevelLogStorage, SnapshotFileRef } from '../log/level-storage.js';
 import { INCOMING_DIR, syncDirectory } from '../log/snapshot-files.js';
-import type { InstallSnapshot, NodeId, SnapshotMeta } from '../raft/types.js';
+import type { ClusterConfig, InstallSnapshot, NodeId, SnapshotMeta } from '../raft/types.js';
 import { readKvSnapshot, SnapshotCorruptionError, snapshotFileName, writeKvSnapshot } from './kv-snapshot.js';
 import { KvStateMachine } from './kv-state-machine.js';
 import type { ReceivedSnapshot, SnapshotSender } from './snapshot-transfer.js';
@@ -90,9 +90,9 @@ export class NodeSnapshots {
    * Starts writing a snapshot of `kv` once enough was applied since the latest
    * one. The state is captured now (applies go on meanwhile); the file is
    * written in the background and recorded by `recordWritten` between outputs.
-   * `term` is the term of the entry at kv.appliedIndex.
+   * `term` is the term of the entry at kv.appliedIndex, `config` the configuration in force there.
    */
-  maybeStart(kv: KvStateMachine, term: number | null, voters: readonly NodeId[], onWritten: () => void): void {
+  maybeStart(kv: KvStateMachine, term: number | null, config: ClusterConfig, onWritten: () => void): void {
     if (this.policy.everyEntries === 0 || this.writing !== null || this.written !== null) return;
     const latest = this.storage.snapshot()?.index ?? 0;
     const index = kv.appliedIndex;
@@ -100,7 +100,7 @@ export class NodeSnapshots {
     if (term === null) {
       throw new Error(`node ${this.id}: applied index ${index} has no term in the log; cannot snapshot there`);
     }
-    const meta: SnapshotMeta = { index, term, config: { voters: [...voters] } };
+    const meta: SnapshotMeta = { index, term, config };
     const started = performance.now();
     this.writing = writeKvSnapshot(this.storage.snapshotDir, kv, meta).then(
       (info) => {

@@ -12,10 +12,19 @@
  * flow-control window is full, messages wait in a bounded queue; when a peer
  * cannot be reached, its backlog is dropped rather than replayed late (Raft
  * retransmits what matters).
+ *
+ * Identity (issue 10): every batch carries the sender's cluster id and member
+ * incarnation; a node's receiver refuses another cluster, a sender it does not
+ * know as a member, and a second process claiming a member id that is still
+ * talking (cluster-identity.ts). A refusal ends the stream with its status; the
+ * receiver logs it once per sender and reason, the sender once per peer and
+ * reason, and both at debug level while it repeats.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Message, NodeId } from '../raft/types.js';
+import type { PeerAdmission, PeerIdentity, Refusal } from './cluster-identity.js';
+import { RefusalLog } from './refusal-log.js';
 import { streamMethod, raftPeerServiceDefinition } from './raft-proto.js';
 import {
   fromWire,
@@ -75,6 +84,12 @@ export interface PeerServiceOptions {
   /** The cluster's name: batches from another cluster are refused. */
   readonly cluster: string;
   /**
+   * Checks each batch's cluster id, sender membership and incarnation (see
+   * cluster-identity.ts); a node always has one. Without it (tools,
+   * benchmarks) only the cluster name is checked.
+   */
+  readonly admission?: PeerAdmission;
+  /**
    * Called with every accepted batch, in arrival order. It must not wait for
    * Raft: queue the messages and return.
    */
@@ -84,18 +99,18 @@ export interface PeerServiceOptions {
   readonly shutdown?: AbortSignal;
 }
 
-interface Refusal {
-  readonly code: grpc.status;
-  readonly details: string;
-}
-
 /**
  * The implementation of raftlog.v1.RaftPeer, for
  * `server.addService(raftPeerServiceDefinition, createPeerService(...))`.
  */
 export function createPeerService(options: PeerServiceOptions): grpc.UntypedServiceImplementation {
   const { self, cluster, onMessages } = options;
+  const admission = options.admission ?? null;
+  if (admission !== null && (admission.self !== self || admission.cluster !== cluster)) {
+    throw new Error(`createPeerService: the admission check is for ${admission.self} of "${admission.cluster}", the service for ${self} of "${cluster}"`);
+  }
   const log = options.logger.child({ component: 'peer-service' });
+  const refusals = new RefusalLog(log);
   const openStreams = new Set<() => void>();
   options.shutdown?.addEventListener('abort', () => {
     for (const end of [...openStreams]) end();
@@ -104,10 +119,12 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
   /** Checks, decodes and hands over one batch; a refusal says what was wrong, and nothing of the batch is delivered. */
   const accept = (batch: WireMessageBatch, peer: string): Refusal | null => {
     const refuse = (refusal: Refusal): Refusal => {
-      log.warn({ from: batch.from, peerAddress: peer, code: grpc.status[refusal.code], reason: refusal.details }, 'refused a batch from a peer');
+      const fields = { event: 'peer-refused', from: batch.from, peerAddress: peer, code: grpc.status[refusal.code], reason: refusal.details };
+      // Once per sender and reason: a refused peer retries every second or so.
+      refusals.warn(typeof batch.from === 'string' && batch.from !== '' ? batch.from : peer, refusal.details, fields, 'refused a batch from a peer');
       return refusal;
     };
-    const refusal = checkBatch(batch, self, cluster);
+    const refusal = checkBatch(batch, self, cluster, admission);
     if (refusal !== null) return refuse(refusal);
     const messages: Message[] = [];
     for (const [i, wire] of batch.messages.entries()) {
@@ -121,6 +138,7 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
       }
     }
     log.debug({ from: batch.from, messages: messages.length }, 'batch received');
+    refusals.clear(batch.from);
     if (messages.length === 0) return null;
     try {
       onMessages(batch.from, messages);
@@ -169,7 +187,7 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
   return { Deliver, Stream } as grpc.UntypedServiceImplementation;
 }
 
-function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string): Refusal | null {
+function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string, admission: PeerAdmission | null): Refusal | null {
   const invalid = (details: string): Refusal => ({ code: grpc.status.INVALID_ARGUMENT, details });
   const mismatch = (details: string): Refusal => ({ code: grpc.status.FAILED_PRECONDITION, details });
   if (typeof batch.from !== 'string' || batch.from === '') {
@@ -178,7 +196,10 @@ function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string): Ref
   if (typeof batch.cluster !== 'string' || batch.cluster === '') {
     return invalid(`batch from ${batch.from} does not name its cluster (field "cluster" is empty)`);
   }
-  if (batch.cluster !== cluster) {
+  if (admission !== null) {
+    const refused = admission.check(batch, 'batch');
+    if (refused !== null) return refused;
+  } else if (batch.cluster !== cluster) {
     return mismatch(
       `node ${self} belongs to cluster "${cluster}", but ${batch.from} sent a batch for cluster "${batch.cluster}": ` +
         `is its peer list pointing at the wrong cluster?`,
@@ -242,6 +263,8 @@ export function stopPeerServer(server: grpc.Server, graceMs = 1_000): Promise<vo
 export interface PeerClientsOptions {
   readonly self: NodeId;
   readonly cluster: string;
+  /** The cluster id and incarnation every batch carries; a node always has one (peers refuse batches without). */
+  readonly identity?: PeerIdentity;
   /** Peer id -> "host:port" of its peer service. This node's own id may be listed; it is ignored. */
   readonly peers: ReadonlyMap<NodeId, string>;
   readonly logger: Logger;
@@ -318,6 +341,7 @@ interface PeerLink {
 export class PeerClients {
   private readonly self: NodeId;
   private readonly cluster: string;
+  private readonly identity: PeerIdentity | null;
   private readonly log: Logger;
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly unknownPeers = new Set<NodeId>();
@@ -331,6 +355,7 @@ export class PeerClients {
   constructor(options: PeerClientsOptions) {
     this.self = options.self;
     this.cluster = options.cluster;
+    this.identity = options.identity ?? null;
     this.log = options.logger.child({ component: 'peer-clients' });
     this.maxBatchMessages = positive(options.maxBatchMessages ?? 1024, 'maxBatchMessages');
     this.maxBatchBytes = positive(options.maxBatchBytes ?? 16 * MiB, 'maxBatchBytes');
@@ -448,6 +473,7 @@ export class PeerClients {
         to: link.id,
         cluster: this.cluster,
         messages: batch.map((queued) => queued.wire),
+        ...(this.identity === null ? {} : { clusterId: this.identity.clusterId, memberIncarnation: this.identity.incarnation }),
       };
       link.sentBatches += 1;
       link.sentMessages += batch.length;
@@ -580,7 +606,7 @@ export class PeerClients {
     } else {
       // The peer answered but refused (wrong cluster or node id, a message it cannot decode, ...).
       const refusal = `${code}: ${error.details}`;
-      if (link.state !== 'refused' || link.lastRefusal !== refusal) this.log.warn(fields, 'peer refused messages');
+      if (link.state !== 'refused' || link.lastRefusal !== refusal) this.log.warn({ event: 'peer-refused', ...fields }, 'peer refused messages');
       link.state = 'refused';
       link.lastRefusal = refusal;
     }

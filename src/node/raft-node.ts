@@ -4,12 +4,25 @@ import type { Logger } from 'pino';
 import { LevelLogStorage } from '../log/level-storage.js';
 import { RaftCore } from '../raft/core.js';
 import { SeededRandom } from '../raft/random.js';
-import type { Entry, InstallSnapshot, Message, NodeId, RaftOutput, RaftStatus, ReadFailed, ReadReady } from '../raft/types.js';
+import type {
+  ConfigChange,
+  Entry,
+  InstallSnapshot,
+  Message,
+  NodeId,
+  RaftOutput,
+  RaftStatus,
+  ReadFailed,
+  ReadReady,
+} from '../raft/types.js';
 import { decodeCommand, encodeCommand, type KvCommand } from './kv-commands.js';
 import { KvStateMachine, type KvResult } from './kv-state-machine.js';
 import { createClientService } from './client-service.js';
+import { clusterServiceDefinition, createClusterService } from './cluster-service.js';
 import { raftLogServiceDefinition, type LogEntryReply } from './client-proto.js';
 import { ClientError, deadlineExceeded, NotLeaderError, unavailable } from './errors.js';
+import { deriveClusterId, PeerAdmission } from './cluster-identity.js';
+import { membershipView, refusalError, type MembershipView } from './node-membership.js';
 import { NodeSnapshots, restoreStateMachine, SNAPSHOT_POLICY_DEFAULTS, type SnapshotPolicy } from './node-snapshots.js';
 import { createPeerService, PEER_SERVER_OPTIONS, PeerClients } from './peer-transport.js';
 import { raftPeerServiceDefinition } from './raft-proto.js';
@@ -119,7 +132,20 @@ export class RaftNode {
     }
     let storage: LevelLogStorage | null = null;
     try {
-      storage = await LevelLogStorage.open(options.dataDir, { voters: [...options.peers.keys()] });
+      // Cluster identity (issue 10): the data dir is bound to this member and cluster; peers check both.
+      storage = await LevelLogStorage.open(options.dataDir, {
+        voters: [...options.peers.keys()],
+        member: { id: options.id, clusterName: cluster, clusterId: deriveClusterId(cluster, options.peers.keys()) },
+      });
+      const bound = storage.identity();
+      if (bound === null) throw new Error(`node ${options.id}: the log in ${options.dataDir} opened without an identity`);
+      const identity = { clusterId: bound.clusterId, incarnation: bound.incarnation };
+      const admission = new PeerAdmission({ self: options.id, cluster, clusterId: bound.clusterId, isKnownMember: (id) => options.peers.has(id), logger });
+      if (storage.identityBound === 'created') {
+        logger.info({ event: 'identity-bound', ...bound }, `new data dir: member ${options.id} of cluster ${bound.clusterId}`);
+      } else if (storage.identityBound === 'adopted') {
+        logger.warn({ event: 'identity-adopted', ...bound }, `data dir written before cluster ids: bound now to member ${options.id} of cluster ${bound.clusterId}`);
+      }
       if (storage.leftoversRemoved.length > 0) {
         logger.warn(
           { event: 'snapshot-leftovers-removed', files: storage.leftoversRemoved },
@@ -140,10 +166,11 @@ export class RaftNode {
         storage,
       );
       const others = new Map([...options.peers].filter(([id]) => id !== options.id));
-      const peers = new PeerClients({ self: options.id, cluster, peers: others, logger });
+      const peers = new PeerClients({ self: options.id, cluster, identity, peers: others, logger });
       const sender = new SnapshotSender({
         self: options.id,
         cluster,
+        identity,
         logger,
         addressOf: (id) => others.get(id),
         ...slowSnapshotChunks(),
@@ -155,6 +182,7 @@ export class RaftNode {
         ...createPeerService({
           self: options.id,
           cluster,
+          admission,
           logger,
           shutdown: shutdown.signal,
           onMessages: (_from: NodeId, messages: Message[]) => node?.receive(messages),
@@ -162,6 +190,7 @@ export class RaftNode {
         ...createSnapshotReceiver({
           self: options.id,
           cluster,
+          admission,
           incomingDir: arrivals.incomingDirectory,
           logger,
           shutdown: shutdown.signal,
@@ -169,6 +198,7 @@ export class RaftNode {
         }),
       });
       server.addService(raftLogServiceDefinition, createClientService(() => node, logger));
+      server.addService(clusterServiceDefinition, createClusterService(() => node, logger));
       node = new RaftNode(options, core, storage, kv, snapshots, peers, server, shutdown, port, logger);
     } catch (error) {
       server.forceShutdown();
@@ -184,6 +214,8 @@ export class RaftNode {
         listen: options.listen,
         port,
         dataDir: options.dataDir,
+        clusterId: node.storage.identity()?.clusterId,
+        incarnation: node.storage.identity()?.incarnation,
         term: status.term,
         firstIndex: status.firstIndex,
         lastIndex: status.lastIndex,
@@ -219,6 +251,30 @@ export class RaftNode {
     return this.wait(this.proposals, result.index, deadline, { term: result.term }, () =>
       `no commit of index ${result.index} before the deadline; the write may or may not take effect`,
     );
+  }
+
+  /** The configuration in force here, and on the leader each member's match index. */
+  membership(): MembershipView {
+    return membershipView(this.core.status());
+  }
+
+  /**
+   * A membership change through Raft (leader only): resolves once the change
+   * is committed and applied here, with the configuration then in force.
+   */
+  async changeMembership(change: ConfigChange, deadline: number): Promise<{ readonly index: number; readonly view: MembershipView }> {
+    this.ensureRunning();
+    const result = this.core.proposeConfigChange(change);
+    if (!result.accepted) throw refusalError(result, this.id, this.core.status().term);
+    this.logger.info(
+      { event: 'config-change', change, index: result.index, term: result.term },
+      `configuration change ${change.type} ${change.id} appended at ${result.index}`,
+    );
+    this.schedule();
+    const committed = await this.wait(this.proposals, result.index, deadline, { term: result.term }, () =>
+      `no commit of the configuration change at index ${result.index} before the deadline; it may or may not take effect`,
+    );
+    return { index: committed.index, view: this.membership() };
   }
 
   /** A linearizable read (ReadIndex): confirmed by the leader, served here once applied that far. */
@@ -360,9 +416,9 @@ export class RaftNode {
 
   /** Starts a snapshot of the state machine when the policy says so, unless a leader's snapshot is about to replace it. */
   private maybeSnapshot(): void {
-    const { appliedIndex, voters } = this.core.status();
+    const { appliedIndex } = this.core.status();
     if (appliedIndex !== this.kv.appliedIndex) return;
-    this.snapshots.maybeStart(this.kv, this.core.termAt(appliedIndex), voters, () => this.schedule());
+    this.snapshots.maybeStart(this.kv, this.core.termAt(appliedIndex), this.core.configAt(appliedIndex), () => this.schedule());
   }
 
   private async carryOut(output: RaftOutput): Promise<void> {

@@ -35,7 +35,9 @@ import { crc32 } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { NodeId, SnapshotMeta } from '../raft/types.js';
+import type { PeerAdmission, PeerIdentity } from './cluster-identity.js';
 import { PEER_CHANNEL_OPTIONS } from './peer-transport.js';
+import { RefusalLog } from './refusal-log.js';
 import { raftPeerServiceDefinition } from './raft-proto.js';
 
 const KiB = 1024;
@@ -63,6 +65,9 @@ export interface WireSnapshotOffer {
   totalBytes: number;
   /** 32 bytes. */
   sha256: Uint8Array;
+  /** The sender's cluster id and member incarnation ('' or absent for a sender without them). */
+  clusterId?: string;
+  memberIncarnation?: string;
 }
 
 export interface WireSnapshotOfferReply {
@@ -78,6 +83,9 @@ export interface WireSnapshotChunk {
   offset: number;
   data: Uint8Array;
   crc32: number;
+  /** The sender's cluster id and member incarnation ('' or absent for a sender without them). */
+  clusterId?: string;
+  memberIncarnation?: string;
 }
 
 export interface WireSnapshotReceived {
@@ -147,6 +155,8 @@ export interface OutgoingChunk {
 export interface SnapshotSenderOptions {
   readonly self: NodeId;
   readonly cluster: string;
+  /** The cluster id and incarnation every offer and chunk carries; a node always has one (peers refuse transfers without). */
+  readonly identity?: PeerIdentity;
   readonly logger: Logger;
   /** "host:port" of a peer's peer service, looked up at the start of each transfer. */
   readonly addressOf: (id: NodeId) => string | undefined;
@@ -192,7 +202,10 @@ interface RunningTransfer {
 export class SnapshotSender {
   private readonly self: NodeId;
   private readonly cluster: string;
+  /** What offers and chunks say about the sender: its cluster id and incarnation, when it has them. */
+  private readonly credentials: { clusterId?: string; memberIncarnation?: string };
   private readonly log: Logger;
+  private readonly refusals: RefusalLog;
   private readonly addressOf: (id: NodeId) => string | undefined;
   private readonly chunkBytes: number;
   private readonly idleTimeoutMs: number;
@@ -205,7 +218,9 @@ export class SnapshotSender {
   constructor(options: SnapshotSenderOptions) {
     this.self = options.self;
     this.cluster = options.cluster;
+    this.credentials = options.identity === undefined ? {} : { clusterId: options.identity.clusterId, memberIncarnation: options.identity.incarnation };
     this.log = options.logger.child({ component: 'snapshot-sender' });
+    this.refusals = new RefusalLog(this.log);
     this.addressOf = options.addressOf;
     this.chunkBytes = options.chunkBytes ?? SNAPSHOT_CHUNK_BYTES;
     if (!Number.isInteger(this.chunkBytes) || this.chunkBytes < 1 || this.chunkBytes > MAX_SNAPSHOT_CHUNK_BYTES) {
@@ -295,12 +310,16 @@ export class SnapshotSender {
         { peer: to, index: meta.index, term: meta.term, bytes: snapshot.bytes, resumedFrom: sent.resumedFrom, sentBytes: sent.sentBytes, ms: Math.round(performance.now() - started) },
         'snapshot sent',
       );
+      this.refusals.clear(to);
       return sent;
     } catch (error) {
       const failure = asTransferError(error, what);
       const fields = { peer: to, index: meta.index, term: meta.term, code: failure.code === null ? null : grpc.status[failure.code], error: failure.message };
       if (signal.aborted) this.log.info(fields, 'snapshot transfer cancelled');
-      else this.log.warn(fields, 'snapshot transfer failed');
+      // A refusal repeats identically each time Raft asks again: one warning says it.
+      else if (failure.code === grpc.status.FAILED_PRECONDITION || failure.code === grpc.status.INVALID_ARGUMENT) {
+        this.refusals.warn(to, failure.message, { event: 'snapshot-refused', ...fields }, 'snapshot transfer refused');
+      } else this.log.warn(fields, 'snapshot transfer failed');
       throw failure;
     }
   }
@@ -327,6 +346,7 @@ export class SnapshotSender {
       voters: [...snapshot.meta.config.voters],
       totalBytes: snapshot.bytes,
       sha256: Buffer.from(snapshot.sha256, 'hex'),
+      ...this.credentials,
     };
     return new Promise((resolve, reject) => {
       const cancel = () => call.cancel();
@@ -431,6 +451,7 @@ export class SnapshotSender {
             offset: position,
             data,
             crc32: checksum,
+            ...this.credentials,
           };
           const accepted = call.write(request);
           position += buffer.byteLength;
@@ -498,6 +519,12 @@ export interface ReceivedSnapshot {
 export interface SnapshotReceiverOptions {
   readonly self: NodeId;
   readonly cluster: string;
+  /**
+   * Checks each offer's and chunk's cluster id, sender membership and
+   * incarnation, as the peer service does with batches (share the node's one
+   * instance). Without it (tools, tests) only the cluster name is checked.
+   */
+  readonly admission?: PeerAdmission;
   /** Where snapshots are staged (`.part`) and land (`.snap`); created if missing. */
   readonly incomingDir: string;
   readonly logger: Logger;
@@ -534,6 +561,8 @@ class Refused extends Error {
   constructor(
     readonly code: grpc.status,
     details: string,
+    /** Set for refusals of who the sender is: logged once per sender and reason, as they repeat on every retry. */
+    readonly sender: NodeId | null = null,
   ) {
     super(details);
   }
@@ -589,8 +618,10 @@ const PART_NAME = /^(.+)-(\d+)-(\d+)-([0-9a-f]{16})\.part$/;
 class SnapshotReceiver {
   private readonly self: NodeId;
   private readonly cluster: string;
+  private readonly admission: PeerAdmission | null;
   private readonly dir: string;
   private readonly log: Logger;
+  private readonly refusals: RefusalLog;
   private readonly onReceived: (snapshot: ReceivedSnapshot) => void;
   private readonly maxSnapshotBytes: number;
   private readonly shutdown: AbortSignal | undefined;
@@ -603,8 +634,13 @@ class SnapshotReceiver {
   constructor(options: SnapshotReceiverOptions) {
     this.self = options.self;
     this.cluster = options.cluster;
+    this.admission = options.admission ?? null;
+    if (this.admission !== null && (this.admission.self !== this.self || this.admission.cluster !== this.cluster)) {
+      throw new Error(`createSnapshotReceiver: the admission check is for ${this.admission.self} of "${this.admission.cluster}", the receiver for ${this.self} of "${this.cluster}"`);
+    }
     this.dir = options.incomingDir;
     this.log = options.logger.child({ component: 'snapshot-receiver' });
+    this.refusals = new RefusalLog(this.log);
     this.onReceived = options.onReceived;
     this.maxSnapshotBytes = options.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES;
     this.shutdown = options.shutdown;
@@ -639,7 +675,9 @@ class SnapshotReceiver {
 
   private toStatus(error: unknown, what: string, peer: string): Partial<grpc.StatusObject> {
     if (error instanceof Refused) {
-      this.log.warn({ peerAddress: peer, code: grpc.status[error.code], reason: error.message }, 'refused a snapshot transfer');
+      const fields = { peerAddress: peer, code: grpc.status[error.code], reason: error.message };
+      if (error.sender !== null) this.refusals.warn(error.sender, error.message, { event: 'peer-refused', from: error.sender, ...fields }, 'refused a snapshot transfer');
+      else this.log.warn(fields, 'refused a snapshot transfer');
       return { code: error.code, details: error.message };
     }
     this.log.error({ peerAddress: peer, err: error }, `failed to take ${what}`);
@@ -684,8 +722,9 @@ class SnapshotReceiver {
 
   private async takeOffer(offer: WireSnapshotOffer): Promise<number> {
     this.checkOpen();
-    checkAddressing(offer, this.self, this.cluster, 'snapshot offer');
+    checkAddressing(offer, this.self, this.cluster, this.admission, 'snapshot offer');
     const target = this.parseOffer(offer);
+    this.refusals.clear(target.from);
     await mkdir(this.dir, { recursive: true });
     const previous = this.staged.get(target.from);
     if (previous !== undefined) {
@@ -797,7 +836,7 @@ class SnapshotReceiver {
   /** Checks and writes one chunk; returns the final answer once the file is complete, null while more is expected. */
   private async takeChunk(chunkCall: ChunkCall, chunk: WireSnapshotChunk): Promise<WireSnapshotReceived | null> {
     this.checkOpen();
-    checkAddressing(chunk, this.self, this.cluster, 'snapshot chunk');
+    checkAddressing(chunk, this.self, this.cluster, this.admission, 'snapshot chunk');
     const what = `chunk at offset ${chunk.offset} of snapshot ${chunk.index}/${chunk.snapshotTerm} from ${chunk.from}`;
     const staging = this.staged.get(chunk.from);
     if (staging === undefined || staging.meta.index !== chunk.index || staging.meta.term !== chunk.snapshotTerm) {
@@ -928,15 +967,20 @@ interface Addressed {
   readonly from: string;
   readonly to: string;
   readonly cluster: string;
+  readonly clusterId?: string | undefined;
+  readonly memberIncarnation?: string | undefined;
 }
 
-/** The same checks as a Raft batch gets: the right cluster, the right node, not from itself. */
-function checkAddressing(request: Addressed, self: NodeId, cluster: string, what: string): void {
+/** The same checks as a Raft batch gets: the right cluster (and, with `admission`, a member of it), the right node, not from itself. */
+function checkAddressing(request: Addressed, self: NodeId, cluster: string, admission: PeerAdmission | null, what: string): void {
   const invalid = (details: string) => new Refused(grpc.status.INVALID_ARGUMENT, details);
   const mismatch = (details: string) => new Refused(grpc.status.FAILED_PRECONDITION, details);
   if (request.from === '') throw invalid(`${what} to ${self} does not say which node sent it (field "from" is empty)`);
   if (request.cluster === '') throw invalid(`${what} from ${request.from} does not name its cluster (field "cluster" is empty)`);
-  if (request.cluster !== cluster) {
+  if (admission !== null) {
+    const refused = admission.check(request, what);
+    if (refused !== null) throw new Refused(refused.code, refused.details, request.from);
+  } else if (request.cluster !== cluster) {
     throw mismatch(
       `node ${self} belongs to cluster "${cluster}", but ${request.from} sent a ${what} for cluster "${request.cluster}": ` +
         `is its peer list pointing at the wrong cluster?`,

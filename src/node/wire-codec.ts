@@ -12,7 +12,7 @@
  */
 import type { Entry, EntryKind, Message, NodeId } from '../raft/types.js';
 
-export type WireEntryKindName = 'ENTRY_KIND_UNSPECIFIED' | 'ENTRY_KIND_COMMAND' | 'ENTRY_KIND_NOOP';
+export type WireEntryKindName = 'ENTRY_KIND_UNSPECIFIED' | 'ENTRY_KIND_COMMAND' | 'ENTRY_KIND_NOOP' | 'ENTRY_KIND_CONFIG';
 
 export interface WireEntry {
   index: number;
@@ -94,6 +94,10 @@ export interface WireMessageBatch {
   to: string;
   cluster: string;
   messages: WireRaftMessage[];
+  /** The sender's cluster id; '' (or absent, when sending) for a sender without one. */
+  clusterId?: string;
+  /** The sender's member incarnation; '' (or absent, when sending) for a sender without one. */
+  memberIncarnation?: string;
 }
 
 /** `raftlog.v1.DeliverReply`. */
@@ -128,11 +132,13 @@ export class WireFormatError extends Error {
 const KIND_TO_WIRE: Record<EntryKind, WireEntryKindName> = {
   command: 'ENTRY_KIND_COMMAND',
   noop: 'ENTRY_KIND_NOOP',
+  config: 'ENTRY_KIND_CONFIG',
 };
 
 const KIND_FROM_WIRE = new Map<unknown, EntryKind>([
   ['ENTRY_KIND_COMMAND', 'command'],
   ['ENTRY_KIND_NOOP', 'noop'],
+  ['ENTRY_KIND_CONFIG', 'config'],
   // A decoder loaded with `enums: Number` hands over the numbers.
   [1, 'command'],
   [2, 'noop'],

@@ -120,8 +120,9 @@ describe('raftlog CLI, human output', () => {
     await raftlog(['--endpoints', nodes[0]!.endpoint, 'put', 'k', 'v']);
     const run = await raftlog(['--endpoints', endpointsOf(nodes), 'status']);
     expect(run.code).toBe(0);
-    const [header, first, second, third, ...rest] = lines(run.stdout);
+    const [header, first, second, third, members, ...rest] = lines(run.stdout);
     expect(rest).toEqual([]);
+    expect(members).toBe('members (per leader n1): voters n1, n2, n3');
     expect(header!.split(/\s+/)).toEqual([
       'ENDPOINT', 'NODE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'FIRST', 'LAST', 'SNAPSHOT', 'DIGEST',
     ]);
@@ -139,8 +140,9 @@ describe('raftlog CLI, human output', () => {
     nodes[0]!.cluster.compact(5, 10);
     const run = await raftlog(['--endpoints', endpointsOf(nodes), 'status']);
     expect(run.code).toBe(0);
-    const [header, row, ...rest] = lines(run.stdout);
+    const [header, row, members, ...rest] = lines(run.stdout);
     expect(rest).toEqual([]);
+    expect(members).toBe('members (per leader n1): voter n1');
     const digest = nodes[0]!.cluster.digest().slice(0, 12);
     expect(row!.split(/\s+/)).toEqual([nodes[0]!.endpoint, 'n1', 'leader', '1', 'n1', '12', '12', '5', '12', '10', digest]);
     // Each number ends where its column title ends.
@@ -196,6 +198,10 @@ describe('raftlog CLI, --json output', () => {
       firstLogIndex: 2,
       snapshotIndex: 1,
       members: ['n1', 'n2'],
+      memberStatus: [
+        { id: 'n1', address: nodes[0]!.endpoint, role: 'voter', matchIndex: 1 },
+        { id: 'n2', address: nodes[1]!.endpoint, role: 'voter', matchIndex: 1 },
+      ],
       digest: nodes[0]!.cluster.digest(),
     });
   });
@@ -322,8 +328,9 @@ describe('raftlog CLI, errors and exit codes', () => {
   it('prints help and exits 0 with --help', async () => {
     const run = await raftlog(['--help']);
     expect(run.code).toBe(0);
-    for (const command of ['put', 'get', 'del', 'cas', 'append', 'log', 'status']) expect(run.stdout).toMatch(new RegExp(`\\n  ${command} `));
+    for (const command of ['put', 'get', 'del', 'cas', 'append', 'log', 'status', 'member']) expect(run.stdout).toMatch(new RegExp(`\\n  ${command} `));
     expect(run.stdout).toContain('Exit codes:');
     expect(run.stdout).toMatch(/\n  6  log: the entries from --from were compacted away/);
+    expect(run.stdout).toMatch(/\n  7  member: the cluster refused the change for now/);
   });
 });

@@ -111,6 +111,7 @@ describe('RaftLogClient against a healthy node', () => {
       snapshotIndex: 0,
       members: ['n1'],
       digest: n1!.cluster.digest(),
+      memberStatus: [{ id: 'n1', address: n1!.endpoint, role: 'voter', matchIndex: appended.index }],
     });
   });
 

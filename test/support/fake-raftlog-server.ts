@@ -13,10 +13,18 @@
  * before the first index held then answers OUT_OF_RANGE as a node does, with
  * the first index in the message and in the trailing metadata, and Status
  * reports that first index and the snapshot's.
+ *
+ * Each fake also serves the membership service raftlog.v1.Cluster
+ * (proto/raftlog/v1/cluster.proto) over the cluster's configuration, with
+ * the rules of a node: members join as learners only, a learner is promoted
+ * only once its match index (FakeCluster.matchIndexes, set by the test) is
+ * within `promotionLag` of the last index, the last voter cannot go. Every
+ * fake answers as the leader would, as a follower relays the leader's answer.
  */
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { FIRST_INDEX_METADATA_KEY } from '../../src/client/errors.js';
+import { CLUSTER_METHODS, clusterService, type ClusterMethodName, type ClusterMethods, type WireMember } from '../../src/client/cluster-proto.js';
 import {
   MAX_KEY_BYTES,
   MAX_VALUE_BYTES,
@@ -26,6 +34,11 @@ import {
   type RaftLogMethodName,
   type RaftLogMethods,
 } from '../../src/client/proto.js';
+
+/** Every method a fake serves: the client API's and the membership service's. */
+type FakeMethods = RaftLogMethods & ClusterMethods;
+export type FakeMethodName = RaftLogMethodName | ClusterMethodName;
+const FAKE_METHODS: readonly FakeMethodName[] = [...RAFTLOG_METHODS, ...CLUSTER_METHODS];
 
 /** What a fake does with one call. */
 export type FakeAction =
@@ -45,7 +58,17 @@ export class FakeCluster {
   lastIndex = 0;
   term = 1;
   leader = 'n1';
+  /** The voters, in the order they joined (every fake started on the cluster is one). */
   members: string[] = [];
+  learners: string[] = [];
+  /** Each member's address; a fake registers its own endpoint. */
+  readonly addresses = new Map<string, string>();
+  /** The index of the entry that set the configuration (0: the initial one). */
+  configIndex = 0;
+  /** How far each member's log matches the leader's; a member not listed is caught up (the last index). */
+  readonly matchIndexes = new Map<string, number>();
+  /** A learner is promoted only when its match index is at most this far below the last index. */
+  promotionLag = 10;
   /** The first index ReadLog still serves; entries before it count as compacted. */
   firstIndex = 1;
   /** The index of the latest snapshot (0: none), as Status reports it. */
@@ -87,6 +110,17 @@ export class FakeCluster {
     this.snapshotIndex = snapshotIndex;
   }
 
+  /** The configuration member by member, voters first; match indexes as the leader reports them, or 0 for any other node. */
+  membersAsSeenBy(node: string): WireMember<number>[] {
+    const member = (id: string, role: string) => ({
+      id,
+      address: this.addresses.get(id) ?? '',
+      role,
+      matchIndex: node === this.leader ? (this.matchIndexes.get(id) ?? this.lastIndex) : 0,
+    });
+    return [...this.members.map((id) => member(id, 'voter')), ...this.learners.map((id) => member(id, 'learner'))];
+  }
+
   digest(): string {
     const hash = createHash('sha256');
     for (const [key, value] of [...this.data].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
@@ -103,7 +137,7 @@ interface FakeFailure {
   readonly trailers?: Readonly<Record<string, string>>;
 }
 
-type Handler<M extends RaftLogMethodName> = (request: RaftLogMethods[M]['request']) => RaftLogMethods[M]['outgoingReply'] | FakeFailure;
+type Handler<M extends FakeMethodName> = (request: FakeMethods[M]['request']) => FakeMethods[M]['outgoingReply'] | FakeFailure;
 
 export interface FakeServerOptions {
   /** This node's id (default "n1"). */
@@ -118,7 +152,7 @@ export class FakeRaftLogServer {
   readonly node: string;
   readonly cluster: FakeCluster;
   /** Calls received, per method, whatever the fake then did with them. */
-  readonly calls: Record<RaftLogMethodName, number> = {
+  readonly calls: Record<FakeMethodName, number> = {
     Put: 0,
     Get: 0,
     Delete: 0,
@@ -126,10 +160,14 @@ export class FakeRaftLogServer {
     Append: 0,
     Status: 0,
     ReadLog: 0,
+    MemberList: 0,
+    MemberAdd: 0,
+    MemberPromote: 0,
+    MemberRemove: 0,
   };
-  /** Every request received, in order. */
-  readonly received: { method: RaftLogMethodName; request: unknown }[] = [];
-  private readonly scripts = new Map<RaftLogMethodName, FakeAction[]>();
+  /** Every request received, in order, with the metadata it came with. */
+  readonly received: { method: FakeMethodName; request: unknown; metadata: grpc.Metadata }[] = [];
+  private readonly scripts = new Map<FakeMethodName, FakeAction[]>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private server: grpc.Server;
   private stopped = false;
@@ -143,6 +181,7 @@ export class FakeRaftLogServer {
     this.node = options.node ?? 'n1';
     this.cluster = options.cluster ?? new FakeCluster();
     if (!this.cluster.members.includes(this.node)) this.cluster.members.push(this.node);
+    this.cluster.addresses.set(this.node, `127.0.0.1:${port}`);
   }
 
   static async start(options: FakeServerOptions = {}): Promise<FakeRaftLogServer> {
@@ -154,6 +193,7 @@ export class FakeRaftLogServer {
     });
     const fake = new FakeRaftLogServer(server, port, options);
     server.addService(raftLogService, fake.implementation());
+    server.addService(clusterService, fake.clusterImplementation());
     return fake;
   }
 
@@ -168,8 +208,8 @@ export class FakeRaftLogServer {
   }
 
   /** The next `times` calls of `method` (or of every method, '*') get `action`, after anything already scripted. */
-  script(method: RaftLogMethodName | '*', action: FakeAction, times = 1): this {
-    for (const name of method === '*' ? RAFTLOG_METHODS : [method]) {
+  script(method: FakeMethodName | '*', action: FakeAction, times = 1): this {
+    for (const name of method === '*' ? FAKE_METHODS : [method]) {
       const queue = this.scripts.get(name) ?? [];
       for (let i = 0; i < times; i++) queue.push(action);
       this.scripts.set(name, queue);
@@ -178,7 +218,7 @@ export class FakeRaftLogServer {
   }
 
   /** The next `times` calls of `method` are answered UNAVAILABLE, as a node with no leader does. */
-  unavailable(method: RaftLogMethodName | '*', times = 1): this {
+  unavailable(method: FakeMethodName | '*', times = 1): this {
     return this.script(method, { kind: 'fail', code: grpc.status.UNAVAILABLE, details: 'no leader is known' }, times);
   }
 
@@ -214,13 +254,22 @@ export class FakeRaftLogServer {
     };
   }
 
-  private unary<M extends RaftLogMethodName>(
+  private clusterImplementation(): grpc.UntypedServiceImplementation {
+    return {
+      MemberList: this.unary('MemberList', () => this.memberList()),
+      MemberAdd: this.unary('MemberAdd', (request) => this.memberAdd(request)),
+      MemberPromote: this.unary('MemberPromote', (request) => this.memberPromote(request)),
+      MemberRemove: this.unary('MemberRemove', (request) => this.memberRemove(request)),
+    };
+  }
+
+  private unary<M extends FakeMethodName>(
     method: M,
     handle: Handler<M>,
-  ): grpc.handleUnaryCall<RaftLogMethods[M]['request'], RaftLogMethods[M]['outgoingReply']> {
+  ): grpc.handleUnaryCall<FakeMethods[M]['request'], FakeMethods[M]['outgoingReply']> {
     return (call, callback) => {
       this.calls[method] += 1;
-      this.received.push({ method, request: call.request });
+      this.received.push({ method, request: call.request, metadata: call.metadata });
       const answer = () => {
         const result = handle(call.request);
         if ('error' in result) callback({ code: result.error, details: result.details, metadata: metadataOf(result.trailers) });
@@ -322,6 +371,73 @@ export class FakeRaftLogServer {
     };
   }
 
+  private memberList(): ClusterMethods['MemberList']['outgoingReply'] {
+    const { cluster } = this;
+    return {
+      members: cluster.membersAsSeenBy(cluster.leader),
+      configIndex: cluster.configIndex,
+      committed: true,
+      leader: cluster.leader,
+      commitIndex: cluster.lastIndex,
+    };
+  }
+
+  private memberAdd(request: ClusterMethods['MemberAdd']['request']): ClusterMethods['MemberAdd']['outgoingReply'] | FakeFailure {
+    const { cluster } = this;
+    if (request.id === '' || request.address === '') return { error: grpc.status.INVALID_ARGUMENT, details: 'member id and address are required' };
+    if (!request.learner) {
+      return { error: grpc.status.INVALID_ARGUMENT, details: `adding ${request.id} as a voter directly is not supported: add it as a learner, then promote it` };
+    }
+    if (cluster.members.includes(request.id) || cluster.learners.includes(request.id)) {
+      return { error: grpc.status.INVALID_ARGUMENT, details: `${request.id} is already a member` };
+    }
+    cluster.learners.push(request.id);
+    cluster.addresses.set(request.id, request.address);
+    cluster.matchIndexes.set(request.id, 0);
+    return this.configChanged();
+  }
+
+  private memberPromote(request: ClusterMethods['MemberPromote']['request']): ClusterMethods['MemberPromote']['outgoingReply'] | FakeFailure {
+    const { cluster } = this;
+    if (!cluster.learners.includes(request.id)) {
+      return { error: grpc.status.INVALID_ARGUMENT, details: `${request.id} is not a learner of this cluster` };
+    }
+    const match = cluster.matchIndexes.get(request.id) ?? cluster.lastIndex;
+    const behind = cluster.lastIndex - match;
+    if (behind > cluster.promotionLag) {
+      return {
+        error: grpc.status.FAILED_PRECONDITION,
+        details: `learner ${request.id} is ${behind} entries behind the leader (match index ${match}, last index ${cluster.lastIndex}); promote it once it is within ${cluster.promotionLag}`,
+      };
+    }
+    cluster.learners = cluster.learners.filter((id) => id !== request.id);
+    cluster.members.push(request.id);
+    return this.configChanged();
+  }
+
+  private memberRemove(request: ClusterMethods['MemberRemove']['request']): ClusterMethods['MemberRemove']['outgoingReply'] | FakeFailure {
+    const { cluster } = this;
+    if (!cluster.members.includes(request.id) && !cluster.learners.includes(request.id)) {
+      return { error: grpc.status.INVALID_ARGUMENT, details: `${request.id} is not a member of this cluster` };
+    }
+    if (cluster.members.length === 1 && cluster.members[0] === request.id) {
+      return { error: grpc.status.INVALID_ARGUMENT, details: `${request.id} is the last voter` };
+    }
+    cluster.members = cluster.members.filter((id) => id !== request.id);
+    cluster.learners = cluster.learners.filter((id) => id !== request.id);
+    cluster.addresses.delete(request.id);
+    cluster.matchIndexes.delete(request.id);
+    return this.configChanged();
+  }
+
+  /** Commits the configuration entry of a change and answers with the new configuration. */
+  private configChanged(): ClusterMethods['MemberAdd']['outgoingReply'] {
+    const { cluster } = this;
+    const { index } = cluster.commit('LOG_ENTRY_KIND_NO_COMMAND');
+    cluster.configIndex = index;
+    return { members: cluster.membersAsSeenBy(cluster.leader), index, leader: cluster.leader };
+  }
+
   private status() {
     const { cluster } = this;
     return {
@@ -336,6 +452,7 @@ export class FakeRaftLogServer {
       digest: cluster.digest(),
       firstLogIndex: cluster.firstIndex,
       snapshotIndex: cluster.snapshotIndex,
+      memberStatus: cluster.membersAsSeenBy(this.node),
     };
   }
 }

@@ -8,8 +8,9 @@ import { casCommand } from './cas.js';
 import { delCommand } from './del.js';
 import { getCommand } from './get.js';
 import { logCommand } from './log.js';
+import { memberCommand } from './member.js';
 import { nodeCommand } from './node.js';
 import { putCommand } from './put.js';
 import { statusCommand } from './status.js';
 
-export const commands: readonly CliCommand[] = [putCommand, getCommand, delCommand, casCommand, appendCommand, logCommand, statusCommand, nodeCommand];
+export const commands: readonly CliCommand[] = [putCommand, getCommand, delCommand, casCommand, appendCommand, logCommand, statusCommand, memberCommand, nodeCommand];

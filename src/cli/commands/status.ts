@@ -2,6 +2,7 @@ import { RaftLogDeadlineExceededError, RaftLogUnavailableError, type EndpointSta
 import { ExitCode } from '../exit-codes.js';
 import type { CliCommand, Json } from '../context.js';
 import { showOptionalIndex, table } from '../format.js';
+import { memberJson } from './member.js';
 
 const HEADER = ['ENDPOINT', 'NODE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'FIRST', 'LAST', 'SNAPSHOT', 'DIGEST'];
 const NUMERIC = new Set([3, 5, 6, 7, 8, 9]);
@@ -14,7 +15,11 @@ export const statusCommand: CliCommand = {
       .description('ask every endpoint where it stands; exit code 3 when none answers')
       .action(async () => {
         const all = await context.withClient((client) => client.statusAll());
-        context.result({ command: 'status', nodes: all.map(nodeJson) }, table(HEADER, all.map(row), NUMERIC));
+        const members = membersLine(all);
+        context.result(
+          { command: 'status', nodes: all.map(nodeJson) },
+          [...table(HEADER, all.map(row), NUMERIC), ...(members === null ? [] : [members])],
+        );
         if (all.every((entry) => !entry.ok)) {
           const what = all.length === 1 ? 'the endpoint did not answer' : `none of the ${all.length} endpoints answered`;
           context.fail(ExitCode.UNAVAILABLE, 'unavailable', `status: ${what}`);
@@ -46,6 +51,22 @@ function row(entry: EndpointStatus): string[] {
   ];
 }
 
+/**
+ * The configuration with roles, as the leader sees it (else the first node
+ * that answered): "members (per leader n1): voters n1, n2, n3; learner n4".
+ * Null when no node that answered reports roles.
+ */
+function membersLine(all: readonly EndpointStatus[]): string | null {
+  const answered = all.flatMap((entry) => (entry.ok && entry.status.memberStatus.length > 0 ? [entry.status] : []));
+  const source = answered.find((status) => status.role === 'leader') ?? answered[0];
+  if (source === undefined) return null;
+  const ids = (role: string) => source.memberStatus.filter((member) => member.role === role).map((member) => member.id);
+  const group = (role: string, list: string[]) => (list.length === 0 ? [] : [`${role}${list.length === 1 ? '' : 's'} ${list.join(', ')}`]);
+  const groups = [...group('voter', ids('voter')), ...group('learner', ids('learner'))];
+  const per = source.role === 'leader' ? `per leader ${source.node}` : `per ${source.node}`;
+  return `members (${per}): ${groups.join('; ')}`;
+}
+
 function nodeJson(entry: EndpointStatus): Json {
   if (!entry.ok) {
     return {
@@ -68,6 +89,7 @@ function nodeJson(entry: EndpointStatus): Json {
     lastLogIndex: status.lastLogIndex,
     snapshotIndex: status.snapshotIndex,
     members: status.members,
+    memberStatus: status.memberStatus.map(memberJson),
     digest: status.digest,
   };
 }
