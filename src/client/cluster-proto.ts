@@ -47,6 +47,8 @@ export interface MemberListReply<U = WireUint64> {
   committed: boolean;
   leader: string;
   commitIndex: U;
+  clusterId: string;
+  clusterName: string;
 }
 export interface MemberAddRequest {
   id: string;

@@ -190,6 +190,9 @@ export interface MemberList {
   readonly leader: string | null;
   /** The leader's commit index, to compare match indexes with. */
   readonly commitIndex: number;
+  /** The cluster's id and name (what a joining node must present to its peers). */
+  readonly clusterId: string;
+  readonly clusterName: string;
   /** The endpoint that answered. */
   readonly endpoint: string;
 }
@@ -553,6 +556,8 @@ export class RaftLogClient {
         committed: reply.committed,
         leader: orNull(reply.leader),
         commitIndex: toNumber(reply.commitIndex),
+        clusterId: reply.clusterId,
+        clusterName: reply.clusterName,
         endpoint: endpoint.address,
       }),
       leaderOf: (reply) => orNull(reply.leader),

@@ -87,19 +87,19 @@ export function decodeHardState(value: Uint8Array): HardState {
 }
 
 export function encodeConfig(config: ClusterConfig): Uint8Array {
-  return seal(ClusterConfigType.encode(ClusterConfigType.create({ voters: [...config.voters] })).finish());
+  return seal(ClusterConfigType.encode(ClusterConfigType.create(configFields(config))).finish());
 }
 
 export function decodeConfig(value: Uint8Array): ClusterConfig {
   const object = decodeMessage(ClusterConfigType, value);
-  return { voters: object.voters as string[] };
+  return configFrom(object);
 }
 
 export function encodeSnapshotRecord(ref: SnapshotFileRef): Uint8Array {
   const message = SnapshotRecordType.create({
     index: ref.meta.index,
     term: ref.meta.term,
-    config: { voters: [...ref.meta.config.voters] },
+    config: configFields(ref.meta.config),
     file: ref.file,
     bytes: ref.bytes,
     sha256: Buffer.from(ref.sha256, 'hex'),
@@ -113,9 +113,9 @@ export function decodeSnapshotRecord(value: Uint8Array): SnapshotFileRef {
   if (sha256.byteLength !== 32) throw new RecordError(`snapshot checksum of ${sha256.byteLength} bytes, not 32`);
   const file = object.file as string;
   if (file === '') throw new RecordError('snapshot record names no file');
-  const config = object.config as { voters?: string[] } | null;
+  const config = object.config as Record<string, unknown> | null;
   return {
-    meta: { index: object.index as number, term: object.term as number, config: { voters: config?.voters ?? [] } },
+    meta: { index: object.index as number, term: object.term as number, config: configFrom(config ?? {}) },
     file,
     bytes: object.bytes as number,
     sha256: Buffer.from(sha256).toString('hex'),
@@ -205,4 +205,19 @@ export function entryKey(index: number): Uint8Array {
 export function indexOfEntryKey(key: Uint8Array): number {
   if (key.byteLength !== 9 || key[0] !== ENTRY_PREFIX) throw new RecordError(`malformed entry key of ${key.byteLength} bytes`);
   return Number(new DataView(key.buffer, key.byteOffset, key.byteLength).getBigUint64(1));
+}
+
+/** A configuration as the storage records carry it (voters, learners, addresses). */
+function configFields(config: ClusterConfig): { voters: string[]; learners: string[]; addresses: Record<string, string> } {
+  return { voters: [...config.voters], learners: [...(config.learners ?? [])], addresses: { ...(config.addresses ?? {}) } };
+}
+
+function configFrom(object: Record<string, unknown>): ClusterConfig {
+  const learners = (object.learners as string[] | undefined) ?? [];
+  const addresses = (object.addresses as Record<string, string> | undefined) ?? {};
+  return {
+    voters: (object.voters as string[] | undefined) ?? [],
+    ...(learners.length > 0 ? { learners } : {}),
+    ...(Object.keys(addresses).length > 0 ? { addresses } : {}),
+  };
 }

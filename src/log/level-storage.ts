@@ -57,6 +57,11 @@ export interface OpenOptions {
    * stored identity (if any) is read and nothing is written.
    */
   readonly member?: MemberToBind;
+  /**
+   * A node joining a running cluster (`--join`): a new directory gets an
+   * empty configuration, and the node learns its cluster's from the log.
+   */
+  readonly joining?: boolean;
 }
 
 /** Who opens a data directory, and the cluster id a directory without one gets. */
@@ -173,7 +178,7 @@ export class LevelLogStorage implements RaftStorage {
       await mkdir(snapshotDir, { recursive: true });
       // Before anything is written: a directory of another member or cluster is left as it was.
       const storedIdentity = await readIdentity(db, path, options.member);
-      const config = await readConfig(db, path, options.voters);
+      const config = await readConfig(db, path, options.voters, options.joining === true);
       const hardState = (await readRecord(db, HARD_STATE_KEY, path, 'hard state', decodeHardState)) ?? EMPTY_HARD_STATE;
       const compacted =
         (await readRecord(db, COMPACTED_KEY, path, 'compacted point', decodeCompactedPoint)) ?? NOTHING_COMPACTED;
@@ -500,8 +505,13 @@ async function bindIdentity(db: Db, member: MemberToBind): Promise<DataDirIdenti
   return identity;
 }
 
-async function readConfig(db: Db, path: string, voters: readonly string[] | undefined): Promise<ClusterConfig> {
+async function readConfig(db: Db, path: string, voters: readonly string[] | undefined, joining = false): Promise<ClusterConfig> {
   const stored = await readRecord(db, CONFIG_KEY, path, 'cluster configuration', decodeConfig);
+  if (stored === null && joining) {
+    const config = { voters: [] };
+    await db.put(CONFIG_KEY, encodeConfig(config), { sync: true });
+    return config;
+  }
   if (stored === null) {
     if (voters === undefined || voters.length === 0) {
       throw new Error(`the raft log in ${path} has no cluster configuration and none was given (--peers)`);

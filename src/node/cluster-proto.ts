@@ -35,6 +35,8 @@ export interface MemberListReply {
   committed: boolean;
   leader: string;
   commitIndex: number;
+  clusterId: string;
+  clusterName: string;
 }
 export interface MemberAddRequest {
   id: string;

@@ -56,6 +56,8 @@ export function createClusterService(getNode: () => RaftNode | null, logger: Log
         committed: view.committed,
         leader: node.id,
         commitIndex: status.commitIndex,
+        clusterId: node.clusterIdentity.clusterId,
+        clusterName: node.clusterIdentity.clusterName,
       };
     }),
 

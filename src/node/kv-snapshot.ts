@@ -114,6 +114,8 @@ async function writeFrames(handle: FileHandle, capture: KvStateCapture, meta: Sn
       index: meta.index,
       term: meta.term,
       voters: [...meta.config.voters],
+      learners: [...(meta.config.learners ?? [])],
+      addresses: { ...(meta.config.addresses ?? {}) },
       digest: Buffer.from(capture.digest, 'hex'),
       pairCount: capture.pairCount,
       recordCount: capture.recordCount,
@@ -347,7 +349,17 @@ function decodeHeader(object: Record<string, unknown>, corrupt: Corrupt, where: 
     if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw corrupt(`${where}: ${field} ${String(value)} is out of range`);
   }
   return {
-    meta: { index: object.index as number, term: object.term as number, config: { voters: object.voters as string[] } },
+    meta: {
+      index: object.index as number,
+      term: object.term as number,
+      config: {
+        voters: object.voters as string[],
+        ...((object.learners as string[] | undefined)?.length ? { learners: object.learners as string[] } : {}),
+        ...(Object.keys((object.addresses as Record<string, string> | undefined) ?? {}).length > 0
+          ? { addresses: object.addresses as Record<string, string> }
+          : {}),
+      },
+    },
     digest: Buffer.from(digest).toString('hex'),
     pairCount: object.pairCount as number,
     recordCount: object.recordCount as number,

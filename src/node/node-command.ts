@@ -6,13 +6,16 @@ import { NODE_DEFAULTS, RaftNode } from './raft-node.js';
 /** Compaction defaults (issue 9); etcd keeps a similar catch-up window behind its snapshots. */
 export const COMPACTION_DEFAULTS = { snapshotEntries: 10_000, retainEntries: 5_000 } as const;
 
-export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR
+export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT (--peers ID=HOST:PORT,... | --join HOST:PORT,...) --data DIR
        [--cluster NAME] [--tick-ms ${NODE_DEFAULTS.tickMs}] [--election-ticks ${NODE_DEFAULTS.electionTicks}]
        [--heartbeat-ticks ${NODE_DEFAULTS.heartbeatTicks}] [--log-level info]
        [--snapshot-entries ${COMPACTION_DEFAULTS.snapshotEntries}] [--retain-entries ${COMPACTION_DEFAULTS.retainEntries}]
 
 Runs one raftlog server: Raft with its peers and the client API on HOST:PORT.
---peers lists every member, this node included. Logs are JSON lines on stdout.
+--peers lists every member of a new cluster, this node included. --join instead
+names members of a running cluster: the node (with an empty data dir) waits to be
+added (raftlog member add ID HOST:PORT --learner), then catches up; a node
+removed from its cluster exits. Logs are JSON lines on stdout.
 --snapshot-entries N  snapshot the state machine once N entries were applied since
                       the last snapshot, then compact the log; 0 = never snapshot or compact.
 --retain-entries M    log entries kept behind the snapshot, so slow followers and
@@ -25,6 +28,8 @@ export interface NodeCommandOptions {
   readonly id: NodeId;
   readonly listen: string;
   readonly peers: Map<NodeId, string>;
+  /** --join: client endpoints of a running cluster to join (then `peers` holds only this node). */
+  readonly join?: readonly string[];
   readonly dataDir: string;
   readonly cluster: string;
   readonly tickMs: number;
@@ -46,6 +51,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
         id: { type: 'string' },
         listen: { type: 'string' },
         peers: { type: 'string' },
+        join: { type: 'string' },
         data: { type: 'string' },
         cluster: { type: 'string', default: NODE_DEFAULTS.cluster },
         'tick-ms': { type: 'string', default: String(NODE_DEFAULTS.tickMs) },
@@ -66,8 +72,20 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     return value;
   };
   const id = required('id');
-  const peers = parsePeers(required('peers'));
-  if (!peers.has(id)) throw new UsageError(`--peers must include this node (${id}); got ${[...peers.keys()].join(', ')}`);
+  if (values.join !== undefined && values.peers !== undefined) {
+    throw new UsageError('give either --peers (a new cluster) or --join (a running one), not both');
+  }
+  let peers: Map<NodeId, string>;
+  let join: string[] | undefined;
+  if (values.join !== undefined) {
+    join = values.join.split(',').map((e) => e.trim()).filter(Boolean);
+    const bad = join.find((endpoint) => !/^[^=\s]+:\d+$/.test(endpoint));
+    if (join.length === 0 || bad !== undefined) throw new UsageError(`--join takes HOST:PORT,... of running members; got "${values.join}"`);
+    peers = new Map([[id, required('listen')]]);
+  } else {
+    peers = parsePeers(required('peers'));
+    if (!peers.has(id)) throw new UsageError(`--peers must include this node (${id}); got ${[...peers.keys()].join(', ')}`);
+  }
   const positive = (name: 'tick-ms' | 'election-ticks' | 'heartbeat-ticks'): number => {
     const n = Number(values[name]);
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${values[name]}`);
@@ -92,6 +110,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     logLevel: values['log-level'],
     snapshotEntries: nonNegative('snapshot-entries'),
     retainEntries: nonNegative('retain-entries'),
+    ...(join !== undefined ? { join } : {}),
   };
 }
 
@@ -121,9 +140,11 @@ export async function runNode(args: readonly string[]): Promise<number> {
     throw error;
   }
   const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
+  let removal: (reason: string) => void = () => undefined;
+  const removed = new Promise<string>((resolve) => (removal = resolve));
   let node: RaftNode;
   try {
-    node = await RaftNode.start({ ...options, logger });
+    node = await RaftNode.start({ ...options, logger, onRemoved: (reason) => removal(reason) });
   } catch (error) {
     logger.fatal({ event: 'start-failed', err: error }, (error as Error).message);
     process.stderr.write(`raftlog node ${options.id}: ${(error as Error).message}\n`);
@@ -142,5 +163,10 @@ export async function runNode(args: readonly string[]): Promise<number> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // A member removed from the cluster has nothing left to do: it stops and the process exits cleanly.
+    void removed.then((reason) => {
+      process.stderr.write(`raftlog node ${options.id}: ${reason}; stopping\n`);
+      stop('removed');
+    });
   });
 }

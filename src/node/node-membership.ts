@@ -4,7 +4,9 @@
  * Cluster service and Status report.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import type { ClusterConfig, NodeId, ProposeResult, RaftStatus } from '../raft/types.js';
+import { ClusterGrpcClient, type MemberListReply } from './cluster-proto.js';
 import { ClientError, NotLeaderError, unavailable } from './errors.js';
 
 export interface MembershipView {
@@ -46,4 +48,55 @@ export function refusalError(result: Extract<ProposeResult, { accepted: false }>
     case 'transfer-in-progress':
       return unavailable(result.message);
   }
+}
+
+/** What a joining node learns from the cluster it joins. */
+export interface DiscoveredCluster {
+  readonly clusterId: string;
+  readonly clusterName: string;
+  /** Every member's address (client and peer traffic share a port). */
+  readonly addresses: ReadonlyMap<NodeId, string>;
+}
+
+const DISCOVERY_ATTEMPT_MS = 3_000;
+const DISCOVERY_LIMIT_MS = 60_000;
+
+/**
+ * Asks the join endpoints, in turn, for the cluster's members (MemberList,
+ * which a follower forwards to the leader) until one answers; gives up after
+ * a minute with every endpoint's error.
+ */
+export async function discoverCluster(endpoints: readonly string[], self: NodeId, logger: Logger): Promise<DiscoveredCluster> {
+  const started = Date.now();
+  const failures = new Map<string, string>();
+  for (let round = 0; Date.now() - started < DISCOVERY_LIMIT_MS; round++) {
+    for (const endpoint of endpoints) {
+      const client = new ClusterGrpcClient(endpoint, grpc.credentials.createInsecure());
+      try {
+        const reply = await new Promise<MemberListReply>((resolve, reject) => {
+          type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply: MemberListReply) => void) => void;
+          const call = (client as unknown as { memberList: Unary }).memberList;
+          call.call(client, {}, { deadline: Date.now() + DISCOVERY_ATTEMPT_MS }, (error, answer) => (error !== null ? reject(error) : resolve(answer)));
+        });
+        const addresses = new Map<NodeId, string>();
+        for (const member of reply.members) if (member.address !== '') addresses.set(member.id, member.address);
+        if (addresses.has(self)) logger.info({ event: 'join', endpoint }, `${self} is already a member of the cluster it joins`);
+        logger.info(
+          { event: 'join-discovered', endpoint, clusterId: reply.clusterId, clusterName: reply.clusterName, members: [...addresses.keys()] },
+          `joining cluster ${reply.clusterName} (${reply.clusterId}) of ${[...addresses.keys()].join(', ')}; waiting to be added`,
+        );
+        return { clusterId: reply.clusterId, clusterName: reply.clusterName, addresses };
+      } catch (error) {
+        failures.set(endpoint, (error as Error).message);
+      } finally {
+        client.close();
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * 2 ** round)));
+  }
+  throw new Error(
+    `node ${self} could not join: no endpoint answered MemberList within ${DISCOVERY_LIMIT_MS / 1000} s (${[...failures]
+      .map(([endpoint, message]) => `${endpoint}: ${message}`)
+      .join('; ')})`,
+  );
 }

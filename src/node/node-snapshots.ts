@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { LevelLogStorage, SnapshotFileRef } from '../log/level-storage.js';
 import { INCOMING_DIR, syncDirectory } from '../log/snapshot-files.js';
 import type { ClusterConfig, InstallSnapshot, NodeId, SnapshotMeta } from '../raft/types.js';
-import { readKvSnapshot, SnapshotCorruptionError, snapshotFileName, writeKvSnapshot } from './kv-snapshot.js';
+import { readKvSnapshot, readSnapshotHeader, SnapshotCorruptionError, snapshotFileName, writeKvSnapshot } from './kv-snapshot.js';
 import { KvStateMachine } from './kv-state-machine.js';
 import type { ReceivedSnapshot, SnapshotSender } from './snapshot-transfer.js';
 
@@ -201,8 +201,30 @@ export class NodeSnapshots {
 
   // ------------------------------------------------------------ receiving
 
-  /** A snapshot arrived whole and verified: keep it for the core's decision. Returns the message to step. */
-  arrived(snapshot: ReceivedSnapshot): InstallSnapshot {
+  /**
+   * A snapshot arrived whole and verified: keep it for the core's decision.
+   * Returns the message to step, with the configuration the file's header
+   * records (the offer names only the voters), or null if the file is not
+   * the snapshot that was offered.
+   */
+  async arrived(offered: ReceivedSnapshot): Promise<InstallSnapshot | null> {
+    let header: Awaited<ReturnType<typeof readSnapshotHeader>>;
+    try {
+      header = await readSnapshotHeader(offered.path);
+    } catch (error) {
+      this.logger.error({ event: 'snapshot-unreadable', peer: offered.from, file: offered.path, err: error }, 'a received snapshot cannot be read');
+      await rm(offered.path, { force: true });
+      return null;
+    }
+    if (header.meta.index !== offered.meta.index || header.meta.term !== offered.meta.term) {
+      this.logger.error(
+        { event: 'snapshot-mismatch', peer: offered.from, file: offered.path, offered: offered.meta, header: header.meta },
+        `${offered.from} offered snapshot ${offered.meta.index}/${offered.meta.term} but sent ${header.meta.index}/${header.meta.term}`,
+      );
+      await rm(offered.path, { force: true });
+      return null;
+    }
+    const snapshot = { ...offered, meta: header.meta };
     this.received.set(keyOf(snapshot.meta), snapshot);
     this.logger.info(
       { event: 'snapshot-received', peer: snapshot.from, index: snapshot.meta.index, term: snapshot.term, bytes: snapshot.bytes },

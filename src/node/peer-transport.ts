@@ -362,34 +362,65 @@ export class PeerClients {
     this.maxQueuedMessages = positive(options.maxQueuedMessages ?? 10_000, 'maxQueuedMessages');
     this.initialBackoffMs = positive(options.initialBackoffMs ?? 50, 'initialBackoffMs');
     this.maxBackoffMs = Math.max(this.initialBackoffMs, options.maxBackoffMs ?? 1_000);
-    for (const [id, address] of options.peers) {
-      if (id === this.self) continue;
-      this.links.set(id, {
-        id,
-        address,
-        client: null,
-        queue: [],
-        stream: null,
-        blocked: false,
-        accepted: false,
-        unconfirmedBatches: 0,
-        unconfirmedMessages: 0,
-        settled: null,
-        flushScheduled: false,
-        retryTimer: null,
-        backoffMs: 0,
-        state: 'ok',
-        lastRefusal: null,
-        failingSince: 0,
-        droppedWhileFailing: 0,
-        overflowing: false,
-        sentBatches: 0,
-        sentMessages: 0,
-        failedCalls: 0,
-        droppedOverflow: 0,
-        droppedFailed: 0,
-      });
+    for (const [id, address] of options.peers) this.addLink(id, address);
+  }
+
+  /**
+   * The address book follows the cluster's configuration: links to members
+   * added since, none to members removed (their queues and streams are
+   * dropped), and a member whose address changed is reached at the new one.
+   */
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    if (this.closing !== null) return;
+    for (const [id, link] of [...this.links]) {
+      const address = peers.get(id);
+      if (address === link.address) continue;
+      this.dropLink(link);
+      if (address !== undefined) this.addLink(id, address);
     }
+    for (const [id, address] of peers) {
+      if (!this.links.has(id)) this.addLink(id, address);
+    }
+  }
+
+  private dropLink(link: PeerLink): void {
+    if (link.retryTimer !== null) clearTimeout(link.retryTimer);
+    link.retryTimer = null;
+    link.queue = [];
+    link.stream?.cancel();
+    const client = link.client;
+    if (client !== null) void (link.settled ?? Promise.resolve()).then(() => client.close());
+    this.links.delete(link.id);
+  }
+
+  private addLink(id: NodeId, address: string): void {
+    if (id === this.self) return;
+    this.unknownPeers.delete(id);
+    this.links.set(id, {
+      id,
+      address,
+      client: null,
+      queue: [],
+      stream: null,
+      blocked: false,
+      accepted: false,
+      unconfirmedBatches: 0,
+      unconfirmedMessages: 0,
+      settled: null,
+      flushScheduled: false,
+      retryTimer: null,
+      backoffMs: 0,
+      state: 'ok',
+      lastRefusal: null,
+      failingSince: 0,
+      droppedWhileFailing: 0,
+      overflowing: false,
+      sentBatches: 0,
+      sentMessages: 0,
+      failedCalls: 0,
+      droppedOverflow: 0,
+      droppedFailed: 0,
+    });
   }
 
   /**

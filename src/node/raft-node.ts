@@ -5,6 +5,7 @@ import { LevelLogStorage } from '../log/level-storage.js';
 import { RaftCore } from '../raft/core.js';
 import { SeededRandom } from '../raft/random.js';
 import type {
+  ClusterConfig,
   ConfigChange,
   Entry,
   InstallSnapshot,
@@ -22,7 +23,7 @@ import { clusterServiceDefinition, createClusterService } from './cluster-servic
 import { raftLogServiceDefinition, type LogEntryReply } from './client-proto.js';
 import { ClientError, deadlineExceeded, NotLeaderError, unavailable } from './errors.js';
 import { deriveClusterId, PeerAdmission } from './cluster-identity.js';
-import { membershipView, refusalError, type MembershipView } from './node-membership.js';
+import { discoverCluster, membershipView, refusalError, type MembershipView } from './node-membership.js';
 import { NodeSnapshots, restoreStateMachine, SNAPSHOT_POLICY_DEFAULTS, type SnapshotPolicy } from './node-snapshots.js';
 import { createPeerService, PEER_SERVER_OPTIONS, PeerClients } from './peer-transport.js';
 import { raftPeerServiceDefinition } from './raft-proto.js';
@@ -47,6 +48,15 @@ export interface RaftNodeOptions {
   readonly snapshotEntries?: number;
   /** Entries kept behind a snapshot for slow followers and log readers. */
   readonly retainEntries?: number;
+  /**
+   * Client endpoints of a running cluster this new node joins (`--join`):
+   * it learns the cluster's id, name and members there, starts with an empty
+   * configuration and waits to be added (`raftlog member add`). `peers` then
+   * holds only this node.
+   */
+  readonly join?: readonly string[];
+  /** Called once this node has been removed from the cluster (the process should exit). */
+  readonly onRemoved?: (reason: string) => void;
   readonly logger: Logger;
 }
 
@@ -106,14 +116,74 @@ export class RaftNode {
     private readonly shutdown: AbortController,
     readonly port: number,
     private readonly logger: Logger,
+    private readonly addressBook: Map<NodeId, string>,
+    readonly clusterIdentity: { readonly clusterId: string; readonly clusterName: string },
   ) {}
+
+  /** The configuration last applied to the address book, and whether this node has been a member of one. */
+  private followedConfig: ClusterConfig | null = null;
+  private wasMember = false;
+  private removed = false;
+
+  /**
+   * A peer this node accepts messages from: a member of its configuration,
+   * or of the last committed one (a leader that is removing itself leads
+   * until the removal commits), or anyone while it knows none (joining).
+   */
+  knowsPeer(id: NodeId): boolean {
+    const { config, commitIndex } = this.core.status();
+    if (config.voters.length === 0 && (config.learners ?? []).length === 0) return true;
+    const committed = this.core.configAt(commitIndex);
+    return [config, committed].some((c) => c.voters.includes(id) || (c.learners ?? []).includes(id));
+  }
+
+  /**
+   * The address book and the peer links follow the configuration in force;
+   * a node that a configuration no longer lists, having been a member,
+   * stops taking part and reports it.
+   */
+  private followConfiguration(): void {
+    const status = this.core.status();
+    const { config } = status;
+    // Removed once the configuration without this node is committed, and no longer leading it
+    // (a leader that removed itself hands over first): until then it still has work to do.
+    const removal = !status.member && (this.wasMember || status.configIndex > 0) && status.configIndex > 0;
+    if (removal && status.configIndex <= status.commitIndex && status.role !== 'leader') this.leaveCluster(status.configIndex);
+    if (config === this.followedConfig) return;
+    this.followedConfig = config;
+    for (const [id, address] of Object.entries(config.addresses ?? {})) this.addressBook.set(id, address);
+    const members = [...config.voters, ...(config.learners ?? [])];
+    const links = new Map<NodeId, string>();
+    for (const id of members) {
+      const address = this.addressBook.get(id);
+      if (id !== this.id && address !== undefined) links.set(id, address);
+    }
+    if (members.length > 0) this.peers.setPeers(links);
+    this.logger.info(
+      { event: 'configuration', voters: config.voters, learners: config.learners ?? [], configIndex: status.configIndex, member: status.member },
+      `configuration at ${status.configIndex}: voters ${config.voters.join(', ')}${(config.learners ?? []).length > 0 ? `; learners ${(config.learners ?? []).join(', ')}` : ''}`,
+    );
+    if (status.member) this.wasMember = true;
+  }
+
+  private leaveCluster(configIndex: number): void {
+    if (this.removed) return;
+    this.removed = true;
+    const reason = `node ${this.id} was removed from the cluster by the configuration at index ${configIndex}`;
+    this.logger.warn({ event: 'removed', configIndex }, reason);
+    this.options.onRemoved?.(reason);
+  }
 
   static async start(options: RaftNodeOptions): Promise<RaftNode> {
     const logger = options.logger.child({ node: options.id });
     if (!options.peers.has(options.id)) {
       throw new Error(`node ${options.id} is not among the peers (${[...options.peers.keys()].join(', ')})`);
     }
-    const cluster = options.cluster ?? NODE_DEFAULTS.cluster;
+    const joined = options.join === undefined ? null : await discoverCluster(options.join, options.id, logger);
+    const cluster = joined?.clusterName ?? options.cluster ?? NODE_DEFAULTS.cluster;
+    // Where peers listen: the bootstrap list (or what the cluster said when joining), then each configuration's addresses.
+    const addressBook = new Map<NodeId, string>(joined?.addresses ?? options.peers);
+    addressBook.set(options.id, options.listen);
     const policy: SnapshotPolicy = {
       everyEntries: options.snapshotEntries ?? SNAPSHOT_POLICY_DEFAULTS.everyEntries,
       retainEntries: options.retainEntries ?? SNAPSHOT_POLICY_DEFAULTS.retainEntries,
@@ -133,14 +203,19 @@ export class RaftNode {
     let storage: LevelLogStorage | null = null;
     try {
       // Cluster identity (issue 10): the data dir is bound to this member and cluster; peers check both.
-      storage = await LevelLogStorage.open(options.dataDir, {
-        voters: [...options.peers.keys()],
-        member: { id: options.id, clusterName: cluster, clusterId: deriveClusterId(cluster, options.peers.keys()) },
-      });
+      storage = await LevelLogStorage.open(
+        options.dataDir,
+        joined === null
+          ? {
+              voters: [...options.peers.keys()],
+              member: { id: options.id, clusterName: cluster, clusterId: deriveClusterId(cluster, options.peers.keys()) },
+            }
+          : { joining: true, member: { id: options.id, clusterName: cluster, clusterId: joined.clusterId } },
+      );
       const bound = storage.identity();
       if (bound === null) throw new Error(`node ${options.id}: the log in ${options.dataDir} opened without an identity`);
       const identity = { clusterId: bound.clusterId, incarnation: bound.incarnation };
-      const admission = new PeerAdmission({ self: options.id, cluster, clusterId: bound.clusterId, isKnownMember: (id) => options.peers.has(id), logger });
+      const admission = new PeerAdmission({ self: options.id, cluster, clusterId: bound.clusterId, isKnownMember: (id) => node?.knowsPeer(id) ?? addressBook.has(id), logger });
       if (storage.identityBound === 'created') {
         logger.info({ event: 'identity-bound', ...bound }, `new data dir: member ${options.id} of cluster ${bound.clusterId}`);
       } else if (storage.identityBound === 'adopted') {
@@ -165,14 +240,14 @@ export class RaftNode {
         },
         storage,
       );
-      const others = new Map([...options.peers].filter(([id]) => id !== options.id));
+      const others = new Map([...addressBook].filter(([id]) => id !== options.id));
       const peers = new PeerClients({ self: options.id, cluster, identity, peers: others, logger });
       const sender = new SnapshotSender({
         self: options.id,
         cluster,
         identity,
         logger,
-        addressOf: (id) => others.get(id),
+        addressOf: (id) => addressBook.get(id),
         ...slowSnapshotChunks(),
       });
       snapshots = new NodeSnapshots(options.id, storage, policy, sender, logger);
@@ -194,12 +269,19 @@ export class RaftNode {
           incomingDir: arrivals.incomingDirectory,
           logger,
           shutdown: shutdown.signal,
-          onReceived: (snapshot) => node?.receive([arrivals.arrived(snapshot)]),
+          onReceived: (snapshot) =>
+            void arrivals.arrived(snapshot).then((message) => {
+              if (message !== null) node?.receive([message]);
+            }),
         }),
       });
       server.addService(raftLogServiceDefinition, createClientService(() => node, logger));
       server.addService(clusterServiceDefinition, createClusterService(() => node, logger));
-      node = new RaftNode(options, core, storage, kv, snapshots, peers, server, shutdown, port, logger);
+      node = new RaftNode(options, core, storage, kv, snapshots, peers, server, shutdown, port, logger, addressBook, {
+        clusterId: bound.clusterId,
+        clusterName: bound.clusterName,
+      });
+      node.followConfiguration();
     } catch (error) {
       server.forceShutdown();
       await snapshots?.close();
@@ -320,12 +402,12 @@ export class RaftNode {
     return { entries, commitIndex };
   }
 
-  status(): RaftStatus & { digest: string; appliedIndex: number } {
-    return { ...this.core.status(), appliedIndex: this.kv.appliedIndex, digest: this.kv.digest() };
+  status(): RaftStatus & { digest: string; appliedIndex: number; removed: boolean } {
+    return { ...this.core.status(), appliedIndex: this.kv.appliedIndex, digest: this.kv.digest(), removed: this.removed };
   }
 
   addressOf(id: NodeId): string | undefined {
-    return this.options.peers.get(id);
+    return this.addressBook.get(id);
   }
 
   /** Graceful stop: no new work, pending callers told, disk and sockets closed. */
@@ -400,6 +482,7 @@ export class RaftNode {
         const output = this.core.takeOutput();
         await this.carryOut(output);
         this.core.acknowledge(output);
+        this.followConfiguration();
         this.maybeSnapshot();
       }
     } catch (error) {

@@ -130,13 +130,17 @@ export class Leadership {
     const next = applyChange(current, change);
     if (typeof next === 'string') return reject('invalid-config-change', next);
     if (change.type === 'promote') {
-      const match = this.progress.get(change.id)?.matchIndex ?? 0;
+      const progress = this.progress.get(change.id);
+      const match = progress?.matchIndex ?? 0;
       const behind = log.lastIndex() - match;
-      if (behind > options.maxLearnerLag) {
+      // A learner that holds nothing yet, or has not answered lately, would be a voter that cannot vote.
+      const silent = progress === undefined || match === 0 || progress.ticksSinceHeard >= options.electionTicks;
+      if (silent || behind > options.maxLearnerLag) {
         return reject(
           'learner-behind',
-          `learner ${change.id} is ${behind} entries behind (it holds up to ${match}, the leader's log ends at ${log.lastIndex()}); ` +
-            `it can be promoted once within ${options.maxLearnerLag}`,
+          `learner ${change.id} is ${behind} entries behind (it holds up to ${match}, the leader's log ends at ${log.lastIndex()})` +
+            `${silent && match > 0 ? ' and has not answered within an election timeout' : ''}; ` +
+            `it can be promoted once it answers and is within ${options.maxLearnerLag}`,
         );
       }
     }
@@ -393,7 +397,10 @@ export class Leadership {
       voter === id ? log.stableIndex() : (this.progress.get(voter)?.matchIndex ?? 0),
     );
     if (index <= log.committed || !this.ctx.mayCommitByCounting(index)) return false;
+    const changePending = this.ctx.configChangePending();
     log.commitTo(index);
+    // A configuration change just committed: members it removed get nothing more.
+    if (changePending && !this.ctx.configChangePending()) this.syncProgress();
     if (this.readsAwaitingCommit.length > 0 && this.committedInCurrentTerm()) {
       this.readsToStart.push(...this.readsAwaitingCommit);
       this.readsAwaitingCommit = [];
@@ -421,9 +428,17 @@ export class Leadership {
     }
   }
 
-  /** Every member but this node: voters and learners alike receive the log. */
+  /**
+   * Every member but this node: voters and learners alike receive the log.
+   * A member being removed keeps receiving it until the removal commits, so
+   * that it learns of its removal.
+   */
   private peers(): NodeId[] {
-    const config = this.ctx.config();
-    return [...config.voters, ...learnersOf(config)].filter((member) => member !== this.ctx.id);
+    const { log, id } = this.ctx;
+    const latest = this.ctx.config();
+    const committed = log.configs.at(log.committed);
+    const members = new Set([...latest.voters, ...learnersOf(latest), ...committed.voters, ...learnersOf(committed)]);
+    members.delete(id);
+    return [...members];
   }
 }

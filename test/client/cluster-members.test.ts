@@ -71,6 +71,8 @@ describe('RaftLogClient membership: the lifecycle of a new member', () => {
       committed: true,
       leader: 'n2',
       commitIndex: 1,
+      clusterId: '0123456789abcdef',
+      clusterName: 'fake',
       endpoint: nodes[0]!.endpoint,
     });
   });

@@ -74,6 +74,7 @@ function standIn(options: StandInOptions): StandIn {
     membership: view,
     status: () => ({ id: options.id, term: TERM, lastIndex: LAST_INDEX, commitIndex: COMMIT_INDEX, leader: options.leader }),
     addressOf: (id: string) => options.addressBook?.[id],
+    clusterIdentity: { clusterId: '00112233aabbccdd', clusterName: 'stand-in' },
     changeMembership: async (change: ConfigChange) => {
       if (options.leader !== options.id) throw new NotLeaderError(options.id, TERM, options.leader);
       changes.push(change);
@@ -143,6 +144,8 @@ describe('the Cluster service on the leader', () => {
       committed: false,
       leader: 'n1',
       commitIndex: COMMIT_INDEX,
+      clusterId: '00112233aabbccdd',
+      clusterName: 'stand-in',
       endpoint,
     });
   });

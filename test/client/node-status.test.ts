@@ -72,6 +72,7 @@ const follower: NodeReport = {
   votedFor: 'n1',
   commitIndex: 12_040,
   appliedIndex: 12_031,
+  removed: false,
   firstIndex: 5_001,
   lastIndex: 12_045,
   snapshotIndex: 10_000,

@@ -378,6 +378,8 @@ export class FakeRaftLogServer {
       configIndex: cluster.configIndex,
       committed: true,
       leader: cluster.leader,
+      clusterId: '0123456789abcdef',
+      clusterName: 'fake',
       commitIndex: cluster.lastIndex,
     };
   }

@@ -38,6 +38,8 @@ type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc
 /** Real `raftlog node` processes in a temp dir, each with its own data directory and log file. */
 export class ProcessCluster {
   readonly processes = new Map<string, ChildProcess>();
+  /** Nodes started with --join, and the client endpoints they join through. */
+  private readonly joinVia = new Map<string, string[]>();
   private readonly clients = new Map<string, grpc.Client>();
 
   private constructor(
@@ -60,15 +62,30 @@ export class ProcessCluster {
     return [...this.addresses.keys()];
   }
 
+  /**
+   * Starts a new node with an empty data dir that joins the running cluster
+   * through `joinVia` (`raftlog node --join`); it waits to be added.
+   */
+  async startJoining(id: string, joinVia: readonly string[]): Promise<string> {
+    const address = `127.0.0.1:${await freePort()}`;
+    this.addresses.set(id, address);
+    this.joinVia.set(id, joinVia.map((peer) => this.address(peer)));
+    this.startNode(id);
+    return address;
+  }
+
   startNode(id: string, execArgv: readonly string[] = this.options.execArgv ?? []): void {
-    const peers =
-      this.options.peersOf?.(id, this.addresses) ?? [...this.addresses].map(([peer, address]) => `${peer}=${address}`).join(',');
+    const joinVia = this.joinVia.get(id);
+    // A founder restarts with the founding --peers: its data dir holds the configuration since.
+    const founding = new Map([...this.addresses].filter(([peer]) => !this.joinVia.has(peer)));
+    const peers = this.options.peersOf?.(id, founding) ?? [...founding].map(([peer, address]) => `${peer}=${address}`).join(',');
+    const membership = joinVia !== undefined ? ['--join', joinVia.join(',')] : ['--peers', peers];
     // The child writes its log file itself: relaying it through pipes would bill this process's CPU for it.
     const log = openSync(join(this.dir, `${id}.log`), 'a');
     try {
       const child = spawn(
         process.execPath,
-        [...execArgv, '--import', TSX_LOADER, NODE_MAIN, '--id', id, '--listen', this.address(id), '--peers', peers,
+        [...execArgv, '--import', TSX_LOADER, NODE_MAIN, '--id', id, '--listen', this.address(id), ...membership,
           '--data', join(this.dir, id), '--log-level', this.options.logLevel ?? 'debug', ...this.extraArgs],
         { stdio: ['ignore', log, log] },
       );
