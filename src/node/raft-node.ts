@@ -122,6 +122,7 @@ export class RaftNode {
 
   /** The configuration last applied to the address book, and whether this node has been a member of one. */
   private followedConfig: ClusterConfig | null = null;
+  private followedCommitted: ClusterConfig | null = null;
   private wasMember = false;
   private removed = false;
 
@@ -145,25 +146,38 @@ export class RaftNode {
   private followConfiguration(): void {
     const status = this.core.status();
     const { config } = status;
-    // Removed once the configuration without this node is committed, and no longer leading it
-    // (a leader that removed itself hands over first): until then it still has work to do.
-    const removal = !status.member && (this.wasMember || status.configIndex > 0) && status.configIndex > 0;
-    if (removal && status.configIndex <= status.commitIndex && status.role !== 'leader') this.leaveCluster(status.configIndex);
+    // Removed once the configuration in force no longer lists this node and it does not lead (a leader
+    // that removed itself leads until the removal commits, then hands over). A follower may not hear of
+    // the commit (the leader stops talking to it), so the configuration in force is what it acts on.
+    const removal = !status.member && status.configIndex > 0;
+    if (removal && status.role !== 'leader') this.leaveCluster(status.configIndex);
+    // Links go to the members of the configuration in force and of the last committed one: a member
+    // being removed (a leader among them) keeps talking with the others until its removal commits.
+    const committed = this.core.configAt(status.commitIndex);
+    if (committed !== this.followedCommitted) {
+      this.followedCommitted = committed;
+      if (config === this.followedConfig) this.linkMembers(config, committed);
+    }
     if (config === this.followedConfig) return;
     this.followedConfig = config;
     for (const [id, address] of Object.entries(config.addresses ?? {})) this.addressBook.set(id, address);
-    const members = [...config.voters, ...(config.learners ?? [])];
-    const links = new Map<NodeId, string>();
-    for (const id of members) {
-      const address = this.addressBook.get(id);
-      if (id !== this.id && address !== undefined) links.set(id, address);
-    }
-    if (members.length > 0) this.peers.setPeers(links);
+    this.linkMembers(config, committed);
     this.logger.info(
       { event: 'configuration', voters: config.voters, learners: config.learners ?? [], configIndex: status.configIndex, member: status.member },
       `configuration at ${status.configIndex}: voters ${config.voters.join(', ')}${(config.learners ?? []).length > 0 ? `; learners ${(config.learners ?? []).join(', ')}` : ''}`,
     );
     if (status.member) this.wasMember = true;
+  }
+
+  private linkMembers(...configs: ClusterConfig[]): void {
+    const members = new Set(configs.flatMap((config) => [...config.voters, ...(config.learners ?? [])]));
+    if (members.size === 0) return;
+    const links = new Map<NodeId, string>();
+    for (const id of members) {
+      const address = this.addressBook.get(id);
+      if (id !== this.id && address !== undefined) links.set(id, address);
+    }
+    this.peers.setPeers(links);
   }
 
   private leaveCluster(configIndex: number): void {

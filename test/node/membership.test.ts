@@ -1,0 +1,142 @@
+/**
+ * Membership changes with real `raftlog node` processes: nodes join a running
+ * cluster with --join, are added as learners, catch up and are promoted; the
+ * leader and others are removed; writes go on throughout and none that was
+ * acknowledged is lost. Waits are conditions polled with generous deadlines.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { RaftLogClient, RaftLogFailedPreconditionError } from '../../src/client/index.js';
+import type { StatusReply, WriteReply } from '../../src/node/client-proto.js';
+import { ProcessCluster } from '../support/process-cluster.js';
+import { waitFor } from '../support/wait-for.js';
+
+const WAIT_MS = 60_000;
+const CALL_MS = 10_000;
+
+let cluster: ProcessCluster | null = null;
+let clients: RaftLogClient[] = [];
+
+afterEach(async () => {
+  for (const client of clients) client.close();
+  clients = [];
+  await cluster?.destroy();
+  cluster = null;
+});
+
+function clientOf(c: ProcessCluster, ids: readonly string[]): RaftLogClient {
+  const made = new RaftLogClient({ endpoints: ids.map((id) => `${id}=${c.address(id)}`), deadlineMs: 20_000 });
+  clients.push(made);
+  return made;
+}
+
+/** Puts k<i> = v<i> one after another until stopped; every acknowledged key is remembered. */
+function writer(c: ProcessCluster, ids: () => readonly string[]) {
+  const acknowledged = new Map<string, string>();
+  let stopped = false;
+  let i = 0;
+  const done = (async () => {
+    while (!stopped) {
+      const key = `k${i}`;
+      const value = `v${i++}`;
+      const live = ids().filter((id) => c.isRunning(id));
+      const via = live[i % live.length] as string;
+      try {
+        await c.call<WriteReply>(via, 'put', { key: Buffer.from(key), value: Buffer.from(value) }, 3_000);
+        acknowledged.set(key, value);
+      } catch {
+        // Refused or unknown outcome: not acknowledged, so not checked.
+      }
+    }
+  })();
+  return {
+    acknowledged,
+    stop: async () => {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+async function waitForConvergence(c: ProcessCluster, ids: readonly string[], minIndex: number): Promise<StatusReply[]> {
+  return waitFor(
+    `nodes ${ids.join(', ')} at one applied index ≥ ${minIndex} with equal digests`,
+    async () => {
+      const statuses = await Promise.all(ids.map((id) => c.status(id).catch(() => null)));
+      if (statuses.some((s) => s === null)) return undefined;
+      const [first] = statuses as [StatusReply];
+      const agreed = (statuses as StatusReply[]).every((s) => s.appliedIndex === first.appliedIndex && s.digest === first.digest);
+      return agreed && first.appliedIndex >= minIndex ? (statuses as StatusReply[]) : undefined;
+    },
+    { timeoutMs: WAIT_MS, intervalMs: 100 },
+  );
+}
+
+/** Adds `id` as a learner (started with --join), waits until it catches up, then promotes it. */
+async function grow(c: ProcessCluster, admin: RaftLogClient, id: string, joinVia: readonly string[]): Promise<void> {
+  const address = await c.startJoining(id, joinVia);
+  const added = await admin.memberAdd(id, address, { learner: true });
+  expect(added.members.find((m) => m.id === id)?.role).toBe('learner');
+  await waitFor(
+    `${id} promoted once caught up`,
+    async () => {
+      try {
+        const promoted = await admin.memberPromote(id);
+        return promoted.members.find((m) => m.id === id)?.role === 'voter' ? true : undefined;
+      } catch (error) {
+        if (error instanceof RaftLogFailedPreconditionError) return undefined;
+        throw error;
+      }
+    },
+    { timeoutMs: WAIT_MS, intervalMs: 200 },
+  );
+}
+
+describe('membership changes with real processes', () => {
+  it('grows 3 → 5 while writing, removes the leader and shrinks back to 3; no acknowledged write is lost', { timeout: 300_000 }, async () => {
+    cluster = await ProcessCluster.start(3, ['--snapshot-entries', '200', '--retain-entries', '50']);
+    const c = cluster;
+    await c.waitForLeader();
+    let members = ['n1', 'n2', 'n3'];
+    const admin = clientOf(c, members);
+    const load = writer(c, () => members);
+
+    // Grow: n4 and n5 join with empty data dirs, catch up as learners (through a snapshot: the log was compacted) and are promoted.
+    await waitFor('some writes first', async () => (load.acknowledged.size >= 300 ? true : undefined), { timeoutMs: WAIT_MS });
+    await grow(c, admin, 'n4', members);
+    members = [...members, 'n4'];
+    await grow(c, admin, 'n5', members);
+    members = [...members, 'n5'];
+    const five = await admin.memberList();
+    expect(five.members.filter((m) => m.role === 'voter').map((m) => m.id).sort()).toEqual(['n1', 'n2', 'n3', 'n4', 'n5']);
+
+    // Shrink: remove the leader (it hands over and exits), then one more.
+    const leader = await c.waitForLeader(members);
+    await admin.memberRemove(leader);
+    members = members.filter((id) => id !== leader);
+    await waitFor(`${leader} exits once removed`, async () => (c.isRunning(leader) ? undefined : true), { timeoutMs: WAIT_MS });
+    const next = await c.waitForLeader(members);
+    expect(next).not.toBe(leader);
+    const victim = members.find((id) => id !== next) as string;
+    await admin.memberRemove(victim);
+    members = members.filter((id) => id !== victim);
+    await waitFor(`${victim} exits once removed`, async () => (c.isRunning(victim) ? undefined : true), { timeoutMs: WAIT_MS });
+
+    const writtenMore = load.acknowledged.size;
+    await waitFor('writes go on with 3 voters', async () => (load.acknowledged.size > writtenMore + 50 ? true : undefined), {
+      timeoutMs: WAIT_MS,
+    });
+    await load.stop();
+    const three = await admin.memberList();
+    expect(three.members.map((m) => m.id).sort()).toEqual([...members].sort());
+    expect(three.members.every((m) => m.role === 'voter')).toBe(true);
+
+    // Expected: the remaining voters agree, and every acknowledged write reads back.
+    const statuses = await waitForConvergence(c, members, 1);
+    expect(new Set(statuses.map((s) => s.digest)).size).toBe(1);
+    const reader = clientOf(c, members);
+    for (const [key, value] of load.acknowledged) {
+      const read = await reader.get(key);
+      expect(read.value === null ? null : Buffer.from(read.value).toString(), key).toBe(value);
+    }
+  });
+});
