@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { LevelLogStorage } from '../log/level-storage.js';
 import { RaftCore } from '../raft/core.js';
+import { describeConfig, isMember, learnersOf } from '../raft/membership.js';
 import { SeededRandom } from '../raft/random.js';
 import type {
   ClusterConfig,
@@ -120,10 +121,9 @@ export class RaftNode {
     readonly clusterIdentity: { readonly clusterId: string; readonly clusterName: string },
   ) {}
 
-  /** The configuration last applied to the address book, and whether this node has been a member of one. */
+  /** The configurations (in force, last committed) the address book and peer links were last set from. */
   private followedConfig: ClusterConfig | null = null;
   private followedCommitted: ClusterConfig | null = null;
-  private wasMember = false;
   private removed = false;
 
   /**
@@ -132,10 +132,9 @@ export class RaftNode {
    * until the removal commits), or anyone while it knows none (joining).
    */
   knowsPeer(id: NodeId): boolean {
-    const { config, commitIndex } = this.core.status();
-    if (config.voters.length === 0 && (config.learners ?? []).length === 0) return true;
-    const committed = this.core.configAt(commitIndex);
-    return [config, committed].some((c) => c.voters.includes(id) || (c.learners ?? []).includes(id));
+    const { config, commitIndex } = this.core.brief();
+    if (config.voters.length === 0 && learnersOf(config).length === 0) return true;
+    return isMember(config, id) || isMember(this.core.configAt(commitIndex), id);
   }
 
   /**
@@ -144,7 +143,7 @@ export class RaftNode {
    * stops taking part and reports it.
    */
   private followConfiguration(): void {
-    const status = this.core.status();
+    const status = this.core.brief();
     const { config } = status;
     // Removed once the configuration in force no longer lists this node and it does not lead (a leader
     // that removed itself leads until the removal commits, then hands over). A follower may not hear of
@@ -154,23 +153,21 @@ export class RaftNode {
     // Links go to the members of the configuration in force and of the last committed one: a member
     // being removed (a leader among them) keeps talking with the others until its removal commits.
     const committed = this.core.configAt(status.commitIndex);
-    if (committed !== this.followedCommitted) {
-      this.followedCommitted = committed;
-      if (config === this.followedConfig) this.linkMembers(config, committed);
-    }
-    if (config === this.followedConfig) return;
+    if (config === this.followedConfig && committed === this.followedCommitted) return;
+    const changed = config !== this.followedConfig;
     this.followedConfig = config;
+    this.followedCommitted = committed;
     for (const [id, address] of Object.entries(config.addresses ?? {})) this.addressBook.set(id, address);
     this.linkMembers(config, committed);
+    if (!changed) return;
     this.logger.info(
       { event: 'configuration', voters: config.voters, learners: config.learners ?? [], configIndex: status.configIndex, member: status.member },
-      `configuration at ${status.configIndex}: voters ${config.voters.join(', ')}${(config.learners ?? []).length > 0 ? `; learners ${(config.learners ?? []).join(', ')}` : ''}`,
+      `configuration at ${status.configIndex}: ${describeConfig(config)}`,
     );
-    if (status.member) this.wasMember = true;
   }
 
   private linkMembers(...configs: ClusterConfig[]): void {
-    const members = new Set(configs.flatMap((config) => [...config.voters, ...(config.learners ?? [])]));
+    const members = new Set(configs.flatMap((config) => [...config.voters, ...learnersOf(config)]));
     if (members.size === 0) return;
     const links = new Map<NodeId, string>();
     for (const id of members) {
@@ -513,7 +510,7 @@ export class RaftNode {
 
   /** Starts a snapshot of the state machine when the policy says so, unless a leader's snapshot is about to replace it. */
   private maybeSnapshot(): void {
-    const { appliedIndex } = this.core.status();
+    const { appliedIndex } = this.core.brief();
     if (appliedIndex !== this.kv.appliedIndex) return;
     this.snapshots.maybeStart(this.kv, this.core.termAt(appliedIndex), this.core.configAt(appliedIndex), () => this.schedule());
   }

@@ -18,6 +18,7 @@ import type {
   Message,
   NodeId,
   ProposeResult,
+  RaftBrief,
   RaftOutput,
   RaftStatus,
   ReadFailed,
@@ -316,6 +317,18 @@ export class RaftCore {
       member: isMember(this.currentConfig(), this.id),
       progress: this.leadership?.followerProgress() ?? null,
       transferringTo: this.leadership?.transferringTo ?? null,
+    };
+  }
+
+  brief(): RaftBrief {
+    const config = this.currentConfig();
+    return {
+      role: this.role,
+      commitIndex: this.log.committed,
+      appliedIndex: this.log.applied,
+      config,
+      configIndex: this.log.configs.latestIndex(),
+      member: isMember(config, this.id),
     };
   }
 

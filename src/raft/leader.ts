@@ -59,6 +59,7 @@ export class Leadership {
   /** Reads asked since the last output; one heartbeat round confirms them all. */
   private readsToStart: ReadRequest[] = [];
   private appendBroadcastPending = true;
+  private peersCache: { readonly latest: ClusterConfig; readonly committed: ClusterConfig; readonly peers: readonly NodeId[] } | null = null;
 
   constructor(private readonly ctx: LeaderContext) {
     const { log } = ctx;
@@ -433,12 +434,15 @@ export class Leadership {
    * A member being removed keeps receiving it until the removal commits, so
    * that it learns of its removal.
    */
-  private peers(): NodeId[] {
+  private peers(): readonly NodeId[] {
     const { log, id } = this.ctx;
     const latest = this.ctx.config();
     const committed = log.configs.at(log.committed);
+    // Asked on every output and heartbeat: rebuilt only when either configuration changes.
+    if (this.peersCache?.latest === latest && this.peersCache.committed === committed) return this.peersCache.peers;
     const members = new Set([...latest.voters, ...learnersOf(latest), ...committed.voters, ...learnersOf(committed)]);
     members.delete(id);
-    return [...members];
+    this.peersCache = { latest, committed, peers: [...members] };
+    return this.peersCache.peers;
   }
 }

@@ -266,6 +266,16 @@ export interface FollowerProgress {
   readonly recentlyActive: boolean;
 }
 
+/** The part of RaftStatus a caller reads after every output: no arrays built, nothing copied. */
+export interface RaftBrief {
+  readonly role: Role;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly config: ClusterConfig;
+  readonly configIndex: number;
+  readonly member: boolean;
+}
+
 export interface RaftStatus {
   readonly id: NodeId;
   readonly role: Role;

@@ -85,10 +85,11 @@ export class SimNode {
   private durableConfigMembers(): { voters: readonly NodeId[]; members: readonly NodeId[] } {
     const storage = this.storage;
     let config = storage.snapshot()?.config ?? storage.initialState().config;
-    for (let index = storage.lastIndex(); index >= storage.firstIndex(); index--) {
-      const [entry] = storage.entries(index, index + 1, Number.MAX_SAFE_INTEGER);
-      if (entry?.kind === 'config') {
-        config = decodeConfig(entry.data, `${this.id}, entry ${index}`);
+    const entries = storage.allEntries();
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const entry = entries[i] as Entry;
+      if (entry.kind === 'config') {
+        config = decodeConfig(entry.data, `${this.id}, entry ${entry.index}`);
         break;
       }
     }
