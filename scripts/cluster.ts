@@ -1,11 +1,13 @@
 /**
  * A local raftlog cluster for trying things out: `npm start`, `npm run status`,
- * `npm run kill -- leader`, `npm run restart -- n1`, `npm run stop`.
+ * `npm run kill -- leader`, `npm run restart -- n1`, `npm run stop`,
+ * `npm run add-node`, `npm run remove-node -- n2`.
  * Run `tsx scripts/cluster.ts --help` for everything.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MAX_NODES, MIN_NODES } from './local-cluster/cluster-state.js';
 import { kill } from './local-cluster/commands/kill.js';
+import { addNode, removeNode } from './local-cluster/commands/members.js';
 import { restart } from './local-cluster/commands/restart.js';
 import { DEFAULT_BASE_PORT, DEFAULT_LOG_LEVEL, DEFAULT_NODES, start } from './local-cluster/commands/start.js';
 import { status } from './local-cluster/commands/status.js';
@@ -33,6 +35,18 @@ start
 kill <node|leader>     SIGKILL, as a crash would, and waits until it has exited
 restart <node|leader>  starts the node again with its flags and data (stops it first if it runs)
 stop                   SIGTERM to every node, SIGKILL after ${STOP_GRACE_MS / 1000} s; the data stays
+add-node               starts the next node (one past the highest id ever used, on the port
+                       that goes with it) with an empty data dir and --join, adds it as a
+                       learner, waits until it has caught up and promotes it to voter
+                       (--learner: leave it a learner)
+remove-node <node>     removes it from the configuration (refused if the others would lose
+                       their quorum), waits for its process to exit (a removed node leaves by
+                       itself), deletes its data dir and drops it from ${STATE_FILE_NAME}
+
+Replacing a node whose disk died (here n3):
+  npm run kill -- n3; rm -rf .cluster/data/n3
+  npm run remove-node -- n3
+  npm run add-node
 
 Pids are checked before any signal: a pid counts as a node only while its
 command line is src/node/main.ts with that node's --id and --data.
@@ -44,6 +58,8 @@ Examples:
   npm run kill -- leader
   npm run restart -- n1
   npm run stop
+  npm run add-node
+  npm run remove-node -- n2
   npm run cluster -- status --json`;
 
 function integerIn(min: number, max: number): (text: string) => number {
@@ -96,6 +112,14 @@ function program(): Command {
     .description('start a node again with the same flags and data directory')
     .argument('<node>', 'node id, or "leader"')
     .action(async (node: string, options: DirOption) => restart(clusterLayout(options.dir), node));
+  withDir(root.command('add-node'))
+    .description('start the next node, add it as a learner, and promote it once it has caught up')
+    .option('--learner', 'leave it a learner (promote it later with `npx raftlog member promote`)')
+    .action(async (options: DirOption & { learner?: boolean }) => addNode(clusterLayout(options.dir), { learner: options.learner === true }));
+  withDir(root.command('remove-node'))
+    .description('remove a node from the cluster, wait for it to exit, delete its data')
+    .argument('<node>', 'node id')
+    .action(async (node: string, options: DirOption) => removeNode(clusterLayout(options.dir), node));
   withDir(root.command('stop'))
     .description('stop every node (SIGTERM, then SIGKILL); the data stays')
     .action(async (options: DirOption) => stop(clusterLayout(options.dir)));

@@ -36,6 +36,8 @@ export interface ClusterState {
   readonly basePort: number;
   readonly logLevel: string;
   readonly nodes: readonly NodeRecord[];
+  /** The highest node number this cluster has used (removed nodes included), so that `add-node` never reuses an id. */
+  readonly highestId?: number;
 }
 
 export interface ClusterPlan {
@@ -135,6 +137,7 @@ function stateProblem(value: unknown): string | null {
   if (typeof value.basePort !== 'number') return 'no basePort';
   if (typeof value.logLevel !== 'string') return 'no logLevel';
   if (!Array.isArray(value.nodes) || value.nodes.length === 0) return 'no nodes';
+  if (value.highestId !== undefined && !(typeof value.highestId === 'number' && Number.isInteger(value.highestId))) return 'a bad highestId';
   for (const node of value.nodes as unknown[]) {
     if (!isRecord(node)) return 'a node is not an object';
     for (const key of ['id', 'address', 'dataDir', 'logFile'] as const) {

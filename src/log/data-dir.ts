@@ -32,6 +32,16 @@ export async function openStore(path: string): Promise<Db> {
   return db;
 }
 
+/** True when `path` is a directory with something in it (without creating or checking anything). */
+export async function holdsData(path: string): Promise<boolean> {
+  try {
+    return (await readdir(path)).length > 0;
+  } catch (error) {
+    if (codeOf(error) === 'ENOENT' || codeOf(error) === 'ENOTDIR') return codeOf(error) === 'ENOTDIR';
+    throw new DataDirError(path, describeFsError(error), { cause: error });
+  }
+}
+
 /** True when a new store may be created in `path`; throws when `path` cannot hold one or holds a damaged one. */
 async function isFreshDataDir(path: string): Promise<boolean> {
   let names: string[];

@@ -45,10 +45,13 @@ type BatchOp = { type: 'put'; key: Bytes; value: Bytes } | { type: 'del'; key: B
 
 export interface OpenOptions {
   /**
-   * The voters of a new cluster: written on first open. On later opens it must
-   * match what is stored (a node cannot silently join another cluster).
+   * The voters of a new cluster: written on first open only. Once the
+   * directory holds a configuration, that one wins (the caller compares and
+   * reports a difference: the cluster may have changed its members since).
    */
   readonly voters?: readonly string[];
+  /** Each founding voter's address, recorded with `voters` so that members added later learn where the founders listen. */
+  readonly addresses?: Readonly<Record<string, string>>;
   /**
    * The member opening the directory. A directory without an identity
    * becomes this member's, of this cluster, for good (with a new random
@@ -178,7 +181,7 @@ export class LevelLogStorage implements RaftStorage {
       await mkdir(snapshotDir, { recursive: true });
       // Before anything is written: a directory of another member or cluster is left as it was.
       const storedIdentity = await readIdentity(db, path, options.member);
-      const config = await readConfig(db, path, options.voters, options.joining === true);
+      const config = await readConfig(db, path, options, options.joining === true);
       const hardState = (await readRecord(db, HARD_STATE_KEY, path, 'hard state', decodeHardState)) ?? EMPTY_HARD_STATE;
       const compacted =
         (await readRecord(db, COMPACTED_KEY, path, 'compacted point', decodeCompactedPoint)) ?? NOTHING_COMPACTED;
@@ -505,27 +508,21 @@ async function bindIdentity(db: Db, member: MemberToBind): Promise<DataDirIdenti
   return identity;
 }
 
-async function readConfig(db: Db, path: string, voters: readonly string[] | undefined, joining = false): Promise<ClusterConfig> {
+async function readConfig(db: Db, path: string, seed: Pick<OpenOptions, 'voters' | 'addresses'>, joining: boolean): Promise<ClusterConfig> {
   const stored = await readRecord(db, CONFIG_KEY, path, 'cluster configuration', decodeConfig);
-  if (stored === null && joining) {
-    const config = { voters: [] };
-    await db.put(CONFIG_KEY, encodeConfig(config), { sync: true });
-    return config;
-  }
-  if (stored === null) {
+  if (stored !== null) return stored;
+  let config: ClusterConfig;
+  if (joining) {
+    config = { voters: [] };
+  } else {
+    const { voters, addresses } = seed;
     if (voters === undefined || voters.length === 0) {
       throw new Error(`the raft log in ${path} has no cluster configuration and none was given (--peers)`);
     }
-    const config = { voters: [...voters] };
-    await db.put(CONFIG_KEY, encodeConfig(config), { sync: true });
-    return config;
+    config = { voters: [...voters], ...(addresses !== undefined ? { addresses: { ...addresses } } : {}) };
   }
-  if (voters !== undefined && !sameMembers(stored.voters, voters)) {
-    throw new Error(
-      `the raft log in ${path} belongs to a cluster of ${stored.voters.join(', ')}, not ${voters.join(', ')}`,
-    );
-  }
-  return stored;
+  await db.put(CONFIG_KEY, encodeConfig(config), { sync: true });
+  return config;
 }
 
 /** The entries after the compacted point: contiguous, each under its own index, terms never decreasing. */
@@ -619,8 +616,4 @@ function checkSnapshotRecord(
   if (logTerm !== term) {
     throw new LogCorruptionError(path, 'snapshot record', `snapshot at ${index} says term ${term}, the log holds term ${logTerm} there`);
   }
-}
-
-function sameMembers(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && [...a].sort().join('\0') === [...b].sort().join('\0');
 }

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { holdsData } from '../log/data-dir.js';
 import { LevelLogStorage } from '../log/level-storage.js';
 import { RaftCore } from '../raft/core.js';
 import { describeConfig, isMember, learnersOf } from '../raft/membership.js';
@@ -158,6 +159,7 @@ export class RaftNode {
     this.followedConfig = config;
     this.followedCommitted = committed;
     for (const [id, address] of Object.entries(config.addresses ?? {})) this.addressBook.set(id, address);
+    for (const [id, address] of PEER_ROUTES) this.addressBook.set(id, address);
     this.linkMembers(config, committed);
     if (!changed) return;
     this.logger.info(
@@ -190,10 +192,16 @@ export class RaftNode {
     if (!options.peers.has(options.id)) {
       throw new Error(`node ${options.id} is not among the peers (${[...options.peers.keys()].join(', ')})`);
     }
-    const joined = options.join === undefined ? null : await discoverCluster(options.join, options.id, logger);
-    const cluster = joined?.clusterName ?? options.cluster ?? NODE_DEFAULTS.cluster;
+    // A node that joined once restarts from its data dir, which knows its cluster: the join endpoints may all be
+    // down (a whole-cluster restart), and waiting on them would keep a needed voter out of the election.
+    const rejoining = options.join !== undefined && (await holdsData(options.dataDir));
+    if (rejoining) {
+      logger.info({ event: 'join-skipped', dataDir: options.dataDir }, `${options.dataDir} holds data: restarting as the member it is bound to, without asking the --join endpoints`);
+    }
+    const joined = options.join === undefined || rejoining ? null : await discoverCluster(options.join, options.id, logger);
+    let cluster = joined?.clusterName ?? options.cluster ?? NODE_DEFAULTS.cluster;
     // Where peers listen: the bootstrap list (or what the cluster said when joining), then each configuration's addresses.
-    const addressBook = new Map<NodeId, string>(joined?.addresses ?? options.peers);
+    const addressBook = new Map<NodeId, string>([...(joined?.addresses ?? options.peers), ...PEER_ROUTES]);
     addressBook.set(options.id, options.listen);
     const policy: SnapshotPolicy = {
       everyEntries: options.snapshotEntries ?? SNAPSHOT_POLICY_DEFAULTS.everyEntries,
@@ -216,15 +224,27 @@ export class RaftNode {
       // Cluster identity (issue 10): the data dir is bound to this member and cluster; peers check both.
       storage = await LevelLogStorage.open(
         options.dataDir,
-        joined === null
-          ? {
-              voters: [...options.peers.keys()],
-              member: { id: options.id, clusterName: cluster, clusterId: deriveClusterId(cluster, options.peers.keys()) },
-            }
-          : { joining: true, member: { id: options.id, clusterName: cluster, clusterId: joined.clusterId } },
+        rejoining
+          ? { joining: true }
+          : joined === null
+            ? {
+                voters: [...options.peers.keys()],
+                addresses: Object.fromEntries(options.peers),
+                member: { id: options.id, clusterName: cluster, clusterId: deriveClusterId(cluster, options.peers.keys()) },
+              }
+            : { joining: true, member: { id: options.id, clusterName: cluster, clusterId: joined.clusterId } },
       );
       const bound = storage.identity();
       if (bound === null) throw new Error(`node ${options.id}: the log in ${options.dataDir} opened without an identity`);
+      if (rejoining) {
+        if (bound.memberId !== options.id) {
+          throw new Error(
+            `node ${options.id}: ${options.dataDir} belongs to member ${bound.memberId} of cluster "${bound.clusterName}" (cluster id ${bound.clusterId}); ` +
+              `start ${bound.memberId} on it, or give ${options.id} an empty directory to join with`,
+          );
+        }
+        cluster = bound.clusterName;
+      }
       const identity = { clusterId: bound.clusterId, incarnation: bound.incarnation };
       const admission = new PeerAdmission({ self: options.id, cluster, clusterId: bound.clusterId, isKnownMember: (id) => node?.knowsPeer(id) ?? addressBook.has(id), logger });
       if (storage.identityBound === 'created') {
@@ -292,6 +312,7 @@ export class RaftNode {
         clusterId: bound.clusterId,
         clusterName: bound.clusterName,
       });
+      if (options.join === undefined && storage.identityBound !== 'created') reportIgnoredPeers(options, core.brief(), logger);
       node.followConfiguration();
     } catch (error) {
       server.forceShutdown();
@@ -660,6 +681,49 @@ function describeEntry(entry: Entry): LogEntryReply {
  * snapshot chunk, so that tests can stop a node in the middle of a transfer.
  * Read once at start; unset, it costs nothing.
  */
+/**
+ * Once a data dir holds a configuration it wins over --peers, which only
+ * seeds a new cluster; a --peers that says otherwise (members added or
+ * removed since, or moved) is worth a warning, since the operator may be
+ * expecting it to be obeyed.
+ */
+function reportIgnoredPeers(options: RaftNodeOptions, brief: { config: ClusterConfig; configIndex: number }, logger: Logger): void {
+  const { config, configIndex } = brief;
+  const members = [...config.voters, ...learnersOf(config)];
+  const given = [...options.peers.keys()];
+  const differences: string[] = [];
+  const missing = members.filter((id) => !options.peers.has(id));
+  const extra = given.filter((id) => !members.includes(id));
+  if (missing.length > 0) differences.push(`it lacks ${missing.join(', ')}`);
+  if (extra.length > 0) differences.push(`it lists ${extra.join(', ')}, which ${extra.length === 1 ? 'is not a member' : 'are not members'}`);
+  for (const [id, address] of options.peers) {
+    const configured = config.addresses?.[id];
+    if (id !== options.id && configured !== undefined && configured !== address && !PEER_ROUTES.has(id)) {
+      differences.push(`it puts ${id} at ${address}, the configuration at ${configured}`);
+    }
+  }
+  if (differences.length === 0) return;
+  logger.warn(
+    { event: 'peers-ignored', peers: given, voters: config.voters, learners: learnersOf(config), configIndex },
+    `--peers is not the configuration in ${options.dataDir} (${describeConfig(config)}, from index ${configIndex}): ${differences.join('; ')}. ` +
+      'The data dir\'s configuration wins; change members with `raftlog member`',
+  );
+}
+
+/**
+ * Test hook: RAFTLOG_TEST_PEER_ROUTES=id=host:port,... is where this node
+ * reaches those peers, whatever address the configuration gives them. A fault
+ * harness routes each direction between two nodes through a proxy of its own,
+ * which one address per member in the configuration cannot express (a member
+ * added later included). Unset in production: the configuration decides.
+ */
+const PEER_ROUTES: ReadonlyMap<NodeId, string> = new Map(
+  (process.env.RAFTLOG_TEST_PEER_ROUTES ?? '')
+    .split(',')
+    .map((route) => route.trim().split('='))
+    .filter((pair): pair is [string, string] => pair.length === 2 && pair[0] !== '' && pair[1] !== ''),
+);
+
 function slowSnapshotChunks(): { chunkHook?: () => Promise<void> } {
   const delay = Number(process.env.RAFTLOG_TEST_SNAPSHOT_CHUNK_DELAY_MS ?? 0);
   if (!(delay > 0)) return {};

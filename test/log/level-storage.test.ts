@@ -113,11 +113,13 @@ describe('LevelDB log', () => {
     await expect(storage.save(null, [entry(2, 1)])).rejects.toThrow(/gap/);
   });
 
-  it('refuses to open a node directory of another cluster', async () => {
-    const storage = await openStorage(await freshDir());
-    await storage.close();
-    open.splice(open.indexOf(storage), 1);
-    await expect(LevelLogStorage.open(storage.path, { voters: ['a', 'b', 'c'] })).rejects.toThrow(/belongs to a cluster of n1, n2, n3/);
+  it('a stored configuration wins over the voters and addresses given at a later open', async () => {
+    const dir = await freshDir();
+    const first = await LevelLogStorage.open(dir, { voters: ['n1', 'n2', 'n3'], addresses: { n1: 'h:1', n2: 'h:2', n3: 'h:3' } });
+    await first.close();
+    const again = await LevelLogStorage.open(dir, { voters: ['a', 'b'], addresses: { a: 'h:9' } });
+    open.push(again);
+    expect(again.initialState().config).toEqual({ voters: ['n1', 'n2', 'n3'], addresses: { n1: 'h:1', n2: 'h:2', n3: 'h:3' } });
   });
 
   it('a RaftCore restarted over the log continues where it was', async () => {

@@ -4,6 +4,8 @@
  * leader and others are removed; writes go on throughout and none that was
  * acknowledged is lost. Waits are conditions polled with generous deadlines.
  */
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RaftLogClient, RaftLogFailedPreconditionError } from '../../src/client/index.js';
 import type { StatusReply, WriteReply } from '../../src/node/client-proto.js';
@@ -134,6 +136,55 @@ describe('membership changes with real processes', () => {
     const statuses = await waitForConvergence(c, members, 1);
     expect(new Set(statuses.map((s) => s.digest)).size).toBe(1);
     const reader = clientOf(c, members);
+    for (const [key, value] of load.acknowledged) {
+      const read = await reader.get(key);
+      expect(read.value === null ? null : Buffer.from(read.value).toString(), key).toBe(value);
+    }
+  });
+
+  it('replaces a node whose disk died: n3 killed and wiped, removed, n4 added; after a whole-cluster restart the joined node rejoins from its data', { timeout: 300_000 }, async () => {
+    cluster = await ProcessCluster.start(3, ['--snapshot-entries', '200', '--retain-entries', '50']);
+    const c = cluster;
+    await c.waitForLeader();
+    let members = ['n1', 'n2', 'n3'];
+    const admin = clientOf(c, ['n1', 'n2']);
+    const load = writer(c, () => members);
+    await waitFor('some writes first', async () => (load.acknowledged.size >= 200 ? true : undefined), { timeoutMs: WAIT_MS });
+
+    // The fault: n3's disk dies. Its process is gone and so is everything it held.
+    await c.kill('n3');
+    await rm(join(c.dir, 'n3'), { recursive: true, force: true });
+    members = ['n1', 'n2'];
+    const removed = await admin.memberRemove('n3');
+    expect(removed.members.map((m) => m.id).sort()).toEqual(['n1', 'n2']);
+
+    // The replacement joins with an empty data dir, catches up (by snapshot: the log was compacted) and votes.
+    await grow(c, admin, 'n4', members);
+    members = ['n1', 'n2', 'n4'];
+    const written = load.acknowledged.size;
+    await waitFor('writes go on with n4 voting', async () => (load.acknowledged.size > written + 50 ? true : undefined), { timeoutMs: WAIT_MS });
+    await load.stop();
+    const before = await waitForConvergence(c, members, 1);
+    expect(new Set(before.map((s) => s.digest)).size).toBe(1);
+
+    // A whole-cluster restart: every process stops, then all start at once. n4 was started with --join; its
+    // data dir knows its cluster, so it must not wait on the join endpoints (which are restarting too).
+    for (const id of members) await c.stop(id);
+    for (const id of members) c.startNode(id);
+    await c.waitForLeader(members, WAIT_MS);
+    const after = await waitForConvergence(c, members, before[0]?.appliedIndex ?? 1);
+    expect(new Set(after.map((s) => s.digest)).size).toBe(1);
+    const n4Log = await readFile(join(c.dir, 'n4.log'), 'utf8');
+    expect(n4Log).toContain('"event":"join-skipped"');
+    // n1 restarted with the founding --peers (n1, n2, n3): the data dir's configuration wins, and the node says so.
+    const n1Log = await readFile(join(c.dir, 'n1.log'), 'utf8');
+    const warning = n1Log.split('\n').find((line) => line.includes('"event":"peers-ignored"'));
+    expect(warning).toBeDefined();
+    expect(warning).toContain('it lacks n4');
+    expect(warning).toContain('it lists n3, which is not a member');
+
+    // Expected: no acknowledged write lost, reading through the replacement.
+    const reader = clientOf(c, ['n4']);
     for (const [key, value] of load.acknowledged) {
       const read = await reader.get(key);
       expect(read.value === null ? null : Buffer.from(read.value).toString(), key).toBe(value);

@@ -33,7 +33,8 @@ let blockers: Server[];
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'raftlog-local-cluster-'));
-  basePort = await freeBasePort(NODES);
+  // Room for the nodes add-node starts after them.
+  basePort = await freeBasePort(NODES + 2);
   seen = new Map();
   blockers = [];
 });
@@ -158,6 +159,65 @@ describe('scripts/cluster.ts', () => {
     expect(fresh.stdout).toContain('Starting a new 2-node cluster');
     expect((await status()).nodes.map((node) => node.id)).toEqual(['n1', 'n2']);
     expect((await cluster('stop')).code).toBe(0);
+  });
+
+  it('replaces a dead node (kill, wipe, remove-node, add-node), removes a live one, and resumes the changed cluster', { timeout: 400_000 }, async () => {
+    expect((await cluster('start', '--nodes', String(NODES), '--base-port', String(basePort))).code).toBe(0);
+    const client = new RaftLogClient({ endpoints: [1, 2].map((k) => `127.0.0.1:${basePort + k - 1}`), deadlineMs: 20_000 });
+    try {
+      await client.put('before', 'the disk died');
+
+      // The fault: n3's disk dies.
+      expect((await cluster('kill', 'n3')).code).toBe(0);
+      await rm(join(dir, 'data', 'n3'), { recursive: true, force: true });
+
+      const removed = await cluster('remove-node', 'n3');
+      expect(removed.code, removed.stderr).toBe(0);
+      expect(removed.stdout).toContain('Removed n3');
+      const added = await cluster('add-node');
+      expect(added.code, added.stderr + added.stdout).toBe(0);
+      expect(added.stdout).toContain('Added n4 as a learner');
+      expect(added.stdout).toContain('Promoted n4 to voter');
+      expect((await client.memberList()).members.map((m) => `${m.id}:${m.role}`)).toEqual(['n1:voter', 'n2:voter', 'n4:voter']);
+
+      const written = await client.put('after', 'n4 joined');
+      const converged = await waitForStatus('n1, n2, n4 at one applied index and digest', (s) => {
+        const reference = s.nodes[0];
+        return (
+          s.nodes.map((node) => node.id).join() === 'n1,n2,n4' &&
+          reference !== undefined &&
+          (reference.appliedIndex ?? 0) >= written.index &&
+          s.nodes.every((node) => node.state === 'up' && node.appliedIndex === reference.appliedIndex && node.digest === reference.digest)
+        );
+      });
+      expect(nodeIn(converged, 'n4').address).toBe(`127.0.0.1:${basePort + 3}`);
+
+      // A live member removed: it exits by itself, its data goes, and ids are never reused.
+      const n1 = nodeIn(converged, 'n1');
+      const gone = await cluster('remove-node', 'n1');
+      expect(gone.code, gone.stderr).toBe(0);
+      expect(await isNodeProcess(n1.pid as number, recordOf(n1))).toBe(false);
+      const next = await cluster('add-node', '--learner');
+      expect(next.code, next.stderr).toBe(0);
+      expect(next.stdout).toContain('Added n5 as a learner');
+      expect((await client.memberList()).members.map((m) => `${m.id}:${m.role}`)).toEqual(['n2:voter', 'n4:voter', 'n5:learner']);
+
+      // Stopped and resumed: the cluster as it is now, not as first started.
+      expect((await cluster('stop')).code).toBe(0);
+      const resumed = await cluster('start');
+      expect(resumed.code, resumed.stderr + resumed.stdout).toBe(0);
+      expect(resumed.stdout).toContain('Resuming the 3-node cluster');
+      const reader = new RaftLogClient({ endpoints: [`127.0.0.1:${basePort + 3}`], deadlineMs: 20_000 });
+      try {
+        expect(Buffer.from((await reader.get('before')).value ?? new Uint8Array()).toString()).toBe('the disk died');
+        expect(Buffer.from((await reader.get('after')).value ?? new Uint8Array()).toString()).toBe('n4 joined');
+      } finally {
+        reader.close();
+      }
+      expect((await cluster('stop')).code).toBe(0);
+    } finally {
+      client.close();
+    }
   });
 });
 

@@ -5,7 +5,7 @@
  */
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LOOPBACK, planCluster, readState, writeState, type ClusterState } from '../cluster-state.js';
+import { LOOPBACK, planCluster, readState, writeState, type ClusterState, type NodeRecord } from '../cluster-state.js';
 import { queryCluster, type ClusterReport } from '../cluster-status.js';
 import { ClusterScriptError } from '../errors.js';
 import { launchNodes } from '../node-launch.js';
@@ -60,12 +60,21 @@ export async function start(layout: ClusterLayout, options: StartOptions): Promi
     );
   }
 
-  const planned = planCluster(layout, {
-    nodeCount: options.nodes ?? previous?.nodes.length ?? DEFAULT_NODES,
-    basePort: options.basePort ?? previous?.basePort ?? DEFAULT_BASE_PORT,
-    logLevel: options.logLevel ?? previous?.logLevel ?? DEFAULT_LOG_LEVEL,
-    ...(previous === null ? {} : { name: previous.name }),
-  });
+  if (previous !== null && options.basePort !== undefined && options.basePort !== previous.basePort) {
+    throw new ClusterScriptError(
+      `the cluster in ${displayPath(layout.dir)} listens on ports from ${previous.basePort}, and its members know each other there; ` +
+        `\`${npmCommand(layout, 'start', '--fresh', '--base-port', String(options.basePort))}\` wipes it for a new cluster on other ports`,
+    );
+  }
+  // A stopped cluster resumes with its nodes as they are now (added and removed ones included), not as first planned.
+  const planned =
+    previous !== null
+      ? withLogLevel(previous, options.logLevel ?? previous.logLevel)
+      : planCluster(layout, {
+          nodeCount: options.nodes ?? DEFAULT_NODES,
+          basePort: options.basePort ?? DEFAULT_BASE_PORT,
+          logLevel: options.logLevel ?? DEFAULT_LOG_LEVEL,
+        });
   const ports = planned.nodes.map((node) => Number(node.address.split(':')[1]));
   const busy = await busyPorts(LOOPBACK, ports);
   if (busy.length > 0) {
@@ -98,6 +107,11 @@ export async function start(layout: ClusterLayout, options: StartOptions): Promi
   console.log(`leader: ${report.leader.id} (term ${report.leader.term})\n`);
   const follower = state.nodes.find((node) => node.id !== report.leader?.id) ?? state.nodes[0];
   for (const line of nextSteps(layout, state, follower?.id ?? 'n1')) console.log(line);
+}
+
+function withLogLevel(state: ClusterState, logLevel: string): ClusterState {
+  const args = (node: NodeRecord) => node.args.map((arg, i) => (node.args[i - 1] === '--log-level' ? logLevel : arg));
+  return { ...state, logLevel, nodes: state.nodes.map((node) => ({ ...node, args: args(node), pid: null })) };
 }
 
 /** Until every node answers and follows the same leader in the same term. */
