@@ -30,6 +30,7 @@ export const StatusCode = {
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
   OUT_OF_RANGE: GrpcStatus.OUT_OF_RANGE,
   FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
+  RESOURCE_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
 } as const;
 
 /**

@@ -991,6 +991,9 @@ function verdict<Req, Res, T>(
   }
   // Certainly not carried out, and another node may do better.
   if (failure.notSent || (failure.fromServer && code === StatusCode.UNAVAILABLE)) return null;
+  // Certainly not carried out: the leader has more writes waiting to commit than it takes. The next attempt
+  // comes after the growing, jittered pause between attempts, and past the deadline the call ends as unavailable.
+  if (failure.fromServer && code === StatusCode.RESOURCE_EXHAUSTED) return null;
   const particular = failure.fromServer ? (op.serverError?.(failure, attempts) ?? null) : null;
   if (particular !== null) return particular;
   if (failure.fromServer && code === StatusCode.FAILED_PRECONDITION) {

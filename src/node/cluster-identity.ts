@@ -56,7 +56,18 @@ export interface PeerClaim {
 export interface Refusal {
   readonly code: grpc.status;
   readonly details: string;
+  /** Trailers for the sender; REFUSAL_METADATA_KEY says what it can act on. */
+  readonly metadata?: grpc.Metadata;
 }
+
+/**
+ * The trailer with which a receiver tells a sender why it was refused, where
+ * the sender acts on it: NOT_A_MEMBER means the receiver's configuration (in
+ * force and last committed) does not list the sender, which for a node once
+ * a member means its removal committed.
+ */
+export const REFUSAL_METADATA_KEY = 'raftlog-refusal';
+export const NOT_A_MEMBER = 'not-a-member';
 
 const HEX16 = /^[0-9a-f]{16}$/;
 
@@ -144,11 +155,13 @@ export class PeerAdmission {
     // know is first of all not a member (a node started with a --peers of its own gets a cluster id of its own).
     if (claim.cluster !== this.cluster) return otherCluster();
     if (!this.isKnownMember(from)) {
-      return mismatch(
+      const metadata = new grpc.Metadata();
+      metadata.set(REFUSAL_METADATA_KEY, NOT_A_MEMBER);
+      return withMetadata(metadata, mismatch(
         `${from} is not a member of ${ours} as node ${this.self} knows it` +
           `${clusterId !== '' && clusterId !== this.clusterId ? ` (it claims cluster id ${clusterId})` : ''}: ` +
           `a node must be added to the cluster before it takes part (or its --id is wrong)`,
-      );
+      ));
     }
     if (clusterId !== '' && clusterId !== this.clusterId) return otherCluster();
     if (!HEX16.test(clusterId)) {
@@ -192,4 +205,8 @@ export class PeerAdmission {
     );
     return { code: grpc.status.FAILED_PRECONDITION, details };
   }
+}
+
+function withMetadata(metadata: grpc.Metadata, refusal: Refusal): Refusal {
+  return { ...refusal, metadata };
 }

@@ -44,6 +44,8 @@ export function refusalError(result: Extract<ProposeResult, { accepted: false }>
       return new ClientError(grpc.status.FAILED_PRECONDITION, result.message);
     case 'too-large':
       return new ClientError(grpc.status.INVALID_ARGUMENT, result.message);
+    case 'backlog-full':
+      return new ClientError(grpc.status.RESOURCE_EXHAUSTED, result.message);
     case 'leader-not-ready':
     case 'transfer-in-progress':
       return unavailable(result.message);

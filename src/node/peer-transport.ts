@@ -23,7 +23,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Message, NodeId } from '../raft/types.js';
-import type { PeerAdmission, PeerIdentity, Refusal } from './cluster-identity.js';
+import { NOT_A_MEMBER, REFUSAL_METADATA_KEY, type PeerAdmission, type PeerIdentity, type Refusal } from './cluster-identity.js';
 import { RefusalLog } from './refusal-log.js';
 import { streamMethod, raftPeerServiceDefinition } from './raft-proto.js';
 import {
@@ -278,6 +278,8 @@ export interface PeerClientsOptions {
   readonly initialBackoffMs?: number;
   /** Default 1000 ms. */
   readonly maxBackoffMs?: number;
+  /** A peer refused this node's messages because its configuration does not list this node (NOT_A_MEMBER). */
+  readonly onRefusedAsNonMember?: (peer: NodeId) => void;
 }
 
 /** What one link to a peer has done so far (for status pages, metrics and tests). */
@@ -350,12 +352,14 @@ export class PeerClients {
   private readonly maxQueuedMessages: number;
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
+  private readonly onRefusedAsNonMember: ((peer: NodeId) => void) | undefined;
   private closing: Promise<void> | null = null;
 
   constructor(options: PeerClientsOptions) {
     this.self = options.self;
     this.cluster = options.cluster;
     this.identity = options.identity ?? null;
+    this.onRefusedAsNonMember = options.onRefusedAsNonMember;
     this.log = options.logger.child({ component: 'peer-clients' });
     this.maxBatchMessages = positive(options.maxBatchMessages ?? 1024, 'maxBatchMessages');
     this.maxBatchBytes = positive(options.maxBatchBytes ?? 16 * MiB, 'maxBatchBytes');
@@ -637,6 +641,7 @@ export class PeerClients {
     } else {
       // The peer answered but refused (wrong cluster or node id, a message it cannot decode, ...).
       const refusal = `${code}: ${error.details}`;
+      if (error.metadata?.get(REFUSAL_METADATA_KEY).includes(NOT_A_MEMBER)) this.onRefusedAsNonMember?.(link.id);
       if (link.state !== 'refused' || link.lastRefusal !== refusal) this.log.warn({ event: 'peer-refused', ...fields }, 'peer refused messages');
       link.state = 'refused';
       link.lastRefusal = refusal;

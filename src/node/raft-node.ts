@@ -126,6 +126,13 @@ export class RaftNode {
   private followedConfig: ClusterConfig | null = null;
   private followedCommitted: ClusterConfig | null = null;
   private removed = false;
+  /**
+   * This node has been in force as a member: a founder always; a joining node
+   * once a configuration listing it arrives. Before that a configuration
+   * without it means nothing (a joining node installs a snapshot taken before
+   * it was added), not a removal.
+   */
+  private seenAsMember = false;
 
   /**
    * A peer this node accepts messages from: a member of its configuration,
@@ -143,14 +150,17 @@ export class RaftNode {
    * a node that a configuration no longer lists, having been a member,
    * stops taking part and reports it.
    */
-  private followConfiguration(): void {
+  private followConfiguration({ linksOnly = false }: { linksOnly?: boolean } = {}): void {
     const status = this.core.brief();
     const { config } = status;
-    // Removed once the configuration in force no longer lists this node and it does not lead (a leader
-    // that removed itself leads until the removal commits, then hands over). A follower may not hear of
-    // the commit (the leader stops talking to it), so the configuration in force is what it acts on.
-    const removal = !status.member && status.configIndex > 0;
-    if (removal && status.role !== 'leader') this.leaveCluster(status.configIndex);
+    // Removed once the configuration in force no longer lists this node, the removal is committed, and it
+    // does not lead (a leader that removed itself leads until the removal commits, then hands over). Until
+    // the removal commits the node stays: it may be rolled back, or the node's vote (or candidacy) may be
+    // what elects the leader that commits it. A follower may never hear of the commit from the leader, which
+    // stops talking to it; a peer that refuses it as a non-member tells it instead (removedByPeer).
+    if (status.member || this.options.join === undefined) this.seenAsMember = true;
+    const removal = this.seenAsMember && !status.member && status.configIndex > 0;
+    if (!linksOnly && removal && status.role !== 'leader' && status.commitIndex >= status.configIndex) this.leaveCluster(status.configIndex, 'committed');
     // Links go to the members of the configuration in force and of the last committed one: a member
     // being removed (a leader among them) keeps talking with the others until its removal commits.
     const committed = this.core.configAt(status.commitIndex);
@@ -179,11 +189,21 @@ export class RaftNode {
     this.peers.setPeers(links);
   }
 
-  private leaveCluster(configIndex: number): void {
+  /**
+   * A peer refused this node's messages because its configuration does not
+   * list this node: the peer has committed a configuration without it. Acted
+   * on only when this node's own configuration agrees that it is out.
+   */
+  removedByPeer(peer: NodeId): void {
+    const status = this.core.brief();
+    if (this.seenAsMember && !status.member && status.configIndex > 0 && status.role !== 'leader') this.leaveCluster(status.configIndex, `told by ${peer}`);
+  }
+
+  private leaveCluster(configIndex: number, how: 'committed' | `told by ${string}`): void {
     if (this.removed) return;
     this.removed = true;
-    const reason = `node ${this.id} was removed from the cluster by the configuration at index ${configIndex}`;
-    this.logger.warn({ event: 'removed', configIndex }, reason);
+    const reason = `node ${this.id} was removed from the cluster by the configuration at index ${configIndex} (${how === 'committed' ? 'committed' : `committed: ${how}`})`;
+    this.logger.warn({ event: 'removed', configIndex, how }, reason);
     this.options.onRemoved?.(reason);
   }
 
@@ -272,7 +292,7 @@ export class RaftNode {
         storage,
       );
       const others = new Map([...addressBook].filter(([id]) => id !== options.id));
-      const peers = new PeerClients({ self: options.id, cluster, identity, peers: others, logger });
+      const peers = new PeerClients({ self: options.id, cluster, identity, peers: others, logger, onRefusedAsNonMember: (peer) => node?.removedByPeer(peer) });
       const sender = new SnapshotSender({
         self: options.id,
         cluster,
@@ -359,6 +379,8 @@ export class RaftNode {
     if (!result.accepted) {
       if (result.reason === 'not-leader') throw new NotLeaderError(this.id, this.core.status().term, result.leader);
       if (result.reason === 'too-large') throw new ClientError(grpc.status.INVALID_ARGUMENT, result.message);
+      // Certainly not written, like UNAVAILABLE, but retrying at once elsewhere would not help: back off.
+      if (result.reason === 'backlog-full') throw new ClientError(grpc.status.RESOURCE_EXHAUSTED, result.message);
       throw unavailable(result.message);
     }
     this.schedule();
@@ -512,6 +534,8 @@ export class RaftNode {
         if (this.snapshots.hasWritten()) await this.snapshots.recordWritten();
         if (!this.core.hasOutput()) break;
         const output = this.core.takeOutput();
+        // A member added by this output's entries is linked before its messages go out.
+        this.followConfiguration({ linksOnly: true });
         await this.carryOut(output);
         this.core.acknowledge(output);
         this.followConfiguration();

@@ -20,6 +20,14 @@ export interface RaftOptions {
   readonly maxApplyBytes?: number;
   /** A proposal larger than this is rejected. */
   readonly maxProposalBytes?: number;
+  /**
+   * A leader refuses proposals ('backlog-full') while the data of the entries
+   * it proposed and has not yet committed would exceed this many bytes (one
+   * proposal is always taken when nothing waits). Without a bound, a leader
+   * that cannot commit (a slow or cut-off quorum) keeps taking writes it can
+   * only queue: memory grows and every later write waits behind them.
+   */
+  readonly maxUncommittedBytes?: number;
   /** A learner is promoted to voter only once it is at most this many entries behind the leader's log. */
   readonly maxLearnerLag?: number;
   /**
@@ -43,6 +51,7 @@ export const DEFAULTS = {
   maxInflightMessages: 64,
   maxApplyBytes: 4 * 1024 * 1024,
   maxProposalBytes: 1024 * 1024,
+  maxUncommittedBytes: 64 * 1024 * 1024,
   maxLearnerLag: 1000,
 } as const;
 
@@ -65,7 +74,7 @@ export function resolveOptions(options: RaftOptions): ResolvedOptions {
   if (!Number.isInteger(resolved.maxLearnerLag) || resolved.maxLearnerLag < 0) {
     problems.push(`maxLearnerLag must be a non-negative integer, got ${resolved.maxLearnerLag}`);
   }
-  for (const key of ['maxMessageBytes', 'maxInflightMessages', 'maxApplyBytes', 'maxProposalBytes'] as const) {
+  for (const key of ['maxMessageBytes', 'maxInflightMessages', 'maxApplyBytes', 'maxProposalBytes', 'maxUncommittedBytes'] as const) {
     if (!Number.isInteger(resolved[key]) || resolved[key] < 1) {
       problems.push(`${key} must be a positive integer, got ${resolved[key]}`);
     }

@@ -119,15 +119,19 @@ export class RaftCore {
       return;
     }
     this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTimeout && this.isVoter()) this.campaign(false);
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.mayCampaign()) this.campaign(false);
   }
 
   step(message: Message): void {
     if (message.to !== this.id || message.from === this.id) return;
     // A node this configuration no longer lists (removed, and never told) must not disturb elections
-    // (dissertation §4.2.3). A node that knows no configuration yet (it is joining) listens to anyone:
-    // it may already be a voter in its leader's configuration, and its vote may be needed.
-    if ((message.type === 'VoteRequest' || message.type === 'VoteResponse') && !this.knowsAsMember(message.from)) return;
+    // (dissertation §4.2.3): its log lacks at least its removal, so its requests are dropped unheard, term
+    // and all. But a candidate this node does not know as a voter may be one: a learner promoted by an
+    // entry this node has not received yet. Its log holds that entry, so a request whose log is at least
+    // as up to date as ours is heard (as etcd lets a learner vote); dropping it could leave the only
+    // electable node without the votes it needs. A node that knows no configuration (joining) hears anyone.
+    if (message.type === 'VoteResponse' && !this.knowsAsMember(message.from)) return;
+    if (message.type === 'VoteRequest' && !this.knowsAsMember(message.from) && !this.isLogUpToDate(message.lastLogIndex, message.lastLogTerm)) return;
     if (message.term > this.term) {
       if (!this.acceptHigherTerm(message)) return;
     } else if (message.term < this.term) {
@@ -672,6 +676,22 @@ export class RaftCore {
   private knowsAsMember(id: NodeId): boolean {
     const config = this.currentConfig();
     return (config.voters.length === 0 && learnersOf(config).length === 0) || isMember(config, id);
+  }
+
+  /**
+   * A voter campaigns; so does a voter whose removal is appended but not yet
+   * known to be committed. Its log may be the only one holding the removal
+   * (it led when it proposed it), and then no other candidate gets its vote
+   * (that log is more up to date): if it did not campaign, the cluster could
+   * stay without a leader. Elected, it counts votes and commits with the new
+   * configuration, without itself, and hands over once the removal commits,
+   * as a removed leader does (dissertation §4.2.2). A removal that never
+   * commits is overwritten, and the node is a voter again.
+   */
+  private mayCampaign(): boolean {
+    if (this.isVoter()) return true;
+    const committed = this.log.committed;
+    return this.log.configs.latestIndex() > committed && this.configAt(committed).voters.includes(this.id);
   }
 
   private isVoter(): boolean {

@@ -49,6 +49,8 @@ const EMPTY = new Uint8Array(0);
  */
 export class Leadership {
   private readonly progress: Map<NodeId, Progress>;
+  /** Bytes of data proposed in this term and not yet committed (entries of earlier terms are not counted). */
+  private uncommittedBytes = 0;
   private transferee: NodeId | null = null;
   private transferElapsed = 0;
   private electionElapsed = 0;
@@ -223,8 +225,19 @@ export class Leadership {
         message: `proposal of ${data.byteLength} bytes exceeds the limit of ${options.maxProposalBytes} bytes`,
       };
     }
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + data.byteLength > options.maxUncommittedBytes) {
+      return {
+        accepted: false,
+        reason: 'backlog-full',
+        leader: id,
+        message:
+          `node ${id} (term ${term}): ${this.uncommittedBytes} bytes of proposals await commit (limit ${options.maxUncommittedBytes}, ` +
+          `commit index ${log.committed}, last index ${log.lastIndex()}); nothing was written, retry shortly`,
+      };
+    }
     const entry: Entry = { index: log.lastIndex() + 1, term, kind: 'command', data };
     log.appendNew([entry]);
+    this.uncommittedBytes += data.byteLength;
     this.appendBroadcastPending = true;
     return { accepted: true, index: entry.index, term };
   }
@@ -399,6 +412,11 @@ export class Leadership {
     );
     if (index <= log.committed || !this.ctx.mayCommitByCounting(index)) return false;
     const changePending = this.ctx.configChangePending();
+    for (let i = log.committed + 1; i <= index; i++) {
+      const entry = log.entryAt(i);
+      if (entry !== null && entry.term === this.ctx.term && entry.kind === 'command') this.uncommittedBytes -= entry.data.byteLength;
+    }
+    this.uncommittedBytes = Math.max(0, this.uncommittedBytes);
     log.commitTo(index);
     // A configuration change just committed: members it removed get nothing more.
     if (changePending && !this.ctx.configChangePending()) this.syncProgress();

@@ -222,6 +222,8 @@ export type ProposeRejection =
   | 'not-leader'
   | 'transfer-in-progress'
   | 'too-large'
+  /** The leader's proposed, uncommitted entries are at maxUncommittedBytes: nothing was appended; retry later. */
+  | 'backlog-full'
   /** A configuration change is appended and not yet committed: one at a time. */
   | 'config-change-pending'
   /** The leader has not yet committed an entry of its own term (the dissertation's correction to §4.1). */

@@ -160,6 +160,26 @@ describe('RaftLogClient failover', () => {
     expect(n1!.cluster.lastIndex).toBe(1);
   });
 
+  it('a leader with too much waiting to commit (RESOURCE_EXHAUSTED): certainly not written, retried after a pause, done once it takes it', async () => {
+    const [n1] = await cluster(1);
+    n1!.script('Put', { kind: 'fail', code: grpc.status.RESOURCE_EXHAUSTED, details: 'node n1 (term 2): 67108864 bytes of proposals await commit' }, 2);
+    const c = client([n1!.endpoint], { discoverLeader: false });
+    const put = await c.put('k', 'v');
+    expect(put.endpoint).toBe(n1!.endpoint);
+    expect(n1!.calls.Put).toBe(3);
+    expect(n1!.cluster.lastIndex).toBe(1);
+  });
+
+  it('a leader that stays overloaded: the write ends as unavailable (nothing written), not indeterminate', async () => {
+    const [n1] = await cluster(1);
+    n1!.script('Put', { kind: 'fail', code: grpc.status.RESOURCE_EXHAUSTED, details: 'backlog full' }, 1_000_000);
+    const c = client([n1!.endpoint], { discoverLeader: false, deadlineMs: 800 });
+    const error = await rejection(c.put('k', 'v'));
+    expect(error).toBeInstanceOf(RaftLogUnavailableError);
+    expect(n1!.calls.Put).toBeGreaterThan(1);
+    expect(n1!.cluster.lastIndex).toBe(0);
+  });
+
   it('moves on from an endpoint that refuses connections, for writes too (nothing was sent)', async () => {
     const [n1] = await cluster(1);
     const c = client([`127.0.0.1:${await closedPort()}`, n1!.endpoint]);

@@ -36,9 +36,21 @@ async function main(): Promise<void> {
   const program = new Command('jepsen')
     .description('Attack a real raftlog cluster with faults while clients work, then check what they saw.')
     .addOption(new Option('--workload <name>', 'register or append').choices(['register', 'append']).default(JEPSEN_DEFAULTS.workload))
-    .option('--nemesis <kinds>', `comma-separated: ${NEMESIS_KINDS.join(', ')}; or all, none`, nemesisList, [...JEPSEN_DEFAULTS.nemesis])
+    .option(
+      '--nemesis <kinds>',
+      `comma-separated: ${NEMESIS_KINDS.join(', ')}; or all (every one of them, membership included), none. ` +
+        'membership adds (as a learner, then promotes), removes (the leader half the time) and replaces (kills, adds a spare, removes) ' +
+        'members through the Cluster API, keeping 3 to --max-nodes voters; the final checks cover the final configuration',
+      nemesisList,
+      [...JEPSEN_DEFAULTS.nemesis],
+    )
     .option('--time <seconds>', 'seconds of workload under faults', positiveInt('--time'), JEPSEN_DEFAULTS.timeSeconds)
-    .addOption(new Option('--nodes <n>', 'cluster size').choices(['3', '5']).default('3'))
+    .addOption(new Option('--nodes <n>', 'founding cluster size (members n1..nN)').choices(['3', '5']).default('3'))
+    .addOption(
+      new Option('--max-nodes <n>', 'with the membership nemesis: member ids n1..nN, so 3 to N voters (at least --nodes)')
+        .choices(['4', '5'])
+        .default(String(JEPSEN_DEFAULTS.maxNodes)),
+    )
     .option('--concurrency <n>', 'client workers', positiveInt('--concurrency'), JEPSEN_DEFAULTS.concurrency)
     .option('--rate <ops>', 'target operations per second, all clients', positiveInt('--rate'), JEPSEN_DEFAULTS.rate)
     .option('--keys <n>', 'register keys in use at once', positiveInt('--keys'), JEPSEN_DEFAULTS.keys)
@@ -61,6 +73,7 @@ async function main(): Promise<void> {
     nemesis: NemesisKind[];
     time: number;
     nodes: string;
+    maxNodes: string;
     concurrency: number;
     rate: number;
     keys: number;
@@ -79,6 +92,7 @@ async function main(): Promise<void> {
     out?: string;
   }>();
   if (o.faultMax < o.faultMin) program.error('--fault-max must not be below --fault-min');
+  if (o.nemesis.includes('membership') && Number(o.maxNodes) < Number(o.nodes)) program.error('--max-nodes must not be below --nodes');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const out = resolve(o.out ?? join('jepsen-results', `${stamp}-${o.workload}-seed${o.seed}`));
   const result = await runJepsen({
@@ -86,6 +100,7 @@ async function main(): Promise<void> {
     nemesis: o.nemesis,
     timeSeconds: o.time,
     nodes: Number(o.nodes),
+    maxNodes: Number(o.maxNodes),
     concurrency: o.concurrency,
     rate: o.rate,
     keys: o.keys,

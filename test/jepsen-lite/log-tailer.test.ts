@@ -48,7 +48,7 @@ describe('LogTailer', () => {
     );
     expect(compactedTo).toBeGreaterThan(0);
 
-    const tail = new LogTailer(live, ids);
+    const tail = new LogTailer(live, () => ids);
     tailer = tail;
     tail.start();
     // While nothing is written, its start is deterministic: skip to the first index held, read to the end.

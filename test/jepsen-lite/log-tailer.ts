@@ -39,7 +39,8 @@ export class LogTailer {
 
   constructor(
     private readonly cluster: ProcessCluster,
-    private readonly nodes: readonly string[],
+    /** The members now: a member added during the run is read from too. */
+    private readonly nodes: () => readonly string[],
   ) {}
 
   /** The last index read, or skipped as compacted. */
@@ -82,7 +83,7 @@ export class LogTailer {
       if (answer.page !== null && answer.page.entries.length > 0) return this.take(preferred, answer.page);
       answers.push(answer);
     }
-    const others = this.nodes.filter((id) => id !== preferred && this.cluster.isRunning(id));
+    const others = this.nodes().filter((id) => id !== preferred && this.cluster.isRunning(id));
     answers.push(...(await Promise.all(others.map((id) => this.ask(id)))));
     const best = answers.reduce<Answer | null>(
       (a, b) => ((b.page?.entries.length ?? 0) > (a?.page?.entries.length ?? 0) ? b : a),

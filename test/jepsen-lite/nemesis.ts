@@ -2,9 +2,11 @@ import { SeededRandom } from '../../src/raft/random.js';
 import type { StatusReply } from '../../src/node/client-proto.js';
 import type { ProcessCluster } from '../support/process-cluster.js';
 import type { FaultNetwork } from './fault-proxy.js';
+import { MembershipNemesis, type MembershipReport } from './membership-nemesis.js';
 import type { HistoryRecorder } from './recorder.js';
+import type { Roster } from './roster.js';
 
-export const NEMESIS_KINDS = ['kill', 'pause', 'partition', 'slow'] as const;
+export const NEMESIS_KINDS = ['kill', 'pause', 'partition', 'slow', 'membership'] as const;
 export type NemesisKind = (typeof NEMESIS_KINDS)[number];
 
 export interface NemesisOptions {
@@ -12,7 +14,11 @@ export interface NemesisOptions {
   readonly cluster: ProcessCluster;
   readonly network: FaultNetwork;
   readonly recorder: HistoryRecorder;
-  readonly nodes: readonly string[];
+  /** The members now: every fault picks its nodes from the configuration the leader last reported. */
+  readonly roster: Roster;
+  /** Voters the membership nemesis keeps (at least 3, at most the ids the roster has). */
+  readonly minVoters: number;
+  readonly maxVoters: number;
   readonly seed: number;
   /** Mean quiet time before each fault of one kind. */
   readonly intervalMs: number;
@@ -28,58 +34,118 @@ interface Fault {
   readonly description: string;
   readonly nodes: readonly string[];
   readonly heal: () => Promise<void> | void;
+  /** The node this fault holds (Roster.claim), released once healed. */
+  readonly claimed?: string;
 }
 
 /**
  * Injects faults while the workload runs: one loop per kind, each with its own
  * seeded generator, so kinds overlap (a kill during a partition) and the
  * schedule of choices repeats with the seed. Which node is the leader is
- * asked at the time, so targets like "the leader" depend on the run.
+ * asked at the time, so targets like "the leader" depend on the run. Targets
+ * are the members of the moment (the roster): the membership kind
+ * (membership-nemesis.ts) changes them, and a node it is working on is left
+ * to it, as a node killed or paused is left alone by the membership changes.
  */
 export class Nemesis {
   readonly injected = new Map<string, number>();
   private stopping = false;
   private readonly wakers = new Set<() => void>();
   private loops: Promise<void>[] = [];
+  private readonly membership: MembershipNemesis | null;
+  private healed: Promise<void> | null = null;
+  private finalConfiguration: MembershipReport['final'] = null;
 
-  constructor(private readonly options: NemesisOptions) {}
+  constructor(private readonly options: NemesisOptions) {
+    this.membership = options.kinds.includes('membership')
+      ? new MembershipNemesis({
+          cluster: options.cluster,
+          roster: options.roster,
+          recorder: options.recorder,
+          minVoters: options.minVoters,
+          maxVoters: options.maxVoters,
+          log: options.log,
+          stopping: () => this.stopping,
+          sleep: (ms) => this.sleep(ms),
+        })
+      : null;
+  }
 
   start(): void {
     this.loops = this.options.kinds.map((kind, i) => this.loop(kind, new SeededRandom(this.options.seed * 31 + i + 1)));
   }
 
-  /** Ends every fault and brings every node back: links healed, paused nodes resumed, killed nodes restarted. */
-  async stopAndHeal(): Promise<void> {
+  /** What the membership nemesis did, and the configuration after the heal; null when it did not run. */
+  get membershipReport(): MembershipReport | null {
+    if (this.membership === null) return null;
+    return {
+      counts: { ...this.membership.counts },
+      final: this.finalConfiguration,
+      steps: [...this.membership.steps],
+      unexpectedExits: [...this.membership.unexpectedExits],
+    };
+  }
+
+  /**
+   * Ends every fault and brings every member back: links healed, paused
+   * nodes resumed, killed members restarted (a removed node is not); with
+   * the membership nemesis, the configuration is read from the leader and
+   * every member of it is running and no other node. Once: a second call
+   * waits for the first.
+   */
+  stopAndHeal(settleWithinMs = 30_000): Promise<void> {
+    this.healed ??= this.heal(settleWithinMs);
+    return this.healed;
+  }
+
+  private async heal(settleWithinMs: number): Promise<void> {
     this.stopping = true;
     for (const wake of this.wakers) wake();
+    // Each loop heals its own fault before it ends (a killed member restarted, a paused one resumed).
     await Promise.all(this.loops);
-    const { network, cluster, nodes } = this.options;
+    const { network, cluster, roster } = this.options;
     network.healCuts();
     network.healSlowness();
-    for (const id of nodes) {
-      if (cluster.isRunning(id)) cluster.resume(id);
-      else cluster.startNode(id);
+    for (const id of roster.ids) if (cluster.isRunning(id)) cluster.resume(id);
+    if (this.membership !== null) {
+      this.finalConfiguration = await this.membership.settle(settleWithinMs);
+      return;
     }
+    for (const id of roster.members()) if (!cluster.isRunning(id)) cluster.startNode(id);
   }
 
   private async loop(kind: NemesisKind, random: SeededRandom): Promise<void> {
-    const { intervalMs, minFaultMs, maxFaultMs } = this.options;
+    const { intervalMs, minFaultMs, maxFaultMs, roster } = this.options;
+    // Membership changes start every interval on average, however long one takes (under faults, many
+    // seconds: the next may follow at once); other faults come an interval after the last one healed.
+    let quietFrom = Date.now();
     while (!this.stopping) {
-      await this.sleep(intervalMs * (0.5 + random.next()));
+      if (kind !== 'membership') quietFrom = Date.now();
+      await this.sleep(quietFrom + intervalMs * (0.5 + random.next()) - Date.now());
       if (this.stopping) return;
+      if (kind === 'membership') {
+        // A change is a step of its own, recorded as a window from its start to its outcome.
+        quietFrom = Date.now();
+        if (await this.membership?.step(random)) this.injected.set(kind, (this.injected.get(kind) ?? 0) + 1);
+        continue;
+      }
       const fault = await this.inject(kind, random);
       if (fault === null) continue;
       const id = this.options.recorder.faultStarted(fault.f, kind, fault.description, fault.nodes);
       this.injected.set(kind, (this.injected.get(kind) ?? 0) + 1);
       this.options.log(`nemesis: ${fault.description}`);
       await this.sleep(minFaultMs + random.next() * (maxFaultMs - minFaultMs));
-      await fault.heal();
+      try {
+        await fault.heal();
+      } finally {
+        if (fault.claimed !== undefined) roster.release(fault.claimed, kind);
+      }
       this.options.recorder.faultStopped(id, fault.stopF, kind, `${fault.stopF} ${fault.nodes.join(' ')}`, fault.nodes);
       this.options.log(`nemesis: ${fault.stopF} ${fault.nodes.join(' ')}`);
     }
   }
 
-  private async inject(kind: NemesisKind, random: SeededRandom): Promise<Fault | null> {
+  private async inject(kind: Exclude<NemesisKind, 'membership'>, random: SeededRandom): Promise<Fault | null> {
     switch (kind) {
       case 'kill':
         return this.kill(random);
@@ -92,21 +158,26 @@ export class Nemesis {
     }
   }
 
-  /** The leader half the time (the interesting case), otherwise any running node. */
-  private async target(random: SeededRandom): Promise<{ id: string; leader: boolean } | null> {
-    const { cluster, nodes } = this.options;
-    const running = nodes.filter((id) => cluster.isRunning(id));
+  /**
+   * The leader half the time (the interesting case), otherwise any running
+   * member; one a membership change is working on is left alone. The target
+   * is claimed for `kind` until the fault is healed.
+   */
+  private async target(kind: NemesisKind, random: SeededRandom): Promise<{ id: string; leader: boolean } | null> {
+    const { roster } = this.options;
+    const running = roster.runningMembers();
     if (running.length === 0) return null;
     const choice = running[random.nextInt(running.length)] as string;
+    let target = { id: choice, leader: false };
     if (random.chance(0.5)) {
       const leader = await this.leader();
-      if (leader !== null && running.includes(leader)) return { id: leader, leader: true };
+      if (leader !== null && running.includes(leader)) target = { id: leader, leader: true };
     }
-    return { id: choice, leader: false };
+    return roster.claim(target.id, kind) ? target : null;
   }
 
   private async kill(random: SeededRandom): Promise<Fault | null> {
-    const target = await this.target(random);
+    const target = await this.target('kill', random);
     if (target === null) return null;
     const { cluster } = this.options;
     // Mostly SIGKILL (a crash); sometimes SIGTERM, whose graceful stop must still tell waiting clients the truth.
@@ -118,15 +189,22 @@ export class Nemesis {
       stopF: 'restart',
       description: `${graceful ? 'stop (SIGTERM)' : 'kill'} ${target.id}${target.leader ? ' (leader)' : ''}`,
       nodes: [target.id],
-      heal: () => cluster.startNode(target.id),
+      // While it is claimed no membership change touches it: it is still a member, and comes back.
+      heal: () => {
+        if (!cluster.isRunning(target.id)) cluster.startNode(target.id);
+      },
+      claimed: target.id,
     };
   }
 
   private async pause(random: SeededRandom): Promise<Fault | null> {
-    const target = await this.target(random);
+    const target = await this.target('pause', random);
     if (target === null) return null;
-    const { cluster } = this.options;
-    if (!cluster.pause(target.id)) return null;
+    const { cluster, roster } = this.options;
+    if (!cluster.pause(target.id)) {
+      roster.release(target.id, 'pause');
+      return null;
+    }
     return {
       f: 'pause',
       stopF: 'resume',
@@ -136,11 +214,14 @@ export class Nemesis {
         // A node killed while paused was restarted by the kill nemesis: SIGCONT to it is harmless.
         cluster.resume(target.id);
       },
+      claimed: target.id,
     };
   }
 
   private async partition(random: SeededRandom): Promise<Fault | null> {
-    const { network, nodes } = this.options;
+    const { network } = this.options;
+    const nodes = this.options.roster.members();
+    if (nodes.length < 2) return null;
     const shuffled = shuffle(nodes, random);
     const flavour = random.nextInt(4);
     let description: string;
@@ -183,7 +264,8 @@ export class Nemesis {
   }
 
   private async slow(random: SeededRandom): Promise<Fault | null> {
-    const { network, nodes } = this.options;
+    const { network } = this.options;
+    const nodes = this.options.roster.members();
     const everyLink = random.chance(0.3);
     const victim = nodes[random.nextInt(nodes.length)] as string;
     const delayMs = 10 + random.nextInt(90);
@@ -204,12 +286,10 @@ export class Nemesis {
     };
   }
 
-  /** The leader that the running nodes agree on, or null. */
+  /** The leader that the running members agree on, or null. */
   async leader(): Promise<string | null> {
-    const { cluster, nodes } = this.options;
-    const statuses = await Promise.all(
-      nodes.filter((id) => cluster.isRunning(id)).map((id) => cluster.status(id).catch((): StatusReply | null => null)),
-    );
+    const { cluster, roster } = this.options;
+    const statuses = await Promise.all(roster.runningMembers().map((id) => cluster.status(id).catch((): StatusReply | null => null)));
     const leaders = statuses.filter((s): s is StatusReply => s !== null && s.role === 'leader');
     if (leaders.length === 0) return null;
     // Two nodes may both think they lead for a moment; the higher term is the real one.

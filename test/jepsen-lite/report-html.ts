@@ -47,6 +47,7 @@ const FAULT_COLOUR: Record<string, string> = {
   kill: '#555555',
   pause: '#1f77b4',
   slow: '#12a3b4',
+  membership: '#c98a1b',
 };
 const OTHER_FAULT_COLOUR = '#b07a4f';
 const faultColour = (kind: string): string => FAULT_COLOUR[kind] ?? OTHER_FAULT_COLOUR;

@@ -7,11 +7,13 @@ import { checkAppends, checkDigests, checkLogAgreement, type CheckVerdict, type 
 import { compactionArgs, compactionReport, describeCompaction, type CompactionReport } from './compaction.js';
 import { FaultNetwork } from './fault-proxy.js';
 import { formatHistory, type ClientEvent } from './history.js';
+import type { MembershipReport } from './membership-nemesis.js';
 import { Nemesis, type NemesisKind } from './nemesis.js';
 import { LogTailer } from './log-tailer.js';
 import { readHeldLog } from './read-log.js';
 import { HistoryRecorder } from './recorder.js';
 import { renderReport } from './report-html.js';
+import { describeConfiguration, Roster } from './roster.js';
 import { runAppendWorkload } from './workloads/append.js';
 import { runRegisterWorkload, type ReadMode } from './workloads/register.js';
 
@@ -22,7 +24,10 @@ export interface JepsenOptions {
   readonly nemesis: readonly NemesisKind[];
   /** Seconds of workload under faults, before the final heal. */
   readonly timeSeconds: number;
+  /** Founding members, n1..nN. */
   readonly nodes: number;
+  /** With the membership nemesis: members have ids n1..nM, and it keeps 3..M voters. */
+  readonly maxNodes: number;
   readonly concurrency: number;
   /** Target operations per second, all clients together. */
   readonly rate: number;
@@ -53,6 +58,7 @@ export const JEPSEN_DEFAULTS = {
   nemesis: ['partition', 'kill'],
   timeSeconds: 60,
   nodes: 3,
+  maxNodes: 5,
   concurrency: 10,
   rate: 200,
   keys: 4,
@@ -91,18 +97,30 @@ export interface JepsenResult {
   readonly checkers: readonly CheckerResult[];
   /** The compaction settings, and per node its snapshots and final log window (null when the run ended before the logs were read). */
   readonly compaction: CompactionReport | null;
+  /** What the membership nemesis changed, and the final configuration; null when it did not run. */
+  readonly membership: MembershipReport | null;
   readonly durationSeconds: number;
 }
+
+/** The membership nemesis never takes the voters below this. */
+const MIN_VOTERS = 3;
 
 /** Runs one jepsen-lite test: a real cluster behind fault proxies, a workload, faults, a heal, the checks, the report. */
 export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   const started = Date.now();
-  const nodes = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+  const membershipChanges = options.nemesis.includes('membership');
+  if (membershipChanges && (options.maxNodes < options.nodes || options.maxNodes <= MIN_VOTERS)) {
+    throw new Error(`the membership nemesis needs --max-nodes (${options.maxNodes}) of at least --nodes (${options.nodes}) and above ${MIN_VOTERS}`);
+  }
+  const founders = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+  // Every id a member may ever have gets its proxies up front: a node added later is reached through them too.
+  const ids = Array.from({ length: membershipChanges ? options.maxNodes : options.nodes }, (_, i) => `n${i + 1}`);
   await mkdir(join(options.out, 'nodes'), { recursive: true });
   const recorder = new HistoryRecorder();
   let cluster: ProcessCluster | null = null;
+  let roster: Roster | null = null;
   const network = await FaultNetwork.start(
-    nodes,
+    ids,
     (id) => {
       if (cluster === null) throw new Error('the cluster is not started yet');
       return Number(cluster.address(id).split(':')[1]);
@@ -114,6 +132,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   let nemesis: Nemesis | null = null;
   let finals: NodeFinal[] = [];
   let tailer: LogTailer | null = null;
+  let membership: MembershipReport | null = null;
   const compactionSettings = { snapshotEntries: options.snapshotEntries, retainEntries: options.retainEntries };
   try {
     // Restarted nodes get the same flags: ProcessCluster keeps them.
@@ -121,18 +140,29 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       logLevel: options.nodeLogLevel,
       // A node reaches each peer through the proxy of that direction; it listens on its own address.
       peersOf: (id, addresses) =>
-        nodes.map((peer) => `${peer}=${peer === id ? addresses.get(id) : network.address(id, peer)}`).join(','),
+        founders.map((peer) => `${peer}=${peer === id ? addresses.get(id) : network.address(id, peer)}`).join(','),
+      // The same proxies for every id, founders and members added later alike, whatever address the configuration records.
+      envOf: (id) => ({ RAFTLOG_TEST_PEER_ROUTES: peerRoutes(id, ids, network) }),
+      // A member that joined, restarted, finds the cluster through whoever is a member now.
+      rejoinViaOf: () => roster?.runningMembers() ?? [],
     });
     const live = cluster;
-    const leader = await live.waitForLeader(nodes, 60_000);
-    options.log(`cluster of ${nodes.length} up, leader ${leader}; ${options.workload} workload for ${options.timeSeconds} s, nemesis ${options.nemesis.join(',') || 'none'}, ${describeCompaction(compactionSettings)}`);
+    const members = new Roster(live, ids, founders);
+    roster = members;
+    const leader = await live.waitForLeader(founders, 60_000);
+    options.log(
+      `cluster of ${founders.length} up, leader ${leader}; ${options.workload} workload for ${options.timeSeconds} s, nemesis ${options.nemesis.join(',') || 'none'}` +
+        `${membershipChanges ? ` (members among ${ids.join(' ')})` : ''}, ${describeCompaction(compactionSettings)}`,
+    );
 
     nemesis = new Nemesis({
       kinds: options.nemesis,
       cluster: live,
       network,
       recorder,
-      nodes,
+      roster: members,
+      minVoters: MIN_VOTERS,
+      maxVoters: ids.length,
       seed: options.seed,
       intervalMs: options.faultIntervalMs,
       minFaultMs: options.minFaultMs,
@@ -143,7 +173,8 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     const workloadOptions = {
       cluster: live,
       recorder,
-      nodes,
+      // Clients talk to the members of the moment; one removed meanwhile just fails their calls.
+      nodes: () => members.members(),
       concurrency: options.concurrency,
       rate: options.rate,
       opTimeoutMs: options.opTimeoutMs,
@@ -153,7 +184,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     nemesis.start();
     // The append checker needs the log's content, which compaction removes from every node before the end.
     if (options.workload === 'append') {
-      tailer = new LogTailer(live, nodes);
+      tailer = new LogTailer(live, () => members.members());
       tailer.start();
     }
     const workload =
@@ -162,11 +193,18 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
         : runAppendWorkload(workloadOptions);
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, endAt - Date.now())));
     options.log('healing every fault');
-    await Promise.all([workload, nemesis.stopAndHeal()]);
+    await Promise.all([workload, nemesis.stopAndHeal(options.livenessTimeoutMs)]);
     const observed = await tailer?.stop();
+    membership = nemesis.membershipReport;
+    // The final checks cover the members of the final configuration (the founders when it never changed).
+    const finalMembers = membership?.final == null ? members.members() : [...membership.final.voters, ...membership.final.learners];
+    if (membership !== null) options.log(`final configuration: ${membership.final === null ? 'not read' : describeConfiguration(membership.final)}`);
 
-    checkers.push(await checkLiveness(live, nodes, options.livenessTimeoutMs));
-    finals = await collectFinals(live, nodes, options.livenessTimeoutMs);
+    checkers.push(await checkLiveness(live, finalMembers, options.livenessTimeoutMs));
+    const collected = await collectFinals(live, finalMembers, options.livenessTimeoutMs);
+    finals = collected.finals;
+    if (membership !== null) checkers.push(checkFinalConfiguration(membership, finals, collected.missing, live, ids));
+    else if (collected.missing.length > 0) throw new Error(`no final status and log from ${collected.missing.join('; ')}`);
     history = recorder.clientEvents();
     if (options.workload === 'register') checkers.push(linearizability(history, options.checkerTimeoutMs));
     // With compaction the appends are checked against the windows the nodes still hold and what the tailer
@@ -178,14 +216,14 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     await (tailer as LogTailer | null)?.stop();
     const stopped = cluster as ProcessCluster | null;
     if (stopped !== null) {
-      await Promise.all(nodes.map((id) => copyFile(join(stopped.dir, `${id}.log`), join(options.out, 'nodes', `${id}.log`)).catch(() => {})));
+      await Promise.all(ids.map((id) => copyFile(join(stopped.dir, `${id}.log`), join(options.out, 'nodes', `${id}.log`)).catch(() => {})));
       await stopped.destroy();
     }
     await network.close();
   }
 
   const logs = new Map<string, string>();
-  for (const id of nodes) logs.set(id, await readFile(join(options.out, 'nodes', `${id}.log`), 'utf8').catch(() => ''));
+  for (const id of ids) logs.set(id, await readFile(join(options.out, 'nodes', `${id}.log`), 'utf8').catch(() => ''));
   const compaction = finals.length === 0 ? null : compactionReport(compactionSettings, finals, logs);
   const events = recorder.events;
   const counts = countOperations(history);
@@ -197,6 +235,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     nemesis: options.nemesis.join(',') || 'none',
     time: `${options.timeSeconds} s`,
     nodes: options.nodes,
+    ...(membershipChanges ? { 'member ids': ids.join(' ') } : {}),
     concurrency: options.concurrency,
     rate: `${options.rate} ops/s`,
     seed: options.seed,
@@ -207,7 +246,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   await writeFile(join(options.out, 'history.jsonl'), formatHistory(events));
   await writeFile(
     join(options.out, 'results.json'),
-    JSON.stringify({ valid, settings, counts, faults, checkers, compaction, durationSeconds }, null, 2) + '\n',
+    JSON.stringify({ valid, settings, counts, faults, membership, checkers, compaction, durationSeconds }, null, 2) + '\n',
   );
   await writeFile(
     join(options.out, 'report.html'),
@@ -218,7 +257,59 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       checkers: checkers.map((c) => ({ name: c.name, valid: c.valid, summary: c.summary, details: c.details })),
     }),
   );
-  return { valid, out: options.out, counts, faults, checkers, compaction, durationSeconds };
+  return { valid, out: options.out, counts, faults, checkers, compaction, membership, durationSeconds };
+}
+
+/** RAFTLOG_TEST_PEER_ROUTES of node `id`: the proxy towards every other id. */
+function peerRoutes(id: string, ids: readonly string[], network: FaultNetwork): string {
+  return ids
+    .filter((peer) => peer !== id)
+    .map((peer) => `${peer}=${network.address(id, peer)}`)
+    .join(',');
+}
+
+/**
+ * After the heal, the leader reported a committed configuration with
+ * MIN_VOTERS..maxVoters voters, every member of it converged (one applied
+ * index, one digest), and no other node is still running; and no member's
+ * process ended by itself during the run.
+ */
+function checkFinalConfiguration(
+  membership: MembershipReport,
+  finals: readonly NodeFinal[],
+  missing: readonly string[],
+  cluster: ProcessCluster,
+  ids: readonly string[],
+): CheckerResult {
+  const name = 'final configuration';
+  const { final, unexpectedExits } = membership;
+  if (final === null) {
+    return { name, valid: false, summary: 'no leader reported a committed configuration after the heal', details: '' };
+  }
+  const problems: string[] = [];
+  if (final.voters.length < MIN_VOTERS || final.voters.length > ids.length) {
+    problems.push(`${final.voters.length} voters, outside ${MIN_VOTERS}..${ids.length}`);
+  }
+  const members = [...final.voters, ...final.learners];
+  if (missing.length > 0) problems.push(`no final status from ${missing.join('; ')}`);
+  const applied = new Set(finals.map((f) => f.appliedIndex));
+  const digests = new Set(finals.map((f) => f.digest));
+  if (applied.size > 1 || digests.size > 1) {
+    problems.push(`members did not converge: ${finals.map((f) => `${f.node} applied ${f.appliedIndex} digest ${f.digest.slice(0, 12)}`).join(', ')}`);
+  }
+  const strays = ids.filter((id) => !members.includes(id) && cluster.isRunning(id));
+  if (strays.length > 0) problems.push(`not members but still running: ${strays.join(', ')}`);
+  if (unexpectedExits.length > 0) problems.push(`members exited by themselves during the run: ${unexpectedExits.join('; ')}`);
+  const index = finals[0]?.appliedIndex ?? 0;
+  return {
+    name,
+    valid: problems.length === 0,
+    summary:
+      problems.length === 0
+        ? `${describeConfiguration(final)} (configuration index ${final.configIndex}, leader ${final.leader ?? 'none'}); all ${members.length} at applied index ${index} with one digest`
+        : `${describeConfiguration(final)}: ${problems.join('; ')}`,
+    details: problems.join('\n'),
+  };
 }
 
 function fromVerdict(verdict: CheckVerdict): CheckerResult {
@@ -246,7 +337,7 @@ function linearizability(history: readonly ClientEvent[], timeoutMs: number): Ch
   };
 }
 
-/** After the heal, within the bound: every node follows one leader, and a write through it commits. */
+/** After the heal, within the bound: every member follows one leader, and a write through it commits. */
 async function checkLiveness(cluster: ProcessCluster, nodes: readonly string[], timeoutMs: number): Promise<CheckerResult> {
   const started = Date.now();
   const deadline = started + timeoutMs;
@@ -277,8 +368,16 @@ async function checkLiveness(cluster: ProcessCluster, nodes: readonly string[], 
   };
 }
 
-/** Waits until every node has applied the same commit index (bounded), then reads each one's committed log and state. */
-async function collectFinals(cluster: ProcessCluster, nodes: readonly string[], timeoutMs: number): Promise<NodeFinal[]> {
+/**
+ * Waits until every node has applied the same commit index (bounded), then
+ * reads each one's committed log and state. A node that does not answer is
+ * returned in `missing`, with why.
+ */
+async function collectFinals(
+  cluster: ProcessCluster,
+  nodes: readonly string[],
+  timeoutMs: number,
+): Promise<{ finals: NodeFinal[]; missing: string[] }> {
   const deadline = Date.now() + timeoutMs;
   let statuses: StatusReply[] = [];
   while (Date.now() < deadline) {
@@ -287,8 +386,16 @@ async function collectFinals(cluster: ProcessCluster, nodes: readonly string[], 
     if (statuses.length === nodes.length && indexes.size === 1) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  const missing: string[] = [];
   // Not converged in time: take them as they are, and let the log checks say how they differ.
-  if (statuses.length !== nodes.length) statuses = await Promise.all(nodes.map((id) => cluster.status(id)));
+  if (statuses.length !== nodes.length) {
+    const answers = await Promise.allSettled(nodes.map((id) => cluster.status(id)));
+    statuses = [];
+    answers.forEach((answer, i) => {
+      if (answer.status === 'fulfilled') statuses.push(answer.value);
+      else missing.push(`${nodes[i]}: ${(answer.reason as Error).message}${cluster.isRunning(nodes[i] as string) ? '' : ' (its process is not running)'}`);
+    });
+  }
   const finals: NodeFinal[] = [];
   for (const status of statuses) {
     const { firstIndex, entries } = await readHeldLog(cluster, status.node, status.firstLogIndex, status.commitIndex);
@@ -304,7 +411,7 @@ async function collectFinals(cluster: ProcessCluster, nodes: readonly string[], 
       entries,
     });
   }
-  return finals;
+  return { finals, missing };
 }
 
 function countOperations(events: readonly ClientEvent[]): Record<string, OperationCounts> {

@@ -2,7 +2,8 @@
  * The short jepsen-lite pass of `npm test`: real 3-node clusters behind fault
  * proxies, partitions and kills while clients work, then every checker; in
  * one run the nodes snapshot and compact every 100 entries, so that nodes
- * coming back from a fault need InstallSnapshot. A longer, harsher run is
+ * coming back from a fault need InstallSnapshot; in another members are
+ * added, promoted, removed and replaced meanwhile. A longer, harsher run is
  * `npm run jepsen` (see the README).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -103,6 +104,48 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
     expect(logs.some((log) => log.includes('"event":"snapshot-installed"')), formatSummary(result)).toBe(true);
     // The log check compared the windows the nodes still hold, not whole logs.
     expect(result.checkers.find((c) => c.name === 'log agreement')?.summary).toMatch(/1\.\.\d+ compacted on every node/);
+  }, 240_000);
+
+  it('register workload while members are added, promoted, removed and replaced among kills and partitions: every checker passes over the final configuration', async () => {
+    // Founders n1..n3; the membership nemesis may use n1..n5 and keeps 3 to 5 voters. The nodes compact every
+    // 100 entries, so a member added late catches up from a snapshot taken before it was added.
+    const result = await run({
+      workload: 'register',
+      nemesis: ['membership', 'kill', 'partition'],
+      nodes: 3,
+      maxNodes: 5,
+      seed: 15,
+      snapshotEntries: 100,
+      retainEntries: 20,
+    });
+    expect(result.valid, formatSummary(result)).toBe(true);
+    expect(verdicts(result)).toEqual({
+      'liveness after heal': true,
+      'final configuration': true,
+      linearizability: true,
+      'log agreement': true,
+      'state digests': true,
+    });
+    // The membership really changed, alongside the other faults.
+    const membership = result.membership;
+    expect(membership?.counts.added ?? 0, formatSummary(result)).toBeGreaterThan(0);
+    expect(membership?.counts.promoted ?? 0, formatSummary(result)).toBeGreaterThan(0);
+    expect(membership?.counts.removed ?? 0, formatSummary(result)).toBeGreaterThan(0);
+    expect(membership?.unexpectedExits).toEqual([]);
+    expect(result.faults.kill ?? 0, formatSummary(result)).toBeGreaterThan(0);
+    expect(result.faults.partition ?? 0, formatSummary(result)).toBeGreaterThan(0);
+    // The final configuration is reported, within bounds, and the final checks covered exactly its members.
+    const final = membership?.final;
+    expect(final?.committed).toBe(true);
+    expect(final?.voters.length).toBeGreaterThanOrEqual(3);
+    expect(final?.voters.length).toBeLessThanOrEqual(5);
+    expect(result.compaction?.nodes.map((n) => n.node).sort()).toEqual([...(final?.voters ?? []), ...(final?.learners ?? [])].sort());
+    // The history shows each change as a window, as it shows the other faults.
+    const history = parseHistory(await readFile(join(result.out, 'history.jsonl'), 'utf8'));
+    const changes = history.filter((e) => e.process === 'nemesis' && e.value.kind === 'membership' && e.f.startsWith('start-member-'));
+    expect(changes.length).toBe(membership?.counts.steps);
+    const ok = Object.values(result.counts).reduce((sum, c) => sum + c.ok, 0);
+    expect(ok).toBeGreaterThan(300);
   }, 240_000);
 
   it('a planted bug is caught: local (stale) reads under partitions are reported not linearizable', async () => {

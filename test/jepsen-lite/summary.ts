@@ -1,4 +1,6 @@
 import { formatCompaction } from './compaction.js';
+import type { MembershipReport } from './membership-nemesis.js';
+import { describeConfiguration } from './roster.js';
 import type { JepsenResult } from './run.js';
 
 /** What a run prints at the end: counts, faults, each checker's verdict, and the details of any that failed. */
@@ -8,6 +10,8 @@ export function formatSummary(result: JepsenResult): string {
   for (const [f, c] of Object.entries(result.counts)) lines.push(`  ${f.padEnd(7)} ok ${c.ok}  fail ${c.fail}  info ${c.info}`);
   const faults = Object.entries(result.faults);
   lines.push(`  faults  ${faults.length === 0 ? 'none' : faults.map(([kind, n]) => `${kind} ${n}`).join(', ')}`);
+  if (result.membership !== null) lines.push(`  membership  ${formatMembership(result.membership)}`);
+  for (const exit of result.membership?.unexpectedExits ?? []) lines.push(`  UNEXPECTED  ${exit}`);
   if (result.compaction !== null) lines.push(`  compaction  ${formatCompaction(result.compaction)}`);
   for (const checker of result.checkers) {
     const verdict = checker.valid === true ? 'ok' : checker.valid === false ? 'FAIL' : 'UNKNOWN';
@@ -18,4 +22,14 @@ export function formatSummary(result: JepsenResult): string {
   }
   lines.push(`  output  ${result.out} (history.jsonl, report.html, results.json, nodes/)`);
   return lines.join('\n');
+}
+
+/** "added 3, promoted 3, removed 2 (1 the leader), replaced 1, refused 4, unknown 0; final: voters n1 n3 n4". */
+export function formatMembership(report: MembershipReport): string {
+  const c = report.counts;
+  const exits = c.removed > 0 ? `; removed nodes exited by themselves ${c.exitedByThemselves}, killed ${c.killedAfterRemoval}` : '';
+  return (
+    `${c.steps} steps: added ${c.added}, promoted ${c.promoted}, removed ${c.removed} (${c.leaderRemoved} the leader), replaced ${c.replaced}, ` +
+    `refused ${c.refused}, unknown outcome ${c.unknown}${exits}; final: ${report.final === null ? 'not read' : describeConfiguration(report.final)}`
+  );
 }

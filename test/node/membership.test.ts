@@ -190,4 +190,36 @@ describe('membership changes with real processes', () => {
       expect(read.value === null ? null : Buffer.from(read.value).toString(), key).toBe(value);
     }
   });
+
+  it('a node added after the leader compacted its whole log installs a snapshot taken before its addition, and stays a member', { timeout: 240_000 }, async () => {
+    cluster = await ProcessCluster.start(3, ['--snapshot-entries', '20', '--retain-entries', '0']);
+    const c = cluster;
+    await c.waitForLeader();
+    const admin = clientOf(c, ['n1', 'n2', 'n3']);
+    for (let i = 0; i < 60; i++) await admin.put(`k${i}`, `v${i}`);
+    // The snapshot n4 gets holds a configuration without n4: not a removal.
+    await grow(c, admin, 'n4', ['n1', 'n2', 'n3']);
+    const written = await admin.put('after', 'n4 joined');
+    const statuses = await waitForConvergence(c, ['n1', 'n2', 'n3', 'n4'], written.index);
+    expect(new Set(statuses.map((s) => s.digest)).size).toBe(1);
+    expect(c.isRunning('n4')).toBe(true);
+    expect(await readFile(join(c.dir, 'n4.log'), 'utf8')).toContain('"event":"snapshot-installed"');
+  });
+
+  it('a follower removed while it was frozen learns it from its peers once it runs again, and exits', { timeout: 240_000 }, async () => {
+    cluster = await ProcessCluster.start(4);
+    const c = cluster;
+    const leader = await c.waitForLeader();
+    const admin = clientOf(c, ['n1', 'n2', 'n3', 'n4'].filter((id) => id !== leader));
+    const victim = ['n1', 'n2', 'n3', 'n4'].find((id) => id !== leader) as string;
+    // The fault: the victim is frozen (SIGSTOP) through its whole removal; the leader stops talking to it.
+    expect(c.pause(victim)).toBe(true);
+    await admin.memberRemove(victim);
+    await admin.put('after', 'the removal');
+    c.resume(victim);
+    // Expected: it hears no leader, asks its peers for votes, is refused as a non-member, and exits.
+    await waitFor(`${victim} exits`, async () => (c.isRunning(victim) ? undefined : true), { timeoutMs: WAIT_MS });
+    const log = await readFile(join(c.dir, `${victim}.log`), 'utf8');
+    expect(log).toMatch(/"event":"removed".*"how":"told by n\d"/);
+  });
 });

@@ -109,6 +109,7 @@ function handCluster() {
       maxMessageBytes: 1 << 20,
       maxInflightMessages: 256,
       maxApplyBytes: 1 << 22,
+      maxUncommittedBytes: 64 * 1024 * 1024,
     },
     coreFactory: realCore,
     clock,

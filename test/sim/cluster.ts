@@ -235,6 +235,7 @@ export class Cluster {
           maxMessageBytes: t.maxMessageBytes,
           maxInflightMessages: t.maxInflightMessages,
           maxApplyBytes: t.maxApplyBytes,
+          maxUncommittedBytes: t.maxUncommittedBytes,
           appliedIndex: node.applied,
           random,
         },

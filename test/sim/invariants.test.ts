@@ -368,7 +368,7 @@ describe('read checker', () => {
 describe('liveness checker', () => {
   it('reports a cluster that elects no leader within the bound after the heal', () => {
     const c = { now: 1000 };
-    const check = new LivenessChecker(c, 1000, 500, 2);
+    const check = new LivenessChecker(c, 1000, 500, () => 2);
     c.now = 1500;
     check.check(() => 'state');
     c.now = 1501;
@@ -380,7 +380,7 @@ describe('liveness checker', () => {
 
   it('reports a leader whose proposals never reach a majority', () => {
     const c = { now: 1000 };
-    const check = new LivenessChecker(c, 1000, 500, 2);
+    const check = new LivenessChecker(c, 1000, 500, () => 2);
     check.observeLeader();
     check.proposalAccepted('p1');
     check.observeApply('n1', 'p1');
@@ -390,7 +390,7 @@ describe('liveness checker', () => {
 
   it('is satisfied by a proposal made after the heal and applied by a majority', () => {
     const c = { now: 900 };
-    const check = new LivenessChecker(c, 1000, 500, 2);
+    const check = new LivenessChecker(c, 1000, 500, () => 2);
     check.proposalAccepted('before-heal');
     check.observeApply('n1', 'before-heal');
     check.observeApply('n2', 'before-heal');

@@ -4,7 +4,9 @@ import type { NodeId } from '../../src/raft/types.js';
 /**
  * Liveness after the faults stop: from `healTime` on, the network is reliable
  * and every node is up, so within `bound` time units some node must be leader
- * and a proposal made after healTime must be applied by a majority.
+ * and a proposal made after healTime must be applied by a majority of the
+ * voters in force (membership changes may have resized the cluster, and a
+ * replaced voter whose disk died stays a voter until its removal commits).
  */
 export class LivenessChecker {
   private readonly appliedBy = new Map<string, Set<NodeId>>();
@@ -15,7 +17,7 @@ export class LivenessChecker {
     private readonly clock: SimClock,
     readonly healTime: number,
     readonly bound: number,
-    private readonly majority: number,
+    private readonly majority: () => number,
   ) {}
 
   get deadline(): number {
@@ -52,7 +54,7 @@ export class LivenessChecker {
     const nodes = this.appliedBy.get(key);
     if (nodes === undefined) return;
     nodes.add(node);
-    if (this.satisfiedAt === null && nodes.size >= this.majority) this.satisfiedAt = this.clock.now;
+    if (this.satisfiedAt === null && nodes.size >= this.majority()) this.satisfiedAt = this.clock.now;
   }
 
   /** Throws once the deadline has passed without progress. `describe` adds the cluster's state to the report. */
@@ -61,7 +63,7 @@ export class LivenessChecker {
     const what =
       this.firstLeaderAt === null
         ? `no leader was elected within ${this.bound} time units after the faults stopped at t=${this.healTime}`
-        : `a leader was elected at t=${this.firstLeaderAt}, but no proposal made after t=${this.healTime} was applied by a majority (${this.majority}) within ${this.bound} time units`;
+        : `a leader was elected at t=${this.firstLeaderAt}, but no proposal made after t=${this.healTime} was applied by a majority (${this.majority()}) within ${this.bound} time units`;
     throw new InvariantViolation('Liveness', this.clock.now, null, `${what}; ${describe()}`);
   }
 }

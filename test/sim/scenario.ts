@@ -89,6 +89,8 @@ export interface CoreTuning {
   readonly maxMessageBytes: number;
   readonly maxInflightMessages: number;
   readonly maxApplyBytes: number;
+  /** The leader's bound on proposed, uncommitted data ('backlog-full' past it). */
+  readonly maxUncommittedBytes: number;
 }
 
 export interface Scenario {
@@ -218,6 +220,19 @@ function chooseMembership(seed: number): MembershipProfile | null {
   return { changeMeanInterval: r.pick([40, 150, 400]), spareNodes: r.pick([1, 2, 3]) };
 }
 
+/**
+ * The leader's bound on uncommitted data: about ten to forty proposals of the
+ * simulated clients. Without one, a leader cut off from its quorum keeps
+ * taking the clients' retries, and after the heal a proposal waits behind all
+ * of them: with one small entry per message that takes longer than any
+ * liveness bound (production nodes run with a bound too). Drawn from a stream
+ * of its own, so that adding it left every other choice of every seed as it was.
+ */
+function chooseBacklogBound(seed: number): number {
+  const r = new SeededRandom(seed ^ 0x3a91c4e7);
+  return r.pick([256, 1024]);
+}
+
 export function chooseScenario(seed: number, nodeCount: number, overrides: Partial<Scenario> = {}): Scenario {
   const r = new SeededRandom(seed ^ 0x5ce7a210);
   const ids = Array.from({ length: nodeCount }, (_, i) => `n${i + 1}`);
@@ -231,6 +246,7 @@ export function chooseScenario(seed: number, nodeCount: number, overrides: Parti
     maxMessageBytes: r.pick([1, 1, 16, 256, 1024 * 1024]),
     maxInflightMessages: r.pick([1, 2, 8, 256]),
     maxApplyBytes: r.pick([1, 64, 4 * 1024 * 1024]),
+    maxUncommittedBytes: chooseBacklogBound(seed),
   };
   const tickPeriods = ids.map(() => 9 + r.nextInt(3));
   const tickPhases = tickPeriods.map((p) => r.nextInt(p));

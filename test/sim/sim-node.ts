@@ -43,6 +43,10 @@ export class SimNode {
   readonly storedLog: LogView;
   /** A member of the cluster at some point: started at the beginning, or added later by a membership change. */
   joined: boolean;
+  /** Its disk died (a 'replace' membership step): it never runs again, and the operator removes it. */
+  retired = false;
+  /** Started to be added, and not yet seen in the leader's configuration: the add may have been refused or overwritten. */
+  awaitingAdd = false;
 
   constructor(
     readonly id: NodeId,

@@ -176,7 +176,10 @@ class Simulation {
           }
         : null,
     });
-    const majority = Math.floor(nodeCount / 2) + 1;
+    const majority = () => {
+      const voters = this.cluster.currentLeader()?.core?.status().config.voters.length ?? nodeCount;
+      return Math.floor(voters / 2) + 1;
+    };
     this.liveness = new LivenessChecker(this.clock, this.scenario.faultPhaseLength, this.scenario.livenessBound, majority);
     this.cluster.watchLiveness(this.liveness);
   }
@@ -266,7 +269,7 @@ class Simulation {
         return;
       }
       case 'restart':
-        if (event.node.life === event.life && !event.node.up) this.startNode(event.node);
+        if (event.node.life === event.life && !event.node.up && !event.node.retired) this.startNode(event.node);
         return;
       case 'heal-partition':
         if (this.network.heal(event.serial)) this.log.record(now, 'net', { k: 'note', text: 'partition heals' });
@@ -369,13 +372,15 @@ class Simulation {
       k: 'note',
       text: `faults stop: partitions healed, no more loss; a proposal must be applied by a majority before t=${this.liveness.deadline}`,
     });
-    for (const node of this.cluster.nodes) if (!node.up && node.joined) this.startNode(node);
+    for (const node of this.cluster.nodes) if (!node.up && node.joined && !node.retired) this.startNode(node);
   }
 
   /**
    * An operator's membership change at the current leader: add a fresh node
    * as a learner (it starts with an empty log and configuration), promote a
-   * learner, or remove a member, the leader included; 3 to 5 voters.
+   * learner, remove a member (the leader included), or replace a voter whose
+   * disk died (it crashes for good and is removed; a later add takes its
+   * place); 3 to 5 voters, 2 for a while during a replacement.
    */
   private changeMembership(): void {
     const r = this.membershipRandom;
@@ -384,17 +389,31 @@ class Simulation {
     if (leader === null || core === null) return;
     const { config } = core.status();
     const learners = config.learners ?? [];
-    const spare = this.cluster.nodes.filter((node) => !node.joined);
-    const actions: ('add' | 'promote' | 'remove')[] = [];
-    if (spare.length > 0 && config.voters.length + learners.length < 6) actions.push('add');
+    const members = [...config.voters, ...learners];
+    for (const node of this.cluster.nodes) if (members.includes(node.id)) node.awaitingAdd = false;
+    // Never joined, or started for an add that did not take (refused, or overwritten): its log holds nothing of note.
+    const spare = this.cluster.nodes.filter((node) => !node.joined || (node.awaitingAdd && !members.includes(node.id)));
+    const dead = this.cluster.nodes.filter((node) => node.retired && members.includes(node.id)).map((node) => node.id);
+    const actions: ('add' | 'promote' | 'remove' | 'replace')[] = [];
+    if (spare.length > 0 && members.length < 6) actions.push('add');
     if (learners.length > 0 && config.voters.length < 5) actions.push('promote');
-    if (config.voters.length > 3 || learners.length > 0) actions.push('remove');
+    if (config.voters.length > 3 || learners.length > 0 || dead.length > 0) actions.push('remove');
+    // A disk dies only in a healthy cluster: every voter alive, no change under way. Two deaths before the first
+    // is repaired would cost a 3-voter cluster its quorum for good, which no protocol survives. Without PreVote a
+    // voter whose log is behind (it cannot win) keeps bumping the term, and with one voter dead for good the
+    // electable ones may not get a turn for a long time: raftlog always runs PreVote, so replacements are
+    // simulated with it only.
+    const { configIndex, commitIndex } = core.status();
+    if (config.voters.length >= 3 && dead.length === 0 && configIndex <= commitIndex && this.scenario.core.preVote) actions.push('replace');
     if (actions.length === 0) return;
     switch (r.pick(actions)) {
       case 'add': {
         const node = r.pick(spare);
-        node.joined = true;
-        this.startNode(node);
+        node.awaitingAdd = true;
+        if (!node.joined) {
+          node.joined = true;
+          this.startNode(node);
+        }
         this.cluster.proposeConfigChange(leader, { type: 'add-learner', id: node.id, address: `sim:${node.id}` });
         return;
       }
@@ -402,8 +421,18 @@ class Simulation {
         this.cluster.proposeConfigChange(leader, { type: 'promote', id: r.pick(learners) });
         return;
       case 'remove': {
-        const removable = config.voters.length > 3 ? [...config.voters, ...learners] : [...learners];
+        // A dead member first: the operator's reason to remove anyone at the minimum size.
+        const removable = dead.length > 0 ? dead : config.voters.length > 3 ? members : [...learners];
         this.cluster.proposeConfigChange(leader, { type: 'remove', id: r.pick(removable) });
+        return;
+      }
+      case 'replace': {
+        const victim = this.cluster.nodes.find((node) => node.id === r.pick(config.voters.filter((id) => id !== leader.id)));
+        if (victim === undefined) return;
+        victim.retired = true;
+        this.log.record(this.clock.now, victim.id, { k: 'note', text: `${victim.id}'s disk dies: it never comes back; the operator removes it` });
+        if (victim.up) this.cluster.crash(victim, Number.POSITIVE_INFINITY);
+        this.cluster.proposeConfigChange(leader, { type: 'remove', id: victim.id });
         return;
       }
     }
@@ -576,7 +605,7 @@ export function describeScenario(s: Scenario): string {
     .join(' ');
   return (
     `seed ${s.seed}: ${s.ids.length} nodes, preVote=${c.preVote} checkQuorum=${c.checkQuorum} heartbeat=${c.heartbeatTicks} ` +
-    `maxMsg=${c.maxMessageBytes} inflight=${c.maxInflightMessages} maxApply=${c.maxApplyBytes}; ` +
+    `maxMsg=${c.maxMessageBytes} inflight=${c.maxInflightMessages} maxApply=${c.maxApplyBytes} maxUncommitted=${c.maxUncommittedBytes}; ` +
     `ticks every ${s.tickPeriods.join('/')}; network delay ${n.minDelay}..${n.maxDelay} loss=${n.lossRate} dup=${n.duplicateRate} long=${n.longDelayRate}; ` +
     `faults every ~${s.faultMeanInterval} until t=${s.faultPhaseLength} (${faults}); ` +
     `${s.clients} clients thinking ~${s.clientThinkTime}, reads every ~${s.readMeanInterval}; ` +

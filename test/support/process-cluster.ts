@@ -31,6 +31,14 @@ export interface ProcessClusterOptions {
   readonly execArgv?: readonly string[];
   /** Each node's `--peers`: by default every node's real address; a fault harness routes them through its proxies. */
   readonly peersOf?: (id: string, addresses: ReadonlyMap<string, string>) => string;
+  /** Extra environment of one node's process (test hooks such as RAFTLOG_TEST_PEER_ROUTES), on top of this process's. */
+  readonly envOf?: (id: string) => Readonly<Record<string, string>>;
+  /**
+   * Where a node that joined with --join finds the cluster when it is started
+   * again: by default the endpoints it first joined through, which may have
+   * left the cluster since. Node ids; their current addresses are used.
+   */
+  readonly rejoinViaOf?: (id: string) => readonly string[];
 }
 
 type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply: unknown) => void) => void;
@@ -41,13 +49,17 @@ export class ProcessCluster {
   /** Nodes started with --join, and the client endpoints they join through. */
   private readonly joinVia = new Map<string, string[]>();
   private readonly clients = new Map<string, grpc.Client>();
+  /** The founding members: they always start with the founding --peers, even after leaving and joining again. */
+  private readonly founders: ReadonlySet<string>;
 
   private constructor(
     readonly dir: string,
     readonly addresses: Map<string, string>,
     private readonly extraArgs: readonly string[],
     private readonly options: ProcessClusterOptions,
-  ) {}
+  ) {
+    this.founders = new Set(addresses.keys());
+  }
 
   static async start(size: number, extraArgs: readonly string[] = [], options: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'raftlog-cluster-'));
@@ -67,19 +79,24 @@ export class ProcessCluster {
    * through `joinVia` (`raftlog node --join`); it waits to be added.
    */
   async startJoining(id: string, joinVia: readonly string[]): Promise<string> {
+    if (this.isRunning(id)) throw new Error(`node ${id} is running: it cannot join again`);
     const address = `127.0.0.1:${await freePort()}`;
     this.addresses.set(id, address);
+    // A client made for an earlier process of this id dials its old port.
+    this.dropClient(id);
     this.joinVia.set(id, joinVia.map((peer) => this.address(peer)));
     this.startNode(id);
     return address;
   }
 
   startNode(id: string, execArgv: readonly string[] = this.options.execArgv ?? []): void {
-    const joinVia = this.joinVia.get(id);
+    const rejoinVia = this.options.rejoinViaOf?.(id).map((peer) => this.address(peer));
+    const joinVia = this.joinVia.has(id) && rejoinVia !== undefined && rejoinVia.length > 0 ? rejoinVia : this.joinVia.get(id);
     // A founder restarts with the founding --peers: its data dir holds the configuration since.
-    const founding = new Map([...this.addresses].filter(([peer]) => !this.joinVia.has(peer)));
+    const founding = new Map([...this.addresses].filter(([peer]) => this.founders.has(peer) || !this.joinVia.has(peer)));
     const peers = this.options.peersOf?.(id, founding) ?? [...founding].map(([peer, address]) => `${peer}=${address}`).join(',');
     const membership = joinVia !== undefined ? ['--join', joinVia.join(',')] : ['--peers', peers];
+    const env = this.options.envOf === undefined ? undefined : { ...process.env, ...this.options.envOf(id) };
     // The child writes its log file itself: relaying it through pipes would bill this process's CPU for it.
     const log = openSync(join(this.dir, `${id}.log`), 'a');
     try {
@@ -87,7 +104,7 @@ export class ProcessCluster {
         process.execPath,
         [...execArgv, '--import', TSX_LOADER, NODE_MAIN, '--id', id, '--listen', this.address(id), ...membership,
           '--data', join(this.dir, id), '--log-level', this.options.logLevel ?? 'debug', ...this.extraArgs],
-        { stdio: ['ignore', log, log] },
+        { stdio: ['ignore', log, log], ...(env === undefined ? {} : { env }) },
       );
       this.processes.set(id, child);
     } finally {
@@ -113,8 +130,34 @@ export class ProcessCluster {
       clearTimeout(timer);
     }
     this.processes.delete(id);
-    this.clients.get(id)?.close();
-    this.clients.delete(id);
+    this.dropClient(id);
+  }
+
+  /**
+   * Waits for a node to exit by itself (a removed member does), and SIGKILLs
+   * it after `timeoutMs`. True when it exited by itself (or was not running).
+   */
+  async waitForExit(id: string, timeoutMs: number): Promise<boolean> {
+    const child = this.processes.get(id);
+    let byItself = true;
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      const timer = setTimeout(() => {
+        byItself = false;
+        child.kill('SIGKILL');
+      }, timeoutMs);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.processes.delete(id);
+    this.dropClient(id);
+    return byItself;
+  }
+
+  /** Deletes a node's data directory, so that its id can join again as a new member; it must not be running. */
+  async wipeData(id: string): Promise<void> {
+    if (this.isRunning(id)) throw new Error(`node ${id} is running: its data dir ${join(this.dir, id)} cannot be wiped`);
+    await rm(join(this.dir, id), { recursive: true, force: true });
   }
 
   address(id: string): string {
@@ -131,8 +174,7 @@ export class ProcessCluster {
     child.kill('SIGKILL');
     await exited;
     this.processes.delete(id);
-    this.clients.get(id)?.close();
-    this.clients.delete(id);
+    this.dropClient(id);
   }
 
   /** SIGSTOP: the process is frozen with its sockets open, as a long GC pause or a stalled VM would leave it. */
@@ -181,6 +223,11 @@ export class ProcessCluster {
       },
       { timeoutMs, intervalMs: 50 },
     );
+  }
+
+  private dropClient(id: string): void {
+    this.clients.get(id)?.close();
+    this.clients.delete(id);
   }
 
   private signal(id: string, signal: NodeJS.Signals): boolean {

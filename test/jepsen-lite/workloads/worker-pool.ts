@@ -7,7 +7,8 @@ import type { HistoryRecorder } from '../recorder.js';
 export interface WorkloadOptions {
   readonly cluster: ProcessCluster;
   readonly recorder: HistoryRecorder;
-  readonly nodes: readonly string[];
+  /** The members now (the configuration changes under the membership nemesis); asked before every operation. */
+  readonly nodes: () => readonly string[];
   readonly concurrency: number;
   /** Target operations per second, all workers together. */
   readonly rate: number;
@@ -23,10 +24,14 @@ export type Outcome =
   | { readonly type: 'ok'; readonly value: unknown; readonly index?: number }
   | { readonly type: 'fail' | 'info'; readonly value: unknown; readonly error: string };
 
-/** One client worker: it has one operation outstanding, bound to one node, under a process number. */
+/**
+ * One client worker: it has one operation outstanding, bound to one node,
+ * under a process number. It stays with its node while that is a member,
+ * down or not, and moves to another when the node leaves the configuration.
+ */
 export interface Worker {
   readonly index: number;
-  readonly node: string;
+  node: string;
   readonly random: SeededRandom;
   process: number;
 }
@@ -62,15 +67,18 @@ export async function runWorkers(
 ): Promise<void> {
   const { concurrency, rate, recorder } = options;
   const meanGapMs = (1000 * concurrency) / rate;
+  const bindTo = (index: number, nodes: readonly string[]) => nodes[index % nodes.length] as string;
   const workers: Worker[] = Array.from({ length: concurrency }, (_, index) => ({
     index,
-    node: options.nodes[index % options.nodes.length] as string,
+    node: bindTo(index, options.nodes()),
     random: new SeededRandom(options.seed * 7919 + index),
     process: index,
   }));
   await Promise.all(
     workers.map(async (worker) => {
       while (!options.stopped()) {
+        const nodes = options.nodes();
+        if (nodes.length > 0 && !nodes.includes(worker.node)) worker.node = bindTo(worker.index, nodes);
         const op = operate(worker);
         const invocation: ClientEvent = recorder.invoke(worker.process, op.f, op.key, op.f === 'read' ? null : op.value, worker.node);
         const outcome = await op.call().catch((error: unknown) => outcomeOfError(error, op.value));
