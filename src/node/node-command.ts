@@ -10,6 +10,7 @@ export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT (--pee
        [--cluster NAME] [--tick-ms ${NODE_DEFAULTS.tickMs}] [--election-ticks ${NODE_DEFAULTS.electionTicks}]
        [--heartbeat-ticks ${NODE_DEFAULTS.heartbeatTicks}] [--log-level info]
        [--snapshot-entries ${COMPACTION_DEFAULTS.snapshotEntries}] [--retain-entries ${COMPACTION_DEFAULTS.retainEntries}]
+       [--max-uncommitted-bytes ${NODE_DEFAULTS.maxUncommittedBytes}]
 
 Runs one raftlog server: Raft with its peers and the client API on HOST:PORT.
 --peers lists every member of a new cluster, this node included. --join instead
@@ -20,6 +21,10 @@ removed from its cluster exits. Logs are JSON lines on stdout.
                       the last snapshot, then compact the log; 0 = never snapshot or compact.
 --retain-entries M    log entries kept behind the snapshot, so slow followers and
                       readers catch up from the log rather than by InstallSnapshot.
+--max-uncommitted-bytes B  as leader, refuse writes with RESOURCE_EXHAUSTED (nothing
+                      written; clients retry after a pause) while B bytes of writes
+                      wait to commit: under overload, admitted writes wait behind
+                      at most that much.
 SIGTERM or SIGINT stops it gracefully.`;
 
 export class UsageError extends Error {}
@@ -40,6 +45,7 @@ export interface NodeCommandOptions {
   readonly snapshotEntries: number;
   /** Entries kept behind the latest snapshot. */
   readonly retainEntries: number;
+  readonly maxUncommittedBytes: number;
 }
 
 export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
@@ -60,6 +66,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
         'log-level': { type: 'string', default: 'info' },
         'snapshot-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.snapshotEntries) },
         'retain-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.retainEntries) },
+        'max-uncommitted-bytes': { type: 'string', default: String(NODE_DEFAULTS.maxUncommittedBytes) },
       },
       strict: true,
     }));
@@ -91,11 +98,16 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${values[name]}`);
     return n;
   };
-  const nonNegative = (name: 'snapshot-entries' | 'retain-entries'): number => {
+  const nonNegative = (name: 'snapshot-entries' | 'retain-entries' | 'max-uncommitted-bytes'): number => {
     const text = values[name];
     // Number() would take '', '1e3' and '0x10'; a count of entries is plain digits.
     const n = /^\d+$/.test(text) ? Number(text) : NaN;
     if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} must be a non-negative integer, got "${text}"`);
+    return n;
+  };
+  const atLeastOne = (name: 'max-uncommitted-bytes'): number => {
+    const n = nonNegative(name);
+    if (n < 1) throw new UsageError(`--${name} must be at least 1, got "${values[name]}"`);
     return n;
   };
   return {
@@ -110,6 +122,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     logLevel: values['log-level'],
     snapshotEntries: nonNegative('snapshot-entries'),
     retainEntries: nonNegative('retain-entries'),
+    maxUncommittedBytes: atLeastOne('max-uncommitted-bytes'),
     ...(join !== undefined ? { join } : {}),
   };
 }

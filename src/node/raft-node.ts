@@ -26,6 +26,7 @@ import { raftLogServiceDefinition, type LogEntryReply } from './client-proto.js'
 import { ClientError, deadlineExceeded, NotLeaderError, unavailable } from './errors.js';
 import { deriveClusterId, PeerAdmission } from './cluster-identity.js';
 import { discoverCluster, membershipView, refusalError, type MembershipView } from './node-membership.js';
+import { ProposalWaiters } from './proposal-waiters.js';
 import { NodeSnapshots, restoreStateMachine, SNAPSHOT_POLICY_DEFAULTS, type SnapshotPolicy } from './node-snapshots.js';
 import { createPeerService, PEER_SERVER_OPTIONS, PeerClients } from './peer-transport.js';
 import { raftPeerServiceDefinition } from './raft-proto.js';
@@ -50,6 +51,8 @@ export interface RaftNodeOptions {
   readonly snapshotEntries?: number;
   /** Entries kept behind a snapshot for slow followers and log readers. */
   readonly retainEntries?: number;
+  /** As leader, refuse writes (RESOURCE_EXHAUSTED) while this many bytes of proposals wait to commit. */
+  readonly maxUncommittedBytes?: number;
   /**
    * Client endpoints of a running cluster this new node joins (`--join`):
    * it learns the cluster's id, name and members there, starts with an empty
@@ -62,7 +65,11 @@ export interface RaftNodeOptions {
   readonly logger: Logger;
 }
 
-export const NODE_DEFAULTS = { tickMs: 20, electionTicks: 10, heartbeatTicks: 1, cluster: 'raftlog' } as const;
+/**
+ * maxUncommittedBytes: about a second of writes at this machine's throughput with small values, so a write
+ * admitted under overload waits behind at most that much; a single larger write is still taken when nothing waits.
+ */
+export const NODE_DEFAULTS = { tickMs: 20, electionTicks: 10, heartbeatTicks: 1, cluster: 'raftlog', maxUncommittedBytes: 4 * 1024 * 1024 } as const;
 
 export interface Committed {
   readonly index: number;
@@ -98,7 +105,7 @@ const MAX_PROPOSAL_BYTES = 2 * 1024 * 1024 + 8 * 1024;
  * so concurrent proposals share one fsync.
  */
 export class RaftNode {
-  private readonly proposals = new Map<number, Waiter<Committed> & { readonly term: number }>();
+  private readonly proposals = new ProposalWaiters<Committed>();
   private readonly reads = new Map<string, Waiter<ReadResult> & { readonly key: Uint8Array }>();
   private readCounter = 0;
   private processing = false;
@@ -285,6 +292,7 @@ export class RaftNode {
           electionTicks: options.electionTicks ?? NODE_DEFAULTS.electionTicks,
           heartbeatTicks: options.heartbeatTicks ?? NODE_DEFAULTS.heartbeatTicks,
           maxProposalBytes: MAX_PROPOSAL_BYTES,
+          maxUncommittedBytes: options.maxUncommittedBytes ?? NODE_DEFAULTS.maxUncommittedBytes,
           appliedIndex: kv.appliedIndex,
           // Only election timeouts are random; each process draws its own seed.
           random: new SeededRandom(randomInt(0x7fffffff)),
@@ -384,8 +392,8 @@ export class RaftNode {
       throw unavailable(result.message);
     }
     this.schedule();
-    return this.wait(this.proposals, result.index, deadline, { term: result.term }, () =>
-      `no commit of index ${result.index} before the deadline; the write may or may not take effect`,
+    return this.proposals.wait(result.index, result.term, deadline, () =>
+      deadlineExceeded(`node ${this.id}: no commit of index ${result.index} before the deadline; the write may or may not take effect`),
     );
   }
 
@@ -407,8 +415,8 @@ export class RaftNode {
       `configuration change ${change.type} ${change.id} appended at ${result.index}`,
     );
     this.schedule();
-    const committed = await this.wait(this.proposals, result.index, deadline, { term: result.term }, () =>
-      `no commit of the configuration change at index ${result.index} before the deadline; it may or may not take effect`,
+    const committed = await this.proposals.wait(result.index, result.term, deadline, () =>
+      deadlineExceeded(`node ${this.id}: no commit of the configuration change at index ${result.index} before the deadline; it may or may not take effect`),
     );
     return { index: committed.index, view: this.membership() };
   }
@@ -471,17 +479,15 @@ export class RaftNode {
     if (this.timer !== null) clearInterval(this.timer);
     // A proposal in the log may still commit through the next leader: its outcome is unknown, and
     // UNAVAILABLE would tell the client it is safe to retry. A read changed nothing, so it may say so.
-    for (const [index, pending] of this.proposals) {
-      pending.reject(
+    this.proposals.rejectAll(
+      (index, term) =>
         new ClientError(
           grpc.status.UNKNOWN,
-          `node ${this.id} is shutting down before the write at index ${index} (term ${pending.term}) was known to commit; it may or may not take effect`,
+          `node ${this.id} is shutting down before the write at index ${index} (term ${term}) was known to commit; it may or may not take effect`,
         ),
-      );
-    }
+    );
     const reason = unavailable(`node ${this.id} is shutting down`);
     for (const pending of this.reads.values()) pending.reject(reason);
-    this.proposals.clear();
     this.reads.clear();
     // Peers' streams to us stay open until we end them; client calls get a moment to finish.
     this.shutdown.abort();
@@ -606,16 +612,14 @@ export class RaftNode {
   private install(kv: KvStateMachine): void {
     const previous = this.kv.appliedIndex;
     this.kv = kv;
-    for (const [index, pending] of this.proposals) {
-      if (index > kv.appliedIndex) continue;
-      this.proposals.delete(index);
-      pending.reject(
+    this.proposals.rejectThrough(
+      kv.appliedIndex,
+      (index, term) =>
         new ClientError(
           grpc.status.UNKNOWN,
-          `node ${this.id}: the write at index ${index} (term ${pending.term}) was overtaken by a snapshot from the leader; it may or may not have taken effect`,
+          `node ${this.id}: the write at index ${index} (term ${term}) was overtaken by a snapshot from the leader; it may or may not have taken effect`,
         ),
-      );
-    }
+    );
     this.logger.info(
       { event: 'snapshot-installed', index: kv.appliedIndex, previousApplied: previous, digest: kv.digest() },
       `installed the leader's snapshot at ${kv.appliedIndex}`,
@@ -624,15 +628,14 @@ export class RaftNode {
 
   private apply(entry: Entry): void {
     const result = this.kv.apply(entry);
-    const pending = this.proposals.get(entry.index);
-    if (pending === undefined) return;
-    this.proposals.delete(entry.index);
-    if (entry.term === pending.term) {
-      pending.resolve({ index: entry.index, term: entry.term, result });
-    } else {
+    if (this.proposals.size === 0) return;
+    this.proposals.applied(
+      entry.index,
+      entry.term,
+      () => ({ index: entry.index, term: entry.term, result }),
       // Another leader's entry took this index: ours was never committed, definitely.
-      pending.reject(unavailable(`the write at index ${entry.index} was not committed: leadership changed (term ${entry.term})`));
-    }
+      (term) => unavailable(`the write at index ${entry.index} (term ${term}) was not committed: leadership changed (term ${entry.term})`),
+    );
   }
 
   private serveRead(read: ReadReady): void {
@@ -658,11 +661,7 @@ export class RaftNode {
     timeoutMessage: () => string,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        waiters.delete(key);
-        reject(deadlineExceeded(`node ${this.id}: ${timeoutMessage()}`));
-      }, Math.max(0, deadline - Date.now()));
-      waiters.set(key, {
+      const waiter = {
         ...extra,
         resolve: (value: T) => {
           clearTimeout(timer);
@@ -672,7 +671,13 @@ export class RaftNode {
           clearTimeout(timer);
           reject(error);
         },
-      });
+      };
+      const timer = setTimeout(() => {
+        // Only this waiter: another may have taken the key since.
+        if (waiters.get(key) === waiter) waiters.delete(key);
+        reject(deadlineExceeded(`node ${this.id}: ${timeoutMessage()}`));
+      }, Math.max(0, deadline - Date.now()));
+      waiters.set(key, waiter);
     });
   }
 

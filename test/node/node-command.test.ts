@@ -42,3 +42,17 @@ describe('raftlog node --snapshot-entries / --retain-entries', () => {
     expect(NODE_USAGE).toContain('--retain-entries');
   });
 });
+
+describe('raftlog node --max-uncommitted-bytes', () => {
+  it('defaults to 4 MiB, takes a value, and documents the flag', () => {
+    expect(parseNodeArgs(REQUIRED).maxUncommittedBytes).toBe(4 * 1024 * 1024);
+    expect(parseNodeArgs([...REQUIRED, '--max-uncommitted-bytes', '65536']).maxUncommittedBytes).toBe(65_536);
+    expect(NODE_USAGE).toContain('--max-uncommitted-bytes');
+  });
+
+  it.each(['0', '-5', 'lots'])('rejects "%s" with a usage error naming the flag', (value) => {
+    const parse = () => parseNodeArgs([...REQUIRED, `--max-uncommitted-bytes=${value}`]);
+    expect(parse).toThrow(UsageError);
+    expect(parse).toThrow('--max-uncommitted-bytes must');
+  });
+});
