@@ -139,7 +139,7 @@ export class PeerAdmission {
    * delivered (and then remembers its incarnation); otherwise why not. `what`
    * names the message in the details ("batch", "snapshot offer", ...).
    */
-  check(claim: PeerClaim, what: string): Refusal | null {
+  check(claim: PeerClaim, what: string, { fromLeader = false }: { readonly fromLeader?: boolean } = {}): Refusal | null {
     const { from } = claim;
     const clusterId = claim.clusterId ?? '';
     const incarnation = claim.memberIncarnation ?? '';
@@ -154,7 +154,12 @@ export class PeerAdmission {
     // A sender of another name is of another cluster, member id or not; one of our name but an id we do not
     // know is first of all not a member (a node started with a --peers of its own gets a cluster id of its own).
     if (claim.cluster !== this.cluster) return otherCluster();
-    if (!this.isKnownMember(from)) {
+    // A leader's traffic is taken from any node of this cluster (dissertation §4.1: servers do not consult
+    // their configuration for incoming requests): a node whose configuration is older than its leader's (a
+    // learner fed a snapshot taken before the leader itself was added) must let that leader bring it up to
+    // date. The core rejects a stale leader by its term. Anything else from a non-member is refused, which
+    // is how a removed node learns that its removal committed.
+    if (!fromLeader && !this.isKnownMember(from)) {
       const metadata = new grpc.Metadata();
       metadata.set(REFUSAL_METADATA_KEY, NOT_A_MEMBER);
       return withMetadata(metadata, mismatch(

@@ -187,6 +187,14 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
   return { Deliver, Stream } as grpc.UntypedServiceImplementation;
 }
 
+/** What only a leader sends: appends, heartbeats, read-index answers, a hand-over. */
+const LEADER_BODIES: ReadonlySet<string> = new Set(['appendRequest', 'heartbeat', 'readIndexResponse', 'timeoutNow']);
+
+function isLeaderTraffic(message: WireRaftMessage): boolean {
+  const bodies = message.body !== undefined ? [message.body] : Object.keys(message).filter((key) => key !== 'term');
+  return bodies.length > 0 && bodies.every((body) => LEADER_BODIES.has(body));
+}
+
 function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string, admission: PeerAdmission | null): Refusal | null {
   const invalid = (details: string): Refusal => ({ code: grpc.status.INVALID_ARGUMENT, details });
   const mismatch = (details: string): Refusal => ({ code: grpc.status.FAILED_PRECONDITION, details });
@@ -197,7 +205,7 @@ function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string, admi
     return invalid(`batch from ${batch.from} does not name its cluster (field "cluster" is empty)`);
   }
   if (admission !== null) {
-    const refused = admission.check(batch, 'batch');
+    const refused = admission.check(batch, 'batch', { fromLeader: Array.isArray(batch.messages) && batch.messages.length > 0 && batch.messages.every(isLeaderTraffic) });
     if (refused !== null) return refused;
   } else if (batch.cluster !== cluster) {
     return mismatch(

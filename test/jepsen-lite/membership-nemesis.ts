@@ -57,6 +57,13 @@ const EXIT_WHILE_STOPPING_MS = 5_000;
 /** How long to wait for a leader with a committed configuration. */
 const READ_WITHIN_MS = 10_000;
 const RETRY_MS = 300;
+/**
+ * A refusal is mostly passing (no leader during a partition, a leader that has
+ * not committed in its term yet, the previous change not committed, a removal
+ * refused while another voter is killed): an add or a removal is retried for
+ * this long before the step gives up.
+ */
+const CHANGE_WITHIN_MS = 10_000;
 
 export interface MembershipNemesisOptions {
   readonly cluster: ProcessCluster;
@@ -272,7 +279,12 @@ export class MembershipNemesis {
   /** MemberAdd of a started joiner as a learner, then its promotion. */
   private async addJoiner(id: string, address: string): Promise<Added> {
     const { cluster, roster } = this.options;
-    const change = await this.change((client) => client.memberAdd(id, address, { learner: true }));
+    const deadline = Date.now() + CHANGE_WITHIN_MS;
+    let change = await this.change((client) => client.memberAdd(id, address, { learner: true }));
+    while (change.outcome === 'refused' && Date.now() < deadline && !this.options.stopping() && cluster.isRunning(id)) {
+      await this.options.sleep(RETRY_MS);
+      change = await this.change((client) => client.memberAdd(id, address, { learner: true }));
+    }
     if (change.outcome !== 'done') {
       const config = change.outcome === 'unknown' ? await roster.readCommitted(READ_WITHIN_MS) : null;
       if (config === null || !(config.learners.includes(id) || config.voters.includes(id))) {
@@ -325,7 +337,7 @@ export class MembershipNemesis {
   private async remove(id: string, leader: boolean): Promise<string> {
     const config = await this.refresh();
     if (config !== null && config.voters.length - 1 < this.options.minVoters) return `not removed: ${describeConfiguration(config)} is at the minimum`;
-    const removal = await this.removeMember(id);
+    const removal = await this.removeMember(id, CHANGE_WITHIN_MS);
     if (removal !== 'removed') return removal;
     if (leader) this.counts.leaderRemoved++;
     return `removed; ${await this.awaitExit(id)}`;

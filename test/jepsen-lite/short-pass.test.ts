@@ -117,6 +117,8 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
       seed: 15,
       snapshotEntries: 100,
       retainEntries: 20,
+      // A step (start a joiner, add, catch up, promote) takes seconds on a loaded machine: room for several.
+      timeSeconds: 45,
     });
     expect(result.valid, formatSummary(result)).toBe(true);
     expect(verdicts(result)).toEqual({

@@ -196,13 +196,24 @@ function sender(self: NodeId, address: string, identity: PeerIdentity) {
 }
 
 /** Sends heartbeats from `from` until `count` streams were refused, as Raft would keep sending. */
-async function untilRefused(link: ReturnType<typeof sender>, from: NodeId, count: number): Promise<void> {
-  let commit = 0;
+async function untilRefused(link: ReturnType<typeof sender>, from: NodeId, count: number, send: () => Message = () => heartbeat(from, 'n2', 1)): Promise<void> {
   await waitFor(`${count} refused calls from ${from}`, () => {
-    link.transport.send([heartbeat(from, 'n2', ++commit)]);
+    link.transport.send([send()]);
     return link.refusedCalls() >= count ? true : undefined;
   });
 }
+
+/** What a node the cluster does not know sends first: it campaigns. */
+const preVote = (from: NodeId, to: NodeId): Message => ({
+  from,
+  to,
+  term: 2,
+  type: 'VoteRequest',
+  preVote: true,
+  lastLogIndex: 0,
+  lastLogTerm: 0,
+  leadershipTransfer: false,
+});
 
 describe('the peer service of a node with an identity', () => {
   it('takes batches of its own cluster, carrying the id and incarnation', async () => {
@@ -229,14 +240,23 @@ describe('the peer service of a node with an identity', () => {
     expect(refusing[0]).toMatchObject({ event: 'peer-refused', from: 'n3', code: 'FAILED_PRECONDITION' });
   });
 
-  it('a node the cluster does not know (n4): refused and logged once by both sides, not silently dropped', async () => {
+  it('a node the cluster does not know (n4): its campaign is refused and logged once by both sides, not silently dropped', async () => {
     const n2 = await startN2();
     const n4 = sender('n4', n2.address, { clusterId: ALPHA, incarnation: incarnation() });
-    await untilRefused(n4, 'n4', 3);
+    await untilRefused(n4, 'n4', 3, () => preVote('n4', 'n2'));
     expect(n2.received).toEqual([]);
     expect(warnings(n4.lines, 'peer refused messages')).toHaveLength(1);
     expect(String(warnings(n4.lines, 'peer refused messages')[0]?.error)).toMatch(/^n4 is not a member of cluster "alpha"/);
     expect(warnings(n2.lines, 'refused a batch from a peer')).toHaveLength(1);
+  });
+
+  it("a leader's traffic from a node this one's configuration does not list yet is taken (the core judges it by its term)", async () => {
+    const n2 = await startN2();
+    const newer = sender('n4', n2.address, { clusterId: ALPHA, incarnation: incarnation() });
+    newer.transport.send([heartbeat('n4', 'n2', 3)]);
+    await waitFor("n4's heartbeat delivered", () => (n2.received.length > 0 ? true : undefined));
+    expect(n2.received[0]).toMatchObject({ from: 'n4', type: 'Heartbeat', leaderCommit: 3 });
+    expect(newer.refusedCalls()).toBe(0);
   });
 
   it('two processes claiming n1: the one that keeps talking is served, the other is refused, both sides log it once', async () => {
