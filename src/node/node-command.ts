@@ -23,8 +23,7 @@ removed from its cluster exits. Logs are JSON lines on stdout.
                       readers catch up from the log rather than by InstallSnapshot.
 --max-uncommitted-bytes B  as leader, refuse writes with RESOURCE_EXHAUSTED (nothing
                       written; clients retry after a pause) while B bytes of writes
-                      wait to commit: under overload, admitted writes wait behind
-                      at most that much.
+                      wait to commit (a slow or cut-off quorum).
 SIGTERM or SIGINT stops it gracefully.`;
 
 export class UsageError extends Error {}

@@ -66,8 +66,9 @@ export interface RaftNodeOptions {
 }
 
 /**
- * maxUncommittedBytes: about a second of writes at this machine's throughput with small values, so a write
- * admitted under overload waits behind at most that much; a single larger write is still taken when nothing waits.
+ * maxUncommittedBytes bounds the memory of a leader's uncommitted tail (a quorum slow or out of reach). It
+ * is no latency bound for small writes: 4 MiB is some 36,000 Puts of 100 bytes, several seconds of commits
+ * here (`npm run bench:overload` has the figures; under overload the queue forms in front of the core).
  */
 export const NODE_DEFAULTS = { tickMs: 20, electionTicks: 10, heartbeatTicks: 1, cluster: 'raftlog', maxUncommittedBytes: 4 * 1024 * 1024 } as const;
 
