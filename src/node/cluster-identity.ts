@@ -137,9 +137,11 @@ export class PeerAdmission {
   /**
    * Null when a message from `claim.from` with these credentials may be
    * delivered (and then remembers its incarnation); otherwise why not. `what`
-   * names the message in the details ("batch", "snapshot offer", ...).
+   * names the message in the details ("batch", "snapshot offer", ...);
+   * `fromLeader` says whether it is a leader's traffic, asked only of a
+   * sender this node does not know as a member.
    */
-  check(claim: PeerClaim, what: string, { fromLeader = false }: { readonly fromLeader?: boolean } = {}): Refusal | null {
+  check(claim: PeerClaim, what: string, { fromLeader = () => false }: { readonly fromLeader?: () => boolean } = {}): Refusal | null {
     const { from } = claim;
     const clusterId = claim.clusterId ?? '';
     const incarnation = claim.memberIncarnation ?? '';
@@ -159,7 +161,7 @@ export class PeerAdmission {
     // learner fed a snapshot taken before the leader itself was added) must let that leader bring it up to
     // date. The core rejects a stale leader by its term. Anything else from a non-member is refused, which
     // is how a removed node learns that its removal committed.
-    if (!fromLeader && !this.isKnownMember(from)) {
+    if (!this.isKnownMember(from) && !fromLeader()) {
       const metadata = new grpc.Metadata();
       metadata.set(REFUSAL_METADATA_KEY, NOT_A_MEMBER);
       return withMetadata(metadata, mismatch(

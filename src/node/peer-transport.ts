@@ -205,7 +205,8 @@ function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string, admi
     return invalid(`batch from ${batch.from} does not name its cluster (field "cluster" is empty)`);
   }
   if (admission !== null) {
-    const refused = admission.check(batch, 'batch', { fromLeader: Array.isArray(batch.messages) && batch.messages.length > 0 && batch.messages.every(isLeaderTraffic) });
+    const fromLeader = () => Array.isArray(batch.messages) && batch.messages.length > 0 && batch.messages.every(isLeaderTraffic);
+    const refused = admission.check(batch, 'batch', { fromLeader });
     if (refused !== null) return refused;
   } else if (batch.cluster !== cluster) {
     return mismatch(

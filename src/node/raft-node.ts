@@ -13,6 +13,7 @@ import type {
   InstallSnapshot,
   Message,
   NodeId,
+  RaftBrief,
   RaftOutput,
   RaftStatus,
   ReadFailed,
@@ -167,8 +168,7 @@ export class RaftNode {
     // what elects the leader that commits it. A follower may never hear of the commit from the leader, which
     // stops talking to it; a peer that refuses it as a non-member tells it instead (removedByPeer).
     if (status.member || this.options.join === undefined) this.seenAsMember = true;
-    const removal = this.seenAsMember && !status.member && status.configIndex > 0;
-    if (!linksOnly && removal && status.role !== 'leader' && status.commitIndex >= status.configIndex) this.leaveCluster(status.configIndex, 'committed');
+    if (!linksOnly && this.removedHere(status) && status.commitIndex >= status.configIndex) this.leaveCluster(status.configIndex, 'committed');
     // Links go to the members of the configuration in force and of the last committed one: a member
     // being removed (a leader among them) keeps talking with the others until its removal commits.
     const committed = this.core.configAt(status.commitIndex);
@@ -204,7 +204,12 @@ export class RaftNode {
    */
   removedByPeer(peer: NodeId): void {
     const status = this.core.brief();
-    if (this.seenAsMember && !status.member && status.configIndex > 0 && status.role !== 'leader') this.leaveCluster(status.configIndex, `told by ${peer}`);
+    if (this.removedHere(status)) this.leaveCluster(status.configIndex, `told by ${peer}`);
+  }
+
+  /** The configuration in force here no longer lists this node, which was a member, and it does not lead. */
+  private removedHere(status: RaftBrief): boolean {
+    return this.seenAsMember && !status.member && status.configIndex > 0 && status.role !== 'leader';
   }
 
   private leaveCluster(configIndex: number, how: 'committed' | `told by ${string}`): void {

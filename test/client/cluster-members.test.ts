@@ -18,6 +18,7 @@ import {
 } from '../../src/client/index.js';
 import { FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
 import { waitFor } from '../support/wait-for.js';
+import { rejection } from '../support/rejection.js';
 
 let clients: RaftLogClient[] = [];
 let fakes: FakeRaftLogServer[] = [];
@@ -39,15 +40,6 @@ function client(endpoints: readonly string[], options: Partial<RaftLogClientOpti
   const made = new RaftLogClient({ endpoints, deadlineMs: 3000, ...options });
   clients.push(made);
   return made;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
 }
 
 const total = (method: keyof FakeRaftLogServer['calls']) => fakes.reduce((sum, fake) => sum + fake.calls[method], 0);

@@ -21,6 +21,7 @@ import { ClientError, NotLeaderError } from '../../src/node/errors.js';
 import type { RaftNode } from '../../src/node/raft-node.js';
 import type { ClusterConfig, ConfigChange } from '../../src/raft/types.js';
 import { FakeRaftLogServer } from '../support/fake-raftlog-server.js';
+import { rejection } from '../support/rejection.js';
 
 type View = ReturnType<RaftNode['membership']>;
 
@@ -99,15 +100,6 @@ function client(endpoint: string, deadlineMs = 5000): RaftLogClient {
   const made = new RaftLogClient({ endpoints: [endpoint], deadlineMs });
   clients.push(made);
   return made;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
 }
 
 const THREE_AND_A_LEARNER: ClusterConfig = {

@@ -14,6 +14,7 @@ import {
 } from '../../src/client/index.js';
 import { FakeCluster, FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
 import { waitFor } from '../support/wait-for.js';
+import { rejection } from '../support/rejection.js';
 
 const text = (bytes: Uint8Array | null) => (bytes === null ? null : new TextDecoder().decode(bytes));
 
@@ -47,15 +48,6 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
 }
 
 const total = (method: keyof FakeRaftLogServer['calls']) => fakes.reduce((sum, fake) => sum + fake.calls[method], 0);

@@ -66,20 +66,6 @@ async function timedFailure<E = ServiceError>(call: () => Promise<unknown>): Pro
   return { error, ms: Date.now() - started };
 }
 
-/** Waits until every node listed has applied at least `minIndex`, at one applied index with one digest. */
-async function waitForConvergence(c: ProcessCluster, minIndex: number, ids: readonly string[] = c.ids): Promise<StatusReply[]> {
-  return waitFor(
-    `nodes ${ids.join(', ')} at one applied index ≥ ${minIndex} with equal digests`,
-    async () => {
-      const statuses = await Promise.all(ids.map((id) => c.status(id)));
-      const [first] = statuses as [StatusReply];
-      const agreed = statuses.every((s) => s.appliedIndex === first.appliedIndex && s.digest === first.digest);
-      return agreed && first.appliedIndex >= minIndex ? statuses : undefined;
-    },
-    { timeoutMs: WAIT_MS, intervalMs: 100 },
-  );
-}
-
 describe('a 3-node cluster of real processes, under faults', () => {
   it('one of three down (a follower, then the leader): writes commit through the leader and through the surviving follower', async () => {
     cluster = await ProcessCluster.start(3);
@@ -99,7 +85,7 @@ describe('a 3-node cluster of real processes, under faults', () => {
 
     // The follower comes back and catches up; then the leader is SIGKILLed.
     c.startNode(follower);
-    await waitForConvergence(c, viaFollower.position.index);
+    await c.waitForConvergence(viaFollower.position.index, c.ids, WAIT_MS);
     await c.kill(leader);
     const survivors = [follower, other];
     const next = await c.waitForLeader(survivors);
@@ -120,7 +106,7 @@ describe('a 3-node cluster of real processes, under faults', () => {
 
     // The old leader restarts from its data directory and converges with the others.
     c.startNode(leader);
-    await waitForConvergence(c, viaNewFollower.position.index);
+    await c.waitForConvergence(viaNewFollower.position.index, c.ids, WAIT_MS);
   });
 
   it('a node SIGKILLed during a write load loses no acknowledged write (a follower, then the leader)', { timeout: 300_000 }, async () => {
@@ -183,7 +169,7 @@ describe('a 3-node cluster of real processes, under faults', () => {
     }
 
     // Expected, with all three up: one applied index and one digest everywhere, covering every acknowledged write…
-    const statuses = await waitForConvergence(c, load.maxAckedIndex());
+    const statuses = await c.waitForConvergence(load.maxAckedIndex(), c.ids, WAIT_MS);
     const puts = load.acked.filter((w) => w.op === 'put');
     const appends = load.acked.filter((w) => w.op === 'append');
     const summary = {

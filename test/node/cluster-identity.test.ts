@@ -10,7 +10,6 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deriveClusterId, PeerAdmission, type PeerIdentity } from '../../src/node/cluster-identity.js';
 import { bindPeerServer, createPeerService, PEER_CHANNEL_OPTIONS, PEER_SERVER_OPTIONS, PeerClients, raftPeerServiceDefinition } from '../../src/node/peer-transport.js';
@@ -19,22 +18,11 @@ import { createSnapshotReceiver, SnapshotSender, SnapshotTransferError, type Rec
 import { toWire, type WireMessageBatch } from '../../src/node/wire-codec.js';
 import type { Message, NodeId } from '../../src/raft/types.js';
 import { waitFor } from '../support/wait-for.js';
+import { capturingLogger, type LogLine } from '../support/capturing-logger.js';
 
 const CLUSTER = 'alpha';
 const ALPHA = deriveClusterId(CLUSTER, ['n1', 'n2', 'n3']);
 const WARN = 40;
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-function capturingLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
-  return { logger, lines };
-}
 
 const warnings = (lines: readonly LogLine[], msg: string) => lines.filter((line) => line.level === WARN && line.msg === msg);
 const incarnation = () => randomBytes(8).toString('hex');

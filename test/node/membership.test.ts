@@ -8,7 +8,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RaftLogClient, RaftLogFailedPreconditionError } from '../../src/client/index.js';
-import type { StatusReply, WriteReply } from '../../src/node/client-proto.js';
+import type { WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -57,20 +57,6 @@ function writer(c: ProcessCluster, ids: () => readonly string[]) {
       await done;
     },
   };
-}
-
-async function waitForConvergence(c: ProcessCluster, ids: readonly string[], minIndex: number): Promise<StatusReply[]> {
-  return waitFor(
-    `nodes ${ids.join(', ')} at one applied index ≥ ${minIndex} with equal digests`,
-    async () => {
-      const statuses = await Promise.all(ids.map((id) => c.status(id).catch(() => null)));
-      if (statuses.some((s) => s === null)) return undefined;
-      const [first] = statuses as [StatusReply];
-      const agreed = (statuses as StatusReply[]).every((s) => s.appliedIndex === first.appliedIndex && s.digest === first.digest);
-      return agreed && first.appliedIndex >= minIndex ? (statuses as StatusReply[]) : undefined;
-    },
-    { timeoutMs: WAIT_MS, intervalMs: 100 },
-  );
 }
 
 /** Adds `id` as a learner (started with --join), waits until it catches up, then promotes it. */
@@ -133,7 +119,7 @@ describe('membership changes with real processes', () => {
     expect(three.members.every((m) => m.role === 'voter')).toBe(true);
 
     // Expected: the remaining voters agree, and every acknowledged write reads back.
-    const statuses = await waitForConvergence(c, members, 1);
+    const statuses = await c.waitForConvergence(1, members, WAIT_MS);
     expect(new Set(statuses.map((s) => s.digest)).size).toBe(1);
     const reader = clientOf(c, members);
     for (const [key, value] of load.acknowledged) {
@@ -164,7 +150,7 @@ describe('membership changes with real processes', () => {
     const written = load.acknowledged.size;
     await waitFor('writes go on with n4 voting', async () => (load.acknowledged.size > written + 50 ? true : undefined), { timeoutMs: WAIT_MS });
     await load.stop();
-    const before = await waitForConvergence(c, members, 1);
+    const before = await c.waitForConvergence(1, members, WAIT_MS);
     expect(new Set(before.map((s) => s.digest)).size).toBe(1);
 
     // A whole-cluster restart: every process stops, then all start at once. n4 was started with --join; its
@@ -172,7 +158,7 @@ describe('membership changes with real processes', () => {
     for (const id of members) await c.stop(id);
     for (const id of members) c.startNode(id);
     await c.waitForLeader(members, WAIT_MS);
-    const after = await waitForConvergence(c, members, before[0]?.appliedIndex ?? 1);
+    const after = await c.waitForConvergence(before[0]?.appliedIndex ?? 1, members, WAIT_MS);
     expect(new Set(after.map((s) => s.digest)).size).toBe(1);
     const n4Log = await readFile(join(c.dir, 'n4.log'), 'utf8');
     expect(n4Log).toContain('"event":"join-skipped"');
@@ -200,7 +186,7 @@ describe('membership changes with real processes', () => {
     // The snapshot n4 gets holds a configuration without n4: not a removal.
     await grow(c, admin, 'n4', ['n1', 'n2', 'n3']);
     const written = await admin.put('after', 'n4 joined');
-    const statuses = await waitForConvergence(c, ['n1', 'n2', 'n3', 'n4'], written.index);
+    const statuses = await c.waitForConvergence(written.index, ['n1', 'n2', 'n3', 'n4'], WAIT_MS);
     expect(new Set(statuses.map((s) => s.digest)).size).toBe(1);
     expect(c.isRunning('n4')).toBe(true);
     expect(await readFile(join(c.dir, 'n4.log'), 'utf8')).toContain('"event":"snapshot-installed"');

@@ -1,6 +1,5 @@
 import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   bindPeerServer,
@@ -14,21 +13,9 @@ import { deliverMethod } from '../../src/node/raft-proto.js';
 import { toWire, type WireMessageBatch, type WireRaftMessage } from '../../src/node/wire-codec.js';
 import type { Message, NodeId } from '../../src/raft/types.js';
 import { waitFor } from '../support/wait-for.js';
+import { capturingLogger } from '../support/capturing-logger.js';
 
 const CLUSTER = 'test-cluster';
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-/** A pino logger whose JSON lines land in `lines`. */
-function capturingLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
-  return { logger, lines };
-}
 
 const INFO = 30;
 const WARN = 40;

@@ -16,6 +16,7 @@ import { ClientError } from '../../src/node/errors.js';
 import { encodeCommand } from '../../src/node/kv-commands.js';
 import { RaftNode } from '../../src/node/raft-node.js';
 import type { Entry } from '../../src/raft/types.js';
+import { rejection } from '../support/rejection.js';
 
 const FIRST_INDEX = 5001;
 const COMMIT_INDEX = 5010;
@@ -57,15 +58,6 @@ function client(endpoint: string): RaftLogClient {
   const made = new RaftLogClient({ endpoints: [endpoint], deadlineMs: 10_000 });
   clients.push(made);
   return made;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
 }
 
 describe('RaftNode.readCommittedLog after compaction', () => {

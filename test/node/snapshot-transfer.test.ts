@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
-import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   bindPeerServer,
@@ -30,22 +29,11 @@ import {
 import { toWire } from '../../src/node/wire-codec.js';
 import type { Message, NodeId, SnapshotMeta } from '../../src/raft/types.js';
 import { waitFor } from '../support/wait-for.js';
+import { capturingLogger } from '../support/capturing-logger.js';
 
 const CLUSTER = 'test-cluster';
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-function capturingLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
-  return { logger, lines };
-}
 
 // Everything a test opens, closed after it whatever happened.
 const dirs: string[] = [];

@@ -9,7 +9,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ReadLogReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
+import type { ReadLogReply, WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -40,20 +40,6 @@ async function writeMany(c: ProcessCluster, via: string, count: number, options:
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return highest;
-}
-
-async function waitForConvergence(c: ProcessCluster, minIndex: number, ids: readonly string[] = c.ids): Promise<StatusReply[]> {
-  return waitFor(
-    `nodes ${ids.join(', ')} at one applied index ≥ ${minIndex} with equal digests`,
-    async () => {
-      const statuses = await Promise.all(ids.map((id) => c.status(id).catch(() => null)));
-      if (statuses.some((s) => s === null)) return undefined;
-      const [first] = statuses as [StatusReply];
-      const agreed = (statuses as StatusReply[]).every((s) => s.appliedIndex === first.appliedIndex && s.digest === first.digest);
-      return agreed && first.appliedIndex >= minIndex ? (statuses as StatusReply[]) : undefined;
-    },
-    { timeoutMs: WAIT_MS, intervalMs: 100 },
-  );
 }
 
 /** The node's structured log lines with this event. */
@@ -100,7 +86,7 @@ describe('snapshots and compaction with real processes', () => {
 
     // Expected: the follower restarts, is sent the leader's snapshot, installs it and converges.
     c.startNode(follower);
-    await waitForConvergence(c, written);
+    await c.waitForConvergence(written, c.ids, WAIT_MS);
     const installed = await events(c, follower, 'snapshot-installed');
     expect(installed.length).toBeGreaterThan(0);
     expect(await events(c, leader, 'snapshot-sent')).not.toHaveLength(0);
@@ -108,7 +94,7 @@ describe('snapshots and compaction with real processes', () => {
 
     // The cluster keeps taking writes after the install, on every node alike.
     const after = await writeMany(c, follower, 30);
-    await waitForConvergence(c, after);
+    await c.waitForConvergence(after, c.ids, WAIT_MS);
   });
 
   it('a follower killed in the middle of a snapshot transfer resumes it from what it had staged, not from zero', { timeout: 240_000 }, async () => {
@@ -144,7 +130,7 @@ describe('snapshots and compaction with real processes', () => {
 
     // Expected: restarted, it is offered the snapshot again and receives only the rest, then converges.
     c.startNode(follower);
-    await waitForConvergence(c, written);
+    await c.waitForConvergence(written, c.ids, WAIT_MS);
     const sent = await events(c, leader, 'snapshot-sent');
     const resumed = sent.filter((e) => e.peer === follower && Number(e.resumedFrom) > 0);
     expect(resumed.length, JSON.stringify(sent)).toBeGreaterThan(0);
@@ -157,13 +143,13 @@ describe('snapshots and compaction with real processes', () => {
     const c = cluster;
     const leader = await c.waitForLeader();
     const written = await writeMany(c, leader, 200);
-    const [before] = await waitForConvergence(c, written);
+    const [before] = await c.waitForConvergence(written, c.ids, WAIT_MS);
     const [follower] = c.ids.filter((id) => id !== leader) as [string];
 
     // Fault: a SIGTERM and a restart. Expected: the state comes from the snapshot, the digest is unchanged.
     await c.stop(follower);
     c.startNode(follower);
-    const [after] = await waitForConvergence(c, written, [follower]);
+    const [after] = await c.waitForConvergence(written, [follower], WAIT_MS);
     expect(after?.digest).toBe(before?.digest);
     const restored = await events(c, follower, 'snapshot-restored');
     expect(restored.length).toBeGreaterThan(0);

@@ -210,6 +210,21 @@ export class ProcessCluster {
     return this.call<StatusReply>(id, 'status', {}, 1_000);
   }
 
+  /** Waits until every node listed has applied at least `minIndex`, at one applied index with one digest. */
+  async waitForConvergence(minIndex: number, ids: readonly string[] = this.ids, timeoutMs = 30_000): Promise<StatusReply[]> {
+    return waitFor(
+      `nodes ${ids.join(', ')} at one applied index ≥ ${minIndex} with equal digests`,
+      async () => {
+        // A status that fails is retried; a timeout reports the last failure.
+        const statuses = await Promise.all(ids.map((id) => this.status(id)));
+        const [first] = statuses as [StatusReply];
+        const agreed = statuses.every((s) => s.appliedIndex === first.appliedIndex && s.digest === first.digest);
+        return agreed && first.appliedIndex >= minIndex ? statuses : undefined;
+      },
+      { timeoutMs, intervalMs: 100 },
+    );
+  }
+
   /** Waits until the live nodes agree on one leader, and returns its id. */
   async waitForLeader(live: readonly string[] = [...this.processes.keys()], timeoutMs = 30_000): Promise<string> {
     return waitFor(

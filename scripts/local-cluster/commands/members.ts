@@ -142,8 +142,7 @@ async function promoteWhenCaughtUp(client: RaftLogClient, id: string): Promise<M
 
 /** The next id (one past the highest ever used here: ids are never reused) on the port that goes with it. */
 function nextNode(layout: ClusterLayout, state: ClusterState, running: readonly NodeRecord[]): NodeRecord {
-  const numbers = state.nodes.map((node) => Number(/^n(\d+)$/.exec(node.id)?.[1] ?? 0));
-  const next = Math.max(state.highestId ?? 0, ...numbers) + 1;
+  const next = highestId(state) + 1;
   const id = `n${next}`;
   const address = `${LOOPBACK}:${state.basePort + next - 1}`;
   return {
@@ -155,6 +154,11 @@ function nextNode(layout: ClusterLayout, state: ClusterState, running: readonly 
       '--log-level', state.logLevel],
     pid: null,
   };
+}
+
+/** The highest node number this cluster has used: its nodes' (n<k>) and those it dropped. */
+function highestId(state: ClusterState): number {
+  return Math.max(state.highestId ?? 0, ...state.nodes.map((node) => Number(/^n(\d+)$/.exec(node.id)?.[1] ?? 0)));
 }
 
 async function runningNodes(state: ClusterState): Promise<NodeRecord[]> {
@@ -175,12 +179,7 @@ async function stopAndForget(layout: ClusterLayout, node: NodeRecord): Promise<v
 /** Drops the node from the state file (remembering its number, so it is not reused) and deletes its data dir. */
 async function forget(layout: ClusterLayout, node: NodeRecord): Promise<void> {
   const state = await requireState(layout);
-  const number = Number(/^n(\d+)$/.exec(node.id)?.[1] ?? 0);
-  await writeState(layout, {
-    ...state,
-    highestId: Math.max(state.highestId ?? 0, number, ...state.nodes.map((n) => Number(/^n(\d+)$/.exec(n.id)?.[1] ?? 0))),
-    nodes: state.nodes.filter((candidate) => candidate.id !== node.id),
-  });
+  await writeState(layout, { ...state, highestId: highestId(state), nodes: state.nodes.filter((candidate) => candidate.id !== node.id) });
   await rm(node.dataDir, { recursive: true, force: true });
 }
 
