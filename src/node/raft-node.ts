@@ -546,8 +546,8 @@ export class RaftNode {
         if (this.snapshots.hasWritten()) await this.snapshots.recordWritten();
         if (!this.core.hasOutput()) break;
         const output = this.core.takeOutput();
-        // A member added by this output's entries is linked before its messages go out.
-        this.followConfiguration({ linksOnly: true });
+        // A member added by this output's entries (or snapshot) is linked before its messages go out.
+        if (output.snapshot !== null || output.entries.some((entry) => entry.kind === 'config')) this.followConfiguration({ linksOnly: true });
         await this.carryOut(output);
         this.core.acknowledge(output);
         this.followConfiguration();
