@@ -367,13 +367,7 @@ export class LevelLogStorage implements RaftStorage {
           `log in ${this.path}: this save would leave the commit index ${newCommit} beyond the last entry ${newLast}`,
         );
       }
-      const commitOnly =
-        snapshot === null &&
-        first === undefined &&
-        hardState !== null &&
-        hardState.term === this.hardState.term &&
-        hardState.votedFor === this.hardState.votedFor;
-      await this.db.batch(ops, { sync: !commitOnly });
+      await this.db.batch(ops, { sync: !changesOnlyCommit(this.hardState, hardState, entries, snapshot) });
 
       if (snapshot !== null) {
         this.held = [];
@@ -436,6 +430,25 @@ export class LevelLogStorage implements RaftStorage {
       }
     });
   }
+}
+
+/**
+ * save()'s sync rule: a write that changes nothing but the commit index
+ * (against the stored hard state `stored`) is written without fsync.
+ */
+export function changesOnlyCommit(
+  stored: HardState,
+  hardState: HardState | null,
+  entries: readonly Entry[],
+  snapshot: SnapshotFileRef | null,
+): boolean {
+  return (
+    snapshot === null &&
+    entries.length === 0 &&
+    hardState !== null &&
+    hardState.term === stored.term &&
+    hardState.votedFor === stored.votedFor
+  );
 }
 
 async function readRecord<T>(

@@ -10,7 +10,7 @@ export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT (--pee
        [--cluster NAME] [--tick-ms ${NODE_DEFAULTS.tickMs}] [--election-ticks ${NODE_DEFAULTS.electionTicks}]
        [--heartbeat-ticks ${NODE_DEFAULTS.heartbeatTicks}] [--log-level info]
        [--snapshot-entries ${COMPACTION_DEFAULTS.snapshotEntries}] [--retain-entries ${COMPACTION_DEFAULTS.retainEntries}]
-       [--max-uncommitted-bytes ${NODE_DEFAULTS.maxUncommittedBytes}]
+       [--max-uncommitted-bytes ${NODE_DEFAULTS.maxUncommittedBytes}] [--max-writes-in-progress ${NODE_DEFAULTS.maxWritesInProgress}]
 
 Runs one raftlog server: Raft with its peers and the client API on HOST:PORT.
 --peers lists every member of a new cluster, this node included. --join instead
@@ -24,6 +24,10 @@ removed from its cluster exits. Logs are JSON lines on stdout.
 --max-uncommitted-bytes B  as leader, refuse writes with RESOURCE_EXHAUSTED (nothing
                       written; clients retry after a pause) while B bytes of writes
                       wait to commit (a slow or cut-off quorum).
+--max-writes-in-progress N  fsync'd log writes in flight at once: the node takes
+                      new work from Raft while up to N writes are on their way, and
+                      writes queued behind a busy disk share one batch (one fsync).
+                      1 = one write at a time.
 SIGTERM or SIGINT stops it gracefully.`;
 
 export class UsageError extends Error {}
@@ -45,6 +49,7 @@ export interface NodeCommandOptions {
   /** Entries kept behind the latest snapshot. */
   readonly retainEntries: number;
   readonly maxUncommittedBytes: number;
+  readonly maxWritesInProgress: number;
 }
 
 export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
@@ -66,6 +71,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
         'snapshot-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.snapshotEntries) },
         'retain-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.retainEntries) },
         'max-uncommitted-bytes': { type: 'string', default: String(NODE_DEFAULTS.maxUncommittedBytes) },
+        'max-writes-in-progress': { type: 'string', default: String(NODE_DEFAULTS.maxWritesInProgress) },
       },
       strict: true,
     }));
@@ -97,14 +103,14 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${values[name]}`);
     return n;
   };
-  const nonNegative = (name: 'snapshot-entries' | 'retain-entries' | 'max-uncommitted-bytes'): number => {
+  const nonNegative = (name: 'snapshot-entries' | 'retain-entries' | 'max-uncommitted-bytes' | 'max-writes-in-progress'): number => {
     const text = values[name];
     // Number() would take '', '1e3' and '0x10'; a count of entries is plain digits.
     const n = /^\d+$/.test(text) ? Number(text) : NaN;
     if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} must be a non-negative integer, got "${text}"`);
     return n;
   };
-  const atLeastOne = (name: 'max-uncommitted-bytes'): number => {
+  const atLeastOne = (name: 'max-uncommitted-bytes' | 'max-writes-in-progress'): number => {
     const n = nonNegative(name);
     if (n < 1) throw new UsageError(`--${name} must be at least 1, got "${values[name]}"`);
     return n;
@@ -122,6 +128,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     snapshotEntries: nonNegative('snapshot-entries'),
     retainEntries: nonNegative('retain-entries'),
     maxUncommittedBytes: atLeastOne('max-uncommitted-bytes'),
+    maxWritesInProgress: atLeastOne('max-writes-in-progress'),
     ...(join !== undefined ? { join } : {}),
   };
 }

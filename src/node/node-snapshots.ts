@@ -25,7 +25,7 @@ export interface SnapshotPolicy {
 
 export const SNAPSHOT_POLICY_DEFAULTS: SnapshotPolicy = { everyEntries: 10_000, retainEntries: 5_000 };
 
-/** A snapshot of this node's own state, written in the background, waiting to be recorded. */
+/** A snapshot of this node's own state, written in the background, until it is recorded (or dropped). */
 interface WrittenSnapshot {
   readonly ref: SnapshotFileRef;
 }
@@ -89,8 +89,10 @@ export class NodeSnapshots {
   /**
    * Starts writing a snapshot of `kv` once enough was applied since the latest
    * one. The state is captured now (applies go on meanwhile); the file is
-   * written in the background and recorded by `recordWritten` between outputs.
-   * `term` is the term of the entry at kv.appliedIndex, `config` the configuration in force there.
+   * written in the background, then `onWritten` has the caller queue
+   * `recordWritten` behind the log writes already queued (those of the entries
+   * the snapshot covers among them). `term` is the term of the entry at
+   * kv.appliedIndex, `config` the configuration in force there.
    */
   maybeStart(kv: KvStateMachine, term: number | null, config: ClusterConfig, onWritten: () => void): void {
     if (this.policy.everyEntries === 0 || this.writing !== null || this.written !== null) return;
@@ -120,28 +122,32 @@ export class NodeSnapshots {
     );
   }
 
-  hasWritten(): boolean {
-    return this.written !== null;
-  }
-
   /**
    * Records the snapshot written in the background as the latest and deletes
    * the log behind it but for the retained window: two durable writes, each
    * crash-safe (a crash in between leaves a newer snapshot over an uncompacted
-   * log). Runs between outputs, never beside a save. A snapshot overtaken by
-   * one installed from the leader meanwhile is dropped.
+   * log). Runs on the node's disk queue, never beside a save. A snapshot
+   * overtaken by one installed from the leader meanwhile is dropped.
    */
   async recordWritten(): Promise<void> {
     const written = this.written;
     if (written === null) return;
-    this.written = null;
-    const { meta } = written.ref;
+    try {
+      await this.record(written.ref);
+    } finally {
+      // Only now may the next snapshot start: until the record is stored, the policy measures from the previous one.
+      this.written = null;
+    }
+  }
+
+  private async record(ref: SnapshotFileRef): Promise<void> {
+    const { meta } = ref;
     const latest = this.storage.snapshot();
     if ((latest !== null && meta.index <= latest.index) || meta.index < this.storage.firstIndex() - 1) {
-      await rm(join(this.storage.snapshotDir, written.ref.file), { force: true });
+      await rm(join(this.storage.snapshotDir, ref.file), { force: true });
       return;
     }
-    await this.storage.saveSnapshot(written.ref);
+    await this.storage.saveSnapshot(ref);
     const before = this.storage.firstIndex();
     const compactTo = Math.max(before - 1, meta.index - this.policy.retainEntries);
     if (compactTo >= before) await this.storage.compact(compactTo);
@@ -150,7 +156,7 @@ export class NodeSnapshots {
         event: 'snapshot',
         index: meta.index,
         term: meta.term,
-        bytes: written.ref.bytes,
+        bytes: ref.bytes,
         compactedTo: compactTo,
         firstIndex: this.storage.firstIndex(),
         lastIndex: this.storage.lastIndex(),
@@ -235,7 +241,8 @@ export class NodeSnapshots {
 
   /**
    * The core installs `meta`: moves the file that arrived into the snapshot
-   * dir and reads the state machine from it, verified. The caller stores the
+   * dir and reads the state machine from it, verified. Runs on the node's
+   * disk queue, after the writes queued before it. The caller stores the
    * returned ref in the same write as the output's entries and hard state; a
    * crash before that leaves a file the log does not name, removed at open.
    */

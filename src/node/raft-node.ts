@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { holdsData } from '../log/data-dir.js';
 import { LevelLogStorage } from '../log/level-storage.js';
 import { RaftCore } from '../raft/core.js';
+import { OutputRunner } from '../raft/output-runner.js';
 import { describeConfig, isMember, learnersOf } from '../raft/membership.js';
 import { SeededRandom } from '../raft/random.js';
 import type {
@@ -32,6 +33,7 @@ import { NodeSnapshots, restoreStateMachine, SNAPSHOT_POLICY_DEFAULTS, type Snap
 import { createPeerService, PEER_SERVER_OPTIONS, PeerClients } from './peer-transport.js';
 import { raftPeerServiceDefinition } from './raft-proto.js';
 import { createSnapshotReceiver, SnapshotSender } from './snapshot-transfer.js';
+import { WriteQueue } from './write-queue.js';
 
 export interface RaftNodeOptions {
   readonly id: NodeId;
@@ -54,6 +56,8 @@ export interface RaftNodeOptions {
   readonly retainEntries?: number;
   /** As leader, refuse writes (RESOURCE_EXHAUSTED) while this many bytes of proposals wait to commit. */
   readonly maxUncommittedBytes?: number;
+  /** Outputs of the core whose disk writes may be in progress at once (1: one write at a time). */
+  readonly maxWritesInProgress?: number;
   /**
    * Client endpoints of a running cluster this new node joins (`--join`):
    * it learns the cluster's id, name and members there, starts with an empty
@@ -71,7 +75,14 @@ export interface RaftNodeOptions {
  * is no latency bound for small writes: 4 MiB is some 36,000 Puts of 100 bytes, several seconds of commits
  * here (`npm run bench:overload` has the figures; under overload the queue forms in front of the core).
  */
-export const NODE_DEFAULTS = { tickMs: 20, electionTicks: 10, heartbeatTicks: 1, cluster: 'raftlog', maxUncommittedBytes: 4 * 1024 * 1024 } as const;
+export const NODE_DEFAULTS = {
+  tickMs: 20,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  cluster: 'raftlog',
+  maxUncommittedBytes: 4 * 1024 * 1024,
+  maxWritesInProgress: 8,
+} as const;
 
 export interface Committed {
   readonly index: number;
@@ -100,17 +111,18 @@ const MAX_PROPOSAL_BYTES = 2 * 1024 * 1024 + 8 * 1024;
  * One raftlog server process: it drives the consensus core with a timer, the
  * peer transport and the LevelDB log, applies committed entries to the
  * key-value state machine, and answers the client service's proposals and
- * reads. It follows the core's output contract: a leader's appends go out at
- * once, then persist (fsync) → send → acknowledge, with apply and reads
- * started while the write is on its way. Meanwhile the
- * core keeps taking messages and proposals; they go out with the next output,
- * so concurrent proposals share one fsync.
+ * reads. An OutputRunner carries out the core's output: up to
+ * maxWritesInProgress outputs' writes are on their way at once, each output's
+ * messages go out (and the core hears it persisted) once its write and every
+ * earlier one completed, and committed entries are applied without waiting
+ * for this node's own writes. Every LevelDB write of the node goes through
+ * one ordered queue (WriteQueue), which merges the output saves waiting while
+ * the disk is busy into one batch: concurrent proposals share one fsync.
  */
 export class RaftNode {
   private readonly proposals = new ProposalWaiters<Committed>();
   private readonly reads = new Map<string, Waiter<ReadResult> & { readonly key: Uint8Array }>();
   private readCounter = 0;
-  private processing = false;
   private scheduled = false;
   private stopped = false;
   private timer: NodeJS.Timeout | null = null;
@@ -129,7 +141,33 @@ export class RaftNode {
     private readonly logger: Logger,
     private readonly addressBook: Map<NodeId, string>,
     readonly clusterIdentity: { readonly clusterId: string; readonly clusterName: string },
-  ) {}
+  ) {
+    this.disk = new WriteQueue({
+      save: (write) => this.storage.save(write.hardState, write.entries),
+      onWritten: () => this.afterWrite(),
+      onFailed: (error, what) => this.failStop(error, what),
+    });
+    this.runner = new OutputRunner(
+      core,
+      {
+        write: (output, done) => this.write(output, done),
+        send: (messages) => this.send(messages),
+        apply: (entries) => {
+          for (const entry of entries) this.apply(entry);
+        },
+        reads: (ready, failed) => {
+          for (const read of ready) this.serveRead(read);
+          for (const read of failed) this.failRead(read);
+        },
+        taken: (output) => this.taken(output),
+      },
+      { maxWritesInProgress: options.maxWritesInProgress ?? NODE_DEFAULTS.maxWritesInProgress },
+    );
+  }
+
+  private readonly runner: OutputRunner;
+  /** Every LevelDB write of this node, in order: output saves, snapshot installs, snapshot records and compaction. */
+  private readonly disk: WriteQueue;
 
   /** The configurations (in force, last committed) the address book and peer links were last set from. */
   private followedConfig: ClusterConfig | null = null;
@@ -482,6 +520,8 @@ export class RaftNode {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // Nothing more is carried out; the writes already queued finish (or fail) before the log closes, below.
+    this.runner.stop();
     if (this.timer !== null) clearInterval(this.timer);
     // A proposal in the log may still commit through the next leader: its outcome is unknown, and
     // UNAVAILABLE would tell the client it is safe to retry. A read changed nothing, so it may say so.
@@ -504,13 +544,15 @@ export class RaftNode {
         resolve();
       });
     });
-    while (this.processing) await new Promise((resolve) => setImmediate(resolve));
     await this.peers.close();
     await this.snapshots.close();
+    await this.disk.idle();
     // A snapshot finished during the stop is worth keeping: the next start replays less.
-    await this.snapshots.recordWritten().catch((error: unknown) =>
-      this.logger.warn({ event: 'snapshot-record-failed', err: error }, 'could not record the last snapshot while stopping'),
-    );
+    if (!this.disk.failed) {
+      await this.snapshots.recordWritten().catch((error: unknown) =>
+        this.logger.warn({ event: 'snapshot-record-failed', err: error }, 'could not record the last snapshot while stopping'),
+      );
+    }
     await this.storage.close();
     this.logger.info({ event: 'stopped' }, 'node stopped');
   }
@@ -529,71 +571,87 @@ export class RaftNode {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.processing || this.stopped) return;
+    if (this.scheduled || this.stopped) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.processOutputs();
+      this.runOutputs();
     });
   }
 
-  private async processOutputs(): Promise<void> {
-    if (this.processing || this.stopped) return;
-    this.processing = true;
+  /** Takes and carries out the core's outputs while the writes in progress allow. */
+  private runOutputs(): void {
+    if (this.stopped) return;
     try {
-      while (!this.stopped) {
-        // Recording a snapshot and compacting are writes of their own: never beside an output's save.
-        if (this.snapshots.hasWritten()) await this.snapshots.recordWritten();
-        if (!this.core.hasOutput()) break;
-        const output = this.core.takeOutput();
-        // A member added by this output's entries (or snapshot) is linked before its messages go out.
-        if (output.snapshot !== null || output.entries.some((entry) => entry.kind === 'config')) this.followConfiguration({ linksOnly: true });
-        await this.carryOut(output);
-        this.core.acknowledge(output);
-        this.followConfiguration();
-        this.maybeSnapshot();
-      }
+      if (this.runner.run() === 0) return;
+      this.followConfiguration();
+      this.maybeSnapshot();
     } catch (error) {
-      // A failed disk write leaves us unable to promise anything: stop rather than risk acknowledging unsaved state.
-      this.logger.fatal({ event: 'fatal', err: error }, 'cannot continue');
-      process.exitCode = 1;
-      void this.stop();
-      return;
-    } finally {
-      this.processing = false;
+      this.failStop(error, 'carrying out output');
     }
-    if (this.core.hasOutput() || this.snapshots.hasWritten()) this.schedule();
+  }
+
+  /** A write completed: the core heard it persisted, and may have new output (a commit, the next appends). */
+  private afterWrite(): void {
+    if (this.stopped) return;
+    this.followConfiguration();
+    this.maybeSnapshot();
+    this.schedule();
+  }
+
+  /** A failed disk write leaves us unable to promise anything: stop rather than risk acknowledging unsaved state. */
+  private failStop(error: unknown, what: string): void {
+    this.logger.fatal({ event: 'fatal', err: error, failed: what }, `cannot continue: ${what} failed`);
+    process.exitCode = 1;
+    void this.stop();
   }
 
   /** Starts a snapshot of the state machine when the policy says so, unless a leader's snapshot is about to replace it. */
   private maybeSnapshot(): void {
     const { appliedIndex } = this.core.brief();
+    // A leader's snapshot being installed holds applies back: the state machine is behind the core until then.
     if (appliedIndex !== this.kv.appliedIndex) return;
-    this.snapshots.maybeStart(this.kv, this.core.termAt(appliedIndex), this.core.configAt(appliedIndex), () => this.schedule());
+    this.snapshots.maybeStart(this.kv, this.core.termAt(appliedIndex), this.core.configAt(appliedIndex), () => this.recordSnapshot());
   }
 
-  private async carryOut(output: RaftOutput): Promise<void> {
-    if (output.earlyMessages.length > 0) this.send(output.earlyMessages);
-    // A leader's snapshot replaces the state machine before anything after it is applied.
-    const installing = output.snapshot === null ? null : await this.snapshots.prepareInstall(output.snapshot);
-    const persisting =
-      output.hardState !== null || output.entries.length > 0 || installing !== null
-        ? this.storage.save(output.hardState, output.entries, installing?.ref ?? null)
-        : null;
-    if (installing !== null) this.install(installing.kv);
-    // Committed entries are durable on a majority already, so applying them (and answering the
-    // clients waiting on them) need not wait for this node's own write; the messages do.
-    for (const entry of output.committed) this.apply(entry);
-    for (const read of output.readsReady) this.serveRead(read);
-    for (const read of output.readsFailed) this.failRead(read);
-    if (persisting !== null) await persisting;
-    if (output.messages.length > 0) this.send(output.messages);
+  /**
+   * Records the snapshot written in the background and compacts, on the disk
+   * queue: after every write queued so far, so the entries it covers (applied,
+   * hence queued already) are on disk before the log behind it is deleted.
+   */
+  private recordSnapshot(): void {
+    // A stopping node records it itself once the queue is idle.
+    if (this.stopped) return;
+    this.disk.task('recording a snapshot and compacting', () => this.snapshots.recordWritten());
+  }
+
+  /** An output was just taken: a member its entries (or snapshot) add is linked before any of its messages go out; role changes are logged. */
+  private taken(output: RaftOutput): void {
+    if (output.snapshot !== null || output.entries.some((entry) => entry.kind === 'config')) this.followConfiguration({ linksOnly: true });
     if (output.roleChange !== null) {
       const { role, term, leader, reason } = output.roleChange;
       const level = role !== this.lastRole || role === 'leader' ? 'info' : 'debug';
       this.logger[level]({ event: 'role', role, term, leader, reason }, `${role} in term ${term}`);
       this.lastRole = role;
     }
+  }
+
+  /** The output's write goes on the disk queue; a leader's snapshot is installed there, before `done`. */
+  private write(output: RaftOutput, done: () => void): void {
+    const snapshot = output.snapshot;
+    if (snapshot === null) {
+      this.disk.save(output, done);
+      return;
+    }
+    this.disk.task(
+      `installing the leader's snapshot at ${snapshot.index} (term ${snapshot.term})`,
+      async () => {
+        const installing = await this.snapshots.prepareInstall(snapshot);
+        await this.storage.save(output.hardState, output.entries, installing.ref);
+        this.install(installing.kv);
+      },
+      done,
+    );
   }
 
   /** Raft messages go to the peer transport; a snapshot the core asks for goes to the snapshot transfer. */

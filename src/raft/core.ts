@@ -36,7 +36,7 @@ import type {
  * One Raft participant as a pure state machine: no clock, no I/O, no hidden
  * randomness. Drive it with tick / step / propose / readIndex /
  * transferLeadership, then take its output, carry it out in the documented
- * order and acknowledge it.
+ * order and report its write persisted (OutputRunner does both).
  *
  * This class keeps what every role shares (term, vote, log, timers, the
  * output) and the follower's and candidate's behaviour; a leader's state and
@@ -71,8 +71,11 @@ export class RaftCore {
 
   private messages: Message[] = [];
   private roleChange: RoleChange | null = null;
+  /** The hard state the last completed write stored, and the one the last output handed out. */
   private persistedHardState: HardState;
-  private outstanding: RaftOutput | null = null;
+  private handedOutHardState: HardState;
+  /** Outputs taken and not yet reported persisted, oldest first. */
+  private writesInProgress: RaftOutput[] = [];
 
   constructor(options: RaftOptions, storage: RaftStorage) {
     this.options = resolveOptions(options);
@@ -105,6 +108,7 @@ export class RaftCore {
     this.term = hardState.term;
     this.votedFor = hardState.votedFor;
     this.persistedHardState = hardState;
+    this.handedOutHardState = hardState;
     this.lifeTag = this.options.random.nextInt(0x7fffffff).toString(36);
     this.resetElectionTimer();
   }
@@ -231,43 +235,47 @@ export class RaftCore {
   // ---------------------------------------------------------------- output
 
   hasOutput(): boolean {
-    if (this.outstanding !== null) return false;
     return (
       this.messages.length > 0 ||
       (this.leadership?.hasPendingWork() ?? false) ||
-      this.log.unstableEntries().length > 0 ||
-      this.log.pendingSnapshot() !== null ||
+      this.log.entriesToWrite().length > 0 ||
+      this.log.snapshotToWrite() !== null ||
       this.log.applied < this.log.committed ||
       this.roleChange !== null ||
       this.readsFailed.length > 0 ||
       this.readsAwaitingApply.some((read) => read.index <= this.log.applied) ||
-      !sameHardState(this.currentHardState(), this.persistedHardState)
+      !sameHardState(this.currentHardState(), this.handedOutHardState)
     );
   }
 
+  /**
+   * Hands out the next output. It may be taken while earlier outputs' writes
+   * are in progress: each write holds only what no earlier one holds, and its
+   * committed entries follow the earlier outputs' (they count as applied once
+   * handed out, as the caller applies outputs in the order taken).
+   */
   takeOutput(): RaftOutput {
-    if (this.outstanding !== null) {
-      throw new Error(`node ${this.id}: takeOutput called before the previous output was acknowledged`);
-    }
     this.leadership?.flush();
     const hardState = this.currentHardState();
     const committed =
       this.log.applied < this.log.committed
         ? this.log.slice(this.log.applied + 1, this.log.committed + 1, this.options.maxApplyBytes)
         : [];
+    const lastCommitted = committed[committed.length - 1];
+    if (lastCommitted !== undefined) this.log.applied = lastCommitted.index;
     // Reads are served after this output's entries are applied (step 3 before step 4).
-    const appliedAfter = committed.length > 0 ? (committed[committed.length - 1] as Entry).index : this.log.applied;
-    const readsReady = this.readsAwaitingApply.filter((read) => read.index <= appliedAfter);
+    const readsReady = this.readsAwaitingApply.filter((read) => read.index <= this.log.applied);
     if (readsReady.length > 0) {
-      this.readsAwaitingApply = this.readsAwaitingApply.filter((read) => read.index > appliedAfter);
+      this.readsAwaitingApply = this.readsAwaitingApply.filter((read) => read.index > this.log.applied);
     }
+    // Early messages report nothing being written, but carry this node's term: it must be durable already.
     const termAndVoteDurable =
       hardState.term === this.persistedHardState.term && hardState.votedFor === this.persistedHardState.votedFor;
     const early = termAndVoteDurable ? this.messages.filter(mayPrecedePersist) : [];
     const output: RaftOutput = {
-      snapshot: this.log.pendingSnapshot(),
-      hardState: sameHardState(hardState, this.persistedHardState) ? null : hardState,
-      entries: [...this.log.unstableEntries()],
+      snapshot: this.log.snapshotToWrite(),
+      hardState: sameHardState(hardState, this.handedOutHardState) ? null : hardState,
+      entries: [...this.log.entriesToWrite()],
       earlyMessages: early,
       messages: early.length === 0 ? this.messages : this.messages.filter((message) => !mayPrecedePersist(message)),
       committed,
@@ -275,18 +283,27 @@ export class RaftCore {
       readsFailed: this.readsFailed,
       roleChange: this.roleChange,
     };
+    this.log.writeHandedOut();
+    if (output.hardState !== null) this.handedOutHardState = output.hardState;
     this.messages = [];
     this.readsFailed = [];
     this.roleChange = null;
-    this.outstanding = output;
+    this.writesInProgress.push(output);
     return output;
   }
 
-  acknowledge(output: RaftOutput): void {
-    if (output !== this.outstanding) {
-      throw new Error(`node ${this.id}: acknowledge called with an output that is not the outstanding one`);
+  /**
+   * The caller's write of `output` is durable (step 1 done). Writes complete
+   * in the order their outputs were taken, so this is always the oldest
+   * output not yet persisted; outputs with nothing to write are reported too.
+   */
+  persisted(output: RaftOutput): void {
+    if (output !== this.writesInProgress[0]) {
+      throw new Error(
+        `node ${this.id}: persisted() reported an output out of order (${this.writesInProgress.length} outputs in progress)`,
+      );
     }
-    this.outstanding = null;
+    this.writesInProgress.shift();
     if (output.hardState !== null) this.persistedHardState = output.hardState;
     if (output.snapshot !== null) this.log.snapshotStored(output.snapshot);
     const lastPersisted = output.entries[output.entries.length - 1];
@@ -295,9 +312,11 @@ export class RaftCore {
       this.leadership?.onEntriesPersisted();
       this.maybeLeaveLeadership();
     }
-    const lastApplied = output.committed[output.committed.length - 1];
-    // A snapshot restored since this output was taken may already have moved applied past it.
-    if (lastApplied !== undefined) this.log.applied = Math.max(this.log.applied, lastApplied.index);
+  }
+
+  /** Outputs taken whose writes are not yet reported persisted. */
+  writesPending(): number {
+    return this.writesInProgress.length;
   }
 
   // ---------------------------------------------------------------- inspection

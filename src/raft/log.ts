@@ -18,6 +18,14 @@ export class RaftLog {
    * until it is, storage still holds the old log, which must not be read.
    */
   private unstableSnapshot: SnapshotMeta | null = null;
+  /**
+   * Writes in progress (etcd's offsetInProgress): unstable entries up to this
+   * index, and the unstable snapshot if `snapshotInProgress`, were handed to
+   * the caller in a write that has not completed yet. They stay unstable (the
+   * core reads them from memory) but are not handed out again.
+   */
+  private inProgress: number;
+  private snapshotInProgress = false;
   committed: number;
   applied: number;
   /** The configurations this log holds; the latest is in force (dissertation §4.1: in force once appended). */
@@ -30,6 +38,7 @@ export class RaftLog {
     applied: number,
   ) {
     this.unstableOffset = storage.lastIndex() + 1;
+    this.inProgress = storage.lastIndex();
     this.committed = committed;
     this.applied = applied;
     const snapshot = storage.snapshot();
@@ -64,8 +73,10 @@ export class RaftLog {
       );
     }
     this.unstableSnapshot = snapshot;
+    this.snapshotInProgress = false;
     this.unstable = [];
     this.unstableOffset = snapshot.index + 1;
+    this.inProgress = snapshot.index;
     this.configs.restore(snapshot.config, snapshot.index);
     this.committed = snapshot.index;
     this.applied = snapshot.index;
@@ -73,7 +84,25 @@ export class RaftLog {
 
   /** The caller stored this snapshot: storage serves the log again. */
   snapshotStored(snapshot: SnapshotMeta): void {
-    if (this.unstableSnapshot === snapshot) this.unstableSnapshot = null;
+    if (this.unstableSnapshot !== snapshot) return;
+    this.unstableSnapshot = null;
+    this.snapshotInProgress = false;
+  }
+
+  /** What the next write must store: the unstable snapshot and entries not yet handed out in a write. */
+  snapshotToWrite(): SnapshotMeta | null {
+    return this.snapshotInProgress ? null : this.unstableSnapshot;
+  }
+
+  entriesToWrite(): readonly Entry[] {
+    const from = this.inProgress + 1 - this.unstableOffset;
+    return from <= 0 ? this.unstable : this.unstable.slice(from);
+  }
+
+  /** Everything to write was handed out: the next write starts after it. */
+  writeHandedOut(): void {
+    this.inProgress = this.lastIndex();
+    if (this.unstableSnapshot !== null) this.snapshotInProgress = true;
   }
 
   lastIndex(): number {
@@ -161,6 +190,8 @@ export class RaftLog {
   private truncateAndAppend(entries: readonly Entry[]): void {
     const first = (entries[0] as Entry).index;
     this.configs.append(entries);
+    // A write in progress holds the replaced entries: the replacements go out in a later write, which storage applies after it.
+    if (first <= this.inProgress) this.inProgress = first - 1;
     if (first === this.unstableOffset + this.unstable.length) {
       this.unstable.push(...entries);
     } else if (first > this.unstableOffset) {
@@ -189,10 +220,6 @@ export class RaftLog {
     return i;
   }
 
-  unstableEntries(): readonly Entry[] {
-    return this.unstable;
-  }
-
   /** The caller persisted entries up to (index, term): they are now read from storage. */
   stableTo(index: number, term: number): void {
     if (index < this.unstableOffset) return;
@@ -201,6 +228,7 @@ export class RaftLog {
     if (entry === undefined || entry.term !== term) return;
     this.unstable = this.unstable.slice(index - this.unstableOffset + 1);
     this.unstableOffset = index + 1;
+    this.inProgress = Math.max(this.inProgress, index);
   }
 
   commitTo(index: number): boolean {

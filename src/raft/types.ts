@@ -187,16 +187,21 @@ export interface RoleChange {
 /**
  * One batch of work for the caller, in this order:
  * 0. `earlyMessages` may be sent at once, before or during step 1;
- * 1. persist `snapshot` (if not null), `hardState` (if not null) and `entries`
- *    in one atomic, fsync'd write. A snapshot replaces the whole log (the
- *    state machine is restored from it before anything in `committed` is
- *    applied); `entries` then replace the log from `entries[0].index` onward
- *    (a conflicting suffix is deleted in the same write);
- * 2. send `messages` (only after step 1: they may report what step 1 stored);
- * 3. apply `committed` to the state machine in order (may start before step 1
- *    completes: committed entries are durable on a majority already);
- * 4. serve `readsReady`, fail `readsFailed`;
- * 5. call `acknowledge(output)`.
+ * 1. write `snapshot` (if not null), `hardState` (if not null) and `entries`
+ *    in one atomic, fsync'd write. A snapshot replaces the whole log;
+ *    `entries` then replace the log from `entries[0].index` onward (a
+ *    conflicting suffix is deleted in the same write). Later outputs may be
+ *    taken while this write is in progress: writes complete in the order
+ *    their outputs were taken;
+ * 2. send `messages` once this write and every earlier one completed (they
+ *    may report what the writes stored), then report `persisted(output)`;
+ * 3. apply `committed` to the state machine, after the earlier outputs'
+ *    committed entries. This need not wait for the write (committed entries
+ *    are durable on a majority already), except that a `snapshot` restores
+ *    the state machine first: its output's entries, and later outputs', are
+ *    applied only once the snapshot is installed;
+ * 4. serve `readsReady`, fail `readsFailed`, right after step 3.
+ * OutputRunner carries this out for every caller.
  */
 export interface RaftOutput {
   /** A snapshot received from the leader, to install: it is always newer than anything applied. */

@@ -128,7 +128,7 @@ describe('LevelDB log', () => {
       while (core.hasOutput()) {
         const output = core.takeOutput();
         await storage.save(output.hardState, output.entries);
-        core.acknowledge(output);
+        core.persisted(output);
       }
     };
     const storage = await openStorage(dir, ['solo']);

@@ -56,3 +56,17 @@ describe('raftlog node --max-uncommitted-bytes', () => {
     expect(parse).toThrow('--max-uncommitted-bytes must');
   });
 });
+
+describe('raftlog node --max-writes-in-progress', () => {
+  it('defaults to 8, takes a value, and documents the flag', () => {
+    expect(parseNodeArgs(REQUIRED).maxWritesInProgress).toBe(8);
+    expect(parseNodeArgs([...REQUIRED, '--max-writes-in-progress', '1']).maxWritesInProgress).toBe(1);
+    expect(NODE_USAGE).toContain('--max-writes-in-progress');
+  });
+
+  it.each(['0', '-1', '2.5', 'many'])('rejects "%s" with a usage error naming the flag', (value) => {
+    const parse = () => parseNodeArgs([...REQUIRED, `--max-writes-in-progress=${value}`]);
+    expect(parse).toThrow(UsageError);
+    expect(parse).toThrow('--max-writes-in-progress must');
+  });
+});

@@ -11,7 +11,7 @@ const ids = ['n1', 'n2', 'n3'];
 function carryOut(core: RaftCore, storage: MemoryStorage): RaftOutput {
   const out = core.takeOutput();
   storage.save(out.hardState, out.entries);
-  core.acknowledge(out);
+  core.persisted(out);
   return out;
 }
 
@@ -54,7 +54,7 @@ describe('messages a leader may send before its own write completes (dissertatio
     leader.step({ type: 'AppendResponse', from: 'n2', to: 'n1', term: 1, success: true, matchIndex: 2, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 });
     expect(leader.status().commitIndex).toBe(1);
     storage.save(out.hardState, out.entries);
-    leader.acknowledge(out);
+    leader.persisted(out);
     expect(leader.status().commitIndex).toBe(2);
   });
 

@@ -53,7 +53,7 @@ describe('leader election', () => {
     first.step(request('n1'));
     const output = first.takeOutput();
     storage.save(output.hardState, output.entries);
-    first.acknowledge(output);
+    first.persisted(output);
 
     const restarted = new RaftCore({ id: 'n2', random: new SeededRandom(2) }, storage);
     restarted.step(request('n3'));

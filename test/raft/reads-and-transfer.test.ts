@@ -42,7 +42,7 @@ describe('ReadIndex', () => {
         storage.save(out.hardState, out.entries);
         messages.push(...out.earlyMessages, ...out.messages);
         ready.push(...out.readsReady);
-        leader.acknowledge(out);
+        leader.persisted(out);
       }
       return { messages, ready };
     };

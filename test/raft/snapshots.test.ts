@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RaftCore } from '../../src/raft/core.js';
 import { MemoryStorage, type StoredSnapshot } from '../../src/raft/memory-storage.js';
+import { OutputRunner } from '../../src/raft/output-runner.js';
 import { SeededRandom } from '../../src/raft/random.js';
 import type {
   AppendRequest,
@@ -56,7 +57,7 @@ function carryOut(core: RaftCore, storage: MemoryStorage): RaftOutput {
   const out = core.takeOutput();
   const snapshot = out.snapshot === null ? null : { meta: out.snapshot, data: stateAt(out.snapshot) };
   storage.save(out.hardState, out.entries, snapshot);
-  core.acknowledge(out);
+  core.persisted(out);
   return out;
 }
 
@@ -291,7 +292,7 @@ describe('a follower stepping an InstallSnapshot', () => {
     expect(follower.entryAt(3)).toBeNull();
 
     storage.save(out.hardState, out.entries, { meta: out.snapshot as SnapshotMeta, data: stateAt(snapshotAt10) });
-    follower.acknowledge(out);
+    follower.persisted(out);
     expect(follower.status()).toMatchObject({
       firstIndex: 11, lastIndex: 10, commitIndex: 10, appliedIndex: 10, snapshotIndex: 10,
     });
@@ -372,7 +373,7 @@ describe('a follower stepping an InstallSnapshot', () => {
     const snapshot = { index: 4, term: 2, config };
     follower.step(installSnapshot(snapshot, 2));
     storage.save(inFlight.hardState, inFlight.entries);
-    follower.acknowledge(inFlight);
+    follower.persisted(inFlight);
     // Applying the older batch does not move applied back below the snapshot.
     expect(follower.status()).toMatchObject({ appliedIndex: 4, commitIndex: 4 });
 
@@ -459,6 +460,7 @@ interface Server {
   readonly id: NodeId;
   readonly storage: MemoryStorage;
   core: RaftCore | null;
+  runner: OutputRunner | null;
   /** The state machine: the commands applied, in order. A snapshot carries it whole. */
   commands: string[];
   appliedIndex: number;
@@ -493,7 +495,7 @@ class SnapshottingCluster {
 
   constructor() {
     for (const id of ids) {
-      const server: Server = { id, storage: new MemoryStorage(config), core: null, commands: [], appliedIndex: 0, received: new Map() };
+      const server: Server = { id, storage: new MemoryStorage(config), core: null, runner: null, commands: [], appliedIndex: 0, received: new Map() };
       this.servers.set(id, server);
       this.start(server);
     }
@@ -512,7 +514,9 @@ class SnapshottingCluster {
   }
 
   crash(id: NodeId): void {
-    this.server(id).core = null;
+    const server = this.server(id);
+    server.core = null;
+    server.runner = null;
   }
 
   /** A new life on the same disk: the state machine restored from the latest snapshot, the core applied up to it. */
@@ -585,12 +589,10 @@ class SnapshottingCluster {
     for (let round = 0; round < 10_000; round++) {
       let busy = false;
       for (const server of this.servers.values()) {
-        for (let outputs = 0; server.core?.hasOutput(); outputs++) {
-          // A core that always has more output would otherwise hang the test instead of failing it.
-          if (outputs === 1000) throw new Error(`${server.id} still has output after 1000 outputs in a row`);
-          busy = true;
-          this.handleOutput(server, server.core);
-        }
+        // A core that always has more output would otherwise hang the test instead of failing it.
+        const taken = server.runner?.run() ?? 0;
+        if (taken >= 1000) throw new Error(`${server.id} still has output after 1000 outputs in a row`);
+        if (taken > 0) busy = true;
       }
       const batch = this.queue;
       this.queue = [];
@@ -608,11 +610,25 @@ class SnapshottingCluster {
     server.commands = snapshot === null ? [] : decodeCommands(snapshot.data);
     server.appliedIndex = snapshot?.meta.index ?? 0;
     server.received.clear();
-    server.core = new RaftCore({ id: server.id, random: new SeededRandom(100 * ++this.lives + ids.indexOf(server.id)) }, server.storage);
+    const core = new RaftCore({ id: server.id, random: new SeededRandom(100 * ++this.lives + ids.indexOf(server.id)) }, server.storage);
+    server.core = core;
+    server.runner = new OutputRunner(
+      core,
+      {
+        write: (out, done) => {
+          this.write(server, out);
+          done();
+        },
+        send: (messages) => this.send(server, core, messages),
+        apply: (entries) => this.apply(server, entries),
+        reads: () => undefined,
+      },
+      { maxWritesInProgress: 1 },
+    );
   }
 
-  private handleOutput(server: Server, core: RaftCore): void {
-    const out = core.takeOutput();
+  /** Stores an output; a snapshot from the leader also becomes the state machine. */
+  private write(server: Server, out: RaftOutput): void {
     let installed: StoredSnapshot | null = null;
     if (out.snapshot !== null) {
       installed = server.received.get(out.snapshot.index) ?? null;
@@ -626,14 +642,20 @@ class SnapshottingCluster {
       server.commands = decodeCommands(installed.data);
       server.appliedIndex = installed.meta.index;
     }
-    for (const entry of out.committed) {
+  }
+
+  private apply(server: Server, entries: readonly Entry[]): void {
+    for (const entry of entries) {
       if (entry.index !== server.appliedIndex + 1) {
         throw new Error(`${server.id} was handed entry ${entry.index} to apply after applying ${server.appliedIndex}`);
       }
       if (entry.kind === 'command') server.commands.push(decode(entry.data));
       server.appliedIndex = entry.index;
     }
-    for (const message of allMessages(out)) {
+  }
+
+  private send(server: Server, core: RaftCore, messages: readonly Message[]): void {
+    for (const message of messages) {
       const payload = message.type === 'InstallSnapshot' ? server.storage.snapshotWithData() : null;
       if (message.type === 'InstallSnapshot' && payload?.meta.index !== message.snapshot.index) {
         throw new Error(`${server.id} asked to send snapshot ${message.snapshot.index}, its disk holds ${payload?.meta.index}`);
@@ -641,7 +663,6 @@ class SnapshottingCluster {
       this.queue.push({ message, sender: core, payload });
       this.sent.push(message);
     }
-    core.acknowledge(out);
   }
 
   private deliver(envelope: Envelope): void {

@@ -124,10 +124,11 @@ process.stdout.write(
     `persistence: ${asyncPersist === undefined ? 'from the seed' : `forced ${asyncPersist}`}, asynchronous in ${t.asyncSeeds} of ${summary.seedsRun} seeds` +
     (t.asyncSeeds > 0
       ? ` (per async seed: ${(t.stats.writes / t.asyncSeeds).toFixed(0)} writes, ` +
+        `${(t.stats.writesBehindOthers / t.asyncSeeds).toFixed(0)} of them started behind others in progress, ` +
         `${(t.stats.deliveriesDuringWrite / t.asyncSeeds).toFixed(0)} messages stepped during a write, ` +
         `${(t.stats.writesReplacedInFlight / t.asyncSeeds).toFixed(2)} writes replaced in flight, ` +
-        `${(t.stats.crashesLosingWrite / t.asyncSeeds).toFixed(1)} crashes losing a write, ` +
-        `${(t.stats.crashesAfterWrite / t.asyncSeeds).toFixed(1)} just after one)`
+        `${(t.stats.crashesLosingWrite / t.asyncSeeds).toFixed(1)} crashes losing writes, ` +
+        `${(t.stats.crashesAfterWrite / t.asyncSeeds).toFixed(1)} just after some completed)`
       : '') +
     '\n' +
     `snapshots: ${t.stats.snapshotsTaken} taken, ${t.stats.entriesCompacted} entries compacted, ` +

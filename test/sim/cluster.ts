@@ -1,15 +1,16 @@
 /**
  * The simulated servers and the caller's side of the core's contract: feeding
- * it ticks, messages and client requests, and processing every output batch in
- * the documented order (persist, send, apply, serve reads, acknowledge), with
- * the safety checks watching each step.
+ * it ticks, messages and client requests, and carrying out its output with the
+ * node's own OutputRunner, the safety checks watching each step.
  *
- * Persistence is synchronous (each output is carried out within the event that
- * produced it) or asynchronous: taking an output starts its durable write,
- * which completes in a later event; meanwhile the node keeps stepping messages
- * and ticking, and the output's messages, applies and reads wait for the write.
+ * Persistence is synchronous (each write completes within the event that
+ * started it) or asynchronous: a write completes in a later event, in the
+ * order started; meanwhile the node keeps stepping messages, ticking and
+ * taking outputs (up to its writes-in-progress bound), applying what is
+ * committed at once, while each output's messages wait for its write.
  */
 import type { StoredSnapshot } from '../../src/raft/memory-storage.js';
+import { OutputRunner } from '../../src/raft/output-runner.js';
 import { SeededRandom } from '../../src/raft/random.js';
 import type {
   ConfigChange,
@@ -20,6 +21,8 @@ import type {
   ProposeResult,
   RaftOutput,
   RaftStatus,
+  ReadFailed,
+  ReadReady,
 } from '../../src/raft/types.js';
 import type { EventLog } from './event-log.js';
 import { InvariantViolation, throughCompaction, type LogView, type SafetyChecks, type SimClock } from './invariants.js';
@@ -27,7 +30,7 @@ import type { LivenessChecker } from './liveness.js';
 import type { Network } from './network.js';
 import type { CoreTuning, SnapshotPolicy } from './scenario.js';
 import type { CoreFactory, SimCore } from './sim-core.js';
-import { decodeState, encodeState, nextState, SimNode, snapshotKey } from './sim-node.js';
+import { decodeState, encodeState, nextState, SimNode, snapshotKey, type PendingWrite } from './sim-node.js';
 
 export interface ClusterStats {
   deliveries: number;
@@ -43,13 +46,14 @@ export interface ClusterStats {
   partitions: number;
   /** Writes that replaced or truncated stored entries (a conflicting append from a newer leader). */
   overwrites: number;
-  /** Asynchronous persistence: writes started. */
+  /** Asynchronous persistence: writes started, and writes started while others were in progress. */
   writes: number;
+  writesBehindOthers: number;
   /** Messages a node stepped while one of its writes was in flight. */
   deliveriesDuringWrite: number;
   /** Writes whose last entry the core had already replaced in memory (a conflicting append) when they completed. */
   writesReplacedInFlight: number;
-  /** Crashes that lost a write in flight, and crashes just after a write completed (stored, nothing sent). */
+  /** Crashes that lost writes in progress, and crashes just after some completed (stored, nothing sent). */
   crashesLosingWrite: number;
   crashesAfterWrite: number;
   /** Snapshots nodes took of their own state, and entries they compacted. */
@@ -83,6 +87,7 @@ export function emptyStats(): ClusterStats {
     partitions: 0,
     overwrites: 0,
     writes: 0,
+    writesBehindOthers: 0,
     deliveriesDuringWrite: 0,
     writesReplacedInFlight: 0,
     crashesLosingWrite: 0,
@@ -147,13 +152,15 @@ export interface AsyncPersistence {
   delay(): number;
   /** Schedules the completion of `node`'s write `serial`, started in life `life`, at time `at`. */
   completeAt(at: number, node: SimNode, life: number, serial: number): void;
-  /** Whether an output with nothing to persist waits for the disk (or is carried out at once). */
-  readonly emptyWritesWait: boolean;
+  /** Outputs a node takes while their writes are in progress, at most (the runner's bound). */
+  readonly writesInProgress: number;
   /**
-   * A deliberately broken caller, for tests only: it sends an output's
-   * messages as soon as it takes the output, before the write completes.
+   * A deliberately broken caller, for tests only. 'send-before-persist' sends
+   * an output's messages as soon as its write starts; 'ack-after-previous-write'
+   * sends them once the write before it completes (a pipeline off by one): a
+   * follower acknowledges entries whose write has not completed.
    */
-  readonly sendBeforePersist?: boolean;
+  readonly callerBug?: 'send-before-persist' | 'ack-after-previous-write';
 }
 
 export interface ClusterHooks {
@@ -216,7 +223,7 @@ export class Cluster {
   /** Starts a new life of `node` over its surviving storage. */
   start(node: SimNode): void {
     node.life++;
-    node.write = null;
+    node.writes = [];
     node.receivedSnapshots.clear();
     // The state machine is in memory: a new life restores it from the latest snapshot, or starts empty.
     const snapshot = node.storage.snapshotWithData();
@@ -243,6 +250,7 @@ export class Cluster {
       ),
     );
     node.core = core;
+    node.runner = this.runnerFor(node, core);
     this.deps.checks.stateMachine.startLife(node.id, node.applied);
     if (snapshot !== null) {
       if (node.life > 1) this.deps.stats.restartsFromSnapshot++;
@@ -261,76 +269,92 @@ export class Cluster {
 
   /**
    * The process dies: the core and anything it had not handed out or persisted
-   * are gone. A write in flight is lost, unless `writeCompletes`: then its
-   * fsync returned just before the crash, so it is stored, but nothing else of
-   * its output happens (no message sent, nothing applied).
+   * are gone. Of its writes in progress, the first `completedWrites` had their
+   * fsync return just before the crash, so they are stored, but nothing else of
+   * their outputs happens (no message sent); the rest are lost.
    */
-  crash(node: SimNode, downFor: number, writeCompletes = false): void {
+  crash(node: SimNode, downFor: number, completedWrites = 0): void {
     if (node.core === null) return;
-    const write = node.write;
-    node.write = null;
-    if (write !== null && writeCompletes) this.persist(node, write.output);
+    const writes = node.writes;
+    node.writes = [];
+    const completed = Math.min(completedWrites, writes.length);
+    for (const write of writes.slice(0, completed)) this.persist(node, write.output);
+    node.runner?.stop();
+    node.runner = null;
     node.core = null;
     this.deps.stats.crashes++;
     this.deps.checks.commit.forgetNode(node.id);
     this.deps.checks.reads.abandon(node.id);
-    if (write === null) {
+    if (writes.length === 0) {
       this.deps.log.record(this.deps.clock.now, node.id, { k: 'crash', downFor });
     } else {
-      if (writeCompletes) this.deps.stats.crashesAfterWrite++;
-      else this.deps.stats.crashesLosingWrite++;
-      this.deps.log.record(this.deps.clock.now, node.id, { k: 'crash', downFor, write: writeCompletes ? 'completed' : 'lost' });
+      if (completed > 0) this.deps.stats.crashesAfterWrite++;
+      if (completed < writes.length) this.deps.stats.crashesLosingWrite++;
+      this.deps.log.record(this.deps.clock.now, node.id, {
+        k: 'crash',
+        downFor,
+        writes: { completed, lost: writes.length - completed },
+      });
     }
   }
 
-  /** Asynchronous persistence: `node`'s disk hangs until `until`; the write in flight completes no earlier. */
+  /** Asynchronous persistence: `node`'s disk hangs until `until`; its writes in progress complete no earlier. */
   stallDisk(node: SimNode, until: number): void {
     const persistence = this.deps.persistence;
     if (persistence === null || until <= node.diskStalledUntil) return;
     node.diskStalledUntil = until;
-    const write = node.write;
-    const inFlight = write !== null && write.doneAt < until;
+    const delayed = node.writes.filter((write) => write.doneAt < until);
     this.deps.log.record(this.deps.clock.now, node.id, {
       k: 'note',
-      text: `DISK STALL until t=${until}${inFlight ? ` (the write in flight now completes then)` : ''}`,
+      text: `DISK STALL until t=${until}${delayed.length > 0 ? ` (${delayed.length} writes in progress now complete then)` : ''}`,
     });
-    if (write !== null && inFlight) {
-      node.write = { ...write, doneAt: until };
-      persistence.completeAt(until, node, node.life, write.serial);
-    }
+    for (const write of delayed) write.doneAt = until;
+    const last = delayed[delayed.length - 1];
+    if (last !== undefined) persistence.completeAt(until, node, node.life, last.serial);
   }
 
   /**
-   * Asynchronous persistence: `node`'s write `serial` completes. The output is
-   * stored atomically, then carried out (send, apply, serve reads) and
-   * acknowledged, and the next output, if any, is taken. A completion meant
-   * for an earlier life, or for a write a crash already ended, is ignored.
+   * Asynchronous persistence: a completion event of `node`'s disk. Every write
+   * due by now completes, oldest first: it is stored atomically and the runner
+   * is told (it sends the output's messages and reports it persisted), then
+   * the next outputs, if any, are taken. An event meant for an earlier life
+   * finds nothing to do, as does one a disk stall made early.
    */
-  completeWrite(node: SimNode, life: number, serial: number): void {
+  completeWrite(node: SimNode, life: number, _serial: number): void {
     const core = node.core;
-    const write = node.write;
-    if (core === null || node.life !== life || write === null || write.serial !== serial) return;
-    if (this.deps.clock.now < write.doneAt) return; // a disk stall moved the completion later
-    node.write = null;
-    const out = write.output;
-    const last = out.entries[out.entries.length - 1];
-    // Did a conflicting append replace this write's tail in memory while it was in flight? Then the
-    // acknowledgement below must not mark the replacement as stored (RaftLog.stableTo). Counted and
-    // traced, so that specs can require this window to have been exercised.
-    if (last !== undefined) {
-      const now = this.guard(node, () => core.termAt(last.index));
-      if (now !== last.term) {
-        this.deps.stats.writesReplacedInFlight++;
-        this.deps.log.record(this.deps.clock.now, node.id, {
-          k: 'note',
-          text: `the write's last entry ${last.index}/${last.term} was replaced in memory while it was in flight (now ${now === null ? 'gone' : `${last.index}/${now}`})`,
-        });
+    if (core === null || node.life !== life) return;
+    let completed = 0;
+    while (node.writes.length > 0 && (node.writes[0] as PendingWrite).doneAt <= this.deps.clock.now) {
+      const write = node.writes.shift() as PendingWrite;
+      completed++;
+      this.noteReplacedInFlight(node, core, write.output);
+      this.persist(node, write.output);
+      this.installState(node, write.output);
+      const next = node.writes[0];
+      if (this.deps.persistence?.callerBug === 'ack-after-previous-write' && next !== undefined) {
+        for (const message of next.output.messages) this.send(node, message);
       }
+      this.guard(node, () => write.done());
     }
-    this.persist(node, out);
-    if (this.deps.persistence?.sendBeforePersist !== true) this.sendAll(node, out, 'after-persist');
-    this.finish(node, core, out);
-    this.afterEvent(node);
+    if (completed > 0) this.afterEvent(node);
+  }
+
+  /**
+   * Did a conflicting append replace this write's tail in memory while it was
+   * in flight? Then persisted() must not mark the replacement as stored
+   * (RaftLog.stableTo). Counted and traced, so that specs can require this
+   * window to have been exercised.
+   */
+  private noteReplacedInFlight(node: SimNode, core: SimCore, out: RaftOutput): void {
+    const last = out.entries[out.entries.length - 1];
+    if (last === undefined) return;
+    const now = this.guard(node, () => core.termAt(last.index));
+    if (now === last.term) return;
+    this.deps.stats.writesReplacedInFlight++;
+    this.deps.log.record(this.deps.clock.now, node.id, {
+      k: 'note',
+      text: `the write's last entry ${last.index}/${last.term} was replaced in memory while it was in flight (now ${now === null ? 'gone' : `${last.index}/${now}`})`,
+    });
   }
 
   tick(node: SimNode): void {
@@ -353,7 +377,7 @@ export class Cluster {
       return;
     }
     this.deps.stats.deliveries++;
-    if (node.write !== null) this.deps.stats.deliveriesDuringWrite++;
+    if (node.writes.length > 0) this.deps.stats.deliveriesDuringWrite++;
     this.deps.log.record(now, node.id, { k: 'deliver', m: message, duplicate });
     if (message.type === 'InstallSnapshot') {
       // The whole snapshot has arrived: the node keeps it until its core asks for it to be installed.
@@ -437,42 +461,56 @@ export class Cluster {
     this.afterEvent(leader);
   }
 
-  /** Processes everything the core has to say, then checks the node's state. */
+  /** Carries out everything the core has to say (as far as writes in progress allow), then checks the node's state. */
   private afterEvent(node: SimNode): void {
     const core = node.core;
-    if (core === null) return;
-    if (this.deps.persistence === null) {
-      while (this.guard(node, () => core.hasOutput())) {
-        const output = this.guard(node, () => core.takeOutput());
-        this.announce(node, core, output);
-        this.persist(node, output);
-        this.sendAll(node, output);
-        this.finish(node, core, output);
-      }
-    } else {
-      const persistence = this.deps.persistence;
-      while (node.write === null && this.guard(node, () => core.hasOutput())) {
-        const output = this.guard(node, () => core.takeOutput());
-        this.announce(node, core, output);
-        if (persistence.emptyWritesWait || output.entries.length > 0 || output.hardState !== null) {
-          this.startWrite(node, output, persistence);
-        } else {
-          // Nothing to persist: carried out at once, without waiting for the disk.
-          this.sendAll(node, output);
-          this.finish(node, core, output);
-        }
-      }
-    }
+    const runner = node.runner;
+    if (core === null || runner === null) return;
+    this.guard(node, () => runner.run());
+    // Like a node, whose snapshot record waits behind its writes in progress: taken when none is left.
+    if (node.core === core && node.writes.length === 0) this.maybeSnapshot(node, core);
     this.observe(node, core);
   }
 
-  /** Asynchronous persistence: starts writing the output just taken. Nothing else of it happens yet. */
-  private startWrite(node: SimNode, output: RaftOutput, persistence: AsyncPersistence): void {
+  /** The node's output runner, with the simulated disk, network and state machine as its effects. */
+  private runnerFor(node: SimNode, core: SimCore): OutputRunner {
+    const persistence = this.deps.persistence;
+    return new OutputRunner(
+      core,
+      {
+        taken: (out) => this.announce(node, core, out),
+        write: (out, done) => {
+          if (persistence === null) {
+            this.persist(node, out);
+            this.installState(node, out);
+            done();
+          } else {
+            this.startWrite(node, out, done, persistence);
+          }
+        },
+        send: (messages) => {
+          for (const message of messages) this.send(node, message);
+        },
+        apply: (entries) => {
+          this.apply(node, core, entries);
+          // A node checks its snapshot policy as it applies (the core may have committed more than it handed out).
+          if (node.writes.length === 0) this.maybeSnapshot(node, core);
+        },
+        reads: (ready, failed) => this.settleReads(node, ready, failed),
+      },
+      { maxWritesInProgress: persistence?.writesInProgress ?? 1 },
+    );
+  }
+
+  /** Asynchronous persistence: starts writing the output just taken; it completes after the writes before it. */
+  private startWrite(node: SimNode, output: RaftOutput, done: () => void, persistence: AsyncPersistence): void {
     const now = this.deps.clock.now;
-    const doneAt = Math.max(now + persistence.delay(), node.diskStalledUntil);
+    const previous = node.writes[node.writes.length - 1];
+    const doneAt = Math.max(now + persistence.delay(), node.diskStalledUntil, previous?.doneAt ?? 0);
     const serial = ++node.writeSerial;
-    node.write = { output, serial, startedAt: now, doneAt };
+    node.writes.push({ output, serial, startedAt: now, doneAt, done });
     this.deps.stats.writes++;
+    if (previous !== undefined) this.deps.stats.writesBehindOthers++;
     this.deps.log.record(now, node.id, {
       k: 'write',
       hardState: output.hardState,
@@ -482,7 +520,7 @@ export class Cluster {
       reads: output.readsReady.length + output.readsFailed.length,
       doneAt,
     });
-    this.sendAll(node, output, persistence.sendBeforePersist === true ? 'all' : 'early');
+    if (persistence.callerBug === 'send-before-persist') for (const message of output.messages) this.send(node, message);
     persistence.completeAt(doneAt, node, node.life, serial);
   }
 
@@ -565,13 +603,6 @@ export class Cluster {
     return received;
   }
 
-  /** The rest of an output once stored (apply, reads), its acknowledgement, then the node's own snapshot policy. */
-  private finish(node: SimNode, core: SimCore, out: RaftOutput): void {
-    this.carryOut(node, core, out);
-    this.guard(node, () => core.acknowledge(out));
-    this.maybeSnapshot(node, core);
-  }
-
   /**
    * The node's snapshot policy, as a real node runs it between outputs: once
    * it has applied `everyEntries` entries since its last snapshot it
@@ -613,41 +644,36 @@ export class Cluster {
     });
   }
 
-  /**
-   * Step 2 of an output: its messages go out (only once what they report is
-   * stored); a leader's early messages go when its write starts.
-   */
-  private sendAll(node: SimNode, out: RaftOutput, which: 'all' | 'early' | 'after-persist' = 'all'): void {
-    if (which !== 'after-persist') for (const message of out.earlyMessages) this.send(node, message);
-    if (which !== 'early') for (const message of out.messages) this.send(node, message);
+  /** A snapshot's write restores the state machine from it (the runner applies nothing after it before that). */
+  private installState(node: SimNode, out: RaftOutput): void {
+    if (out.snapshot === null) return;
+    const installed = node.storage.snapshotWithData();
+    if (installed === null || snapshotKey(installed.meta) !== snapshotKey(out.snapshot)) {
+      throw new InvariantViolation(
+        'Snapshot Safety',
+        this.deps.clock.now,
+        node.id,
+        `${node.id} restores its state machine before its snapshot ${snapshotKey(out.snapshot)} is stored`,
+      );
+    }
+    node.applied = installed.meta.index;
+    node.state = decodeState(installed.data);
+    this.deps.checks.stateMachine.startLife(node.id, node.applied);
   }
 
-  /** Steps 3 and 4 of an output: apply what it commits, serve or fail its reads. */
-  private carryOut(node: SimNode, core: SimCore, out: RaftOutput): void {
+  /** Step 4 of an output: serve or fail its reads. */
+  private settleReads(node: SimNode, ready: readonly ReadReady[], failed: readonly ReadFailed[]): void {
     const { checks, log, clock } = this.deps;
     const now = clock.now;
-    // 3. Restore the state machine from a snapshot just installed, then apply.
-    if (out.snapshot !== null) {
-      const installed = node.storage.snapshotWithData();
-      if (installed === null || snapshotKey(installed.meta) !== snapshotKey(out.snapshot)) {
-        throw new InvariantViolation('Snapshot Safety', now, node.id, `${node.id} applies before its snapshot ${snapshotKey(out.snapshot)} is stored`);
-      }
-      node.applied = installed.meta.index;
-      node.state = decodeState(installed.data);
-      checks.stateMachine.startLife(node.id, node.applied);
-    }
-    if (out.committed.length > 0) this.apply(node, core, out.committed);
-
-    // 4. Serve or fail reads.
-    for (const ready of out.readsReady) {
+    for (const read of ready) {
       this.deps.stats.readsReleased++;
-      log.record(now, node.id, { k: 'read-ready', requestId: ready.requestId, index: ready.index, applied: node.applied });
-      checks.reads.released(node.id, node.life, ready.requestId, ready.index, node.applied);
+      log.record(now, node.id, { k: 'read-ready', requestId: read.requestId, index: read.index, applied: node.applied });
+      checks.reads.released(node.id, node.life, read.requestId, read.index, node.applied);
     }
-    for (const failed of out.readsFailed) {
+    for (const read of failed) {
       this.deps.stats.readsFailed++;
-      log.record(now, node.id, { k: 'read-failed', requestId: failed.requestId, reason: failed.reason });
-      checks.reads.failed(failed.requestId);
+      log.record(now, node.id, { k: 'read-failed', requestId: read.requestId, reason: read.reason });
+      checks.reads.failed(read.requestId);
     }
   }
 

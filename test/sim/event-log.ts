@@ -36,7 +36,7 @@ export type TraceRecord =
   | { readonly k: 'read-ready'; readonly requestId: string; readonly index: number; readonly applied: number }
   | { readonly k: 'read-failed'; readonly requestId: string; readonly reason: string }
   | { readonly k: 'transfer'; readonly to: NodeId; readonly result: TransferResult }
-  | { readonly k: 'crash'; readonly downFor: number; readonly write?: 'lost' | 'completed' }
+  | { readonly k: 'crash'; readonly downFor: number; readonly writes?: { readonly completed: number; readonly lost: number } }
   | { readonly k: 'restart'; readonly hardState: HardState; readonly lastIndex: number }
   | { readonly k: 'note'; readonly text: string };
 
@@ -135,11 +135,9 @@ export function formatRecord(r: TraceRecord): string {
       return `transfer leadership to ${r.to}: ${r.result.accepted ? 'accepted' : `rejected, ${r.result.reason}`}`;
     case 'crash':
       return `CRASH (down for ${r.downFor})${
-        r.write === 'lost'
-          ? ': the write in flight is lost'
-          : r.write === 'completed'
-            ? ': the write in flight completed just before (stored, nothing sent)'
-            : ''
+        r.writes === undefined
+          ? ''
+          : `: of ${r.writes.completed + r.writes.lost} writes in progress, ${r.writes.completed} completed just before (stored, nothing sent), ${r.writes.lost} lost`
       }`;
     case 'restart':
       return `RESTART from ${formatHardState(r.hardState)}, log ..${r.lastIndex}`;

@@ -36,8 +36,8 @@ class ForgetsItsVote extends RaftCore {
     return forgetful;
   }
 
-  override acknowledge(output: RaftOutput): void {
-    super.acknowledge(this.originals.get(output) ?? output);
+  override persisted(output: RaftOutput): void {
+    super.persisted(this.originals.get(output) ?? output);
   }
 }
 

@@ -22,8 +22,8 @@ export const FAULT_KINDS: readonly FaultKind[] = ['crash', 'crash-leader', 'part
  * How long a node's durable writes take when persistence is asynchronous. A
  * real node hands an output's hard state and entries to its disk (an fsync'd
  * write takes milliseconds) and meanwhile keeps stepping messages and ticking;
- * only when the write completes does it send that output's messages, apply
- * its committed entries, serve its reads and acknowledge it.
+ * it applies what is committed at once, but sends an output's messages only
+ * when its write (and every earlier one) completes.
  */
 export interface PersistProfile {
   /** A write completes after a uniform delay in [minDelay, maxDelay]. */
@@ -43,18 +43,18 @@ export interface PersistProfile {
   readonly diskStallMeanInterval: number;
   readonly diskStallMax: number;
   /**
-   * A crash with a write in flight loses the whole write; with this
-   * probability the write completed instead just before the process died (the
-   * fsync returned, nothing was sent): it is stored, and nothing else happens.
+   * A crash loses the writes in progress; with this probability some of them
+   * (a prefix, of random length) completed instead just before the process
+   * died (the fsync returned, nothing was sent): they are stored, and nothing
+   * else of their outputs happens.
    */
   readonly crashAfterWriteRate: number;
   /**
-   * An output with nothing to persist (no entries, no hard state change)
-   * waits its turn and a write delay like any other (true), or is carried out
-   * at once when no write is in flight, as a node that skips the disk when
-   * there is nothing to write would (false).
+   * Outputs a node takes while their writes are in progress, at most (the
+   * output runner's bound; raftlog's node takes 8 by default). With 1, a node
+   * takes its next output only once the write before it completed.
    */
-  readonly emptyWritesWait: boolean;
+  readonly writesInProgress: number;
 }
 
 /**
@@ -201,7 +201,7 @@ function choosePersistence(seed: number): Pick<Scenario, 'asyncPersist' | 'persi
     crashAfterWriteRate: r.pick([0, 0.25, 0.5]),
     diskStallMeanInterval: r.pick([0, 400, 1000]),
     diskStallMax: r.pick([200, 500]),
-    emptyWritesWait: r.chance(0.5),
+    writesInProgress: r.pick([1, 2, 4, 8]),
   };
   return { asyncPersist, persist };
 }

@@ -24,7 +24,7 @@ export interface SimCore {
   proposeConfigChange(change: ConfigChange): ProposeResult;
   hasOutput(): boolean;
   takeOutput(): RaftOutput;
-  acknowledge(output: RaftOutput): void;
+  persisted(output: RaftOutput): void;
   status(): RaftStatus;
   termAt(index: number): number | null;
   lastIndex(): number;

@@ -1,5 +1,6 @@
 import { decodeConfig } from '../../src/raft/membership.js';
 import { MemoryStorage, type StoredSnapshot } from '../../src/raft/memory-storage.js';
+import type { OutputRunner } from '../../src/raft/output-runner.js';
 import type { Entry, NodeId, RaftOutput, SnapshotMeta } from '../../src/raft/types.js';
 import { throughCompaction, type CommitChecker, type LogTail, type LogView } from './invariants.js';
 import type { SimCore } from './sim-core.js';
@@ -11,7 +12,9 @@ export interface PendingWrite {
   readonly serial: number;
   readonly startedAt: number;
   /** When it completes; a disk stall can move this later (completion events for earlier times are then stale). */
-  readonly doneAt: number;
+  doneAt: number;
+  /** Tells the node's output runner that the write is durable. */
+  readonly done: () => void;
 }
 
 /**
@@ -30,11 +33,14 @@ export class SimNode {
   state = 0;
   /** Snapshots that arrived from a leader and were stepped into the core, waiting for it to ask for their install. */
   readonly receivedSnapshots = new Map<string, StoredSnapshot>();
+  /** Carries out this life's core output. */
+  runner: OutputRunner | null = null;
   /**
-   * The output being written, with asynchronous persistence: taken from the
-   * core, not yet stored, its messages not yet sent. A crash loses it.
+   * Writes in progress, oldest first, with asynchronous persistence: outputs
+   * taken from the core, not yet stored, their messages not yet sent. They
+   * complete in order; a crash lets any prefix of them complete and loses the rest.
    */
-  write: PendingWrite | null = null;
+  writes: PendingWrite[] = [];
   /** Serial of the last write started (across lives). */
   writeSerial = 0;
   /** The disk hangs until this time: no write completes earlier. The disk's, so it outlasts a crash. */

@@ -31,21 +31,20 @@ export interface SimulationOptions {
   readonly scenario?: Partial<Scenario>;
   /** How many recent events to keep for the failure report. */
   readonly recentEvents?: number;
-  /**
-   * A deliberately broken caller, for proving that the checks catch it (test
-   * only): 'send-before-persist' sends each output's messages when it takes
-   * the output, before its write completes. Needs asynchronous persistence.
-   */
+  /** A deliberately broken caller, for proving that the checks catch it (test only); see CallerBug. */
   readonly callerBug?: CallerBug;
 }
 
 /**
- * Deliberately broken callers (test only): 'send-before-persist' sends each
- * output's messages when it takes the output, before its write completes
- * (needs asynchronous persistence); the others break the snapshot policy
- * (see SnapshotBug; need snapshots on).
+ * Deliberately broken callers (test only). Two break the order of writes and
+ * messages (need asynchronous persistence): 'send-before-persist' sends each
+ * output's messages when its write starts; 'ack-after-previous-write' sends
+ * them once the write before it completes. The others break the snapshot
+ * policy (see SnapshotBug; need snapshots on).
  */
-export type CallerBug = 'send-before-persist' | SnapshotBug;
+export type CallerBug = WriteOrderBug | SnapshotBug;
+export type WriteOrderBug = 'send-before-persist' | 'ack-after-previous-write';
+const WRITE_ORDER_BUGS: readonly CallerBug[] = ['send-before-persist', 'ack-after-previous-write'];
 
 export interface SimulationResult {
   readonly seed: number;
@@ -109,7 +108,7 @@ class Simulation {
   /** Fault choices, client choices: separate streams so that one concern's draws do not shift another's. */
   private readonly faultRandom: SeededRandom;
   private readonly clientRandom: SeededRandom;
-  /** Asynchronous persistence: write delays, disk stalls, whether a crash lets a write in flight complete. */
+  /** Asynchronous persistence: write delays, disk stalls, which writes in progress a crash lets complete. */
   private readonly persistRandom: SeededRandom;
   /** Membership changes: when, which, of whom. */
   private readonly membershipRandom: SeededRandom;
@@ -133,10 +132,11 @@ class Simulation {
     // Drawn after the others, so that the streams above are the same as before this one existed.
     this.persistRandom = new SeededRandom(streams.nextInt(0x100000000));
     this.membershipRandom = new SeededRandom(streams.nextInt(0x100000000));
-    if (options.callerBug === 'send-before-persist' && !this.scenario.asyncPersist) {
-      throw new Error(`the caller bug ${options.callerBug} needs asynchronous persistence`);
+    const writeOrderBug = WRITE_ORDER_BUGS.includes(options.callerBug as CallerBug) ? (options.callerBug as WriteOrderBug) : undefined;
+    if (writeOrderBug !== undefined && !this.scenario.asyncPersist) {
+      throw new Error(`the caller bug ${writeOrderBug} needs asynchronous persistence`);
     }
-    const snapshotBug = options.callerBug === 'send-before-persist' ? undefined : options.callerBug;
+    const snapshotBug = writeOrderBug === undefined ? (options.callerBug as SnapshotBug | undefined) : undefined;
     if (snapshotBug !== undefined && this.scenario.snapshots === null) {
       throw new Error(`the caller bug ${snapshotBug} needs snapshots on`);
     }
@@ -171,8 +171,8 @@ class Simulation {
         ? {
             delay: () => this.writeDelay(),
             completeAt: (at, node, life, serial) => this.queue.push(at, { kind: 'write-done', node, life, serial }),
-            emptyWritesWait: this.scenario.persist.emptyWritesWait,
-            ...(options.callerBug === 'send-before-persist' ? { sendBeforePersist: true } : {}),
+            writesInProgress: this.scenario.persist.writesInProgress,
+            ...(writeOrderBug !== undefined ? { callerBug: writeOrderBug } : {}),
           }
         : null,
     });
@@ -353,8 +353,11 @@ class Simulation {
 
   private crash(node: SimNode, downFor: number): void {
     const lifeAtCrash = node.life;
-    const writeCompletes = node.write !== null && this.persistRandom.chance(this.scenario.persist.crashAfterWriteRate);
-    this.cluster.crash(node, downFor, writeCompletes);
+    const pending = node.writes.length;
+    const r = this.persistRandom;
+    // Any prefix of the writes in progress may have completed just before the crash.
+    const completedWrites = pending > 0 && r.chance(this.scenario.persist.crashAfterWriteRate) ? 1 + r.nextInt(pending) : 0;
+    this.cluster.crash(node, downFor, completedWrites);
     this.queue.push(this.clock.now + downFor, { kind: 'restart', node, life: lifeAtCrash });
   }
 
@@ -624,7 +627,7 @@ function describePersist(p: Scenario['persist']): string {
     `async: writes take ${p.minDelay}..${p.maxDelay}` +
     (p.stallRate > 0 ? `, stall=${p.stallRate} (up to ${p.stallMax})` : '') +
     (p.diskStallMeanInterval > 0 ? `, disk stalls every ~${p.diskStallMeanInterval} (up to ${p.diskStallMax})` : '') +
-    `, a crash completes the write in flight with p=${p.crashAfterWriteRate}` +
-    (p.emptyWritesWait ? '' : ', outputs with nothing to persist skip the disk')
+    `, up to ${p.writesInProgress} writes in progress` +
+    `, a crash completes some of them with p=${p.crashAfterWriteRate}`
   );
 }

@@ -1,12 +1,14 @@
 import { RaftCore } from '../../src/raft/core.js';
 import type { RaftOptions } from '../../src/raft/config.js';
 import { MemoryStorage } from '../../src/raft/memory-storage.js';
+import { OutputRunner } from '../../src/raft/output-runner.js';
 import { SeededRandom } from '../../src/raft/random.js';
 import type { Entry, Message, NodeId, RaftOutput, ReadFailed, ReadReady, RoleChange } from '../../src/raft/types.js';
 
 export interface InstantNode {
   readonly id: NodeId;
   core: RaftCore;
+  runner: OutputRunner;
   readonly storage: MemoryStorage;
   /** Applied in this life of the node (a restart replays from the start). */
   applied: Entry[];
@@ -37,16 +39,18 @@ export class InstantCluster {
   ) {
     for (const [i, id] of ids.entries()) {
       const storage = new MemoryStorage({ voters: ids });
-      this.nodes.set(id, {
+      const core = this.makeCore(id, storage, i);
+      const fields: Omit<InstantNode, 'runner'> = {
         id,
-        core: this.makeCore(id, storage, i),
+        core,
         storage,
         applied: [],
         readsReady: [],
         readsFailed: [],
         roleChanges: [],
         up: true,
-      });
+      };
+      this.nodes.set(id, Object.assign(fields, { runner: this.makeRunner(fields, core) }));
     }
   }
 
@@ -70,10 +74,7 @@ export class InstantCluster {
     for (let round = 0; round < maxRounds; round++) {
       let busy = false;
       for (const node of this.nodes.values()) {
-        while (node.up && node.core.hasOutput()) {
-          busy = true;
-          this.handleOutput(node, node.core.takeOutput());
-        }
+        if (node.up && node.runner.run() > 0) busy = true;
       }
       const batch = this.queue;
       this.queue = [];
@@ -88,17 +89,32 @@ export class InstantCluster {
     throw new Error('cluster did not settle');
   }
 
-  handleOutput(node: InstantNode, output: RaftOutput): void {
-    node.storage.save(output.hardState, output.entries);
-    for (const message of [...output.earlyMessages, ...output.messages]) {
-      this.queue.push(message);
-      if (this.recordMessages) this.sent.push(message);
-    }
-    node.applied.push(...output.committed);
-    node.readsReady.push(...output.readsReady);
-    node.readsFailed.push(...output.readsFailed);
-    if (output.roleChange !== null) node.roleChanges.push(output.roleChange);
-    node.core.acknowledge(output);
+  /** Writes complete at once: every output is stored, sent, applied and reported persisted before the next is taken. */
+  private makeRunner(node: Omit<InstantNode, 'runner'>, core: RaftCore): OutputRunner {
+    return new OutputRunner(
+      core,
+      {
+        write: (output: RaftOutput, done) => {
+          node.storage.save(output.hardState, output.entries);
+          done();
+        },
+        send: (messages: readonly Message[]) => {
+          for (const message of messages) {
+            this.queue.push(message);
+            if (this.recordMessages) this.sent.push(message);
+          }
+        },
+        apply: (entries) => node.applied.push(...entries),
+        reads: (ready, failed) => {
+          node.readsReady.push(...ready);
+          node.readsFailed.push(...failed);
+        },
+        taken: (output) => {
+          if (output.roleChange !== null) node.roleChanges.push(output.roleChange);
+        },
+      },
+      { maxWritesInProgress: 1 },
+    );
   }
 
   tick(ticks = 1, ids: readonly NodeId[] = this.ids): void {
@@ -155,6 +171,7 @@ export class InstantCluster {
   restart(id: NodeId): void {
     const node = this.node(id);
     node.core = this.makeCore(id, node.storage, this.ids.indexOf(id) + 7);
+    node.runner = this.makeRunner(node, node.core);
     node.applied = [];
     node.up = true;
   }
