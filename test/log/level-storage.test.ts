@@ -1,8 +1,9 @@
+import { spyOnBatches, type BatchOp } from './batch-spy.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { entryKey, HARD_STATE_KEY } from '../../src/log/codec.js';
 import { LogCorruptionError } from '../../src/log/errors.js';
 import { LevelLogStorage } from '../../src/log/level-storage.js';
@@ -84,20 +85,18 @@ describe('LevelDB log', () => {
 
   it('writes each save as one batch with sync (fsync) on', async () => {
     const storage = await openStorage(await freshDir());
-    const db = (storage as unknown as { db: Level<Uint8Array, Uint8Array> }).db;
-    const batch = vi.spyOn(db, 'batch');
+    const batch = spyOnBatches(storage);
     await storage.save({ term: 1, votedFor: 'n1', commit: 0 }, [entry(1, 1)]);
     expect(batch).toHaveBeenCalledTimes(1);
-    const [ops, options] = batch.mock.calls[0] as unknown as [unknown[], { sync?: boolean }];
-    expect(options.sync).toBe(true);
+    const [ops, sync] = batch.mock.calls[0] as [readonly BatchOp[], boolean];
+    expect(sync).toBe(true);
     expect(ops).toHaveLength(2);
   });
 
   it('syncs every change of term or vote, and skips the fsync only when the commit index alone moved', async () => {
     const storage = await openStorage(await freshDir());
-    const db = (storage as unknown as { db: Level<Uint8Array, Uint8Array> }).db;
-    const batch = vi.spyOn(db, 'batch');
-    const syncOf = (call: number) => (batch.mock.calls[call] as unknown as [unknown[], { sync?: boolean }])[1].sync;
+    const batch = spyOnBatches(storage);
+    const syncOf = (call: number) => batch.mock.calls[call]?.[1];
     await storage.save({ term: 1, votedFor: 'n1', commit: 0 }, [entry(1, 1)]);
     await storage.save({ term: 1, votedFor: 'n1', commit: 1 }, []);
     await storage.save({ term: 2, votedFor: null, commit: 1 }, []);

@@ -1,7 +1,7 @@
+import { spyOnBatches, type BatchOp } from './batch-spy.js';
 import { mkdir, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Level } from 'level';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   COMPACTED_KEY,
   encodeCompactedPoint,
@@ -27,7 +27,6 @@ async function logWith(last: number): Promise<LevelLogStorage> {
   return storage;
 }
 
-const dbOf = (storage: LevelLogStorage) => (storage as unknown as { db: Level<Uint8Array, Uint8Array> }).db;
 const heldInMemory = (storage: LevelLogStorage) => (storage as unknown as { held: Entry[] }).held.length;
 
 describe('snapshots and compaction', () => {
@@ -58,11 +57,11 @@ describe('snapshots and compaction', () => {
   it('compaction is one fsync\'d batch that keeps the entries after the compacted point', async () => {
     const storage = await logWith(10);
     await storage.saveSnapshot(await writeSnapshotFile(storage, 'snap-8', 8, 2));
-    const batch = vi.spyOn(dbOf(storage), 'batch');
+    const batch = spyOnBatches(storage);
     await storage.compact(8);
     expect(batch).toHaveBeenCalledTimes(1);
-    const [ops, options] = batch.mock.calls[0] as unknown as [{ type: string }[], { sync?: boolean }];
-    expect(options.sync).toBe(true);
+    const [ops, sync] = batch.mock.calls[0] as [readonly BatchOp[], boolean];
+    expect(sync).toBe(true);
     expect(ops.filter((op) => op.type === 'del')).toHaveLength(8);
     expect(storage.entries(9, 11, Infinity)).toEqual(entries(9, 10, termOf));
   });
@@ -161,11 +160,11 @@ describe('installing a snapshot from the leader', () => {
     await storage.compact(3);
     const config = { voters: ['n1', 'n2', 'n4'] };
     const ref = await writeSnapshotFile(storage, 'leader-20', 20, 4, config);
-    const batch = vi.spyOn(dbOf(storage), 'batch');
+    const batch = spyOnBatches(storage);
     const after = entries(21, 22, (i) => (i === 21 ? 4 : 5));
     await storage.save({ term: 5, votedFor: null, commit: 20 }, after, ref);
     expect(batch).toHaveBeenCalledTimes(1);
-    expect((batch.mock.calls[0] as unknown as [unknown, { sync?: boolean }])[1].sync).toBe(true);
+    expect(batch.mock.calls[0]?.[1]).toBe(true);
 
     const check = (log: LevelLogStorage) => {
       expect([log.firstIndex(), log.lastIndex(), log.term(20), log.term(22)]).toEqual([21, 22, 4, 5]);
@@ -206,7 +205,7 @@ describe('installing a snapshot from the leader', () => {
   it('a failed install leaves the old log, in memory and on disk', async () => {
     const storage = await logWith(5);
     const ref = await writeSnapshotFile(storage, 'leader-20', 20, 4);
-    vi.spyOn(dbOf(storage), 'batch').mockRejectedValueOnce(new Error('disk full'));
+    spyOnBatches(storage).mockRejectedValueOnce(new Error('disk full'));
     await expect(storage.save({ term: 4, votedFor: null, commit: 20 }, [], ref)).rejects.toThrow('disk full');
     expect([storage.firstIndex(), storage.lastIndex(), storage.snapshot()]).toEqual([1, 5, null]);
     const reopened = await fixtures.reopen(storage);
