@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type { Entry } from '../raft/types.js';
 import { decodeCommand, type KvCommand } from './kv-commands.js';
 
@@ -72,8 +72,14 @@ function validateTail(tail: Omit<KvRestoredState, 'pairs'>): void {
  * written, plus a hash chain of appended records, hashed together with the
  * applied index.
  */
+/** A value and its pair hash, kept so that overwriting or deleting the key need not hash the old pair again. */
+interface Stored {
+  readonly value: Uint8Array;
+  readonly hash: bigint;
+}
+
 export class KvStateMachine {
-  private readonly data = new Map<string, Uint8Array>();
+  private readonly data = new Map<string, Stored>();
   private pairSum = 0n;
   private recordChain = new Uint8Array(32);
   private recordCount = 0;
@@ -129,7 +135,7 @@ export class KvStateMachine {
   }
 
   get(key: Uint8Array): Uint8Array | null {
-    return this.data.get(keyString(key)) ?? null;
+    return this.data.get(keyString(key))?.value ?? null;
   }
 
   apply(entry: Entry): KvResult {
@@ -167,7 +173,7 @@ export class KvStateMachine {
       recordCount: this.recordCount,
       recordChain: this.recordChain,
       *pairs() {
-        for (const [k, value] of entries) yield [Buffer.from(k, 'latin1'), value] as const;
+        for (const [k, stored] of entries) yield [Buffer.from(k, 'latin1'), stored.value] as const;
       },
     };
   }
@@ -198,10 +204,10 @@ export class KvStateMachine {
   private set(key: Uint8Array, value: Uint8Array): void {
     const k = keyString(key);
     const old = this.data.get(k);
-    if (old !== undefined) this.pairSum = (this.pairSum - pairHash(key, old) + MOD) % MOD;
     const copy = new Uint8Array(value);
-    this.data.set(k, copy);
-    this.pairSum = (this.pairSum + pairHash(key, copy)) % MOD;
+    const added = pairHash(key, copy);
+    this.data.set(k, { value: copy, hash: added });
+    this.pairSum = (this.pairSum + added - (old?.hash ?? 0n) + MOD) % MOD;
   }
 
   private remove(key: Uint8Array): boolean {
@@ -209,7 +215,7 @@ export class KvStateMachine {
     const old = this.data.get(k);
     if (old === undefined) return false;
     this.data.delete(k);
-    this.pairSum = (this.pairSum - pairHash(key, old) + MOD) % MOD;
+    this.pairSum = (this.pairSum - old.hash + MOD) % MOD;
     return true;
   }
 }
@@ -221,8 +227,11 @@ function keyString(key: Uint8Array): string {
 
 function pairHash(key: Uint8Array, value: Uint8Array): bigint {
   // The key's length keeps ("ab","c") and ("a","bc") apart.
-  const digest = createHash('sha256').update(u64(key.byteLength)).update(key).update(value).digest('hex');
-  return BigInt(`0x${digest}`);
+  const bytes = Buffer.allocUnsafe(8 + key.byteLength + value.byteLength);
+  bytes.writeBigUInt64BE(BigInt(key.byteLength), 0);
+  bytes.set(key, 8);
+  bytes.set(value, 8 + key.byteLength);
+  return BigInt(`0x${hash('sha256', bytes, 'hex')}`);
 }
 
 function u64(n: number): Uint8Array {
