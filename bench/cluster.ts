@@ -8,11 +8,14 @@
  *                    [--keys 10000] [--failover-trials 5] [--node-args="--tick-ms 20 ..."]
  *   npm run bench:stability -- [--stability-seconds 60]
  *   npm run bench -- --endpoints 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+ *   npm run bench -- --etcd ../shared/anchors/etcd     # each row also on etcd, then ratios
  *
  * Human-readable lines go to stderr, one JSON line with everything to stdout (last).
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { EtcdAnchor, type EtcdFailover, type EtcdRow, type EtcdRowNotMeasured, type NotMeasured } from './cluster/etcd-anchor.js';
+import { compare, type EtcdComparison, isMeasured, printComparison } from './cluster/etcd-compare.js';
 import { type FailoverSummary, runFailover } from './cluster/failover.js';
 import { describeCpu, describeRow, LOAD_OPS, type LoadOp, runLoadRow, type RowResult } from './cluster/load.js';
 import { runStability, type StabilityResult } from './cluster/stability.js';
@@ -37,7 +40,10 @@ const USAGE = `usage: npm run bench -- [options]
   --endpoints H:P,...      use a running cluster; no failover (we cannot restart nodes we did not start)
   --node-args="ARGS"       extra raftlog node flags for spawned nodes, e.g. --node-args="--tick-ms 20"
   --node-exec-argv="ARGS"  flags for node itself in spawned nodes, e.g. "--cpu-prof --cpu-prof-dir /tmp/prof"
-  --log-level LEVEL        spawned nodes' log level (info)`;
+  --log-level LEVEL        spawned nodes' log level (info)
+  --etcd DIR               also measure the etcd anchor in DIR (cluster.sh, load.mjs, failover.mjs):
+                           its own 3-member cluster, each row run on raftlog then on etcd with the
+                           same load, failover too; prints raftlog/etcd ratios (rows and failover only)`;
 
 const { values: a } = parseArgs({
   options: {
@@ -59,6 +65,7 @@ const { values: a } = parseArgs({
     'node-args': { type: 'string', default: '' },
     'node-exec-argv': { type: 'string', default: '' },
     'log-level': { type: 'string', default: 'info' },
+    etcd: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -100,19 +107,23 @@ const o = {
   stabilityConcurrency: num('stability-concurrency', 1),
   stabilityPollMs: num('stability-poll-ms', 10),
 };
+if (a.etcd !== undefined && o.stabilityS > 0) {
+  console.error(`--etcd compares load rows and failover; it does not apply to --stability-seconds\n\n${USAGE}`);
+  process.exit(2);
+}
 const words = (s: string): string[] => s.split(/\s+/).filter(Boolean);
 const nodeArgs = words(a['node-args']);
 const execArgv = words(a['node-exec-argv']);
 
 let target: BenchTarget | null = null;
+let etcd: EtcdAnchor | null = null;
 // Ctrl-C or a kill must not leave node processes or the temp dir behind.
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     interrupted = true;
-    console.error(`\n${signal}: stopping the cluster`);
-    const done = target?.destroy() ?? Promise.resolve();
-    void done.finally(() => process.exit(130));
+    console.error(`\n${signal}: stopping the cluster${etcd ? 's' : ''}`);
+    void Promise.allSettled([target?.destroy(), etcd?.stop()]).finally(() => process.exit(130));
   });
 }
 
@@ -120,7 +131,12 @@ const startedAt = new Date().toISOString();
 const rows: RowResult[] = [];
 let failover: FailoverSummary | { skipped: string } | null = null;
 let stability: StabilityResult | null = null;
+const etcdRows: (EtcdRow | EtcdRowNotMeasured)[] = [];
+let etcdFailover: EtcdFailover | NotMeasured = { na: `--failover-trials ${o.failoverTrials}` };
+let comparison: EtcdComparison | null = null;
 try {
+  // First, so a wrong DIR fails before any cluster starts.
+  if (a.etcd !== undefined) etcd = await EtcdAnchor.prepare(a.etcd);
   if (a.endpoints !== undefined) {
     target = await EndpointsTarget.connect(a.endpoints.split(',').map((e) => e.trim()).filter(Boolean));
     const found = target.tracked().map((t) => `${t.name}=${t.pid}`).join(' ');
@@ -132,6 +148,10 @@ try {
       `${nodeArgs.length ? `; node args ${nodeArgs.join(' ')}` : ''}`);
   }
   const t = target;
+  if (etcd !== null) {
+    console.error(`etcd anchor ${etcd.dir}: 3 members on ${etcd.endpoints.join(',')}, data in ${etcd.dataDir}`);
+    await etcd.start();
+  }
   const shape = { valueSize: o.valueSize, keys: o.keys };
 
   if (o.stabilityS > 0) {
@@ -159,10 +179,17 @@ try {
       rows.push(row);
       console.error(describeRow(row));
       if (row.error_kinds !== undefined) console.error(`  errors: ${JSON.stringify(row.error_kinds)}`);
+      // Right after raftlog's row, so both see the same machine conditions.
+      if (etcd !== null) {
+        const e = await etcd.row({ ...shape, op, concurrency, durationS: o.durationS, warmupS: o.warmupS, timeoutMs: o.timeoutMs });
+        etcdRows.push(e);
+        if (!isMeasured(e)) console.error(`etcd ${op} c=${concurrency}: n/a (${e.na})`);
+      }
     }
     if (o.failoverTrials > 0 && !t.canKill) {
       failover = { skipped: 'a cluster given by --endpoints: its nodes cannot be killed and restarted safely from here' };
       console.error(`failover skipped: ${failover.skipped}`);
+      etcdFailover = { na: 'no raftlog failover to compare with' };
     } else if (o.failoverTrials > 0) {
       console.error(`failover: ${o.failoverTrials} trials, put c=${o.failoverConcurrency}, SIGKILL the leader after ${o.failoverSettleS} s`);
       failover = await runFailover(t, {
@@ -173,8 +200,19 @@ try {
       });
       console.error(`failover median unavail ${failover.median_unavail_ms} ms, gap ${failover.median_gap_ms} ms ` +
         `(unavail ${JSON.stringify(failover.unavail_ms)}, term delta ${JSON.stringify(failover.term_delta)})`);
+      if (etcd !== null) {
+        console.error(`etcd failover: ${o.failoverTrials} trials, put c=${o.failoverConcurrency}`);
+        etcdFailover = await etcd.failover({
+          ...shape, trials: o.failoverTrials, concurrency: o.failoverConcurrency, settleS: o.failoverSettleS, afterS: o.failoverAfterS,
+        }, (line) => console.error(`  etcd ${line}`));
+      }
     }
     printTable(rows);
+    if (etcd !== null) {
+      comparison = { dir: etcd.dir, endpoints: etcd.endpoints, rows: etcdRows, failover: etcdFailover,
+        ...compare(rows, etcdRows, failover, etcdFailover) };
+      printComparison(rows, comparison, failover);
+    }
   }
 
   console.log(JSON.stringify({
@@ -192,6 +230,7 @@ try {
     rows,
     failover,
     stability,
+    ...(comparison !== null ? { etcd: comparison } : {}),
   }));
 } catch (error) {
   if (!interrupted) {
@@ -199,7 +238,11 @@ try {
     process.exitCode = 1;
   }
 } finally {
-  await target?.destroy();
+  try {
+    await target?.destroy();
+  } finally {
+    await etcd?.stop();
+  }
 }
 
 function printTable(rs: readonly RowResult[]): void {
