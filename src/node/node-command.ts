@@ -11,6 +11,7 @@ export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT (--pee
        [--heartbeat-ticks ${NODE_DEFAULTS.heartbeatTicks}] [--log-level info]
        [--snapshot-entries ${COMPACTION_DEFAULTS.snapshotEntries}] [--retain-entries ${COMPACTION_DEFAULTS.retainEntries}]
        [--max-uncommitted-bytes ${NODE_DEFAULTS.maxUncommittedBytes}] [--max-writes-in-progress ${NODE_DEFAULTS.maxWritesInProgress}]
+       [--max-write-wait-ms ${NODE_DEFAULTS.maxWriteWaitMs}]
 
 Runs one raftlog server: Raft with its peers and the client API on HOST:PORT.
 --peers lists every member of a new cluster, this node included. --join instead
@@ -28,6 +29,9 @@ removed from its cluster exits. Logs are JSON lines on stdout.
                       new work from Raft while up to N writes are on their way, and
                       writes queued behind a busy disk share one batch (one fsync).
                       1 = one write at a time.
+--max-write-wait-ms MS  as leader, refuse writes with RESOURCE_EXHAUSTED while the
+                      oldest waiting write has waited MS to commit (load above
+                      capacity): admitted writes keep a bounded latency. 0 = never.
 SIGTERM or SIGINT stops it gracefully.`;
 
 export class UsageError extends Error {}
@@ -50,6 +54,7 @@ export interface NodeCommandOptions {
   readonly retainEntries: number;
   readonly maxUncommittedBytes: number;
   readonly maxWritesInProgress: number;
+  readonly maxWriteWaitMs: number;
 }
 
 export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
@@ -72,6 +77,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
         'retain-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.retainEntries) },
         'max-uncommitted-bytes': { type: 'string', default: String(NODE_DEFAULTS.maxUncommittedBytes) },
         'max-writes-in-progress': { type: 'string', default: String(NODE_DEFAULTS.maxWritesInProgress) },
+        'max-write-wait-ms': { type: 'string', default: String(NODE_DEFAULTS.maxWriteWaitMs) },
       },
       strict: true,
     }));
@@ -103,7 +109,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${values[name]}`);
     return n;
   };
-  const nonNegative = (name: 'snapshot-entries' | 'retain-entries' | 'max-uncommitted-bytes' | 'max-writes-in-progress'): number => {
+  const nonNegative = (name: 'snapshot-entries' | 'retain-entries' | 'max-uncommitted-bytes' | 'max-writes-in-progress' | 'max-write-wait-ms'): number => {
     const text = values[name];
     // Number() would take '', '1e3' and '0x10'; a count of entries is plain digits.
     const n = /^\d+$/.test(text) ? Number(text) : NaN;
@@ -129,6 +135,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     retainEntries: nonNegative('retain-entries'),
     maxUncommittedBytes: atLeastOne('max-uncommitted-bytes'),
     maxWritesInProgress: atLeastOne('max-writes-in-progress'),
+    maxWriteWaitMs: nonNegative('max-write-wait-ms'),
     ...(join !== undefined ? { join } : {}),
   };
 }

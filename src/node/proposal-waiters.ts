@@ -17,6 +17,8 @@ export interface Settle<T> {
 
 interface Waiter<T> extends Settle<T> {
   readonly term: number;
+  /** performance.now() when the write was proposed. */
+  readonly since: number;
 }
 
 export class ProposalWaiters<T> {
@@ -32,6 +34,7 @@ export class ProposalWaiters<T> {
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter<T> = {
         term,
+        since: performance.now(),
         resolve: (value) => {
           clearTimeout(timer);
           resolve(value);
@@ -74,6 +77,19 @@ export class ProposalWaiters<T> {
   /** Every waiter fails with `error(index, term)`, and none is left. */
   rejectAll(error: (index: number, term: number) => Error): void {
     this.rejectThrough(Number.POSITIVE_INFINITY, error);
+  }
+
+  /**
+   * How long the longest-waiting write has waited, in ms (0 when none waits).
+   * Waiters are kept in the order they were proposed, so the first one is
+   * the oldest, unless a deadline removed it: then it is still no younger.
+   */
+  oldestWaitMs(now: number = performance.now()): number {
+    for (const list of this.byIndex.values()) {
+      const first = list[0];
+      if (first !== undefined) return now - first.since;
+    }
+    return 0;
   }
 
   private take(index: number): Waiter<T>[] {

@@ -58,6 +58,8 @@ export interface RaftNodeOptions {
   readonly maxUncommittedBytes?: number;
   /** Outputs of the core whose disk writes may be in progress at once (1: one write at a time). */
   readonly maxWritesInProgress?: number;
+  /** As leader, refuse writes (RESOURCE_EXHAUSTED) while the oldest waiting write has waited this long; 0 = never. */
+  readonly maxWriteWaitMs?: number;
   /**
    * Client endpoints of a running cluster this new node joins (`--join`):
    * it learns the cluster's id, name and members there, starts with an empty
@@ -73,7 +75,8 @@ export interface RaftNodeOptions {
 /**
  * maxUncommittedBytes bounds the memory of a leader's uncommitted tail (a quorum slow or out of reach). It
  * is no latency bound for small writes: 4 MiB is some 36,000 Puts of 100 bytes, several seconds of commits
- * here (`npm run bench:overload` has the figures; under overload the queue forms in front of the core).
+ * here. maxWriteWaitMs is the latency bound: past it, writes are refused until the backlog drains (a queue
+ * whose head waits this long only grows under load above capacity; `npm run bench:overload` has the figures).
  */
 export const NODE_DEFAULTS = {
   tickMs: 20,
@@ -82,6 +85,7 @@ export const NODE_DEFAULTS = {
   cluster: 'raftlog',
   maxUncommittedBytes: 4 * 1024 * 1024,
   maxWritesInProgress: 8,
+  maxWriteWaitMs: 1000,
 } as const;
 
 export interface Committed {
@@ -427,6 +431,7 @@ export class RaftNode {
    */
   propose(command: KvCommand, deadline: number): Promise<Committed> {
     this.ensureRunning();
+    this.admitWrite();
     const result = this.core.propose(encodeCommand(command));
     if (!result.accepted) {
       if (result.reason === 'not-leader') throw new NotLeaderError(this.id, this.core.status().term, result.leader);
@@ -438,6 +443,26 @@ export class RaftNode {
     this.schedule();
     return this.proposals.wait(result.index, result.term, deadline, () =>
       deadlineExceeded(`node ${this.id}: no commit of index ${result.index} before the deadline; the write may or may not take effect`),
+    );
+  }
+
+  /**
+   * Load above capacity makes the queue of waiting writes grow without end:
+   * once its head has waited maxWriteWaitMs, refuse new writes (certainly not
+   * written; the client library retries after a pause) so that admitted ones
+   * keep a bounded latency. A node that is not the leader waits for nothing
+   * here and forwards.
+   */
+  private admitWrite(): void {
+    const limit = this.options.maxWriteWaitMs ?? NODE_DEFAULTS.maxWriteWaitMs;
+    if (limit === 0 || this.proposals.size === 0) return;
+    const waited = this.proposals.oldestWaitMs();
+    if (waited < limit) return;
+    const { commitIndex, term } = this.core.status();
+    throw new ClientError(
+      grpc.status.RESOURCE_EXHAUSTED,
+      `node ${this.id} (term ${term}): the oldest of ${this.proposals.size} waiting writes has waited ${Math.round(waited)} ms to commit ` +
+        `(limit ${limit} ms, commit index ${commitIndex}); nothing was written, retry shortly`,
     );
   }
 

@@ -1,7 +1,8 @@
 /**
- * The leader's bound on writes waiting to commit, with real processes: past
- * --max-uncommitted-bytes it answers RESOURCE_EXHAUSTED (nothing written),
- * and the client library retries after a pause until the backlog drains.
+ * The leader's bounds on writes waiting to commit, with real processes: past
+ * --max-uncommitted-bytes, or once the oldest waiting write has waited
+ * --max-write-wait-ms, it answers RESOURCE_EXHAUSTED (nothing written), and
+ * the client library retries after a pause until the backlog drains.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -50,5 +51,27 @@ describe('backpressure', () => {
     const written = await retried;
     expect(Buffer.from((await client.get('retried')).value ?? new Uint8Array()).toString()).toBe('through the backlog');
     expect(written.index).toBeGreaterThan(0);
+  });
+
+  it('a leader whose oldest waiting write has waited past --max-write-wait-ms refuses new writes until the backlog drains', { timeout: 180_000 }, async () => {
+    cluster = await ProcessCluster.start(3, ['--max-write-wait-ms', '300', '--election-ticks', '200']);
+    const c = cluster;
+    const leader = await c.waitForLeader(c.ids, 90_000);
+    const followers = c.ids.filter((id) => id !== leader);
+    const put = (key: string) =>
+      c
+        .call<WriteReply>(leader, 'put', { key: Buffer.from(key), value: Buffer.from('v') }, 30_000)
+        .then(() => 'ok' as const, (error: grpc.ServiceError) => `${grpc.status[error.code]}: ${error.details}`);
+    // The fault: both followers frozen, so the first write waits, far below the byte bound.
+    for (const id of followers) expect(c.pause(id)).toBe(true);
+    const waiting = put('first');
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    // Expected: refused at once, saying why, certainly not written.
+    expect(await put('second')).toMatch(/^RESOURCE_EXHAUSTED: .*oldest of 1 waiting writes has waited \d+ ms to commit \(limit 300 ms/);
+
+    for (const id of followers) c.resume(id);
+    expect(await waiting).toBe('ok');
+    // The backlog drained: writes are admitted again.
+    expect(await put('third')).toBe('ok');
   });
 });

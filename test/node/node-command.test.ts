@@ -70,3 +70,17 @@ describe('raftlog node --max-writes-in-progress', () => {
     expect(parse).toThrow('--max-writes-in-progress must');
   });
 });
+
+describe('raftlog node --max-write-wait-ms', () => {
+  it('defaults to 1000, takes 0 (never refuse), and documents the flag', () => {
+    expect(parseNodeArgs(REQUIRED).maxWriteWaitMs).toBe(1000);
+    expect(parseNodeArgs([...REQUIRED, '--max-write-wait-ms', '0']).maxWriteWaitMs).toBe(0);
+    expect(NODE_USAGE).toContain('--max-write-wait-ms');
+  });
+
+  it.each(['-1', '2.5', 'soon'])('rejects "%s" with a usage error naming the flag', (value) => {
+    const parse = () => parseNodeArgs([...REQUIRED, `--max-write-wait-ms=${value}`]);
+    expect(parse).toThrow(UsageError);
+    expect(parse).toThrow('--max-write-wait-ms must');
+  });
+});

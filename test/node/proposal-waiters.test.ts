@@ -44,4 +44,20 @@ describe('proposal waiters', () => {
     await expect(above).rejects.toThrow('stopping');
     expect(waiters.size).toBe(0);
   });
+
+  it('reports how long the oldest waiting write has waited, the next oldest once it is settled, and 0 when none waits', async () => {
+    const waiters = new ProposalWaiters<string>();
+    expect(waiters.oldestWaitMs()).toBe(0);
+    const first = settled(waiters.wait(10, 5, Date.now() + 60_000, expired));
+    const proposedBetween = performance.now();
+    const second = settled(waiters.wait(11, 5, Date.now() + 60_000, expired));
+    const later = proposedBetween + 5_000;
+    // The first waiter was proposed before `proposedBetween`: it has waited at least 5 s at `later`.
+    expect(waiters.oldestWaitMs(later)).toBeGreaterThanOrEqual(5_000);
+    waiters.applied(10, 5, () => 'one', overwritten);
+    expect(waiters.oldestWaitMs(later)).toBeLessThanOrEqual(5_000);
+    waiters.applied(11, 5, () => 'two', overwritten);
+    expect(waiters.oldestWaitMs(later)).toBe(0);
+    expect([await first, await second]).toEqual([{ value: 'one' }, { value: 'two' }]);
+  });
 });
