@@ -61,6 +61,12 @@ function validateTail(tail: Omit<KvRestoredState, 'pairs'>): void {
   }
 }
 
+/** A value and its pair hash, kept so that overwriting or deleting the key need not hash the old pair again. */
+interface Stored {
+  readonly value: Uint8Array;
+  readonly hash: bigint;
+}
+
 /**
  * The replicated key-value store. It changes only by applying log entries in
  * index order and reads nothing else (no clock, no randomness, no I/O), so
@@ -72,12 +78,6 @@ function validateTail(tail: Omit<KvRestoredState, 'pairs'>): void {
  * written, plus a hash chain of appended records, hashed together with the
  * applied index.
  */
-/** A value and its pair hash, kept so that overwriting or deleting the key need not hash the old pair again. */
-interface Stored {
-  readonly value: Uint8Array;
-  readonly hash: bigint;
-}
-
 export class KvStateMachine {
   private readonly data = new Map<string, Stored>();
   private pairSum = 0n;

@@ -81,8 +81,9 @@ export class ProposalWaiters<T> {
 
   /**
    * How long the longest-waiting write has waited, in ms (0 when none waits).
-   * Waiters are kept in the order they were proposed, so the first one is
-   * the oldest, unless a deadline removed it: then it is still no younger.
+   * Indexes are kept in the order their first waiter was proposed, so the
+   * first waiter found is the oldest (a close estimate only when a deadline
+   * removed the first waiter of an index that a newer leader term reused).
    */
   oldestWaitMs(now: number = performance.now()): number {
     for (const list of this.byIndex.values()) {

@@ -455,7 +455,8 @@ export class RaftNode {
    */
   private admitWrite(): void {
     const limit = this.options.maxWriteWaitMs ?? NODE_DEFAULTS.maxWriteWaitMs;
-    if (limit === 0 || this.proposals.size === 0) return;
+    // A deposed leader still holds its waiters until they settle: it must answer "not the leader", not "busy".
+    if (limit === 0 || this.proposals.size === 0 || this.core.brief().role !== 'leader') return;
     const waited = this.proposals.oldestWaitMs();
     if (waited < limit) return;
     const { commitIndex, term } = this.core.status();

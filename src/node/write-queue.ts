@@ -111,8 +111,11 @@ export class WriteQueue {
   }
 
   private async drain(): Promise<void> {
-    for (let batch = this.nextBatch(); batch !== null; batch = this.nextBatch()) {
+    for (;;) {
+      let batch: Batch | null = null;
       try {
+        batch = this.nextBatch();
+        if (batch === null) break;
         await batch.run();
         for (const done of batch.dones) done();
         this.options.onWritten();
@@ -120,7 +123,7 @@ export class WriteQueue {
         // Later writes may depend on this one (entries after its entries, a record after its save): none runs.
         this.failedFlag = true;
         this.jobs.length = 0;
-        this.options.onFailed(error, batch.describe());
+        this.options.onFailed(error, batch?.describe() ?? 'merging the queued log writes');
         break;
       }
     }

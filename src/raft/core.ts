@@ -71,8 +71,9 @@ export class RaftCore {
 
   private messages: Message[] = [];
   private roleChange: RoleChange | null = null;
-  /** The hard state the last completed write stored, and the one the last output handed out. */
+  /** The hard state the last completed write stored. */
   private persistedHardState: HardState;
+  /** The hard state the last output handed out (its write may still be in progress). */
   private handedOutHardState: HardState;
   /** Outputs taken and not yet reported persisted, oldest first. */
   private writesInProgress: RaftOutput[] = [];

@@ -4,7 +4,7 @@ import type { ClusterConfig, Entry, HardState, SnapshotMeta } from './types.js';
  * What the core reads of the durable log. Reads are synchronous: the core is a
  * pure state machine and cannot wait. A disk-backed implementation keeps what
  * it serves in memory (or a cache) and writes through to disk; the core only
- * reads entries the caller has already persisted and acknowledged.
+ * reads entries the caller has already reported persisted.
  *
  * Indexes: entries firstIndex()..lastIndex() are held. firstIndex() may be
  * greater than 1 once a prefix is compacted; term(firstIndex()-1) must still

@@ -266,6 +266,23 @@ describe('WriteQueue', () => {
     expect(dones).toEqual([]);
   });
 
+  it('reports saves that cannot be merged (a gap: a caller bug) as a failure of the queue, and goes idle', async () => {
+    const disk = new ControlledDisk();
+    const failures: { error: unknown; what: string }[] = [];
+    const queue = new WriteQueue({ save: disk.save, onWritten: () => undefined, onFailed: (error, what) => failures.push({ error, what }) });
+    queue.save(plain(1, 2), () => undefined);
+    await flush();
+    // Queued while the first is on disk, to be merged: 3..3 then 6..6 leaves a gap.
+    queue.save(plain(3, 3), () => undefined);
+    queue.save(plain(6, 6), () => undefined);
+    await disk.complete(0);
+    await queue.idle();
+    expect(failures.map((f) => f.what)).toEqual(['merging the queued log writes']);
+    expect(String(failures[0]?.error)).toMatch(/gap/);
+    expect(queue.failed).toBe(true);
+    expect(disk.calls).toHaveLength(1);
+  });
+
   it('treats a done that throws as a failure of the queue, not an unhandled rejection', async () => {
     const disk = new ControlledDisk();
     const failures: string[] = [];

@@ -467,7 +467,8 @@ export class Cluster {
     const runner = node.runner;
     if (core === null || runner === null) return;
     this.guard(node, () => runner.run());
-    // Like a node, whose snapshot record waits behind its writes in progress: taken when none is left.
+    // The node queues its snapshot record behind its writes in progress; the simulator, simpler, snapshots only
+    // when none is left, so a record waiting behind writes is not explored here (test/node covers the node's).
     if (node.core === core && node.writes.length === 0) this.maybeSnapshot(node, core);
     this.observe(node, core);
   }
@@ -493,7 +494,7 @@ export class Cluster {
         },
         apply: (entries) => {
           this.apply(node, core, entries);
-          // A node checks its snapshot policy as it applies (the core may have committed more than it handed out).
+          // Checked after each apply, not only after a whole run: the core may have committed more than it handed out.
           if (node.writes.length === 0) this.maybeSnapshot(node, core);
         },
         reads: (ready, failed) => this.settleReads(node, ready, failed),
@@ -604,7 +605,7 @@ export class Cluster {
   }
 
   /**
-   * The node's snapshot policy, as a real node runs it between outputs: once
+   * The node's snapshot policy: once
    * it has applied `everyEntries` entries since its last snapshot it
    * snapshots its state machine at its applied index, then deletes the log up
    * to `retainEntries` behind the snapshot.
