@@ -71,10 +71,17 @@ function spawnNode(args: readonly string[], logFile: string): ChildProcess {
 }
 
 /** The exit code of a process that is expected to stop by itself. */
+/** The exit code of a process expected to exit by itself; one still running after WAIT_MS fails the test, saying so. */
 function exitOf(child: ChildProcess | undefined): Promise<number | null> {
   if (child === undefined) throw new Error('no such process');
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`process ${child.pid} did not exit within ${WAIT_MS} ms`)), WAIT_MS);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
 }
 
 /** A node's JSON log lines (other lines, such as the stderr summary, are skipped). */
