@@ -2,7 +2,7 @@
  * Keys, values and records: accepted as bytes or as strings (encoded as
  * UTF-8), and checked against the limits of client.proto before they are sent.
  */
-import { RaftLogInvalidArgumentError, StatusCode, type RaftLogOperation } from './errors.js';
+import { rejectedBeforeSending, type RaftLogOperation } from './errors.js';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './proto.js';
 
 /** Bytes, or a string that stands for its UTF-8 encoding. */
@@ -10,20 +10,11 @@ export type Bytes = Uint8Array | string;
 
 const encoder = new TextEncoder();
 
-function invalid(operation: RaftLogOperation, message: string): RaftLogInvalidArgumentError {
-  return new RaftLogInvalidArgumentError({
-    operation,
-    code: StatusCode.INVALID_ARGUMENT,
-    endpoint: null,
-    message: `${operation}: ${message} (rejected before sending)`,
-  });
-}
-
 function toBytes(operation: RaftLogOperation, what: string, input: unknown): Uint8Array {
   if (typeof input === 'string') return encoder.encode(input);
   if (input instanceof Uint8Array) return input;
   const got = input === null ? 'null' : typeof input;
-  throw invalid(operation, `the ${what} must be a string or a Uint8Array, got ${got}`);
+  throw rejectedBeforeSending(operation, `the ${what} must be a string or a Uint8Array, got ${got}`);
 }
 
 function sizeOf(bytes: number): string {
@@ -33,9 +24,9 @@ function sizeOf(bytes: number): string {
 /** The key as bytes; throws RaftLogInvalidArgumentError when it is empty or over 4096 bytes. */
 export function checkKey(operation: RaftLogOperation, key: unknown): Uint8Array {
   const bytes = toBytes(operation, 'key', key);
-  if (bytes.length === 0) throw invalid(operation, `the key is empty (keys are 1 to ${MAX_KEY_BYTES} bytes)`);
+  if (bytes.length === 0) throw rejectedBeforeSending(operation, `the key is empty (keys are 1 to ${MAX_KEY_BYTES} bytes)`);
   if (bytes.length > MAX_KEY_BYTES) {
-    throw invalid(operation, `the key is ${sizeOf(bytes.length)}, over the limit of ${MAX_KEY_BYTES} bytes`);
+    throw rejectedBeforeSending(operation, `the key is ${sizeOf(bytes.length)}, over the limit of ${MAX_KEY_BYTES} bytes`);
   }
   return bytes;
 }
@@ -44,7 +35,7 @@ export function checkKey(operation: RaftLogOperation, key: unknown): Uint8Array 
 export function checkValue(operation: RaftLogOperation, what: string, value: unknown): Uint8Array {
   const bytes = toBytes(operation, what, value);
   if (bytes.length > MAX_VALUE_BYTES) {
-    throw invalid(operation, `the ${what} is ${sizeOf(bytes.length)}, over the limit of 1 MiB (${MAX_VALUE_BYTES} bytes)`);
+    throw rejectedBeforeSending(operation, `the ${what} is ${sizeOf(bytes.length)}, over the limit of 1 MiB (${MAX_VALUE_BYTES} bytes)`);
   }
   return bytes;
 }

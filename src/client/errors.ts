@@ -163,3 +163,13 @@ export class RaftLogCompactedError extends RaftLogError {
     this.firstIndex = init.firstIndex;
   }
 }
+
+/** A call the client refused to send because an argument is malformed or over a limit. */
+export function rejectedBeforeSending(operation: RaftLogOperation, message: string): RaftLogInvalidArgumentError {
+  return new RaftLogInvalidArgumentError({
+    operation,
+    code: StatusCode.INVALID_ARGUMENT,
+    endpoint: null,
+    message: `${operation}: ${message} (rejected before sending)`,
+  });
+}

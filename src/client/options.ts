@@ -1,0 +1,87 @@
+/**
+ * What a RaftLogClient and each of its calls can be told, and the settings
+ * the client runs with once the defaults are filled in.
+ */
+
+export interface RaftLogClientOptions {
+  /** The nodes to talk to, "host:port" each, optionally "nodeId=host:port". At least one. */
+  readonly endpoints: readonly string[];
+  /** Overall time for one call, retries included, in milliseconds. Default 5000. */
+  readonly deadlineMs?: number;
+  /**
+   * How long to wait for a connection to an endpoint before moving on to the
+   * next one (nothing has been sent then, so this is safe for writes too).
+   * Default 1000 ms.
+   */
+  readonly connectTimeoutMs?: number;
+  /** Backoff between attempts: the n-th retry waits a random time in [0, min(maxMs, initialMs * 2^(n-1))]. */
+  readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /**
+   * When a reply names a leader whose endpoint the client does not know, ask
+   * the endpoints whose node id it does not know for their Status in the
+   * background, so that later calls go to the leader directly. Default true;
+   * a one-shot client (the CLI) turns it off.
+   */
+  readonly discoverLeader?: boolean;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Overrides the client's deadlineMs for this call. */
+  readonly deadlineMs?: number;
+}
+
+export type ReadConsistency = 'linearizable' | 'local';
+
+export interface GetOptions extends CallOptions {
+  /** 'linearizable' (default): reflects every write acknowledged before the read began. 'local': whatever the serving node has applied; fast, may be stale. */
+  readonly consistency?: ReadConsistency;
+}
+
+export interface MemberAddOptions extends CallOptions {
+  /**
+   * Join as a learner: receives the log, neither votes nor counts toward
+   * commit, until memberPromote. Nodes refuse false (adding a voter
+   * directly) with INVALID_ARGUMENT; it is required so that callers say so.
+   */
+  readonly learner: boolean;
+}
+
+export interface ReadLogOptions extends CallOptions {
+  /** Ask this node (host:port) only; by default any node that answers. */
+  readonly endpoint?: string;
+  /** At most this many entries, 1 to 1000 (default 1000). */
+  readonly maxEntries?: number;
+}
+
+/** RaftLogClientOptions other than the endpoints, checked and with the defaults filled in. */
+export interface ClientSettings {
+  readonly deadlineMs: number;
+  readonly connectTimeoutMs: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly discoverLeader: boolean;
+}
+
+const DEFAULT_DEADLINE_MS = 5000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
+const DEFAULT_BACKOFF_INITIAL_MS = 25;
+const DEFAULT_BACKOFF_MAX_MS = 1000;
+
+/** The settings the options ask for; throws a TypeError naming the first option that is not a positive number. */
+export function clientSettings(options: RaftLogClientOptions): ClientSettings {
+  return {
+    deadlineMs: positive('deadlineMs', options.deadlineMs ?? DEFAULT_DEADLINE_MS),
+    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
+    backoffInitialMs: positive('backoff.initialMs', options.backoff?.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS),
+    backoffMaxMs: positive('backoff.maxMs', options.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS),
+    discoverLeader: options.discoverLeader ?? true,
+  };
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new TypeError(`RaftLogClient: ${name} must be a positive number, got ${String(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,146 @@
+/**
+ * From the replies as @grpc/proto-loader hands them out (64-bit integers as
+ * decimal strings, bytes as Buffers, "" for an absent string) to the results
+ * the client's calls resolve to. Each takes the endpoint that answered.
+ */
+import type { MemberChangeReply, MemberListReply, WireMember } from './cluster-proto.js';
+import type { CompareAndSwapReply, DeleteReply, GetReply, LogEntry, ReadLogReply, StatusReply, WriteReply } from './proto.js';
+import type { ReadConsistency } from './options.js';
+import type {
+  ClusterMember,
+  CompareAndSwapResult,
+  DeleteResult,
+  GetResult,
+  LogEntryKind,
+  LogPage,
+  LogRecord,
+  MemberChange,
+  MemberList,
+  NodeStatus,
+  WriteResult,
+} from './results.js';
+
+/** The leader a reply names; null when it names none. */
+export function replyLeader(reply: { readonly leader: string }): string | null {
+  return orNull(reply.leader);
+}
+
+export function writeResult(reply: WriteReply, endpoint: string): WriteResult {
+  return {
+    index: toNumber(reply.position?.index ?? 0),
+    term: toNumber(reply.position?.term ?? 0),
+    leader: orNull(reply.leader),
+    endpoint,
+  };
+}
+
+export function deleteResult(reply: DeleteReply, endpoint: string): DeleteResult {
+  return { ...writeResult(reply, endpoint), existed: reply.existed };
+}
+
+export function compareAndSwapResult(reply: CompareAndSwapReply, endpoint: string): CompareAndSwapResult {
+  return {
+    ...writeResult(reply, endpoint),
+    succeeded: reply.succeeded,
+    found: reply.found,
+    current: reply.found ? bytes(reply.current) : null,
+  };
+}
+
+export function getResult(reply: GetReply, consistency: ReadConsistency, endpoint: string): GetResult {
+  return {
+    found: reply.found,
+    value: reply.found ? bytes(reply.value) : null,
+    readIndex: toNumber(reply.readIndex),
+    leader: orNull(reply.leader),
+    consistency,
+    endpoint,
+  };
+}
+
+export function nodeStatus(reply: StatusReply, endpoint: string): NodeStatus {
+  return {
+    endpoint,
+    node: reply.node,
+    role: reply.role,
+    term: toNumber(reply.term),
+    leader: orNull(reply.leader),
+    commitIndex: toNumber(reply.commitIndex),
+    appliedIndex: toNumber(reply.appliedIndex),
+    lastLogIndex: toNumber(reply.lastLogIndex),
+    firstLogIndex: toNumber(reply.firstLogIndex),
+    snapshotIndex: toNumber(reply.snapshotIndex),
+    members: [...reply.members],
+    digest: reply.digest,
+    memberStatus: reply.memberStatus.map(clusterMember),
+  };
+}
+
+export function logPage(reply: ReadLogReply, endpoint: string): LogPage {
+  return {
+    endpoint,
+    node: reply.node,
+    commitIndex: toNumber(reply.commitIndex),
+    entries: reply.entries.map(logRecord),
+  };
+}
+
+const LOG_ENTRY_KINDS: Partial<Record<string, LogEntryKind>> = {
+  LOG_ENTRY_KIND_APPEND: 'append',
+  LOG_ENTRY_KIND_PUT: 'put',
+  LOG_ENTRY_KIND_DELETE: 'delete',
+  LOG_ENTRY_KIND_COMPARE_AND_SWAP: 'cas',
+  LOG_ENTRY_KIND_NO_COMMAND: 'no-command',
+};
+
+/** An entry of a kind this client does not know (a newer node's) reads as 'no-command'. */
+function logRecord(entry: LogEntry): LogRecord {
+  const kind = LOG_ENTRY_KINDS[entry.kind] ?? 'no-command';
+  return {
+    index: toNumber(entry.index),
+    term: toNumber(entry.term),
+    kind,
+    record: kind === 'append' ? bytes(entry.record) : null,
+    key: kind === 'put' || kind === 'delete' || kind === 'cas' ? bytes(entry.key) : null,
+  };
+}
+
+export function memberList(reply: MemberListReply, endpoint: string): MemberList {
+  return {
+    members: reply.members.map(clusterMember),
+    configIndex: toNumber(reply.configIndex),
+    committed: reply.committed,
+    leader: orNull(reply.leader),
+    commitIndex: toNumber(reply.commitIndex),
+    clusterId: reply.clusterId,
+    clusterName: reply.clusterName,
+    endpoint,
+  };
+}
+
+export function memberChange(reply: MemberChangeReply, endpoint: string): MemberChange {
+  return {
+    members: reply.members.map(clusterMember),
+    index: toNumber(reply.index),
+    leader: orNull(reply.leader),
+    endpoint,
+  };
+}
+
+function clusterMember(member: WireMember): ClusterMember {
+  return { id: member.id, address: member.address, role: member.role, matchIndex: toNumber(member.matchIndex) };
+}
+
+function orNull(text: string): string | null {
+  return text === '' ? null : text;
+}
+
+/** A 64-bit index or term from the wire (a decimal string). Raft indexes stay far below 2^53. */
+function toNumber(value: string | number): number {
+  return typeof value === 'number' ? value : Number(value);
+}
+
+/** A plain Uint8Array view of bytes from the wire (which arrive as Buffers). */
+function bytes(buffer: Uint8Array): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}

@@ -1,0 +1,158 @@
+/**
+ * What the client's calls resolve to: plain objects with numbers for log
+ * indexes and terms, Uint8Array for bytes, null for what is absent, and the
+ * endpoint that answered.
+ */
+import type { RaftLogError } from './errors.js';
+import type { ReadConsistency } from './options.js';
+
+/** Where a write took effect. */
+export interface WriteResult {
+  /** Index of the log entry that carried the write. */
+  readonly index: number;
+  /** Term in which it was committed. */
+  readonly term: number;
+  /** Node id of the leader that committed it (null if the reply did not say). */
+  readonly leader: string | null;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+}
+
+export type PutResult = WriteResult;
+export type AppendResult = WriteResult;
+
+export interface DeleteResult extends WriteResult {
+  /** Whether the key existed before the delete. */
+  readonly existed: boolean;
+}
+
+export interface CompareAndSwapResult extends WriteResult {
+  /** Whether the swap happened. */
+  readonly succeeded: boolean;
+  /** Whether the key exists after the operation. */
+  readonly found: boolean;
+  /** The key's value after the operation; null when the key is absent. */
+  readonly current: Uint8Array | null;
+}
+
+export interface GetResult {
+  readonly found: boolean;
+  /** The value; null when the key is absent. */
+  readonly value: Uint8Array | null;
+  /** The applied index the read was served at. */
+  readonly readIndex: number;
+  /** Node id of the leader that confirmed the read; null for a local read. */
+  readonly leader: string | null;
+  readonly consistency: ReadConsistency;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+}
+
+/** Where one node stands. */
+export interface NodeStatus {
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+  /** The node's id. */
+  readonly node: string;
+  /** "follower", "pre-candidate", "candidate" or "leader". */
+  readonly role: string;
+  readonly term: number;
+  /** The leader this node knows; null for none. */
+  readonly leader: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastLogIndex: number;
+  /**
+   * The first index the node's log holds: entries before it were compacted
+   * into a snapshot, and readLog from below it throws RaftLogCompactedError.
+   * lastLogIndex + 1 when the log is empty; 0 from a node that predates
+   * compaction.
+   */
+  readonly firstLogIndex: number;
+  /** The index of the node's latest snapshot; 0 for none. */
+  readonly snapshotIndex: number;
+  /** Node ids of the voting members. */
+  readonly members: readonly string[];
+  /** Hex SHA-256 digest of the state machine at appliedIndex. */
+  readonly digest: string;
+  /**
+   * Every member of the configuration in force on the node, voters first,
+   * with its role; match indexes only from the leader (0 elsewhere). Empty
+   * from a node that predates membership changes.
+   */
+  readonly memberStatus: readonly ClusterMember[];
+}
+
+/** One member of a cluster configuration. */
+export interface ClusterMember {
+  readonly id: string;
+  /** host:port the member is reached at; empty when the configuration does not record one. */
+  readonly address: string;
+  /** "voter" (elects, counts toward commit) or "learner" (receives the log only). */
+  readonly role: string;
+  /**
+   * Highest log index known to be replicated on the member, as the leader
+   * tracks it (the leader's own: its last index); 0 when a node other than
+   * the leader answered.
+   */
+  readonly matchIndex: number;
+}
+
+/** The configuration as the leader sees it (memberList). */
+export interface MemberList {
+  /** Voters first, then learners. */
+  readonly members: readonly ClusterMember[];
+  /** Index of the entry that set this configuration; 0 for the one the cluster started with. */
+  readonly configIndex: number;
+  /** False while a change is under way (the configuration is in force on the leader but not yet committed). */
+  readonly committed: boolean;
+  /** The leader that answered. */
+  readonly leader: string | null;
+  /** The leader's commit index, to compare match indexes with. */
+  readonly commitIndex: number;
+  /** The cluster's id and name (what a joining node must present to its peers). */
+  readonly clusterId: string;
+  readonly clusterName: string;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+}
+
+/** A committed membership change. */
+export interface MemberChange {
+  /** The configuration after the change, voters first. */
+  readonly members: readonly ClusterMember[];
+  /** Index of the committed entry that carried the change. */
+  readonly index: number;
+  /** The leader that committed it (null if the reply did not say). */
+  readonly leader: string | null;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+}
+
+export type LogEntryKind = 'append' | 'put' | 'delete' | 'cas' | 'no-command';
+
+/** One committed entry of the log. */
+export interface LogRecord {
+  readonly index: number;
+  readonly term: number;
+  readonly kind: LogEntryKind;
+  /** The record of an append; null for other kinds. */
+  readonly record: Uint8Array | null;
+  /** The key of a put, delete or cas; null for other kinds. */
+  readonly key: Uint8Array | null;
+}
+
+/** A page of one node's committed log. */
+export interface LogPage {
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+  readonly node: string;
+  /** That node's commit index when it answered. */
+  readonly commitIndex: number;
+  readonly entries: readonly LogRecord[];
+}
+
+/** One endpoint's answer in statusAll(): its status, or why it has none. */
+export type EndpointStatus =
+  | { readonly endpoint: string; readonly ok: true; readonly status: NodeStatus }
+  | { readonly endpoint: string; readonly ok: false; readonly error: RaftLogError };
