@@ -21,7 +21,21 @@ describe('the wire and disk contracts in proto/', () => {
 
   it('the client service raftlog.v1.RaftLog offers the documented calls', () => {
     const service = parse('client').lookupService('raftlog.v1.RaftLog');
-    expect(Object.keys(service.methods).sort()).toEqual(['Append', 'CompareAndSwap', 'Delete', 'Get', 'Put', 'ReadLog', 'Status']);
+    expect(Object.keys(service.methods).sort()).toEqual([
+      'Append',
+      'CommitPosition',
+      'CompareAndSwap',
+      'Consumers',
+      'Delete',
+      'DeleteConsumer',
+      'Get',
+      'Put',
+      'ReadLog',
+      'RegisterProducer',
+      'Status',
+      'Subscribe',
+    ]);
+    expect(service.methods.Subscribe?.responseStream).toBe(true);
   });
 
   it('every field of the client API that is not obvious from its message says what it means', () => {

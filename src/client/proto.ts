@@ -50,9 +50,16 @@ export type WireReadConsistency =
   | 'READ_CONSISTENCY_LINEARIZABLE'
   | 'READ_CONSISTENCY_LOCAL';
 
+/** Marks a write as one of a producer session's, for exactly-once application. */
+export interface ProducerStamp<U = OutgoingUint64> {
+  producerId: U;
+  sequence: U;
+  acknowledgedBelow: U;
+}
 export interface PutRequest {
   key: OutgoingBytes;
   value: OutgoingBytes;
+  producer?: ProducerStamp | null;
 }
 export interface GetRequest {
   key: OutgoingBytes;
@@ -60,15 +67,18 @@ export interface GetRequest {
 }
 export interface DeleteRequest {
   key: OutgoingBytes;
+  producer?: ProducerStamp | null;
 }
 export interface CompareAndSwapRequest {
   key: OutgoingBytes;
   expected: OutgoingBytes;
   expectAbsent: boolean;
   value: OutgoingBytes;
+  producer?: ProducerStamp | null;
 }
 export interface AppendRecordRequest {
   record: OutgoingBytes;
+  producer?: ProducerStamp | null;
 }
 export type StatusRequest = Record<string, never>;
 
@@ -80,6 +90,8 @@ export interface WriteReply<U = WireUint64> {
   /** Null when the sender left it out. */
   position: LogPosition<U> | null;
   leader: string;
+  /** A producer's retry of a write applied before: this is the first application's answer. (Fields added after the first version are optional here so older senders and fakes type-check; as received they are always set.) */
+  duplicate?: boolean;
 }
 export interface GetReply<U = WireUint64, B = Buffer> {
   found: boolean;
@@ -131,18 +143,97 @@ export type WireLogEntryKind =
   | 'LOG_ENTRY_KIND_PUT'
   | 'LOG_ENTRY_KIND_DELETE'
   | 'LOG_ENTRY_KIND_COMPARE_AND_SWAP'
-  | 'LOG_ENTRY_KIND_NO_COMMAND';
+  | 'LOG_ENTRY_KIND_NO_COMMAND'
+  | 'LOG_ENTRY_KIND_COMMIT_POSITION'
+  | 'LOG_ENTRY_KIND_DELETE_CONSUMER'
+  | 'LOG_ENTRY_KIND_REGISTER_PRODUCER';
+export interface KeyChange<B = Buffer> {
+  key: B;
+  foundBefore: boolean;
+  before: B;
+  deleted: boolean;
+  after: B;
+}
 export interface LogEntry<U = WireUint64, B = Buffer> {
   index: U;
   term: U;
   kind: WireLogEntryKind;
   record: B;
   key: B;
+  // Added with Subscribe: optional for senders, always set as received.
+  value?: B;
+  expected?: B;
+  expectAbsent?: boolean;
+  consumer?: string;
+  position?: U;
+  /** Null when the entry was not a producer's write. */
+  producer?: ProducerStamp<U> | null;
+  changes?: KeyChange<B>[];
+  proposedAtMs?: U;
 }
 export interface ReadLogReply<U = WireUint64, B = Buffer> {
   entries: LogEntry<U, B>[];
   commitIndex: U;
   node: string;
+}
+
+export type WireSubscribeView = 'SUBSCRIBE_VIEW_UNSPECIFIED' | 'SUBSCRIBE_VIEW_COMMANDS' | 'SUBSCRIBE_VIEW_CHANGES';
+export interface SubscribeRequest {
+  fromIndex: OutgoingUint64;
+  fromTail: boolean;
+  consumer: string;
+  view: WireSubscribeView;
+  kinds: WireLogEntryKind[];
+  keyPrefix: OutgoingBytes;
+}
+export interface SubscribeReply<U = WireUint64, B = Buffer> {
+  entries: LogEntry<U, B>[];
+  firstIndex: U;
+  lastIndex: U;
+  commitIndex: U;
+  node: string;
+  leader: string;
+}
+export interface CommitPositionRequest {
+  consumer: string;
+  position: OutgoingUint64;
+  allowBackwards: boolean;
+}
+export interface CommitPositionReply<U = WireUint64> {
+  entry: LogPosition<U> | null;
+  leader: string;
+  position: U;
+}
+export interface DeleteConsumerRequest {
+  consumer: string;
+}
+export interface DeleteConsumerReply<U = WireUint64> {
+  entry: LogPosition<U> | null;
+  leader: string;
+  existed: boolean;
+}
+export interface ConsumersRequest {
+  consistency: WireReadConsistency;
+}
+export interface ConsumerInfo<U = WireUint64> {
+  name: string;
+  position: U;
+  lag: U;
+  committedAtMs: U;
+  msSinceCommit: U;
+  commitEntryIndex: U;
+}
+export interface ConsumersReply<U = WireUint64> {
+  consumers: ConsumerInfo<U>[];
+  commitIndex: U;
+  readIndex: U;
+  node: string;
+}
+export type RegisterProducerRequest = Record<string, never>;
+export interface RegisterProducerReply<U = WireUint64> {
+  producerId: U;
+  entry: LogPosition<U> | null;
+  leader: string;
 }
 
 /** Request and reply types of each method, as received (requests) and as sent (replies may use numbers). */
@@ -158,11 +249,34 @@ export interface RaftLogMethods {
   Append: { request: AppendRecordRequest; reply: WriteReply; outgoingReply: WriteReply<OutgoingUint64> };
   Status: { request: StatusRequest; reply: StatusReply; outgoingReply: StatusReply<OutgoingUint64> };
   ReadLog: { request: ReadLogRequest; reply: ReadLogReply; outgoingReply: ReadLogReply<OutgoingUint64, OutgoingBytes> };
+  /** Server-streaming: `reply` is one message of the stream. */
+  Subscribe: { request: SubscribeRequest; reply: SubscribeReply; outgoingReply: SubscribeReply<OutgoingUint64, OutgoingBytes> };
+  CommitPosition: { request: CommitPositionRequest; reply: CommitPositionReply; outgoingReply: CommitPositionReply<OutgoingUint64> };
+  DeleteConsumer: { request: DeleteConsumerRequest; reply: DeleteConsumerReply; outgoingReply: DeleteConsumerReply<OutgoingUint64> };
+  Consumers: { request: ConsumersRequest; reply: ConsumersReply; outgoingReply: ConsumersReply<OutgoingUint64> };
+  RegisterProducer: {
+    request: RegisterProducerRequest;
+    reply: RegisterProducerReply;
+    outgoingReply: RegisterProducerReply<OutgoingUint64>;
+  };
 }
 
 export type RaftLogMethodName = keyof RaftLogMethods;
 
-export const RAFTLOG_METHODS: readonly RaftLogMethodName[] = ['Put', 'Get', 'Delete', 'CompareAndSwap', 'Append', 'Status', 'ReadLog'];
+export const RAFTLOG_METHODS: readonly RaftLogMethodName[] = [
+  'Put',
+  'Get',
+  'Delete',
+  'CompareAndSwap',
+  'Append',
+  'Status',
+  'ReadLog',
+  'Subscribe',
+  'CommitPosition',
+  'DeleteConsumer',
+  'Consumers',
+  'RegisterProducer',
+];
 
 /** The grpc-js method definition of one call, typed with its request and reply. */
 export function methodDefinition<M extends RaftLogMethodName>(

@@ -56,19 +56,38 @@ export const raftLogServiceDefinition: grpc.ServiceDefinition = passingOnMalform
 /** A generic client of raftlog.v1.RaftLog, used by a follower to forward a call to its leader. */
 export const RaftLogGrpcClient = grpc.makeGenericClientConstructor(raftLogServiceDefinition, 'RaftLog');
 
-export type RaftLogMethod = 'put' | 'get' | 'delete' | 'compareAndSwap' | 'append' | 'status' | 'readLog';
+export type RaftLogMethod =
+  | 'put'
+  | 'get'
+  | 'delete'
+  | 'compareAndSwap'
+  | 'append'
+  | 'status'
+  | 'readLog'
+  | 'commitPosition'
+  | 'deleteConsumer'
+  | 'consumers'
+  | 'registerProducer';
 
 export interface LogPosition {
   index: number;
   term: number;
 }
+/** Null when the request carries none. */
+export interface ProducerStampRequest {
+  producerId: number;
+  sequence: number;
+  acknowledgedBelow: number;
+}
 export interface PutRequest {
   key: Buffer;
   value: Buffer;
+  producer?: ProducerStampRequest | null;
 }
 export interface WriteReply {
   position: LogPosition;
   leader: string;
+  duplicate: boolean;
 }
 export type ReadConsistencyName =
   | 'READ_CONSISTENCY_UNSPECIFIED'
@@ -86,17 +105,20 @@ export interface GetReply {
 }
 export interface DeleteRequest {
   key: Buffer;
+  producer?: ProducerStampRequest | null;
 }
 export interface DeleteReply {
   position: LogPosition;
   leader: string;
   existed: boolean;
+  duplicate: boolean;
 }
 export interface CompareAndSwapRequest {
   key: Buffer;
   expected: Buffer;
   expectAbsent: boolean;
   value: Buffer;
+  producer?: ProducerStampRequest | null;
 }
 export interface CompareAndSwapReply {
   position: LogPosition;
@@ -104,9 +126,11 @@ export interface CompareAndSwapReply {
   succeeded: boolean;
   found: boolean;
   current: Buffer | Uint8Array;
+  duplicate: boolean;
 }
 export interface AppendRecordRequest {
   record: Buffer;
+  producer?: ProducerStampRequest | null;
 }
 export interface StatusReply {
   node: string;
@@ -133,15 +157,88 @@ export interface ReadLogRequest {
   fromIndex: number;
   maxEntries: number;
 }
+export interface KeyChangeReply {
+  key: Uint8Array;
+  foundBefore: boolean;
+  before: Uint8Array;
+  deleted: boolean;
+  after: Uint8Array;
+}
 export interface LogEntryReply {
   index: number;
   term: number;
   kind: WireLogEntryKind;
   record: Uint8Array;
   key: Uint8Array;
+  value: Uint8Array;
+  expected: Uint8Array;
+  expectAbsent: boolean;
+  consumer: string;
+  position: number;
+  producer: ProducerStampRequest | null;
+  changes: KeyChangeReply[];
+  proposedAtMs: number;
 }
 export interface ReadLogReply {
   entries: LogEntryReply[];
   commitIndex: number;
   node: string;
+}
+
+export type SubscribeViewName = 'SUBSCRIBE_VIEW_UNSPECIFIED' | 'SUBSCRIBE_VIEW_COMMANDS' | 'SUBSCRIBE_VIEW_CHANGES';
+export interface SubscribeRequest {
+  fromIndex: number;
+  fromTail: boolean;
+  consumer: string;
+  view: SubscribeViewName;
+  kinds: WireLogEntryKind[];
+  keyPrefix: Buffer;
+}
+export interface SubscribeReply {
+  entries: LogEntryReply[];
+  firstIndex: number;
+  lastIndex: number;
+  commitIndex: number;
+  node: string;
+  leader: string;
+}
+export interface CommitPositionRequest {
+  consumer: string;
+  position: number;
+  allowBackwards: boolean;
+}
+export interface CommitPositionReply {
+  entry: LogPosition;
+  leader: string;
+  position: number;
+}
+export interface DeleteConsumerRequest {
+  consumer: string;
+}
+export interface DeleteConsumerReply {
+  entry: LogPosition;
+  leader: string;
+  existed: boolean;
+}
+export interface ConsumersRequest {
+  consistency: ReadConsistencyName;
+}
+export interface ConsumerInfoReply {
+  name: string;
+  position: number;
+  lag: number;
+  committedAtMs: number;
+  msSinceCommit: number;
+  commitEntryIndex: number;
+}
+export interface ConsumersReply {
+  consumers: ConsumerInfoReply[];
+  commitIndex: number;
+  readIndex: number;
+  node: string;
+}
+export interface RegisterProducerReply {
+  producerId: number;
+  entry: LogPosition;
+  leader: string;
 }

@@ -10,16 +10,29 @@ import {
   type DeleteRequest,
   type GetReply,
   type GetRequest,
+  type CommitPositionReply,
+  type CommitPositionRequest,
+  type ConsumersReply,
+  type ConsumersRequest,
+  type DeleteConsumerReply,
+  type DeleteConsumerRequest,
+  type ProducerStampRequest,
   type PutRequest,
+  type RegisterProducerReply,
   type RaftLogMethod,
   type ReadLogReply,
   type ReadLogRequest,
   type StatusReply,
   type WriteReply,
 } from './client-proto.js';
-import { invalidArgument } from './errors.js';
+import { consumerNameProblem } from './consumer-positions.js';
+import { ClientError, invalidArgument, stateRefusal } from './errors.js';
+import type { KvCommand } from './kv-commands.js';
+import type { KvResult } from './kv-state-machine.js';
+import type { ProducerStamp } from './producer-sessions.js';
 import { membersOf } from './members.js';
 import type { Committed, RaftNode } from './raft-node.js';
+import { subscribeHandler } from './subscription.js';
 import { unaryCalls } from './unary-calls.js';
 
 /** A ReadLog reply holds at most this many entries (records are up to 1 MiB each; gRPC caps a reply at 4 MiB by default, so bigger pages are cut by bytes too). */
@@ -39,13 +52,28 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
   });
 
   const position = (committed: Committed) => ({ index: committed.index, term: committed.term });
+  /**
+   * A write's answer: its own, or for a producer's retry the first
+   * application's (position included). A refusal by the state machine
+   * changed nothing and becomes an error status.
+   */
+  const answer = async (node: RaftNode, command: KvCommand, deadline: number) => {
+    const committed = 'producer' in command && command.producer !== undefined ? await node.proposeOnce({ ...command, producer: command.producer }, deadline) : await node.propose(command, deadline);
+    const result = committed.result;
+    if (result.op === 'refused') throw stateRefusal(node.id, result.reason, result.message, committed);
+    if (result.op === 'duplicate') {
+      const { write } = result;
+      return { position: { index: write.index, term: write.term }, leader: node.id, duplicate: true, outcome: write.outcome as KvResult };
+    }
+    return { position: position(committed), leader: node.id, duplicate: false, outcome: result };
+  };
 
   return {
     Put: unary<PutRequest, WriteReply>('put', async (node, request, deadline) => {
       const key = checkKey(request.key);
       const value = checkValue(request.value, 'value');
-      const committed = await node.propose({ op: 'put', key, value }, deadline);
-      return { position: position(committed), leader: node.id };
+      const { outcome: _, ...reply } = await answer(node, { op: 'put', key, value, ...producerOf(request.producer) }, deadline);
+      return reply;
     }),
 
     Get: unary<GetRequest, GetReply>('get', async (node, request, deadline) => {
@@ -65,30 +93,73 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
 
     Delete: unary<DeleteRequest, DeleteReply>('delete', async (node, request, deadline) => {
       const key = checkKey(request.key);
-      const committed = await node.propose({ op: 'delete', key }, deadline);
-      const existed = committed.result.op === 'delete' && committed.result.existed;
-      return { position: position(committed), leader: node.id, existed };
+      const { outcome, ...reply } = await answer(node, { op: 'delete', key, ...producerOf(request.producer) }, deadline);
+      return { ...reply, existed: outcome.op === 'delete' && outcome.existed };
     }),
 
     CompareAndSwap: unary<CompareAndSwapRequest, CompareAndSwapReply>('compareAndSwap', async (node, request, deadline) => {
       const key = checkKey(request.key);
       const value = checkValue(request.value, 'value');
       const expected = request.expectAbsent ? null : checkValue(request.expected, 'expected');
-      const committed = await node.propose({ op: 'cas', key, expected, value }, deadline);
-      const outcome = committed.result.op === 'cas' ? committed.result : { succeeded: false, current: null };
-      return {
-        position: position(committed),
-        leader: node.id,
-        succeeded: outcome.succeeded,
-        found: outcome.current !== null,
-        current: outcome.current ?? new Uint8Array(0),
-      };
+      const { outcome: result, ...reply } = await answer(node, { op: 'cas', key, expected, value, ...producerOf(request.producer) }, deadline);
+      const outcome = result.op === 'cas' ? result : { succeeded: false, current: null };
+      return { ...reply, succeeded: outcome.succeeded, found: outcome.current !== null, current: outcome.current ?? new Uint8Array(0) };
     }),
 
     Append: unary<AppendRecordRequest, WriteReply>('append', async (node, request, deadline) => {
       const record = checkValue(request.record, 'record');
-      const committed = await node.propose({ op: 'append', record }, deadline);
-      return { position: position(committed), leader: node.id };
+      const { outcome: _, ...reply } = await answer(node, { op: 'append', record, ...producerOf(request.producer) }, deadline);
+      return reply;
+    }),
+
+    RegisterProducer: unary<Record<string, never>, RegisterProducerReply>('registerProducer', async (node, _request, deadline) => {
+      const committed = await node.propose({ op: 'register-producer' }, deadline);
+      if (committed.result.op !== 'register-producer') throw new ClientError(grpc.status.INTERNAL, `node ${node.id}: entry ${committed.index} registered no producer`);
+      return { producerId: committed.result.producerId, entry: position(committed), leader: node.id };
+    }),
+
+    CommitPosition: unary<CommitPositionRequest, CommitPositionReply>('commitPosition', async (node, request, deadline) => {
+      const consumer = checkConsumer(request.consumer);
+      const { commitIndex } = node.status();
+      // The state machine refuses it too; a leader can tell at once in the common case.
+      if (request.position > commitIndex) {
+        throw invalidArgument(`consumer ${consumer}: position ${request.position} is beyond the log's commit index ${commitIndex}`);
+      }
+      const committed = await node.propose(
+        { op: 'commit-position', consumer, position: request.position, allowBackwards: request.allowBackwards },
+        deadline,
+      );
+      const result = committed.result;
+      if (result.op === 'refused') throw stateRefusal(node.id, result.reason, result.message, committed);
+      const now = result.op === 'commit-position' ? result.position : request.position;
+      return { entry: position(committed), leader: node.id, position: now };
+    }),
+
+    DeleteConsumer: unary<DeleteConsumerRequest, DeleteConsumerReply>('deleteConsumer', async (node, request, deadline) => {
+      const consumer = checkConsumer(request.consumer);
+      const committed = await node.propose({ op: 'delete-consumer', consumer }, deadline);
+      const existed = committed.result.op === 'delete-consumer' && committed.result.existed;
+      return { entry: position(committed), leader: node.id, existed };
+    }),
+
+    Consumers: unary<ConsumersRequest, ConsumersReply>('consumers', async (node, request, deadline) => {
+      const read =
+        request.consistency === 'READ_CONSISTENCY_LOCAL' ? node.consumers() : await node.linearizableRead(deadline, () => node.consumers());
+      const { commitIndex } = node.status();
+      const now = Date.now();
+      return {
+        consumers: read.consumers.map((c) => ({
+          name: c.name,
+          position: c.position,
+          lag: Math.max(0, commitIndex - c.position),
+          committedAtMs: c.committedAtMs,
+          msSinceCommit: c.committedAtMs > 0 ? Math.max(0, now - c.committedAtMs) : 0,
+          commitEntryIndex: c.commitEntryIndex,
+        })),
+        commitIndex,
+        readIndex: read.index,
+        node: node.id,
+      };
     }),
 
     Status: unary<Record<string, never>, StatusReply>('status', async (node) => {
@@ -108,6 +179,8 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
         memberStatus: membersOf(node, node.membership(), status.lastIndex),
       };
     }),
+
+    Subscribe: subscribeHandler(getNode, logger),
 
     ReadLog: unary<ReadLogRequest, ReadLogReply>('readLog', async (node, request) => {
       const maxEntries = request.maxEntries === 0 ? MAX_LOG_ENTRIES_PER_READ : Math.min(request.maxEntries, MAX_LOG_ENTRIES_PER_READ);
@@ -131,4 +204,19 @@ function checkValue(value: Uint8Array | undefined, what: string): Uint8Array {
     throw invalidArgument(`${what} of ${bytes.byteLength} bytes exceeds the limit of ${MAX_VALUE_BYTES} bytes`);
   }
   return new Uint8Array(bytes);
+}
+
+function checkConsumer(name: string): string {
+  const problem = consumerNameProblem(name);
+  if (problem !== null) throw invalidArgument(problem);
+  return name;
+}
+
+/** The command's producer stamp, if the request carries one. */
+function producerOf(stamp: ProducerStampRequest | null | undefined): { producer?: ProducerStamp } {
+  if (stamp === null || stamp === undefined) return {};
+  if (stamp.producerId < 1 || stamp.sequence < 1) {
+    throw invalidArgument(`producer stamp needs a producer id and a sequence number of at least 1, got ${stamp.producerId} and ${stamp.sequence}`);
+  }
+  return { producer: { id: stamp.producerId, sequence: stamp.sequence, acknowledgedBelow: stamp.acknowledgedBelow } };
 }

@@ -39,3 +39,12 @@ export class NotLeaderError extends ClientError {
 export const invalidArgument = (message: string) => new ClientError(grpc.status.INVALID_ARGUMENT, message);
 export const unavailable = (message: string) => new ClientError(grpc.status.UNAVAILABLE, message);
 export const deadlineExceeded = (message: string) => new ClientError(grpc.status.DEADLINE_EXCEEDED, message);
+
+/** The state machine refuses (or would refuse) a producer's write or a consumer's commit: nothing changed. */
+export function stateRefusal(node: NodeId, reason: string, message: string, entry?: { readonly index: number; readonly term: number }): ClientError {
+  const code = reason === 'invalid-consumer' || reason === 'invalid-sequence' ? grpc.status.INVALID_ARGUMENT : grpc.status.FAILED_PRECONDITION;
+  const where = entry === undefined ? 'nothing was written' : `entry ${entry.index} (term ${entry.term}) changed nothing`;
+  return new ClientError(code, `node ${node}: ${where}: ${message}`);
+}
+
+export const producerRefusal = (node: NodeId, reason: string, message: string) => stateRefusal(node, reason, message);

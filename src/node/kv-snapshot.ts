@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import protobuf from 'protobufjs';
 import type { SnapshotMeta } from '../raft/types.js';
+import type { ConsumerPosition } from './consumer-positions.js';
 import { KvRestoreError, KvStateMachine, type KvStateCapture } from './kv-state-machine.js';
+import type { ProducerSessionState, RememberedWrite, WriteOutcome } from './producer-sessions.js';
 
 // The file format is described in proto/raftlog/v1/snapshot.proto.
 const root = protobuf.loadSync(new URL('../../proto/raftlog/v1/snapshot.proto', import.meta.url).pathname);
@@ -13,7 +15,9 @@ const FrameType = root.lookupType('raftlog.v1.snapshot.SnapshotFrame');
 const TO_OBJECT = { longs: Number, defaults: true, oneofs: true } as const;
 
 const MAGIC = 'raftlog-kv-snapshot';
-export const SNAPSHOT_FORMAT_VERSION = 1;
+export const SNAPSHOT_FORMAT_VERSION = 2;
+/** Versions this build reads: 1 (before consumers and producer sessions) and 2. */
+const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
 const FRAME_HEADER_BYTES = 8;
 /** Pair chunks are cut at about this many payload bytes. */
 const CHUNK_TARGET_BYTES = 64 * 1024;
@@ -120,6 +124,8 @@ async function writeFrames(handle: FileHandle, capture: KvStateCapture, meta: Sn
       pairCount: capture.pairCount,
       recordCount: capture.recordCount,
       recordChain: capture.recordChain,
+      consumerCount: capture.consumers.length,
+      producerCount: capture.producers.length,
     },
   });
   let chunk: { key: Uint8Array; value: Uint8Array }[] = [];
@@ -140,8 +146,85 @@ async function writeFrames(handle: FileHandle, capture: KvStateCapture, meta: Sn
   if (pairs !== capture.pairCount) {
     throw new Error(`snapshot ${name}: captured ${capture.pairCount} pairs but iterated ${pairs}`);
   }
-  await put({ trailer: { frameCount: frames, pairCount: pairs } });
+  for (const part of chunked(capture.consumers, (consumer) => Buffer.byteLength(consumer.name) + 40)) {
+    await put({ consumers: { consumers: part } });
+  }
+  for (const part of chunked(capture.producers, sessionBytes)) {
+    await put({ producers: { sessions: part.map(encodeSession) } });
+  }
+  await put({
+    trailer: { frameCount: frames, pairCount: pairs, consumerCount: capture.consumers.length, producerCount: capture.producers.length },
+  });
   return { file: name, bytes, sha256: hash.digest('hex') };
+}
+
+/** Cuts items into chunks of about CHUNK_TARGET_BYTES (a chunk holds at least one item). */
+function* chunked<T>(items: readonly T[], sizeOf: (item: T) => number): Generator<T[]> {
+  let chunk: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = sizeOf(item);
+    if (chunk.length > 0 && bytes + size > CHUNK_TARGET_BYTES) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(item);
+    bytes += size;
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+function sessionBytes(session: ProducerSessionState): number {
+  return 32 + session.writes.reduce((sum, write) => sum + 48 + (write.outcome.op === 'cas' ? (write.outcome.current?.byteLength ?? 0) : 0), 0);
+}
+
+function encodeSession(session: ProducerSessionState): Record<string, unknown> {
+  return {
+    id: session.id,
+    lastIndex: session.lastIndex,
+    acknowledgedBelow: session.acknowledgedBelow,
+    writes: session.writes.map((write) => {
+      const { outcome } = write;
+      return {
+        sequence: write.sequence,
+        index: write.index,
+        term: write.term,
+        op: outcome.op,
+        existed: outcome.op === 'delete' && outcome.existed,
+        succeeded: outcome.op === 'cas' && outcome.succeeded,
+        found: outcome.op === 'cas' && outcome.current !== null,
+        current: outcome.op === 'cas' && outcome.current !== null ? outcome.current : new Uint8Array(0),
+      };
+    }),
+  };
+}
+
+function decodeSession(object: Record<string, unknown>, corrupt: Corrupt, where: string): ProducerSessionState {
+  const number = (value: unknown, field: string): number => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw corrupt(`${where}: producer session ${field} ${String(value)} is out of range`);
+    return value;
+  };
+  const id = number(object.id, 'id');
+  const writes = ((object.writes as Record<string, unknown>[] | undefined) ?? []).map((write): RememberedWrite => {
+    let outcome: WriteOutcome;
+    switch (write.op) {
+      case 'put':
+      case 'append':
+        outcome = { op: write.op };
+        break;
+      case 'delete':
+        outcome = { op: 'delete', existed: write.existed === true };
+        break;
+      case 'cas':
+        outcome = { op: 'cas', succeeded: write.succeeded === true, current: write.found === true ? new Uint8Array(write.current as Uint8Array) : null };
+        break;
+      default:
+        throw corrupt(`${where}: producer ${id} remembers a write of unknown kind ${JSON.stringify(write.op)}`);
+    }
+    return { sequence: number(write.sequence, 'sequence'), index: number(write.index, 'index'), term: number(write.term, 'term'), outcome };
+  });
+  return { id, lastIndex: number(object.lastIndex, 'last index'), acknowledgedBelow: number(object.acknowledgedBelow, 'acknowledged_below'), writes };
 }
 
 function encodeFrame(message: Record<string, unknown>, name: string, number: number): Buffer {
@@ -180,6 +263,22 @@ interface DecodedHeader {
   readonly pairCount: number;
   readonly recordCount: number;
   readonly recordChain: Uint8Array;
+  readonly consumerCount: number;
+  readonly producerCount: number;
+}
+
+function decodeConsumer(object: Record<string, unknown>, corrupt: Corrupt, where: string): ConsumerPosition {
+  const numbers = ['position', 'committedAtMs', 'commitEntryIndex'] as const;
+  for (const field of numbers) {
+    const value = object[field];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw corrupt(`${where}: consumer ${field} ${String(value)} is out of range`);
+  }
+  return {
+    name: String(object.name),
+    position: object.position as number,
+    committedAtMs: object.committedAtMs as number,
+    commitEntryIndex: object.commitEntryIndex as number,
+  };
 }
 
 /**
@@ -194,6 +293,24 @@ export async function readKvSnapshot(path: string): Promise<{ meta: SnapshotMeta
   let header: DecodedHeader | null = null;
   const builder = KvStateMachine.restoring();
   let pairs = 0;
+  let consumers = 0;
+  let producers = 0;
+  // Frames come in sections, in this order; a frame of an earlier section after a later one is out of order.
+  const sections = ['pairs', 'consumers', 'producers'] as const;
+  let section = 0;
+  const enter = (kind: (typeof sections)[number], where: string) => {
+    const at = sections.indexOf(kind);
+    if (at < section) throw corrupt(`${where} is a ${kind} frame after ${sections[section]} frames`);
+    section = at;
+  };
+  const restoring = <T>(where: string, add: () => T): T => {
+    try {
+      return add();
+    } catch (error) {
+      if (error instanceof KvRestoreError) throw corrupt(`${where}: ${error.message}`);
+      throw error;
+    }
+  };
   let trailerEnd: number | null = null;
 
   for await (const item of readFrames(createReadStream(path, { highWaterMark: CHUNK_TARGET_BYTES }), path)) {
@@ -215,28 +332,50 @@ export async function readKvSnapshot(path: string): Promise<{ meta: SnapshotMeta
     }
     switch (frame.frame) {
       case 'pairs': {
+        enter('pairs', where);
         const list = (frame.pairs as { pairs: { key: Uint8Array; value: Uint8Array }[] }).pairs;
         if (pairs + list.length > header.pairCount) {
           throw corrupt(`${where} brings the pairs to ${pairs + list.length}, more than the header's ${header.pairCount}`);
         }
-        for (const pair of list) {
-          try {
-            builder.add(pair.key, pair.value);
-          } catch (error) {
-            if (error instanceof KvRestoreError) throw corrupt(`${where}: ${error.message}`);
-            throw error;
-          }
-        }
+        for (const pair of list) restoring(where, () => builder.add(pair.key, pair.value));
         pairs += list.length;
         break;
       }
+      case 'consumers': {
+        enter('consumers', where);
+        const list = (frame.consumers as { consumers?: Record<string, unknown>[] }).consumers ?? [];
+        if (consumers + list.length > header.consumerCount) {
+          throw corrupt(`${where} brings the consumers to ${consumers + list.length}, more than the header's ${header.consumerCount}`);
+        }
+        for (const consumer of list) restoring(where, () => builder.addConsumer(decodeConsumer(consumer, corrupt, where)));
+        consumers += list.length;
+        break;
+      }
+      case 'producers': {
+        enter('producers', where);
+        const list = (frame.producers as { sessions?: Record<string, unknown>[] }).sessions ?? [];
+        if (producers + list.length > header.producerCount) {
+          throw corrupt(`${where} brings the producer sessions to ${producers + list.length}, more than the header's ${header.producerCount}`);
+        }
+        for (const session of list) restoring(where, () => builder.addProducer(decodeSession(session, corrupt, where)));
+        producers += list.length;
+        break;
+      }
       case 'trailer': {
-        const trailer = frame.trailer as { frameCount: number; pairCount: number };
+        const trailer = frame.trailer as { frameCount: number; pairCount: number; consumerCount: number; producerCount: number };
         if (trailer.frameCount !== item.number) {
           throw corrupt(`${where}: trailer counts ${trailer.frameCount} frames before it, but ${item.number} were read`);
         }
         if (trailer.pairCount !== pairs || pairs !== header.pairCount) {
           throw corrupt(`${where}: trailer counts ${trailer.pairCount} pairs and the header ${header.pairCount}, but ${pairs} were read`);
+        }
+        if (trailer.consumerCount !== consumers || consumers !== header.consumerCount) {
+          throw corrupt(`${where}: trailer counts ${trailer.consumerCount} consumers and the header ${header.consumerCount}, but ${consumers} were read`);
+        }
+        if (trailer.producerCount !== producers || producers !== header.producerCount) {
+          throw corrupt(
+            `${where}: trailer counts ${trailer.producerCount} producer sessions and the header ${header.producerCount}, but ${producers} were read`,
+          );
         }
         trailerEnd = item.offset + FRAME_HEADER_BYTES + item.payload.byteLength;
         break;
@@ -248,7 +387,11 @@ export async function readKvSnapshot(path: string): Promise<{ meta: SnapshotMeta
     }
   }
   if (header === null) throw corrupt('truncated: the file is empty');
-  if (trailerEnd === null) throw corrupt(`truncated: no trailer after ${pairs} of ${header.pairCount} pairs`);
+  if (trailerEnd === null) {
+    throw corrupt(
+      `truncated: no trailer after ${pairs} of ${header.pairCount} pairs, ${consumers} of ${header.consumerCount} consumers, ${producers} of ${header.producerCount} producer sessions`,
+    );
+  }
 
   let kv: KvStateMachine;
   try {
@@ -336,14 +479,16 @@ function describeKind(kind: unknown): string {
 
 function decodeHeader(object: Record<string, unknown>, corrupt: Corrupt, where: string): DecodedHeader {
   if (object.magic !== MAGIC) throw corrupt(`${where}: not a raftlog snapshot (magic ${JSON.stringify(object.magic)})`);
-  if (object.formatVersion !== SNAPSHOT_FORMAT_VERSION) {
-    throw corrupt(`${where}: format version ${String(object.formatVersion)} is not supported (this build reads version ${SNAPSHOT_FORMAT_VERSION})`);
+  if (typeof object.formatVersion !== 'number' || !READABLE_FORMAT_VERSIONS.includes(object.formatVersion)) {
+    throw corrupt(
+      `${where}: format version ${String(object.formatVersion)} is not supported (this build reads versions ${READABLE_FORMAT_VERSIONS.join(' and ')})`,
+    );
   }
   const digest = object.digest as Uint8Array;
   if (digest.byteLength !== DIGEST_BYTES) throw corrupt(`${where}: digest of ${digest.byteLength} bytes, expected ${DIGEST_BYTES}`);
   const chain = object.recordChain as Uint8Array;
   if (chain.byteLength !== DIGEST_BYTES) throw corrupt(`${where}: record chain of ${chain.byteLength} bytes, expected ${DIGEST_BYTES}`);
-  const numbers = ['index', 'term', 'pairCount', 'recordCount'] as const;
+  const numbers = ['index', 'term', 'pairCount', 'recordCount', 'consumerCount', 'producerCount'] as const;
   for (const field of numbers) {
     const value = object[field];
     if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw corrupt(`${where}: ${field} ${String(value)} is out of range`);
@@ -364,6 +509,8 @@ function decodeHeader(object: Record<string, unknown>, corrupt: Corrupt, where: 
     pairCount: object.pairCount as number,
     recordCount: object.recordCount as number,
     recordChain: chain,
+    consumerCount: object.consumerCount as number,
+    producerCount: object.producerCount as number,
   };
 }
 

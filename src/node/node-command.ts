@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import type { NodeId } from '../raft/types.js';
+import { CHANGE_HISTORY_DEFAULTS } from './change-history.js';
 import { NODE_DEFAULTS, RaftNode } from './raft-node.js';
 
 /** Compaction defaults (issue 9); etcd keeps a similar catch-up window behind its snapshots. */
@@ -11,7 +12,7 @@ export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT (--pee
        [--heartbeat-ticks ${NODE_DEFAULTS.heartbeatTicks}] [--log-level info]
        [--snapshot-entries ${COMPACTION_DEFAULTS.snapshotEntries}] [--retain-entries ${COMPACTION_DEFAULTS.retainEntries}]
        [--max-uncommitted-bytes ${NODE_DEFAULTS.maxUncommittedBytes}] [--max-writes-in-progress ${NODE_DEFAULTS.maxWritesInProgress}]
-       [--max-write-wait-ms ${NODE_DEFAULTS.maxWriteWaitMs}]
+       [--max-write-wait-ms ${NODE_DEFAULTS.maxWriteWaitMs}] [--change-history-entries ${CHANGE_HISTORY_DEFAULTS.entries}]
 
 Runs one raftlog server: Raft with its peers and the client API on HOST:PORT.
 --peers lists every member of a new cluster, this node included. --join instead
@@ -32,6 +33,9 @@ removed from its cluster exits. Logs are JSON lines on stdout.
 --max-write-wait-ms MS  as leader, refuse writes with RESOURCE_EXHAUSTED while the
                       oldest waiting write has waited MS to commit (load above
                       capacity): admitted writes keep a bounded latency. 0 = never.
+--change-history-entries N  what the last N key-changing entries did (before and
+                      after values) is kept in memory for Subscribe's CHANGES view
+                      (also at most ${CHANGE_HISTORY_DEFAULTS.bytes / 1024 / 1024} MiB); only entries applied since the node started.
 SIGTERM or SIGINT stops it gracefully.`;
 
 export class UsageError extends Error {}
@@ -55,6 +59,7 @@ export interface NodeCommandOptions {
   readonly maxUncommittedBytes: number;
   readonly maxWritesInProgress: number;
   readonly maxWriteWaitMs: number;
+  readonly changeHistoryEntries: number;
 }
 
 export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
@@ -78,6 +83,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
         'max-uncommitted-bytes': { type: 'string', default: String(NODE_DEFAULTS.maxUncommittedBytes) },
         'max-writes-in-progress': { type: 'string', default: String(NODE_DEFAULTS.maxWritesInProgress) },
         'max-write-wait-ms': { type: 'string', default: String(NODE_DEFAULTS.maxWriteWaitMs) },
+        'change-history-entries': { type: 'string', default: String(CHANGE_HISTORY_DEFAULTS.entries) },
       },
       strict: true,
     }));
@@ -109,7 +115,9 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${values[name]}`);
     return n;
   };
-  const nonNegative = (name: 'snapshot-entries' | 'retain-entries' | 'max-uncommitted-bytes' | 'max-writes-in-progress' | 'max-write-wait-ms'): number => {
+  const nonNegative = (
+    name: 'snapshot-entries' | 'retain-entries' | 'max-uncommitted-bytes' | 'max-writes-in-progress' | 'max-write-wait-ms' | 'change-history-entries',
+  ): number => {
     const text = values[name];
     // Number() would take '', '1e3' and '0x10'; a count of entries is plain digits.
     const n = /^\d+$/.test(text) ? Number(text) : NaN;
@@ -136,6 +144,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     maxUncommittedBytes: atLeastOne('max-uncommitted-bytes'),
     maxWritesInProgress: atLeastOne('max-writes-in-progress'),
     maxWriteWaitMs: nonNegative('max-write-wait-ms'),
+    changeHistoryEntries: nonNegative('change-history-entries'),
     ...(join !== undefined ? { join } : {}),
   };
 }

@@ -21,11 +21,16 @@ import type {
   ReadReady,
 } from '../raft/types.js';
 import { decodeCommand, encodeCommand, type KvCommand } from './kv-commands.js';
-import { KvStateMachine, type KvResult } from './kv-state-machine.js';
+import type { ProducerStamp } from './producer-sessions.js';
+import { describeEntry, entryBytes } from './log-entry-view.js';
+import { KvStateMachine, type KvChange, type KvResult } from './kv-state-machine.js';
+import type { WireLogEntryKind } from '../client/proto.js';
+import { ChangeHistory, CHANGE_HISTORY_DEFAULTS, type ChangedEntry } from './change-history.js';
+import type { ConsumerPosition } from './consumer-positions.js';
 import { createClientService } from './client-service.js';
 import { clusterServiceDefinition, createClusterService } from './cluster-service.js';
 import { raftLogServiceDefinition, type LogEntryReply } from './client-proto.js';
-import { ClientError, deadlineExceeded, NotLeaderError, unavailable } from './errors.js';
+import { ClientError, deadlineExceeded, NotLeaderError, producerRefusal, unavailable } from './errors.js';
 import { deriveClusterId, PeerAdmission } from './cluster-identity.js';
 import { discoverCluster, membershipView, refusalError, type MembershipView } from './node-membership.js';
 import { ProposalWaiters } from './proposal-waiters.js';
@@ -60,6 +65,8 @@ export interface RaftNodeOptions {
   readonly maxWritesInProgress?: number;
   /** As leader, refuse writes (RESOURCE_EXHAUSTED) while the oldest waiting write has waited this long; 0 = never. */
   readonly maxWriteWaitMs?: number;
+  /** Changing entries whose changes are kept for CHANGES subscribers (see ChangeHistory). */
+  readonly changeHistoryEntries?: number;
   /**
    * Client endpoints of a running cluster this new node joins (`--join`):
    * it learns the cluster's id, name and members there, starts with an empty
@@ -105,6 +112,13 @@ interface Waiter<T> {
   reject(error: Error): void;
 }
 
+/** The entry kind behind each result that can change keys. */
+const CHANGE_KINDS: Partial<Record<KvResult['op'], WireLogEntryKind>> = {
+  put: 'LOG_ENTRY_KIND_PUT',
+  delete: 'LOG_ENTRY_KIND_DELETE',
+  cas: 'LOG_ENTRY_KIND_COMPARE_AND_SWAP',
+};
+
 /** A ReadLog page stops growing past this many bytes, well under gRPC's default 4 MiB reply limit. */
 const READ_LOG_MAX_BYTES = 3 * 1024 * 1024;
 
@@ -125,7 +139,11 @@ const MAX_PROPOSAL_BYTES = 2 * 1024 * 1024 + 8 * 1024;
  */
 export class RaftNode {
   private readonly proposals = new ProposalWaiters<Committed>();
-  private readonly reads = new Map<string, Waiter<ReadResult> & { readonly key: Uint8Array }>();
+  /** Linearizable reads waiting for their ReadIndex: each is served by its own function once this node applied that far. */
+  private readonly reads = new Map<string, Waiter<unknown> & { readonly serve: () => unknown }>();
+  /** Listeners told after each batch of applied entries (Subscribe streams). */
+  private readonly appliedListeners = new Set<() => void>();
+  private changes: ChangeHistory;
   private readCounter = 0;
   private scheduled = false;
   private stopped = false;
@@ -146,6 +164,10 @@ export class RaftNode {
     private readonly addressBook: Map<NodeId, string>,
     readonly clusterIdentity: { readonly clusterId: string; readonly clusterName: string },
   ) {
+    this.changes = new ChangeHistory(kv.appliedIndex, {
+      entries: options.changeHistoryEntries ?? CHANGE_HISTORY_DEFAULTS.entries,
+      bytes: CHANGE_HISTORY_DEFAULTS.bytes,
+    });
     this.disk = new WriteQueue({
       save: (write) => this.storage.save(write.hardState, write.entries),
       onWritten: () => this.afterWrite(),
@@ -158,6 +180,7 @@ export class RaftNode {
         send: (messages) => this.send(messages),
         apply: (entries) => {
           for (const entry of entries) this.apply(entry);
+          if (this.appliedListeners.size > 0) for (const listener of this.appliedListeners) listener();
         },
         reads: (ready, failed) => {
           for (const read of ready) this.serveRead(read);
@@ -432,7 +455,8 @@ export class RaftNode {
   propose(command: KvCommand, deadline: number): Promise<Committed> {
     this.ensureRunning();
     this.admitWrite();
-    const result = this.core.propose(encodeCommand(command));
+    // The leader's clock enters the log here, once; replicas only read it back (consumer commit times).
+    const result = this.core.propose(encodeCommand({ ...command, proposedAtMs: Date.now() }));
     if (!result.accepted) {
       if (result.reason === 'not-leader') throw new NotLeaderError(this.id, this.core.status().term, result.leader);
       if (result.reason === 'too-large') throw new ClientError(grpc.status.INVALID_ARGUMENT, result.message);
@@ -444,6 +468,51 @@ export class RaftNode {
     return this.proposals.wait(result.index, result.term, deadline, () =>
       deadlineExceeded(`node ${this.id}: no commit of index ${result.index} before the deadline; the write may or may not take effect`),
     );
+  }
+
+  /**
+   * A producer's write, so that its (producer, sequence) enters the log at
+   * most once (leader only). A write the state machine applied before is
+   * answered from the session, with no new entry; one still on its way in
+   * this leader's log is waited for; only a write this leader's log does not
+   * hold is proposed. Any log that later holds two copies would have held
+   * the first when its leader appended the second (Log Matching), so checking
+   * the leader's own log is enough, and ReadLog and subscribers never see a
+   * retried record twice. The state machine still checks every stamp as it
+   * applies (a session forgotten in between refuses the write there).
+   */
+  proposeOnce(command: KvCommand & { readonly producer: ProducerStamp }, deadline: number): Promise<Committed> {
+    this.ensureRunning();
+    if (this.core.brief().role !== 'leader') {
+      const { term, leader } = this.core.status();
+      throw new NotLeaderError(this.id, term, leader);
+    }
+    const verdict = this.kv.peekProducer(command.producer);
+    if (verdict.kind === 'refused') throw producerRefusal(this.id, verdict.reason, verdict.message);
+    if (verdict.kind === 'duplicate') {
+      return Promise.resolve({ index: verdict.write.index, term: verdict.write.term, result: { op: 'duplicate', write: verdict.write } });
+    }
+    const pending = this.pendingCopy(command.producer);
+    if (pending !== null) {
+      return this.proposals.wait(pending.index, pending.term, deadline, () =>
+        deadlineExceeded(`node ${this.id}: no commit of index ${pending.index} (an earlier attempt of this write) before the deadline; the write may or may not take effect`),
+      );
+    }
+    return this.propose(command, deadline);
+  }
+
+  /** The entry of this node's log, not applied yet, that carries the same producer write. */
+  private pendingCopy(stamp: ProducerStamp): { index: number; term: number } | null {
+    const { lastIndex } = this.core.status();
+    for (let index = this.kv.appliedIndex + 1; index <= lastIndex; index++) {
+      const entry = this.core.entryAt(index);
+      if (entry === null || entry.kind !== 'command') continue;
+      const command = decodeCommand(entry.data);
+      if (command !== null && 'producer' in command && command.producer?.id === stamp.id && command.producer.sequence === stamp.sequence) {
+        return { index, term: entry.term };
+      }
+    }
+    return null;
   }
 
   /**
@@ -493,12 +562,54 @@ export class RaftNode {
 
   /** A linearizable read (ReadIndex): confirmed by the leader, served here once applied that far. */
   linearizableGet(key: Uint8Array, deadline: number): Promise<ReadResult> {
+    return this.linearizableRead(deadline, () => this.localGet(key));
+  }
+
+  /**
+   * Any linearizable read of the state machine: `serve` runs once the leader
+   * confirmed the read index and this node applied that far, in the same
+   * step (nothing is applied in between).
+   */
+  linearizableRead<T>(deadline: number, serve: () => T): Promise<T> {
     this.ensureRunning();
     const requestId = `${this.id}.${process.pid}.${++this.readCounter}`;
     const accepted = this.core.readIndex(requestId);
     if (!accepted.accepted) throw new NotLeaderError(this.id, this.core.status().term, null);
     this.schedule();
-    return this.wait(this.reads, requestId, deadline, { key }, () => 'the read was not confirmed before the deadline');
+    const reads = this.reads as unknown as Map<string, Waiter<T> & { readonly serve: () => T }>;
+    return this.wait(reads, requestId, deadline, { serve }, () => 'the read was not confirmed before the deadline');
+  }
+
+  /** Durable consumers as this node's state machine holds them (sorted by name), and the index they were read at. */
+  consumers(): { consumers: ConsumerPosition[]; index: number } {
+    return { consumers: this.kv.consumers(), index: this.kv.appliedIndex };
+  }
+
+  consumer(name: string): ConsumerPosition | null {
+    return this.kv.consumer(name);
+  }
+
+  /** Calls `listener` after every batch of applied entries until the returned function is called. */
+  onApplied(listener: () => void): () => void {
+    this.appliedListeners.add(listener);
+    return () => this.appliedListeners.delete(listener);
+  }
+
+  /**
+   * What entries from..(applied index) changed, at most `max` changed entries
+   * (the CHANGES view). OUT_OF_RANGE when this node no longer knows (or never
+   * knew) the changes at `from`.
+   */
+  readChanges(from: number, max: number): { entries: ChangedEntry[]; through: number } {
+    const first = this.changes.firstIndex;
+    if (from < first) {
+      throw new ClientError(
+        grpc.status.OUT_OF_RANGE,
+        `node ${this.id}: cannot read changes from index ${from}: this node keeps the changes of entries from ${first} on (those it applied since it started, up to ${this.options.changeHistoryEntries ?? CHANGE_HISTORY_DEFAULTS.entries} changing entries); the changes view starts at ${first}`,
+        { firstIndex: first },
+      );
+    }
+    return this.changes.read(from, this.changes.lastIndex, max);
   }
 
   /** This node's state as it is: fast, possibly stale. */
@@ -511,7 +622,7 @@ export class RaftNode {
    * of them and about READ_LOG_MAX_BYTES of records and keys (always at least
    * one entry, so a reader makes progress).
    */
-  readCommittedLog(from: number, max: number): { entries: LogEntryReply[]; commitIndex: number } {
+  readCommittedLog(from: number, max: number, maxBytes = READ_LOG_MAX_BYTES): { entries: LogEntryReply[]; commitIndex: number } {
     const { commitIndex, firstIndex } = this.core.status();
     if (from < firstIndex) {
       // A subscriber must learn that it missed entries rather than get a page that silently starts later.
@@ -527,8 +638,8 @@ export class RaftNode {
       const entry = this.core.entryAt(index);
       if (entry === null) throw new ClientError(grpc.status.INTERNAL, `node ${this.id}: committed entry ${index} is missing from the log`);
       const described = describeEntry(entry);
-      bytes += described.record.byteLength + described.key.byteLength + 32;
-      if (entries.length > 0 && bytes > READ_LOG_MAX_BYTES) break;
+      bytes += entryBytes(described);
+      if (entries.length > 0 && bytes > maxBytes) break;
       entries.push(described);
     }
     return { entries, commitIndex };
@@ -542,10 +653,16 @@ export class RaftNode {
     return this.addressBook.get(id);
   }
 
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
   /** Graceful stop: no new work, pending callers told, disk and sockets closed. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // Subscription streams wake, see the node stopping and end with UNAVAILABLE (the client resumes elsewhere).
+    for (const listener of this.appliedListeners) listener();
     // Nothing more is carried out; the writes already queued finish (or fail) before the log closes, below.
     this.runner.stop();
     if (this.timer !== null) clearInterval(this.timer);
@@ -702,6 +819,7 @@ export class RaftNode {
   private install(kv: KvStateMachine): void {
     const previous = this.kv.appliedIndex;
     this.kv = kv;
+    this.changes.reset(kv.appliedIndex);
     this.proposals.rejectThrough(
       kv.appliedIndex,
       (index, term) =>
@@ -717,7 +835,10 @@ export class RaftNode {
   }
 
   private apply(entry: Entry): void {
-    const result = this.kv.apply(entry);
+    const changes: KvChange[] = [];
+    const result = this.kv.apply(entry, changes);
+    if (changes.length > 0) this.changes.record(entry.index, entry.term, CHANGE_KINDS[result.op] ?? 'LOG_ENTRY_KIND_UNSPECIFIED', changes);
+    else this.changes.record(entry.index, entry.term, 'LOG_ENTRY_KIND_NO_COMMAND', changes);
     if (this.proposals.size === 0) return;
     this.proposals.applied(
       entry.index,
@@ -732,7 +853,7 @@ export class RaftNode {
     const pending = this.reads.get(read.requestId);
     if (pending === undefined) return;
     this.reads.delete(read.requestId);
-    pending.resolve({ value: this.kv.get(pending.key), index: this.kv.appliedIndex });
+    pending.resolve(pending.serve());
   }
 
   private failRead(read: ReadFailed): void {
@@ -773,25 +894,6 @@ export class RaftNode {
 
   private ensureRunning(): void {
     if (this.stopped) throw unavailable(`node ${this.id} is shutting down`);
-  }
-}
-
-const EMPTY = new Uint8Array(0);
-
-function describeEntry(entry: Entry): LogEntryReply {
-  const base = { index: entry.index, term: entry.term, record: EMPTY, key: EMPTY };
-  const command = entry.kind === 'command' ? decodeCommand(entry.data) : null;
-  switch (command?.op) {
-    case 'append':
-      return { ...base, kind: 'LOG_ENTRY_KIND_APPEND', record: command.record };
-    case 'put':
-      return { ...base, kind: 'LOG_ENTRY_KIND_PUT', key: command.key };
-    case 'delete':
-      return { ...base, kind: 'LOG_ENTRY_KIND_DELETE', key: command.key };
-    case 'cas':
-      return { ...base, kind: 'LOG_ENTRY_KIND_COMPARE_AND_SWAP', key: command.key };
-    default:
-      return { ...base, kind: 'LOG_ENTRY_KIND_NO_COMMAND' };
   }
 }
 

@@ -72,7 +72,7 @@ export function unaryCalls<Method extends string>(options: UnaryCallsOptions): U
 }
 
 /** The facts of an error as trailing metadata, for clients that should not parse the message. */
-function trailersOf(facts: ClientErrorFacts): grpc.Metadata {
+export function trailersOf(facts: ClientErrorFacts): grpc.Metadata {
   const metadata = new grpc.Metadata();
   if (facts.firstIndex !== undefined) metadata.set(FIRST_INDEX_METADATA_KEY, String(facts.firstIndex));
   return metadata;

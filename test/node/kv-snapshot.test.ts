@@ -85,6 +85,15 @@ function sampleMachine(): KvStateMachine {
     { op: 'delete', key: bytes('key-7') },
     { op: 'put', key: new Uint8Array([0, 1, 255]), value: new Uint8Array([255, 0]) },
     { op: 'append', record: bytes('event-2') },
+    { op: 'commit-position', consumer: 'billing', position: 3000, allowBackwards: false, proposedAtMs: 1_700_000_000_000 },
+    { op: 'commit-position', consumer: 'search-index', position: 12, allowBackwards: false, proposedAtMs: 1_700_000_000_500 },
+    { op: 'register-producer' },
+  ]);
+  const producer = kv.appliedIndex;
+  applyAll(kv, [
+    { op: 'append', record: bytes('once'), producer: { id: producer, sequence: 1, acknowledgedBelow: 1 } },
+    { op: 'cas', key: bytes('key-1'), expected: null, value: bytes('x'), producer: { id: producer, sequence: 2, acknowledgedBelow: 1 } },
+    { op: 'delete', key: bytes('key-2'), producer: { id: producer, sequence: 3, acknowledgedBelow: 2 } },
   ]);
   return kv;
 }
@@ -246,32 +255,92 @@ describe('writing and reading a key-value snapshot', () => {
     const { file, kv } = await sampleFile();
     const frames = splitFrames(file).map((f) => decode(f.payload));
     const header = frames[0]?.header as Record<string, unknown>;
-    expect(header).toMatchObject({ magic: 'raftlog-kv-snapshot', formatVersion: 1, index: kv.appliedIndex, term: 3, recordCount: 2 });
-    expect(frames.at(-1)?.trailer).toEqual({ frameCount: frames.length - 1, pairCount: kv.size });
+    expect(header).toMatchObject({
+      magic: 'raftlog-kv-snapshot',
+      formatVersion: 2,
+      index: kv.appliedIndex,
+      term: 3,
+      recordCount: 3,
+      consumerCount: 2,
+      producerCount: 1,
+    });
+    expect(frames.at(-1)?.trailer).toEqual({ frameCount: frames.length - 1, pairCount: kv.size, consumerCount: 2, producerCount: 1 });
 
-    // Recompute the digest from the pairs, following the proto's description.
-    let sum = 0n;
-    for (const frame of frames.slice(1, -1)) {
-      for (const pair of (frame.pairs as { pairs: { key: Uint8Array; value: Uint8Array }[] }).pairs) {
-        const length = Buffer.alloc(8);
-        length.writeBigUInt64BE(BigInt(pair.key.byteLength));
-        sum += BigInt(`0x${createHash('sha256').update(length).update(pair.key).update(pair.value).digest('hex')}`);
-      }
-    }
+    // Recompute the digest from the frames, following the proto's description.
     const u64 = (n: number) => {
       const b = Buffer.alloc(8);
       b.writeBigUInt64BE(BigInt(n));
       return b;
     };
+    const sha = (...parts: Uint8Array[]) => BigInt(`0x${createHash('sha256').update(Buffer.concat(parts)).digest('hex')}`);
+    const part = (value: string | number | boolean | Uint8Array): Buffer => {
+      const encoded = typeof value === 'string' ? Buffer.from(value) : typeof value === 'number' ? u64(value) : typeof value === 'boolean' ? Buffer.of(value ? 1 : 0) : Buffer.from(value);
+      return Buffer.concat([u64(encoded.byteLength), encoded]);
+    };
+    const t = (...parts: (string | number | boolean | Uint8Array)[]) => sha(...parts.map(part));
+    const hex = (sum: bigint) => (sum % (1n << 256n)).toString(16).padStart(64, '0');
+    let pairSum = 0n;
+    let consumerSum = 0n;
+    let producerSum = 0n;
+    const consumers: Record<string, unknown>[] = [];
+    const sessions: Record<string, unknown>[] = [];
+    for (const frame of frames.slice(1, -1)) {
+      for (const pair of (frame.pairs as { pairs?: { key: Uint8Array; value: Uint8Array }[] } | undefined)?.pairs ?? []) {
+        pairSum += sha(u64(pair.key.byteLength), pair.key, pair.value);
+      }
+      consumers.push(...((frame.consumers as { consumers?: Record<string, unknown>[] } | undefined)?.consumers ?? []));
+      sessions.push(...((frame.producers as { sessions?: Record<string, unknown>[] } | undefined)?.sessions ?? []));
+    }
+    for (const c of consumers) consumerSum += t('consumer', c.name as string, c.position as number, c.committedAtMs as number, c.commitEntryIndex as number);
+    for (const session of sessions) {
+      const id = session.id as number;
+      producerSum += t('producer', id, session.lastIndex as number, session.acknowledgedBelow as number);
+      for (const w of session.writes as Record<string, unknown>[]) {
+        const details = w.op === 'delete' ? [w.existed as boolean] : w.op === 'cas' ? [w.succeeded as boolean, w.found as boolean, w.current as Uint8Array] : [];
+        producerSum += t('producer-write', id, w.sequence as number, w.index as number, w.term as number, w.op as string, ...details);
+      }
+    }
+    expect(consumers.map((c) => [c.name, c.position])).toEqual([['billing', 3000], ['search-index', 12]]);
+    // Write 1 was acknowledged by write 3's stamp and forgotten; 2 and 3 are remembered.
+    expect((sessions[0]?.writes as { sequence: number }[]).map((w) => w.sequence)).toEqual([2, 3]);
     const digest = createHash('sha256')
       .update('raftlog-kv-v1')
       .update(u64(header.index as number))
-      .update((sum % (1n << 256n)).toString(16).padStart(64, '0'))
+      .update(hex(pairSum))
       .update(u64(header.recordCount as number))
       .update(header.recordChain as Uint8Array)
+      .update('consumers')
+      .update(u64(consumers.length))
+      .update(hex(consumerSum))
+      .update('producers')
+      .update(u64(sessions.length))
+      .update(hex(producerSum))
       .digest('hex');
     expect(digest).toBe(kv.digest());
     expect(Buffer.from(header.digest as Uint8Array).toString('hex')).toBe(digest);
+  });
+
+  it('a version 1 file (before consumers and producer sessions) is still read, as a state with none', async () => {
+    const kv = new KvStateMachine();
+    applyAll(kv, puts(50));
+    const info = await writeKvSnapshot(dir, kv, metaAt(kv));
+    const path = join(dir, info.file);
+    const frames = splitFrames(await readFile(path));
+    const header = decode((frames[0] as Frame).payload).header as Record<string, unknown>;
+    const trailer = decode((frames.at(-1) as Frame).payload).trailer as Record<string, unknown>;
+    // Version 1 had no such fields; protobuf leaves them out when they are zero.
+    await writeFile(
+      path,
+      joinFrames([
+        encode({ header: { ...header, formatVersion: 1, consumerCount: 0, producerCount: 0 } }),
+        ...frames.slice(1, -1).map((f) => f.payload),
+        encode({ trailer: { frameCount: trailer.frameCount, pairCount: trailer.pairCount } }),
+      ]),
+    );
+    const read = await readKvSnapshot(path);
+    expect(read.digest).toBe(kv.digest());
+    expect(read.kv.consumers()).toEqual([]);
+    expect(read.kv.producerCount).toBe(0);
   });
 });
 
@@ -347,10 +416,10 @@ describe('a damaged snapshot is reported with its path and where, never restored
     const { path, file } = await sampleFile();
     const frames = splitFrames(file);
     const header = decode((frames[0] as Frame).payload);
-    const forged = encode({ header: { ...(header.header as object), formatVersion: 2 } });
+    const forged = encode({ header: { ...(header.header as object), formatVersion: 3 } });
     await writeFile(path, joinFrames([forged, ...frames.slice(1).map((f) => f.payload)]));
-    await expectCorrupt(path, /format version 2 is not supported \(this build reads version 1\)/);
-    await expect(readSnapshotHeader(path)).rejects.toThrow(/format version 2 is not supported/);
+    await expectCorrupt(path, /format version 3 is not supported \(this build reads versions 1 and 2\)/);
+    await expect(readSnapshotHeader(path)).rejects.toThrow(/format version 3 is not supported/);
   });
 
   it('a file that is not a snapshot is refused', async () => {

@@ -160,6 +160,12 @@ export class FakeRaftLogServer {
     Append: 0,
     Status: 0,
     ReadLog: 0,
+    // Not served by the fake (gRPC answers UNIMPLEMENTED); counted for completeness.
+    Subscribe: 0,
+    CommitPosition: 0,
+    DeleteConsumer: 0,
+    Consumers: 0,
+    RegisterProducer: 0,
     MemberList: 0,
     MemberAdd: 0,
     MemberPromote: 0,

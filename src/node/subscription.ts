@@ -1,0 +1,218 @@
+/**
+ * Subscribe (raftlog.v1.RaftLog): one server stream per subscriber, served
+ * by the node asked from its own log. The stream reads a page, writes it,
+ * and reads the next page only once gRPC has taken the previous one, so a
+ * slow reader holds one page of memory and slows only itself; once caught
+ * up it sleeps until entries are applied, and sends a heartbeat about once a
+ * second while nothing happens.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { WireLogEntryKind } from '../client/proto.js';
+import type { ChangedEntry } from './change-history.js';
+import { malformedReason, type LogEntryReply, type SubscribeReply, type SubscribeRequest } from './client-proto.js';
+import { consumerNameProblem } from './consumer-positions.js';
+import { ClientError, invalidArgument, unavailable } from './errors.js';
+import { keyOf } from './log-entry-view.js';
+import type { RaftNode } from './raft-node.js';
+import { trailersOf } from './unary-calls.js';
+
+/** Entries (COMMANDS) or changed entries (CHANGES) read per page. */
+const PAGE_ENTRIES = 1000;
+/** A page stops growing past this many bytes: several pages may sit in gRPC's buffers per stream. */
+const PAGE_BYTES = 512 * 1024;
+export const SUBSCRIBE_HEARTBEAT_MS = 1000;
+/** How long finding a consumer's committed position (a linearizable read) may take. */
+const CONSUMER_READ_MS = 10_000;
+
+const KINDS: ReadonlySet<string> = new Set<WireLogEntryKind>([
+  'LOG_ENTRY_KIND_APPEND',
+  'LOG_ENTRY_KIND_PUT',
+  'LOG_ENTRY_KIND_DELETE',
+  'LOG_ENTRY_KIND_COMPARE_AND_SWAP',
+  'LOG_ENTRY_KIND_NO_COMMAND',
+  'LOG_ENTRY_KIND_COMMIT_POSITION',
+  'LOG_ENTRY_KIND_DELETE_CONSUMER',
+  'LOG_ENTRY_KIND_REGISTER_PRODUCER',
+]);
+
+type Stream = grpc.ServerWritableStream<SubscribeRequest, SubscribeReply>;
+
+interface Filter {
+  readonly kinds: ReadonlySet<string> | null;
+  readonly prefix: Uint8Array | null;
+}
+
+export function subscribeHandler(getNode: () => RaftNode | null, logger: Logger): (call: Stream) => void {
+  return (call) => {
+    const node = getNode();
+    if (node === null) {
+      endWith(call, unavailable('the node is starting'));
+      return;
+    }
+    serve(node, call).catch((error: unknown) => {
+      if (!(error instanceof ClientError)) {
+        logger.error({ event: 'subscribe-failed', err: error }, 'unexpected error in a subscription');
+      }
+      endWith(call, error instanceof ClientError ? error : new ClientError(grpc.status.INTERNAL, `node ${node.id}: ${(error as Error).message}`));
+    });
+  };
+}
+
+function endWith(call: Stream, error: ClientError): void {
+  if (call.cancelled || call.destroyed) return;
+  call.emit('error', { code: error.code, details: error.message, metadata: trailersOf(error.facts) });
+}
+
+async function serve(node: RaftNode, call: Stream): Promise<void> {
+  const malformed = malformedReason(call.request);
+  if (malformed !== null) throw invalidArgument(`malformed request: ${malformed}`);
+  const request = call.request;
+  const changesView = request.view === 'SUBSCRIBE_VIEW_CHANGES';
+  const filter = filterOf(request);
+  let next = await startIndex(node, request);
+
+  let wake: (() => void) | null = null;
+  const stopListening = node.onApplied(() => wake?.());
+  // A write's callback may never come once the caller left: every wait also ends on cancellation.
+  let cancel = () => undefined as void;
+  const cancelled = new Promise<void>((resolve) => (cancel = resolve));
+  const onCancel = () => {
+    cancel();
+    wake?.();
+  };
+  call.on('cancelled', onCancel);
+  call.on('close', onCancel);
+  try {
+    for (;;) {
+      if (call.cancelled || call.destroyed) return;
+      if (node.isStopped) throw unavailable(`node ${node.id} is shutting down`);
+      const page = changesView ? changesPage(node, next, filter) : commandsPage(node, next, filter);
+      if (page === null) {
+        // Caught up: sleep until something is applied, the heartbeat is due, or the caller leaves.
+        const woken = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), SUBSCRIBE_HEARTBEAT_MS);
+          wake = () => {
+            clearTimeout(timer);
+            resolve(true);
+          };
+        });
+        wake = null;
+        if (!woken) await send(call, reply(node, [], next, next - 1), cancelled);
+        continue;
+      }
+      await send(call, reply(node, page.entries, next, page.through), cancelled);
+      next = page.through + 1;
+    }
+  } finally {
+    stopListening();
+    call.off('cancelled', onCancel);
+    call.off('close', onCancel);
+  }
+}
+
+/** Resolves once gRPC has taken the message (one message in flight per stream), or the caller left. */
+function send(call: Stream, message: SubscribeReply, cancelled: Promise<void>): Promise<void> {
+  if (call.cancelled || call.destroyed) return Promise.resolve();
+  const written = new Promise<void>((resolve) => call.write(message, () => resolve()));
+  return Promise.race([written, cancelled]);
+}
+
+function reply(node: RaftNode, entries: LogEntryReply[], first: number, last: number): SubscribeReply {
+  const status = node.status();
+  return { entries, firstIndex: first, lastIndex: last, commitIndex: status.commitIndex, node: node.id, leader: status.leader ?? '' };
+}
+
+async function startIndex(node: RaftNode, request: SubscribeRequest): Promise<number> {
+  if (request.consumer !== '') {
+    const problem = consumerNameProblem(request.consumer);
+    if (problem !== null) throw invalidArgument(problem);
+    const consumer = await node.linearizableRead(Date.now() + CONSUMER_READ_MS, () => node.consumer(request.consumer));
+    if (consumer !== null) return consumer.position + 1;
+  } else if (request.fromTail) {
+    return node.status().commitIndex + 1;
+  }
+  return Math.max(1, request.fromIndex);
+}
+
+function filterOf(request: SubscribeRequest): Filter {
+  const unknown = request.kinds.find((kind) => !KINDS.has(kind));
+  if (unknown !== undefined) throw invalidArgument(`cannot filter by entry kind ${unknown}`);
+  return {
+    kinds: request.kinds.length > 0 ? new Set(request.kinds) : null,
+    prefix: request.keyPrefix.byteLength > 0 ? request.keyPrefix : null,
+  };
+}
+
+function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
+  if (key.byteLength < prefix.byteLength) return false;
+  for (let i = 0; i < prefix.byteLength; i++) if (key[i] !== prefix[i]) return false;
+  return true;
+}
+
+interface Page {
+  readonly entries: LogEntryReply[];
+  /** The last index the page covers. */
+  readonly through: number;
+}
+
+/** The next page of committed entries, or null when there is none yet. */
+function commandsPage(node: RaftNode, from: number, filter: Filter): Page | null {
+  const read = node.readCommittedLog(from, PAGE_ENTRIES, PAGE_BYTES);
+  if (read.entries.length === 0) return null;
+  const through = (read.entries.at(-1) as LogEntryReply).index;
+  const entries = read.entries.filter((entry) => {
+    if (filter.kinds !== null && !filter.kinds.has(entry.kind)) return false;
+    if (filter.prefix === null) return true;
+    const key = keyOf(entry);
+    return key !== null && startsWith(key, filter.prefix);
+  });
+  return { entries, through };
+}
+
+/** The next page of what applied entries changed, or null when nothing more was applied. */
+function changesPage(node: RaftNode, from: number, filter: Filter): Page | null {
+  const read = node.readChanges(from, PAGE_ENTRIES);
+  if (read.through < from) return null;
+  const entries: LogEntryReply[] = [];
+  let bytes = 0;
+  for (const changed of read.entries) {
+    const entry = changedEntry(changed, filter);
+    if (entry === null) continue;
+    bytes += entry.changes.reduce((sum, c) => sum + 16 + c.key.byteLength + c.before.byteLength + c.after.byteLength, 48);
+    entries.push(entry);
+    if (bytes > PAGE_BYTES) return { entries, through: changed.index };
+  }
+  return { entries, through: read.through };
+}
+
+const EMPTY = new Uint8Array(0);
+
+function changedEntry(changed: ChangedEntry, filter: Filter): LogEntryReply | null {
+  const changes = changed.changes
+    .filter((change) => filter.prefix === null || startsWith(change.key, filter.prefix))
+    .map((change) => ({
+      key: change.key,
+      foundBefore: change.before !== null,
+      before: change.before ?? EMPTY,
+      deleted: change.after === null,
+      after: change.after ?? EMPTY,
+    }));
+  if (changes.length === 0) return null;
+  if (filter.kinds !== null && !filter.kinds.has(changed.kind)) return null;
+  return {
+    index: changed.index,
+    term: changed.term,
+    kind: changed.kind,
+    record: EMPTY,
+    key: changed.changes[0]?.key ?? EMPTY,
+    value: EMPTY,
+    expected: EMPTY,
+    expectAbsent: false,
+    consumer: '',
+    position: 0,
+    producer: null,
+    changes,
+    proposedAtMs: 0,
+  };
+}
