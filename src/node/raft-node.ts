@@ -481,7 +481,7 @@ export class RaftNode {
    * retried record twice. The state machine still checks every stamp as it
    * applies (a session forgotten in between refuses the write there).
    */
-  proposeOnce(command: KvCommand & { readonly producer: ProducerStamp }, deadline: number): Promise<Committed> {
+  async proposeOnce(command: KvCommand & { readonly producer: ProducerStamp }, deadline: number): Promise<Committed> {
     this.ensureRunning();
     if (this.core.brief().role !== 'leader') {
       const { term, leader } = this.core.status();
@@ -490,15 +490,19 @@ export class RaftNode {
     const verdict = this.kv.peekProducer(command.producer);
     if (verdict.kind === 'refused') throw producerRefusal(this.id, verdict.reason, verdict.message);
     if (verdict.kind === 'duplicate') {
-      return Promise.resolve({ index: verdict.write.index, term: verdict.write.term, result: { op: 'duplicate', write: verdict.write } });
+      return { index: verdict.write.index, term: verdict.write.term, result: { op: 'duplicate', write: verdict.write } };
     }
     const pending = this.pendingCopy(command.producer);
     if (pending !== null) {
-      return this.proposals.wait(pending.index, pending.term, deadline, () =>
+      const first = await this.proposals.wait(pending.index, pending.term, deadline, () =>
         deadlineExceeded(`node ${this.id}: no commit of index ${pending.index} (an earlier attempt of this write) before the deadline; the write may or may not take effect`),
       );
+      // The earlier attempt's answer; this one applied nothing.
+      const { result } = first;
+      if (result.op !== 'put' && result.op !== 'delete' && result.op !== 'cas' && result.op !== 'append') return first;
+      return { ...first, result: { op: 'duplicate', write: { sequence: command.producer.sequence, index: first.index, term: first.term, outcome: result } } };
     }
-    return this.propose(command, deadline);
+    return await this.propose(command, deadline);
   }
 
   /** The entry of this node's log, not applied yet, that carries the same producer write. */

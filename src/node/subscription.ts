@@ -129,10 +129,9 @@ async function startIndex(node: RaftNode, request: SubscribeRequest): Promise<nu
     if (problem !== null) throw invalidArgument(problem);
     const consumer = await node.linearizableRead(Date.now() + CONSUMER_READ_MS, () => node.consumer(request.consumer));
     if (consumer !== null) return consumer.position + 1;
-  } else if (request.fromTail) {
-    return node.status().commitIndex + 1;
   }
-  return Math.max(1, request.fromIndex);
+  // No consumer, or one with no position yet: where the request says.
+  return request.fromTail ? node.status().commitIndex + 1 : Math.max(1, request.fromIndex);
 }
 
 function filterOf(request: SubscribeRequest): Filter {

@@ -466,6 +466,41 @@ describe('a damaged snapshot is reported with its path and where, never restored
     await expectCorrupt(path, new RegExp(`the restored state's digest [0-9a-f]{64} differs from the header's ${kv.digest()}`));
   });
 
+  it('consumers and producer sessions are checked like pairs: order of sections, counts, duplicates, digest', async () => {
+    const { path, file, kv } = await sampleFile();
+    const decoded = splitFrames(file).map((f) => decode(f.payload));
+    const at = (kind: string) => decoded.findIndex((frame) => frame[kind] !== undefined && frame[kind] !== null);
+    const consumersAt = at('consumers');
+    const producersAt = at('producers');
+    expect(consumersAt).toBeGreaterThan(1);
+    expect(producersAt).toBe(consumersAt + 1);
+
+    // The consumers frame moved before the pairs.
+    const reordered = [...decoded];
+    const [consumers] = reordered.splice(consumersAt, 1);
+    reordered.splice(1, 0, consumers as Record<string, unknown>);
+    await writeFile(path, joinFrames(reordered.map(encode)));
+    await expectCorrupt(path, /frame \d+ at offset \d+ is a pairs frame after consumers frames/);
+
+    // A consumer named twice.
+    const twice = decoded.map((frame) => structuredClone(frame));
+    const list = (twice[consumersAt]?.consumers as { consumers: Record<string, unknown>[] }).consumers;
+    list[1] = { ...list[1], name: list[0]?.name };
+    await writeFile(path, joinFrames(twice.map(encode)));
+    await expectCorrupt(path, new RegExp(`frame ${consumersAt} at offset \\d+: consumer "billing" appears twice`));
+
+    // A position changed: every count agrees, the digest does not.
+    const moved = decoded.map((frame) => structuredClone(frame));
+    const first = (moved[consumersAt]?.consumers as { consumers: Record<string, unknown>[] }).consumers[0] as Record<string, unknown>;
+    first.position = (first.position as number) + 1;
+    await writeFile(path, joinFrames(moved.map(encode)));
+    await expectCorrupt(path, new RegExp(`the restored state's digest [0-9a-f]{64} differs from the header's ${kv.digest()}`));
+
+    // The producers frame dropped: the counts disagree.
+    await writeFile(path, joinFrames(decoded.filter((_, i) => i !== producersAt).map(encode)));
+    await expectCorrupt(path, /trailer counts \d+ frames before it/);
+  });
+
   it('a missing file is an ordinary file-system error, not corruption', async () => {
     const path = join(dir, 'absent.snap');
     const error = await readKvSnapshot(path).catch((e: unknown) => e);
