@@ -1,14 +1,17 @@
 /**
- * The cluster benchmark: closed-loop Put load through the client gRPC API of
- * a real 3-node cluster on loopback (fsync on, as always), leader failover
- * time, and a stability mode. It measures the way the etcd anchor
- * (shared/anchors/etcd) does, so the numbers can be set side by side.
+ * The cluster benchmark: closed-loop Put or Append load through the client
+ * gRPC API of a real 3-node cluster on loopback (fsync on, as always),
+ * delivery to subscribers while appends run, leader failover time, and a
+ * stability mode. It measures the way the etcd anchor (shared/anchors/etcd)
+ * and the NATS JetStream anchor (shared/anchors/nats) do, so the numbers can
+ * be set side by side.
  *
- *   npm run bench -- [--concurrency 1,16,64,256] [--duration 10] [--warmup 2] [--value-size 100]
- *                    [--keys 10000] [--failover-trials 5] [--node-args="--tick-ms 20 ..."]
+ *   npm run bench -- [--concurrency 1,16,64,256] [--ops put,append] [--duration 10] [--warmup 2] [--value-size 100]
+ *                    [--keys 10000] [--subscribers 0,1,10] [--failover-trials 5] [--node-args="--tick-ms 20 ..."]
  *   npm run bench:stability -- [--stability-seconds 60]
  *   npm run bench -- --endpoints 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
  *   npm run bench -- --etcd ../shared/anchors/etcd     # each row also on etcd, then ratios
+ *   npm run bench -- --ops append --subscribers 0,1,10 --nats ../shared/anchors/nats   # appends, delivery, failover vs JetStream
  *
  * Human-readable lines go to stderr, one JSON line with everything to stdout (last).
  */
@@ -16,15 +19,24 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { EtcdAnchor, type EtcdFailover, type EtcdRow, type EtcdRowNotMeasured, type NotMeasured } from './cluster/etcd-anchor.js';
 import { compare, type EtcdComparison, isMeasured, printComparison } from './cluster/etcd-compare.js';
+import { type DeliveryRowResult, describeDeliveryRow, describeWriterCost, runDeliveryRow, settleWriterCosts } from './cluster/delivery.js';
 import { type FailoverSummary, runFailover } from './cluster/failover.js';
+import { type Goal, judgeGoals } from './cluster/goals.js';
 import { describeCpu, describeRow, LOAD_OPS, type LoadOp, runLoadRow, type RowResult } from './cluster/load.js';
+import { NATS_DURABILITY_NOTE, type NatsAck, NatsAnchor, type NatsFailover, type NatsRow } from './cluster/nats-anchor.js';
+import { compareWithNats, type NatsComparison, printNatsComparison } from './cluster/nats-compare.js';
 import { runStability, type StabilityResult } from './cluster/stability.js';
 import { type BenchTarget, EndpointsTarget, SpawnedTarget } from './cluster/target.js';
 
 const USAGE = `usage: npm run bench -- [options]
   --concurrency LIST       closed-loop workers per row (1,16,64,256)
-  --ops LIST               what each row does: put, get (linearizable), get-local (no Raft: the
-                           gRPC path alone, this load generator's ceiling) (put)
+  --ops LIST               what each row does: put, append (a value-size record), get (linearizable),
+                           get-local (no Raft: the gRPC path alone, this load generator's ceiling) (put)
+  --subscribers LIST       delivery rows, one per K (e.g. 0,1,10): appends at --delivery-concurrency,
+                           each record stamped with its send time, while K Subscribe streams (COMMANDS
+                           view, from the tail, spread over the nodes) read everything; K=0 is the
+                           writers' baseline. Needs --value-size >= 8 (none)
+  --delivery-concurrency LIST  writers in the delivery rows (64)
   --duration S             measured seconds per row (10)
   --warmup S               unmeasured seconds before each row (2)
   --value-size B           bytes per value (100)
@@ -34,6 +46,9 @@ const USAGE = `usage: npm run bench -- [options]
   --failover-concurrency C workers during failover (4)
   --failover-settle S      load before each kill (3)
   --failover-after S       load after the first success after the kill (2)
+  --failover-subscribers K subscribers attached during each failover trial, the first on the leader
+                           that gets killed; then the failover load appends (1 with --subscribers
+                           or --nats, else 0)
   --stability-seconds S    stability mode instead of rows and failover: Put at C=256 for S seconds (0 = off)
   --stability-concurrency C  (256)
   --stability-poll-ms MS   Status poll interval of every node (200)
@@ -43,12 +58,21 @@ const USAGE = `usage: npm run bench -- [options]
   --log-level LEVEL        spawned nodes' log level (info)
   --etcd DIR               also measure the etcd anchor in DIR (cluster.sh, load.mjs, failover.mjs):
                            its own 3-member cluster, each row run on raftlog then on etcd with the
-                           same load, failover too; prints raftlog/etcd ratios (rows and failover only)`;
+                           same load, failover too; prints raftlog/etcd ratios (rows and failover only)
+  --nats DIR               also measure the NATS JetStream anchor in DIR (cluster.sh, load.mjs, failover.mjs;
+                           npm ci done): its own private 3-node cluster; append rows as publish, delivery
+                           rows as consume with K consumers, failover; prints raftlog/NATS ratios.
+                           ${NATS_DURABILITY_NOTE}
+  --nats-ack MODE          how the NATS consumers acknowledge: explicit (the anchor's default and README
+                           figures) or none (like a raftlog subscriber, which acknowledges nothing) (explicit)`;
 
 const { values: a } = parseArgs({
   options: {
     concurrency: { type: 'string', default: '1,16,64,256' },
     ops: { type: 'string', default: 'put' },
+    subscribers: { type: 'string', default: '' },
+    'delivery-concurrency': { type: 'string', default: '64' },
+    'failover-subscribers': { type: 'string' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
     'value-size': { type: 'string', default: '100' },
@@ -66,6 +90,8 @@ const { values: a } = parseArgs({
     'node-exec-argv': { type: 'string', default: '' },
     'log-level': { type: 'string', default: 'info' },
     etcd: { type: 'string' },
+    nats: { type: 'string' },
+    'nats-ack': { type: 'string', default: 'explicit' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -88,11 +114,23 @@ if (ops.some((op) => !LOAD_OPS.includes(op))) {
   console.error(`--ops must list some of ${LOAD_OPS.join(', ')}, got ${a.ops}`);
   process.exit(2);
 }
-const concurrencies = a.concurrency.split(',').map(Number);
-if (concurrencies.some((c) => !Number.isInteger(c) || c < 1)) {
-  console.error(`--concurrency must list positive integers, got ${a.concurrency}`);
+function integers(name: 'concurrency' | 'delivery-concurrency' | 'subscribers', min: number): number[] {
+  const text = a[name].trim();
+  const xs = text === '' ? [] : text.split(',').map(Number);
+  if (xs.some((x) => !Number.isInteger(x) || x < min)) {
+    console.error(`--${name} must list integers >= ${min}, got ${text}`);
+    process.exit(2);
+  }
+  return xs;
+}
+const concurrencies = integers('concurrency', 1);
+const subscriberCounts = integers('subscribers', 0);
+const deliveryConcurrencies = integers('delivery-concurrency', 1);
+if (a['nats-ack'] !== 'explicit' && a['nats-ack'] !== 'none') {
+  console.error(`--nats-ack must be explicit or none, got ${a['nats-ack']}`);
   process.exit(2);
 }
+const natsAck: NatsAck = a['nats-ack'];
 const o = {
   durationS: num('duration', 0.1),
   warmupS: num('warmup', 0),
@@ -106,9 +144,16 @@ const o = {
   stabilityS: num('stability-seconds', 0),
   stabilityConcurrency: num('stability-concurrency', 1),
   stabilityPollMs: num('stability-poll-ms', 10),
+  failoverSubscribers: a['failover-subscribers'] !== undefined
+    ? num('failover-subscribers', 0)
+    : a.nats !== undefined || subscriberCounts.some((k) => k > 0) ? 1 : 0,
 };
-if (a.etcd !== undefined && o.stabilityS > 0) {
-  console.error(`--etcd compares load rows and failover; it does not apply to --stability-seconds\n\n${USAGE}`);
+if ((a.etcd !== undefined || a.nats !== undefined) && o.stabilityS > 0) {
+  console.error(`--etcd and --nats compare rows and failover; they do not apply to --stability-seconds\n\n${USAGE}`);
+  process.exit(2);
+}
+if ((subscriberCounts.length > 0 || o.failoverSubscribers > 0) && o.valueSize < 8) {
+  console.error(`delivery rows and failover subscribers stamp each record's first 8 bytes with its send time: --value-size must be >= 8`);
   process.exit(2);
 }
 const words = (s: string): string[] => s.split(/\s+/).filter(Boolean);
@@ -117,13 +162,14 @@ const execArgv = words(a['node-exec-argv']);
 
 let target: BenchTarget | null = null;
 let etcd: EtcdAnchor | null = null;
-// Ctrl-C or a kill must not leave node processes or the temp dir behind.
+let nats: NatsAnchor | null = null;
+// Ctrl-C or a kill must not leave node processes, anchor servers or temp dirs behind.
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     interrupted = true;
-    console.error(`\n${signal}: stopping the cluster${etcd ? 's' : ''}`);
-    void Promise.allSettled([target?.destroy(), etcd?.stop()]).finally(() => process.exit(130));
+    console.error(`\n${signal}: stopping the cluster${etcd || nats ? 's' : ''}`);
+    void Promise.allSettled([target?.destroy(), etcd?.stop(), nats?.stop()]).finally(() => process.exit(130));
   });
 }
 
@@ -134,9 +180,16 @@ let stability: StabilityResult | null = null;
 const etcdRows: (EtcdRow | EtcdRowNotMeasured)[] = [];
 let etcdFailover: EtcdFailover | NotMeasured = { na: `--failover-trials ${o.failoverTrials}` };
 let comparison: EtcdComparison | null = null;
+const delivery: DeliveryRowResult[] = [];
+const natsRows: (NatsRow | NotMeasured)[] = [];
+const natsDelivery: (NatsRow | NotMeasured)[] = [];
+let natsFailover: NatsFailover | NotMeasured = { na: `--failover-trials ${o.failoverTrials}` };
+let natsComparison: NatsComparison | null = null;
+let goals: Goal[] = [];
 try {
   // First, so a wrong DIR fails before any cluster starts.
   if (a.etcd !== undefined) etcd = await EtcdAnchor.prepare(a.etcd);
+  if (a.nats !== undefined) nats = await NatsAnchor.prepare(a.nats, natsAck);
   if (a.endpoints !== undefined) {
     target = await EndpointsTarget.connect(a.endpoints.split(',').map((e) => e.trim()).filter(Boolean));
     const found = target.tracked().map((t) => `${t.name}=${t.pid}`).join(' ');
@@ -151,6 +204,10 @@ try {
   if (etcd !== null) {
     console.error(`etcd anchor ${etcd.dir}: 3 members on ${etcd.endpoints.join(',')}, data in ${etcd.dataDir}`);
     await etcd.start();
+  }
+  if (nats !== null) {
+    console.error(`NATS anchor ${nats.dir}: 3 nodes on ${nats.endpoints.join(',')}, data in ${nats.dataDir}; ${NATS_DURABILITY_NOTE}`);
+    await nats.start();
   }
   const shape = { valueSize: o.valueSize, keys: o.keys };
 
@@ -185,34 +242,97 @@ try {
         etcdRows.push(e);
         if (!isMeasured(e)) console.error(`etcd ${op} c=${concurrency}: n/a (${e.na})`);
       }
+      if (nats !== null) {
+        const n = op === 'append'
+          ? await nats.appendRow({ concurrency, durationS: o.durationS, warmupS: o.warmupS, valueSize: o.valueSize, timeoutMs: o.timeoutMs })
+          : { na: `the anchor has no ${op} (only append rows are measured on NATS)` };
+        natsRows.push(n);
+        if ('na' in n && op === 'append') console.error(`NATS append c=${concurrency}: n/a (${n.na})`);
+      }
+    }
+    for (const [concurrency, subscribers] of deliveryConcurrencies.flatMap((c) => subscriberCounts.map((k) => [c, k] as const))) {
+      const row = await runDeliveryRow({
+        endpoints: t.endpoints, concurrency, subscribers, valueSize: o.valueSize, warmupS: o.warmupS, durationS: o.durationS,
+        timeoutMs: o.timeoutMs, tracked: () => t.tracked(),
+      });
+      delivery.push(row);
+      settleWriterCosts(delivery, rows);
+      console.error(describeDeliveryRow(row));
+      for (const [i, p] of row.per_subscriber.entries()) {
+        if (p.coverage_problems > 0 || p.resubscribes > 0 || p.acked_before_start > 0) {
+          console.error(`  subscriber ${i} on ${p.nodes.join('->')}: ${p.coverage_problems} coverage problems ${JSON.stringify(p.problems)}, ` +
+            `stream errors ${JSON.stringify(p.stream_errors)}, acked before its start ${p.acked_before_start}`);
+        }
+      }
+      if (row.error_kinds !== undefined) console.error(`  errors: ${JSON.stringify(row.error_kinds)}`);
+      if (nats !== null) {
+        const n = await nats.deliveryRow({
+          concurrency, consumers: subscribers, durationS: o.durationS, warmupS: o.warmupS, valueSize: o.valueSize, timeoutMs: o.timeoutMs,
+        });
+        natsDelivery.push(n);
+        if ('na' in n) console.error(`NATS deliver c=${concurrency} K=${subscribers}: n/a (${n.na})`);
+      }
     }
     if (o.failoverTrials > 0 && !t.canKill) {
       failover = { skipped: 'a cluster given by --endpoints: its nodes cannot be killed and restarted safely from here' };
       console.error(`failover skipped: ${failover.skipped}`);
       etcdFailover = { na: 'no raftlog failover to compare with' };
     } else if (o.failoverTrials > 0) {
-      console.error(`failover: ${o.failoverTrials} trials, put c=${o.failoverConcurrency}, SIGKILL the leader after ${o.failoverSettleS} s`);
+      const withSubscribers = o.failoverSubscribers > 0 ? ` with ${o.failoverSubscribers} subscriber(s) attached, the first on the leader` : '';
+      console.error(`failover: ${o.failoverTrials} trials, ${o.failoverSubscribers > 0 ? 'append' : 'put'} c=${o.failoverConcurrency}` +
+        `${withSubscribers}, SIGKILL the leader after ${o.failoverSettleS} s`);
       failover = await runFailover(t, {
         ...shape, concurrency: o.failoverConcurrency, trials: o.failoverTrials, settleS: o.failoverSettleS,
-        afterS: o.failoverAfterS, timeoutMs: o.timeoutMs,
-        onTrial: (r) => console.error(`  trial ${r.trial}: killed ${r.killed} -> ${r.new_leader}: unavail ${r.unavail_ms} ms, ` +
-          `gap ${r.gap_ms} ms, term +${r.term_delta}, errors ${r.errors_after_kill}, caught up ${r.catch_up_ms} ms after restart`),
+        afterS: o.failoverAfterS, timeoutMs: o.timeoutMs, subscribers: o.failoverSubscribers,
+        onTrial: (r) => {
+          console.error(`  trial ${r.trial}: killed ${r.killed} -> ${r.new_leader}: unavail ${r.unavail_ms} ms, ` +
+            `gap ${r.gap_ms} ms, term +${r.term_delta}, errors ${r.errors_after_kill}, caught up ${r.catch_up_ms} ms after restart`);
+          for (const s of r.subscribers ?? []) {
+            console.error(`    subscriber on ${s.on_at_kill}${s.on_killed_node ? ' (the killed node)' : ''} -> ${s.nodes.join('->')}: ` +
+              `kill -> next entry delivered ${s.next_delivery_ms} ms, -> first record sent after the kill ${s.fresh_delivery_ms} ms; ` +
+              `${s.coverage_problems === 0 ? 'no gap in indexes' : `${s.coverage_problems} COVERAGE PROBLEMS ${JSON.stringify(s.problems)}`}, ` +
+              `undelivered ${s.undelivered_after_drain} of ${s.acked} acked`);
+          }
+        },
       });
       console.error(`failover median unavail ${failover.median_unavail_ms} ms, gap ${failover.median_gap_ms} ms ` +
-        `(unavail ${JSON.stringify(failover.unavail_ms)}, term delta ${JSON.stringify(failover.term_delta)})`);
+        `(unavail ${JSON.stringify(failover.unavail_ms)}, term delta ${JSON.stringify(failover.term_delta)})` +
+        (failover.subscribers > 0
+          ? `; subscriber: kill -> next delivery median ${failover.median_subscriber_next_delivery_ms} ms, -> fresh record ` +
+            `${failover.median_subscriber_fresh_delivery_ms} ms, coverage problems ${failover.subscriber_coverage_problems}, ` +
+            `undelivered ${failover.subscriber_undelivered}`
+          : ''));
       if (etcd !== null) {
         console.error(`etcd failover: ${o.failoverTrials} trials, put c=${o.failoverConcurrency}`);
         etcdFailover = await etcd.failover({
           ...shape, trials: o.failoverTrials, concurrency: o.failoverConcurrency, settleS: o.failoverSettleS, afterS: o.failoverAfterS,
         }, (line) => console.error(`  etcd ${line}`));
       }
+      if (nats !== null) {
+        console.error(`NATS failover: ${o.failoverTrials} trials, publish c=${o.failoverConcurrency} (stream leader SIGKILL; no consumers: the anchor has none in failover)`);
+        natsFailover = await nats.failover({
+          trials: o.failoverTrials, concurrency: o.failoverConcurrency, settleS: o.failoverSettleS, afterS: o.failoverAfterS,
+          valueSize: o.valueSize,
+        }, (line) => console.error(`  nats ${line}`));
+      }
     }
     printTable(rows);
+    printDeliveryTable(delivery);
     if (etcd !== null) {
       comparison = { dir: etcd.dir, endpoints: etcd.endpoints, rows: etcdRows, failover: etcdFailover,
         ...compare(rows, etcdRows, failover, etcdFailover) };
       printComparison(rows, comparison, failover);
     }
+    if (nats !== null) {
+      natsComparison = {
+        dir: nats.dir, endpoints: nats.endpoints, note: NATS_DURABILITY_NOTE, consumer_ack: natsAck,
+        rows: natsRows, delivery: natsDelivery, failover: natsFailover,
+        ...compareWithNats(rows, natsRows, delivery, natsDelivery, failover, natsFailover),
+      };
+      printNatsComparison(rows, delivery, natsComparison, failover);
+    }
+    goals = judgeGoals(delivery, failover, natsComparison);
+    for (const g of goals) console.error(`goal: ${g.goal} [${g.row}]: ${g.met === null ? 'n/a' : g.met ? 'met' : 'NOT met'} (${g.value})`);
   }
 
   console.log(JSON.stringify({
@@ -228,9 +348,12 @@ try {
     duration_s: o.durationS,
     warmup_s: o.warmupS,
     rows,
+    delivery,
     failover,
     stability,
+    goals,
     ...(comparison !== null ? { etcd: comparison } : {}),
+    ...(natsComparison !== null ? { nats: natsComparison } : {}),
   }));
 } catch (error) {
   if (!interrupted) {
@@ -241,7 +364,11 @@ try {
   try {
     await target?.destroy();
   } finally {
-    await etcd?.stop();
+    try {
+      await etcd?.stop();
+    } finally {
+      await nats?.stop();
+    }
   }
 }
 
@@ -255,6 +382,23 @@ function printTable(rs: readonly RowResult[]): void {
     const followers = Object.entries(r.cpu.node_pct).filter(([n]) => n !== r.leader).map(([, p]) => p).join(', ');
     console.error(`| ${r.op} c=${r.concurrency} | ${r.ops_per_s} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${l.max} | ${l.mean} | ${r.errors} | ` +
       `${r.cpu.loadgen_pct} / ${leader ?? '?'} / ${followers} / ${r.cpu.machine_busy_pct} |`);
+  }
+  console.error('');
+}
+
+function printDeliveryTable(rs: readonly DeliveryRowResult[]): void {
+  if (rs.length === 0) return;
+  console.error('| row | writers/s | vs K=0 | write p50 / p99 ms | delivered/s each | e2e p50 / p90 / p99 / max ms | lag at end | ' +
+    'undelivered after drain | coverage problems | CPU %: loadgen / machine |');
+  console.error('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of rs) {
+    const e = r.e2e_ms;
+    const k0 = r.subscribers === 0;
+    console.error(`| deliver c=${r.concurrency} K=${r.subscribers} | ${r.ops_per_s} | ${r.writer_cost_pct === null ? '-' : describeWriterCost(r.writer_cost_pct)} | ` +
+      `${r.lat_ms.p50} / ${r.lat_ms.p99} | ${k0 ? '-' : JSON.stringify(r.delivered_per_s)} | ` +
+      `${k0 ? '-' : `${e.p50} / ${e.p90} / ${e.p99} / ${e.max}`} | ${k0 ? '-' : JSON.stringify(r.lag_at_end)} | ` +
+      `${k0 ? '-' : `${JSON.stringify(r.undelivered_after_drain)} of ${r.acked_total}`} | ${k0 ? '-' : JSON.stringify(r.coverage_problems)} | ` +
+      `${r.cpu.loadgen_pct} / ${r.cpu.machine_busy_pct} |`);
   }
   console.error('');
 }

@@ -7,11 +7,14 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   RaftLogGrpcClient,
+  type AppendRecordRequest,
   type GetReply,
   type GetRequest,
   type PutRequest,
   type ReadConsistencyName,
   type StatusReply,
+  type SubscribeReply,
+  type SubscribeRequest,
   type WriteReply,
 } from '../../src/node/client-proto.js';
 
@@ -35,11 +38,18 @@ type Unary<Req, Res> = (
   callback: (error: grpc.ServiceError | null, reply?: Res) => void,
 ) => grpc.ClientUnaryCall;
 
-/** The two methods the benchmark calls, as the generic client exposes them (lower-case original names). */
-interface RaftLogStub extends grpc.Client {
+/** The methods the benchmark calls, as the generic client exposes them (lower-case original names). */
+export interface RaftLogStub extends grpc.Client {
   put: Unary<PutRequest, WriteReply>;
   get: Unary<GetRequest, GetReply>;
+  append: Unary<AppendRecordRequest, WriteReply>;
   status: Unary<Record<string, never>, StatusReply>;
+  subscribe: (request: Partial<SubscribeRequest>, options?: grpc.CallOptions) => grpc.ClientReadableStream<SubscribeReply>;
+}
+
+/** A raw client of one node, on its own channel. */
+export function stubFor(endpoint: string): RaftLogStub {
+  return new RaftLogGrpcClient(endpoint, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as RaftLogStub;
 }
 
 export interface Member {
@@ -75,7 +85,7 @@ export class BenchClient {
     this.members = endpoints.map(({ endpoint, name }) => ({
       endpoint,
       name: name ?? endpoint,
-      stub: new RaftLogGrpcClient(endpoint, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as RaftLogStub,
+      stub: stubFor(endpoint),
     }));
   }
 
@@ -88,6 +98,10 @@ export class BenchClient {
 
   put(member: Member, key: Buffer, value: Buffer): Promise<WriteReply> {
     return call(member.stub, member.stub.put, { key, value }, this.timeoutMs);
+  }
+
+  append(member: Member, record: Buffer): Promise<WriteReply> {
+    return call(member.stub, member.stub.append, { record }, this.timeoutMs);
   }
 
   get(member: Member, key: Buffer, consistency: ReadConsistencyName): Promise<GetReply> {

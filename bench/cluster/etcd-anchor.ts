@@ -8,12 +8,11 @@
  * both from the environment): an anchor someone else runs on this machine is
  * then neither measured nor stopped by us.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { freePortGroups, parseLastJson, runAnchorProcess } from './anchor-process.js';
 import type { LoadOp } from './load.js';
 import type { LatencyStats } from './stats.js';
 
@@ -74,6 +73,7 @@ export interface EtcdFailoverLoad {
  */
 const ANCHOR_OP: Record<LoadOp, readonly string[] | null> = {
   put: ['--op', 'put'],
+  append: null,
   get: ['--op', 'get', '--no-prefill'],
   'get-local': ['--op', 'get', '--serializable', '--no-prefill'],
 };
@@ -95,8 +95,9 @@ export class EtcdAnchor {
     for (const file of ['cluster.sh', 'load.mjs']) {
       if (!existsSync(join(abs, file))) throw new Error(`--etcd ${dir}: no ${file} in ${abs}`);
     }
-    const { client, peer } = await freePortBases();
-    return new EtcdAnchor(abs, mkdtempSync(join(tmpdir(), 'raftlog-bench-etcd-')), client, peer);
+    // cluster.sh numbers member i's ports base + i - 1: three consecutive client and peer ports.
+    const client = await freePortGroups(23791, 2, 10, 'etcd');
+    return new EtcdAnchor(abs, mkdtempSync(join(tmpdir(), 'raftlog-bench-etcd-')), client, client + 10);
   }
 
   get endpoints(): string[] {
@@ -181,57 +182,8 @@ export class EtcdAnchor {
   }
 
   private run(command: string, args: string[], onStdoutLine: (line: string) => void): Promise<string[]> {
-    const what = `${command} ${args.join(' ')}`;
-    const child = spawn(command, args, { cwd: this.dir, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    const stdout: string[] = [];
-    const stderr: string[] = [];
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      stdout.push(line);
-      onStdoutLine(line);
-    });
-    createInterface({ input: child.stderr }).on('line', (line) => {
-      stderr.push(line);
-      console.error(`etcd ${line}`);
-    });
-    return new Promise((resolveRun, reject) => {
-      child.once('error', (error) => reject(new Error(`${what}: ${error.message}`)));
-      child.once('close', (code, signal) => {
-        if (this.child === child) this.child = null;
-        if (code === 0) resolveRun(stdout);
-        else reject(new Error(`${what} exited with ${signal ?? `code ${code}`}: ${stderr.slice(-3).join(' | ')}`));
-      });
+    return runAnchorProcess(command, args, {
+      cwd: this.dir, env: this.env, label: 'etcd', onStdoutLine, onChild: (child) => (this.child = child),
     });
   }
-}
-
-function parseLastJson(lines: readonly string[], script: string): Record<string, unknown> {
-  const last = [...lines].reverse().find((l) => l.trim() !== '');
-  try {
-    const parsed: unknown = JSON.parse(last ?? '');
-    if (typeof parsed === 'object' && parsed !== null) return parsed as Record<string, unknown>;
-  } catch {
-    // reported below with the line itself
-  }
-  throw new Error(`${script}: last stdout line is not a JSON object: ${String(last)}`);
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolvePort) => {
-    const server = createServer();
-    server.once('error', () => resolvePort(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolvePort(true)));
-  });
-}
-
-/** cluster.sh numbers member i's ports base + i - 1: three consecutive client and peer ports must be free. */
-async function freePortBases(): Promise<{ client: number; peer: number }> {
-  const anchorDefault = 23791;
-  const random = Array.from({ length: 20 }, () => 30_000 + 10 * Math.floor(Math.random() * 2_000));
-  for (const client of [anchorDefault, ...random]) {
-    const peer = client + 10;
-    const ports = [0, 1, 2].flatMap((i) => [client + i, peer + i]);
-    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return { client, peer };
-  }
-  throw new Error('no free ports for the etcd cluster (tried 21 bases)');
 }

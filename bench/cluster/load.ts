@@ -1,4 +1,4 @@
-/** Closed-loop load (Put, or Get for comparison), measured as the etcd anchor's load.mjs measures it. */
+/** Closed-loop load (Put or Append, or Get for comparison), measured as the etcd anchor's load.mjs measures it. */
 import { performance } from 'node:perf_hooks';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { BenchClient, sleep, type Member } from './client.js';
@@ -8,11 +8,12 @@ import { latencyStats, type LatencyStats } from './stats.js';
 export const now = (): number => performance.now();
 
 /**
- * put: a write through Raft. get: a linearizable read (ReadIndex). get-local:
- * the leader's state as it is, no Raft at all: the cost of the gRPC path
- * alone, the ceiling of what this load generator can drive.
+ * put: a write through Raft. append: a record appended to the log (a write
+ * through Raft that touches no key). get: a linearizable read (ReadIndex).
+ * get-local: the leader's state as it is, no Raft at all: the cost of the
+ * gRPC path alone, the ceiling of what this load generator can drive.
  */
-export const LOAD_OPS = ['put', 'get', 'get-local'] as const;
+export const LOAD_OPS = ['put', 'append', 'get', 'get-local'] as const;
 export type LoadOp = (typeof LOAD_OPS)[number];
 
 export interface LoadShape {
@@ -21,10 +22,12 @@ export interface LoadShape {
   readonly concurrency: number;
   readonly valueSize: number;
   readonly keys: number;
+  /** Makes each append's record (called as it is sent); default: valueSize bytes, the same every time. */
+  readonly record?: () => Buffer;
 }
 
-/** Called once per request; times are performance.now() ms. */
-export type OnResult = (ok: boolean, t0: number, t1: number, error?: unknown) => void;
+/** Called once per request; times are performance.now() ms; `index` is a write's log index. */
+export type OnResult = (ok: boolean, t0: number, t1: number, error?: unknown, index?: number) => void;
 
 /** The anchor's key format, so both stores index keys of the same length. */
 export const keyOf = (i: number): Buffer => Buffer.from('k' + String(i).padStart(8, '0'));
@@ -43,11 +46,14 @@ export async function closedLoop(client: BenchClient, shape: LoadShape, onResult
       const member: Member | null = client.leader ?? (await client.findLeader(stop));
       if (member === null) break;
       const key = keyOf(Math.floor(Math.random() * shape.keys));
+      const record = op === 'append' && shape.record !== undefined ? shape.record() : value;
       const t0 = now();
       try {
-        if (op === 'put') await client.put(member, key, value);
+        let index: number | undefined;
+        if (op === 'put') index = (await client.put(member, key, value)).position.index;
+        else if (op === 'append') index = (await client.append(member, record)).position.index;
         else await client.get(member, key, op === 'get' ? 'READ_CONSISTENCY_LINEARIZABLE' : 'READ_CONSISTENCY_LOCAL');
-        onResult(true, t0, now());
+        onResult(true, t0, now(), undefined, index);
       } catch (error) {
         onResult(false, t0, now(), error);
         if (client.leader === member) client.leader = null;
@@ -85,6 +91,15 @@ export interface WindowOptions {
   readonly tracked: () => Tracked[];
 }
 
+/** For callers that measure more than the writers (the delivery rows): every result, and the window's edges. */
+export interface WindowHooks {
+  /** Every result, warm-up and after the window included. */
+  readonly onAnyResult?: OnResult;
+  readonly onWindowStart?: (t: number) => void;
+  /** At the window's end, while the workers still run. */
+  readonly onWindowEnd?: (t: number) => void;
+}
+
 /**
  * Runs the closed loop, lets it warm up, then counts the replies that arrive
  * within `durationS` (as the anchor does, whenever they were sent), and the
@@ -93,7 +108,7 @@ export interface WindowOptions {
 export async function measureClosedLoop(
   client: BenchClient,
   shape: LoadShape,
-  o: WindowOptions,
+  o: WindowOptions & WindowHooks,
 ): Promise<{ readonly measured: MeasuredLoad; readonly seconds: number }> {
   let stopping = false;
   let measuring = false;
@@ -102,7 +117,8 @@ export async function measureClosedLoop(
   let tEnd = Infinity;
   const latencies: number[] = [];
   const errorKinds: Record<string, number> = {};
-  const onResult: OnResult = (ok, t0, t1, error) => {
+  const onResult: OnResult = (ok, t0, t1, error, index) => {
+    o.onAnyResult?.(ok, t0, t1, error, index);
     if (!measuring || t1 > tEnd) return;
     if (ok) {
       ops++;
@@ -119,8 +135,10 @@ export async function measureClosedLoop(
     const cpu0 = cpuSnapshot(o.tracked());
     measuring = true;
     const tStart = now();
+    o.onWindowStart?.(tStart);
     await sleep(o.durationS * 1000);
     tEnd = now();
+    o.onWindowEnd?.(tEnd);
     const cpu = cpuDelta(cpu0, cpuSnapshot(o.tracked()));
     const seconds = (tEnd - tStart) / 1000;
     const measured: MeasuredLoad = {
