@@ -7,6 +7,7 @@
  * Anything that sends to the nodes goes through a pool: unary calls
  * (failover.ts) and any call that reconnects to another node on its own.
  */
+import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { EndpointSpec } from './endpoints.js';
 
@@ -43,7 +44,12 @@ export class EndpointPool {
   /** Endpoints asked for by address (status(endpoint), readLog at an endpoint) that are not among the configured ones. */
   private readonly extraEndpoints = new Map<string, Endpoint>();
   private readonly inFlight = new Set<Cancellable>();
-  private readonly closing = new AbortController();
+  private readonly closing = (() => {
+    const controller = new AbortController();
+    // Every call backing off (and every subscription) listens to it at once: many listeners are expected.
+    setMaxListeners(0, controller.signal);
+    return controller;
+  })();
   /** Where the next call starts. */
   private preferred: Endpoint;
   private leaderNode: string | null = null;

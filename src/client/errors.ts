@@ -17,7 +17,11 @@ export type RaftLogOperation =
   | 'memberList'
   | 'memberAdd'
   | 'memberPromote'
-  | 'memberRemove';
+  | 'memberRemove'
+  | 'subscribe'
+  | 'commitPosition'
+  | 'deleteConsumer'
+  | 'consumers';
 
 /** Status codes used by the client for failures it detects itself. */
 export const StatusCode = {
@@ -106,7 +110,9 @@ export class RaftLogUnavailableError extends RaftLogError {
  * A write whose outcome is unknown: it was (or may have been) sent, and then
  * the deadline passed, the connection was lost, or the server failed in a way
  * that does not say whether it committed. It may or may not have taken
- * effect; the client did not retry it. Read the key (or the log) to find out.
+ * effect. Without exactlyOnce the client does not retry such a write; with
+ * it, the client retried it with the same producer stamp until the deadline
+ * and still got no answer. Read the key (or the log) to find out.
  */
 export class RaftLogIndeterminateError extends RaftLogError {
   override name = 'RaftLogIndeterminateError';

@@ -3,6 +3,10 @@
  * starting where the pool says, and after a failure that verdicts.ts says to
  * retry, sent to the next endpoint after an exponential backoff with full
  * jitter, until the call's deadline.
+ *
+ * An attempt of an ordinary call may take all the time the call has left. An
+ * attempt of an idempotent write is cut short (attemptBudgetMs) so that the
+ * write can be tried on other nodes before the deadline.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
@@ -11,7 +15,7 @@ import { attemptFailure, clientSideFailure, failureOfCall, type AttemptOutcome }
 import type { Endpoint, EndpointPool } from './endpoint-pool.js';
 import { StatusCode, type AttemptFailure } from './errors.js';
 import type { ClientSettings } from './options.js';
-import { closedError, unavailableError, verdict, type CallTraits } from './verdicts.js';
+import { closedError, leavesOutcomeOpen, outOfTimeError, verdict, type CallTraits } from './verdicts.js';
 
 /** How one call is made and what its reply means. */
 export interface Operation<Req, Res, T> extends CallTraits {
@@ -20,6 +24,21 @@ export interface Operation<Req, Res, T> extends CallTraits {
   decode(reply: Res, endpoint: Endpoint): T;
   /** The leader the reply names, if any. */
   leaderOf(reply: Res): string | null;
+}
+
+/**
+ * The longest one attempt of an idempotent write may take. A leader cut off
+ * from its followers takes the write and never commits it; with the whole
+ * deadline for one attempt, a call that reached it could only end
+ * indeterminate. A third of the call's deadline leaves room for two more
+ * attempts elsewhere (after an election, which takes about a second), and
+ * never less than a second, so that on a slow machine a healthy leader has
+ * the time to commit. An attempt cut short costs little: the retry carries
+ * the same stamp, and a leader that still holds the first copy in its log
+ * waits for that copy instead of appending another.
+ */
+export function attemptBudgetMs(deadlineMs: number): number {
+  return Math.max(1000, deadlineMs / 3);
 }
 
 /** Runs a call with failover and backoff; with `only`, on that endpoint alone, once. */
@@ -37,15 +56,17 @@ export async function callWithFailover<Req, Res, T>(
   const minAttemptMs = Math.min(250, op.deadlineMs / 5);
   const order = only === undefined ? pool.attemptOrder() : [only];
   const failures: AttemptFailure[] = [];
+  // Some attempt may have taken effect (an idempotent write carries on after one).
+  let outcomeOpen = false;
   for (let attempt = 0; ; attempt++) {
     if (attempt > 0) {
       const spare = deadline - Date.now() - minAttemptMs;
-      if (only !== undefined || spare <= 0) throw unavailableError(op.name, failures, Date.now() - started);
+      if (only !== undefined || spare <= 0) throw outOfTimeError(op, failures, Date.now() - started, outcomeOpen);
       const pause = Math.min(spare, Math.random() * Math.min(settings.backoffMaxMs, settings.backoffInitialMs * 2 ** (attempt - 1)));
       try {
         await sleep(pause, undefined, { signal: pool.signal });
       } catch {
-        throw closedError(op.name, failures);
+        throw closedError(op.name, failures, op.write && outcomeOpen);
       }
     }
     const endpoint = order[attempt % order.length] as Endpoint;
@@ -57,8 +78,9 @@ export async function callWithFailover<Req, Res, T>(
     }
     const failure = outcome.failure;
     failures.push(attemptFailure(failure));
-    const error = verdict(op, failure, failures);
+    const error = verdict(op, failure, failures, outcomeOpen);
     if (error !== null) throw error;
+    outcomeOpen ||= leavesOutcomeOpen(failure);
   }
 }
 
@@ -82,6 +104,8 @@ async function attemptOn<Req, Res, T>(
   }
 
   const definition = op.method;
+  // The budget counts from sending: waiting for a connection sent nothing.
+  const attemptDeadline = op.idempotent ? Math.min(deadline, Date.now() + attemptBudgetMs(op.deadlineMs)) : deadline;
   return new Promise((resolve) => {
     let call: grpc.ClientUnaryCall;
     const onReply = (error: grpc.ServiceError | null, reply?: Res) => {
@@ -96,7 +120,7 @@ async function attemptOn<Req, Res, T>(
         definition.responseDeserialize,
         op.request,
         new grpc.Metadata(),
-        { deadline },
+        { deadline: attemptDeadline },
         onReply,
       );
     } catch (error) {

@@ -7,6 +7,19 @@ export type {
   ReadConsistency,
   ReadLogOptions,
 } from './options.js';
+export type { AutoCommitOptions, LogSubscription, SubscribeOptions, SubscribeView } from './subscription.js';
+export { MAX_CONSUMER_NAME_BYTES, type CommitPositionOptions, type ConsumersOptions } from './consumers.js';
+export type {
+  CommitPositionResult,
+  ConsumerList,
+  ConsumerStatus,
+  DeleteConsumerResult,
+  EntryPosition,
+  KeyChange,
+  ProducerStampOfEntry,
+  SubscribedEntry,
+  SubscribedEntryKind,
+} from './results.js';
 export type {
   AppendResult,
   ClusterMember,

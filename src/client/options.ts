@@ -23,6 +23,31 @@ export interface RaftLogClientOptions {
    * a one-shot client (the CLI) turns it off.
    */
   readonly discoverLeader?: boolean;
+  /**
+   * Exactly-once writes (Kafka's idempotent producer; the Raft dissertation's
+   * client sessions, §6.3). Every put, delete, compareAndSwap and append then
+   * carries a producer stamp (session id, sequence number), the cluster
+   * applies each stamped write at most once, and a retry is answered with the
+   * first application's result (`duplicate: true`). So a write whose outcome
+   * an attempt left open (sent, then the connection was lost or the attempt
+   * timed out) is retried, with the same stamp, until the call's deadline,
+   * instead of failing with RaftLogIndeterminateError at once; only a call
+   * whose deadline passes without a definite answer still fails so. Each
+   * attempt of such a write gets at most a third of the call's deadline (a
+   * second at least), so that a leader cut off from the others, which takes
+   * the write and never commits it, cannot use the whole deadline.
+   *
+   * Default false, because it costs something and promises only so much:
+   * the client registers a producer session on its first write (one more
+   * write through Raft per client, and a session the cluster keeps until
+   * 10,000 newer sessions have written), and the guarantee holds within
+   * that session only: a new client, or a client whose session the cluster
+   * forgot, cannot tell whether a write made under the old session was
+   * applied. The cluster also holds at most 1,000 answers a session has not
+   * acknowledged, so at most 1,000 writes of one client may be under way at
+   * once (more are refused with RaftLogFailedPreconditionError).
+   */
+  readonly exactlyOnce?: boolean;
 }
 
 /** Per-call options. */
@@ -61,6 +86,7 @@ export interface ClientSettings {
   readonly backoffInitialMs: number;
   readonly backoffMaxMs: number;
   readonly discoverLeader: boolean;
+  readonly exactlyOnce: boolean;
 }
 
 const DEFAULT_DEADLINE_MS = 5000;
@@ -76,6 +102,7 @@ export function clientSettings(options: RaftLogClientOptions): ClientSettings {
     backoffInitialMs: positive('backoff.initialMs', options.backoff?.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS),
     backoffMaxMs: positive('backoff.maxMs', options.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS),
     discoverLeader: options.discoverLeader ?? true,
+    exactlyOnce: options.exactlyOnce ?? false,
   };
 }
 

@@ -9,7 +9,10 @@
  * retried only when they certainly did not take effect; a write that may
  * have taken effect fails with RaftLogIndeterminateError. Reads (Get,
  * Status) change nothing, so they also move on to the next endpoint after a
- * lost connection.
+ * lost connection. With `exactlyOnce` (options.ts, exactly-once.ts) every
+ * write carries a producer stamp, so the cluster applies it once however
+ * often it is sent, and a write whose outcome an attempt left open is
+ * retried until the call's deadline.
  *
  * Nodes compact their log into snapshots: readLog() from an index a node no
  * longer holds fails with RaftLogCompactedError, which gives the first index
@@ -37,6 +40,7 @@ import { clusterMethodDefinition, type MemberChangeReply } from './cluster-proto
 import { EndpointPool, type Endpoint } from './endpoint-pool.js';
 import { parseEndpoints } from './endpoints.js';
 import { RaftLogError, rejectedBeforeSending, type RaftLogOperation } from './errors.js';
+import { callWrite } from './exactly-once.js';
 import { callWithFailover, type Operation } from './failover.js';
 import {
   clientSettings,
@@ -47,6 +51,7 @@ import {
   type RaftLogClientOptions,
   type ReadLogOptions,
 } from './options.js';
+import { ProducerSession } from './producer-session.js';
 import { methodDefinition } from './proto.js';
 import {
   compareAndSwapResult,
@@ -72,10 +77,21 @@ import type {
   PutResult,
 } from './results.js';
 import { closedError, compactedError } from './verdicts.js';
+import {
+  commitPositionOperation,
+  consumersOperation,
+  deleteConsumerOperation,
+  type CommitPositionOptions,
+  type ConsumersOptions,
+} from './consumers.js';
+import type { CommitPositionResult, ConsumerList, DeleteConsumerResult } from './results.js';
+import { openSubscription, type LogSubscription, type SubscribeOptions } from './subscription.js';
 
 export class RaftLogClient {
   private readonly settings: ClientSettings;
   private readonly pool: EndpointPool;
+  /** Numbers the writes of a client made with exactlyOnce (registered on the first write). */
+  private readonly producer = new ProducerSession();
 
   constructor(options: RaftLogClientOptions) {
     let specs;
@@ -101,7 +117,7 @@ export class RaftLogClient {
   /** Sets key to value. */
   async put(key: Bytes, value: Bytes, options: CallOptions = {}): Promise<PutResult> {
     const op = 'put';
-    return await this.run({
+    return await callWrite(this.pool, this.settings, this.producer, {
       name: op,
       method: methodDefinition('Put'),
       write: true,
@@ -133,7 +149,7 @@ export class RaftLogClient {
   /** Removes a key (a no-op write when it is absent: `existed` says which). */
   async delete(key: Bytes, options: CallOptions = {}): Promise<DeleteResult> {
     const op = 'delete';
-    return await this.run({
+    return await callWrite(this.pool, this.settings, this.producer, {
       name: op,
       method: methodDefinition('Delete'),
       write: true,
@@ -151,7 +167,7 @@ export class RaftLogClient {
    */
   async compareAndSwap(key: Bytes, expected: Bytes | null, value: Bytes, options: CallOptions = {}): Promise<CompareAndSwapResult> {
     const op = 'compareAndSwap';
-    return await this.run({
+    return await callWrite(this.pool, this.settings, this.producer, {
       name: op,
       method: methodDefinition('CompareAndSwap'),
       write: true,
@@ -170,7 +186,7 @@ export class RaftLogClient {
   /** Appends an opaque record to the log. */
   async append(record: Bytes, options: CallOptions = {}): Promise<AppendResult> {
     const op = 'append';
-    return await this.run({
+    return await callWrite(this.pool, this.settings, this.producer, {
       name: op,
       method: methodDefinition('Append'),
       write: true,
@@ -275,6 +291,37 @@ export class RaftLogClient {
   async memberRemove(id: string, options: CallOptions = {}): Promise<MemberChange> {
     const op = 'memberRemove';
     return await this.memberChange(op, clusterMethodDefinition('MemberRemove'), { id: checkMemberId(op, id) }, options);
+  }
+
+  /**
+   * Follows the committed log: an async iterable of entries in index order,
+   * each exactly once, that moves to another node when its node fails (see
+   * subscription.ts). Options are checked at once (RaftLogInvalidArgumentError).
+   */
+  subscribe(options: SubscribeOptions = {}): LogSubscription {
+    return openSubscription(
+      { pool: this.pool, settings: this.settings, commitPosition: (consumer, position) => this.commitPosition(consumer, position) },
+      options,
+    );
+  }
+
+  /**
+   * Sets a durable consumer's position (the last index it has processed),
+   * creating the consumer if needed. A position below the current one is
+   * refused (RaftLogFailedPreconditionError) unless `allowBackwards`.
+   */
+  async commitPosition(consumer: string, position: number, options: CommitPositionOptions = {}): Promise<CommitPositionResult> {
+    return await this.run(commitPositionOperation(consumer, position, options, this.settings.deadlineMs));
+  }
+
+  /** Forgets a durable consumer (`existed` says whether there was one). */
+  async deleteConsumer(consumer: string, options: CallOptions = {}): Promise<DeleteConsumerResult> {
+    return await this.run(deleteConsumerOperation(consumer, options, this.settings.deadlineMs));
+  }
+
+  /** Every durable consumer with its position and lag; linearizable unless `consistency: 'local'`. */
+  async consumers(options: ConsumersOptions = {}): Promise<ConsumerList> {
+    return await this.run(consumersOperation(options, this.settings.deadlineMs));
   }
 
   /** Every configured endpoint's status, asked in parallel; an endpoint that fails has its error instead. */

@@ -4,12 +4,32 @@
  * the client's calls resolve to. Each takes the endpoint that answered.
  */
 import type { MemberChangeReply, MemberListReply, WireMember } from './cluster-proto.js';
-import type { CompareAndSwapReply, DeleteReply, GetReply, LogEntry, ReadLogReply, StatusReply, WriteReply } from './proto.js';
+import type {
+  CommitPositionReply,
+  CompareAndSwapReply,
+  ConsumerInfo,
+  ConsumersReply,
+  DeleteConsumerReply,
+  DeleteReply,
+  GetReply,
+  KeyChange as WireKeyChange,
+  LogEntry,
+  LogPosition,
+  ReadLogReply,
+  StatusReply,
+  WriteReply,
+} from './proto.js';
 import type { ReadConsistency } from './options.js';
 import type {
   ClusterMember,
+  CommitPositionResult,
   CompareAndSwapResult,
+  ConsumerList,
+  ConsumerStatus,
+  DeleteConsumerResult,
   DeleteResult,
+  EntryPosition,
+  KeyChange,
   GetResult,
   LogEntryKind,
   LogPage,
@@ -17,6 +37,8 @@ import type {
   MemberChange,
   MemberList,
   NodeStatus,
+  SubscribedEntry,
+  SubscribedEntryKind,
   WriteResult,
 } from './results.js';
 
@@ -31,6 +53,7 @@ export function writeResult(reply: WriteReply, endpoint: string): WriteResult {
     term: toNumber(reply.position?.term ?? 0),
     leader: orNull(reply.leader),
     endpoint,
+    duplicate: reply.duplicate ?? false,
   };
 }
 
@@ -105,6 +128,84 @@ function logRecord(entry: LogEntry): LogRecord {
   };
 }
 
+const SUBSCRIBED_ENTRY_KINDS: Partial<Record<string, SubscribedEntryKind>> = {
+  ...LOG_ENTRY_KINDS,
+  LOG_ENTRY_KIND_COMMIT_POSITION: 'commit-position',
+  LOG_ENTRY_KIND_DELETE_CONSUMER: 'delete-consumer',
+  LOG_ENTRY_KIND_REGISTER_PRODUCER: 'register-producer',
+};
+
+/**
+ * An entry of a Subscribe reply. In the 'changes' view the node sends the
+ * key changes and leaves the command's own fields empty, so those read as
+ * null rather than as empty bytes. An entry of a kind this client does not
+ * know (a newer node's) reads as 'no-command', as in readLog.
+ */
+export function subscribedEntry(entry: LogEntry, view: 'commands' | 'changes'): SubscribedEntry {
+  const kind = SUBSCRIBED_ENTRY_KINDS[entry.kind] ?? 'no-command';
+  const commands = view === 'commands';
+  const writesKey = kind === 'put' || kind === 'delete' || kind === 'cas';
+  const carriesValue = commands && (kind === 'put' || kind === 'cas');
+  const consumerCommand = kind === 'commit-position' || kind === 'delete-consumer';
+  const stamp = commands ? (entry.producer ?? null) : null;
+  const proposedAtMs = toNumber(entry.proposedAtMs ?? 0);
+  return {
+    index: toNumber(entry.index),
+    term: toNumber(entry.term),
+    kind,
+    record: commands && kind === 'append' ? bytes(entry.record) : null,
+    key: writesKey ? bytes(entry.key) : null,
+    value: carriesValue && entry.value !== undefined ? bytes(entry.value) : null,
+    expected: commands && kind === 'cas' && entry.expectAbsent !== true && entry.expected !== undefined ? bytes(entry.expected) : null,
+    consumer: consumerCommand ? (entry.consumer ?? '') : null,
+    position: kind === 'commit-position' ? toNumber(entry.position ?? 0) : null,
+    producer: stamp === null || toNumber(stamp.producerId) === 0 ? null : { id: toNumber(stamp.producerId), sequence: toNumber(stamp.sequence) },
+    changes: (entry.changes ?? []).map(keyChange),
+    proposedAtMs: proposedAtMs === 0 ? null : proposedAtMs,
+  };
+}
+
+function keyChange(change: WireKeyChange): KeyChange {
+  return {
+    key: bytes(change.key),
+    before: change.foundBefore ? bytes(change.before) : null,
+    after: change.deleted ? null : bytes(change.after),
+  };
+}
+
+export function commitPositionResult(reply: CommitPositionReply, endpoint: string): CommitPositionResult {
+  return { position: toNumber(reply.position), entry: entryPosition(reply.entry), leader: orNull(reply.leader), endpoint };
+}
+
+export function deleteConsumerResult(reply: DeleteConsumerReply, endpoint: string): DeleteConsumerResult {
+  return { existed: reply.existed, entry: entryPosition(reply.entry), leader: orNull(reply.leader), endpoint };
+}
+
+export function consumerList(reply: ConsumersReply, endpoint: string): ConsumerList {
+  return {
+    consumers: reply.consumers.map(consumerStatus),
+    commitIndex: toNumber(reply.commitIndex),
+    readIndex: toNumber(reply.readIndex),
+    node: reply.node,
+    endpoint,
+  };
+}
+
+function consumerStatus(consumer: ConsumerInfo): ConsumerStatus {
+  return {
+    name: consumer.name,
+    position: toNumber(consumer.position),
+    lag: toNumber(consumer.lag),
+    committedAtMs: toNumber(consumer.committedAtMs),
+    msSinceCommit: toNumber(consumer.msSinceCommit),
+    commitEntryIndex: toNumber(consumer.commitEntryIndex),
+  };
+}
+
+function entryPosition(position: LogPosition | null): EntryPosition {
+  return { index: toNumber(position?.index ?? 0), term: toNumber(position?.term ?? 0) };
+}
+
 export function memberList(reply: MemberListReply, endpoint: string): MemberList {
   return {
     members: reply.members.map(clusterMember),
@@ -136,7 +237,7 @@ function orNull(text: string): string | null {
 }
 
 /** A 64-bit index or term from the wire (a decimal string). Raft indexes stay far below 2^53. */
-function toNumber(value: string | number): number {
+export function toNumber(value: string | number): number {
   return typeof value === 'number' ? value : Number(value);
 }
 

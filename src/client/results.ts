@@ -16,6 +16,13 @@ export interface WriteResult {
   readonly leader: string | null;
   /** The endpoint that answered. */
   readonly endpoint: string;
+  /**
+   * The cluster had applied this write before, under the same producer stamp
+   * (a retry of an exactly-once write whose earlier answer was lost): the
+   * result is the first application's, and nothing was applied now. Always
+   * false without `exactlyOnce`.
+   */
+  readonly duplicate: boolean;
 }
 
 export type PutResult = WriteResult;
@@ -156,3 +163,112 @@ export interface LogPage {
 export type EndpointStatus =
   | { readonly endpoint: string; readonly ok: true; readonly status: NodeStatus }
   | { readonly endpoint: string; readonly ok: false; readonly error: RaftLogError };
+
+/**
+ * What a subscriber can see an entry carry: the kinds of LogRecord, and the
+ * commands of durable consumers and producer sessions.
+ */
+export type SubscribedEntryKind = LogEntryKind | 'commit-position' | 'delete-consumer' | 'register-producer';
+
+/** One key's change in the 'changes' view of a subscription. */
+export interface KeyChange {
+  readonly key: Uint8Array;
+  /** The value before the entry; null when the key was absent. */
+  readonly before: Uint8Array | null;
+  /** The value after the entry; null when the entry deleted the key. */
+  readonly after: Uint8Array | null;
+}
+
+/** A producer session's stamp on a write (see RegisterProducer in client.proto). */
+export interface ProducerStampOfEntry {
+  readonly id: number;
+  readonly sequence: number;
+}
+
+/**
+ * One committed entry as a subscription delivers it. In the 'changes' view
+ * an entry carries its key changes, and the command's own fields (record,
+ * value, expected, producer) are not sent: they are null.
+ */
+export interface SubscribedEntry {
+  readonly index: number;
+  readonly term: number;
+  readonly kind: SubscribedEntryKind;
+  /** The record of an append; null for other kinds. */
+  readonly record: Uint8Array | null;
+  /** The key of a put, delete or cas; null for other kinds. */
+  readonly key: Uint8Array | null;
+  /** The value a put or cas writes; null for other kinds. */
+  readonly value: Uint8Array | null;
+  /** The value a cas compares with; null for other kinds, and for a cas that expects the key absent. */
+  readonly expected: Uint8Array | null;
+  /** The consumer of a commit-position or delete-consumer; null for other kinds. */
+  readonly consumer: string | null;
+  /** The position a commit-position sets (or tried to set); null for other kinds. */
+  readonly position: number | null;
+  /** The producer session and sequence number of a producer's write; null otherwise. */
+  readonly producer: ProducerStampOfEntry | null;
+  /** In the 'changes' view: what the entry did to the key-value state, in order. Empty in the 'commands' view. */
+  readonly changes: readonly KeyChange[];
+  /** When the leader proposed the entry (ms since the Unix epoch); null when not recorded. */
+  readonly proposedAtMs: number | null;
+}
+
+/** Where in the log a consumer command took effect. */
+export interface EntryPosition {
+  readonly index: number;
+  readonly term: number;
+}
+
+/** A committed consumer position (commitPosition). */
+export interface CommitPositionResult {
+  /** The consumer's position now. */
+  readonly position: number;
+  /** The entry that carried the commit. */
+  readonly entry: EntryPosition;
+  /** The leader that committed it (null if the reply did not say). */
+  readonly leader: string | null;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+}
+
+/** A committed deletion of a consumer (deleteConsumer). */
+export interface DeleteConsumerResult {
+  /** Whether the consumer existed. */
+  readonly existed: boolean;
+  /** The entry that carried the deletion. */
+  readonly entry: EntryPosition;
+  /** The leader that committed it (null if the reply did not say). */
+  readonly leader: string | null;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+}
+
+/** One durable consumer as consumers() reports it. */
+export interface ConsumerStatus {
+  readonly name: string;
+  /** The last index it committed as processed. */
+  readonly position: number;
+  /** How far behind the commit index it is (commitIndex - position). */
+  readonly lag: number;
+  /** When its position was last committed, by the leader's clock (ms since the Unix epoch); 0 if unknown. */
+  readonly committedAtMs: number;
+  /** How long ago that was, by the answering node's clock. */
+  readonly msSinceCommit: number;
+  /** Index of the entry that last committed its position. */
+  readonly commitEntryIndex: number;
+}
+
+/** Every durable consumer (consumers()). */
+export interface ConsumerList {
+  /** Sorted by name. */
+  readonly consumers: readonly ConsumerStatus[];
+  /** The commit index lags are measured against. */
+  readonly commitIndex: number;
+  /** The applied index the consumers were read at. */
+  readonly readIndex: number;
+  /** The node that answered. */
+  readonly node: string;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+}

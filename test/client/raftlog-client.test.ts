@@ -58,7 +58,7 @@ describe('RaftLogClient against a healthy node', () => {
     const c = client([n1!.endpoint]);
 
     const put = await c.put('k', 'v1');
-    expect(put).toEqual({ index: 1, term: 1, leader: 'n1', endpoint: n1!.endpoint });
+    expect(put).toEqual({ index: 1, term: 1, leader: 'n1', endpoint: n1!.endpoint, duplicate: false });
 
     const got = await c.get('k');
     expect(got).toMatchObject({ found: true, readIndex: 1, leader: 'n1', consistency: 'linearizable' });

@@ -19,7 +19,18 @@ import {
   RaftLogUnavailableError,
   type AttemptFailure,
 } from '../../src/client/errors.js';
-import { closedError, compactedError, unavailableError, verdict, type CallTraits } from '../../src/client/verdicts.js';
+import {
+  closedError,
+  compactedError,
+  isUnknownProducer,
+  leavesOutcomeOpen,
+  outOfTimeError,
+  unavailableError,
+  verdict,
+  type CallTraits,
+} from '../../src/client/verdicts.js';
+import { stateRefusal } from '../../src/node/errors.js';
+import { ProducerSessions } from '../../src/node/producer-sessions.js';
 
 const { status } = grpc;
 const ENDPOINT = '127.0.0.1:7001';
@@ -356,3 +367,143 @@ describe('unavailableError: the call found no node to take it', () => {
     );
   });
 });
+
+describe('verdict: an idempotent (exactly-once) write is retried with its stamp while its outcome is open', () => {
+  const anExactlyOnceWrite: CallTraits = { name: 'append', write: true, idempotent: true, deadlineMs: 2000 };
+  /** The verdict on the latest of several attempts, as the failover loop asks for it. */
+  const judgeAfter = (earlier: readonly CallFailure[], failure: CallFailure) => {
+    const attempts = [...earlier, failure].map(attemptFailure);
+    const earlierOutcomeOpen = earlier.some(leavesOutcomeOpen);
+    return { error: verdict(anExactlyOnceWrite, failure, attempts, earlierOutcomeOpen), attempts };
+  };
+  const forgottenSession = (): CallFailure =>
+    nodeAnswered(status.FAILED_PRECONDITION, stateRefusal('n2', 'unknown-producer', unknownProducerWords(12)).message);
+
+  it.each([
+    ['no reply before the (attempt’s) deadline', sentThenFailed(status.DEADLINE_EXCEEDED, 'Deadline exceeded')],
+    ['the connection was lost after sending', sentThenFailed(status.UNAVAILABLE, 'Connection dropped')],
+    ['cancelled on the way', sentThenFailed(status.CANCELLED, 'Call cancelled')],
+    ['UNKNOWN from a node whose forwarding to the leader failed after sending', nodeAnswered(status.UNKNOWN, 'the call forwarded by n2 … failed')],
+    ['INTERNAL from the node', nodeAnswered(status.INTERNAL, 'boom')],
+    ['DEADLINE_EXCEEDED from the node (not committed in time)', nodeAnswered(status.DEADLINE_EXCEEDED, 'no commit of index 9')],
+  ])('%s: retried, where a plain write would be indeterminate', (_, failure) => {
+    expect(judge(aWrite, failure).error).toBeInstanceOf(RaftLogIndeterminateError);
+    expect(judge(anExactlyOnceWrite, failure).error).toBeNull();
+  });
+
+  it('retried again after several open attempts', () => {
+    const open = sentThenFailed(status.DEADLINE_EXCEEDED);
+    expect(judgeAfter([open, open], nodeAnswered(status.UNKNOWN)).error).toBeNull();
+  });
+
+  it('failures that changed nothing are retried as for any write', () => {
+    expect(judge(anExactlyOnceWrite, neverSent()).error).toBeNull();
+    expect(judge(anExactlyOnceWrite, nodeAnswered(status.UNAVAILABLE, 'no leader')).error).toBeNull();
+    expect(judge(anExactlyOnceWrite, nodeAnswered(status.RESOURCE_EXHAUSTED, 'backlog full')).error).toBeNull();
+  });
+
+  it('a refusal at the first sending is definite, as for any write', () => {
+    expect(judge(anExactlyOnceWrite, nodeAnswered(status.INVALID_ARGUMENT, 'record too big')).error).toBeInstanceOf(RaftLogInvalidArgumentError);
+    expect(judgeAfter([neverSent(), nodeAnswered(status.UNAVAILABLE)], nodeAnswered(status.INVALID_ARGUMENT)).error).toBeInstanceOf(
+      RaftLogInvalidArgumentError,
+    );
+  });
+
+  it('an unknown producer at the first sending is a FAILED_PRECONDITION the caller can recognise (it may register anew and send once more)', () => {
+    const { error } = judgeAfter([neverSent()], forgottenSession());
+    expect(error).toBeInstanceOf(RaftLogFailedPreconditionError);
+    expect(isUnknownProducer(error!.code, error!.details)).toBe(true);
+  });
+
+  it('an unknown producer after an attempt that may have applied the write is indeterminate, and says why', () => {
+    const { error, attempts } = judgeAfter([sentThenFailed(status.DEADLINE_EXCEEDED)], forgottenSession());
+    expect(error).toBeInstanceOf(RaftLogIndeterminateError);
+    expect(error).toMatchObject({ operation: 'append', code: status.FAILED_PRECONDITION, endpoint: ENDPOINT, attempts });
+    expect(error?.message).toMatch(/no longer knows the producer session/);
+    expect(error?.message).toMatch(/could apply it twice: it may or may not have been committed$/);
+  });
+
+  it('any other refusal after an attempt that may have applied the write is indeterminate too', () => {
+    const { error } = judgeAfter([nodeAnswered(status.UNKNOWN, 'forward failed')], nodeAnswered(status.INVALID_ARGUMENT, 'bad stamp'));
+    expect(error).toBeInstanceOf(RaftLogIndeterminateError);
+    expect(error?.message).toBe(
+      `append on ${ENDPOINT}: the node answered INVALID_ARGUMENT: bad stamp, after an earlier attempt that may have applied the write; it may or may not have been committed`,
+    );
+  });
+
+  it('close() between attempts, after one that may have applied the write, is indeterminate even though the last was never sent', () => {
+    const closedBeforeSending = { ...neverSent('the client was closed'), code: status.CANCELLED, closed: true };
+    expect(judgeAfter([sentThenFailed(status.UNAVAILABLE)], closedBeforeSending).error).toBeInstanceOf(RaftLogIndeterminateError);
+    expect(judgeAfter([neverSent()], closedBeforeSending).error?.constructor).toBe(RaftLogError);
+  });
+});
+
+describe('leavesOutcomeOpen: whether a failed attempt may have taken effect', () => {
+  it('not when nothing was sent, or the node answered a status that says it did not carry the request out', () => {
+    expect(leavesOutcomeOpen(neverSent())).toBe(false);
+    for (const code of [status.UNAVAILABLE, status.RESOURCE_EXHAUSTED, status.INVALID_ARGUMENT, status.FAILED_PRECONDITION]) {
+      expect(leavesOutcomeOpen(nodeAnswered(code))).toBe(false);
+    }
+  });
+
+  it('when it was sent and then failed on the client side, or the node answered without saying (UNKNOWN, INTERNAL, DEADLINE_EXCEEDED)', () => {
+    expect(leavesOutcomeOpen(sentThenFailed(status.DEADLINE_EXCEEDED))).toBe(true);
+    expect(leavesOutcomeOpen(sentThenFailed(status.INVALID_ARGUMENT))).toBe(true);
+    for (const code of [status.UNKNOWN, status.INTERNAL, status.DEADLINE_EXCEEDED]) expect(leavesOutcomeOpen(nodeAnswered(code))).toBe(true);
+  });
+});
+
+describe('isUnknownProducer: the node’s refusal of a producer it does not know', () => {
+  it('recognises the words the node uses, as its state machine and error mapping produce them', () => {
+    const refusal = stateRefusal('n1', 'unknown-producer', unknownProducerWords(5));
+    expect(isUnknownProducer(refusal.code, refusal.message)).toBe(true);
+  });
+
+  it('not the other producer refusals, nor another code', () => {
+    const sessions = new ProducerSessions();
+    const id = sessions.register(3).id;
+    sessions.admit({ id, sequence: 5, acknowledgedBelow: 5 }, 4);
+    const stale = sessions.peek({ id, sequence: 2, acknowledgedBelow: 0 });
+    expect(stale).toMatchObject({ kind: 'refused', reason: 'stale-sequence' });
+    const words = stale.kind === 'refused' ? stale.message : '';
+    expect(isUnknownProducer(status.FAILED_PRECONDITION, stateRefusal('n1', 'stale-sequence', words).message)).toBe(false);
+    expect(isUnknownProducer(status.INVALID_ARGUMENT, unknownProducerWords(5))).toBe(false);
+  });
+});
+
+describe('outOfTimeError: the deadline left no time for another attempt', () => {
+  const openAttempt = attemptFailure(sentThenFailed(status.DEADLINE_EXCEEDED));
+  const refusedAttempt = attemptFailure(nodeAnswered(status.UNAVAILABLE, 'no leader'));
+
+  it('a write one of whose attempts may have taken effect is indeterminate, naming the deadline and the last attempt', () => {
+    const op: CallTraits = { name: 'append', write: true, idempotent: true, deadlineMs: 3000 };
+    const error = outOfTimeError(op, [openAttempt, refusedAttempt], 3010, true);
+    expect(error).toBeInstanceOf(RaftLogIndeterminateError);
+    expect(error).toMatchObject({ operation: 'append', code: status.UNAVAILABLE, endpoint: ENDPOINT });
+    expect(error.message).toBe(
+      `append: no definite answer within the deadline of 3000 ms (2 attempts in 3010 ms; the last on ${ENDPOINT}: ` +
+        'the node answered UNAVAILABLE: no leader); the write may or may not have been committed',
+    );
+  });
+
+  it('a write no attempt of which took effect is unavailable, as before', () => {
+    const op: CallTraits = { name: 'append', write: true, idempotent: true, deadlineMs: 3000 };
+    expect(outOfTimeError(op, [refusedAttempt], 3010, false)).toBeInstanceOf(RaftLogUnavailableError);
+  });
+
+  it('a read is unavailable', () => {
+    expect(outOfTimeError(aRead, [refusedAttempt], 10, true)).toBeInstanceOf(RaftLogUnavailableError);
+  });
+
+  it('close() between attempts of a write that may have taken effect is indeterminate', () => {
+    expect(closedError('append', [openAttempt], true)).toBeInstanceOf(RaftLogIndeterminateError);
+    expect(closedError('append', [openAttempt], false).constructor).toBe(RaftLogError);
+  });
+});
+
+/** The words a node's state machine uses for a producer it does not know. */
+function unknownProducerWords(id: number): string {
+  const verdictOfNode = new ProducerSessions().peek({ id, sequence: 1, acknowledgedBelow: 0 });
+  if (verdictOfNode.kind !== 'refused' || verdictOfNode.reason !== 'unknown-producer') throw new Error('expected an unknown-producer refusal');
+  return verdictOfNode.message;
+}
