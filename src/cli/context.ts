@@ -19,6 +19,18 @@ export interface CliIo {
   /** Writes one line to standard error. */
   readonly err: (line: string) => void;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Calls `listener` once when the user asks the process to stop (SIGINT,
+   * SIGTERM), instead of the process dying at once; returns a function that
+   * stops listening (a second signal then ends the process as usual).
+   */
+  readonly onInterrupt: (listener: () => void) => () => void;
+}
+
+/** How a command's client differs from the default one. */
+export interface ClientChoices {
+  /** Exactly-once writes (RaftLogClientOptions.exactlyOnce). */
+  readonly exactlyOnce?: boolean;
 }
 
 export interface GlobalOptions {
@@ -34,8 +46,8 @@ export interface CliContext {
   readonly io: CliIo;
   /** The global options (--endpoints, --timeout, --json), checked; throws UsageError. */
   globals(): GlobalOptions;
-  /** Runs `use` with a client made from the global options and closes it afterwards. */
-  withClient<T>(use: (client: RaftLogClient) => Promise<T>): Promise<T>;
+  /** Runs `use` with a client made from the global options (and `choices`) and closes it afterwards. */
+  withClient<T>(use: (client: RaftLogClient) => Promise<T>, choices?: ClientChoices): Promise<T>;
   /** Prints one result: `json` as one line with --json, else the human line(s). */
   result(json: { readonly [key: string]: Json }, human: string | readonly string[]): void;
   /** The exit code once the command returns (0 unless set). */
@@ -89,10 +101,10 @@ export class Context implements CliContext {
     return { endpoints, timeoutMs, json: raw.json === true };
   }
 
-  async withClient<T>(use: (client: RaftLogClient) => Promise<T>): Promise<T> {
+  async withClient<T>(use: (client: RaftLogClient) => Promise<T>, choices: ClientChoices = {}): Promise<T> {
     const { endpoints, timeoutMs } = this.globals();
     // One command, one process: finding the leader in the background would not pay off.
-    const client = new RaftLogClient({ endpoints, deadlineMs: timeoutMs, discoverLeader: false });
+    const client = new RaftLogClient({ endpoints, deadlineMs: timeoutMs, discoverLeader: false, exactlyOnce: choices.exactlyOnce ?? false });
     try {
       return await use(client);
     } finally {

@@ -9,19 +9,22 @@ export const ExitCode = {
   UNAVAILABLE: 3,
   /** A write may or may not have been committed (deadline passed or connection lost after sending). */
   INDETERMINATE: 4,
-  /** Anything else. */
+  /** Anything else (tail: a node broke the stream's contract, e.g. a gap in the indexes). */
   ERROR: 5,
   /**
-   * `log --from N`: the node no longer holds index N (entries before its first
-   * index were compacted into a snapshot). The message gives that first index;
-   * reading from it works.
+   * `log --from N`, `tail`: the node no longer holds the start asked for
+   * (entries before its first index were compacted into a snapshot, or, for
+   * tail --view changes, are older than its change history). The message
+   * gives that first index; reading from it works.
    */
   LOG_COMPACTED: 6,
   /**
-   * `member add|promote|remove`: the cluster refused the change as things
-   * stand (FAILED_PRECONDITION): the learner is still catching up, another
-   * change is not yet committed, or the removal would cost the quorum.
-   * Nothing changed; the same command may succeed later.
+   * The cluster refused the request as things stand (FAILED_PRECONDITION);
+   * nothing changed. `member add|promote|remove`: the learner is still
+   * catching up, another change is not yet committed, or the removal would
+   * cost the quorum (the same command may succeed later). `consumers
+   * commit`: the position would move the consumer backwards (without
+   * --allow-backwards).
    */
   REFUSED: 7,
 } as const;

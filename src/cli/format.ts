@@ -17,6 +17,12 @@ export function showValue(bytes: Uint8Array): string {
   return text === null ? `0x${Buffer.from(bytes).toString('hex')}` : JSON.stringify(text);
 }
 
+/** A key as a node sent it: as showKey when it is UTF-8, else 0x-prefixed hex. */
+export function showKeyBytes(key: Uint8Array): string {
+  const text = asText(key);
+  return text === null ? `0x${Buffer.from(key).toString('hex')}` : showKey(text);
+}
+
 /** A key as the user typed it, quoted only when it would otherwise be ambiguous (empty, spaces, quotes, control characters). */
 export function showKey(key: string): string {
   return /^[^\s"'\\\p{Cc}]+$/u.test(key) ? key : JSON.stringify(key);
@@ -31,14 +37,27 @@ export function jsonValue(bytes: Uint8Array | null): { value: string | null; enc
     : { value: text, encoding: 'utf8' };
 }
 
-/** "index 42 term 3 (leader n1)" */
-export function showPosition(result: { index: number; term: number; leader: string | null }): string {
-  return `index ${result.index} term ${result.term}${result.leader === null ? '' : ` (leader ${result.leader})`}`;
+/**
+ * "index 42 term 3 (leader n1)"; for a write the cluster had applied before
+ * (an exactly-once retry), "index 42 term 3 (leader n1, a retry of a write applied before)".
+ */
+export function showPosition(result: { index: number; term: number; leader: string | null; duplicate?: boolean }): string {
+  const notes = [...(result.leader === null ? [] : [`leader ${result.leader}`]), ...(result.duplicate === true ? ['a retry of a write applied before'] : [])];
+  return `index ${result.index} term ${result.term}${notes.length === 0 ? '' : ` (${notes.join(', ')})`}`;
 }
 
 /** An index where 0 means none (no snapshot yet, or a node too old to report it): "-" for 0. */
 export function showOptionalIndex(index: number): string {
   return index === 0 ? '-' : String(index);
+}
+
+/** How long ago, for a person: "0.4 s ago", "3.2 s ago", "4.5 min ago", "2.1 h ago", "3.0 d ago". */
+export function showAgo(ms: number): string {
+  const seconds = Math.max(0, ms) / 1000;
+  if (seconds < 60) return `${seconds.toFixed(1)} s ago`;
+  if (seconds < 3600) return `${(seconds / 60).toFixed(1)} min ago`;
+  if (seconds < 86_400) return `${(seconds / 3600).toFixed(1)} h ago`;
+  return `${(seconds / 86_400).toFixed(1)} d ago`;
 }
 
 /** A plain-text table: columns padded to their widest cell, numbers right-aligned. */

@@ -18,15 +18,17 @@ import { ExitCode, UsageError } from './exit-codes.js';
 
 const EXIT_CODES_HELP = `
 Exit codes:
-  0  done
+  0  done (tail -f: also when stopped with Ctrl-C or SIGTERM)
   1  key not found, or compare-and-swap did not swap
   2  usage error (bad command, argument or option; key or value over the limits)
   3  unavailable: no node could take the request in time (nothing was written)
   4  indeterminate: the write was sent but its outcome is unknown (deadline passed or connection lost)
-  5  any other error
-  6  log: the entries from --from were compacted away; the message gives the first index still held
-  7  member: the cluster refused the change for now (learner still catching up, another change
-     pending, quorum at risk); nothing changed, it may succeed later`;
+  5  any other error (tail: a node broke the stream's contract, e.g. skipped indexes)
+  6  log, tail: the entries from the start asked for were compacted away; the message gives the
+     first index still held
+  7  refused for now, nothing changed: a membership change (learner still catching up, another
+     change pending, quorum at risk), or a consumer commit that would move it backwards
+     (consumers commit --allow-backwards allows it)`;
 
 /** The process's own standard streams and environment. */
 export function processIo(): CliIo {
@@ -34,6 +36,19 @@ export function processIo(): CliIo {
     out: (line) => process.stdout.write(`${line}\n`),
     err: (line) => process.stderr.write(`${line}\n`),
     env: process.env,
+    onInterrupt: (listener) => {
+      const once = () => {
+        stop();
+        listener();
+      };
+      const stop = () => {
+        process.off('SIGINT', once);
+        process.off('SIGTERM', once);
+      };
+      process.on('SIGINT', once);
+      process.on('SIGTERM', once);
+      return stop;
+    },
   };
 }
 

@@ -18,7 +18,12 @@ export type SubscribeView = 'commands' | 'changes';
 export interface AutoCommitOptions {
   /** Commit once the caller has taken this many indexes past the last commit. */
   readonly everyEntries?: number;
-  /** Commit once this long has passed since the last commit (and the caller has taken something since). */
+  /**
+   * Commit once this long has passed since the last commit, if the caller
+   * has taken an entry since that is not consumer bookkeeping (a position
+   * commit or a consumer deletion: commits are entries too, and an idle log
+   * would otherwise get one every period).
+   */
   readonly everyMs?: number;
 }
 

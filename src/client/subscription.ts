@@ -147,6 +147,13 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
   private covered: number;
   /** The index of the entry the caller holds (handed out, and the caller has not asked for the next); null while it holds none. */
   private held: number | null = null;
+  /**
+   * The last entry handed out that was not consumer bookkeeping (a position
+   * commit or a consumer deletion). The time rule of autoCommit waits for
+   * one: each commit is itself an entry, and committing past it on a timer
+   * would write an entry every period on an idle log, forever.
+   */
+  private lastWorkIndex = 0;
   private lastCommitIndex = 0;
   private lastNode: string | null = null;
   private reconnectCount = 0;
@@ -345,6 +352,7 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
       this.covered = entry.index;
     }
     this.held = entry.index;
+    if (entry.kind !== 'commit-position' && entry.kind !== 'delete-consumer') this.lastWorkIndex = entry.index;
     if (this.queue.length === 0 && this.current !== null) {
       // The caller has the last entry received: let the next reply in while it works.
       this.current.gate.open();
@@ -424,7 +432,8 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
     const position = this.consumedThrough;
     if (position <= this.committed) return;
     const dueByEntries = rule.everyEntries !== null && position - this.committed >= rule.everyEntries;
-    const dueByTime = rule.everyMs !== null && Date.now() - this.lastCommitAt >= rule.everyMs;
+    const dueByTime =
+      rule.everyMs !== null && Date.now() - this.lastCommitAt >= rule.everyMs && Math.min(this.lastWorkIndex, position) > this.committed;
     if (!dueByEntries && !dueByTime) return;
     this.commitInFlight = this.context
       .commitPosition(consumer, position)

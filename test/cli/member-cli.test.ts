@@ -177,7 +177,7 @@ describe('raftlog member, errors and exit codes', () => {
   it('exits 4 when a change was sent and no answer came in time, without trying it on another node', async () => {
     const nodes = await cluster(2);
     nodes[0]!.script('MemberRemove', { kind: 'hang' });
-    const run = await raftlog(nodes, ['--timeout', '1000', 'member', 'remove', 'n2']);
+    const run = await raftlog(nodes, ['--timeout', '3000', 'member', 'remove', 'n2']);
     expect(run.code).toBe(4);
     expect(run.stderr).toMatch(/^error: memberRemove on 127\.0\.0\.1:\d+: no reply before the deadline; the write may or may not have been committed/);
     expect(nodes.map((node) => node.calls.MemberRemove)).toEqual([1, 0]);

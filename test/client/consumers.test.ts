@@ -156,6 +156,24 @@ describe('durable consumers through the client', () => {
     expect(next?.index).toBeLessThanOrEqual(last);
   });
 
+  it('autoCommit by time commits work once, not its own commit entries: an idle log stays idle', async () => {
+    const last = await appendSome(1, 'idle');
+    const subscription = subscribe({ consumer: 'idle', from: last, autoCommit: { everyMs: 200 } });
+    const seen: SubscribedEntry[] = [];
+    const reading = (async () => {
+      for await (const entry of subscription) seen.push(entry);
+    })();
+    await waitFor('the timer to commit the appended entry', async () => ((await positionOf('idle')) ?? 0) >= last, WAIT_MS);
+    const before = (await client().consumers()).commitIndex;
+    // Each commit is an entry the subscription then delivers; committing past those on a timer would add one every 200 ms.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const after = (await client().consumers()).commitIndex;
+    expect(after - before, `commit index went from ${before} to ${after} on an idle log`).toBeLessThanOrEqual(1);
+    expect(seen[0]?.index).toBe(last);
+    await subscription.close();
+    await reading;
+  });
+
   it('autoCommit in a for-await loop commits each entry the loop finished, once it breaks out', async () => {
     const start = await appendSome(1, 'loop-start');
     await client().commitPosition('loop', start);

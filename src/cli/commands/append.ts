@@ -6,11 +6,15 @@ export const appendCommand: CliCommand = {
   register(program, context) {
     program
       .command('append')
-      .description('append a record (UTF-8 text) to the log')
+      .description(
+        'append a record (UTF-8 text) to the log, exactly once: a retry after an unknown outcome (a lost connection) ' +
+          'is not applied twice, and the write is retried until --timeout',
+      )
       .argument('<record>')
       .action(async (record: string) => {
-        const result = await context.withClient((client) => client.append(record));
-        context.result({ command: 'append', ...writeJson(result) }, `OK  appended at ${showPosition(result)}`);
+        // Exactly-once only here: the other writes keep the plain client (no producer session to register per process).
+        const result = await context.withClient((client) => client.append(record), { exactlyOnce: true });
+        context.result({ command: 'append', ...writeJson(result), duplicate: result.duplicate }, `OK  appended at ${showPosition(result)}`);
       });
   },
 };

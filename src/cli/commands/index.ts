@@ -5,6 +5,7 @@
 import type { CliCommand } from '../context.js';
 import { appendCommand } from './append.js';
 import { casCommand } from './cas.js';
+import { consumersCommand } from './consumers.js';
 import { delCommand } from './del.js';
 import { getCommand } from './get.js';
 import { logCommand } from './log.js';
@@ -12,5 +13,18 @@ import { memberCommand } from './member.js';
 import { nodeCommand } from './node.js';
 import { putCommand } from './put.js';
 import { statusCommand } from './status.js';
+import { tailCommand } from './tail.js';
 
-export const commands: readonly CliCommand[] = [putCommand, getCommand, delCommand, casCommand, appendCommand, logCommand, statusCommand, memberCommand, nodeCommand];
+export const commands: readonly CliCommand[] = [
+  putCommand,
+  getCommand,
+  delCommand,
+  casCommand,
+  appendCommand,
+  logCommand,
+  tailCommand,
+  consumersCommand,
+  statusCommand,
+  memberCommand,
+  nodeCommand,
+];
