@@ -120,10 +120,21 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
 
     CommitPosition: unary<CommitPositionRequest, CommitPositionReply>('commitPosition', async (node, request, deadline) => {
       const consumer = checkConsumer(request.consumer);
-      const { commitIndex } = node.status();
-      // The state machine refuses it too; a leader can tell at once in the common case.
-      if (request.position > commitIndex) {
-        throw invalidArgument(`consumer ${consumer}: position ${request.position} is beyond the log's commit index ${commitIndex}`);
+      const { commitIndex, role } = node.status();
+      // The state machine decides (and refuses these too), but a refusal there costs a log entry. Only the
+      // leader checks first: a follower's commit index and positions may trail, and it would refuse wrongly.
+      if (role === 'leader') {
+        if (request.position > commitIndex) {
+          throw invalidArgument(`node ${node.id}: consumer ${consumer}: position ${request.position} is beyond the log's commit index ${commitIndex}`);
+        }
+        const current = node.consumer(consumer);
+        if (current !== null && request.position < current.position && !request.allowBackwards) {
+          throw stateRefusal(
+            node.id,
+            'position-backwards',
+            `consumer ${consumer} is at ${current.position}; committing ${request.position} would move it backwards (allow it explicitly to re-read)`,
+          );
+        }
       }
       const committed = await node.propose(
         { op: 'commit-position', consumer, position: request.position, allowBackwards: request.allowBackwards },

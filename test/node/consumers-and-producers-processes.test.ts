@@ -133,6 +133,10 @@ describe('durable consumers', () => {
     expect(backwards.details).toMatch(/careful is at \d+; committing \d+ would move it backwards/);
     const unchanged = (await consumers(leader)).consumers.find((consumer) => consumer.name === 'careful');
     expect(unchanged?.position).toBe(written[3]!.position.index);
+    // The leader refuses it before it proposes: a refusal costs no log entry.
+    const before = (await c().status(leader)).commitIndex;
+    expect((await grpcError(commitPosition(leader, 'careful', written[0]!.position.index))).code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect((await c().status(leader)).commitIndex).toBe(before);
 
     const allowed = await commitPosition(leader, 'careful', written[0]!.position.index, true);
     expect(allowed.position).toBe(written[0]!.position.index);
