@@ -24,12 +24,25 @@ export interface ProducerStampFields {
 /** Registers a new session with the cluster and resolves to its id. */
 export type RegisterProducer = () => Promise<number>;
 
+/**
+ * Numbers a session may have handed out from its oldest open write on. The
+ * cluster keeps at most 1,000 unacknowledged outcomes per session
+ * (MAX_UNACKNOWLEDGED_WRITES) and refuses writes past that; every outcome
+ * it keeps at or above a stamp's acknowledged_below is one of these numbers,
+ * so staying within the span means never being refused for it. A write
+ * that would go past it waits until the oldest open one finishes (one slow
+ * write holds up the others for at most its call's deadline).
+ */
+export const MAX_SEQUENCE_SPAN = 1_000;
+
 /** One registered session: its id and the numbers handed out under it. */
 class Session {
   private nextSequence = 1;
   /** The lowest number handed out whose write has not finished; nextSequence when every one has. */
   private lowestOpen = 1;
   private readonly open = new Set<number>();
+  /** Writes waiting for room in the span, woken in order as the oldest open write finishes. */
+  private readonly waiting: (() => void)[] = [];
 
   constructor(readonly id: number) {}
 
@@ -41,7 +54,10 @@ class Session {
     return this.open.size;
   }
 
-  number(): number {
+  async number(): Promise<number> {
+    while (this.nextSequence - this.lowestOpen >= MAX_SEQUENCE_SPAN) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
     const sequence = this.nextSequence++;
     this.open.add(sequence);
     return sequence;
@@ -50,6 +66,8 @@ class Session {
   finish(sequence: number): void {
     this.open.delete(sequence);
     while (this.lowestOpen < this.nextSequence && !this.open.has(this.lowestOpen)) this.lowestOpen++;
+    let room = MAX_SEQUENCE_SPAN - (this.nextSequence - this.lowestOpen);
+    while (room-- > 0 && this.waiting.length > 0) this.waiting.shift()?.();
   }
 }
 
@@ -114,7 +132,7 @@ export class ProducerSession {
    */
   async begin(register: RegisterProducer): Promise<ProducerWrite> {
     const session = this.current ?? (await this.registration(register));
-    return new ProducerWrite(session, session.number());
+    return new ProducerWrite(session, await session.number());
   }
 
   /**

@@ -19,10 +19,10 @@ export interface AutoCommitOptions {
   /** Commit once the caller has taken this many indexes past the last commit. */
   readonly everyEntries?: number;
   /**
-   * Commit once this long has passed since the last commit, if the caller
-   * has taken an entry since that is not consumer bookkeeping (a position
-   * commit or a consumer deletion: commits are entries too, and an idle log
-   * would otherwise get one every period).
+   * Commit once this long has passed since the last commit. Either rule
+   * commits only once the caller has taken an entry since that is not
+   * consumer bookkeeping (a position commit or a consumer deletion: commits
+   * are entries too, and an idle log would otherwise get one per commit).
    */
   readonly everyMs?: number;
 }

@@ -144,14 +144,20 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
   private readonly queue: QueuedReply[] = [];
   /** The index the next reply must start at; null until the first reply says where a tail or consumer subscription starts. */
   private expectedNext: number | null;
+  /**
+   * Nodes that answered OUT_OF_RANGE for the index this subscription needs
+   * next. Nodes compact, and keep their CHANGES windows, each on its own: one
+   * node's "no longer held" is final only once every endpoint said so.
+   */
+  private outOfRange: { index: number; endpoints: Set<string> } | null = null;
   private covered: number;
   /** The index of the entry the caller holds (handed out, and the caller has not asked for the next); null while it holds none. */
   private held: number | null = null;
   /**
    * The last entry handed out that was not consumer bookkeeping (a position
-   * commit or a consumer deletion). The time rule of autoCommit waits for
-   * one: each commit is itself an entry, and committing past it on a timer
-   * would write an entry every period on an idle log, forever.
+   * commit or a consumer deletion). autoCommit waits for one: each commit is
+   * itself an entry, and committing past it would write an entry per commit
+   * on an idle log, forever (and consumers would feed each other).
    */
   private lastWorkIndex = 0;
   private lastCommitIndex = 0;
@@ -311,6 +317,8 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
     if (this.ending !== null || this.stopped) return;
     this.ending = { error, thrown: false };
     this.current?.finish({ kind: 'fatal', error });
+    // A for-await loop does not call return() when next() throws: let go of the caller's signal here.
+    this.plan.signal?.removeEventListener('abort', this.onAbort);
     this.context.pool.untrack(this.tracked);
     this.wake();
   }
@@ -430,10 +438,11 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
     const consumer = this.plan.consumer;
     if (rule === null || consumer === null || this.committed === null || this.commitInFlight !== null || this.stopped) return;
     const position = this.consumedThrough;
-    if (position <= this.committed) return;
+    // Only work counts: past nothing but consumer bookkeeping (commits are entries too), committing would
+    // feed itself, one entry per commit, forever.
+    if (position <= this.committed || Math.min(this.lastWorkIndex, position) <= this.committed) return;
     const dueByEntries = rule.everyEntries !== null && position - this.committed >= rule.everyEntries;
-    const dueByTime =
-      rule.everyMs !== null && Date.now() - this.lastCommitAt >= rule.everyMs && Math.min(this.lastWorkIndex, position) > this.committed;
+    const dueByTime = rule.everyMs !== null && Date.now() - this.lastCommitAt >= rule.everyMs;
     if (!dueByEntries && !dueByTime) return;
     this.commitInFlight = this.context
       .commitPosition(consumer, position)
@@ -617,8 +626,14 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
     if (failure.closed) return { kind: 'fatal', error: closedError(OP) };
     const { endpoint, code, details } = failure;
     switch (code) {
-      case StatusCode.OUT_OF_RANGE:
-        return { kind: 'fatal', error: compactedStartError(attempt.fromIndex, failure) ?? this.failedError(failure) };
+      case StatusCode.OUT_OF_RANGE: {
+        const needed = this.expectedNext ?? attempt.fromIndex;
+        if (this.outOfRange?.index !== needed) this.outOfRange = { index: needed, endpoints: new Set() };
+        this.outOfRange.endpoints.add(endpoint);
+        const everyone = this.context.pool.configured.every((configured) => this.outOfRange?.endpoints.has(configured.address) === true);
+        if (!everyone) return { kind: 'retry', delivered: attempt.delivered, failure: attemptFailure(failure) };
+        return { kind: 'fatal', error: compactedStartError(needed, failure) ?? this.failedError(failure) };
+      }
       case StatusCode.INVALID_ARGUMENT:
         return {
           kind: 'fatal',

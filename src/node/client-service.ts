@@ -103,7 +103,9 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
       const expected = request.expectAbsent ? null : checkValue(request.expected, 'expected');
       const { outcome: result, ...reply } = await answer(node, { op: 'cas', key, expected, value, ...producerOf(request.producer) }, deadline);
       const outcome = result.op === 'cas' ? result : { succeeded: false, current: null };
-      return { ...reply, succeeded: outcome.succeeded, found: outcome.current !== null, current: outcome.current ?? new Uint8Array(0) };
+      // A successful swap leaves the value it carried (a producer's session does not keep it twice).
+      const current = outcome.succeeded ? value : outcome.current;
+      return { ...reply, succeeded: outcome.succeeded, found: current !== null, current: current ?? new Uint8Array(0) };
     }),
 
     Append: unary<AppendRecordRequest, WriteReply>('append', async (node, request, deadline) => {

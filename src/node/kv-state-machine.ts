@@ -297,12 +297,12 @@ export class KvStateMachine {
     switch (command.op) {
       case 'put': {
         const before = this.set(command.key, command.value);
-        changes?.push({ key: command.key, before, after: this.get(command.key) });
+        changes?.push({ key: ownCopy(command.key), before, after: this.get(command.key) });
         return { op: 'put' };
       }
       case 'delete': {
         const before = this.remove(command.key);
-        if (before !== null) changes?.push({ key: command.key, before, after: null });
+        if (before !== null) changes?.push({ key: ownCopy(command.key), before, after: null });
         return { op: 'delete', existed: before !== null };
       }
       case 'cas': {
@@ -311,7 +311,7 @@ export class KvStateMachine {
         if (!matches) return { op: 'cas', succeeded: false, current };
         this.set(command.key, command.value);
         const after = this.get(command.key);
-        changes?.push({ key: command.key, before: current, after });
+        changes?.push({ key: ownCopy(command.key), before: current, after });
         return { op: 'cas', succeeded: true, current: after };
       }
       case 'append':
@@ -343,6 +343,14 @@ export class KvStateMachine {
     this.pairSum = (this.pairSum - old.hash + MOD) % MOD;
     return old.value;
   }
+}
+
+/**
+ * A decoded key is a view into its entry's bytes (and those often into a
+ * shared 8 KiB pool buffer): a change kept for long must not pin them.
+ */
+function ownCopy(key: Uint8Array): Uint8Array {
+  return new Uint8Array(key);
 }
 
 /** latin1 maps each byte to one character and back: a cheap exact Map key for bytes. */

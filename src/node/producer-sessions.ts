@@ -14,6 +14,14 @@ import { addHash, hashOf, subtractHash } from './state-hash.js';
 export const MAX_PRODUCER_SESSIONS = 10_000;
 /** Outcomes one session may hold unacknowledged; past it, new writes are refused. */
 export const MAX_UNACKNOWLEDGED_WRITES = 1_000;
+/**
+ * Bytes of remembered outcomes one session may hold (a failed
+ * compare-and-swap remembers the value it found, up to 1 MiB); past it, new
+ * writes are refused. It also keeps a session within one snapshot frame.
+ */
+export const MAX_REMEMBERED_BYTES = 8 * 1024 * 1024;
+/** What a remembered outcome counts for besides the value it holds. */
+const REMEMBERED_WRITE_BYTES = 64;
 
 export interface ProducerStamp {
   readonly id: number;
@@ -57,6 +65,8 @@ interface Session {
   readonly id: number;
   lastIndex: number;
   acknowledgedBelow: number;
+  /** What the remembered outcomes hold, counted as rememberedBytes() does. */
+  bytes: number;
   headerHash: bigint;
   readonly writes: Map<number, { readonly write: RememberedWrite; readonly hash: bigint }>;
 }
@@ -105,12 +115,19 @@ export class ProducerSessions {
     return (session === undefined ? null : invalidStamp(stamp)) ?? decide(session, stamp);
   }
 
-  /** After an admitted write was applied: remembers its outcome for retries. */
-  remember(id: number, write: RememberedWrite): void {
+  /**
+   * After an admitted write was applied: remembers its outcome for retries.
+   * A successful compare-and-swap's value after is the value the write
+   * carried (a retry carries it again), so it is not kept twice.
+   */
+  remember(id: number, applied: RememberedWrite): void {
     const session = this.sessions.get(id);
-    if (session === undefined) throw new Error(`producer ${id}: outcome of write ${write.sequence} for a session that does not exist`);
+    if (session === undefined) throw new Error(`producer ${id}: outcome of write ${applied.sequence} for a session that does not exist`);
+    const { outcome } = applied;
+    const write = outcome.op === 'cas' && outcome.succeeded && outcome.current !== null ? { ...applied, outcome: { ...outcome, current: null } } : applied;
     const hash = writeHash(id, write);
     session.writes.set(write.sequence, { write, hash });
+    session.bytes += rememberedBytes(write);
     this.sum = addHash(this.sum, hash);
   }
 
@@ -145,6 +162,7 @@ export class ProducerSessions {
       id: state.id,
       lastIndex: state.lastIndex,
       acknowledgedBelow: state.acknowledgedBelow,
+      bytes: 0,
       headerHash: headerHash(state.id, state.lastIndex, state.acknowledgedBelow),
       writes: new Map(),
     };
@@ -160,6 +178,7 @@ export class ProducerSessions {
       for (const [sequence, stored] of session.writes) {
         if (sequence >= acknowledgedBelow) continue;
         session.writes.delete(sequence);
+        session.bytes -= rememberedBytes(stored.write);
         this.sum = subtractHash(this.sum, stored.hash);
       }
     }
@@ -217,7 +236,19 @@ function decide(session: Session | undefined, stamp: ProducerStamp): StampVerdic
       message: `producer ${stamp.id}: ${unacknowledged} writes await acknowledgement, the limit; acknowledge answers (acknowledged_below) before writing more`,
     };
   }
+  if (session.bytes >= MAX_REMEMBERED_BYTES) {
+    return {
+      kind: 'refused',
+      reason: 'too-many-unacknowledged',
+      message: `producer ${stamp.id}: its unacknowledged outcomes hold ${session.bytes} bytes, the limit is ${MAX_REMEMBERED_BYTES}; acknowledge answers (acknowledged_below) before writing more`,
+    };
+  }
   return { kind: 'apply' };
+}
+
+/** What a remembered outcome counts for against MAX_REMEMBERED_BYTES. */
+function rememberedBytes(write: RememberedWrite): number {
+  return REMEMBERED_WRITE_BYTES + (write.outcome.op === 'cas' ? (write.outcome.current?.byteLength ?? 0) : 0);
 }
 
 function headerHash(id: number, lastIndex: number, acknowledgedBelow: number): bigint {

@@ -488,6 +488,12 @@ export class RaftNode {
       throw new NotLeaderError(this.id, term, leader);
     }
     const verdict = this.kv.peekProducer(command.producer);
+    if (verdict.kind === 'refused' && verdict.reason === 'unknown-producer' && this.registersProducerUnapplied(command.producer.id)) {
+      // A new leader may hold the registering entry without having applied it yet: not unknown, not yet known.
+      throw unavailable(
+        `node ${this.id}: producer ${command.producer.id} is registered at an index this leader has not applied yet (applied ${this.kv.appliedIndex}); nothing was written, retry shortly`,
+      );
+    }
     if (verdict.kind === 'refused') throw producerRefusal(this.id, verdict.reason, verdict.message);
     if (verdict.kind === 'duplicate') {
       return { index: verdict.write.index, term: verdict.write.term, result: { op: 'duplicate', write: verdict.write } };
@@ -503,6 +509,13 @@ export class RaftNode {
       return { ...first, result: { op: 'duplicate', write: { sequence: command.producer.sequence, index: first.index, term: first.term, outcome: result } } };
     }
     return await this.propose(command, deadline);
+  }
+
+  /** Whether the entry at `index` is in this node's log, not applied yet, and registers a producer. */
+  private registersProducerUnapplied(index: number): boolean {
+    if (index <= this.kv.appliedIndex) return false;
+    const entry = this.core.entryAt(index);
+    return entry !== null && entry.kind === 'command' && decodeCommand(entry.data)?.op === 'register-producer';
   }
 
   /** The entry of this node's log, not applied yet, that carries the same producer write. */

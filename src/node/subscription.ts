@@ -74,11 +74,12 @@ async function serve(node: RaftNode, call: Stream): Promise<void> {
 
   let wake: (() => void) | null = null;
   const stopListening = node.onApplied(() => wake?.());
-  // A write's callback may never come once the caller left: every wait also ends on cancellation.
-  let cancel = () => undefined as void;
-  const cancelled = new Promise<void>((resolve) => (cancel = resolve));
+  // A write's callback may never come once the caller left: the send under way also ends on cancellation.
+  // (One settle function at a time, not a race against a promise that lives as long as the stream:
+  // each race would leave a reaction behind on it, and memory would grow with every reply.)
+  let unblockSend: (() => void) | null = null;
   const onCancel = () => {
-    cancel();
+    unblockSend?.();
     wake?.();
   };
   call.on('cancelled', onCancel);
@@ -98,10 +99,10 @@ async function serve(node: RaftNode, call: Stream): Promise<void> {
           };
         });
         wake = null;
-        if (!woken) await send(call, reply(node, [], next, next - 1), cancelled);
+        if (!woken) await send(call, reply(node, [], next, next - 1), (settle) => (unblockSend = settle));
         continue;
       }
-      await send(call, reply(node, page.entries, next, page.through), cancelled);
+      await send(call, reply(node, page.entries, next, page.through), (settle) => (unblockSend = settle));
       next = page.through + 1;
     }
   } finally {
@@ -111,11 +112,21 @@ async function serve(node: RaftNode, call: Stream): Promise<void> {
   }
 }
 
-/** Resolves once gRPC has taken the message (one message in flight per stream), or the caller left. */
-function send(call: Stream, message: SubscribeReply, cancelled: Promise<void>): Promise<void> {
+/**
+ * Resolves once gRPC has taken the message (one message in flight per
+ * stream), or when the settle function handed to `onCancel` is called (the
+ * caller left).
+ */
+function send(call: Stream, message: SubscribeReply, onCancel: (settle: (() => void) | null) => void): Promise<void> {
   if (call.cancelled || call.destroyed) return Promise.resolve();
-  const written = new Promise<void>((resolve) => call.write(message, () => resolve()));
-  return Promise.race([written, cancelled]);
+  return new Promise<void>((resolve) => {
+    const settle = () => {
+      onCancel(null);
+      resolve();
+    };
+    onCancel(settle);
+    call.write(message, settle);
+  });
 }
 
 function reply(node: RaftNode, entries: LogEntryReply[], first: number, last: number): SubscribeReply {

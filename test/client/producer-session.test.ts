@@ -6,7 +6,8 @@
  * forgets the session.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { ProducerSession, type ProducerWrite } from '../../src/client/producer-session.js';
+import { MAX_UNACKNOWLEDGED_WRITES } from '../../src/node/producer-sessions.js';
+import { MAX_SEQUENCE_SPAN, ProducerSession, type ProducerWrite } from '../../src/client/producer-session.js';
 
 /** A registration the test resolves or rejects when it likes. */
 function pendingRegistration(): { register: () => Promise<number>; calls: () => number; resolve(id: number): void; reject(error: Error): void } {
@@ -209,4 +210,25 @@ describe('a session the cluster forgot', () => {
     expect((await Promise.all(renewed)).map((w) => w.stamp().producerId)).toEqual([30, 30, 30]);
     expect(registration.calls()).toBe(1);
   });
+});
+
+describe('the span of open numbers', () => {
+  it(`a write that would open more than ${MAX_SEQUENCE_SPAN} numbers past the oldest open one waits until that one finishes`, async () => {
+    const session = new ProducerSession();
+    const open = await writes(session, MAX_SEQUENCE_SPAN);
+    // Every write but the first has its answer: the cluster keeps their outcomes until acknowledged_below passes them.
+    for (const write of open.slice(1)) write.finish();
+    let started: ProducerWrite | null = null;
+    const waiting = session.begin(() => Promise.resolve(7)).then((write) => (started = write));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toBeNull();
+    (open[0] as ProducerWrite).finish();
+    const write = await waiting;
+    expect(write.sequence).toBe(MAX_SEQUENCE_SPAN + 1);
+    expect(write.stamp().acknowledgedBelow).toBe(MAX_SEQUENCE_SPAN + 1);
+  });
+});
+
+it('the span stays within what the cluster keeps per session, so a write is never refused for it', () => {
+  expect(MAX_SEQUENCE_SPAN).toBeLessThanOrEqual(MAX_UNACKNOWLEDGED_WRITES);
 });

@@ -236,6 +236,20 @@ describe('subscribe() against scripted nodes', () => {
     expect(node.requests).toHaveLength(1);
   });
 
+  it('a start one node no longer holds is read from another node that still does: nodes compact (and keep changes) each on its own', async () => {
+    const compacted = await ScriptedNode.start('a', (call) =>
+      endWith(call, grpc.status.OUT_OF_RANGE, 'node a: cannot read changes from index 1: the changes view starts at 40', { [FIRST_INDEX_METADATA_KEY]: '40' }),
+    );
+    const holding = await ScriptedNode.start('b', async (call) => {
+      await holding.send(call, reply(1, 2, [1, 2], 'b'));
+      await hang(call);
+    });
+    const subscription = subscribe(client([compacted.address, holding.address]), { from: 1 });
+    expect((await take(subscription, 2)).map((entry) => entry.index)).toEqual([1, 2]);
+    expect(compacted.requests).toHaveLength(1);
+    expect(subscription.node).toBe('b');
+  });
+
   it('ends with RaftLogInvalidArgumentError when the node rejects the request, without trying again', async () => {
     const a = await ScriptedNode.start('a', (call) => endWith(call, grpc.status.INVALID_ARGUMENT, 'cannot filter by entry kind LOG_ENTRY_KIND_X'));
     const b = await ScriptedNode.start('b', hang);
@@ -525,23 +539,28 @@ describe('subscribe() on a cluster of node processes', () => {
     const c = clusterClient(cluster);
     let last = 0;
     for (let i = 1; i <= 200; i++) last = (await c.append(`r${i}`)).index;
-    const n1 = cluster.address('n1');
-    // Settled: no snapshot is due (fewer than 50 applied since the latest), and the log behind the latest
-    // is compacted down to the 10 entries retained.
-    const status = await waitFor('n1 to snapshot and compact its log', async () => {
-      const s = await c.status(n1);
-      const settled = s.appliedIndex >= last && s.appliedIndex - s.snapshotIndex < 50 && s.snapshotIndex > 0 && s.firstLogIndex === s.snapshotIndex - 9;
-      return settled ? s : undefined;
-    }, WAIT_MS);
-    expect(status.firstLogIndex).toBeGreaterThan(1);
+    // Settled on every node (the subscription asks each before it gives up): no snapshot is due (fewer
+    // than 50 applied since the latest), and the log behind the latest is compacted down to the 10 retained.
+    const firstIndexes = new Map<string, number>();
+    for (const id of cluster.ids) {
+      const address = cluster.address(id);
+      const status = await waitFor(`${id} to snapshot and compact its log`, async () => {
+        const s = await c.status(address);
+        const settled = s.appliedIndex >= last && s.appliedIndex - s.snapshotIndex < 50 && s.snapshotIndex > 0 && s.firstLogIndex === s.snapshotIndex - 9;
+        return settled ? s : undefined;
+      }, WAIT_MS);
+      expect(status.firstLogIndex).toBeGreaterThan(1);
+      firstIndexes.set(address, status.firstLogIndex);
+    }
 
-    const error = await rejection(subscribe(c, { from: 1, endpoint: n1 }).next());
+    const error = await rejection(subscribe(c, { from: 1, endpoint: cluster.address('n1') }).next());
     expect(error).toBeInstanceOf(RaftLogCompactedError);
-    expect((error as RaftLogCompactedError).firstIndex).toBe(status.firstLogIndex);
-    expect((error as RaftLogCompactedError).endpoint).toBe(n1);
+    const { endpoint, firstIndex } = error as RaftLogCompactedError;
+    expect(firstIndexes.has(endpoint as string)).toBe(true);
+    expect(firstIndex).toBe(firstIndexes.get(endpoint as string));
 
-    const [first] = await take(subscribe(c, { from: (error as RaftLogCompactedError).firstIndex, endpoint: n1 }), 1);
-    expect(first?.index).toBe(status.firstLogIndex);
+    const [first] = await take(subscribe(c, { from: firstIndex, endpoint: endpoint as string }), 1);
+    expect(first?.index).toBe(firstIndex);
   });
 
   it('a caller that holds on to an entry holds up neither its client\'s other calls nor anything it is shown later', async () => {

@@ -135,8 +135,8 @@ describe('exactly-once writes by producer sessions', () => {
     expect(first).toMatchObject({ op: 'cas', succeeded: true });
     apply(kv, { op: 'put', key: bytes('k'), value: bytes('other') });
     const retry = apply(kv, { op: 'cas', key: bytes('k'), expected: null, value: bytes('v1'), producer: stamp(id, 1) });
-    expect(retry).toMatchObject({ op: 'duplicate', write: { sequence: 1, outcome: { op: 'cas', succeeded: true } } });
-    expect(str((retry as { write: { outcome: { current: Uint8Array } } }).write.outcome.current)).toBe('v1');
+    // A successful swap's value after is the value the write carries: the session does not keep it twice.
+    expect(retry).toMatchObject({ op: 'duplicate', write: { sequence: 1, outcome: { op: 'cas', succeeded: true, current: null } } });
     expect(str(kv.get(bytes('k')))).toBe('other');
   });
 
@@ -191,6 +191,25 @@ describe('exactly-once writes by producer sessions', () => {
     expect(kv.producerCount).toBe(MAX_PRODUCER_SESSIONS);
     expect(apply(kv, { op: 'append', record: bytes('x'), producer: stamp(second, 1) })).toMatchObject({ op: 'refused', reason: 'unknown-producer' });
     expect(apply(kv, { op: 'append', record: bytes('keep me'), producer: stamp(first, 1) })).toMatchObject({ op: 'duplicate' });
+  });
+
+  it('a failed compare-and-swap remembers the value it found; a session holding too many such bytes refuses new writes', () => {
+    const { kv, id } = registered();
+    const big = new Uint8Array(1024 * 1024).fill(7);
+    apply(kv, { op: 'put', key: bytes('k'), value: big });
+    let sequence = 0;
+    for (; sequence < 8; sequence++) {
+      const result = apply(kv, { op: 'cas', key: bytes('k'), expected: bytes('no'), value: bytes('x'), producer: stamp(id, sequence + 1) });
+      expect(result).toMatchObject({ op: 'cas', succeeded: false });
+    }
+    const refused = apply(kv, { op: 'cas', key: bytes('k'), expected: bytes('no'), value: bytes('x'), producer: stamp(id, 9) });
+    expect(refused).toMatchObject({ op: 'refused', reason: 'too-many-unacknowledged' });
+    expect((refused as { message: string }).message).toMatch(/hold \d+ bytes/);
+    const retry = apply(kv, { op: 'cas', key: bytes('k'), expected: bytes('no'), value: bytes('x'), producer: stamp(id, 1) });
+    expect(retry).toMatchObject({ op: 'duplicate', write: { outcome: { op: 'cas', succeeded: false } } });
+    expect((retry as { write: { outcome: { current: Uint8Array } } }).write.outcome.current).toEqual(big);
+    // Acknowledging frees the room.
+    expect(apply(kv, { op: 'append', record: bytes('ok'), producer: stamp(id, 9, 9) })).toEqual({ op: 'append' });
   });
 
   it('sessions survive a capture and restore with the same digest, and go on deduplicating', () => {
