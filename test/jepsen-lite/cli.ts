@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { NEMESIS_KINDS, type NemesisKind } from './nemesis.js';
 import { JEPSEN_DEFAULTS, runJepsen, type JepsenOptions } from './run.js';
 import { formatSummary } from './summary.js';
+import { PLANTED_BUGS, type PlantedBug } from './workloads/subscriber-journal.js';
 
 const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);
@@ -35,7 +36,11 @@ const nemesisList = (value: string): NemesisKind[] => {
 async function main(): Promise<void> {
   const program = new Command('jepsen')
     .description('Attack a real raftlog cluster with faults while clients work, then check what they saw.')
-    .addOption(new Option('--workload <name>', 'register or append').choices(['register', 'append']).default(JEPSEN_DEFAULTS.workload))
+    .addOption(
+      new Option('--workload <name>', 'register, append, or subscribe (appends read by subscribers and crashing durable consumers)')
+        .choices(['register', 'append', 'subscribe'])
+        .default(JEPSEN_DEFAULTS.workload),
+    )
     .option(
       '--nemesis <kinds>',
       `comma-separated: ${NEMESIS_KINDS.join(', ')}; or all (every one of them, membership included), none. ` +
@@ -66,6 +71,18 @@ async function main(): Promise<void> {
     .option('--node-log-level <level>', 'the nodes\' --log-level', JEPSEN_DEFAULTS.nodeLogLevel)
     .option('--snapshot-entries <n>', 'passed to every node: snapshot every N applied entries and compact (0: never; default: the node\'s)', nonNegativeInt('--snapshot-entries'))
     .option('--retain-entries <m>', 'passed to every node: log entries kept behind a snapshot (default: the node\'s)', nonNegativeInt('--retain-entries'))
+    .option(
+      '--retries',
+      'append: append through the client library with exactlyOnce, retrying a write whose outcome was unknown with the same producer stamp ' +
+        '(each call\'s deadline 5 × --op-timeout); the subscribe workload always does',
+    )
+    .option('--subscribers <n>', 'subscribe: plain subscribers from index 1, the first streams pinned to the nodes in turn (default: one per node)', positiveInt('--subscribers'))
+    .option('--consumers <n>', 'subscribe: durable consumers that commit, crash and resume', nonNegativeInt('--consumers'), JEPSEN_DEFAULTS.consumers)
+    .addOption(
+      new Option('--bug <name>', 'subscribe: plant a bug in the test\'s own subscriber code, which the checker must report (the run fails)').choices([
+        ...PLANTED_BUGS,
+      ]),
+    )
     .option('--out <dir>', 'output folder (default: a new folder under jepsen-results/)')
     .parse();
   const o = program.opts<{
@@ -89,9 +106,14 @@ async function main(): Promise<void> {
     nodeLogLevel: string;
     snapshotEntries?: number;
     retainEntries?: number;
+    retries?: boolean;
+    subscribers?: number;
+    consumers: number;
+    bug?: PlantedBug;
     out?: string;
   }>();
   if (o.faultMax < o.faultMin) program.error('--fault-max must not be below --fault-min');
+  if (o.bug !== undefined && o.workload !== 'subscribe') program.error('--bug plants a bug in the subscribe workload: use it with --workload subscribe');
   if (o.nemesis.includes('membership') && Number(o.maxNodes) < Number(o.nodes)) program.error('--max-nodes must not be below --nodes');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const out = resolve(o.out ?? join('jepsen-results', `${stamp}-${o.workload}-seed${o.seed}`));
@@ -117,6 +139,10 @@ async function main(): Promise<void> {
     nodeLogLevel: o.nodeLogLevel,
     snapshotEntries: o.snapshotEntries ?? JEPSEN_DEFAULTS.snapshotEntries,
     retainEntries: o.retainEntries ?? JEPSEN_DEFAULTS.retainEntries,
+    retries: o.retries === true,
+    subscribers: o.subscribers ?? JEPSEN_DEFAULTS.subscribers,
+    consumers: o.consumers,
+    plantedBug: o.bug ?? JEPSEN_DEFAULTS.plantedBug,
     log: (line) => process.stdout.write(`[${new Date().toISOString().slice(11, 23)}] ${line}\n`),
   });
   process.stdout.write(`${formatSummary(result)}\n`);

@@ -6,7 +6,12 @@
  */
 
 export type OperationType = 'invoke' | 'ok' | 'fail' | 'info';
-export type OperationF = 'read' | 'write' | 'cas' | 'append';
+/**
+ * `commit` and `consumers` come from the subscribe workload's durable
+ * consumers: a CommitPosition of the consumer named by `key`, and a
+ * Consumers poll.
+ */
+export type OperationF = 'read' | 'write' | 'cas' | 'append' | 'commit' | 'consumers';
 
 /** A register value: the workload writes small integers; `null` is an absent key. */
 export type RegisterValue = number | null;
@@ -16,21 +21,29 @@ export interface ClientEvent {
   readonly process: number;
   readonly type: OperationType;
   readonly f: OperationF;
-  /** Register key (`"k1"`); `null` for `append`, which has no key. */
+  /** Register key (`"k1"`); the consumer's name for `commit`; `null` for `append` and `consumers`, which have no key. */
   readonly key: string | null;
   /**
    * write: the value; cas: `[expected, new]`; read: `null` on invoke, what was
-   * read on `ok` (`null` for absent); append: the unique value appended.
+   * read on `ok` (`null` for absent); append: the unique value appended;
+   * commit: the position asked for, and on `ok` the consumer's position
+   * after it; consumers: `null`, and on `ok` each consumer's position by name.
    */
   readonly value: unknown;
   /** Nanoseconds since the run started. */
   readonly time: number;
-  /** The node the client sent the call to. */
+  /** The node the client sent the call to; on a completion, the node that answered when the client library says so. */
   readonly node: string;
-  /** On `ok` of a write, cas or append: the log index the node acknowledged. */
+  /** On `ok` of a write, cas, append or commit: the log index the node acknowledged. */
   readonly index?: number;
   /** On `fail` and `info`: why. A cas whose comparison failed has `"compare-failed"`. */
   readonly error?: string;
+  /**
+   * On `ok` of an exactly-once write (append `--retries`, subscribe): true
+   * when the answer came to a retry, for an earlier attempt the cluster had
+   * applied (`duplicate` in the reply). Absent otherwise.
+   */
+  readonly duplicate?: boolean;
 }
 
 export interface NemesisEvent {

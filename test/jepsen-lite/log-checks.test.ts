@@ -176,6 +176,21 @@ describe('appends against the windows held', () => {
   });
 });
 
+describe('appends with retries (exactly-once writes): no record in the log twice', () => {
+  it('fails when a retried append is in the log twice, whether its call was acknowledged or ended unknown', () => {
+    // A write whose answer was lost is sent again under the same producer stamp; a cluster that applied both copies
+    // would leave the record at two indexes. Here a3 (acknowledged at 3) is at 8 too, and a5 (unknown outcome) at 9 too.
+    const copies = (i: number) => (i === 8 ? entry(8, valueAt(3)) : i === 9 ? entry(9, valueAt(5)) : entry(i));
+    const history = appends([
+      ...[1, 2, 3, 4, 6, 7, 10].map((i) => [valueAt(i), 'ok', i] as const),
+      [valueAt(5), 'info'],
+    ]);
+    const verdict = checkAppends(history, [node('n1', 1, 10, range(1, 10).map(copies)), node('n2', 6, 10, range(6, 10).map(copies))]);
+    expect(verdict.valid).toBe(false);
+    expect(verdict.problems).toEqual(['acknowledged append a3 is in the log 2 times, at 3, 8', 'append a5 is in the log 2 times, at 5, 9']);
+  });
+});
+
 describe('compaction settings and snapshot events', () => {
   it('passes only the flags that were asked for, so the node defaults apply otherwise', () => {
     expect(compactionArgs({ snapshotEntries: null, retainEntries: null })).toEqual([]);

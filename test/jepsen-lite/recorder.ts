@@ -22,7 +22,7 @@ export class HistoryRecorder {
     invocation: ClientEvent,
     type: Exclude<OperationType, 'invoke'>,
     value: unknown,
-    extra: { index?: number; error?: string } = {},
+    extra: { index?: number; error?: string; node?: string; duplicate?: boolean } = {},
   ): ClientEvent {
     return this.push({ ...invocation, type, value, time: this.now(), ...extra });
   }

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { checkLinearizability, formatViolation } from './checkers/linearizability.js';
-import { checkAppends, checkDigests, checkLogAgreement, type CheckVerdict, type NodeFinal } from './checkers/log-checks.js';
+import { checkAppends, checkDigests, checkLogAgreement, committedLog, type CheckVerdict, type NodeFinal, type ObservedLog } from './checkers/log-checks.js';
+import { checkConsumerPositions, checkSubscriptions } from './checkers/subscribe-checks.js';
 import { compactionArgs, compactionReport, describeCompaction, type CompactionReport } from './compaction.js';
 import { FaultNetwork } from './fault-proxy.js';
 import { formatHistory, type ClientEvent } from './history.js';
@@ -16,8 +17,10 @@ import { renderReport } from './report-html.js';
 import { describeConfiguration, Roster } from './roster.js';
 import { runAppendWorkload } from './workloads/append.js';
 import { runRegisterWorkload, type ReadMode } from './workloads/register.js';
+import { runSubscribeWorkload, type SubscribeOutcome, type SubscriptionReport } from './workloads/subscribe.js';
+import { formatJournal, type PlantedBug } from './workloads/subscriber-journal.js';
 
-export type WorkloadName = 'register' | 'append';
+export type WorkloadName = 'register' | 'append' | 'subscribe';
 
 export interface JepsenOptions {
   readonly workload: WorkloadName;
@@ -50,6 +53,14 @@ export interface JepsenOptions {
   readonly snapshotEntries: number | null;
   /** The nodes' --retain-entries; null: not passed. */
   readonly retainEntries: number | null;
+  /** append: through the client library with exactlyOnce, retrying writes whose outcome was unknown (the subscribe workload always does). */
+  readonly retries: boolean;
+  /** subscribe: plain subscribers from index 1, pinned first to the founders in turn; null: one per founder. */
+  readonly subscribers: number | null;
+  /** subscribe: durable consumers that crash and resume. */
+  readonly consumers: number;
+  /** subscribe: a bug planted in the test's own subscriber code, which the checker must catch; null for none. */
+  readonly plantedBug: PlantedBug | null;
   readonly log: (line: string) => void;
 }
 
@@ -74,6 +85,10 @@ export const JEPSEN_DEFAULTS = {
   nodeLogLevel: 'info',
   snapshotEntries: null,
   retainEntries: null,
+  retries: false,
+  subscribers: null,
+  consumers: 2,
+  plantedBug: null,
 } as const satisfies Partial<JepsenOptions>;
 
 export interface OperationCounts {
@@ -99,6 +114,8 @@ export interface JepsenResult {
   readonly compaction: CompactionReport | null;
   /** What the membership nemesis changed, and the final configuration; null when it did not run. */
   readonly membership: MembershipReport | null;
+  /** The subscribe workload's readers: what each received, reconnects, crashes; null for other workloads. */
+  readonly subscriptions: SubscriptionReport | null;
   readonly durationSeconds: number;
 }
 
@@ -133,6 +150,9 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   let finals: NodeFinal[] = [];
   let tailer: LogTailer | null = null;
   let membership: MembershipReport | null = null;
+  let subscribed: SubscribeOutcome | null = null;
+  // Ends the subscribe workload's readers if the run fails before they are done.
+  const abortReaders = new AbortController();
   const compactionSettings = { snapshotEntries: options.snapshotEntries, retainEntries: options.retainEntries };
   try {
     // Restarted nodes get the same flags: ProcessCluster keeps them.
@@ -182,18 +202,31 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       stopped: () => Date.now() >= endAt,
     };
     nemesis.start();
-    // The append checker needs the log's content, which compaction removes from every node before the end.
-    if (options.workload === 'append') {
+    // The append and subscription checkers need the log's content, which compaction removes from every node before the end.
+    if (options.workload !== 'register') {
       tailer = new LogTailer(live, () => members.members());
       tailer.start();
     }
-    const workload =
+    let markHealed: () => void = () => {};
+    const healed = new Promise<void>((resolve) => (markHealed = resolve));
+    const workload: Promise<SubscribeOutcome | null> =
       options.workload === 'register'
-        ? runRegisterWorkload({ ...workloadOptions, keys: options.keys, opsPerKey: options.opsPerKey, readMode: options.readMode })
-        : runAppendWorkload(workloadOptions);
+        ? runRegisterWorkload({ ...workloadOptions, keys: options.keys, opsPerKey: options.opsPerKey, readMode: options.readMode }).then(() => null)
+        : options.workload === 'append'
+          ? runAppendWorkload({ ...workloadOptions, retries: options.retries }).then(() => null)
+          : runSubscribeWorkload({
+              ...workloadOptions,
+              subscribers: options.subscribers ?? founders.length,
+              consumers: options.consumers,
+              founders,
+              bug: options.plantedBug,
+              healed,
+              drainTimeoutMs: options.livenessTimeoutMs,
+              abort: abortReaders.signal,
+            });
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, endAt - Date.now())));
     options.log('healing every fault');
-    await Promise.all([workload, nemesis.stopAndHeal(options.livenessTimeoutMs)]);
+    [subscribed] = await Promise.all([workload, nemesis.stopAndHeal(options.livenessTimeoutMs).finally(markHealed)]);
     const observed = await tailer?.stop();
     membership = nemesis.membershipReport;
     // The final checks cover the members of the final configuration (the founders when it never changed).
@@ -209,9 +242,11 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     if (options.workload === 'register') checkers.push(linearizability(history, options.checkerTimeoutMs));
     // With compaction the appends are checked against the windows the nodes still hold and what the tailer
     // read; those compacted on every node before anyone read them are counted as not checkable (see checkAppends).
-    if (options.workload === 'append') checkers.push(fromVerdict(checkAppends(history, finals, observed)));
+    if (options.workload !== 'register') checkers.push(fromVerdict(checkAppends(history, finals, observed)));
+    if (subscribed !== null) checkers.push(...subscriptionCheckers(history, subscribed, finals, observed));
     checkers.push(fromVerdict(checkLogAgreement(finals)), fromVerdict(checkDigests(finals)));
   } finally {
+    abortReaders.abort();
     await nemesis?.stopAndHeal().catch(() => {});
     await (tailer as LogTailer | null)?.stop();
     const stopped = cluster as ProcessCluster | null;
@@ -242,11 +277,23 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     'op timeout': `${options.opTimeoutMs} ms`,
     compaction: describeCompaction(compactionSettings),
     ...(options.workload === 'register' ? { keys: options.keys, 'ops per key': options.opsPerKey, reads: options.readMode } : {}),
+    ...(options.workload === 'append' ? { retries: options.retries ? 'exactly-once, retried while unknown' : 'none' } : {}),
+    ...(options.workload === 'subscribe'
+      ? {
+          retries: 'exactly-once, retried while unknown',
+          subscribers: `${options.subscribers ?? options.nodes} plain, ${options.consumers} durable consumers`,
+          ...(options.plantedBug === null ? {} : { 'planted bug': options.plantedBug }),
+        }
+      : {}),
   };
   await writeFile(join(options.out, 'history.jsonl'), formatHistory(events));
+  const readers = subscribed?.records ?? [];
+  if (readers.length > 0) await mkdir(join(options.out, 'subscribers'), { recursive: true });
+  for (const record of readers) await writeFile(join(options.out, 'subscribers', `${record.name}.jsonl`), formatJournal(record));
+  const subscriptions = subscribed?.report ?? null;
   await writeFile(
     join(options.out, 'results.json'),
-    JSON.stringify({ valid, settings, counts, faults, membership, checkers, compaction, durationSeconds }, null, 2) + '\n',
+    JSON.stringify({ valid, settings, counts, faults, membership, subscriptions, checkers, compaction, durationSeconds }, null, 2) + '\n',
   );
   await writeFile(
     join(options.out, 'report.html'),
@@ -257,7 +304,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       checkers: checkers.map((c) => ({ name: c.name, valid: c.valid, summary: c.summary, details: c.details })),
     }),
   );
-  return { valid, out: options.out, counts, faults, checkers, compaction, membership, durationSeconds };
+  return { valid, out: options.out, counts, faults, checkers, compaction, membership, subscriptions, durationSeconds };
 }
 
 /** RAFTLOG_TEST_PEER_ROUTES of node `id`: the proxy towards every other id. */
@@ -310,6 +357,20 @@ function checkFinalConfiguration(
         : `${describeConfiguration(final)}: ${problems.join('; ')}`,
     details: problems.join('\n'),
   };
+}
+
+/** The subscribe workload's checkers, over the committed log put together from the final windows and the tailer. */
+function subscriptionCheckers(
+  history: readonly ClientEvent[],
+  subscribed: SubscribeOutcome,
+  finals: readonly NodeFinal[],
+  observed: ObservedLog | undefined,
+): CheckerResult[] {
+  const log = committedLog(finals, observed);
+  return [
+    fromVerdict(checkSubscriptions({ history, subscribers: subscribed.records, log })),
+    fromVerdict(checkConsumerPositions(history)),
+  ];
 }
 
 function fromVerdict(verdict: CheckVerdict): CheckerResult {

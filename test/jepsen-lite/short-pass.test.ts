@@ -3,7 +3,9 @@
  * proxies, partitions and kills while clients work, then every checker; in
  * one run the nodes snapshot and compact every 100 entries, so that nodes
  * coming back from a fault need InstallSnapshot; in another members are
- * added, promoted, removed and replaced meanwhile. A longer, harsher run is
+ * added, promoted, removed and replaced meanwhile; in another subscribers
+ * and crashing durable consumers read the log while it is written. A
+ * longer, harsher run is
  * `npm run jepsen` (see the README).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -148,6 +150,70 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
     expect(changes.length).toBe(membership?.counts.steps);
     const ok = Object.values(result.counts).reduce((sum, c) => sum + c.ok, 0);
     expect(ok).toBeGreaterThan(300);
+  }, 240_000);
+
+  it('subscribe workload: every reader handed a gap-free, duplicate-free prefix of the committed log, consumers resume after their committed positions, which never go back', async () => {
+    // Writers append with exactly-once retries; 3 plain subscribers start on n1, n2, n3 and 2 durable consumers crash every few seconds.
+    const result = await run({ workload: 'subscribe', seed: 16 });
+    expect(result.valid, formatSummary(result)).toBe(true);
+    expect(verdicts(result)).toEqual({
+      'liveness after heal': true,
+      appends: true,
+      subscriptions: true,
+      'consumer positions': true,
+      'log agreement': true,
+      'state digests': true,
+    });
+    expect(result.faults.partition ?? 0, formatSummary(result)).toBeGreaterThan(0);
+    expect(result.faults.kill ?? 0, formatSummary(result)).toBeGreaterThan(0);
+    expect(result.counts.append?.ok ?? 0, formatSummary(result)).toBeGreaterThan(200);
+    // The readers did what the run claims: many entries each, streams moved off killed or cut-off nodes, consumers crashed and resumed.
+    const readers = result.subscriptions?.readers ?? [];
+    expect(readers.map((r) => `${r.mode} ${r.pinnedTo}`).filter((r) => r.startsWith('plain')).sort()).toEqual(['plain n1', 'plain n2', 'plain n3']);
+    expect(readers.filter((r) => r.mode === 'consumer')).toHaveLength(2);
+    for (const reader of readers) expect(reader.delivered, formatSummary(result)).toBeGreaterThan(200);
+    expect(readers.reduce((sum, r) => sum + r.reconnects, 0), formatSummary(result)).toBeGreaterThan(0);
+    for (const consumer of readers.filter((r) => r.mode === 'consumer')) {
+      expect(consumer.crashes, formatSummary(result)).toBeGreaterThan(0);
+      expect(consumer.resumes, formatSummary(result)).toBeGreaterThan(0);
+    }
+    expect(result.subscriptions?.notCaughtUp).toEqual([]);
+    expect(result.counts.commit?.ok ?? 0).toBeGreaterThan(0);
+    expect(result.counts.consumers?.ok ?? 0).toBeGreaterThan(0);
+    // Each reader's journal is on disk, one JSON object per line, its entries in the order they were handed out.
+    const journal = (await readFile(join(result.out, 'subscribers', 's1.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { type?: string; index?: number });
+    expect(journal[0]).toMatchObject({ subscriber: 's1', mode: 'plain', pinnedTo: 'n1' });
+    expect(journal.filter((e) => e.type === 'entry').length).toBe(readers.find((r) => r.name === 's1')?.delivered);
+  }, 240_000);
+
+  it('a planted bug is caught: a subscriber that drops the entry after each reconnect is reported, by name and index, and nothing else fails', async () => {
+    // Short and kill-only: nodes die every second or two, so some subscriber reconnects early and the bug strikes.
+    const result = await run({
+      workload: 'subscribe',
+      nemesis: ['kill'],
+      plantedBug: 'skip-after-reconnect',
+      consumers: 0,
+      timeSeconds: 10,
+      faultIntervalMs: 1_500,
+      minFaultMs: 1_000,
+      maxFaultMs: 2_000,
+      seed: 17,
+    });
+    const bug = result.subscriptions?.plantedBug;
+    expect(bug?.victim, formatSummary(result)).not.toBeNull();
+    expect(bug?.dropped ?? 0, formatSummary(result)).toBeGreaterThan(0);
+    expect(result.valid).toBe(false);
+    expect(verdicts(result), formatSummary(result)).toEqual({
+      'liveness after heal': true,
+      appends: true,
+      subscriptions: false,
+      'consumer positions': true,
+      'log agreement': true,
+      'state digests': true,
+    });
+    const problems = (result.checkers.find((c) => c.name === 'subscriptions')?.details ?? '').split('\n');
+    expect(problems.every((p) => p.startsWith(`${bug?.victim}: `)), problems.join('\n')).toBe(true);
+    expect(problems.some((p) => /skipped index \d+ in subscription 1: after \d+ it was handed \d+ right after a reconnect/.test(p)), problems.join('\n')).toBe(true);
   }, 240_000);
 
   it('a planted bug is caught: local (stale) reads under partitions are reported not linearizable', async () => {

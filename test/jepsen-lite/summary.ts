@@ -1,6 +1,7 @@
 import { formatCompaction } from './compaction.js';
 import type { MembershipReport } from './membership-nemesis.js';
 import { describeConfiguration } from './roster.js';
+import { formatSubscriptions } from './workloads/subscribe.js';
 import type { JepsenResult } from './run.js';
 
 /** What a run prints at the end: counts, faults, each checker's verdict, and the details of any that failed. */
@@ -13,6 +14,7 @@ export function formatSummary(result: JepsenResult): string {
   if (result.membership !== null) lines.push(`  membership  ${formatMembership(result.membership)}`);
   for (const exit of result.membership?.unexpectedExits ?? []) lines.push(`  UNEXPECTED  ${exit}`);
   if (result.compaction !== null) lines.push(`  compaction  ${formatCompaction(result.compaction)}`);
+  if (result.subscriptions !== null) for (const line of formatSubscriptions(result.subscriptions)) lines.push(`  readers  ${line}`);
   for (const checker of result.checkers) {
     const verdict = checker.valid === true ? 'ok' : checker.valid === false ? 'FAIL' : 'UNKNOWN';
     lines.push(`  ${verdict.padEnd(7)} ${checker.name}: ${checker.summary}`);
@@ -20,7 +22,7 @@ export function formatSummary(result: JepsenResult): string {
   for (const checker of result.checkers) {
     if (checker.valid !== true && checker.details !== '') lines.push('', `${checker.name}:`, checker.details);
   }
-  lines.push(`  output  ${result.out} (history.jsonl, report.html, results.json, nodes/)`);
+  lines.push(`  output  ${result.out} (history.jsonl, report.html, results.json, nodes/${result.subscriptions === null ? '' : ', subscribers/'})`);
   return lines.join('\n');
 }
 

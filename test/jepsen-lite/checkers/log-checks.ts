@@ -40,7 +40,8 @@ export interface CheckVerdict {
 
 const MAX_PROBLEMS_LISTED = 50;
 
-function verdict(name: string, okSummary: string, problems: string[], context = ''): CheckVerdict {
+/** A verdict from the problems found: valid when there are none; the summary names the first, and at most 50 are listed. */
+export function verdict(name: string, okSummary: string, problems: string[], context = ''): CheckVerdict {
   const listed = problems.length > MAX_PROBLEMS_LISTED ? [...problems.slice(0, MAX_PROBLEMS_LISTED), `… and ${problems.length - MAX_PROBLEMS_LISTED} more`] : problems;
   const tail = context === '' ? '' : `; ${context}`;
   return {
@@ -51,10 +52,10 @@ function verdict(name: string, okSummary: string, problems: string[], context = 
   };
 }
 
-const sameEntry = (a: FinalEntry, b: FinalEntry) =>
+export const sameEntry = (a: FinalEntry, b: FinalEntry) =>
   a.index === b.index && a.term === b.term && a.kind === b.kind && a.record === b.record && a.key === b.key;
 
-const describeEntry = (e: FinalEntry) => `term ${e.term} ${e.kind} ${e.record || e.key}`;
+export const describeEntry = (e: FinalEntry) => `term ${e.term} ${e.kind} ${e.record || e.key}`;
 
 /** "first..last" of the entries a node holds, or "none" when it holds no committed entry. */
 export function windowOf(final: NodeFinal): string {
@@ -147,6 +148,36 @@ export interface ObservedLog {
   readonly anomalies: readonly string[];
 }
 
+/** The committed log as the checks know it: what the nodes hold at the end, and what was read during the run. */
+export interface CommittedLog {
+  /** By index; an index up to lastCommitted that is missing was compacted on every node before anyone read it. */
+  readonly entries: ReadonlyMap<number, FinalEntry>;
+  /** How many of them some node still held at the end. */
+  readonly heldAtEnd: number;
+  /** The highest commit index any node reported at the end. */
+  readonly lastCommitted: number;
+  /** The tailer's anomalies, and indexes read during the run as one entry but held at the end as another. */
+  readonly problems: readonly string[];
+}
+
+/**
+ * Puts together the committed log from the nodes' windows at the end (equal
+ * where they overlap, or log agreement fails; the first node's copy is
+ * taken) and what was read during the run, which must agree with them.
+ */
+export function committedLog(finals: readonly NodeFinal[], observed?: ObservedLog): CommittedLog {
+  const problems: string[] = [...(observed?.anomalies ?? [])];
+  const entries = new Map<number, FinalEntry>();
+  for (const final of finals) for (const entry of final.entries) if (!entries.has(entry.index)) entries.set(entry.index, entry);
+  const heldAtEnd = entries.size;
+  for (const entry of observed?.entries ?? []) {
+    const held = entries.get(entry.index);
+    if (held === undefined) entries.set(entry.index, entry);
+    else if (!sameEntry(held, entry)) problems.push(`index ${entry.index} was read during the run as ${describeEntry(entry)}, but is ${describeEntry(held)} at the end`);
+  }
+  return { entries, heldAtEnd, lastCommitted: Math.max(0, ...finals.map((f) => f.commitIndex)), problems };
+}
+
 /**
  * The append workload's promises, against the committed log: every
  * acknowledged append is there exactly once at the index it was acknowledged
@@ -166,28 +197,24 @@ export interface ObservedLog {
  * append.
  */
 export function checkAppends(history: readonly ClientEvent[], finals: readonly NodeFinal[], observed?: ObservedLog): CheckVerdict {
-  const problems: string[] = [...(observed?.anomalies ?? [])];
+  const { entries: log, heldAtEnd, lastCommitted, problems: logProblems } = committedLog(finals, observed);
+  const problems: string[] = [...logProblems];
   const acknowledged = new Map<string, number | undefined>();
   const failed = new Set<string>();
   const invoked = new Set<string>();
   let indeterminate = 0;
+  let duplicates = 0;
   for (const event of history) {
     if (event.f !== 'append') continue;
     const value = String(event.value);
     if (event.type === 'invoke') invoked.add(value);
-    else if (event.type === 'ok') acknowledged.set(value, event.index);
+    else if (event.type === 'ok') {
+      acknowledged.set(value, event.index);
+      if (event.duplicate === true) duplicates++;
+    }
     else if (event.type === 'fail') failed.add(value);
     else indeterminate++;
   }
-  const log = new Map<number, FinalEntry>();
-  for (const final of finals) for (const entry of final.entries) if (!log.has(entry.index)) log.set(entry.index, entry);
-  const heldAtEnd = log.size;
-  for (const entry of observed?.entries ?? []) {
-    const held = log.get(entry.index);
-    if (held === undefined) log.set(entry.index, entry);
-    else if (!sameEntry(held, entry)) problems.push(`index ${entry.index} was read during the run as ${describeEntry(entry)}, but is ${describeEntry(held)} at the end`);
-  }
-  const lastCommitted = Math.max(0, ...finals.map((f) => f.commitIndex));
   const positions = new Map<string, number[]>();
   for (const entry of [...log.values()].sort((a, b) => a.index - b.index)) {
     if (entry.kind !== 'LOG_ENTRY_KIND_APPEND') continue;
@@ -225,7 +252,9 @@ export function checkAppends(history: readonly ClientEvent[], finals: readonly N
         `${compacted} acknowledged compacted on every node before they were read, not checkable by log (nor failed appends or duplicates there)`;
   return verdict(
     'appends',
-    `${present} of ${acknowledged.size} acknowledged present once at their index; ${failed.size} failed, none present; ` +
+    `${present} of ${acknowledged.size} acknowledged present once at their index` +
+      `${duplicates > 0 ? ` (${duplicates} acknowledged to a retry, as duplicates of an earlier attempt the cluster had applied)` : ''}; ` +
+      `${failed.size} failed, none present; ` +
       `${indeterminatePresent} of ${indeterminate} indeterminate present; ${scope}`,
     problems,
   );

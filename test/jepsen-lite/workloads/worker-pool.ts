@@ -1,4 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
+import {
+  RaftLogError,
+  RaftLogFailedPreconditionError,
+  RaftLogInvalidArgumentError,
+  RaftLogUnavailableError,
+} from '../../../src/client/index.js';
 import { SeededRandom } from '../../../src/raft/random.js';
 import type { ProcessCluster } from '../../support/process-cluster.js';
 import type { ClientEvent, OperationF } from '../history.js';
@@ -19,9 +25,9 @@ export interface WorkloadOptions {
   readonly stopped: () => boolean;
 }
 
-/** What one operation came to, to be written as its completion. */
+/** What one operation came to, to be written as its completion; `node`: the node that answered, when it was not the one invoked. */
 export type Outcome =
-  | { readonly type: 'ok'; readonly value: unknown; readonly index?: number }
+  | { readonly type: 'ok'; readonly value: unknown; readonly index?: number; readonly node?: string; readonly duplicate?: boolean }
   | { readonly type: 'fail' | 'info'; readonly value: unknown; readonly error: string };
 
 /**
@@ -56,6 +62,20 @@ export function outcomeOfError(error: unknown, value: unknown): Outcome {
 }
 
 /**
+ * How a call made through the client library (RaftLogClient) and failed is
+ * recorded. The library has already sorted its failures: unavailable (no
+ * node took the call), invalid argument and failed precondition (a node
+ * refused it) are definite; indeterminate, and anything unexpected, may or
+ * may not have taken effect.
+ */
+export function outcomeOfClientError(error: unknown, value: unknown): Extract<Outcome, { readonly type: 'fail' | 'info' }> {
+  const definite =
+    error instanceof RaftLogUnavailableError || error instanceof RaftLogInvalidArgumentError || error instanceof RaftLogFailedPreconditionError;
+  const message = error instanceof RaftLogError ? `${error.codeName}: ${error.message}` : String((error as Error).message ?? error);
+  return { type: definite ? 'fail' : 'info', value, error: message };
+}
+
+/**
  * Runs `concurrency` workers until stopped, each doing `operate` in a loop
  * paced to the target rate. An `info` completion crashes the process as in
  * Jepsen: the worker carries on under a new process number, since the old
@@ -86,7 +106,13 @@ export async function runWorkers(
           invocation,
           outcome.type,
           outcome.value,
-          outcome.type === 'ok' ? (outcome.index === undefined ? {} : { index: outcome.index }) : { error: outcome.error },
+          outcome.type === 'ok'
+            ? {
+                ...(outcome.index === undefined ? {} : { index: outcome.index }),
+                ...(outcome.node === undefined ? {} : { node: outcome.node }),
+                ...(outcome.duplicate === true ? { duplicate: true } : {}),
+              }
+            : { error: outcome.error },
         );
         if (outcome.type === 'info') worker.process += concurrency;
         // Exponential gaps with the target mean: arrivals stay irregular, as real clients are.
