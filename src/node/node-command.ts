@@ -36,6 +36,7 @@ removed from its cluster exits. Logs are JSON lines on stdout.
 --change-history-entries N  what the last N key-changing entries did (before and
                       after values) is kept in memory for Subscribe's CHANGES view
                       (also at most ${CHANGE_HISTORY_DEFAULTS.bytes / 1024 / 1024} MiB); only entries applied since the node started.
+                      0 = no CHANGES view (every such subscription gets OUT_OF_RANGE).
 SIGTERM or SIGINT stops it gracefully.`;
 
 export class UsageError extends Error {}

@@ -22,7 +22,8 @@ import type {
 } from '../raft/types.js';
 import { decodeCommand, encodeCommand, type KvCommand } from './kv-commands.js';
 import type { ProducerStamp } from './producer-sessions.js';
-import { describeEntry, entryBytes } from './log-entry-view.js';
+import { DescribedEntries } from './described-entries.js';
+import { entryBytes } from './log-entry-view.js';
 import { KvStateMachine, type KvChange, type KvResult } from './kv-state-machine.js';
 import type { WireLogEntryKind } from '../client/proto.js';
 import { ChangeHistory, CHANGE_HISTORY_DEFAULTS, type ChangedEntry } from './change-history.js';
@@ -144,6 +145,8 @@ export class RaftNode {
   /** Listeners told after each batch of applied entries (Subscribe streams). */
   private readonly appliedListeners = new Set<() => void>();
   private changes: ChangeHistory;
+  /** Committed entries as readers see them, decoded once for every subscriber and ReadLog. */
+  private readonly described = new DescribedEntries();
   private readCounter = 0;
   private scheduled = false;
   private stopped = false;
@@ -654,7 +657,7 @@ export class RaftNode {
     for (let index = from; index <= commitIndex && entries.length < max; index++) {
       const entry = this.core.entryAt(index);
       if (entry === null) throw new ClientError(grpc.status.INTERNAL, `node ${this.id}: committed entry ${index} is missing from the log`);
-      const described = describeEntry(entry);
+      const described = this.described.describe(entry);
       bytes += entryBytes(described);
       if (entries.length > 0 && bytes > maxBytes) break;
       entries.push(described);
