@@ -113,6 +113,10 @@ interface Waiter<T> {
   reject(error: Error): void;
 }
 
+function stampKey(stamp: ProducerStamp): string {
+  return `${stamp.id}:${stamp.sequence}`;
+}
+
 /** The entry kind behind each result that can change keys. */
 const CHANGE_KINDS: Partial<Record<KvResult['op'], WireLogEntryKind>> = {
   put: 'LOG_ENTRY_KIND_PUT',
@@ -455,7 +459,7 @@ export class RaftNode {
    * here. Leader only. Past the deadline it fails with DEADLINE_EXCEEDED: the
    * entry may still commit later (the outcome is unknown to the caller).
    */
-  propose(command: KvCommand, deadline: number): Promise<Committed> {
+  propose(command: KvCommand, deadline: number, appended?: (index: number, term: number) => void): Promise<Committed> {
     this.ensureRunning();
     this.admitWrite();
     // The leader's clock enters the log here, once; replicas only read it back (consumer commit times).
@@ -467,6 +471,7 @@ export class RaftNode {
       if (result.reason === 'backlog-full') throw new ClientError(grpc.status.RESOURCE_EXHAUSTED, result.message);
       throw unavailable(result.message);
     }
+    appended?.(result.index, result.term);
     this.schedule();
     return this.proposals.wait(result.index, result.term, deadline, () =>
       deadlineExceeded(`node ${this.id}: no commit of index ${result.index} before the deadline; the write may or may not take effect`),
@@ -511,7 +516,8 @@ export class RaftNode {
       if (result.op !== 'put' && result.op !== 'delete' && result.op !== 'cas' && result.op !== 'append') return first;
       return { ...first, result: { op: 'duplicate', write: { sequence: command.producer.sequence, index: first.index, term: first.term, outcome: result } } };
     }
-    return await this.propose(command, deadline);
+    const stamps = this.tailStamps;
+    return await this.propose(command, deadline, (index, term) => stamps.byStamp.set(stampKey(command.producer), { index, term }));
   }
 
   /** Whether the entry at `index` is in this node's log, not applied yet, and registers a producer. */
@@ -521,18 +527,39 @@ export class RaftNode {
     return entry !== null && entry.kind === 'command' && decodeCommand(entry.data)?.op === 'register-producer';
   }
 
-  /** The entry of this node's log, not applied yet, that carries the same producer write. */
+  /**
+   * The entry of this node's log, not applied yet, that carries the same
+   * producer write. Looked up in an index of the stamps in this leader's log
+   * (decoding the unapplied tail on every write would cost O(tail) each):
+   * built once per term from the tail it inherited, then kept by its own
+   * proposals (a leader's log only grows while it leads).
+   */
   private pendingCopy(stamp: ProducerStamp): { index: number; term: number } | null {
-    const { lastIndex } = this.core.status();
-    for (let index = this.kv.appliedIndex + 1; index <= lastIndex; index++) {
-      const entry = this.core.entryAt(index);
-      if (entry === null || entry.kind !== 'command') continue;
-      const command = decodeCommand(entry.data);
-      if (command !== null && 'producer' in command && command.producer?.id === stamp.id && command.producer.sequence === stamp.sequence) {
-        return { index, term: entry.term };
+    const found = this.tailStamps.byStamp.get(stampKey(stamp));
+    return found !== undefined && found.index > this.kv.appliedIndex ? found : null;
+  }
+
+  private stampIndex: { readonly term: number; readonly byStamp: Map<string, { index: number; term: number }> } | null = null;
+
+  /** The stamps in this leader's unapplied log, for its current term. */
+  private get tailStamps(): { readonly term: number; readonly byStamp: Map<string, { index: number; term: number }> } {
+    const { term, lastIndex } = this.core.status();
+    let stamps = this.stampIndex;
+    if (stamps === null || stamps.term !== term) {
+      stamps = { term, byStamp: new Map() };
+      for (let index = this.kv.appliedIndex + 1; index <= lastIndex; index++) {
+        const entry = this.core.entryAt(index);
+        if (entry === null || entry.kind !== 'command') continue;
+        const command = decodeCommand(entry.data);
+        if (command !== null && 'producer' in command && command.producer !== undefined) {
+          stamps.byStamp.set(stampKey(command.producer), { index, term: entry.term });
+        }
       }
+      this.stampIndex = stamps;
+    } else if (stamps.byStamp.size > 4096) {
+      for (const [key, at] of stamps.byStamp) if (at.index <= this.kv.appliedIndex) stamps.byStamp.delete(key);
     }
-    return null;
+    return stamps;
   }
 
   /**
