@@ -1,16 +1,16 @@
+import type { WireLogEntryKind } from '../client/proto.js';
 import type { Entry } from '../raft/types.js';
 import type { LogEntryReply } from './client-proto.js';
 import { decodeCommand } from './kv-commands.js';
 
 const EMPTY = new Uint8Array(0);
 
-/** A log entry as ReadLog and the COMMANDS view show it: the command as written. */
-export function describeEntry(entry: Entry): LogEntryReply {
-  const command = entry.kind === 'command' ? decodeCommand(entry.data) : null;
-  const described: LogEntryReply = {
-    index: entry.index,
-    term: entry.term,
-    kind: 'LOG_ENTRY_KIND_NO_COMMAND',
+/** An entry with every field empty but its place and kind, for the views to fill in. */
+export function entryShell(index: number, term: number, kind: WireLogEntryKind): LogEntryReply {
+  return {
+    index,
+    term,
+    kind,
     record: EMPTY,
     key: EMPTY,
     value: EMPTY,
@@ -20,8 +20,15 @@ export function describeEntry(entry: Entry): LogEntryReply {
     position: 0,
     producer: null,
     changes: [],
-    proposedAtMs: command?.proposedAtMs ?? 0,
+    proposedAtMs: 0,
   };
+}
+
+/** A log entry as ReadLog and the COMMANDS view show it: the command as written. */
+export function describeEntry(entry: Entry): LogEntryReply {
+  const command = entry.kind === 'command' ? decodeCommand(entry.data) : null;
+  const described = entryShell(entry.index, entry.term, 'LOG_ENTRY_KIND_NO_COMMAND');
+  described.proposedAtMs = command?.proposedAtMs ?? 0;
   if (command === null) return described;
   if ('producer' in command && command.producer !== undefined) {
     const { id, sequence, acknowledgedBelow } = command.producer;

@@ -13,7 +13,7 @@ import type { ChangedEntry } from './change-history.js';
 import { malformedReason, type LogEntryReply, type SubscribeReply, type SubscribeRequest } from './client-proto.js';
 import { consumerNameProblem } from './consumer-positions.js';
 import { ClientError, invalidArgument, unavailable } from './errors.js';
-import { keyOf } from './log-entry-view.js';
+import { entryShell, keyOf } from './log-entry-view.js';
 import type { RaftNode } from './raft-node.js';
 import { trailersOf } from './unary-calls.js';
 
@@ -210,19 +210,5 @@ function changedEntry(changed: ChangedEntry, filter: Filter): LogEntryReply | nu
     }));
   if (changes.length === 0) return null;
   if (filter.kinds !== null && !filter.kinds.has(changed.kind)) return null;
-  return {
-    index: changed.index,
-    term: changed.term,
-    kind: changed.kind,
-    record: EMPTY,
-    key: changed.changes[0]?.key ?? EMPTY,
-    value: EMPTY,
-    expected: EMPTY,
-    expectAbsent: false,
-    consumer: '',
-    position: 0,
-    producer: null,
-    changes,
-    proposedAtMs: 0,
-  };
+  return { ...entryShell(changed.index, changed.term, changed.kind), key: changed.changes[0]?.key ?? EMPTY, changes };
 }

@@ -14,6 +14,7 @@ import { createClientService } from '../../src/node/client-service.js';
 import { raftLogServiceDefinition } from '../../src/node/client-proto.js';
 import { ClientError } from '../../src/node/errors.js';
 import { encodeCommand } from '../../src/node/kv-commands.js';
+import { DescribedEntries } from '../../src/node/described-entries.js';
 import { RaftNode } from '../../src/node/raft-node.js';
 import type { Entry } from '../../src/raft/types.js';
 import { rejection } from '../support/rejection.js';
@@ -40,7 +41,7 @@ function nodeHolding(firstIndex: number, commitIndex: number): RaftNode {
         ? null
         : { index, term: 2, kind: 'command', data: encodeCommand({ op: 'append', record: new TextEncoder().encode(`record ${index}`) }) },
   };
-  return Object.assign(Object.create(RaftNode.prototype) as RaftNode, { options: { id: 'n1' }, core });
+  return Object.assign(Object.create(RaftNode.prototype) as RaftNode, { options: { id: 'n1' }, core, described: new DescribedEntries() });
 }
 
 /** The client service of `node` on a free port; returns host:port. */
