@@ -145,11 +145,13 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
   /** The index the next reply must start at; null until the first reply says where a tail or consumer subscription starts. */
   private expectedNext: number | null;
   /**
-   * Nodes that answered OUT_OF_RANGE for the index this subscription needs
-   * next. Nodes compact, and keep their CHANGES windows, each on its own: one
-   * node's "no longer held" is final only once every endpoint said so.
+   * Since a node answered OUT_OF_RANGE for the index this subscription
+   * needs next: the endpoints tried without getting it. Nodes compact, and
+   * keep their CHANGES windows, each on its own: one node's "no longer held"
+   * is final only once every endpoint was tried (a node that is down counts
+   * as tried: waiting for it could be forever) and none served the index.
    */
-  private outOfRange: { index: number; endpoints: Set<string> } | null = null;
+  private outOfRange: { readonly index: number; readonly tried: Set<string>; error: RaftLogError } | null = null;
   private covered: number;
   /** The index of the entry the caller holds (handed out, and the caller has not asked for the next); null while it holds none. */
   private held: number | null = null;
@@ -503,6 +505,18 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
         }
         lastFailure = end.failure;
         failuresInARow = end.delivered ? 1 : failuresInARow + 1;
+        const outOfRange = this.outOfRange;
+        if (outOfRange !== null) {
+          if (this.expectedNext !== null && this.expectedNext !== outOfRange.index) {
+            this.outOfRange = null; // progress since: that start was served after all
+          } else {
+            outOfRange.tried.add(endpoint.address);
+            if (pool.configured.every((configured) => outOfRange.tried.has(configured.address))) {
+              this.endWith(outOfRange.error);
+              return;
+            }
+          }
+        }
         endpoint = this.nextEndpoint(endpoint);
       }
     } catch (error) {
@@ -628,11 +642,11 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
     switch (code) {
       case StatusCode.OUT_OF_RANGE: {
         const needed = this.expectedNext ?? attempt.fromIndex;
-        if (this.outOfRange?.index !== needed) this.outOfRange = { index: needed, endpoints: new Set() };
-        this.outOfRange.endpoints.add(endpoint);
-        const everyone = this.context.pool.configured.every((configured) => this.outOfRange?.endpoints.has(configured.address) === true);
-        if (!everyone) return { kind: 'retry', delivered: attempt.delivered, failure: attemptFailure(failure) };
-        return { kind: 'fatal', error: compactedStartError(needed, failure) ?? this.failedError(failure) };
+        const error = compactedStartError(needed, failure) ?? this.failedError(failure);
+        if (this.outOfRange?.index !== needed) this.outOfRange = { index: needed, tried: new Set(), error };
+        else this.outOfRange.error = error;
+        // run() counts this endpoint as tried, and ends the subscription once every endpoint was.
+        return { kind: 'retry', delivered: false, failure: attemptFailure(failure) };
       }
       case StatusCode.INVALID_ARGUMENT:
         return {
@@ -652,6 +666,8 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
       case StatusCode.DEADLINE_EXCEEDED:
       case StatusCode.RESOURCE_EXHAUSTED:
       case grpc.status.ABORTED:
+      // Seen from a node in the middle of a membership change (jepsen-lite, all nemeses): another node serves.
+      case grpc.status.UNIMPLEMENTED:
         return { kind: 'retry', delivered: attempt.delivered, failure: attemptFailure(failure) };
       default:
         return { kind: 'fatal', error: this.failedError(failure) };

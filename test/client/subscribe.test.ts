@@ -19,7 +19,7 @@ import {
   type SubscribeOptions,
 } from '../../src/client/index.js';
 import { raftLogService, type RaftLogMethods, type SubscribeRequest } from '../../src/client/proto.js';
-import { ProcessCluster } from '../support/process-cluster.js';
+import { freePort, ProcessCluster } from '../support/process-cluster.js';
 import { rejection } from '../support/rejection.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -248,6 +248,16 @@ describe('subscribe() against scripted nodes', () => {
     expect((await take(subscription, 2)).map((entry) => entry.index)).toEqual([1, 2]);
     expect(compacted.requests).toHaveLength(1);
     expect(subscription.node).toBe('b');
+  });
+
+  it('a start one node no longer holds and the other node is down: the subscription ends with RaftLogCompactedError, not a wait for ever', async () => {
+    const compacted = await ScriptedNode.start('a', (call) =>
+      endWith(call, grpc.status.OUT_OF_RANGE, 'node a: cannot read from index 1: the log starts at 40', { [FIRST_INDEX_METADATA_KEY]: '40' }),
+    );
+    const down = `127.0.0.1:${await freePort()}`;
+    const error = await rejection(subscribe(client([compacted.address, down]), { from: 1 }).next());
+    expect(error).toBeInstanceOf(RaftLogCompactedError);
+    expect((error as RaftLogCompactedError).firstIndex).toBe(40);
   });
 
   it('ends with RaftLogInvalidArgumentError when the node rejects the request, without trying again', async () => {
