@@ -316,6 +316,10 @@ export class RaftNode {
     const shutdown = new AbortController();
     let node: RaftNode | null = null;
     let snapshots: NodeSnapshots | null = null;
+    // The client services from the start: while the node loads its log and snapshot they answer
+    // UNAVAILABLE ("the node is starting", retried elsewhere), not UNIMPLEMENTED, which no client retries.
+    server.addService(raftLogServiceDefinition, createClientService(() => node, logger));
+    server.addService(clusterServiceDefinition, createClusterService(() => node, logger));
     // The port first: a node that cannot listen must not have created or touched its data dir.
     let port: number;
     try {
@@ -412,8 +416,6 @@ export class RaftNode {
             }),
         }),
       });
-      server.addService(raftLogServiceDefinition, createClientService(() => node, logger));
-      server.addService(clusterServiceDefinition, createClusterService(() => node, logger));
       node = new RaftNode(options, core, storage, kv, snapshots, peers, server, shutdown, port, logger, addressBook, {
         clusterId: bound.clusterId,
         clusterName: bound.clusterName,
