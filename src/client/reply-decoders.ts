@@ -17,6 +17,7 @@ import type {
   LogPosition,
   ReadLogReply,
   StatusReply,
+  WireLogEntryKind,
   WriteReply,
 } from './proto.js';
 import type { ReadConsistency } from './options.js';
@@ -128,12 +129,21 @@ function logRecord(entry: LogEntry): LogRecord {
   };
 }
 
-const SUBSCRIBED_ENTRY_KINDS: Partial<Record<string, SubscribedEntryKind>> = {
-  ...LOG_ENTRY_KINDS,
-  LOG_ENTRY_KIND_COMMIT_POSITION: 'commit-position',
-  LOG_ENTRY_KIND_DELETE_CONSUMER: 'delete-consumer',
-  LOG_ENTRY_KIND_REGISTER_PRODUCER: 'register-producer',
+/** Each entry kind a subscriber can see, and its name on the wire. */
+export const WIRE_KINDS: Readonly<Record<SubscribedEntryKind, WireLogEntryKind>> = {
+  append: 'LOG_ENTRY_KIND_APPEND',
+  put: 'LOG_ENTRY_KIND_PUT',
+  delete: 'LOG_ENTRY_KIND_DELETE',
+  cas: 'LOG_ENTRY_KIND_COMPARE_AND_SWAP',
+  'no-command': 'LOG_ENTRY_KIND_NO_COMMAND',
+  'commit-position': 'LOG_ENTRY_KIND_COMMIT_POSITION',
+  'delete-consumer': 'LOG_ENTRY_KIND_DELETE_CONSUMER',
+  'register-producer': 'LOG_ENTRY_KIND_REGISTER_PRODUCER',
 };
+
+const SUBSCRIBED_ENTRY_KINDS: Partial<Record<string, SubscribedEntryKind>> = Object.fromEntries(
+  Object.entries(WIRE_KINDS).map(([kind, wire]) => [wire, kind as SubscribedEntryKind]),
+);
 
 /**
  * An entry of a Subscribe reply. In the 'changes' view the node sends the

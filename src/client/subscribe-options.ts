@@ -8,6 +8,7 @@ import { checkEndpointAddress } from './call-arguments.js';
 import { checkConsumerName, CONSUMER_OPERATIONS } from './consumers.js';
 import { rejectedBeforeSending } from './errors.js';
 import { MAX_KEY_BYTES, type WireLogEntryKind } from './proto.js';
+import { WIRE_KINDS } from './reply-decoders.js';
 import type { SubscribedEntryKind } from './results.js';
 
 const OP = CONSUMER_OPERATIONS.subscribe;
@@ -61,17 +62,6 @@ export interface SubscribeOptions {
 const DEFAULT_STALL_TIMEOUT_MS = 5000;
 /** Twice the nodes' heartbeat interval: a shorter stall timeout would give up on healthy idle streams. */
 const MIN_STALL_TIMEOUT_MS = 2000;
-
-const WIRE_KINDS: Readonly<Record<SubscribedEntryKind, WireLogEntryKind>> = {
-  append: 'LOG_ENTRY_KIND_APPEND',
-  put: 'LOG_ENTRY_KIND_PUT',
-  delete: 'LOG_ENTRY_KIND_DELETE',
-  cas: 'LOG_ENTRY_KIND_COMPARE_AND_SWAP',
-  'no-command': 'LOG_ENTRY_KIND_NO_COMMAND',
-  'commit-position': 'LOG_ENTRY_KIND_COMMIT_POSITION',
-  'delete-consumer': 'LOG_ENTRY_KIND_DELETE_CONSUMER',
-  'register-producer': 'LOG_ENTRY_KIND_REGISTER_PRODUCER',
-};
 
 const OPTION_NAMES: ReadonlySet<string> = new Set([
   'from',

@@ -76,10 +76,7 @@ export function decodeCommand(data: Uint8Array): KvCommand | null {
     }
     return out;
   };
-  const when = (): { proposedAtMs?: number } => {
-    const { proposedAtMs } = extras();
-    return proposedAtMs === undefined ? {} : { proposedAtMs };
-  };
+  const when = (): { proposedAtMs?: number } => (object.proposedAtMs === undefined ? {} : { proposedAtMs: count(object.proposedAtMs) });
   switch (object.op) {
     case 'put': {
       const put = object.put as Record<string, unknown>;

@@ -16,6 +16,7 @@ import {
 import { ProcessCluster } from '../support/process-cluster.js';
 import { rejection } from '../support/rejection.js';
 import { waitFor } from '../support/wait-for.js';
+import { take } from '../support/take-entries.js';
 
 const WAIT_MS = 60_000;
 
@@ -46,16 +47,6 @@ function subscribe(options: Parameters<RaftLogClient['subscribe']>[0]): LogSubsc
   const subscription = client().subscribe(options);
   subscriptions.push(subscription);
   return subscription;
-}
-
-async function take(subscription: LogSubscription, count: number): Promise<SubscribedEntry[]> {
-  const taken: SubscribedEntry[] = [];
-  while (taken.length < count) {
-    const next = await subscription.next();
-    if (next.done === true) throw new Error(`the subscription ended after ${taken.length} of ${count} entries`);
-    taken.push(next.value);
-  }
-  return taken;
 }
 
 /** Appends `count` records and returns the index of the last. */

@@ -22,6 +22,7 @@ import { raftLogService, type RaftLogMethods, type SubscribeRequest } from '../.
 import { freePort, ProcessCluster } from '../support/process-cluster.js';
 import { rejection } from '../support/rejection.js';
 import { waitFor } from '../support/wait-for.js';
+import { take } from '../support/take-entries.js';
 
 type OutgoingReply = RaftLogMethods['Subscribe']['outgoingReply'];
 type SubscribeCall = grpc.ServerWritableStream<SubscribeRequest, OutgoingReply>;
@@ -56,17 +57,6 @@ function subscribe(on: RaftLogClient, options: SubscribeOptions): LogSubscriptio
   const subscription = on.subscribe(options);
   subscriptions.push(subscription);
   return subscription;
-}
-
-/** Takes `count` entries from the subscription (manual next(), so the subscription stays open). */
-async function take(subscription: LogSubscription, count: number): Promise<SubscribedEntry[]> {
-  const taken: SubscribedEntry[] = [];
-  while (taken.length < count) {
-    const next = await subscription.next();
-    if (next.done === true) throw new Error(`the subscription ended after ${taken.length} of ${count} entries`);
-    taken.push(next.value);
-  }
-  return taken;
 }
 
 // ---------------------------------------------------------------------------

@@ -11,25 +11,14 @@
  * then on drops the first entry it is handed after each reconnect, as a
  * subscriber that resumed one index too far would.
  */
-import type { LogSubscription, SubscribedEntry, SubscribedEntryKind } from '../../../src/client/index.js';
+import type { LogSubscription, SubscribedEntry } from '../../../src/client/index.js';
+import { WIRE_KINDS } from '../../../src/client/reply-decoders.js';
 
 export type SubscriberMode = 'plain' | 'consumer';
 
 /** The planted bugs of the subscribe workload (only one so far). */
 export const PLANTED_BUGS = ['skip-after-reconnect'] as const;
 export type PlantedBug = (typeof PLANTED_BUGS)[number];
-
-/** The wire names of the entry kinds, as ReadLog (and so the final log) gives them. */
-const WIRE_KIND: Readonly<Record<SubscribedEntryKind, string>> = {
-  append: 'LOG_ENTRY_KIND_APPEND',
-  put: 'LOG_ENTRY_KIND_PUT',
-  delete: 'LOG_ENTRY_KIND_DELETE',
-  cas: 'LOG_ENTRY_KIND_COMPARE_AND_SWAP',
-  'no-command': 'LOG_ENTRY_KIND_NO_COMMAND',
-  'commit-position': 'LOG_ENTRY_KIND_COMMIT_POSITION',
-  'delete-consumer': 'LOG_ENTRY_KIND_DELETE_CONSUMER',
-  'register-producer': 'LOG_ENTRY_KIND_REGISTER_PRODUCER',
-};
 
 export type JournalEvent =
   /**
@@ -160,7 +149,7 @@ export class SubscriberJournal {
       time: this.now(),
       index: entry.index,
       term: entry.term,
-      kind: WIRE_KIND[entry.kind] ?? entry.kind,
+      kind: WIRE_KINDS[entry.kind] ?? entry.kind,
       record: entry.record === null ? '' : Buffer.from(entry.record).toString('utf8'),
       key: entry.key === null ? '' : Buffer.from(entry.key).toString('utf8'),
       node,
