@@ -751,7 +751,17 @@ export class RaftNode {
 
   private receive(messages: readonly Message[]): void {
     if (this.stopped) return;
-    for (const message of messages) this.core.step(message);
+    for (const message of messages) {
+      try {
+        this.core.step(message);
+      } catch (error) {
+        // The wire codec refused every malformed message already: a throw here is a broken invariant of the
+        // core (say, a commit index beyond our log), and the core may be half-updated. Answering the peer with
+        // an error and carrying on would act on that state; stop instead, as etcd's raft panics.
+        this.failStop(error, `stepping ${message.type} from ${message.from} in term ${message.term}`);
+        return;
+      }
+    }
     this.schedule();
   }
 

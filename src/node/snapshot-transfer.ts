@@ -38,6 +38,7 @@ import type { NodeId, SnapshotMeta } from '../raft/types.js';
 import type { PeerAdmission, PeerIdentity } from './cluster-identity.js';
 import { PEER_CHANNEL_OPTIONS } from './peer-transport.js';
 import { RefusalLog } from './refusal-log.js';
+import { MAX_WIRE_TERM } from './wire-codec.js';
 import { raftPeerServiceDefinition } from './raft-proto.js';
 
 const KiB = 1024;
@@ -764,8 +765,10 @@ class SnapshotReceiver {
     const what = `snapshot offer from ${offer.from}`;
     const invalid = (problem: string) => new Refused(grpc.status.INVALID_ARGUMENT, `${what}: ${problem}`);
     if (!SAFE_NODE_ID.test(offer.from)) throw invalid(`the sender's id "${offer.from}" is not a node id (letters, digits, '_', '.', '-')`);
-    if (!(offer.term >= 1)) throw invalid(`term is ${offer.term}`);
-    if (!(offer.index >= 1) || !(offer.snapshotTerm >= 1)) throw invalid(`snapshot index ${offer.index} and term ${offer.snapshotTerm} must be at least 1`);
+    if (!(offer.term >= 1 && offer.term <= MAX_WIRE_TERM)) throw invalid(`term is ${offer.term}, not between 1 and ${MAX_WIRE_TERM}`);
+    if (!(Number.isSafeInteger(offer.index) && offer.index >= 1) || !(offer.snapshotTerm >= 1 && offer.snapshotTerm <= offer.term)) {
+      throw invalid(`snapshot index ${offer.index} must be at least 1, and its term ${offer.snapshotTerm} between 1 and the offer's term ${offer.term}`);
+    }
     if (!Array.isArray(offer.voters) || offer.voters.length === 0) throw invalid('the configuration has no voters');
     if (offer.voters.some((voter) => typeof voter !== 'string' || voter === '')) throw invalid('a voter id is empty');
     if (!Number.isSafeInteger(offer.totalBytes) || offer.totalBytes < 1) throw invalid(`total_bytes is ${offer.totalBytes}`);

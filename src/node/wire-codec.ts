@@ -115,6 +115,15 @@ const BODY_NAMES: readonly WireBodyName[] = [
   'readIndexResponse',
 ];
 
+/**
+ * The highest term a peer may send. A term is adopted and persisted as soon as
+ * it is seen, and a cluster at the largest number a node can hold exactly
+ * (2^53 - 1) could never hold another election: one forged message would leave
+ * it without a leader for good. 2^48 terms last 8,900 years at an election a
+ * millisecond, and leave room to go on from any term that passes this check.
+ */
+export const MAX_WIRE_TERM = 2 ** 48;
+
 /** A message that cannot be put on, or taken off, the wire. */
 export class WireFormatError extends Error {
   override readonly name = 'WireFormatError';
@@ -239,7 +248,7 @@ export function fromWire(from: NodeId, to: NodeId, wire: WireRaftMessage): Messa
   if (wire === null || typeof wire !== 'object') {
     throw new WireFormatError(`message from ${from} is not an object`, from, 'message');
   }
-  const term = reader.uint(wire.term, 'term');
+  const term = reader.term(wire.term, 'term');
   const name = bodyName(reader, wire);
   switch (name) {
     case 'voteRequest': {
@@ -251,7 +260,7 @@ export function fromWire(from: NodeId, to: NodeId, wire: WireRaftMessage): Messa
         type: 'VoteRequest',
         preVote: reader.bool(body.preVote, 'voteRequest.preVote'),
         lastLogIndex: reader.uint(body.lastLogIndex, 'voteRequest.lastLogIndex'),
-        lastLogTerm: reader.uint(body.lastLogTerm, 'voteRequest.lastLogTerm'),
+        lastLogTerm: reader.term(body.lastLogTerm, 'voteRequest.lastLogTerm'),
         leadershipTransfer: reader.bool(body.leadershipTransfer, 'voteRequest.leadershipTransfer'),
       };
     }
@@ -269,7 +278,7 @@ export function fromWire(from: NodeId, to: NodeId, wire: WireRaftMessage): Messa
     case 'appendRequest': {
       const body = reader.body(wire, name);
       const prevLogIndex = reader.uint(body.prevLogIndex, 'appendRequest.prevLogIndex');
-      const prevLogTerm = reader.uint(body.prevLogTerm, 'appendRequest.prevLogTerm');
+      const prevLogTerm = reader.term(body.prevLogTerm, 'appendRequest.prevLogTerm');
       return {
         from,
         to,
@@ -292,7 +301,7 @@ export function fromWire(from: NodeId, to: NodeId, wire: WireRaftMessage): Messa
         matchIndex: reader.uint(body.matchIndex, 'appendResponse.matchIndex'),
         rejectedIndex: reader.uint(body.rejectedIndex, 'appendResponse.rejectedIndex'),
         hintIndex: reader.uint(body.hintIndex, 'appendResponse.hintIndex'),
-        hintTerm: reader.uint(body.hintTerm, 'appendResponse.hintTerm'),
+        hintTerm: reader.term(body.hintTerm, 'appendResponse.hintTerm'),
       };
     }
     case 'heartbeat': {
@@ -318,9 +327,7 @@ export function fromWire(from: NodeId, to: NodeId, wire: WireRaftMessage): Messa
     }
     case 'timeoutNow':
       reader.body(wire, name);
-      return { from,
-        to,
-        term, type: 'TimeoutNow' };
+      return { from, to, term, type: 'TimeoutNow' };
     case 'readIndexRequest': {
       const body = reader.body(wire, name);
       return {
@@ -393,6 +400,15 @@ class WireReader {
       throw this.error(field, `is ${value}, beyond 2^53 - 1, the largest index or term this node can hold exactly`);
     }
     return value;
+  }
+
+  /** A term: an unsigned integer no higher than MAX_WIRE_TERM. */
+  term(value: unknown, field: string): number {
+    const term = this.uint(value, field);
+    if (term > MAX_WIRE_TERM) {
+      throw this.error(field, `is ${term}, above ${MAX_WIRE_TERM} (2^48), the highest term raftlog accepts: a node that adopted it might never be able to hold another election`);
+    }
+    return term;
   }
 
   bool(value: unknown, field: string): boolean {

@@ -235,7 +235,8 @@ export class RaftLog {
     if (index <= this.committed) return false;
     if (index > this.lastIndex()) {
       throw new Error(
-        `node ${this.nodeId}: commit index ${index} is beyond the last log index ${this.lastIndex()}`,
+        `node ${this.nodeId}: told to commit index ${index}, but its log ends at ${this.lastIndex()}: ` +
+          'a leader only does so when this node had acknowledged those entries (was the log corrupted, truncated, or lost?)',
       );
     }
     this.committed = index;

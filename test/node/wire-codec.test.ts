@@ -39,7 +39,7 @@ const everyType: Message[] = [
   { ...header, type: 'TimeoutNow' },
   { ...header, type: 'ReadIndexRequest', requestIds: ['life-1:r1', 'life-1:r2'] },
   { ...header, type: 'ReadIndexResponse', requestIds: ['life-1:r1'], index: 13 },
-  { ...header, term: 2 ** 53 - 1, type: 'ReadIndexResponse', requestIds: [], index: 2 ** 53 - 1 },
+  { ...header, term: 2 ** 48, type: 'ReadIndexResponse', requestIds: [], index: 2 ** 53 - 1 },
 ];
 
 /** Through the real proto-loader serializer and back: what a peer receives. */

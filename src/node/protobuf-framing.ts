@@ -1,0 +1,130 @@
+/**
+ * A strict check of protobuf framing, run before a request is decoded.
+ *
+ * protobufjs (under @grpc/proto-loader) reads leniently: it skips a field
+ * numbered 0, reads deprecated groups, and fills in defaults for whatever it
+ * could not read, so two garbage bytes sent to Append decoded as a valid,
+ * empty record and were committed. The protobuf encoding forbids field 0 and
+ * raftlog's contract uses no groups; this check refuses both, a field whose
+ * wire type does not match its declared type, and any length or varint that
+ * runs past its message, naming the byte offset and the field. Unknown fields
+ * with sound framing pass (a newer client may send them; proto3 skips them).
+ */
+import type protobuf from 'protobufjs';
+
+const VARINT = 0;
+const I64 = 1;
+const LEN = 2;
+const START_GROUP = 3;
+const END_GROUP = 4;
+const I32 = 5;
+
+/** Nesting deeper than this is refused: raftlog's messages nest a few levels; deeper input only costs stack. */
+const MAX_DEPTH = 32;
+
+const SCALAR_WIRE_TYPES: Readonly<Record<string, number>> = {
+  int32: VARINT,
+  int64: VARINT,
+  uint32: VARINT,
+  uint64: VARINT,
+  sint32: VARINT,
+  sint64: VARINT,
+  bool: VARINT,
+  fixed64: I64,
+  sfixed64: I64,
+  double: I64,
+  fixed32: I32,
+  sfixed32: I32,
+  float: I32,
+  string: LEN,
+  bytes: LEN,
+};
+
+/** Why `bytes` is not a well-framed `type` message, or null if it is. */
+export function protobufFramingProblem(type: protobuf.Type, bytes: Uint8Array): string | null {
+  try {
+    checkMessage(type, bytes, 0, bytes.length, 0, type.name);
+    return null;
+  } catch (error) {
+    if (error instanceof FramingError) return error.message;
+    throw error;
+  }
+}
+
+class FramingError extends Error {}
+
+function checkMessage(type: protobuf.Type | null, bytes: Uint8Array, start: number, end: number, depth: number, path: string): void {
+  if (depth > MAX_DEPTH) throw new FramingError(`${path}: messages nested more than ${MAX_DEPTH} deep`);
+  let at = start;
+  while (at < end) {
+    const tagAt = at;
+    const [tag, afterTag] = readVarint(bytes, at, end, path);
+    at = afterTag;
+    if (tag > 0xffffffff) throw new FramingError(`${path}: the tag at byte ${tagAt} is larger than 32 bits`);
+    const fieldNumber = Math.floor(tag / 8);
+    const wireType = tag % 8;
+    if (fieldNumber === 0) throw new FramingError(`${path}: field number 0 at byte ${tagAt} (protobuf numbers fields from 1)`);
+    const field = type?.fieldsById[fieldNumber] ?? null;
+    const fieldPath = `${path}.${field?.name ?? `#${fieldNumber}`}`;
+    if (wireType === START_GROUP || wireType === END_GROUP) {
+      throw new FramingError(`${fieldPath}: a group (wire type ${wireType}) at byte ${tagAt}; raftlog's messages have no groups`);
+    }
+    if (wireType > I32) throw new FramingError(`${fieldPath}: wire type ${wireType} at byte ${tagAt} does not exist`);
+    if (field !== null) expectWireType(field, wireType, fieldPath, tagAt);
+    switch (wireType) {
+      case VARINT:
+        at = readVarint(bytes, at, end, fieldPath)[1];
+        break;
+      case I64:
+        at = skip(at, 8, end, fieldPath);
+        break;
+      case I32:
+        at = skip(at, 4, end, fieldPath);
+        break;
+      case LEN: {
+        const [length, afterLength] = readVarint(bytes, at, end, fieldPath);
+        const bodyEnd = skip(afterLength, length, end, fieldPath);
+        const nested = field?.resolvedType;
+        // A map's entries are messages too, but protobufjs describes them without a Type: their framing is checked without one.
+        if (field !== null && isMessageType(nested)) checkMessage(nested, bytes, afterLength, bodyEnd, depth + 1, fieldPath);
+        else if (field !== null && field.map) checkMessage(null, bytes, afterLength, bodyEnd, depth + 1, fieldPath);
+        at = bodyEnd;
+        break;
+      }
+    }
+  }
+}
+
+function isMessageType(value: protobuf.Type | protobuf.Enum | null | undefined): value is protobuf.Type {
+  return value != null && 'fieldsById' in value;
+}
+
+function expectWireType(field: protobuf.Field, wireType: number, path: string, at: number): void {
+  let expected: number;
+  if (field.map || isMessageType(field.resolvedType)) expected = LEN;
+  else if (field.resolvedType != null) expected = VARINT; // an enum
+  else expected = SCALAR_WIRE_TYPES[field.type] ?? LEN;
+  // A repeated scalar may come packed (one LEN) or one value per tag; parsers must take both.
+  if (wireType === expected || (field.repeated && wireType === LEN && expected !== LEN)) return;
+  throw new FramingError(`${path}: wire type ${wireType} at byte ${at}, but the field is declared ${field.type} (wire type ${expected})`);
+}
+
+function readVarint(bytes: Uint8Array, at: number, end: number, path: string): [number, number] {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 10; i += 1) {
+    if (at + i >= end) throw new FramingError(`${path}: a varint at byte ${at} runs past the end of its message (byte ${end})`);
+    const byte = bytes[at + i] as number;
+    value += (byte & 0x7f) * scale;
+    scale *= 128;
+    if ((byte & 0x80) === 0) return [value, at + i + 1];
+  }
+  throw new FramingError(`${path}: a varint at byte ${at} is longer than 10 bytes`);
+}
+
+function skip(at: number, length: number, end: number, path: string): number {
+  if (length > end - at) {
+    throw new FramingError(`${path}: ${length} bytes at byte ${at} run past the end of their message (${end - at} bytes left)`);
+  }
+  return at + length;
+}
