@@ -59,8 +59,13 @@ export class RaftCore {
   private randomizedElectionTimeout = 0;
   private votes = new Map<NodeId, boolean>();
 
-  /** Follower: reads sent to the leader and not yet answered, by their tagged id. */
-  private forwardedReads = new Set<string>();
+  /**
+   * Follower: reads sent to the leader and not yet answered, by their tagged
+   * id, with the follower tick at which each was sent (in that order).
+   */
+  private forwardedReads = new Map<string, number>();
+  /** Ticks counted while not leading: the clock that expires forwarded reads. */
+  private followerTicks = 0;
   /**
    * Tags this life's forwarded reads, so that a leader's late answer to a read
    * of an earlier life (before a restart) is never taken for a new read.
@@ -124,7 +129,28 @@ export class RaftCore {
       return;
     }
     this.electionElapsed++;
+    this.followerTicks++;
+    this.expireForwardedReads();
     if (this.electionElapsed >= this.randomizedElectionTimeout && this.mayCampaign()) this.campaign(false);
+  }
+
+  /**
+   * A leader's answer can be lost while this node keeps following it in the
+   * same term (a dropped request or response): such a read would wait for
+   * ever, and the set would only grow. After two election timeouts with no
+   * answer (the leader answers within one heartbeat round), it fails.
+   */
+  private expireForwardedReads(): void {
+    const limit = 2 * this.options.electionTicks;
+    for (const [taggedId, sentAt] of this.forwardedReads) {
+      // Sent in tick order: the first one still young ends the scan.
+      if (this.followerTicks - sentAt < limit) return;
+      this.forwardedReads.delete(taggedId);
+      this.readsFailed.push({
+        requestId: this.untag(taggedId),
+        reason: `node ${this.id}: no answer from leader ${this.leader ?? 'none'} to a read in ${limit} ticks (term ${this.term}); the request or its answer was lost`,
+      });
+    }
   }
 
   step(message: Message): void {
@@ -180,9 +206,9 @@ export class RaftCore {
    * Asks for a linearizable read point. The answer comes in a later output:
    * `readsReady` once it is safe and the local state machine has applied up
    * to the read index, or `readsFailed` if this node loses leadership first.
-   * A read forwarded to the leader whose answer is lost never completes: the
-   * caller's deadline covers that; when this node stops following (it
-   * campaigns, or the term moves on), reads still waiting for an answer fail.
+   * A read forwarded to the leader whose answer is lost fails after two
+   * election timeouts; when this node stops following (it campaigns, or the
+   * term moves on), reads still waiting for an answer fail at once.
    * Request ids must be unique for the life of the caller's process.
    */
   readIndex(requestId: string): ReadIndexResult {
@@ -194,7 +220,7 @@ export class RaftCore {
       return { accepted: false, reason: 'no-leader', message: `node ${this.id} knows no leader in term ${this.term}` };
     }
     const taggedId = `${this.lifeTag}:${requestId}`;
-    this.forwardedReads.add(taggedId);
+    this.forwardedReads.set(taggedId, this.followerTicks);
     this.send({ type: 'ReadIndexRequest', to: this.leader, requestIds: [taggedId] });
     return { accepted: true };
   }
@@ -679,7 +705,7 @@ export class RaftCore {
    * than at the caller's deadline.
    */
   private failForwardedReads(reason: string): void {
-    for (const taggedId of this.forwardedReads) this.readsFailed.push({ requestId: this.untag(taggedId), reason });
+    for (const taggedId of this.forwardedReads.keys()) this.readsFailed.push({ requestId: this.untag(taggedId), reason });
     this.forwardedReads.clear();
   }
 

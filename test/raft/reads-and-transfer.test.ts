@@ -194,6 +194,27 @@ describe('reads forwarded by a follower', () => {
     expect(cluster.node(follower).readsReady).toEqual([]);
   });
 
+  it('a read whose request to the leader is lost fails after two election timeouts, while the follower keeps its leader and term', () => {
+    const cluster = new InstantCluster(ids);
+    const leader = cluster.waitForLeader();
+    const follower = followerOf(leader.id);
+    const { term } = leader.status();
+    cluster.cutOneWay(follower, leader.id);
+    cluster.core(follower).readIndex('lost');
+    cluster.tick(15);
+    expect(cluster.node(follower).readsFailed).toEqual([]);
+    cluster.tick(10);
+    const failed = cluster.node(follower).readsFailed;
+    expect(failed.map((r) => r.requestId)).toEqual(['lost']);
+    expect(failed[0]?.reason).toMatch(new RegExp(`no answer from leader ${leader.id} to a read in 20 ticks`));
+    expect(cluster.core(follower).status()).toMatchObject({ leader: leader.id, term, role: 'follower' });
+    // Healed, a read asked afterwards is answered: nothing of the lost one is left in the way.
+    cluster.heal();
+    cluster.core(follower).readIndex('after');
+    cluster.settle();
+    expect(cluster.node(follower).readsReady.map((r) => r.requestId)).toEqual(['after']);
+  });
+
   it('fail when the follower loses its leader before the answer comes', () => {
     const cluster = new InstantCluster(ids);
     const leader = cluster.waitForLeader();

@@ -155,9 +155,10 @@ export const PLANTED_BUGS: Readonly<Record<PlantedBugName, PlantedBug>> = {
     coreFactory: (options, storage) => new StableByIndexAlone(options, storage),
     // The node believes it stored an entry its disk does not hold. Applied, that is a different
     // entry at an index (State Machine Safety); counted by a leader towards a commit, it is a
-    // commit no durable majority holds (Leader Completeness), which a leader that replicates
-    // while it writes (earlyMessages) reaches first on some seeds.
-    expected: ['State Machine Safety', 'Leader Completeness'],
+    // commit no durable majority holds (Commit Quorum, or Leader Completeness once a later
+    // leader lacks it), which a leader that replicates while it writes (earlyMessages) reaches
+    // first on some seeds.
+    expected: ['State Machine Safety', 'Commit Quorum', 'Leader Completeness'],
     needsAsyncPersist: true,
   },
   'keep-entries-after-snapshot': {
