@@ -13,7 +13,7 @@ import type { ClientEvent, OperationType } from './history.js';
 const APPEND = 'LOG_ENTRY_KIND_APPEND';
 
 /** The committed log every correct node holds a window of: index i holds append "a<i>". */
-const entry = (index: number, record = `a${index}`, term = 1): FinalEntry => ({ index, term, kind: APPEND, record, key: '' });
+const entry = (index: number, record = `a${index}`, term = 1): FinalEntry => ({ index, term, kind: APPEND, record, key: '', value: '' });
 
 const range = (first: number, last: number): number[] => Array.from({ length: Math.max(0, last - first + 1) }, (_, i) => first + i);
 

@@ -54,5 +54,5 @@ export function compactedFirstIndex(error: unknown): number | null {
 const text = (bytes: Uint8Array) => Buffer.from(bytes).toString('utf8');
 
 export function toFinalEntry(entry: LogEntryReply): FinalEntry {
-  return { index: entry.index, term: entry.term, kind: entry.kind, record: text(entry.record), key: text(entry.key) };
+  return { index: entry.index, term: entry.term, kind: entry.kind, record: text(entry.record), key: text(entry.key), value: text(entry.value) };
 }

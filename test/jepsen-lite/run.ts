@@ -15,6 +15,7 @@ import { readHeldLog } from './read-log.js';
 import { HistoryRecorder } from './recorder.js';
 import { renderReport } from './report-html.js';
 import { describeConfiguration, Roster } from './roster.js';
+import { writeRecheckFiles } from './recheck-files.js';
 import { runAppendWorkload } from './workloads/append.js';
 import { runRegisterWorkload, type ReadMode } from './workloads/register.js';
 import { runSubscribeWorkload, type SubscribeOutcome, type SubscriptionReport } from './workloads/subscribe.js';
@@ -287,6 +288,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       : {}),
   };
   await writeFile(join(options.out, 'history.jsonl'), formatHistory(events));
+  await writeRecheckFiles(options.out, events, finals);
   const readers = subscribed?.records ?? [];
   if (readers.length > 0) await mkdir(join(options.out, 'subscribers'), { recursive: true });
   for (const record of readers) await writeFile(join(options.out, 'subscribers', `${record.name}.jsonl`), formatJournal(record));

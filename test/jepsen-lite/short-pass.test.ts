@@ -76,6 +76,20 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
     expect(result.faults.partition ?? 0).toBeGreaterThan(0);
     expect(result.faults.kill ?? 0).toBeGreaterThan(0);
     expect(result.counts.append?.ok ?? 0).toBeGreaterThan(500);
+    // The folder holds what a third party needs to check the verdict again: each node's committed log and digest,
+    // and the fault schedule, beside the history.
+    const digests = JSON.parse(await readFile(join(result.out, 'finals', 'digests.json'), 'utf8')) as { node: string; commitIndex: number; firstIndex: number; digest: string }[];
+    expect(digests.map((d) => d.node).sort()).toEqual(['n1', 'n2', 'n3']);
+    for (const { node, commitIndex, firstIndex, digest } of digests) {
+      expect(digest).toMatch(/^[0-9a-f]{64}$/);
+      const lines = (await readFile(join(result.out, 'finals', `${node}.jsonl`), 'utf8')).trim().split('\n');
+      const entries = lines.map((line) => JSON.parse(line) as { index: number; term: number; kind: string; record: string });
+      expect(entries[0]?.index).toBe(firstIndex);
+      expect(entries.at(-1)?.index).toBe(commitIndex);
+      expect(entries.some((e) => e.kind === 'LOG_ENTRY_KIND_APPEND' && e.record !== '')).toBe(true);
+    }
+    const schedule = (await readFile(join(result.out, 'nemesis.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { f: string });
+    expect(schedule.filter((e) => e.f === 'kill').length).toBe(result.faults.kill);
   }, 240_000);
 
   it('register workload with compaction every 100 entries: passes, and every node snapshots and some follower installs a snapshot', async () => {

@@ -24,8 +24,8 @@ const range = (first: number, last: number): number[] => Array.from({ length: Ma
 const valueAt = (index: number) => index * 10;
 const logEntry = (index: number): FinalEntry =>
   index === 1
-    ? { index, term: 1, kind: NO_COMMAND, record: '', key: '' }
-    : { index, term: 2, kind: APPEND, record: String(valueAt(index)), key: '' };
+    ? { index, term: 1, kind: NO_COMMAND, record: '', key: '', value: '' }
+    : { index, term: 2, kind: APPEND, record: String(valueAt(index)), key: '', value: '' };
 
 /** The log holding `indexes` (the others compacted on every node before anyone read them), each changed by `alter` if given. */
 function committed(indexes: readonly number[] = range(1, LAST), alter: (entry: FinalEntry) => FinalEntry = (e) => e): CommittedLog {
@@ -223,7 +223,7 @@ describe('subscriptions: what every reader was handed, against the committed log
 
   it('fails an entry beyond the last committed index, an error that ended a subscription, and a reader that never caught up', () => {
     const run = new Scenario().acknowledged();
-    run.plain('s1').start('n1').take(1, LAST).entry({ index: 21, term: 3, kind: APPEND, record: 'ghost', key: '' }).stop();
+    run.plain('s1').start('n1').take(1, LAST).entry({ index: 21, term: 3, kind: APPEND, record: 'ghost', key: '', value: '' }).stop();
     run.plain('s2', 'n2').start('n2').take(1, 15).error('INTERNAL: a reply covering 17..18 after 15').stop();
     const verdict = run.check();
     expect(verdict.valid).toBe(false);

@@ -9,6 +9,8 @@ export interface FinalEntry {
   readonly record: string;
   /** The key of a Put, Delete or CompareAndSwap, as text; "" otherwise. */
   readonly key: string;
+  /** The value a Put wrote, or a CompareAndSwap's new value, as text; "" otherwise. */
+  readonly value: string;
 }
 
 /**
@@ -53,9 +55,9 @@ export function verdict(name: string, okSummary: string, problems: string[], con
 }
 
 export const sameEntry = (a: FinalEntry, b: FinalEntry) =>
-  a.index === b.index && a.term === b.term && a.kind === b.kind && a.record === b.record && a.key === b.key;
+  a.index === b.index && a.term === b.term && a.kind === b.kind && a.record === b.record && a.key === b.key && a.value === b.value;
 
-export const describeEntry = (e: FinalEntry) => `term ${e.term} ${e.kind} ${e.record || e.key}`;
+export const describeEntry = (e: FinalEntry) => `term ${e.term} ${e.kind} ${e.record || e.key}${e.value === '' ? '' : `=${e.value}`}`;
 
 /** "first..last" of the entries a node holds, or "none" when it holds no committed entry. */
 export function windowOf(final: NodeFinal): string {

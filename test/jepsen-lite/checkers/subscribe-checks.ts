@@ -114,7 +114,7 @@ function allowedStarts(commits: readonly Commit[], time: number): { committed: n
 
 type Delivery = Extract<JournalEvent, { type: 'entry' }>;
 
-const asEntry = (d: Delivery): FinalEntry => ({ index: d.index, term: d.term, kind: d.kind, record: d.record, key: d.key });
+const asEntry = (d: Delivery): FinalEntry => ({ index: d.index, term: d.term, kind: d.kind, record: d.record, key: d.key, value: d.value });
 
 const describeReconnect = (event: Extract<JournalEvent, { type: 'reconnect' }>) =>
   ` right after a reconnect from ${event.from ?? '?'} to ${event.to ?? '?'} at ${at(event.time)}`;

@@ -37,6 +37,8 @@ export type JournalEvent =
       readonly kind: string;
       readonly record: string;
       readonly key: string;
+      /** A Put's value or a CompareAndSwap's new value, as text; "" otherwise. */
+      readonly value: string;
       /** The node whose stream delivered it. */
       readonly node: string | null;
     }
@@ -152,6 +154,7 @@ export class SubscriberJournal {
       kind: WIRE_KINDS[entry.kind] ?? entry.kind,
       record: entry.record === null ? '' : Buffer.from(entry.record).toString('utf8'),
       key: entry.key === null ? '' : Buffer.from(entry.key).toString('utf8'),
+      value: entry.value === null ? '' : Buffer.from(entry.value).toString('utf8'),
       node,
     });
     return true;
