@@ -1,8 +1,9 @@
 /**
  * The cluster benchmark: closed-loop Put or Append load through the client
  * gRPC API of a real 3-node cluster on loopback (fsync on, as always),
- * delivery to subscribers while appends run, leader failover time, and a
- * stability mode. It measures the way the etcd anchor (shared/anchors/etcd)
+ * delivery to subscribers while appends run, leader failover time, the
+ * blip of planned leadership moves and client errors per failover with and
+ * without requests held during elections, and a stability mode. It measures the way the etcd anchor (shared/anchors/etcd)
  * and the NATS JetStream anchor (shared/anchors/nats) do, so the numbers can
  * be set side by side.
  *
@@ -22,6 +23,7 @@ import { compare, type EtcdComparison, isMeasured, printComparison } from './clu
 import { type DeliveryRowResult, describeDeliveryRow, describeWriterCost, runDeliveryRow, settleWriterCosts } from './cluster/delivery.js';
 import { type FailoverSummary, runFailover } from './cluster/failover.js';
 import { type Goal, judgeGoals } from './cluster/goals.js';
+import { describeLeadership, type LeadershipSummary, runLeadership } from './cluster/leadership.js';
 import { describeCpu, describeRow, LOAD_OPS, type LoadOp, runLoadRow, type RowResult } from './cluster/load.js';
 import { NATS_DURABILITY_NOTE, type NatsAck, NatsAnchor, type NatsFailover, type NatsRow } from './cluster/nats-anchor.js';
 import { compareWithNats, type NatsComparison, printNatsComparison } from './cluster/nats-compare.js';
@@ -49,6 +51,11 @@ const USAGE = `usage: npm run bench -- [options]
   --failover-subscribers K subscribers attached during each failover trial, the first on the leader
                            that gets killed; then the failover load appends (1 with --subscribers
                            or --nats, else 0)
+  --leadership-trials N    transfers and graceful stops of the leader under put load, each (3); 0 = skip
+  --hold-trials N          SIGKILLs of the leader per variant, requests held during elections and not
+                           (--hold-without-leader-ms 0), each variant on a fresh cluster (3); 0 = skip
+  --leadership-concurrency C  writers during those (16)
+  --leadership-window S    writes sent this long after a move (or kill) are measured, and as long before (2)
   --stability-seconds S    stability mode instead of rows and failover: Put at C=256 for S seconds (0 = off)
   --stability-concurrency C  (256)
   --stability-poll-ms MS   Status poll interval of every node (200)
@@ -82,6 +89,10 @@ const { values: a } = parseArgs({
     'failover-concurrency': { type: 'string', default: '4' },
     'failover-settle': { type: 'string', default: '3' },
     'failover-after': { type: 'string', default: '2' },
+    'leadership-trials': { type: 'string', default: '3' },
+    'hold-trials': { type: 'string', default: '3' },
+    'leadership-concurrency': { type: 'string', default: '16' },
+    'leadership-window': { type: 'string', default: '2' },
     'stability-seconds': { type: 'string', default: '0' },
     'stability-concurrency': { type: 'string', default: '256' },
     'stability-poll-ms': { type: 'string', default: '200' },
@@ -141,6 +152,10 @@ const o = {
   failoverConcurrency: num('failover-concurrency', 1),
   failoverSettleS: num('failover-settle', 0),
   failoverAfterS: num('failover-after', 0),
+  leadershipTrials: num('leadership-trials', 0),
+  holdTrials: num('hold-trials', 0),
+  leadershipConcurrency: num('leadership-concurrency', 1),
+  leadershipWindowS: num('leadership-window', 0.1),
   stabilityS: num('stability-seconds', 0),
   stabilityConcurrency: num('stability-concurrency', 1),
   stabilityPollMs: num('stability-poll-ms', 10),
@@ -161,6 +176,8 @@ const nodeArgs = words(a['node-args']);
 const execArgv = words(a['node-exec-argv']);
 
 let target: BenchTarget | null = null;
+/** A cluster of the hold comparison, while it runs. */
+let holdTarget: BenchTarget | null = null;
 let etcd: EtcdAnchor | null = null;
 let nats: NatsAnchor | null = null;
 // Ctrl-C or a kill must not leave node processes, anchor servers or temp dirs behind.
@@ -169,13 +186,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     interrupted = true;
     console.error(`\n${signal}: stopping the cluster${etcd || nats ? 's' : ''}`);
-    void Promise.allSettled([target?.destroy(), etcd?.stop(), nats?.stop()]).finally(() => process.exit(130));
+    void Promise.allSettled([target?.destroy(), holdTarget?.destroy(), etcd?.stop(), nats?.stop()]).finally(() => process.exit(130));
   });
 }
 
 const startedAt = new Date().toISOString();
 const rows: RowResult[] = [];
 let failover: FailoverSummary | { skipped: string } | null = null;
+let leadership: LeadershipSummary | null = null;
 let stability: StabilityResult | null = null;
 const etcdRows: (EtcdRow | EtcdRowNotMeasured)[] = [];
 let etcdFailover: EtcdFailover | NotMeasured = { na: `--failover-trials ${o.failoverTrials}` };
@@ -316,6 +334,16 @@ try {
         }, (line) => console.error(`  nats ${line}`));
       }
     }
+    if (o.leadershipTrials > 0 || o.holdTrials > 0) {
+      console.error(`leadership moves: ${o.leadershipTrials} transfers and ${o.leadershipTrials} graceful stops of the leader, ` +
+        `put c=${o.leadershipConcurrency}, writes sent within ${o.leadershipWindowS} s after each move measured`);
+      leadership = await runLeadership(t, {
+        ...shape, concurrency: o.leadershipConcurrency, timeoutMs: o.timeoutMs, moveTrials: o.leadershipTrials,
+        holdTrials: o.holdTrials, settleS: o.failoverSettleS, windowS: o.leadershipWindowS, nodeArgs,
+        logLevel: a['log-level'], onTarget: (held) => (holdTarget = held), log: (line) => console.error(line),
+      });
+      for (const line of describeLeadership(leadership)) console.error(line);
+    }
     printTable(rows);
     printDeliveryTable(delivery);
     if (etcd !== null) {
@@ -351,6 +379,7 @@ try {
     delivery,
     failover,
     stability,
+    leadership,
     goals,
     ...(comparison !== null ? { etcd: comparison } : {}),
     ...(natsComparison !== null ? { nats: natsComparison } : {}),

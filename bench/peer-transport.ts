@@ -11,7 +11,8 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { PeerClients, startPeerServer, stopPeerServer } from '../src/node/peer-transport.js';
+import { PeerClients } from '../src/node/peer-clients.js';
+import { startPeerServer, stopPeerServer } from '../src/node/peer-service.js';
 import type { Entry, Message } from '../src/raft/types.js';
 
 const { values: args } = parseArgs({

@@ -1,7 +1,7 @@
 /**
  * A local raftlog cluster for trying things out: `npm start`, `npm run status`,
  * `npm run kill -- leader`, `npm run restart -- n1`, `npm run stop`,
- * `npm run add-node`, `npm run remove-node -- n2`.
+ * `npm run add-node`, `npm run remove-node -- n2`, `npm run rolling-restart`.
  * Run `tsx scripts/cluster.ts --help` for everything.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -9,6 +9,7 @@ import { MAX_NODES, MIN_NODES } from './local-cluster/cluster-state.js';
 import { kill } from './local-cluster/commands/kill.js';
 import { addNode, removeNode } from './local-cluster/commands/members.js';
 import { restart } from './local-cluster/commands/restart.js';
+import { rollingRestart } from './local-cluster/commands/rolling-restart.js';
 import { DEFAULT_BASE_PORT, DEFAULT_LOG_LEVEL, DEFAULT_NODES, start } from './local-cluster/commands/start.js';
 import { status } from './local-cluster/commands/status.js';
 import { stop } from './local-cluster/commands/stop.js';
@@ -32,8 +33,15 @@ start
   directory's data and logs first (it refuses while the cluster runs).
   A port in use: refuses before starting anything. A node that fails to start
   stops the ones started with it.
+  --tls: mutual TLS (README, "TLS"): a throwaway CA signs a certificate per node
+  and one for clients in <dir>/tls/ (openssl needed); the other commands use
+  the client certificate, and \`npm start\` prints how to point the CLI at it.
 kill <node|leader>     SIGKILL, as a crash would, and waits until it has exited
 restart <node|leader>  starts the node again with its flags and data (stops it first if it runs)
+rolling-restart        restarts every node in turn, followers first and the leader last (SIGTERM:
+                       it hands leadership over first), each back and caught up before the next;
+                       a few writers keep writing meanwhile and each step says what they saw
+                       (--no-writes: none)
 stop                   SIGTERM to every node, SIGKILL after ${STOP_GRACE_MS / 1000} s; the data stays
 add-node               starts the next node (one past the highest id ever used, on the port
                        that goes with it) with an empty data dir and --join, adds it as a
@@ -57,6 +65,7 @@ Examples:
   npm run status
   npm run kill -- leader
   npm run restart -- n1
+  npm run rolling-restart
   npm run stop
   npm run add-node
   npm run remove-node -- n2
@@ -91,13 +100,15 @@ function program(): Command {
     .option('--nodes <n>', `number of nodes, ${MIN_NODES}..${MAX_NODES} (default ${DEFAULT_NODES}, or the stopped cluster's)`, integerIn(MIN_NODES, MAX_NODES))
     .option('--base-port <port>', `port of n1; n2 gets the next one, and so on (default ${DEFAULT_BASE_PORT})`, integerIn(1024, 65535 - MAX_NODES))
     .option('--fresh', 'wipe the data and logs of the stopped cluster in --dir first')
+    .option('--tls', 'mutual TLS: a throwaway CA and a certificate per node in --dir/tls (a new cluster only)')
     .addOption(new Option('--log-level <level>', `the nodes' --log-level (default ${DEFAULT_LOG_LEVEL}, or the stopped cluster's)`).choices(LOG_LEVELS))
-    .action(async (options: DirOption & { nodes?: number; basePort?: number; fresh?: boolean; logLevel?: string }) => {
+    .action(async (options: DirOption & { nodes?: number; basePort?: number; fresh?: boolean; logLevel?: string; tls?: boolean }) => {
       await start(clusterLayout(options.dir), {
         nodes: options.nodes,
         basePort: options.basePort,
         logLevel: options.logLevel,
         fresh: options.fresh === true,
+        tls: options.tls === true,
       });
     });
   withDir(root.command('status'))
@@ -112,6 +123,10 @@ function program(): Command {
     .description('start a node again with the same flags and data directory')
     .argument('<node>', 'node id, or "leader"')
     .action(async (node: string, options: DirOption) => restart(clusterLayout(options.dir), node));
+  withDir(root.command('rolling-restart'))
+    .description('restart every node in turn (followers first, the leader last), each back and caught up before the next')
+    .option('--no-writes', 'do not write while restarting (by default a few writers show what clients see)')
+    .action(async (options: DirOption & { writes: boolean }) => rollingRestart(clusterLayout(options.dir), { writes: options.writes }));
   withDir(root.command('add-node'))
     .description('start the next node, add it as a learner, and promote it once it has caught up')
     .option('--learner', 'leave it a learner (promote it later with `npx raftlog member promote`)')

@@ -46,10 +46,11 @@ describe('the wire and disk contracts in proto/', () => {
     expect(undocumented).toEqual([]);
   });
 
-  it('the membership service raftlog.v1.Cluster offers list, add, promote and remove, and every change answers with the configuration and its index', () => {
+  it('the membership service raftlog.v1.Cluster offers list, add, promote, remove and leadership transfer, and every change answers with the configuration and its index', () => {
     const root = parse('cluster');
     const service = root.lookupService('raftlog.v1.Cluster');
-    expect(Object.keys(service.methods).sort()).toEqual(['MemberAdd', 'MemberList', 'MemberPromote', 'MemberRemove']);
+    expect(Object.keys(service.methods).sort()).toEqual(['MemberAdd', 'MemberList', 'MemberPromote', 'MemberRemove', 'TransferLeadership']);
+    expect(service.methods.TransferLeadership?.responseType).toBe('TransferLeadershipReply');
     for (const method of ['MemberAdd', 'MemberPromote', 'MemberRemove']) {
       expect(service.methods[method]!.responseType, method).toBe('MemberChangeReply');
     }

@@ -229,7 +229,7 @@ function failoverSubscriber(after: AfterMark, r: SubscriberReport, onAtKill: str
  * everything the leader had committed when we asked: then the restarted node
  * is a full member again and the next trial starts from a healthy cluster.
  */
-async function waitCaughtUp(client: BenchClient, timeoutMs: number): Promise<void> {
+export async function waitCaughtUp(client: BenchClient, timeoutMs: number): Promise<void> {
   const deadline = now() + timeoutMs;
   let last = '';
   while (now() < deadline) {

@@ -16,6 +16,8 @@ export interface BenchTarget {
   /** Node processes to bill CPU to, as they are now (restarts change pids). */
   tracked(): Tracked[];
   kill(name: string): Promise<void>;
+  /** SIGTERM, and waits for the process to exit (a leader hands over first). */
+  stop(name: string): Promise<void>;
   restart(name: string): void;
   /** Node log files (JSON lines), for counting elections the Status polls may have missed. */
   logFiles(): Map<string, string> | null;
@@ -59,6 +61,10 @@ export class SpawnedTarget implements BenchTarget {
 
   kill(name: string): Promise<void> {
     return this.cluster.kill(name);
+  }
+
+  stop(name: string): Promise<void> {
+    return this.cluster.stop(name, 30_000);
   }
 
   restart(name: string): void {
@@ -126,6 +132,10 @@ export class EndpointsTarget implements BenchTarget {
 
   kill(): Promise<void> {
     return Promise.reject(new Error('cannot kill nodes of a cluster this benchmark did not start'));
+  }
+
+  stop(): Promise<void> {
+    return Promise.reject(new Error('cannot stop nodes of a cluster this benchmark did not start'));
   }
 
   restart(): void {

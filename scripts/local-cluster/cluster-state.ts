@@ -38,6 +38,18 @@ export interface ClusterState {
   readonly nodes: readonly NodeRecord[];
   /** The highest node number this cluster has used (removed nodes included), so that `add-node` never reuses an id. */
   readonly highestId?: number;
+  /** Set for a cluster started with --tls (cluster-tls.ts): the nodes' args name their certificates. */
+  readonly tls?: ClusterTls;
+}
+
+/** PEM files of a local TLS cluster, in its directory. */
+export interface ClusterTls {
+  /** The throwaway CA that signs every certificate of the cluster. */
+  readonly ca: string;
+  readonly caKey: string;
+  /** The certificate the scripts (and the CLI, if told) present to the nodes. */
+  readonly clientCert: string;
+  readonly clientKey: string;
 }
 
 export interface ClusterPlan {
@@ -138,6 +150,9 @@ function stateProblem(value: unknown): string | null {
   if (typeof value.logLevel !== 'string') return 'no logLevel';
   if (!Array.isArray(value.nodes) || value.nodes.length === 0) return 'no nodes';
   if (value.highestId !== undefined && !(typeof value.highestId === 'number' && Number.isInteger(value.highestId))) return 'a bad highestId';
+  if (value.tls !== undefined && !(isRecord(value.tls) && ['ca', 'caKey', 'clientCert', 'clientKey'].every((key) => typeof (value.tls as Record<string, unknown>)[key] === 'string'))) {
+    return 'a bad tls entry';
+  }
   for (const node of value.nodes as unknown[]) {
     if (!isRecord(node)) return 'a node is not an object';
     for (const key of ['id', 'address', 'dataDir', 'logFile'] as const) {

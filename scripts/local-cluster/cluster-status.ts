@@ -1,6 +1,7 @@
 /** Where each node of the local cluster stands: its process, and what it answers to the Status RPC. */
 import { RaftLogClient, type NodeStatus } from '../../src/client/index.js';
 import type { ClusterState, NodeRecord } from './cluster-state.js';
+import { clientTls } from './cluster-tls.js';
 import { runningPid } from './node-process.js';
 
 /** One Status call; a live node on a loaded machine answers well within this. */
@@ -25,6 +26,7 @@ export async function queryCluster(state: ClusterState): Promise<ClusterReport> 
     endpoints: state.nodes.map((node) => `${node.id}=${node.address}`),
     deadlineMs: STATUS_DEADLINE_MS,
     discoverLeader: false,
+    ...clientTls(state),
   });
   try {
     const nodes = await Promise.all(state.nodes.map((node) => queryNode(client, node)));

@@ -1,6 +1,7 @@
 /** The commands to try next, spelled out with whatever options this cluster needs (its --dir, its endpoints). */
 import { DEFAULT_ENDPOINTS, ENDPOINTS_ENV } from '../../src/cli/context.js';
 import type { ClusterState } from './cluster-state.js';
+import { cliTlsExports } from './cluster-tls.js';
 import { DEFAULT_CLUSTER_DIR, displayPath, type ClusterLayout } from './paths.js';
 
 export function endpointList(state: ClusterState): string {
@@ -20,6 +21,7 @@ export function nextSteps(layout: ClusterLayout, state: ClusterState, exampleNod
   if (endpoints !== DEFAULT_ENDPOINTS) {
     lines.push(`  # the CLI's default endpoints are ${DEFAULT_ENDPOINTS}; these nodes are:`, `  export ${ENDPOINTS_ENV}=${endpoints}`);
   }
+  lines.push(...cliTlsExports(state));
   const steps: [command: string, why: string][] = [
     ['npx raftlog put greeting hello', ''],
     ['npx raftlog get greeting', ''],

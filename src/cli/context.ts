@@ -3,13 +3,15 @@
  * built from them, and one place to print results and set the exit code.
  */
 import type { Command } from 'commander';
-import { RaftLogClient } from '../client/index.js';
+import type { RaftLogClient, TlsOptions } from '../client/index.js';
 import { parseEndpoints, splitEndpointList } from '../client/endpoints.js';
 import { ExitCode, UsageError } from './exit-codes.js';
 
 export const DEFAULT_ENDPOINTS = '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
 export const DEFAULT_TIMEOUT_MS = 5000;
 export const ENDPOINTS_ENV = 'RAFTLOG_ENDPOINTS';
+/** Where --tls-ca, --tls-cert and --tls-key default from (PEM file paths). */
+export const TLS_ENV = { ca: 'RAFTLOG_TLS_CA', cert: 'RAFTLOG_TLS_CERT', key: 'RAFTLOG_TLS_KEY' } as const;
 
 export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
 
@@ -40,6 +42,8 @@ export interface GlobalOptions {
   readonly timeoutMs: number;
   /** Machine output: one JSON object per result. */
   readonly json: boolean;
+  /** PEM files for TLS (--tls-ca, --tls-cert, --tls-key); absent: plaintext. */
+  readonly tls?: TlsOptions;
 }
 
 export interface CliContext {
@@ -69,6 +73,9 @@ interface RawGlobals {
   endpoints?: string;
   timeout?: string;
   json?: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export class Context implements CliContext {
@@ -98,13 +105,36 @@ export class Context implements CliContext {
         throw new UsageError(`--timeout must be a positive whole number of milliseconds, got "${raw.timeout}"`);
       }
     }
-    return { endpoints, timeoutMs, json: raw.json === true };
+    return { endpoints, timeoutMs, json: raw.json === true, ...this.tls(raw) };
+  }
+
+  private tls(raw: RawGlobals): { tls?: TlsOptions } {
+    const file = (flag: string | undefined, env: string): string | undefined => {
+      const value = flag ?? this.io.env[env];
+      return value === undefined || value === '' ? undefined : value;
+    };
+    const ca = file(raw.tlsCa, TLS_ENV.ca);
+    const cert = file(raw.tlsCert, TLS_ENV.cert);
+    const key = file(raw.tlsKey, TLS_ENV.key);
+    if ((cert === undefined) !== (key === undefined)) {
+      throw new UsageError(`--tls-cert and --tls-key go together (or ${TLS_ENV.cert} and ${TLS_ENV.key}); got only ${cert === undefined ? '--tls-key' : '--tls-cert'}`);
+    }
+    if (ca === undefined && cert === undefined) return {};
+    return { tls: { ...(ca === undefined ? {} : { ca }), ...(cert === undefined || key === undefined ? {} : { cert, key }) } };
   }
 
   async withClient<T>(use: (client: RaftLogClient) => Promise<T>, choices: ClientChoices = {}): Promise<T> {
-    const { endpoints, timeoutMs } = this.globals();
+    const { endpoints, timeoutMs, tls } = this.globals();
+    // Loaded on first use, so that `raftlog --help` and usage errors load no gRPC code.
+    const { RaftLogClient } = await import('../client/index.js');
     // One command, one process: finding the leader in the background would not pay off.
-    const client = new RaftLogClient({ endpoints, deadlineMs: timeoutMs, discoverLeader: false, exactlyOnce: choices.exactlyOnce ?? false });
+    const client = new RaftLogClient({
+      endpoints,
+      deadlineMs: timeoutMs,
+      discoverLeader: false,
+      exactlyOnce: choices.exactlyOnce ?? false,
+      ...(tls === undefined ? {} : { tls }),
+    });
     try {
       return await use(client);
     } finally {

@@ -3,18 +3,11 @@
  * Subcommands live in commands/ and are listed in commands/index.ts.
  */
 import { Command, CommanderError } from 'commander';
-import {
-  RaftLogCompactedError,
-  RaftLogDeadlineExceededError,
-  RaftLogError,
-  RaftLogFailedPreconditionError,
-  RaftLogIndeterminateError,
-  RaftLogInvalidArgumentError,
-  RaftLogUnavailableError,
-} from '../client/index.js';
 import { commands } from './commands/index.js';
-import { Context, DEFAULT_ENDPOINTS, DEFAULT_TIMEOUT_MS, ENDPOINTS_ENV, type CliIo } from './context.js';
+import { Context, DEFAULT_ENDPOINTS, DEFAULT_TIMEOUT_MS, ENDPOINTS_ENV, TLS_ENV, type CliIo } from './context.js';
 import { ExitCode, UsageError } from './exit-codes.js';
+
+type ClientModule = typeof import('../client/index.js');
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -27,8 +20,9 @@ Exit codes:
   6  log, tail: the entries from the start asked for were compacted away; the message gives the
      first index still held
   7  refused for now, nothing changed: a membership change (learner still catching up, another
-     change pending, quorum at risk), or a consumer commit that would move it backwards
-     (consumers commit --allow-backwards allows it)`;
+     change pending, quorum at risk), a consumer commit that would move it backwards
+     (consumers commit --allow-backwards allows it), or transfer-leader to a learner or a
+     node that is not a member`;
 
 /** The process's own standard streams and environment. */
 export function processIo(): CliIo {
@@ -62,6 +56,9 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     .option('--endpoints <list>', `comma-separated host:port of the nodes (default: $${ENDPOINTS_ENV}, else ${DEFAULT_ENDPOINTS})`)
     .option('--timeout <ms>', `deadline of the command in milliseconds, retries included (default: ${DEFAULT_TIMEOUT_MS})`)
     .option('--json', 'machine output: one JSON object per result')
+    .option('--tls-ca <file>', `connect with TLS: the CA certificate (PEM) the nodes' certificates are checked against (default: $${TLS_ENV.ca})`)
+    .option('--tls-cert <file>', `this client's certificate (PEM), for a cluster with mutual TLS; with --tls-key (default: $${TLS_ENV.cert})`)
+    .option('--tls-key <file>', `the private key of --tls-cert (PEM) (default: $${TLS_ENV.key})`)
     .addHelpText('after', EXIT_CODES_HELP)
     .showSuggestionAfterError(true)
     .exitOverride()
@@ -81,20 +78,23 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     await program.parseAsync([...argv], { from: 'user' });
     return context.exitCode;
   } catch (error) {
-    return report(error, io, json);
+    return await report(error, io, json);
   }
 }
 
-function report(error: unknown, io: CliIo, json: boolean): number {
+async function report(error: unknown, io: CliIo, json: boolean): Promise<number> {
   if (error instanceof CommanderError) {
     // commander has printed the message (or the help) already.
     return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? ExitCode.OK : ExitCode.USAGE;
   }
-  const [code, kind] = classify(error);
+  // The client's errors are imported here, not at the top, so that `raftlog --help` loads no gRPC code
+  // (a command that failed in the client has loaded it already).
+  const errors = await import('../client/index.js');
+  const [code, kind] = classify(error, errors);
   const message = error instanceof Error ? error.message : String(error);
   if (json) {
     const details =
-      error instanceof RaftLogError ? { code: error.codeName, endpoint: error.endpoint, operation: error.operation } : {};
+      error instanceof errors.RaftLogError ? { code: error.codeName, endpoint: error.endpoint, operation: error.operation } : {};
     io.err(JSON.stringify({ error: { kind, ...details, message } }));
   } else {
     io.err(`error: ${message}`);
@@ -102,7 +102,15 @@ function report(error: unknown, io: CliIo, json: boolean): number {
   return code;
 }
 
-function classify(error: unknown): [ExitCode, string] {
+function classify(error: unknown, errors: ClientModule): [ExitCode, string] {
+  const {
+    RaftLogCompactedError,
+    RaftLogDeadlineExceededError,
+    RaftLogFailedPreconditionError,
+    RaftLogIndeterminateError,
+    RaftLogInvalidArgumentError,
+    RaftLogUnavailableError,
+  } = errors;
   if (error instanceof UsageError || error instanceof RaftLogInvalidArgumentError) return [ExitCode.USAGE, 'usage'];
   if (error instanceof RaftLogUnavailableError || error instanceof RaftLogDeadlineExceededError) {
     return [ExitCode.UNAVAILABLE, 'unavailable'];

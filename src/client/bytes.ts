@@ -3,7 +3,7 @@
  * UTF-8), and checked against the limits of client.proto before they are sent.
  */
 import { rejectedBeforeSending, type RaftLogOperation } from './errors.js';
-import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './proto.js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../api/client-api.js';
 
 /** Bytes, or a string that stands for its UTF-8 encoding. */
 export type Bytes = Uint8Array | string;

@@ -8,15 +8,15 @@ import { callDeadline, checkConsistency } from './call-arguments.js';
 import { rejectedBeforeSending, type RaftLogOperation } from './errors.js';
 import type { Operation } from './failover.js';
 import type { CallOptions, ReadConsistency } from './options.js';
-import {
-  methodDefinition,
-  type CommitPositionReply,
-  type CommitPositionRequest,
-  type ConsumersReply,
-  type ConsumersRequest,
-  type DeleteConsumerReply,
-  type DeleteConsumerRequest,
-} from './proto.js';
+import type {
+  CommitPositionReply,
+  CommitPositionRequest,
+  ConsumersReply,
+  ConsumersRequest,
+  DeleteConsumerReply,
+  DeleteConsumerRequest,
+} from '../api/client-api.js';
+import { methodDefinition } from './proto.js';
 import { commitPositionResult, consumerList, deleteConsumerResult, replyLeader } from './reply-decoders.js';
 import type { CommitPositionResult, ConsumerList, DeleteConsumerResult } from './results.js';
 

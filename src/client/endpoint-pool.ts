@@ -34,6 +34,8 @@ export interface DiscoverySettings {
   readonly discoverLeader: boolean;
   /** The client's deadline for a call; a discovery takes at most this long. */
   readonly deadlineMs: number;
+  /** How the channels are secured; default plaintext. */
+  readonly credentials?: grpc.ChannelCredentials;
 }
 
 /** How often, at most, one endpoint is asked for its node id in the background. */
@@ -121,7 +123,7 @@ export class EndpointPool {
   /** The gRPC client of an endpoint, for any method of any service. */
   clientOf(endpoint: Endpoint): grpc.Client {
     if (endpoint.client === null) {
-      endpoint.client = new grpc.Client(endpoint.address, grpc.credentials.createInsecure(), {
+      endpoint.client = new grpc.Client(endpoint.address, this.discovery.credentials ?? grpc.credentials.createInsecure(), {
         // Reconnect to a node that was down soon after it is back, rather
         // than after gRPC's default backoff of up to two minutes.
         'grpc.initial_reconnect_backoff_ms': 100,
@@ -147,7 +149,8 @@ export class EndpointPool {
         case grpc.connectivityState.READY:
           return 'ready';
         case grpc.connectivityState.TRANSIENT_FAILURE:
-          return 'could not connect: connection refused or node down';
+          // A TLS handshake the node refuses (or plaintext against TLS) looks the same to the channel.
+          return 'could not connect: connection refused, node down, or TLS refused';
         case grpc.connectivityState.SHUTDOWN:
           return 'the connection was shut down';
         default:

@@ -18,6 +18,7 @@ export type RaftLogOperation =
   | 'memberAdd'
   | 'memberPromote'
   | 'memberRemove'
+  | 'transferLeadership'
   | 'subscribe'
   | 'commitPosition'
   | 'deleteConsumer'
@@ -37,12 +38,8 @@ export const StatusCode = {
   RESOURCE_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
 } as const;
 
-/**
- * The trailing metadata key with which a node answering ReadLog with
- * OUT_OF_RANGE gives the first log index it still holds, in decimal, so
- * that clients need not parse the status message.
- */
-export const FIRST_INDEX_METADATA_KEY = 'raftlog-first-index';
+/** The trailer that gives the first log index a node still holds (part of the client API's contract). */
+export { FIRST_INDEX_METADATA_KEY } from '../api/client-api.js';
 
 /** The name of a gRPC status code, e.g. 14 → "UNAVAILABLE". */
 export function statusCodeName(code: number): string {

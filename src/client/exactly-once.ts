@@ -25,7 +25,8 @@ import {
 } from './errors.js';
 import type { ClientSettings } from './options.js';
 import type { ProducerSession, ProducerWrite } from './producer-session.js';
-import { methodDefinition, type ProducerStamp } from './proto.js';
+import type { ProducerStamp } from '../api/client-api.js';
+import { methodDefinition } from './proto.js';
 import { replyLeader } from './reply-decoders.js';
 import { closedError, isUnknownProducer } from './verdicts.js';
 

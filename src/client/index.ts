@@ -6,7 +6,9 @@ export type {
   RaftLogClientOptions,
   ReadConsistency,
   ReadLogOptions,
+  TransferLeadershipOptions,
 } from './options.js';
+export type { TlsOptions } from './tls.js';
 export type { AutoCommitOptions, LogSubscription, SubscribeOptions, SubscribeView } from './subscription.js';
 export { MAX_CONSUMER_NAME_BYTES, type CommitPositionOptions, type ConsumersOptions } from './consumers.js';
 export type {
@@ -26,7 +28,9 @@ export type {
   CompareAndSwapResult,
   DeleteResult,
   EndpointStatus,
+  FollowerProgress,
   GetResult,
+  LeadershipTransfer,
   LogEntryKind,
   LogPage,
   LogRecord,
@@ -51,4 +55,4 @@ export {
 } from './errors.js';
 export type { Bytes } from './bytes.js';
 export { parseEndpoint, parseEndpoints, splitEndpointList, type EndpointSpec } from './endpoints.js';
-export { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './proto.js';
+export { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../api/client-api.js';

@@ -2,6 +2,8 @@
  * What a RaftLogClient and each of its calls can be told, and the settings
  * the client runs with once the defaults are filled in.
  */
+import type { ChannelCredentials } from '@grpc/grpc-js';
+import { channelCredentials, type TlsOptions } from './tls.js';
 
 export interface RaftLogClientOptions {
   /** The nodes to talk to, "host:port" each, optionally "nodeId=host:port". At least one. */
@@ -48,6 +50,13 @@ export interface RaftLogClientOptions {
    * once (more are refused with RaftLogFailedPreconditionError).
    */
   readonly exactlyOnce?: boolean;
+  /**
+   * Connect with TLS: the CA the nodes' certificates are checked against
+   * (default: the system's roots), and for a cluster with mutual TLS (nodes
+   * started with --tls-ca) this client's certificate and key. Each a PEM
+   * file's path or its contents. Default: plaintext.
+   */
+  readonly tls?: TlsOptions;
 }
 
 /** Per-call options. */
@@ -72,6 +81,11 @@ export interface MemberAddOptions extends CallOptions {
   readonly learner: boolean;
 }
 
+export interface TransferLeadershipOptions extends CallOptions {
+  /** Node id of the voter to hand leadership to; by default the leader picks the voter with the longest log. */
+  readonly to?: string;
+}
+
 export interface ReadLogOptions extends CallOptions {
   /** Ask this node (host:port) only; by default any node that answers. */
   readonly endpoint?: string;
@@ -87,6 +101,8 @@ export interface ClientSettings {
   readonly backoffMaxMs: number;
   readonly discoverLeader: boolean;
   readonly exactlyOnce: boolean;
+  /** How channels to the nodes are secured (from `tls`). */
+  readonly credentials: ChannelCredentials;
 }
 
 const DEFAULT_DEADLINE_MS = 5000;
@@ -103,6 +119,7 @@ export function clientSettings(options: RaftLogClientOptions): ClientSettings {
     backoffMaxMs: positive('backoff.maxMs', options.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS),
     discoverLeader: options.discoverLeader ?? true,
     exactlyOnce: options.exactlyOnce ?? false,
+    credentials: channelCredentials(options.tls),
   };
 }
 

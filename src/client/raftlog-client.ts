@@ -36,7 +36,8 @@ import {
   checkMemberAddress,
   checkMemberId,
 } from './call-arguments.js';
-import { clusterMethodDefinition, type MemberChangeReply } from './cluster-proto.js';
+import type { MemberChangeReply } from '../api/cluster-api.js';
+import { clusterMethodDefinition } from './cluster-proto.js';
 import { EndpointPool, type Endpoint } from './endpoint-pool.js';
 import { parseEndpoints } from './endpoints.js';
 import { RaftLogError, rejectedBeforeSending, type RaftLogOperation } from './errors.js';
@@ -50,6 +51,7 @@ import {
   type MemberAddOptions,
   type RaftLogClientOptions,
   type ReadLogOptions,
+  type TransferLeadershipOptions,
 } from './options.js';
 import { ProducerSession } from './producer-session.js';
 import { methodDefinition } from './proto.js';
@@ -57,6 +59,7 @@ import {
   compareAndSwapResult,
   deleteResult,
   getResult,
+  leadershipTransfer,
   logPage,
   memberChange,
   memberList,
@@ -70,6 +73,7 @@ import type {
   DeleteResult,
   EndpointStatus,
   GetResult,
+  LeadershipTransfer,
   LogPage,
   MemberChange,
   MemberList,
@@ -291,6 +295,30 @@ export class RaftLogClient {
   async memberRemove(id: string, options: CallOptions = {}): Promise<MemberChange> {
     const op = 'memberRemove';
     return await this.memberChange(op, clusterMethodDefinition('MemberRemove'), { id: checkMemberId(op, id) }, options);
+  }
+
+  /**
+   * Hands leadership to voter `options.to`, or, without it, to the voter with
+   * the longest log; any node forwards the call to the leader. Resolves once
+   * the new leader is known (a target that already leads: at once). Writes
+   * sent meanwhile are held by the nodes and answered once it is done.
+   * Refused (RaftLogFailedPreconditionError) for a learner, a non-member, or
+   * while another transfer is under way; a target that did not take over in
+   * time fails with code ABORTED (the old leader still leads, or another
+   * node won); not retried once sent.
+   */
+  async transferLeadership(options: TransferLeadershipOptions = {}): Promise<LeadershipTransfer> {
+    const op = 'transferLeadership';
+    const to = options.to === undefined ? '' : checkMemberId(op, options.to);
+    return await this.run({
+      name: op,
+      method: clusterMethodDefinition('TransferLeadership'),
+      write: true,
+      request: { to },
+      deadlineMs: this.callDeadline(op, options),
+      decode: (reply, endpoint) => leadershipTransfer(reply, endpoint.address),
+      leaderOf: replyLeader,
+    });
   }
 
   /**

@@ -3,7 +3,7 @@
  * decimal strings, bytes as Buffers, "" for an absent string) to the results
  * the client's calls resolve to. Each takes the endpoint that answered.
  */
-import type { MemberChangeReply, MemberListReply, WireMember } from './cluster-proto.js';
+import type { MemberChangeReply, MemberListReply, TransferLeadershipReply, WireMember } from '../api/cluster-api.js';
 import type {
   CommitPositionReply,
   CompareAndSwapReply,
@@ -11,6 +11,7 @@ import type {
   ConsumersReply,
   DeleteConsumerReply,
   DeleteReply,
+  FollowerProgress as WireFollowerProgress,
   GetReply,
   KeyChange as WireKeyChange,
   LogEntry,
@@ -19,7 +20,7 @@ import type {
   StatusReply,
   WireLogEntryKind,
   WriteReply,
-} from './proto.js';
+} from '../api/client-api.js';
 import type { ReadConsistency } from './options.js';
 import type {
   ClusterMember,
@@ -30,8 +31,10 @@ import type {
   DeleteConsumerResult,
   DeleteResult,
   EntryPosition,
+  FollowerProgress,
   KeyChange,
   GetResult,
+  LeadershipTransfer,
   LogEntryKind,
   LogPage,
   LogRecord,
@@ -97,6 +100,19 @@ export function nodeStatus(reply: StatusReply, endpoint: string): NodeStatus {
     members: [...reply.members],
     digest: reply.digest,
     memberStatus: reply.memberStatus.map(clusterMember),
+    progress: reply.progress.map(followerProgress),
+  };
+}
+
+function followerProgress(follower: WireFollowerProgress): FollowerProgress {
+  return {
+    id: follower.id,
+    matchIndex: toNumber(follower.matchIndex),
+    nextIndex: toNumber(follower.nextIndex),
+    state: follower.state,
+    pendingSnapshotIndex: toNumber(follower.pendingSnapshotIndex),
+    inflight: follower.inflight,
+    recentlyActive: follower.recentlyActive,
   };
 }
 
@@ -236,6 +252,10 @@ export function memberChange(reply: MemberChangeReply, endpoint: string): Member
     leader: orNull(reply.leader),
     endpoint,
   };
+}
+
+export function leadershipTransfer(reply: TransferLeadershipReply, endpoint: string): LeadershipTransfer {
+  return { leader: reply.leader, term: toNumber(reply.term), previousLeader: reply.previousLeader, endpoint };
 }
 
 function clusterMember(member: WireMember): ClusterMember {

@@ -2,7 +2,7 @@
  * The flow control of a subscription's stream, as a grpc-js interceptor.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { SubscribeReply } from './proto.js';
+import type { SubscribeReply } from '../api/client-api.js';
 
 /**
  * Holds back the stream's next reply while the subscription has entries

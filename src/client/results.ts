@@ -88,6 +88,30 @@ export interface NodeStatus {
    * from a node that predates membership changes.
    */
   readonly memberStatus: readonly ClusterMember[];
+  /**
+   * From the leader only: each other member's log as the leader tracks it
+   * (voters and learners). Empty from any other node, and from a node that
+   * predates the field.
+   */
+  readonly progress: readonly FollowerProgress[];
+}
+
+/** One member's log as the leader tracks it (NodeStatus.progress). */
+export interface FollowerProgress {
+  /** The member's node id. */
+  readonly id: string;
+  /** Highest log index known to be replicated on it. */
+  readonly matchIndex: number;
+  /** Index of the next entry the leader sends it. */
+  readonly nextIndex: number;
+  /** "probe" (the leader looks for where their logs diverge), "replicate" (appends are streamed) or "snapshot" (being sent a snapshot). */
+  readonly state: string;
+  /** In state "snapshot": the index of the snapshot being sent; 0 otherwise. */
+  readonly pendingSnapshotIndex: number;
+  /** Appends sent to it and not yet acknowledged. */
+  readonly inflight: number;
+  /** It answered the leader within the current election timeout. */
+  readonly recentlyActive: boolean;
 }
 
 /** One member of a cluster configuration. */
@@ -132,6 +156,18 @@ export interface MemberChange {
   readonly index: number;
   /** The leader that committed it (null if the reply did not say). */
   readonly leader: string | null;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+}
+
+/** A leadership transfer that finished (RaftLogClient.transferLeadership). */
+export interface LeadershipTransfer {
+  /** The node that leads now. */
+  readonly leader: string;
+  /** Its term. */
+  readonly term: number;
+  /** The node that led when the transfer was asked for; equal to `leader` when the target already led. */
+  readonly previousLeader: string;
   /** The endpoint that answered. */
   readonly endpoint: string;
 }

@@ -7,7 +7,7 @@ import { checkValue, type Bytes } from './bytes.js';
 import { checkEndpointAddress } from './call-arguments.js';
 import { checkConsumerName, CONSUMER_OPERATIONS } from './consumers.js';
 import { rejectedBeforeSending } from './errors.js';
-import { MAX_KEY_BYTES, type WireLogEntryKind } from './proto.js';
+import { MAX_KEY_BYTES, type WireLogEntryKind } from '../api/client-api.js';
 import { WIRE_KINDS } from './reply-decoders.js';
 import type { SubscribedEntryKind } from './results.js';
 

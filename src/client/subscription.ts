@@ -43,7 +43,8 @@ import {
   type AttemptFailure,
 } from './errors.js';
 import type { ClientSettings } from './options.js';
-import { methodDefinition, type SubscribeReply, type SubscribeRequest } from './proto.js';
+import type { SubscribeReply, SubscribeRequest } from '../api/client-api.js';
+import { methodDefinition } from './proto.js';
 import { ReplyGate } from './reply-gate.js';
 import { subscribedEntry, toNumber } from './reply-decoders.js';
 import type { CommitPositionResult, SubscribedEntry } from './results.js';

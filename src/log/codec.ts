@@ -1,9 +1,10 @@
+import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import protobuf from 'protobufjs';
 import type { ClusterConfig, Entry, EntryKind, HardState } from '../raft/types.js';
 import type { SnapshotFileRef } from './level-storage.js';
 
-const root = protobuf.loadSync(new URL('../../proto/raftlog/v1/storage.proto', import.meta.url).pathname);
+const root = protobuf.loadSync(fileURLToPath(new URL('../../proto/raftlog/v1/storage.proto', import.meta.url)));
 const LogEntryType = root.lookupType('raftlog.v1.storage.LogEntry');
 const HardStateType = root.lookupType('raftlog.v1.storage.HardState');
 const ClusterConfigType = root.lookupType('raftlog.v1.storage.ClusterConfig');

@@ -1,4 +1,4 @@
-import type { WireLogEntryKind } from '../client/proto.js';
+import type { WireLogEntryKind } from '../api/client-api.js';
 import type { KvChange } from './kv-state-machine.js';
 
 /** How much of the physical log a node keeps in memory for CHANGES subscribers. */

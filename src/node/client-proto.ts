@@ -1,61 +1,23 @@
 /**
- * The client service raftlog.v1.RaftLog as the server side sees it: the same
- * contract as src/client/proto.ts, loaded with uint64 as numbers (indexes the
- * node compares and computes with) where the client keeps decimal strings.
+ * The client service raftlog.v1.RaftLog as the node serves it: the contract of
+ * src/api/client-api.ts with 64-bit integers as numbers (indexes the node
+ * compares and computes with), and requests that do not decode passed on to
+ * the handler, which answers INVALID_ARGUMENT.
  */
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { CLIENT_PROTO_PATH, type WireLogEntryKind } from '../client/proto.js';
-
-const packageDefinition = protoLoader.loadSync(CLIENT_PROTO_PATH, {
-  keepCase: false,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
-
-const MALFORMED = Symbol('malformed request');
-
-/** What the server gets for request bytes that are not a valid message: the decoder's complaint, turned into INVALID_ARGUMENT by the service. */
-export interface MalformedRequest {
-  readonly [MALFORMED]: string;
-}
-
-export function malformedReason(request: unknown): string | null {
-  return typeof request === 'object' && request !== null && MALFORMED in request ? (request as MalformedRequest)[MALFORMED] : null;
-}
-
-/**
- * grpc-js answers a request it cannot decode with INTERNAL; the client API
- * promises INVALID_ARGUMENT, so decoding failures are passed on to the handler
- * (see malformedReason).
- */
-export function passingOnMalformedRequests(loaded: grpc.ServiceDefinition): grpc.ServiceDefinition {
-  return Object.fromEntries(
-    Object.entries(loaded).map(([name, method]) => [
-      name,
-      {
-        ...method,
-        requestDeserialize: (bytes: Buffer): unknown => {
-          try {
-            return method.requestDeserialize(bytes);
-          } catch (error) {
-            return { [MALFORMED]: (error as Error).message } satisfies MalformedRequest;
-          }
-        },
-      },
-    ]),
-  );
-}
+import type * as api from '../api/client-api.js';
+import { CLIENT_PROTO_PATH, loadRaftLogService } from '../api/client-api.js';
+import { passingOnMalformedRequests } from './malformed-requests.js';
 
 export const raftLogServiceDefinition: grpc.ServiceDefinition = passingOnMalformedRequests(
-  packageDefinition['raftlog.v1.RaftLog'] as unknown as grpc.ServiceDefinition,
+  loadRaftLogService('number') as unknown as grpc.ServiceDefinition,
+  CLIENT_PROTO_PATH,
 );
 
 /** A generic client of raftlog.v1.RaftLog, used by a follower to forward a call to its leader. */
 export const RaftLogGrpcClient = grpc.makeGenericClientConstructor(raftLogServiceDefinition, 'RaftLog');
 
+/** Method names as the generic client spells them. */
 export type RaftLogMethod =
   | 'put'
   | 'get'
@@ -69,176 +31,44 @@ export type RaftLogMethod =
   | 'consumers'
   | 'registerProducer';
 
-export interface LogPosition {
-  index: number;
-  term: number;
-}
-/** Null when the request carries none. */
-export interface ProducerStampRequest {
-  producerId: number;
-  sequence: number;
-  acknowledgedBelow: number;
-}
-export interface PutRequest {
-  key: Buffer;
-  value: Buffer;
-  producer?: ProducerStampRequest | null;
-}
-export interface WriteReply {
-  position: LogPosition;
-  leader: string;
-  duplicate: boolean;
-}
-export type ReadConsistencyName =
-  | 'READ_CONSISTENCY_UNSPECIFIED'
-  | 'READ_CONSISTENCY_LINEARIZABLE'
-  | 'READ_CONSISTENCY_LOCAL';
-export interface GetRequest {
-  key: Buffer;
-  consistency: ReadConsistencyName;
-}
-export interface GetReply {
-  found: boolean;
-  value: Buffer | Uint8Array;
-  readIndex: number;
-  leader: string;
-}
-export interface DeleteRequest {
-  key: Buffer;
-  producer?: ProducerStampRequest | null;
-}
-export interface DeleteReply {
-  position: LogPosition;
-  leader: string;
-  existed: boolean;
-  duplicate: boolean;
-}
-export interface CompareAndSwapRequest {
-  key: Buffer;
-  expected: Buffer;
-  expectAbsent: boolean;
-  value: Buffer;
-  producer?: ProducerStampRequest | null;
-}
-export interface CompareAndSwapReply {
-  position: LogPosition;
-  leader: string;
-  succeeded: boolean;
-  found: boolean;
-  current: Buffer | Uint8Array;
-  duplicate: boolean;
-}
-export interface AppendRecordRequest {
-  record: Buffer;
-  producer?: ProducerStampRequest | null;
-}
-export interface StatusReply {
-  node: string;
-  role: string;
-  term: number;
-  leader: string;
-  commitIndex: number;
-  appliedIndex: number;
-  lastLogIndex: number;
-  members: string[];
-  digest: string;
-  firstLogIndex: number;
-  snapshotIndex: number;
-  memberStatus: MemberStatus[];
-}
-/** A member as Status (client.proto) and the Cluster service (cluster.proto) describe it. */
-export interface MemberStatus {
-  id: string;
-  address: string;
-  role: 'voter' | 'learner';
-  matchIndex: number;
-}
-export interface ReadLogRequest {
-  fromIndex: number;
-  maxEntries: number;
-}
-export interface KeyChangeReply {
-  key: Uint8Array;
-  foundBefore: boolean;
-  before: Uint8Array;
-  deleted: boolean;
-  after: Uint8Array;
-}
-export interface LogEntryReply {
-  index: number;
-  term: number;
-  kind: WireLogEntryKind;
-  record: Uint8Array;
-  key: Uint8Array;
-  value: Uint8Array;
-  expected: Uint8Array;
-  expectAbsent: boolean;
-  consumer: string;
-  position: number;
-  producer: ProducerStampRequest | null;
-  changes: KeyChangeReply[];
-  proposedAtMs: number;
-}
-export interface ReadLogReply {
-  entries: LogEntryReply[];
-  commitIndex: number;
-  node: string;
-}
+/**
+ * A reply as the node sends it: every field set (the contract lets a sender
+ * leave out fields added after the first version, and lets a receiver find a
+ * position missing; the node does neither).
+ */
+type Sent<T> = { [K in keyof T]-?: K extends 'position' | 'entry' ? NonNullable<T[K]> : Exclude<T[K], undefined> };
 
-export type SubscribeViewName = 'SUBSCRIBE_VIEW_UNSPECIFIED' | 'SUBSCRIBE_VIEW_COMMANDS' | 'SUBSCRIBE_VIEW_CHANGES';
-export interface SubscribeRequest {
-  fromIndex: number;
-  fromTail: boolean;
-  consumer: string;
-  view: SubscribeViewName;
-  kinds: WireLogEntryKind[];
-  keyPrefix: Buffer;
-}
-export interface SubscribeReply {
-  entries: LogEntryReply[];
-  firstIndex: number;
-  lastIndex: number;
-  commitIndex: number;
-  node: string;
-  leader: string;
-}
-export interface CommitPositionRequest {
-  consumer: string;
-  position: number;
-  allowBackwards: boolean;
-}
-export interface CommitPositionReply {
-  entry: LogPosition;
-  leader: string;
-  position: number;
-}
-export interface DeleteConsumerRequest {
-  consumer: string;
-}
-export interface DeleteConsumerReply {
-  entry: LogPosition;
-  leader: string;
-  existed: boolean;
-}
-export interface ConsumersRequest {
-  consistency: ReadConsistencyName;
-}
-export interface ConsumerInfoReply {
-  name: string;
-  position: number;
-  lag: number;
-  committedAtMs: number;
-  msSinceCommit: number;
-  commitEntryIndex: number;
-}
-export interface ConsumersReply {
-  consumers: ConsumerInfoReply[];
-  commitIndex: number;
-  readIndex: number;
-  node: string;
-}
-export interface RegisterProducerReply {
-  producerId: number;
-  entry: LogPosition;
-  leader: string;
-}
+// The messages with numbers for 64-bit integers: requests as the node receives them, replies as it sends them.
+export type WireLogEntryKind = api.WireLogEntryKind;
+export type LogPosition = api.LogPosition<number>;
+/** Null when the request carries none. */
+export type ProducerStampRequest = api.ProducerStamp<number>;
+export type PutRequest = api.PutRequest<number, Buffer>;
+export type WriteReply = Sent<api.WriteReply<number>>;
+export type ReadConsistencyName = api.WireReadConsistency;
+export type GetRequest = api.GetRequest<Buffer>;
+export type GetReply = api.GetReply<number, Buffer | Uint8Array>;
+export type DeleteRequest = api.DeleteRequest<number, Buffer>;
+export type DeleteReply = Sent<api.DeleteReply<number>>;
+export type CompareAndSwapRequest = api.CompareAndSwapRequest<number, Buffer>;
+export type CompareAndSwapReply = Sent<api.CompareAndSwapReply<number, Buffer | Uint8Array>>;
+export type AppendRecordRequest = api.AppendRecordRequest<number, Buffer>;
+export type StatusReply = api.StatusReply<number>;
+export type FollowerProgressReply = api.FollowerProgress<number>;
+/** A member as Status (client.proto) and the Cluster service (cluster.proto) describe it. */
+export type MemberStatus = api.MemberStatus<number>;
+export type ReadLogRequest = api.ReadLogRequest<number>;
+export type KeyChangeReply = api.KeyChange<Uint8Array>;
+export type LogEntryReply = Sent<api.LogEntry<number, Uint8Array>>;
+export type ReadLogReply = Omit<api.ReadLogReply<number, Uint8Array>, 'entries'> & { entries: LogEntryReply[] };
+export type SubscribeViewName = api.WireSubscribeView;
+export type SubscribeRequest = api.SubscribeRequest<number, Buffer>;
+export type SubscribeReply = Omit<api.SubscribeReply<number, Uint8Array>, 'entries'> & { entries: LogEntryReply[] };
+export type CommitPositionRequest = api.CommitPositionRequest<number>;
+export type CommitPositionReply = Sent<api.CommitPositionReply<number>>;
+export type DeleteConsumerRequest = api.DeleteConsumerRequest;
+export type DeleteConsumerReply = Sent<api.DeleteConsumerReply<number>>;
+export type ConsumersRequest = api.ConsumersRequest;
+export type ConsumerInfoReply = api.ConsumerInfo<number>;
+export type ConsumersReply = api.ConsumersReply<number>;
+export type RegisterProducerReply = Sent<api.RegisterProducerReply<number>>;

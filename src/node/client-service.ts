@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../client/proto.js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../api/client-api.js';
 import {
   RaftLogGrpcClient,
   type AppendRecordRequest,
@@ -44,11 +44,16 @@ const MAX_LOG_ENTRIES_PER_READ = 1000;
  * the answer. Linearizable reads are confirmed by the leader (ReadIndex) but
  * served by this node's state machine.
  */
-export function createClientService(getNode: () => RaftNode | null, logger: Logger): grpc.UntypedServiceImplementation {
+export function createClientService(
+  getNode: () => RaftNode | null,
+  logger: Logger,
+  /** How a follower reaches its leader to forward a call (tls-config.ts). */
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): grpc.UntypedServiceImplementation {
   const unary = unaryCalls<RaftLogMethod>({
     getNode,
     logger,
-    clientAt: (address) => new RaftLogGrpcClient(address, grpc.credentials.createInsecure()),
+    clientAt: (address) => new RaftLogGrpcClient(address, credentials),
   });
 
   const position = (committed: Committed) => ({ index: committed.index, term: committed.term });
@@ -190,6 +195,15 @@ export function createClientService(getNode: () => RaftNode | null, logger: Logg
         firstLogIndex: status.firstIndex,
         snapshotIndex: status.snapshotIndex,
         memberStatus: membersOf(node, node.membership(), status.lastIndex),
+        progress: (status.progress ?? []).map((follower) => ({
+          id: follower.id,
+          matchIndex: follower.matchIndex,
+          nextIndex: follower.nextIndex,
+          state: follower.state,
+          pendingSnapshotIndex: follower.pendingSnapshot,
+          inflight: follower.inflight,
+          recentlyActive: follower.recentlyActive,
+        })),
       };
     }),
 

@@ -17,7 +17,10 @@
  *   created with (src/log/level-storage.ts refuses another), and gets a random
  *   incarnation then, which tells apart two directories claiming one id.
  *
- * What a receiver refuses (gRPC status, details naming both sides):
+ * What a receiver refuses (gRPC status, details naming what the sender
+ * claimed; never the receiver's cluster name, cluster id, or the incarnation
+ * it knows a member by, which are what an outsider would need to forge
+ * messages that pass this check):
  * - another cluster name or id: FAILED_PRECONDITION; none at all: INVALID_ARGUMENT;
  * - a sender id that is not a member as the receiver knows it: FAILED_PRECONDITION;
  * - a sender whose incarnation differs from the one it heard from that id
@@ -147,10 +150,9 @@ export class PeerAdmission {
     const incarnation = claim.memberIncarnation ?? '';
     const invalid = (details: string): Refusal => ({ code: grpc.status.INVALID_ARGUMENT, details });
     const mismatch = (details: string): Refusal => ({ code: grpc.status.FAILED_PRECONDITION, details });
-    const ours = `cluster "${this.cluster}" (cluster id ${this.clusterId})`;
     const otherCluster = (): Refusal =>
       mismatch(
-        `node ${this.self} belongs to ${ours}, but ${from} sent a ${what} for cluster "${claim.cluster}" (cluster id ${clusterId === '' ? 'none' : clusterId}): ` +
+        `${from} sent a ${what} for cluster "${claim.cluster}" (cluster id ${clusterId === '' ? 'none' : clusterId}), which is not node ${this.self}'s: ` +
           `${from}'s data directory or flags belong to another cluster, or its peer list points at the wrong one`,
       );
     // A sender of another name is of another cluster, member id or not; one of our name but an id we do not
@@ -165,14 +167,14 @@ export class PeerAdmission {
       const metadata = new grpc.Metadata();
       metadata.set(REFUSAL_METADATA_KEY, NOT_A_MEMBER);
       return withMetadata(metadata, mismatch(
-        `${from} is not a member of ${ours} as node ${this.self} knows it` +
+        `${from} is not a member of the cluster as node ${this.self} knows it` +
           `${clusterId !== '' && clusterId !== this.clusterId ? ` (it claims cluster id ${clusterId})` : ''}: ` +
           `a node must be added to the cluster before it takes part (or its --id is wrong)`,
       ));
     }
     if (clusterId !== '' && clusterId !== this.clusterId) return otherCluster();
     if (!HEX16.test(clusterId)) {
-      return invalid(`${what} from ${from} carries no valid cluster id (got "${clusterId}"): node ${this.self} of ${ours} only takes messages that name their cluster id`);
+      return invalid(`${what} from ${from} carries no valid cluster id (got "${clusterId}"): node ${this.self} only takes messages that name their cluster id`);
     }
     if (!HEX16.test(incarnation)) {
       return invalid(`${what} from ${from} carries no valid member incarnation (got "${incarnation}")`);
@@ -201,8 +203,8 @@ export class PeerAdmission {
     }
     // Details stay the same from one refusal to the next, so the sender logs them once.
     const details =
-      `two processes claim to be ${from}: node ${this.self} hears from ${from} with incarnation ${known.incarnation} ` +
-      `and now with ${incarnation} (another data directory); the newcomer is refused while the other one keeps talking ` +
+      `two processes claim to be ${from}: node ${this.self} hears from ${from} with another member incarnation than ${incarnation} ` +
+      `(another data directory); the newcomer is refused while the other one keeps talking ` +
       `(taken once it has been silent for ${this.quietMs} ms)`;
     this.events.warn(
       from,

@@ -6,6 +6,9 @@
  * Adding a voter directly is refused: a member joins as a learner, catches
  * up, and is promoted (single-server changes, dissertation §4.1 and §4.2.1),
  * so that a new, empty member never counts toward commit.
+ *
+ * TransferLeadership, a planned leadership move, is the leader's to carry
+ * out too (leadership-transfer.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -18,6 +21,8 @@ import {
   type MemberIdRequest,
   type MemberListReply,
   type MemberListRequest,
+  type TransferLeadershipReply,
+  type TransferLeadershipRequest,
 } from './cluster-proto.js';
 import { invalidArgument, NotLeaderError } from './errors.js';
 import { membersOf } from './members.js';
@@ -31,11 +36,16 @@ export { clusterServiceDefinition } from './cluster-proto.js';
 const NODE_ID = /^[A-Za-z0-9_.-]+$/;
 const MAX_NODE_ID_LENGTH = 128;
 
-export function createClusterService(getNode: () => RaftNode | null, logger: Logger): grpc.UntypedServiceImplementation {
+export function createClusterService(
+  getNode: () => RaftNode | null,
+  logger: Logger,
+  /** How a follower reaches its leader to forward a call (tls-config.ts). */
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): grpc.UntypedServiceImplementation {
   const unary = unaryCalls<ClusterMethod>({
     getNode,
     logger,
-    clientAt: (address) => new ClusterGrpcClient(address, grpc.credentials.createInsecure()),
+    clientAt: (address) => new ClusterGrpcClient(address, credentials),
   });
 
   const changed = (node: RaftNode, outcome: { readonly index: number; readonly view: MembershipView }): MemberChangeReply => ({
@@ -81,6 +91,12 @@ export function createClusterService(getNode: () => RaftNode | null, logger: Log
     MemberRemove: unary<MemberIdRequest, MemberChangeReply>('memberRemove', async (node, request, deadline) => {
       const id = checkMemberId(request.id);
       return changed(node, await node.changeMembership({ type: 'remove', id }, deadline));
+    }),
+
+    TransferLeadership: unary<TransferLeadershipRequest, TransferLeadershipReply>('transferLeadership', async (node, request, deadline) => {
+      const to = request.to === '' ? null : checkMemberId(request.to);
+      const moved = await node.transferLeadership(to, deadline);
+      return { leader: moved.leader, term: moved.term, previousLeader: moved.previousLeader };
     }),
   };
 }

@@ -36,7 +36,33 @@ export class NotLeaderError extends ClientError {
   }
 }
 
+/**
+ * The leader is handing leadership over (TransferLeadership, a graceful
+ * stop): nothing was written. A node holds such a request until the handover
+ * ends, then serves or forwards it (leader-hold.ts).
+ */
+export class LeaderChangingError extends ClientError {
+  constructor(message: string) {
+    super(grpc.status.UNAVAILABLE, message);
+    this.name = 'LeaderChangingError';
+  }
+}
+
+/** The leader this node knows could not be reached to forward a call to; the call was not sent. */
+export class LeaderUnreachableError extends ClientError {
+  constructor(
+    readonly leader: NodeId,
+    readonly term: number,
+    message: string,
+  ) {
+    super(grpc.status.UNAVAILABLE, message);
+    this.name = 'LeaderUnreachableError';
+  }
+}
+
 export const invalidArgument = (message: string) => new ClientError(grpc.status.INVALID_ARGUMENT, message);
+export const failedPrecondition = (message: string) => new ClientError(grpc.status.FAILED_PRECONDITION, message);
+export const aborted = (message: string) => new ClientError(grpc.status.ABORTED, message);
 export const unavailable = (message: string) => new ClientError(grpc.status.UNAVAILABLE, message);
 export const deadlineExceeded = (message: string) => new ClientError(grpc.status.DEADLINE_EXCEEDED, message);
 

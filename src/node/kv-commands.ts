@@ -1,7 +1,8 @@
+import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { ProducerStamp } from './producer-sessions.js';
 
-const root = protobuf.loadSync(new URL('../../proto/raftlog/v1/command.proto', import.meta.url).pathname);
+const root = protobuf.loadSync(fileURLToPath(new URL('../../proto/raftlog/v1/command.proto', import.meta.url)));
 const CommandType = root.lookupType('raftlog.v1.command.Command');
 
 /** A write to the key-value state or the record log; a producer's stamp makes it exactly-once. */

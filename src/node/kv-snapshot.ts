@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import protobuf from 'protobufjs';
 import type { SnapshotMeta } from '../raft/types.js';
@@ -10,7 +11,7 @@ import { KvRestoreError, KvStateMachine, type KvStateCapture } from './kv-state-
 import type { ProducerSessionState, RememberedWrite, WriteOutcome } from './producer-sessions.js';
 
 // The file format is described in proto/raftlog/v1/snapshot.proto.
-const root = protobuf.loadSync(new URL('../../proto/raftlog/v1/snapshot.proto', import.meta.url).pathname);
+const root = protobuf.loadSync(fileURLToPath(new URL('../../proto/raftlog/v1/snapshot.proto', import.meta.url)));
 const FrameType = root.lookupType('raftlog.v1.snapshot.SnapshotFrame');
 const TO_OBJECT = { longs: Number, defaults: true, oneofs: true } as const;
 
@@ -68,7 +69,13 @@ export function parseSnapshotFileName(name: string): { index: number; term: numb
  * fsync'd, renamed to <name>, and the directory fsync'd before this
  * resolves. On failure the .tmp file is removed.
  */
-export async function writeKvSnapshot(dir: string, kv: KvStateMachine, meta: SnapshotMeta): Promise<SnapshotFileInfo> {
+export async function writeKvSnapshot(
+  dir: string,
+  kv: KvStateMachine,
+  meta: SnapshotMeta,
+  /** Runs once the state is captured, before the file is written (a failpoint in tests). */
+  beforeWrite?: () => Promise<void>,
+): Promise<SnapshotFileInfo> {
   const capture = kv.capture();
   if (meta.index !== capture.appliedIndex) {
     throw new Error(`snapshot meta index ${meta.index} differs from the state machine's applied index ${capture.appliedIndex}`);
@@ -76,6 +83,7 @@ export async function writeKvSnapshot(dir: string, kv: KvStateMachine, meta: Sna
   if (!Number.isSafeInteger(meta.term) || meta.term < 0) {
     throw new Error(`snapshot at index ${meta.index} has invalid term ${meta.term}`);
   }
+  await beforeWrite?.();
   const name = snapshotFileName(meta);
   const path = join(dir, name);
   const tmpPath = path + TMP_SUFFIX;

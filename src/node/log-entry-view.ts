@@ -1,4 +1,4 @@
-import type { WireLogEntryKind } from '../client/proto.js';
+import type { WireLogEntryKind } from '../api/client-api.js';
 import type { Entry } from '../raft/types.js';
 import type { LogEntryReply } from './client-proto.js';
 import { decodeCommand } from './kv-commands.js';

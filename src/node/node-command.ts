@@ -2,7 +2,10 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import type { NodeId } from '../raft/types.js';
 import { CHANGE_HISTORY_DEFAULTS } from './change-history.js';
+import { parseHostPort } from '../api/host-port.js';
+import { Failpoints, FAILPOINTS_LISTEN_VARIABLE } from './failpoints.js';
 import { NODE_DEFAULTS, RaftNode } from './raft-node.js';
+import type { NodeTlsFiles } from './tls-config.js';
 
 /** Compaction defaults (issue 9); etcd keeps a similar catch-up window behind its snapshots. */
 export const COMPACTION_DEFAULTS = { snapshotEntries: 10_000, retainEntries: 5_000 } as const;
@@ -13,6 +16,9 @@ export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT (--pee
        [--snapshot-entries ${COMPACTION_DEFAULTS.snapshotEntries}] [--retain-entries ${COMPACTION_DEFAULTS.retainEntries}]
        [--max-uncommitted-bytes ${NODE_DEFAULTS.maxUncommittedBytes}] [--max-writes-in-progress ${NODE_DEFAULTS.maxWritesInProgress}]
        [--max-write-wait-ms ${NODE_DEFAULTS.maxWriteWaitMs}] [--change-history-entries ${CHANGE_HISTORY_DEFAULTS.entries}]
+       [--hold-without-leader-ms MS]
+       [--metrics-listen HOST:PORT]
+       [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
 
 Runs one raftlog server: Raft with its peers and the client API on HOST:PORT.
 --peers lists every member of a new cluster, this node included. --join instead
@@ -37,7 +43,26 @@ removed from its cluster exits. Logs are JSON lines on stdout.
                       after values) is kept in memory for Subscribe's CHANGES view
                       (also at most ${CHANGE_HISTORY_DEFAULTS.bytes / 1024 / 1024} MiB); only entries applied since the node started.
                       0 = no CHANGES view (every such subscription gets OUT_OF_RANGE).
-SIGTERM or SIGINT stops it gracefully.`;
+--hold-without-leader-ms MS  a client request that cannot be served now because the
+                      leadership is changing waits up to MS (and its own deadline) for
+                      a steady leader before it is answered UNAVAILABLE: while no leader
+                      is known (an election), while the leader hands over (or has just
+                      handed over and refused a forwarded call), and while the leader
+                      cannot be reached. Default: 10 election timeouts
+                      (${10 * NODE_DEFAULTS.electionTicks * NODE_DEFAULTS.tickMs} ms with the default ticks). 0 = answer at once.
+--metrics-listen HOST:PORT  serve Prometheus metrics over plain HTTP at
+                      http://HOST:PORT/metrics (port 0: any free port, named in the
+                      start log line). Absent: no metrics server.
+--tls-cert FILE --tls-key FILE  serve HOST:PORT (clients and peers) with TLS, with this
+                      certificate (PEM, optionally followed by intermediates) and its key;
+                      the node's own connections to peers check them against --tls-ca.
+--tls-ca FILE         mutual TLS: clients and peers must present a certificate this CA
+                      signed, and a peer's must name the member it speaks for (the URI
+                      urn:raftlog:node:ID among its subject alternative names; this
+                      node's own certificate must name --id). Without TLS flags, any
+                      process that reaches HOST:PORT can send Raft messages.
+SIGTERM or SIGINT stops it gracefully; a leader first hands leadership to its most
+caught-up voter and lets its writes in flight be answered (5 election timeouts at most).`;
 
 export class UsageError extends Error {}
 
@@ -61,6 +86,12 @@ export interface NodeCommandOptions {
   readonly maxWritesInProgress: number;
   readonly maxWriteWaitMs: number;
   readonly changeHistoryEntries: number;
+  /** --metrics-listen: where /metrics is served; absent, no metrics server. */
+  readonly metricsListen?: string;
+  /** Absent: the node's default (10 election timeouts). */
+  readonly holdWithoutLeaderMs?: number;
+  /** --tls-cert, --tls-key, --tls-ca; absent: plaintext. */
+  readonly tls?: NodeTlsFiles;
 }
 
 export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
@@ -85,6 +116,11 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
         'max-writes-in-progress': { type: 'string', default: String(NODE_DEFAULTS.maxWritesInProgress) },
         'max-write-wait-ms': { type: 'string', default: String(NODE_DEFAULTS.maxWriteWaitMs) },
         'change-history-entries': { type: 'string', default: String(CHANGE_HISTORY_DEFAULTS.entries) },
+        'metrics-listen': { type: 'string' },
+        'hold-without-leader-ms': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-ca': { type: 'string' },
       },
       strict: true,
     }));
@@ -117,9 +153,16 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     return n;
   };
   const nonNegative = (
-    name: 'snapshot-entries' | 'retain-entries' | 'max-uncommitted-bytes' | 'max-writes-in-progress' | 'max-write-wait-ms' | 'change-history-entries',
+    name:
+      | 'snapshot-entries'
+      | 'retain-entries'
+      | 'max-uncommitted-bytes'
+      | 'max-writes-in-progress'
+      | 'max-write-wait-ms'
+      | 'change-history-entries'
+      | 'hold-without-leader-ms',
   ): number => {
-    const text = values[name];
+    const text = values[name] ?? '';
     // Number() would take '', '1e3' and '0x10'; a count of entries is plain digits.
     const n = /^\d+$/.test(text) ? Number(text) : NaN;
     if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} must be a non-negative integer, got "${text}"`);
@@ -146,8 +189,30 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     maxWritesInProgress: atLeastOne('max-writes-in-progress'),
     maxWriteWaitMs: nonNegative('max-write-wait-ms'),
     changeHistoryEntries: nonNegative('change-history-entries'),
+    ...(values['hold-without-leader-ms'] !== undefined ? { holdWithoutLeaderMs: nonNegative('hold-without-leader-ms') } : {}),
     ...(join !== undefined ? { join } : {}),
+    ...metricsListen(values['metrics-listen'], required('listen')),
+    ...tlsFiles(values['tls-cert'], values['tls-key'], values['tls-ca']),
   };
+}
+
+function tlsFiles(cert: string | undefined, key: string | undefined, ca: string | undefined): { tls?: NodeTlsFiles } {
+  if (cert === undefined && key === undefined && ca === undefined) return {};
+  if (cert === undefined || key === undefined || cert === '' || key === '') {
+    throw new UsageError(`TLS needs both --tls-cert and --tls-key (and --tls-ca for mutual TLS); got ${cert === undefined || cert === '' ? '' : '--tls-cert '}${key === undefined || key === '' ? '' : '--tls-key '}${ca === undefined ? '' : '--tls-ca'}`.trimEnd());
+  }
+  if (ca === '') throw new UsageError('--tls-ca is empty');
+  return { tls: ca === undefined ? { cert, key } : { cert, key, ca } };
+}
+
+function metricsListen(address: string | undefined, listen: string): { metricsListen?: string } {
+  if (address === undefined) return {};
+  if (parseHostPort(address) === null) {
+    throw new UsageError(`--metrics-listen takes HOST:PORT (e.g. 127.0.0.1:9101, [::1]:9101, 0.0.0.0:9101; port 0..65535), got "${address}"`);
+  }
+  // Port 0 twice is two ports; anything else twice is one.
+  if (address === listen && parseHostPort(address)?.port !== 0) throw new UsageError(`--metrics-listen must differ from --listen (${listen}): gRPC serves there`);
+  return { metricsListen: address };
 }
 
 export function parsePeers(text: string): Map<NodeId, string> {
@@ -163,7 +228,11 @@ export function parsePeers(text: string): Map<NodeId, string> {
   return peers;
 }
 
-/** Runs a node until SIGTERM/SIGINT. Returns the process exit code. */
+/**
+ * Runs a node until SIGTERM/SIGINT, its removal from the cluster, or a
+ * fail-stop. Returns the process exit code: 1 when the node fail-stopped
+ * (even during a graceful stop) or did not stop cleanly, else 0.
+ */
 export async function runNode(args: readonly string[]): Promise<number> {
   let options: NodeCommandOptions;
   try {
@@ -178,31 +247,51 @@ export async function runNode(args: readonly string[]): Promise<number> {
   const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
   let removal: (reason: string) => void = () => undefined;
   const removed = new Promise<string>((resolve) => (removal = resolve));
+  let failure: (reason: string) => void = () => undefined;
+  const failed = new Promise<string>((resolve) => (failure = resolve));
   let node: RaftNode;
   try {
-    node = await RaftNode.start({ ...options, logger, onRemoved: (reason) => removal(reason) });
+    const failpoints = Failpoints.fromEnvironment(process.env, logger);
+    const control = process.env[FAILPOINTS_LISTEN_VARIABLE];
+    if (failpoints !== null && control !== undefined) await failpoints.listen(control);
+    node = await RaftNode.start({ ...options, logger, failpoints, onRemoved: (reason) => removal(reason), onFatal: (reason) => failure(reason) });
   } catch (error) {
     logger.fatal({ event: 'start-failed', err: error }, (error as Error).message);
     process.stderr.write(`raftlog node ${options.id}: ${(error as Error).message}\n`);
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ event: 'signal', signal }, 'stopping');
-      node.stop().then(
-        () => resolve(0),
-        (error: unknown) => {
-          logger.error({ event: 'stop-failed', err: error }, 'stop failed');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    // A member removed from the cluster has nothing left to do: it stops and the process exits cleanly.
-    void removed.then((reason) => {
-      process.stderr.write(`raftlog node ${options.id}: ${reason}; stopping\n`);
-      stop('removed');
-    });
+  // One stop, whatever asks for it first: a second signal, or a fail-stop during the handover, waits for the same end.
+  let exit: (code: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => (exit = resolve));
+  let stopping = false;
+  const stop = (why: string): void => {
+    logger.info({ event: 'signal', signal: why }, stopping ? 'already stopping' : 'stopping');
+    if (stopping) return;
+    stopping = true;
+    void (async () => {
+      try {
+        // A leader hands over first: the others need not wait an election timeout to notice it is gone.
+        await node.handOverLeadership();
+        await node.stop();
+      } catch {
+        // stop() logged why.
+        return 1;
+      }
+      // A fail-stop at any time, during this stop included, is a failure of the process.
+      return node.fatal === null ? 0 : 1;
+    })().then(exit);
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  // A member removed from the cluster has nothing left to do: it stops and the process exits cleanly.
+  void removed.then((reason) => {
+    process.stderr.write(`raftlog node ${options.id}: ${reason}; stopping\n`);
+    stop('removed');
   });
+  // A node that fail-stopped is stopping already; this waits for it to finish and exits 1.
+  void failed.then((reason) => {
+    process.stderr.write(`raftlog node ${options.id}: ${reason}; stopping\n`);
+    stop('fatal');
+  });
+  return await exited;
 }

@@ -68,12 +68,17 @@ const DISCOVERY_LIMIT_MS = 60_000;
  * which a follower forwards to the leader) until one answers; gives up after
  * a minute with every endpoint's error.
  */
-export async function discoverCluster(endpoints: readonly string[], self: NodeId, logger: Logger): Promise<DiscoveredCluster> {
+export async function discoverCluster(
+  endpoints: readonly string[],
+  self: NodeId,
+  logger: Logger,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): Promise<DiscoveredCluster> {
   const started = Date.now();
   const failures = new Map<string, string>();
   for (let round = 0; Date.now() - started < DISCOVERY_LIMIT_MS; round++) {
     for (const endpoint of endpoints) {
-      const client = new ClusterGrpcClient(endpoint, grpc.credentials.createInsecure());
+      const client = new ClusterGrpcClient(endpoint, credentials);
       try {
         const reply = await new Promise<MemberListReply>((resolve, reject) => {
           type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply: MemberListReply) => void) => void;

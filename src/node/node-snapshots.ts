@@ -13,7 +13,14 @@ import { INCOMING_DIR, syncDirectory } from '../log/snapshot-files.js';
 import type { ClusterConfig, InstallSnapshot, NodeId, SnapshotMeta } from '../raft/types.js';
 import { readKvSnapshot, readSnapshotHeader, SnapshotCorruptionError, snapshotFileName, writeKvSnapshot } from './kv-snapshot.js';
 import { KvStateMachine } from './kv-state-machine.js';
+import type { Failpoints } from './failpoints.js';
+import type { NodeMetrics } from './metrics.js';
 import type { ReceivedSnapshot, SnapshotSender } from './snapshot-transfer.js';
+
+/** The snapshot events a node's metrics count. */
+export type SnapshotMetrics = Pick<NodeMetrics, 'snapshotTaken' | 'snapshotTakeFailed' | 'snapshotSent' | 'snapshotReceived' | 'snapshotInstalled'>;
+
+const secondsSince = (startedMs: number): number => (performance.now() - startedMs) / 1000;
 
 /** When a node snapshots its own state machine and how much log it keeps behind a snapshot. */
 export interface SnapshotPolicy {
@@ -76,6 +83,8 @@ export class NodeSnapshots {
     private readonly policy: SnapshotPolicy,
     private readonly sender: SnapshotSender,
     private readonly logger: Logger,
+    private readonly metrics?: SnapshotMetrics,
+    private readonly failpoints: Failpoints | null = null,
   ) {
     this.incomingDir = join(storage.snapshotDir, INCOMING_DIR);
   }
@@ -104,10 +113,13 @@ export class NodeSnapshots {
     }
     const meta: SnapshotMeta = { index, term, config };
     const started = performance.now();
-    this.writing = writeKvSnapshot(this.storage.snapshotDir, kv, meta).then(
+    const failpoints = this.failpoints;
+    const atFailpoint = failpoints === null ? undefined : () => failpoints.hit('snapshot-write');
+    this.writing = writeKvSnapshot(this.storage.snapshotDir, kv, meta, atFailpoint).then(
       (info) => {
         this.writing = null;
         this.written = { ref: { meta, file: info.file, bytes: info.bytes, sha256: info.sha256 } };
+        this.metrics?.snapshotTaken(secondsSince(started));
         this.logger.debug(
           { event: 'snapshot-written', index, term, bytes: info.bytes, ms: Math.round(performance.now() - started) },
           `snapshot ${index} written`,
@@ -116,6 +128,7 @@ export class NodeSnapshots {
       },
       (error: unknown) => {
         this.writing = null;
+        this.metrics?.snapshotTakeFailed();
         // A snapshot is an optimisation: the log still holds everything. Log it and try again later.
         this.logger.error({ event: 'snapshot-write-failed', index, err: error }, `writing snapshot ${index} failed`);
       },
@@ -187,8 +200,10 @@ export class NodeSnapshots {
       { event: 'snapshot-send', peer: message.to, index: ref.meta.index, term: message.term, bytes: ref.bytes },
       `sending snapshot ${ref.meta.index} to ${message.to}`,
     );
+    const sending = performance.now();
     this.sender.send({ to: message.to, term: message.term, meta: ref.meta, path, bytes: ref.bytes, sha256: ref.sha256 }).then(
       (sent) => {
+        this.metrics?.snapshotSent(true, secondsSince(sending), ref.bytes);
         this.logger.info(
           { event: 'snapshot-sent', peer: message.to, index: ref.meta.index, resumedFrom: sent.resumedFrom, sentBytes: sent.sentBytes },
           `snapshot ${ref.meta.index} delivered to ${message.to}`,
@@ -196,6 +211,7 @@ export class NodeSnapshots {
         done(true);
       },
       (error: unknown) => {
+        this.metrics?.snapshotSent(false, secondsSince(sending), 0);
         this.logger.warn(
           { event: 'snapshot-send-failed', peer: message.to, index: ref.meta.index, err: error },
           `sending snapshot ${ref.meta.index} to ${message.to} failed`,
@@ -232,6 +248,7 @@ export class NodeSnapshots {
     }
     const snapshot = { ...offered, meta: header.meta };
     this.received.set(keyOf(snapshot.meta), snapshot);
+    if (offered.receiveSeconds !== undefined) this.metrics?.snapshotReceived(offered.receiveSeconds, offered.bytes);
     this.logger.info(
       { event: 'snapshot-received', peer: snapshot.from, index: snapshot.meta.index, term: snapshot.term, bytes: snapshot.bytes },
       `snapshot ${snapshot.meta.index} received from ${snapshot.from}`,
@@ -247,10 +264,12 @@ export class NodeSnapshots {
    * crash before that leaves a file the log does not name, removed at open.
    */
   async prepareInstall(meta: SnapshotMeta): Promise<{ ref: SnapshotFileRef; kv: KvStateMachine }> {
+    await this.failpoints?.hit('snapshot-install');
     const received = this.received.get(keyOf(meta));
     if (received === undefined) {
       throw new Error(`node ${this.id}: the core installs snapshot ${meta.index}/${meta.term}, which never arrived`);
     }
+    const installing = performance.now();
     const file = snapshotFileName(meta);
     const path = join(this.storage.snapshotDir, file);
     await rename(received.path, path);
@@ -263,6 +282,7 @@ export class NodeSnapshots {
       );
     }
     await this.forgetReceivedUpTo(meta.index);
+    this.metrics?.snapshotInstalled(secondsSince(installing));
     return { ref: { meta, file, bytes: received.bytes, sha256: received.sha256 }, kv: restored.kv };
   }
 

@@ -10,7 +10,7 @@
  * runs past its message, naming the byte offset and the field. Unknown fields
  * with sound framing pass (a newer client may send them; proto3 skips them).
  */
-import type protobuf from 'protobufjs';
+import protobuf from 'protobufjs';
 
 const VARINT = 0;
 const I64 = 1;
@@ -102,7 +102,8 @@ function isMessageType(value: protobuf.Type | protobuf.Enum | null | undefined):
 function expectWireType(field: protobuf.Field, wireType: number, path: string, at: number): void {
   let expected: number;
   if (field.map || isMessageType(field.resolvedType)) expected = LEN;
-  else if (field.resolvedType != null) expected = VARINT; // an enum
+  else if (field.resolvedType != null)
+    expected = VARINT; // an enum
   else expected = SCALAR_WIRE_TYPES[field.type] ?? LEN;
   // A repeated scalar may come packed (one LEN) or one value per tag; parsers must take both.
   if (wireType === expected || (field.repeated && wireType === LEN && expected !== LEN)) return;
@@ -127,4 +128,23 @@ function skip(at: number, length: number, end: number, path: string): number {
     throw new FramingError(`${path}: ${length} bytes at byte ${at} run past the end of their message (${end - at} bytes left)`);
   }
   return at + length;
+}
+
+const roots = new Map<string, protobuf.Root>();
+
+/**
+ * The request message type of a gRPC method path ('/raftlog.v1.RaftLog/Put')
+ * declared in `protoPath`, read with protobufjs once per file.
+ */
+export function requestTypeOf(protoPath: string, methodPath: string): protobuf.Type {
+  let root = roots.get(protoPath);
+  if (root === undefined) {
+    root = protobuf.loadSync(protoPath);
+    root.resolveAll();
+    roots.set(protoPath, root);
+  }
+  const match = /^\/([\w.]+)\/(\w+)$/.exec(methodPath);
+  const method = match === null ? undefined : root.lookupService(match[1] as string).methods[match[2] as string];
+  if (method?.resolvedRequestType == null) throw new Error(`${protoPath} declares no method ${methodPath}`);
+  return method.resolvedRequestType;
 }

@@ -25,21 +25,30 @@ import type { ProducerStamp } from './producer-sessions.js';
 import { DescribedEntries } from './described-entries.js';
 import { entryBytes } from './log-entry-view.js';
 import { KvStateMachine, type KvChange, type KvResult } from './kv-state-machine.js';
-import type { WireLogEntryKind } from '../client/proto.js';
+import type { WireLogEntryKind } from '../api/client-api.js';
 import { ChangeHistory, CHANGE_HISTORY_DEFAULTS, type ChangedEntry } from './change-history.js';
 import type { ConsumerPosition } from './consumer-positions.js';
 import { createClientService } from './client-service.js';
 import { clusterServiceDefinition, createClusterService } from './cluster-service.js';
 import { raftLogServiceDefinition, type LogEntryReply } from './client-proto.js';
-import { ClientError, deadlineExceeded, NotLeaderError, producerRefusal, unavailable } from './errors.js';
+import { ClientError, deadlineExceeded, LeaderChangingError, NotLeaderError, producerRefusal, unavailable } from './errors.js';
+import { LeadershipWatch, type LeadershipView } from './leadership-watch.js';
+import { mostCaughtUpVoter, TargetDidNotTakeOver, transferLeadership, type TransferOutcome } from './leadership-transfer.js';
 import { deriveClusterId, PeerAdmission } from './cluster-identity.js';
 import { discoverCluster, membershipView, refusalError, type MembershipView } from './node-membership.js';
 import { ProposalWaiters } from './proposal-waiters.js';
 import { NodeSnapshots, restoreStateMachine, SNAPSHOT_POLICY_DEFAULTS, type SnapshotPolicy } from './node-snapshots.js';
-import { createPeerService, PEER_SERVER_OPTIONS, PeerClients } from './peer-transport.js';
-import { raftPeerServiceDefinition } from './raft-proto.js';
+import { PeerClients } from './peer-clients.js';
+import { createPeerService } from './peer-service.js';
+import { PEER_SERVER_OPTIONS } from './peer-transport.js';
+import { describeTls, loadNodeTls, nodeChannelCredentials, nodeServerCredentials, nodeServerInterceptors, type NodeTlsFiles } from './tls-config.js';
+import { raftPeerServerDefinition } from './raft-proto.js';
 import { createSnapshotReceiver, SnapshotSender } from './snapshot-transfer.js';
 import { WriteQueue } from './write-queue.js';
+import type { Failpoints } from './failpoints.js';
+import { NodeHealth } from './health.js';
+import { NodeMetrics, serveMetrics, type NodeVitals, type PeerLinkFigures } from './metrics.js';
+import { addReflection } from './reflection.js';
 
 export interface RaftNodeOptions {
   readonly id: NodeId;
@@ -77,6 +86,25 @@ export interface RaftNodeOptions {
   readonly join?: readonly string[];
   /** Called once this node has been removed from the cluster (the process should exit). */
   readonly onRemoved?: (reason: string) => void;
+  /**
+   * Called once when the node fail-stops (a disk write failed, or the core
+   * threw: see RaftNode.fatal); it is stopping by itself, and the process
+   * should exit non-zero once stop() resolves.
+   */
+  readonly onFatal?: (reason: string) => void;
+  /** --tls-cert, --tls-key, --tls-ca (tls-config.ts); absent: plaintext. */
+  readonly tls?: NodeTlsFiles;
+  /** host:port to serve Prometheus metrics on, at /metrics (port 0: any free port; the start log line says which). */
+  readonly metricsListen?: string;
+  /**
+   * Longest time a client request is held while no leader is known (or the
+   * leader hands over, has just handed over and refused a forwarded call, or
+   * cannot be reached) before it is answered UNAVAILABLE; 0 = never held.
+   * Default: 10 election timeouts (leader-hold.ts).
+   */
+  readonly holdWithoutLeaderMs?: number;
+  /** Faults and planted bugs for tests (failpoints.ts); null or absent in production. */
+  readonly failpoints?: Failpoints | null;
   readonly logger: Logger;
 }
 
@@ -154,8 +182,16 @@ export class RaftNode {
   private readCounter = 0;
   private scheduled = false;
   private stopped = false;
+  /** The one stop in progress (or done): every stop() call returns it. */
+  private stopping: Promise<void> | null = null;
+  /** Why this node fail-stopped; null while it has not. */
+  private fatalReason: string | null = null;
+  /** Faults and planted bugs for tests; null in production (failpoints.ts). */
+  readonly failpoints: Failpoints | null;
   private timer: NodeJS.Timeout | null = null;
   private lastRole: RaftStatus['role'] | null = null;
+  /** Callers waiting for a leader, or for a handover to end. */
+  private readonly leadershipWatch = new LeadershipWatch();
 
   private constructor(
     readonly options: RaftNodeOptions,
@@ -170,15 +206,23 @@ export class RaftNode {
     private readonly logger: Logger,
     private readonly addressBook: Map<NodeId, string>,
     readonly clusterIdentity: { readonly clusterId: string; readonly clusterName: string },
+    readonly metrics: NodeMetrics,
   ) {
+    const failpoints = options.failpoints ?? null;
+    this.failpoints = failpoints;
     this.changes = new ChangeHistory(kv.appliedIndex, {
       entries: options.changeHistoryEntries ?? CHANGE_HISTORY_DEFAULTS.entries,
       bytes: CHANGE_HISTORY_DEFAULTS.bytes,
     });
     this.disk = new WriteQueue({
-      save: (write) => this.storage.save(write.hardState, write.entries),
+      save: failpoints === null ? (write) => this.storage.save(write.hardState, write.entries) : async (write) => {
+        await failpoints.hit('log-write');
+        await this.storage.save(write.hardState, write.entries);
+        await failpoints.hit('log-written');
+      },
       onWritten: () => this.afterWrite(),
       onFailed: (error, what) => this.failStop(error, what),
+      onSaved: (seconds, outputs) => metrics.logWritten(seconds, outputs),
     });
     this.runner = new OutputRunner(
       core,
@@ -186,7 +230,9 @@ export class RaftNode {
         write: (output, done) => this.write(output, done),
         send: (messages) => this.send(messages),
         apply: (entries) => {
+          const applying = performance.now();
           for (const entry of entries) this.apply(entry);
+          metrics.applied(entries.length, applying);
           if (this.appliedListeners.size > 0) for (const listener of this.appliedListeners) listener();
         },
         reads: (ready, failed) => {
@@ -300,10 +346,12 @@ export class RaftNode {
     // A node that joined once restarts from its data dir, which knows its cluster: the join endpoints may all be
     // down (a whole-cluster restart), and waiting on them would keep a needed voter out of the election.
     const rejoining = options.join !== undefined && (await holdsData(options.dataDir));
+    const tls = options.tls === undefined ? null : await loadNodeTls(options.tls, options.id);
+    const channelCredentials = nodeChannelCredentials(tls);
     if (rejoining) {
       logger.info({ event: 'join-skipped', dataDir: options.dataDir }, `${options.dataDir} holds data: restarting as the member it is bound to, without asking the --join endpoints`);
     }
-    const joined = options.join === undefined || rejoining ? null : await discoverCluster(options.join, options.id, logger);
+    const joined = options.join === undefined || rejoining ? null : await discoverCluster(options.join, options.id, logger, channelCredentials);
     let cluster = joined?.clusterName ?? options.cluster ?? NODE_DEFAULTS.cluster;
     // Where peers listen: the bootstrap list (or what the cluster said when joining), then each configuration's addresses.
     const addressBook = new Map<NodeId, string>([...(joined?.addresses ?? options.peers), ...PEER_ROUTES]);
@@ -312,19 +360,29 @@ export class RaftNode {
       everyEntries: options.snapshotEntries ?? SNAPSHOT_POLICY_DEFAULTS.everyEntries,
       retainEntries: options.retainEntries ?? SNAPSHOT_POLICY_DEFAULTS.retainEntries,
     };
-    const server = new grpc.Server(PEER_SERVER_OPTIONS);
+    const server = new grpc.Server({ ...PEER_SERVER_OPTIONS, interceptors: nodeServerInterceptors(tls, options.id, logger) });
     const shutdown = new AbortController();
     let node: RaftNode | null = null;
     let snapshots: NodeSnapshots | null = null;
     // The client services from the start: while the node loads its log and snapshot they answer
     // UNAVAILABLE ("the node is starting", retried elsewhere), not UNIMPLEMENTED, which no client retries.
-    server.addService(raftLogServiceDefinition, createClientService(() => node, logger));
-    server.addService(clusterServiceDefinition, createClusterService(() => node, logger));
+    server.addService(raftLogServiceDefinition, createClientService(() => node, logger, channelCredentials));
+    server.addService(clusterServiceDefinition, createClusterService(() => node, logger, channelCredentials));
+    const metrics = new NodeMetrics(() => node);
+    // A follower trusts a silent leader no longer than it would before campaigning: the longest election timeout.
+    const staleAfterMs = 2 * (options.electionTicks ?? NODE_DEFAULTS.electionTicks) * (options.tickMs ?? NODE_DEFAULTS.tickMs);
+    new NodeHealth(server, () => node?.vitals() ?? null, { staleAfterMs, shutdown: shutdown.signal, logger });
     // The port first: a node that cannot listen must not have created or touched its data dir.
     let port: number;
+    let metricsAddress: string | null = null;
     try {
-      port = await bind(server, options.listen);
+      port = await bind(server, options.listen, nodeServerCredentials(tls));
+      if (options.metricsListen !== undefined) {
+        metrics.collectProcessMetrics();
+        metricsAddress = await serveMetrics(metrics, options.metricsListen, shutdown.signal);
+      }
     } catch (error) {
+      shutdown.abort();
       server.forceShutdown();
       throw error;
     }
@@ -382,19 +440,20 @@ export class RaftNode {
         storage,
       );
       const others = new Map([...addressBook].filter(([id]) => id !== options.id));
-      const peers = new PeerClients({ self: options.id, cluster, identity, peers: others, logger, onRefusedAsNonMember: (peer) => node?.removedByPeer(peer) });
+      const peers = new PeerClients({ self: options.id, cluster, identity, peers: others, logger, channelCredentials, onRefusedAsNonMember: (peer) => node?.removedByPeer(peer) });
       const sender = new SnapshotSender({
         self: options.id,
         cluster,
         identity,
         logger,
         addressOf: (id) => addressBook.get(id),
+        channelCredentials,
         ...slowSnapshotChunks(),
       });
-      snapshots = new NodeSnapshots(options.id, storage, policy, sender, logger);
+      snapshots = new NodeSnapshots(options.id, storage, policy, sender, logger, metrics, options.failpoints ?? null);
       await snapshots.clearIncoming();
       const arrivals = snapshots;
-      server.addService(raftPeerServiceDefinition, {
+      server.addService(raftPeerServerDefinition, {
         ...createPeerService({
           self: options.id,
           cluster,
@@ -419,10 +478,11 @@ export class RaftNode {
       node = new RaftNode(options, core, storage, kv, snapshots, peers, server, shutdown, port, logger, addressBook, {
         clusterId: bound.clusterId,
         clusterName: bound.clusterName,
-      });
+      }, metrics);
       if (options.join === undefined && storage.identityBound !== 'created') reportIgnoredPeers(options, core.brief(), logger);
       node.followConfiguration();
     } catch (error) {
+      shutdown.abort();
       server.forceShutdown();
       await snapshots?.close();
       await storage?.close();
@@ -430,9 +490,11 @@ export class RaftNode {
     }
     node.startTicking(options.tickMs ?? NODE_DEFAULTS.tickMs);
     const status = node.core.status();
+    const security = describeTls(tls, options.listen);
     logger.info(
       {
         event: 'started',
+        tls: security.tls,
         listen: options.listen,
         port,
         dataDir: options.dataDir,
@@ -445,10 +507,14 @@ export class RaftNode {
         appliedIndex: node.kv.appliedIndex,
         // From process start: loading the code, opening the log, restoring the snapshot, binding.
         startupMs: Math.round(process.uptime() * 1000),
+        metrics: metricsAddress === null ? 'off' : `http://${metricsAddress}/metrics`,
+        // A node with failpoints is a test node: its start line says so, and which are set.
+        ...(options.failpoints == null ? {} : { failpoints: options.failpoints.describe() }),
       },
-      'node started',
+      `node started; ${security.note}`,
     );
     node.schedule();
+    addReflection(server).catch((error: unknown) => logger.warn({ event: 'reflection-failed', err: error }, `gRPC reflection is off: ${(error as Error).message}`));
     return node;
   }
 
@@ -462,19 +528,28 @@ export class RaftNode {
    * entry may still commit later (the outcome is unknown to the caller).
    */
   propose(command: KvCommand, deadline: number, appended?: (index: number, term: number) => void): Promise<Committed> {
+    return this.metrics.proposal(() => this.proposeCommand(command, deadline, appended));
+  }
+
+  private proposeCommand(command: KvCommand, deadline: number, appended?: (index: number, term: number) => void): Promise<Committed> {
     this.ensureRunning();
     this.admitWrite();
     // The leader's clock enters the log here, once; replicas only read it back (consumer commit times).
-    const result = this.core.propose(encodeCommand({ ...command, proposedAtMs: Date.now() }));
+    const data = encodeCommand({ ...command, proposedAtMs: Date.now() });
+    const result = this.intoCore('proposing a command', () => this.core.propose(data));
     if (!result.accepted) {
       if (result.reason === 'not-leader') throw new NotLeaderError(this.id, this.core.status().term, result.leader);
       if (result.reason === 'too-large') throw new ClientError(grpc.status.INVALID_ARGUMENT, result.message);
       // Certainly not written, like UNAVAILABLE, but retrying at once elsewhere would not help: back off.
       if (result.reason === 'backlog-full') throw new ClientError(grpc.status.RESOURCE_EXHAUSTED, result.message);
+      if (result.reason === 'transfer-in-progress') throw new LeaderChangingError(result.message);
       throw unavailable(result.message);
     }
     appended?.(result.index, result.term);
     this.schedule();
+    if (this.failpoints?.isOn('bug-reply-before-commit') && (command.op === 'put' || command.op === 'append')) {
+      return Promise.resolve({ index: result.index, term: result.term, result: { op: command.op } });
+    }
     return this.proposals.wait(result.index, result.term, deadline, () =>
       deadlineExceeded(`node ${this.id}: no commit of index ${result.index} before the deadline; the write may or may not take effect`),
     );
@@ -596,7 +671,7 @@ export class RaftNode {
    */
   async changeMembership(change: ConfigChange, deadline: number): Promise<{ readonly index: number; readonly view: MembershipView }> {
     this.ensureRunning();
-    const result = this.core.proposeConfigChange(change);
+    const result = this.intoCore(`proposing configuration change ${change.type} ${change.id}`, () => this.core.proposeConfigChange(change));
     if (!result.accepted) throw refusalError(result, this.id, this.core.status().term);
     this.logger.info(
       { event: 'config-change', change, index: result.index, term: result.term },
@@ -621,8 +696,9 @@ export class RaftNode {
    */
   linearizableRead<T>(deadline: number, serve: () => T): Promise<T> {
     this.ensureRunning();
+    if (this.failpoints?.isOn('bug-read-local')) return Promise.resolve(serve());
     const requestId = `${this.id}.${process.pid}.${++this.readCounter}`;
-    const accepted = this.core.readIndex(requestId);
+    const accepted = this.intoCore('asking for a read index', () => this.core.readIndex(requestId));
     if (!accepted.accepted) throw new NotLeaderError(this.id, this.core.status().term, null);
     this.schedule();
     const reads = this.reads as unknown as Map<string, Waiter<T> & { readonly serve: () => T }>;
@@ -698,6 +774,22 @@ export class RaftNode {
     return { ...this.core.status(), appliedIndex: this.kv.appliedIndex, digest: this.kv.digest(), removed: this.removed };
   }
 
+  /** performance.now() when a message from each peer last arrived. */
+  private readonly heardAt = new Map<NodeId, number>();
+
+  /** What health checks and metrics read: the core's state without the digest, and how long the leader has been silent. */
+  vitals(): NodeVitals {
+    const status = this.core.status();
+    const heard = status.leader === null ? undefined : this.heardAt.get(status.leader);
+    const leaderSilenceMs = status.leader === this.id ? 0 : heard === undefined ? null : performance.now() - heard;
+    return { status, appliedIndex: this.kv.appliedIndex, removed: this.removed, stopped: this.stopped, leaderSilenceMs };
+  }
+
+  /** Each peer link's queue and counters, for metrics. */
+  peerLinks(): readonly PeerLinkFigures[] {
+    return this.peers.stats();
+  }
+
   addressOf(id: NodeId): string | undefined {
     return this.addressBook.get(id);
   }
@@ -706,15 +798,130 @@ export class RaftNode {
     return this.stopped;
   }
 
-  /** Graceful stop: no new work, pending callers told, disk and sockets closed. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  // ------------------------------------------------ leadership moves and held requests (issue 13)
+
+  /** One election timeout: how long a follower waits before it campaigns (at least), and the core tries one handover. */
+  get electionTimeoutMs(): number {
+    return (this.options.electionTicks ?? NODE_DEFAULTS.electionTicks) * (this.options.tickMs ?? NODE_DEFAULTS.tickMs);
+  }
+
+  /** How long a request is held while the leadership changes (0: never). */
+  get holdWithoutLeaderMs(): number {
+    return this.options.holdWithoutLeaderMs ?? 10 * this.electionTimeoutMs;
+  }
+
+  /** Who leads, as this node sees it now. */
+  leadershipView(): LeadershipView {
+    const { role, term, leader, transferringTo } = this.core.status();
+    return { role, term, leader, transferringTo };
+  }
+
+  /** Resolves with the first view for which `ready` holds; null once `until` passes or the node stops. */
+  awaitLeadership(until: number, ready: (view: LeadershipView) => boolean): Promise<LeadershipView | null> {
+    return this.leadershipWatch.wait(this.leadershipView(), until, ready);
+  }
+
+  /**
+   * Hands leadership (this node must lead) to `to`, or, when null, to the most
+   * caught-up voter not in `skip`; resolves once this node knows the new
+   * leader (leadership-transfer.ts has the refusals).
+   */
+  transferLeadership(to: NodeId | null, deadline: number, skip: ReadonlySet<NodeId> = new Set()): Promise<TransferOutcome> {
+    this.ensureRunning();
+    return transferLeadership(
+      {
+        id: this.id,
+        logger: this.logger,
+        electionTimeoutMs: this.electionTimeoutMs,
+        stopped: () => this.stopped,
+        status: () => this.core.status(),
+        leadershipView: () => this.leadershipView(),
+        awaitLeadership: (until, ready) => this.awaitLeadership(until, ready),
+        startTransfer: (target) => {
+          const result = this.intoCore(`handing leadership to ${target}`, () => this.core.transferLeadership(target));
+          this.schedule();
+          return result;
+        },
+      },
+      to,
+      deadline,
+      skip,
+    );
+  }
+
+  /**
+   * Before a graceful stop: a leader hands leadership to its most caught-up
+   * voter, so that the cluster does not wait an election timeout to notice
+   * it is gone, then waits for its writes in flight to be answered (the new
+   * leader commits them), so that their callers learn the outcome. Bounded:
+   * three election timeouts for the handover, two more for the writes; never
+   * throws. A target that does not take over within an election timeout is
+   * replaced by the most caught-up voter not tried yet (once every voter was
+   * tried, the best again). A node that does not lead returns at once.
+   */
+  async handOverLeadership(): Promise<void> {
+    const until = Date.now() + 3 * this.electionTimeoutMs;
+    const tried = new Set<NodeId>();
+    while (!this.stopped && this.core.brief().role === 'leader') {
+      const status = this.core.status();
+      // The only voter: nobody to hand over to.
+      if (mostCaughtUpVoter(status) === null) return;
+      if (mostCaughtUpVoter(status, tried) === null) tried.clear();
+      try {
+        await this.transferLeadership(null, until, tried);
+        // Checked on every tick: the writes' waiters settle as this node applies what the new leader commits.
+        await this.awaitLeadership(Date.now() + 2 * this.electionTimeoutMs, () => this.proposals.size === 0);
+        return;
+      } catch (error) {
+        if (error instanceof TargetDidNotTakeOver && Date.now() < until) {
+          tried.add(error.target);
+          continue;
+        }
+        this.logger.warn({ event: 'handover-failed', err: error }, `stopping without handing leadership over: ${(error as Error).message}`);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Why this node fail-stopped (a disk write failed, or the core threw while
+   * stepping, ticking or taking a client's call), or null. A node that
+   * fail-stopped stops by itself; its process exits 1.
+   */
+  get fatal(): string | null {
+    return this.fatalReason;
+  }
+
+  /**
+   * Graceful stop: no new work, pending callers told, disk and sockets closed.
+   * One stop runs; every call (a second signal, a fail-stop during a graceful
+   * stop) gets the same promise, which settles once that stop has finished.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
+    try {
+      await this.shutDown();
+    } catch (error) {
+      this.logger.error({ event: 'stop-failed', err: error }, `node ${this.id} did not stop cleanly: ${(error as Error).message}`);
+      throw error;
+    }
+  }
+
+  private async shutDown(): Promise<void> {
     this.stopped = true;
     // Subscription streams wake, see the node stopping and end with UNAVAILABLE (the client resumes elsewhere).
     for (const listener of this.appliedListeners) listener();
     // Nothing more is carried out; the writes already queued finish (or fail) before the log closes, below.
     this.runner.stop();
     if (this.timer !== null) clearInterval(this.timer);
+    // A write held at a paused failpoint must go on, or the stop below would wait for it for ever.
+    await this.failpoints?.close();
+    // Held requests answer UNAVAILABLE now rather than keep the server from shutting down.
+    this.leadershipWatch.stop();
     // A proposal in the log may still commit through the next leader: its outcome is unknown, and
     // UNAVAILABLE would tell the client it is safe to retry. A read changed nothing, so it may say so.
     this.proposals.rejectAll(
@@ -724,7 +931,7 @@ export class RaftNode {
           `node ${this.id} is shutting down before the write at index ${index} (term ${term}) was known to commit; it may or may not take effect`,
         ),
     );
-    const reason = unavailable(`node ${this.id} is shutting down`);
+    const reason = this.stoppingError();
     for (const pending of this.reads.values()) pending.reject(reason);
     this.reads.clear();
     // Peers' streams to us stay open until we end them; client calls get a moment to finish.
@@ -751,25 +958,59 @@ export class RaftNode {
 
   private receive(messages: readonly Message[]): void {
     if (this.stopped) return;
+    // A batch comes from one peer: when the leader was last heard from is what health checks look at.
+    if (messages[0] !== undefined) this.heardAt.set(messages[0].from, performance.now());
+    // The wire codec refused every malformed message already: a throw while stepping is a broken invariant
+    // of the core (say, a commit index beyond our log). Answering the peer with an error and carrying on
+    // would act on a half-updated core; the guard stops the node instead.
     for (const message of messages) {
-      try {
-        this.core.step(message);
-      } catch (error) {
-        // The wire codec refused every malformed message already: a throw here is a broken invariant of the
-        // core (say, a commit index beyond our log), and the core may be half-updated. Answering the peer with
-        // an error and carrying on would act on that state; stop instead, as etcd's raft panics.
-        this.failStop(error, `stepping ${message.type} from ${message.from} in term ${message.term}`);
-        return;
-      }
+      if (!this.quietlyIntoCore(`stepping ${message.type} from ${message.from} in term ${message.term}`, () => this.core.step(message))) return;
     }
     this.schedule();
   }
 
   private startTicking(tickMs: number): void {
     this.timer = setInterval(() => {
-      this.core.tick();
+      if (!this.quietlyIntoCore('a tick of the logical clock', () => this.core.tick())) return;
+      // A handover the core gave up on changes no role: only the tick tells the waiters.
+      if (this.leadershipWatch.size > 0) this.leadershipWatch.update(this.leadershipView());
       this.schedule();
     }, tickMs);
+  }
+
+  /**
+   * Every call that changes the core goes through here (output is taken under
+   * runOutputs' own guard). The core answers a refusal (not the leader, too
+   * large, a transfer under way) as a value and imports none of the node's
+   * errors: anything it throws is a broken invariant, and it may be
+   * half-updated. Acting on it could acknowledge what is not so, and
+   * answering INTERNAL and carrying on would; the node fail-stops instead, as
+   * etcd's raft panics. The caller hears UNAVAILABLE "node X is stopping":
+   * the step that threw had no effect outside this process, since the stop
+   * begins before any output of it is taken.
+   */
+  private intoCore<T>(what: string, step: () => T): T {
+    try {
+      return step();
+    } catch (error) {
+      this.failStop(error, what);
+      throw this.stoppingError();
+    }
+  }
+
+  /** intoCore for the node's own calls (a tick, a peer's message): false when the node fail-stopped instead. */
+  private quietlyIntoCore(what: string, step: () => void): boolean {
+    try {
+      this.intoCore(what, step);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** What a caller hears once the node is stopping: why, if it fail-stopped. */
+  private stoppingError(): ClientError {
+    return unavailable(this.fatalReason === null ? `node ${this.id} is shutting down` : `node ${this.id} is stopping: ${this.fatalReason}`);
   }
 
   private schedule(): void {
@@ -801,11 +1042,19 @@ export class RaftNode {
     this.schedule();
   }
 
-  /** A failed disk write leaves us unable to promise anything: stop rather than risk acknowledging unsaved state. */
+  /**
+   * A failed disk write or a broken invariant of the core leaves us unable to
+   * promise anything: stop rather than risk acknowledging unsaved or wrong
+   * state. Recorded (fatal) and reported once (onFatal), so that the process
+   * exits 1 even when this happens during a graceful stop.
+   */
   private failStop(error: unknown, what: string): void {
     this.logger.fatal({ event: 'fatal', err: error, failed: what }, `cannot continue: ${what} failed`);
-    process.exitCode = 1;
-    void this.stop();
+    if (this.fatalReason !== null) return;
+    this.fatalReason = `${what} failed: ${error instanceof Error ? error.message : String(error)}`;
+    // stop() logs its own failure; whoever awaits it (runNode) decides the exit code.
+    this.stop().catch(() => undefined);
+    this.options.onFatal?.(this.fatalReason);
   }
 
   /** Starts a snapshot of the state machine when the policy says so, unless a leader's snapshot is about to replace it. */
@@ -835,6 +1084,8 @@ export class RaftNode {
       const level = role !== this.lastRole || role === 'leader' ? 'info' : 'debug';
       this.logger[level]({ event: 'role', role, term, leader, reason }, `${role} in term ${term}`);
       this.lastRole = role;
+      this.metrics.roleChanged(leader);
+      if (this.leadershipWatch.size > 0) this.leadershipWatch.update(this.leadershipView());
     }
   }
 
@@ -858,6 +1109,7 @@ export class RaftNode {
 
   /** Raft messages go to the peer transport; a snapshot the core asks for goes to the snapshot transfer. */
   private send(messages: readonly Message[]): void {
+    this.failpoints?.hitNow('before-send');
     const batch: Message[] = [];
     for (const message of messages) {
       if (message.type === 'InstallSnapshot') this.sendSnapshot(message);
@@ -869,7 +1121,7 @@ export class RaftNode {
   private sendSnapshot(message: InstallSnapshot): void {
     this.snapshots.send(message, (ok) => {
       if (this.stopped) return;
-      this.core.reportSnapshot(message.to, ok);
+      if (!this.quietlyIntoCore(`reporting the snapshot sent to ${message.to}`, () => this.core.reportSnapshot(message.to, ok))) return;
       this.schedule();
     });
   }
@@ -899,6 +1151,7 @@ export class RaftNode {
     if (changes.length > 0) this.changes.record(entry.index, entry.term, CHANGE_KINDS[result.op] ?? 'LOG_ENTRY_KIND_UNSPECIFIED', changes);
     else this.changes.record(entry.index, entry.term, 'LOG_ENTRY_KIND_NO_COMMAND', changes);
     if (this.proposals.size === 0) return;
+    this.failpoints?.hitNow('before-reply');
     this.proposals.applied(
       entry.index,
       entry.term,
@@ -952,15 +1205,10 @@ export class RaftNode {
   }
 
   private ensureRunning(): void {
-    if (this.stopped) throw unavailable(`node ${this.id} is shutting down`);
+    if (this.stopped) throw this.stoppingError();
   }
 }
 
-/**
- * Test hook: RAFTLOG_TEST_SNAPSHOT_CHUNK_DELAY_MS slows every outgoing
- * snapshot chunk, so that tests can stop a node in the middle of a transfer.
- * Read once at start; unset, it costs nothing.
- */
 /**
  * Once a data dir holds a configuration it wins over --peers, which only
  * seeds a new cluster; a --peers that says otherwise (members added or
@@ -1004,15 +1252,20 @@ const PEER_ROUTES: ReadonlyMap<NodeId, string> = new Map(
     .filter((pair): pair is [string, string] => pair.length === 2 && pair[0] !== '' && pair[1] !== ''),
 );
 
+/**
+ * Test hook: RAFTLOG_TEST_SNAPSHOT_CHUNK_DELAY_MS slows every outgoing
+ * snapshot chunk, so that tests can stop a node in the middle of a transfer.
+ * Read once at start; unset, it costs nothing.
+ */
 function slowSnapshotChunks(): { chunkHook?: () => Promise<void> } {
   const delay = Number(process.env.RAFTLOG_TEST_SNAPSHOT_CHUNK_DELAY_MS ?? 0);
   if (!(delay > 0)) return {};
   return { chunkHook: () => new Promise((resolve) => setTimeout(resolve, delay)) };
 }
 
-function bind(server: grpc.Server, address: string): Promise<number> {
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+    server.bindAsync(address, credentials, (error, port) => {
       if (error !== null) reject(new Error(`cannot listen on ${address}: ${error.message}`));
       else resolve(port);
     });

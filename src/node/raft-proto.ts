@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { passingOnMalformedRequests } from './malformed-requests.js';
 import type { WireDeliverReply, WireMessageBatch } from './wire-codec.js';
 
 export const RAFT_PROTO_PATH = fileURLToPath(new URL('../../proto/raftlog/v1/raft.proto', import.meta.url));
@@ -25,8 +26,11 @@ export const RAFT_PROTO_LOADER_OPTIONS: protoLoader.Options = {
 
 const packageDefinition = protoLoader.loadSync(RAFT_PROTO_PATH, RAFT_PROTO_LOADER_OPTIONS);
 
-/** The service definition to hand to `server.addService(...)`. */
+/** The service definition: clients call with it. */
 export const raftPeerServiceDefinition = packageDefinition['raftlog.v1.RaftPeer'] as unknown as grpc.ServiceDefinition;
+
+/** What a node serves (`server.addService(...)`): requests that do not decode reach the handlers, which answer INVALID_ARGUMENT. */
+export const raftPeerServerDefinition = passingOnMalformedRequests(raftPeerServiceDefinition, RAFT_PROTO_PATH);
 
 /** raftlog.v1.RaftPeer/Deliver: path, serializers and deserializers of both directions. */
 export const deliverMethod = raftPeerServiceDefinition['Deliver'] as grpc.MethodDefinition<

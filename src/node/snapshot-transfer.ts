@@ -36,7 +36,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { NodeId, SnapshotMeta } from '../raft/types.js';
 import type { PeerAdmission, PeerIdentity } from './cluster-identity.js';
-import { PEER_CHANNEL_OPTIONS } from './peer-transport.js';
+import { PEER_CHANNEL_OPTIONS, PEER_MAX_BATCH_BYTES } from './peer-transport.js';
+import { malformedReason } from './malformed-requests.js';
 import { RefusalLog } from './refusal-log.js';
 import { MAX_WIRE_TERM } from './wire-codec.js';
 import { raftPeerServiceDefinition } from './raft-proto.js';
@@ -47,8 +48,8 @@ const GiB = 1024 * MiB;
 
 /** Default size of the chunks a sender cuts its file into. */
 export const SNAPSHOT_CHUNK_BYTES = 256 * KiB;
-/** Largest chunk a receiver accepts (well below PEER_MAX_MESSAGE_BYTES). */
-export const MAX_SNAPSHOT_CHUNK_BYTES = 16 * MiB;
+/** Largest chunk a receiver accepts (within PEER_MAX_MESSAGE_BYTES with its header). */
+export const MAX_SNAPSHOT_CHUNK_BYTES = PEER_MAX_BATCH_BYTES;
 /** Largest snapshot a receiver accepts unless told otherwise: a bound on what a confused or hostile peer can make it stage. */
 export const DEFAULT_MAX_SNAPSHOT_BYTES = 64 * GiB;
 
@@ -177,6 +178,8 @@ export interface SnapshotSenderOptions {
    * that corrupts data), throw to break the transfer, or wait.
    */
   readonly chunkHook?: (chunk: OutgoingChunk) => Buffer | void | Promise<Buffer | void>;
+  /** How the connections to peers are secured (tls-config.ts); default plaintext. */
+  readonly channelCredentials?: grpc.ChannelCredentials;
 }
 
 interface RunningTransfer {
@@ -212,6 +215,7 @@ export class SnapshotSender {
   private readonly idleTimeoutMs: number;
   private readonly minBytesPerSecond: number;
   private readonly chunkHook: SnapshotSenderOptions['chunkHook'];
+  private readonly channelCredentials: grpc.ChannelCredentials;
   private readonly running = new Map<NodeId, RunningTransfer>();
   private readonly clients = new Map<NodeId, { readonly address: string; readonly client: grpc.Client }>();
   private closing: Promise<void> | null = null;
@@ -230,6 +234,7 @@ export class SnapshotSender {
     this.idleTimeoutMs = positive(options.idleTimeoutMs ?? 30_000, 'idleTimeoutMs');
     this.minBytesPerSecond = positive(options.minBytesPerSecond ?? MiB, 'minBytesPerSecond');
     this.chunkHook = options.chunkHook;
+    this.channelCredentials = options.channelCredentials ?? grpc.credentials.createInsecure();
   }
 
   /**
@@ -331,7 +336,7 @@ export class SnapshotSender {
     const cached = this.clients.get(to);
     if (cached?.address === address) return cached.client;
     cached?.client.close();
-    const client = new grpc.Client(address, grpc.credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
+    const client = new grpc.Client(address, this.channelCredentials, PEER_CHANNEL_OPTIONS);
     this.clients.set(to, { address, client });
     return client;
   }
@@ -515,6 +520,8 @@ export interface ReceivedSnapshot {
   readonly path: string;
   readonly bytes: number;
   readonly sha256: string;
+  /** From the offer that started (or resumed) the transfer to the verified file; absent for a file that arrived earlier, handed over again. */
+  readonly receiveSeconds?: number;
 }
 
 export interface SnapshotReceiverOptions {
@@ -550,7 +557,7 @@ export interface SnapshotReceiverService {
 
 /**
  * The snapshot half of raftlog.v1.RaftPeer, for
- * `server.addService(raftPeerServiceDefinition, { ...createPeerService(...), ...createSnapshotReceiver(...) })`.
+ * `server.addService(raftPeerServerDefinition, { ...createPeerService(...), ...createSnapshotReceiver(...) })`.
  */
 export function createSnapshotReceiver(options: SnapshotReceiverOptions): SnapshotReceiverService {
   const receiver = new SnapshotReceiver(options);
@@ -584,6 +591,8 @@ interface Staging {
   file: FileHandle | null;
   /** The SnapshotChunks call writing to it, if any. */
   writer: ChunkCall | null;
+  /** performance.now() at the offer that started or resumed this transfer (metrics). */
+  readonly offeredAt?: number;
 }
 
 /** One SnapshotChunks call: it answers exactly once. */
@@ -652,6 +661,11 @@ class SnapshotReceiver {
 
   readonly SnapshotOffer: grpc.handleUnaryCall<WireSnapshotOffer, WireSnapshotOfferReply> = (call, callback) => {
     const offer = call.request;
+    const malformed = malformedReason(offer);
+    if (malformed !== null) {
+      callback({ code: grpc.status.INVALID_ARGUMENT, details: `node ${this.self} cannot read a snapshot offer from ${call.getPeer()}: ${malformed}` });
+      return;
+    }
     this.serially(() => this.takeOffer(offer)).then(
       (offset) => callback(null, { offset }),
       (error: unknown) => callback(this.toStatus(error, `snapshot offer ${offer.index}/${offer.snapshotTerm} from ${offer.from}`, call.getPeer())),
@@ -753,7 +767,7 @@ class SnapshotReceiver {
       }
     }
     await this.checkSpace(target, size);
-    this.staged.set(target.from, { ...target, size, file: null, writer: null });
+    this.staged.set(target.from, { ...target, size, file: null, writer: null, offeredAt: performance.now() });
     this.log.info(
       { from: target.from, index: target.meta.index, term: target.meta.term, bytes: target.bytes, offset: size },
       size > 0 ? 'snapshot offer: resuming from the staged bytes' : 'snapshot offer: starting a new transfer',
@@ -839,6 +853,8 @@ class SnapshotReceiver {
   /** Checks and writes one chunk; returns the final answer once the file is complete, null while more is expected. */
   private async takeChunk(chunkCall: ChunkCall, chunk: WireSnapshotChunk): Promise<WireSnapshotReceived | null> {
     this.checkOpen();
+    const malformed = malformedReason(chunk);
+    if (malformed !== null) throw new Refused(grpc.status.INVALID_ARGUMENT, `node ${this.self} cannot read a snapshot chunk: ${malformed}`);
     checkAddressing(chunk, this.self, this.cluster, this.admission, 'snapshot chunk');
     const what = `chunk at offset ${chunk.offset} of snapshot ${chunk.index}/${chunk.snapshotTerm} from ${chunk.from}`;
     const staging = this.staged.get(chunk.from);
@@ -918,7 +934,8 @@ class SnapshotReceiver {
     await rename(staging.partPath, staging.snapPath);
     await fsyncDirectory(this.dir);
     this.log.info({ from: staging.from, index: staging.meta.index, term: staging.meta.term, bytes: staging.bytes, path: staging.snapPath }, 'snapshot received');
-    this.deliver({ from: staging.from, term: staging.term, meta: staging.meta, path: staging.snapPath, bytes: staging.bytes, sha256: staging.sha256 });
+    const receiveSeconds = staging.offeredAt === undefined ? {} : { receiveSeconds: (performance.now() - staging.offeredAt) / 1000 };
+    this.deliver({ from: staging.from, term: staging.term, meta: staging.meta, path: staging.snapPath, bytes: staging.bytes, sha256: staging.sha256, ...receiveSeconds });
     return { stagedBytes: staging.bytes, complete: true };
   }
 

@@ -8,9 +8,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { WireLogEntryKind } from '../client/proto.js';
+import type { WireLogEntryKind } from '../api/client-api.js';
 import type { ChangedEntry } from './change-history.js';
-import { malformedReason, type LogEntryReply, type SubscribeReply, type SubscribeRequest } from './client-proto.js';
+import type { LogEntryReply, SubscribeReply, SubscribeRequest } from './client-proto.js';
+import { malformedReason } from './malformed-requests.js';
 import { consumerNameProblem } from './consumer-positions.js';
 import { ClientError, invalidArgument, unavailable } from './errors.js';
 import { entryShell, keyOf } from './log-entry-view.js';
@@ -74,6 +75,7 @@ async function serve(node: RaftNode, call: Stream): Promise<void> {
 
   let wake: (() => void) | null = null;
   const stopListening = node.onApplied(() => wake?.());
+  const closed = node.metrics.subscriberOpened(changesView ? 'changes' : 'commands');
   // A write's callback may never come once the caller left: the send under way also ends on cancellation.
   // (One settle function at a time, not a race against a promise that lives as long as the stream:
   // each race would leave a reaction behind on it, and memory would grow with every reply.)
@@ -107,6 +109,7 @@ async function serve(node: RaftNode, call: Stream): Promise<void> {
     }
   } finally {
     stopListening();
+    closed();
     call.off('cancelled', onCancel);
     call.off('close', onCancel);
   }

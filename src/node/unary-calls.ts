@@ -2,20 +2,34 @@
  * How a node serves a unary call of its client-facing services (RaftLog,
  * Cluster): checks that the request decoded, computes the call's deadline,
  * turns errors into gRPC statuses, and, when this node is not the leader but
- * knows one, forwards the call to the leader once and relays the answer.
+ * knows one, forwards the call to the leader and relays the answer. A call is
+ * forwarded again (to whoever leads by then, within the hold limits of
+ * leader-hold.ts) only when the previous attempt certainly wrote nothing: the
+ * leader could not be reached (the call never left this node), or it
+ * answered that it no longer leads (marked by NOT_LEADER_TRAILER). A call
+ * whose outcome may be unknown is never sent again. A node that received a
+ * forwarded call does not forward it further.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { FIRST_INDEX_METADATA_KEY } from '../client/errors.js';
+import { FIRST_INDEX_METADATA_KEY } from '../api/client-api.js';
 import type { NodeId } from '../raft/types.js';
-import { malformedReason } from './client-proto.js';
-import { ClientError, NotLeaderError, type ClientErrorFacts } from './errors.js';
+import { malformedReason } from './malformed-requests.js';
+import { ClientError, LeaderChangingError, LeaderUnreachableError, NotLeaderError, type ClientErrorFacts } from './errors.js';
+import { holdWhileLeaderChanges, RefusedByFormerLeader } from './leader-hold.js';
 import type { RaftNode } from './raft-node.js';
 
 /** Calls longer than this are cut short even when the client set no deadline. */
 const MAX_CALL_MS = 30_000;
 /** Set on a call a node forwarded: the receiver must not forward it again. */
 export const FORWARDED_BY = 'raftlog-forwarded-by';
+/**
+ * Trailer of a refusal by a node that does not lead, or is handing
+ * leadership over (NotLeaderError, LeaderChangingError): thrown before
+ * anything was proposed, so nothing was written. A node that forwarded the
+ * call holds it and forwards it again to the new leader.
+ */
+export const NOT_LEADER_TRAILER = 'raftlog-refused-not-leader';
 
 export type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
 
@@ -47,21 +61,37 @@ export function unaryCalls<Method extends string>(options: UnaryCallsOptions): U
         return;
       }
       const deadline = deadlineOf(call);
-      body(node, call.request, deadline, call).then(
+      const forwarded = call.metadata.get(FORWARDED_BY).length > 0;
+      const attempt = async (): Promise<Res> => {
+        try {
+          return await body(node, call.request, deadline, call);
+        } catch (error) {
+          const address = error instanceof NotLeaderError && error.leader !== null && !forwarded ? node.addressOf(error.leader) : undefined;
+          if (address === undefined) throw error;
+          const { leader, term } = error as NotLeaderError & { leader: NodeId };
+          return await forwarder.forward<Req, Res>(address, method, call.request, node.id, deadline).catch((failure: grpc.ServiceError) => {
+            if ((method === 'put' || method === 'append') && node.failpoints?.isOn('bug-drop-forward-error')) {
+              // The planted bug answers as a node that took the failed forward for a success would: with the position it expected.
+              const { lastIndex, term: ownTerm } = node.status();
+              return { position: { index: lastIndex + 1, term: ownTerm } } as Res;
+            }
+            if (unreachableFailures.has(failure)) throw new LeaderUnreachableError(leader, term, failure.details);
+            if (refusedAsNotLeader(failure)) throw new RefusedByFormerLeader(leader, term, failure.details);
+            throw new RelayedFailure(failure);
+          });
+        }
+      };
+      // While the leadership changes (an election, a handover, a leader just lost) the call waits rather than fails.
+      const held = (reason: string) => logger.debug({ event: 'request-held', method, reason }, `holding ${method} until a leader is known`);
+      holdWhileLeaderChanges(node, deadline, attempt, held).then(
         (reply) => callback(null, reply),
         (error: unknown) => {
-          if (error instanceof NotLeaderError && error.leader !== null && !call.metadata.get(FORWARDED_BY).length) {
-            const address = node.addressOf(error.leader);
-            if (address !== undefined) {
-              forwarder.forward<Req, Res>(address, method, call.request, node.id, deadline).then(
-                (reply) => callback(null, reply),
-                (forwardError: grpc.ServiceError) => callback(forwardError),
-              );
-              return;
-            }
-          }
-          if (error instanceof ClientError) {
-            callback({ code: error.code, details: error.message, metadata: trailersOf(error.facts) });
+          if (error instanceof RelayedFailure) {
+            callback(error.failure);
+          } else if (error instanceof ClientError) {
+            const metadata = trailersOf(error.facts);
+            if (error instanceof NotLeaderError || error instanceof LeaderChangingError) metadata.set(NOT_LEADER_TRAILER, 'nothing-written');
+            callback({ code: error.code, details: error.message, metadata });
           } else {
             logger.error({ event: 'client-call-failed', method, err: error }, 'unexpected error in a client call');
             callback({ code: grpc.status.INTERNAL, details: `node ${node.id}: ${(error as Error).message}` });
@@ -92,6 +122,21 @@ type UnaryCall<Req, Res> = (
   callback: (error: grpc.ServiceError | null, reply: Res) => void,
 ) => void;
 
+/** The leader's own answer (not a failure of the hop): it does not lead, and wrote nothing. */
+function refusedAsNotLeader(failure: grpc.ServiceError): boolean {
+  return failure.code === grpc.status.UNAVAILABLE && failure.metadata.get(NOT_LEADER_TRAILER).length > 0;
+}
+
+/** Forward failures that never left this node because the leader could not be reached (held, then tried again). */
+const unreachableFailures = new WeakSet<grpc.ServiceError>();
+
+/** The leader's answer to a forwarded call (or the hop's failure), relayed to the client as it is. */
+class RelayedFailure extends Error {
+  constructor(readonly failure: grpc.ServiceError) {
+    super(failure.details);
+  }
+}
+
 /**
  * What the client is told when a forwarded call failed. The leader's own
  * answer passes through. A failure of the hop itself is UNAVAILABLE (safe to
@@ -102,7 +147,9 @@ function forwardFailure(error: grpc.ServiceError, address: string, self: NodeId)
   const answeredByLeader = error.metadata.get('content-type').length > 0;
   if (answeredByLeader) return error;
   if (error.code === grpc.status.UNAVAILABLE && error.details.startsWith('No connection established')) {
-    return { ...error, details: `leader at ${address} unreachable from ${self}: ${error.details}` };
+    const unreachable = { ...error, details: `leader at ${address} unreachable from ${self}: ${error.details}` };
+    unreachableFailures.add(unreachable);
+    return unreachable;
   }
   if (error.code === grpc.status.DEADLINE_EXCEEDED) return error;
   return {

@@ -56,6 +56,8 @@ export interface WriteQueueOptions {
   readonly onWritten: () => void;
   /** A write failed (or what ran after it threw): nothing queued runs any more. */
   readonly onFailed: (error: unknown, what: string) => void;
+  /** After each plain save completed: how long the write took (seconds) and how many queued saves it merged. */
+  readonly onSaved?: (seconds: number, saves: number) => void;
 }
 
 type Job =
@@ -66,6 +68,8 @@ interface Batch {
   readonly run: () => Promise<void>;
   readonly dones: readonly (() => void)[];
   readonly describe: () => string;
+  /** Plain saves merged into it (0: a task). */
+  readonly saves: number;
 }
 
 export class WriteQueue {
@@ -116,7 +120,9 @@ export class WriteQueue {
       try {
         batch = this.nextBatch();
         if (batch === null) break;
+        const started = performance.now();
         await batch.run();
+        if (batch.saves > 0) this.options.onSaved?.((performance.now() - started) / 1000, batch.saves);
         for (const done of batch.dones) done();
         this.options.onWritten();
       } catch (error) {
@@ -137,7 +143,7 @@ export class WriteQueue {
     if (head === undefined || this.failedFlag) return null;
     if (head.kind === 'task') {
       this.jobs.shift();
-      return { run: head.run, dones: [head.done], describe: () => head.what };
+      return { run: head.run, dones: [head.done], describe: () => head.what, saves: 0 };
     }
     let count = 1;
     while (this.jobs[count]?.kind === 'save') count++;
@@ -147,6 +153,7 @@ export class WriteQueue {
       run: () => this.options.save(merged),
       dones: saves.map((job) => job.done),
       describe: () => describeSave(merged, saves.length),
+      saves: saves.length,
     };
   }
 }

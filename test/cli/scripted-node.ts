@@ -4,7 +4,8 @@
  * test writes, method by method. Methods it leaves out answer UNIMPLEMENTED.
  */
 import * as grpc from '@grpc/grpc-js';
-import { raftLogService, type RaftLogMethodName } from '../../src/client/proto.js';
+import type { RaftLogMethodName } from '../../src/api/client-api.js';
+import { raftLogService } from '../../src/client/proto.js';
 
 export type ScriptedHandlers = Partial<Record<RaftLogMethodName, grpc.UntypedHandleCall>>;
 

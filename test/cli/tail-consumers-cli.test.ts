@@ -20,7 +20,7 @@ import type {
   SubscribeRequest,
   WireLogEntryKind,
   WriteReply,
-} from '../../src/client/proto.js';
+} from '../../src/api/client-api.js';
 import { collectRun, type Run } from '../support/collect-run.js';
 import { ScriptedNode, type ScriptedHandlers } from './scripted-node.js';
 

@@ -8,7 +8,8 @@
  * reply). The node carries out every call forwarded to it either way.
  */
 import * as grpc from '@grpc/grpc-js';
-import { RAFTLOG_METHODS, raftLogService, type RaftLogMethodName } from '../../src/client/proto.js';
+import { RAFTLOG_METHODS, type RaftLogMethodName } from '../../src/api/client-api.js';
+import { raftLogService } from '../../src/client/proto.js';
 
 /** A request as the proxy received it (proto-loader's shape: 64-bit integers as strings, bytes as Buffers). */
 export type ReceivedRequest = Record<string, unknown>;

@@ -6,85 +6,29 @@
  * compaction and the latest snapshot's index, and the members with their
  * roles (and, from the leader, their match indexes).
  */
-import * as grpc from '@grpc/grpc-js';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RaftLogClient } from '../../src/client/index.js';
-import { raftLogServiceDefinition } from '../../src/node/client-proto.js';
-import { createClientService } from '../../src/node/client-service.js';
-import type { RaftNode } from '../../src/node/raft-node.js';
-
-type NodeReport = ReturnType<RaftNode['status']>;
-type MembershipReport = ReturnType<RaftNode['membership']>;
+import { ClientServiceHarness } from '../support/client-service-harness.js';
+import { type NodeReport, nodeReport } from '../support/node-status-fixtures.js';
 
 /** Where the members listen, as a node's address book has it. */
 const ADDRESS_BOOK: Record<string, string> = { n1: '10.0.0.1:7001', n2: '10.0.0.2:7001', n3: '10.0.0.3:7001' };
 
-/** The membership a node with this status reports: its configuration, committed, and the leader's progress if it leads. */
-function membershipOf(report: NodeReport): MembershipReport {
-  return {
-    config: report.config,
-    configIndex: report.configIndex,
-    committed: report.configIndex <= report.commitIndex,
-    leader: report.leader,
-    progress: report.progress?.map(({ id, matchIndex }) => ({ id, matchIndex })) ?? null,
-  };
-}
-
-let servers: grpc.Server[] = [];
-let clients: RaftLogClient[] = [];
-
-afterEach(() => {
-  for (const client of clients) client.close();
-  for (const server of servers) server.forceShutdown();
-  clients = [];
-  servers = [];
-});
+const wire = new ClientServiceHarness();
+afterEach(() => wire.close());
 
 /** The client service of a node that reports `report`, on a free port; returns host:port. */
-async function serveNodeReporting(report: NodeReport): Promise<string> {
-  const node = {
-    id: report.id,
-    status: () => report,
-    membership: () => membershipOf(report),
-    addressOf: (id: string) => ADDRESS_BOOK[id],
-  } as unknown as RaftNode;
-  const server = new grpc.Server();
-  servers.push(server);
-  server.addService(raftLogServiceDefinition, createClientService(() => node, pino({ level: 'silent' })));
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
-  });
-  return `127.0.0.1:${port}`;
-}
+const serveNodeReporting = (report: NodeReport): Promise<string> => wire.serveNodeReporting(report, ADDRESS_BOOK);
+const client = (endpoint: string) => wire.client(endpoint);
 
-function client(endpoint: string): RaftLogClient {
-  const made = new RaftLogClient({ endpoints: [endpoint], deadlineMs: 10_000 });
-  clients.push(made);
-  return made;
-}
-
-const follower: NodeReport = {
-  id: 'n2',
-  role: 'follower',
-  term: 4,
-  leader: 'n1',
-  votedFor: 'n1',
+/** n2, following n1 in term 4, whose log was compacted into a snapshot at 10_000: it holds 5_001..12_045. */
+const follower = nodeReport({
   commitIndex: 12_040,
   appliedIndex: 12_031,
-  removed: false,
   firstIndex: 5_001,
   lastIndex: 12_045,
   snapshotIndex: 10_000,
-  voters: ['n1', 'n2', 'n3'],
-  learners: [],
-  config: { voters: ['n1', 'n2', 'n3'] },
-  configIndex: 0,
-  member: true,
-  progress: null,
-  transferringTo: null,
   digest: 'ab'.repeat(32),
-};
+});
 
 describe('Status of a node that compacted its log', () => {
   it('reaches the client with every index, the first one the log holds and the latest snapshot included', async () => {
@@ -107,6 +51,7 @@ describe('Status of a node that compacted its log', () => {
         { id: 'n2', address: '10.0.0.2:7001', role: 'voter', matchIndex: 0 },
         { id: 'n3', address: '10.0.0.3:7001', role: 'voter', matchIndex: 0 },
       ],
+      progress: [],
     });
   });
 

@@ -104,6 +104,7 @@ describe('RaftLogClient against a healthy node', () => {
       members: ['n1'],
       digest: n1!.cluster.digest(),
       memberStatus: [{ id: 'n1', address: n1!.endpoint, role: 'voter', matchIndex: appended.index }],
+      progress: [],
     });
   });
 

@@ -18,7 +18,8 @@ import {
   type SubscribedEntry,
   type SubscribeOptions,
 } from '../../src/client/index.js';
-import { raftLogService, type RaftLogMethods, type SubscribeRequest } from '../../src/client/proto.js';
+import type { RaftLogMethods, SubscribeRequest } from '../../src/api/client-api.js';
+import { raftLogService } from '../../src/client/proto.js';
 import { freePort, ProcessCluster } from '../support/process-cluster.js';
 import { rejection } from '../support/rejection.js';
 import { waitFor } from '../support/wait-for.js';

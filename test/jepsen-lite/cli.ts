@@ -4,6 +4,7 @@
  */
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { FAILPOINTS } from '../../src/node/failpoints.js';
 import { NEMESIS_KINDS, type NemesisKind } from './nemesis.js';
 import { JEPSEN_DEFAULTS, runJepsen, type JepsenOptions } from './run.js';
 import { formatSummary } from './summary.js';
@@ -83,6 +84,17 @@ async function main(): Promise<void> {
         ...PLANTED_BUGS,
       ]),
     )
+    .addOption(
+      new Option('--mutation <name>', 'plant a bug in every node through its failpoint (the checkers must catch it: the run should fail)').choices(
+        Object.keys(FAILPOINTS).filter((name) => name.startsWith('bug-')),
+      ),
+    )
+    .option(
+      '--soak <seconds>',
+      'a long run: --time SECONDS on 5 nodes with every nemesis (disk and membership included) and compaction every 1000 entries, ' +
+        'each node\'s memory sampled; flags given beside it win',
+      positiveInt('--soak'),
+    )
     .option('--out <dir>', 'output folder (default: a new folder under jepsen-results/)')
     .parse();
   const o = program.opts<{
@@ -110,8 +122,18 @@ async function main(): Promise<void> {
     subscribers?: number;
     consumers: number;
     bug?: PlantedBug;
+    mutation?: string;
+    soak?: number;
     out?: string;
   }>();
+  if (o.soak !== undefined) {
+    const given = (name: string) => program.getOptionValueSource(name) === 'cli';
+    if (!given('time')) o.time = o.soak;
+    if (!given('nodes')) o.nodes = '5';
+    if (!given('nemesis')) o.nemesis = [...NEMESIS_KINDS];
+    if (!given('snapshotEntries')) o.snapshotEntries = 1000;
+    if (!given('retainEntries')) o.retainEntries = 100;
+  }
   if (o.faultMax < o.faultMin) program.error('--fault-max must not be below --fault-min');
   if (o.bug !== undefined && o.workload !== 'subscribe') program.error('--bug plants a bug in the subscribe workload: use it with --workload subscribe');
   if (o.nemesis.includes('membership') && Number(o.maxNodes) < Number(o.nodes)) program.error('--max-nodes must not be below --nodes');
@@ -143,6 +165,7 @@ async function main(): Promise<void> {
     subscribers: o.subscribers ?? JEPSEN_DEFAULTS.subscribers,
     consumers: o.consumers,
     plantedBug: o.bug ?? JEPSEN_DEFAULTS.plantedBug,
+    mutation: o.mutation ?? JEPSEN_DEFAULTS.mutation,
     log: (line) => process.stdout.write(`[${new Date().toISOString().slice(11, 23)}] ${line}\n`),
   });
   process.stdout.write(`${formatSummary(result)}\n`);

@@ -6,7 +6,7 @@ import { MembershipNemesis, type MembershipReport } from './membership-nemesis.j
 import type { HistoryRecorder } from './recorder.js';
 import type { Roster } from './roster.js';
 
-export const NEMESIS_KINDS = ['kill', 'pause', 'partition', 'slow', 'membership'] as const;
+export const NEMESIS_KINDS = ['kill', 'pause', 'partition', 'slow', 'disk', 'membership'] as const;
 export type NemesisKind = (typeof NEMESIS_KINDS)[number];
 
 export interface NemesisOptions {
@@ -26,6 +26,8 @@ export interface NemesisOptions {
   readonly minFaultMs: number;
   readonly maxFaultMs: number;
   readonly log: (line: string) => void;
+  /** Sets a failpoint on a running node (its HTTP failpoint control); the disk nemesis needs it. */
+  readonly setFailpoint?: (id: string, name: string, action: string) => Promise<void>;
 }
 
 interface Fault {
@@ -115,7 +117,7 @@ export class Nemesis {
   }
 
   private async loop(kind: NemesisKind, random: SeededRandom): Promise<void> {
-    const { intervalMs, minFaultMs, maxFaultMs, roster } = this.options;
+    const { intervalMs, roster } = this.options;
     // Membership changes start every interval on average, however long one takes (under faults, many
     // seconds: the next may follow at once); other faults come an interval after the last one healed.
     let quietFrom = Date.now();
@@ -134,7 +136,7 @@ export class Nemesis {
       const id = this.options.recorder.faultStarted(fault.f, kind, fault.description, fault.nodes);
       this.injected.set(kind, (this.injected.get(kind) ?? 0) + 1);
       this.options.log(`nemesis: ${fault.description}`);
-      await this.sleep(minFaultMs + random.next() * (maxFaultMs - minFaultMs));
+      await this.sleep(this.faultDurationMs(kind, random));
       try {
         await fault.heal();
       } finally {
@@ -143,6 +145,23 @@ export class Nemesis {
       this.options.recorder.faultStopped(id, fault.stopF, kind, `${fault.stopF} ${fault.nodes.join(' ')}`, fault.nodes);
       this.options.log(`nemesis: ${fault.stopF} ${fault.nodes.join(' ')}`);
     }
+  }
+
+  /**
+   * How long a fault lasts. Long faults (minFaultMs..maxFaultMs) outlast
+   * every client deadline: calls fail, and what is left to check is the
+   * aftermath. Bugs that turn a failure into a wrong answer need the call to
+   * outlive the fault instead, so a share of faults is short: partitions,
+   * kills and disk faults under a second (below the default 1 s deadline),
+   * and pauses just over an election timeout (200-400 ms by default), long
+   * enough for the others to elect a leader, short enough for the paused
+   * node to wake up still believing it leads.
+   */
+  private faultDurationMs(kind: NemesisKind, random: SeededRandom): number {
+    const { minFaultMs, maxFaultMs } = this.options;
+    if (kind === 'pause' && random.chance(0.5)) return 450 + random.next() * 350;
+    if (kind !== 'pause' && random.chance(0.4)) return 200 + random.next() * 700;
+    return minFaultMs + random.next() * (maxFaultMs - minFaultMs);
   }
 
   private async inject(kind: Exclude<NemesisKind, 'membership'>, random: SeededRandom): Promise<Fault | null> {
@@ -155,6 +174,8 @@ export class Nemesis {
         return this.partition(random);
       case 'slow':
         return this.slow(random);
+      case 'disk':
+        return this.disk(random);
     }
   }
 
@@ -283,6 +304,40 @@ export class Nemesis {
       heal: () => {
         for (const link of links) link.setSlow(null);
       },
+    };
+  }
+
+  /**
+   * A disk that stalls: the node's fsync'd log writes hang until the fault
+   * heals (a leader must give up leading meanwhile); or, one time in five, a
+   * disk that fails: the next write errors and the node must stop (fail-stop),
+   * to be restarted at the heal with its data as the last good write left it.
+   */
+  private async disk(random: SeededRandom): Promise<Fault | null> {
+    const { cluster, setFailpoint } = this.options;
+    if (setFailpoint === undefined) throw new Error('the disk nemesis needs the nodes started with failpoint control');
+    const target = await this.target('disk', random);
+    if (target === null) return null;
+    const fails = random.chance(0.2);
+    const who = `${target.id}${target.leader ? ' (leader)' : ''}`;
+    try {
+      await setFailpoint(target.id, 'log-write', fails ? 'error(injected EIO: the disk failed)' : 'pause');
+    } catch {
+      // Killed meanwhile by another nemesis: no fault this time.
+      this.options.roster.release(target.id, 'disk');
+      return null;
+    }
+    return {
+      f: fails ? 'disk-fail' : 'disk-stall',
+      stopF: fails ? 'disk-replace' : 'disk-resume',
+      description: fails ? `fail the disk of ${who}` : `stall the disk of ${who}`,
+      nodes: [target.id],
+      heal: async () => {
+        if (cluster.isRunning(target.id)) await setFailpoint(target.id, 'log-write', 'off').catch(() => undefined);
+        // A failed disk stopped the node (or a stall outlived a kill): it comes back, like a replaced disk with its data.
+        if (!cluster.isRunning(target.id)) cluster.startNode(target.id);
+      },
+      claimed: target.id,
     };
   }
 

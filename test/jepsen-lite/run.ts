@@ -1,6 +1,7 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StatusReply, WriteReply } from '../../src/node/client-proto.js';
+import { failpointEnvironment, setFailpoint } from '../support/failpoint-control.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { checkLinearizability, formatViolation } from './checkers/linearizability.js';
 import { checkAppends, checkDigests, checkLogAgreement, committedLog, type CheckVerdict, type NodeFinal, type ObservedLog } from './checkers/log-checks.js';
@@ -16,6 +17,7 @@ import { HistoryRecorder } from './recorder.js';
 import { renderReport } from './report-html.js';
 import { describeConfiguration, Roster } from './roster.js';
 import { writeRecheckFiles } from './recheck-files.js';
+import { RssSampler, type RssFigures } from './rss-sampler.js';
 import { runAppendWorkload } from './workloads/append.js';
 import { runRegisterWorkload, type ReadMode } from './workloads/register.js';
 import { runSubscribeWorkload, type SubscribeOutcome, type SubscriptionReport } from './workloads/subscribe.js';
@@ -62,6 +64,8 @@ export interface JepsenOptions {
   readonly consumers: number;
   /** subscribe: a bug planted in the test's own subscriber code, which the checker must catch; null for none. */
   readonly plantedBug: PlantedBug | null;
+  /** A bug planted in the nodes through a failpoint (see src/node/failpoints.ts, the bug-* names); null for none. */
+  readonly mutation: string | null;
   readonly log: (line: string) => void;
 }
 
@@ -90,6 +94,7 @@ export const JEPSEN_DEFAULTS = {
   subscribers: null,
   consumers: 2,
   plantedBug: null,
+  mutation: null,
 } as const satisfies Partial<JepsenOptions>;
 
 export interface OperationCounts {
@@ -117,6 +122,8 @@ export interface JepsenResult {
   readonly membership: MembershipReport | null;
   /** The subscribe workload's readers: what each received, reconnects, crashes; null for other workloads. */
   readonly subscriptions: SubscriptionReport | null;
+  /** Each node's resident memory sampled during the workload (MiB); null when the run ended before it started. */
+  readonly memory: RssFigures | null;
   readonly durationSeconds: number;
 }
 
@@ -152,9 +159,13 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   let tailer: LogTailer | null = null;
   let membership: MembershipReport | null = null;
   let subscribed: SubscribeOutcome | null = null;
+  let rss: RssSampler | null = null;
+  let memory: RssFigures | null = null;
   // Ends the subscribe workload's readers if the run fails before they are done.
   const abortReaders = new AbortController();
   const compactionSettings = { snapshotEntries: options.snapshotEntries, retainEntries: options.retainEntries };
+  // Failpoint control (an HTTP port per node) only where a fault or a planted bug needs it: the nodes run as in production otherwise.
+  const failpointControl = options.nemesis.includes('disk') || options.mutation !== null;
   try {
     // Restarted nodes get the same flags: ProcessCluster keeps them.
     cluster = await ProcessCluster.start(options.nodes, ['--cluster', 'jepsen-lite', ...compactionArgs(compactionSettings)], {
@@ -163,7 +174,10 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       peersOf: (id, addresses) =>
         founders.map((peer) => `${peer}=${peer === id ? addresses.get(id) : network.address(id, peer)}`).join(','),
       // The same proxies for every id, founders and members added later alike, whatever address the configuration records.
-      envOf: (id) => ({ RAFTLOG_TEST_PEER_ROUTES: peerRoutes(id, ids, network) }),
+      envOf: (id) => ({
+        RAFTLOG_TEST_PEER_ROUTES: peerRoutes(id, ids, network),
+        ...(failpointControl ? failpointEnvironment(options.mutation === null ? undefined : `${options.mutation}=on`) : {}),
+      }),
       // A member that joined, restarted, finds the cluster through whoever is a member now.
       rejoinViaOf: () => roster?.runningMembers() ?? [],
     });
@@ -189,6 +203,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       minFaultMs: options.minFaultMs,
       maxFaultMs: options.maxFaultMs,
       log: options.log,
+      setFailpoint: (id, name, action) => setFailpoint(live, id, name, action, 5_000),
     });
     const endAt = Date.now() + options.timeSeconds * 1000;
     const workloadOptions = {
@@ -203,6 +218,8 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       stopped: () => Date.now() >= endAt,
     };
     nemesis.start();
+    rss = new RssSampler(live, () => members.members());
+    rss.start();
     // The append and subscription checkers need the log's content, which compaction removes from every node before the end.
     if (options.workload !== 'register') {
       tailer = new LogTailer(live, () => members.members());
@@ -227,6 +244,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
             });
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, endAt - Date.now())));
     options.log('healing every fault');
+    memory = rss.stop();
     [subscribed] = await Promise.all([workload, nemesis.stopAndHeal(options.livenessTimeoutMs).finally(markHealed)]);
     const observed = await tailer?.stop();
     membership = nemesis.membershipReport;
@@ -247,6 +265,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     if (subscribed !== null) checkers.push(...subscriptionCheckers(history, subscribed, finals, observed));
     checkers.push(fromVerdict(checkLogAgreement(finals)), fromVerdict(checkDigests(finals)));
   } finally {
+    rss?.stop();
     abortReaders.abort();
     await nemesis?.stopAndHeal().catch(() => {});
     await (tailer as LogTailer | null)?.stop();
@@ -286,6 +305,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
           ...(options.plantedBug === null ? {} : { 'planted bug': options.plantedBug }),
         }
       : {}),
+    ...(options.mutation === null ? {} : { 'planted node bug': options.mutation }),
   };
   await writeFile(join(options.out, 'history.jsonl'), formatHistory(events));
   await writeRecheckFiles(options.out, events, finals);
@@ -295,7 +315,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   const subscriptions = subscribed?.report ?? null;
   await writeFile(
     join(options.out, 'results.json'),
-    JSON.stringify({ valid, settings, counts, faults, membership, subscriptions, checkers, compaction, durationSeconds }, null, 2) + '\n',
+    JSON.stringify({ valid, settings, counts, faults, membership, subscriptions, checkers, compaction, memory, durationSeconds }, null, 2) + '\n',
   );
   await writeFile(
     join(options.out, 'report.html'),
@@ -306,7 +326,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       checkers: checkers.map((c) => ({ name: c.name, valid: c.valid, summary: c.summary, details: c.details })),
     }),
   );
-  return { valid, out: options.out, counts, faults, checkers, compaction, membership, subscriptions, durationSeconds };
+  return { valid, out: options.out, counts, faults, checkers, compaction, membership, subscriptions, memory, durationSeconds };
 }
 
 /** RAFTLOG_TEST_PEER_ROUTES of node `id`: the proxy towards every other id. */

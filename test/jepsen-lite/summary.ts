@@ -1,6 +1,7 @@
 import { formatCompaction } from './compaction.js';
 import type { MembershipReport } from './membership-nemesis.js';
 import { describeConfiguration } from './roster.js';
+import { formatRss } from './rss-sampler.js';
 import { formatSubscriptions } from './workloads/subscribe.js';
 import type { JepsenResult } from './run.js';
 
@@ -14,6 +15,7 @@ export function formatSummary(result: JepsenResult): string {
   if (result.membership !== null) lines.push(`  membership  ${formatMembership(result.membership)}`);
   for (const exit of result.membership?.unexpectedExits ?? []) lines.push(`  UNEXPECTED  ${exit}`);
   if (result.compaction !== null) lines.push(`  compaction  ${formatCompaction(result.compaction)}`);
+  if (result.memory !== null) lines.push(`  memory  ${formatRss(result.memory)}`);
   if (result.subscriptions !== null) for (const line of formatSubscriptions(result.subscriptions)) lines.push(`  readers  ${line}`);
   for (const checker of result.checkers) {
     const verdict = checker.valid === true ? 'ok' : checker.valid === false ? 'FAIL' : 'UNKNOWN';

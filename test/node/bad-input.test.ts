@@ -7,7 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../src/client/proto.js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../src/api/client-api.js';
 import type { CompareAndSwapReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 
@@ -115,7 +115,11 @@ describe('bad input to a node of a 3-node cluster', () => {
       ['wire type 7', Buffer.from([0x0f])],
       ['a varint where bytes belong', Buffer.from([0x08, 0x05])],
       ['text', b('this is not a protobuf message')],
+      // Lenient decoders skip these and hand over an empty message: to Append that was an empty record, committed.
+      ['field number 0', Buffer.from([0x00, 0x01])],
+      ['a start-group', Buffer.from([0x0b, 0x0c])],
     ];
+    const before = await c.status(leader);
     for (const id of [leader, follower]) {
       const client = new grpc.Client(c.address(id), grpc.credentials.createInsecure());
       raw.push(client);
@@ -129,6 +133,13 @@ describe('bad input to a node of a 3-node cluster', () => {
       }
     }
 
+    // A message larger than any legitimate one (peer batches included) is refused before it is read whole.
+    const huge = Buffer.concat([Buffer.from([0x0a, 0x01, 0x6b, 0x12, 0x80, 0x80, 0x80, 0x03]), Buffer.alloc(6 * 1024 * 1024)]);
+    const tooLarge = await sendRawBytes(raw[0] as grpc.Client, 'Put', huge);
+    if (tooLarge === 'ok') throw new Error('a 6 MiB Put was accepted');
+    expect(tooLarge.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    // Nothing was written: the log ends where it ended before the garbage.
+    expect((await c.status(leader)).lastLogIndex).toBe(before.lastLogIndex);
     // No node crashed or stopped serving: every process runs, every node answers, and a write commits.
     for (const id of c.ids) expect(c.processes.get(id)?.exitCode, `${id} exited`).toBeNull();
     const statuses = await Promise.all(c.ids.map((id) => c.status(id)));

@@ -53,6 +53,18 @@ function deliver(address: string, batch: object): Promise<grpc.ServiceError | nu
   });
 }
 
+/** Sends bytes as they are to a peer method; resolves with the error, if any. */
+function sendRaw(address: string, method: string, bytes: Buffer): Promise<grpc.ServiceError | null> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const identity = (buffer: Buffer) => buffer;
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(`/raftlog.v1.RaftPeer/${method}`, identity, identity, bytes, { deadline: Date.now() + 10_000 }, (error) => {
+      client.close();
+      resolve(error ?? null);
+    });
+  });
+}
+
 describe('a process that impersonates the leader on the peer port (no TLS)', () => {
   let cluster: ProcessCluster | undefined;
   afterEach(async () => {
@@ -82,6 +94,26 @@ describe('a process that impersonates the leader on the peer port (no TLS)', () 
     const after = await c.status(follower);
     expect(after.term).toBe(before.term);
     expect(await c.waitForLeader()).toBe(leader);
+  });
+
+  it('garbage on the peer service is INVALID_ARGUMENT saying what is wrong, not INTERNAL, and changes nothing', { timeout: 180_000 }, async () => {
+    cluster = await ProcessCluster.start(3);
+    const c = cluster;
+    const leader = await c.waitForLeader();
+    const follower = c.ids.find((id) => id !== leader) as string;
+    const before = await c.status(follower);
+    for (const [method, bytes] of [
+      ['Deliver', Buffer.from([0x00, 0x01])],
+      ['Deliver', Buffer.from('not a protobuf message at all')],
+      ['SnapshotOffer', Buffer.from([0x0b, 0x0c])],
+    ] as const) {
+      const error = await sendRaw(c.address(follower), method, bytes);
+      expect(error?.code, `${method}: ${error?.details}`).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(error?.details).toMatch(/cannot read a (batch|snapshot offer) from .*: /);
+    }
+    const after = await c.status(follower);
+    expect({ term: after.term, lastLogIndex: after.lastLogIndex }).toEqual({ term: before.term, lastLogIndex: before.lastLogIndex });
+    expect(c.processes.get(follower)?.exitCode).toBeNull();
   });
 
   it('a heartbeat telling a follower to commit past the end of its log stops the follower (fail-stop), naming the lost log', { timeout: 180_000 }, async () => {

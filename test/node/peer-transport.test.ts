@@ -1,15 +1,10 @@
 import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  bindPeerServer,
-  PEER_CHANNEL_OPTIONS,
-  PeerClients,
-  raftPeerServiceDefinition,
-  startPeerServer,
-  type PeerClientsOptions,
-} from '../../src/node/peer-transport.js';
-import { deliverMethod } from '../../src/node/raft-proto.js';
+import { PeerClients, type PeerClientsOptions } from '../../src/node/peer-clients.js';
+import { bindPeerServer, startPeerServer } from '../../src/node/peer-service.js';
+import { PEER_CHANNEL_OPTIONS } from '../../src/node/peer-transport.js';
+import { deliverMethod, raftPeerServiceDefinition } from '../../src/node/raft-proto.js';
 import { toWire, type WireMessageBatch, type WireRaftMessage } from '../../src/node/wire-codec.js';
 import type { Message, NodeId } from '../../src/raft/types.js';
 import { waitFor } from '../support/wait-for.js';

@@ -100,3 +100,29 @@ describe('strict protobuf framing of requests', () => {
     expect(protobufFramingProblem(putRequest, Uint8Array.of(0x78, ...new Array<number>(10).fill(0xff), 0x01))).toMatch(/longer than 10 bytes/);
   });
 });
+
+describe("the node's request decoders under random input", () => {
+  it('for every method of the client, Cluster and peer services, any bytes decode to a message or a malformed marker with a reason: never a throw (which gRPC turns into INTERNAL)', async () => {
+    const { raftLogServiceDefinition } = await import('../../src/node/client-proto.js');
+    const { clusterServiceDefinition } = await import('../../src/node/cluster-proto.js');
+    const { raftPeerServerDefinition } = await import('../../src/node/raft-proto.js');
+    const { malformedReason } = await import('../../src/node/malformed-requests.js');
+    const methods = [raftLogServiceDefinition, clusterServiceDefinition, raftPeerServerDefinition].flatMap((service) => Object.values(service));
+    let malformed = 0;
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 128 }), fc.nat(methods.length - 1), (bytes, which) => {
+        const method = methods[which] as (typeof methods)[number];
+        const decoded = method.requestDeserialize(Buffer.from(bytes)) as unknown;
+        const reason = malformedReason(decoded);
+        if (reason !== null) {
+          malformed += 1;
+          expect(reason).not.toBe('');
+        } else {
+          expect(typeof decoded).toBe('object');
+        }
+      }),
+      { numRuns: 3000 },
+    );
+    expect(malformed).toBeGreaterThan(1000);
+  });
+});

@@ -7,30 +7,21 @@
  * with the compaction wiring.)
  */
 import * as grpc from '@grpc/grpc-js';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RaftLogClient, RaftLogCompactedError, RaftLogError } from '../../src/client/index.js';
-import { createClientService } from '../../src/node/client-service.js';
-import { raftLogServiceDefinition } from '../../src/node/client-proto.js';
+import { RaftLogCompactedError, RaftLogError } from '../../src/client/index.js';
 import { ClientError } from '../../src/node/errors.js';
 import { encodeCommand } from '../../src/node/kv-commands.js';
 import { DescribedEntries } from '../../src/node/described-entries.js';
 import { RaftNode } from '../../src/node/raft-node.js';
 import type { Entry } from '../../src/raft/types.js';
+import { ClientServiceHarness } from '../support/client-service-harness.js';
 import { rejection } from '../support/rejection.js';
 
 const FIRST_INDEX = 5001;
 const COMMIT_INDEX = 5010;
 
-let servers: grpc.Server[] = [];
-let clients: RaftLogClient[] = [];
-
-afterEach(() => {
-  for (const client of clients) client.close();
-  for (const server of servers) server.forceShutdown();
-  clients = [];
-  servers = [];
-});
+const wire = new ClientServiceHarness();
+afterEach(() => wire.close());
 
 /** A RaftNode n1 whose core holds the appends firstIndex..commitIndex, all committed; readCommittedLog reads nothing else. */
 function nodeHolding(firstIndex: number, commitIndex: number): RaftNode {
@@ -42,23 +33,6 @@ function nodeHolding(firstIndex: number, commitIndex: number): RaftNode {
         : { index, term: 2, kind: 'command', data: encodeCommand({ op: 'append', record: new TextEncoder().encode(`record ${index}`) }) },
   };
   return Object.assign(Object.create(RaftNode.prototype) as RaftNode, { options: { id: 'n1' }, core, described: new DescribedEntries() });
-}
-
-/** The client service of `node` on a free port; returns host:port. */
-async function serve(node: RaftNode): Promise<string> {
-  const server = new grpc.Server();
-  servers.push(server);
-  server.addService(raftLogServiceDefinition, createClientService(() => node, pino({ level: 'silent' })));
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
-  });
-  return `127.0.0.1:${port}`;
-}
-
-function client(endpoint: string): RaftLogClient {
-  const made = new RaftLogClient({ endpoints: [endpoint], deadlineMs: 10_000 });
-  clients.push(made);
-  return made;
 }
 
 describe('RaftNode.readCommittedLog after compaction', () => {
@@ -97,8 +71,8 @@ describe('RaftNode.readCommittedLog after compaction', () => {
 
 describe('ReadLog over gRPC after compaction', () => {
   it('reaches the client as RaftLogCompactedError with the first index from the trailing metadata; reading from it works', async () => {
-    const endpoint = await serve(nodeHolding(FIRST_INDEX, COMMIT_INDEX));
-    const c = client(endpoint);
+    const endpoint = await wire.serve(nodeHolding(FIRST_INDEX, COMMIT_INDEX));
+    const c = wire.client(endpoint);
 
     const error = await rejection(c.readLog(10));
     expect(error).toBeInstanceOf(RaftLogCompactedError);

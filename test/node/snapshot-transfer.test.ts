@@ -5,14 +5,9 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  bindPeerServer,
-  createPeerService,
-  PEER_CHANNEL_OPTIONS,
-  PEER_SERVER_OPTIONS,
-  raftPeerServiceDefinition,
-} from '../../src/node/peer-transport.js';
-import { deliverMethod } from '../../src/node/raft-proto.js';
+import { bindPeerServer, createPeerService } from '../../src/node/peer-service.js';
+import { PEER_CHANNEL_OPTIONS, PEER_SERVER_OPTIONS } from '../../src/node/peer-transport.js';
+import { deliverMethod, raftPeerServiceDefinition } from '../../src/node/raft-proto.js';
 import {
   createSnapshotReceiver,
   snapshotChunksMethod,

@@ -7,7 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { WireLogEntryKind } from '../../src/client/proto.js';
+import type { WireLogEntryKind } from '../../src/api/client-api.js';
 import type {
   CommitPositionReply,
   CompareAndSwapReply,

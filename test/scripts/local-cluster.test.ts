@@ -4,17 +4,19 @@
  * detached processes, in a temp dir on free ports.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RaftLogClient } from '../../src/client/index.js';
-import type { ClusterState, NodeRecord } from '../../scripts/local-cluster/cluster-state.js';
+import type { NodeRecord } from '../../scripts/local-cluster/cluster-state.js';
 import { isNodeProcess } from '../../scripts/local-cluster/node-process.js';
 import type { ClusterStatusJson, NodeStatusJson } from '../../scripts/local-cluster/status-output.js';
 import { collectRun, type Run } from '../support/collect-run.js';
+import { freeBasePort, listenOn } from '../support/free-ports.js';
+import { readClusterState } from '../support/local-cluster-state.js';
 import { waitFor } from '../support/wait-for.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -41,7 +43,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await Promise.all(blockers.map((server) => new Promise((resolve) => server.close(resolve))));
-  const state = await readStateFile();
+  const state = await readClusterState(dir);
   for (const node of state?.nodes ?? []) if (node.pid !== null) seen.set(node.pid, node);
   // The same check as the scripts': only a pid that still runs this node's main.ts is killed.
   for (const [pid, node] of seen) {
@@ -131,12 +133,12 @@ describe('scripts/cluster.ts', () => {
     expect(tooMany.code).toBe(2);
     expect(tooMany.stderr).toContain('1..7');
 
-    blockers.push(await listen(basePort + 1));
+    blockers.push(await listenOn(basePort + 1));
     const busy = await cluster('start', '--base-port', String(basePort));
     expect(busy.code).toBe(1);
     expect(busy.stderr).toContain(`port ${basePort + 1} on 127.0.0.1 is in use`);
     expect(busy.stderr).toContain('nothing was started');
-    expect(await readStateFile()).toBeNull();
+    expect(await readClusterState(dir)).toBeNull();
 
     const noCluster = await cluster('kill', 'leader');
     expect(noCluster.code).toBe(1);
@@ -260,37 +262,4 @@ function nodeIn(status: ClusterStatusJson, id: string): NodeStatusJson {
 /** Enough of a node record for isNodeProcess, which matches on the id and the data directory. */
 function recordOf(node: NodeStatusJson): NodeRecord {
   return { id: node.id, address: node.address, dataDir: node.dataDir, logFile: node.logFile, args: [], pid: node.pid };
-}
-
-async function readStateFile(): Promise<ClusterState | null> {
-  try {
-    return JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8')) as ClusterState;
-  } catch {
-    return null;
-  }
-}
-
-/** A base port with `count` consecutive free ports, below Linux's ephemeral range (where other tests' OS-assigned ports come from). */
-async function freeBasePort(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * (32_000 - 20_000));
-    const servers: Server[] = [];
-    try {
-      for (let port = base; port < base + count; port++) servers.push(await listen(port));
-      return base;
-    } catch {
-      // taken: try another base
-    } finally {
-      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-    }
-  }
-  throw new Error(`no ${count} consecutive free ports found`);
-}
-
-function listen(port: number): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => resolve(server));
-  });
 }

@@ -24,16 +24,17 @@
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { FIRST_INDEX_METADATA_KEY } from '../../src/client/errors.js';
-import { CLUSTER_METHODS, clusterService, type ClusterMethodName, type ClusterMethods, type WireMember } from '../../src/client/cluster-proto.js';
+import { CLUSTER_METHODS, type ClusterMethodName, type ClusterMethods, type WireMember } from '../../src/api/cluster-api.js';
 import {
   MAX_KEY_BYTES,
   MAX_VALUE_BYTES,
   RAFTLOG_METHODS,
   type WireLogEntryKind,
-  raftLogService,
   type RaftLogMethodName,
   type RaftLogMethods,
-} from '../../src/client/proto.js';
+} from '../../src/api/client-api.js';
+import { clusterService } from '../../src/client/cluster-proto.js';
+import { raftLogService } from '../../src/client/proto.js';
 
 /** Every method a fake serves: the client API's and the membership service's. */
 type FakeMethods = RaftLogMethods & ClusterMethods;
@@ -170,6 +171,8 @@ export class FakeRaftLogServer {
     MemberAdd: 0,
     MemberPromote: 0,
     MemberRemove: 0,
+    // Not served by the fake either: leadership transfers are tested against real nodes.
+    TransferLeadership: 0,
   };
   /** Every request received, in order, with the metadata it came with. */
   readonly received: { method: FakeMethodName; request: unknown; metadata: grpc.Metadata }[] = [];
@@ -461,6 +464,8 @@ export class FakeRaftLogServer {
       firstLogIndex: cluster.firstIndex,
       snapshotIndex: cluster.snapshotIndex,
       memberStatus: cluster.membersAsSeenBy(this.node),
+      // The fake keeps match indexes only (memberStatus), no replication state.
+      progress: [],
     };
   }
 }

@@ -39,6 +39,10 @@ export interface ProcessClusterOptions {
    * left the cluster since. Node ids; their current addresses are used.
    */
   readonly rejoinViaOf?: (id: string) => readonly string[];
+  /** Flags of one node only, after the cluster's extra ones (e.g. its own TLS certificate). */
+  readonly argsOf?: (id: string) => readonly string[];
+  /** How the cluster's own calls (status, call) reach the nodes; default plaintext. */
+  readonly channelCredentials?: grpc.ChannelCredentials;
 }
 
 type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply: unknown) => void) => void;
@@ -103,7 +107,7 @@ export class ProcessCluster {
       const child = spawn(
         process.execPath,
         [...execArgv, '--import', TSX_LOADER, NODE_MAIN, '--id', id, '--listen', this.address(id), ...membership,
-          '--data', join(this.dir, id), '--log-level', this.options.logLevel ?? 'debug', ...this.extraArgs],
+          '--data', join(this.dir, id), '--log-level', this.options.logLevel ?? 'debug', ...this.extraArgs, ...(this.options.argsOf?.(id) ?? [])],
         { stdio: ['ignore', log, log], ...(env === undefined ? {} : { env }) },
       );
       this.processes.set(id, child);
@@ -195,7 +199,7 @@ export class ProcessCluster {
   call<T>(id: string, method: string, request: object, timeoutMs = 3_000): Promise<T> {
     let client = this.clients.get(id);
     if (client === undefined) {
-      client = new RaftLogGrpcClient(this.address(id), grpc.credentials.createInsecure());
+      client = new RaftLogGrpcClient(this.address(id), this.options.channelCredentials ?? grpc.credentials.createInsecure());
       this.clients.set(id, client);
     }
     const fn = (client as unknown as Record<string, Unary>)[method] as Unary;

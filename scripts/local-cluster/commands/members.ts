@@ -12,6 +12,7 @@ import {
 } from '../../../src/client/index.js';
 import { findNode, LOOPBACK, requireState, writeState, type ClusterState, type NodeRecord } from '../cluster-state.js';
 import { queryCluster } from '../cluster-status.js';
+import { clientTls, withNodeCertificate } from '../cluster-tls.js';
 import { ClusterScriptError } from '../errors.js';
 import { launchNodes } from '../node-launch.js';
 import { runningPid, stopNode, waitForExit } from '../node-process.js';
@@ -40,12 +41,13 @@ export async function addNode(layout: ClusterLayout, options: AddNodeOptions): P
   let state = await requireState(layout);
   const running = await runningNodes(state);
   if (running.length === 0) throw new ClusterScriptError(`no node of the cluster in ${displayPath(layout.dir)} runs; \`${npmCommand(layout, 'start')}\` first`);
-  const record = nextNode(layout, state, running);
+  const plain = nextNode(layout, state, running);
+  const record = state.tls === undefined ? plain : await withNodeCertificate(layout, state.tls, plain);
   const port = Number(record.address.split(':')[1]);
   if ((await busyPorts(LOOPBACK, [port])).length > 0) {
     throw new ClusterScriptError(`port ${port}, the next node's, is in use by another program; nothing was started`);
   }
-  const client = clientFor(running);
+  const client = clientFor(state, running);
   try {
     // Before anything starts: a cluster that cannot change members now (no leader) is reported as it is.
     const before = await client.memberList();
@@ -98,7 +100,7 @@ export async function removeNode(layout: ClusterLayout, id: string): Promise<voi
   const node = findNode(state, id);
   const others = (await runningNodes(state)).filter((candidate) => candidate.id !== id);
   const via = others.length > 0 ? others : [node];
-  const client = clientFor(via);
+  const client = clientFor(state, via);
   try {
     const removed = await client.memberRemove(id, { deadlineMs: CHANGE_DEADLINE_MS }).catch((error: unknown) => {
       throw new ClusterScriptError(`${id} was not removed: ${(error as Error).message}`);
@@ -166,8 +168,8 @@ async function runningNodes(state: ClusterState): Promise<NodeRecord[]> {
   return report.nodes.filter((entry) => entry.state === 'up').map((entry) => entry.node);
 }
 
-function clientFor(nodes: readonly NodeRecord[]): RaftLogClient {
-  return new RaftLogClient({ endpoints: nodes.map((node) => `${node.id}=${node.address}`), deadlineMs: CHANGE_DEADLINE_MS });
+function clientFor(state: ClusterState, nodes: readonly NodeRecord[]): RaftLogClient {
+  return new RaftLogClient({ endpoints: nodes.map((node) => `${node.id}=${node.address}`), deadlineMs: CHANGE_DEADLINE_MS, ...clientTls(state) });
 }
 
 async function stopAndForget(layout: ClusterLayout, node: NodeRecord): Promise<void> {

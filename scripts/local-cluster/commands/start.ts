@@ -10,6 +10,7 @@ import { queryCluster, type ClusterReport } from '../cluster-status.js';
 import { ClusterScriptError } from '../errors.js';
 import { launchNodes } from '../node-launch.js';
 import { runningPid } from '../node-process.js';
+import { createClusterTls, tlsDir, withNodeCertificate } from '../cluster-tls.js';
 import { busyPorts } from '../ports.js';
 import { displayPath, STATE_FILE_NAME, type ClusterLayout } from '../paths.js';
 import { pollUntil } from '../poll.js';
@@ -29,6 +30,8 @@ export interface StartOptions {
   readonly basePort: number | undefined;
   readonly logLevel: string | undefined;
   readonly fresh: boolean;
+  /** Mutual TLS with a throwaway CA (cluster-tls.ts); a new cluster only. */
+  readonly tls: boolean;
 }
 
 export async function start(layout: ClusterLayout, options: StartOptions): Promise<void> {
@@ -40,6 +43,9 @@ export async function start(layout: ClusterLayout, options: StartOptions): Promi
     await reportAlreadyRunning(layout, previous);
     if (options.nodes !== undefined && options.nodes !== previous.nodes.length) {
       console.log(`(--nodes ${options.nodes} ignored: this cluster has ${previous.nodes.length}; stop it and start with --fresh for a new one)`);
+    }
+    if (options.tls && previous.tls === undefined) {
+      console.log('(--tls ignored: this cluster runs without TLS; stop it and start with --fresh --tls for a new one)');
     }
     return;
   }
@@ -60,6 +66,12 @@ export async function start(layout: ClusterLayout, options: StartOptions): Promi
     );
   }
 
+  if (previous !== null && options.tls && previous.tls === undefined) {
+    throw new ClusterScriptError(
+      `the cluster in ${displayPath(layout.dir)} runs without TLS, and its members know each other so; ` +
+        `\`${npmCommand(layout, 'start', '--fresh', '--tls')}\` wipes it for a new cluster with TLS`,
+    );
+  }
   if (previous !== null && options.basePort !== undefined && options.basePort !== previous.basePort) {
     throw new ClusterScriptError(
       `the cluster in ${displayPath(layout.dir)} listens on ports from ${previous.basePort}, and its members know each other there; ` +
@@ -85,12 +97,14 @@ export async function start(layout: ClusterLayout, options: StartOptions): Promi
   }
 
   await mkdir(layout.dir, { recursive: true });
-  await writeState(layout, planned);
+  const secured = previous === null && options.tls ? await withTls(layout, planned) : planned;
+  await writeState(layout, secured);
   console.log(
-    `${previous === null ? 'Starting a new' : 'Resuming the'} ${planned.nodes.length}-node cluster in ${displayPath(layout.dir)}` +
-      (previous === null ? '' : ' with its data'),
+    `${previous === null ? 'Starting a new' : 'Resuming the'} ${secured.nodes.length}-node cluster in ${displayPath(layout.dir)}` +
+      (previous === null ? '' : ' with its data') +
+      (secured.tls === undefined ? '' : ` (mutual TLS: a throwaway CA and certificates in ${displayPath(tlsDir(layout))})`),
   );
-  const state = await launchNodes(layout, planned, planned.nodes.map((node) => node.id));
+  const state = await launchNodes(layout, secured, secured.nodes.map((node) => node.id));
   for (const node of state.nodes) {
     console.log(`  ${node.id}  ${node.address}  pid ${node.pid}  log ${displayPath(node.logFile)}`);
   }
@@ -107,6 +121,14 @@ export async function start(layout: ClusterLayout, options: StartOptions): Promi
   console.log(`leader: ${report.leader.id} (term ${report.leader.term})\n`);
   const follower = state.nodes.find((node) => node.id !== report.leader?.id) ?? state.nodes[0];
   for (const line of nextSteps(layout, state, follower?.id ?? 'n1')) console.log(line);
+}
+
+/** A new CA, a client certificate, and a certificate per node with the flags that use it. */
+async function withTls(layout: ClusterLayout, state: ClusterState): Promise<ClusterState> {
+  const tls = await createClusterTls(layout);
+  const nodes: NodeRecord[] = [];
+  for (const node of state.nodes) nodes.push(await withNodeCertificate(layout, tls, node));
+  return { ...state, tls, nodes };
 }
 
 function withLogLevel(state: ClusterState, logLevel: string): ClusterState {
@@ -152,6 +174,7 @@ async function reportAlreadyRunning(layout: ClusterLayout, state: ClusterState):
 async function wipe(layout: ClusterLayout, previous: ClusterState | null): Promise<void> {
   await rm(layout.dataRoot, { recursive: true, force: true });
   await rm(layout.stateFile, { force: true });
+  await rm(tlsDir(layout), { recursive: true, force: true });
   const logs = new Set(previous?.nodes.map((node) => node.logFile) ?? []);
   for (const name of await entries(layout.dir)) {
     if (/^n\d+\.log$/.test(name)) logs.add(join(layout.dir, name));

@@ -6,6 +6,7 @@ import type { CliCommand } from '../context.js';
 import { appendCommand } from './append.js';
 import { casCommand } from './cas.js';
 import { consumersCommand } from './consumers.js';
+import { dashboardCommand } from './dashboard.js';
 import { delCommand } from './del.js';
 import { getCommand } from './get.js';
 import { logCommand } from './log.js';
@@ -14,6 +15,7 @@ import { nodeCommand } from './node.js';
 import { putCommand } from './put.js';
 import { statusCommand } from './status.js';
 import { tailCommand } from './tail.js';
+import { transferLeaderCommand } from './transfer-leader.js';
 
 export const commands: readonly CliCommand[] = [
   putCommand,
@@ -25,6 +27,8 @@ export const commands: readonly CliCommand[] = [
   tailCommand,
   consumersCommand,
   statusCommand,
+  dashboardCommand,
   memberCommand,
+  transferLeaderCommand,
   nodeCommand,
 ];

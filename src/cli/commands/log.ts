@@ -1,4 +1,4 @@
-import { RaftLogCompactedError, type LogPage, type LogRecord } from '../../client/index.js';
+import type { LogPage, LogRecord } from '../../client/index.js';
 import type { CliCommand, CliContext, Json } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { jsonValue, showValue, table } from '../format.js';
@@ -47,6 +47,8 @@ async function readPage(context: CliContext, options: { from: string; limit: str
       }),
     );
   } catch (error) {
+    // Imported here (the client is loaded by now) so that the CLI starts without it.
+    const { RaftLogCompactedError } = await import('../../client/index.js');
     if (!(error instanceof RaftLogCompactedError)) throw error;
     context.fail(ExitCode.LOG_COMPACTED, 'compacted', `${error.message}; to read what is left, use --from ${error.firstIndex}`, {
       code: error.codeName,

@@ -1,4 +1,3 @@
-import { runNode } from '../../node/node-command.js';
 import type { CliCommand } from '../context.js';
 import type { ExitCode } from '../exit-codes.js';
 
@@ -13,8 +12,9 @@ export const nodeCommand: CliCommand = {
       .allowExcessArguments()
       .argument('[flags...]')
       .action(async (flags: string[]) => {
+        // The server (LevelDB, gRPC, pino) is loaded only to run one: the rest of the CLI starts without it.
+        const { NODE_USAGE, runNode } = await import('../../node/node-command.js');
         if (flags.includes('--help') || flags.includes('-h')) {
-          const { NODE_USAGE } = await import('../../node/node-command.js');
           context.io.out(NODE_USAGE);
           return;
         }

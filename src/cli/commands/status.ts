@@ -1,4 +1,4 @@
-import { RaftLogDeadlineExceededError, RaftLogUnavailableError, type EndpointStatus } from '../../client/index.js';
+import type { EndpointStatus, RaftLogError } from '../../client/index.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CliCommand, Json } from '../context.js';
 import { showOptionalIndex, table } from '../format.js';
@@ -15,10 +15,13 @@ export const statusCommand: CliCommand = {
       .description('ask every endpoint where it stands; exit code 3 when none answers')
       .action(async () => {
         const all = await context.withClient((client) => client.statusAll());
+        // Imported here (the client is loaded by now) so that the CLI starts without it.
+        const { RaftLogDeadlineExceededError, RaftLogUnavailableError } = await import('../../client/index.js');
+        const unreachable = (error: RaftLogError) => error instanceof RaftLogUnavailableError || error instanceof RaftLogDeadlineExceededError;
         const members = membersLine(all);
         context.result(
           { command: 'status', nodes: all.map(nodeJson) },
-          [...table(HEADER, all.map(row), NUMERIC), ...(members === null ? [] : [members])],
+          [...table(HEADER, all.map((entry) => row(entry, unreachable)), NUMERIC), ...(members === null ? [] : [members])],
         );
         if (all.every((entry) => !entry.ok)) {
           const what = all.length === 1 ? 'the endpoint did not answer' : `none of the ${all.length} endpoints answered`;
@@ -28,12 +31,11 @@ export const statusCommand: CliCommand = {
   },
 };
 
-function row(entry: EndpointStatus): string[] {
+function row(entry: EndpointStatus, unreachable: (error: RaftLogError) => boolean): string[] {
   if (!entry.ok) {
     const { error } = entry;
-    const unreachable = error instanceof RaftLogUnavailableError || error instanceof RaftLogDeadlineExceededError;
     const reason = error.attempts.at(-1)?.reason ?? error.message;
-    return [entry.endpoint, '-', unreachable ? 'unreachable' : 'error', ...HEADER.slice(3, -1).map(() => '-'), reason];
+    return [entry.endpoint, '-', unreachable(error) ? 'unreachable' : 'error', ...HEADER.slice(3, -1).map(() => '-'), reason];
   }
   const { status } = entry;
   return [

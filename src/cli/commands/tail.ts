@@ -5,13 +5,13 @@
  * resumes after the consumer's committed position and commits as it goes.
  */
 import { Option } from 'commander';
-import {
+import type {
+  LogSubscription,
   RaftLogCompactedError,
-  type LogSubscription,
-  type SubscribedEntry,
-  type SubscribedEntryKind,
-  type SubscribeOptions,
-  type SubscribeView,
+  SubscribedEntry,
+  SubscribedEntryKind,
+  SubscribeOptions,
+  SubscribeView,
 } from '../../client/index.js';
 import { commaList, wholeNumber } from '../arguments.js';
 import type { CliCommand, CliContext, CliIo } from '../context.js';
@@ -97,6 +97,8 @@ export const tailCommand: CliCommand = {
             await printEntries(subscription, end, print, context.io);
           } catch (error) {
             await subscription.close().catch(() => undefined);
+            // Imported here (the client is loaded by now) so that the CLI starts without it.
+            const { RaftLogCompactedError } = await import('../../client/index.js');
             if (!(error instanceof RaftLogCompactedError)) throw error;
             reportCompacted(context, error, options.consumer);
           }
