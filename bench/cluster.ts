@@ -18,13 +18,13 @@
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { type DeliveryRowResult, describeDeliveryRow, describeWriterCost, runDeliveryRow, settleWriterCosts } from './cluster/delivery.js';
 import { EtcdAnchor, type EtcdFailover, type EtcdRow, type EtcdRowNotMeasured, type NotMeasured } from './cluster/etcd-anchor.js';
 import { compare, type EtcdComparison, isMeasured, printComparison } from './cluster/etcd-compare.js';
-import { type DeliveryRowResult, describeDeliveryRow, describeWriterCost, runDeliveryRow, settleWriterCosts } from './cluster/delivery.js';
 import { type FailoverSummary, runFailover } from './cluster/failover.js';
 import { type Goal, judgeGoals } from './cluster/goals.js';
 import { describeLeadership, type LeadershipSummary, runLeadership } from './cluster/leadership.js';
-import { describeCpu, describeRow, LOAD_OPS, type LoadOp, runLoadRow, type RowResult } from './cluster/load.js';
+import { describeCpu, describeRow, LOAD_OPS, type LoadOp, type RowResult, runLoadRow } from './cluster/load.js';
 import { NATS_DURABILITY_NOTE, type NatsAck, NatsAnchor, type NatsFailover, type NatsRow } from './cluster/nats-anchor.js';
 import { compareWithNats, type NatsComparison, printNatsComparison } from './cluster/nats-compare.js';
 import { runStability, type StabilityResult } from './cluster/stability.js';
@@ -159,9 +159,8 @@ const o = {
   stabilityS: num('stability-seconds', 0),
   stabilityConcurrency: num('stability-concurrency', 1),
   stabilityPollMs: num('stability-poll-ms', 10),
-  failoverSubscribers: a['failover-subscribers'] !== undefined
-    ? num('failover-subscribers', 0)
-    : a.nats !== undefined || subscriberCounts.some((k) => k > 0) ? 1 : 0,
+  failoverSubscribers:
+    a['failover-subscribers'] !== undefined ? num('failover-subscribers', 0) : a.nats !== undefined || subscriberCounts.some((k) => k > 0) ? 1 : 0,
 };
 if ((a.etcd !== undefined || a.nats !== undefined) && o.stabilityS > 0) {
   console.error(`--etcd and --nats compare rows and failover; they do not apply to --stability-seconds\n\n${USAGE}`);
@@ -209,14 +208,27 @@ try {
   if (a.etcd !== undefined) etcd = await EtcdAnchor.prepare(a.etcd);
   if (a.nats !== undefined) nats = await NatsAnchor.prepare(a.nats, natsAck);
   if (a.endpoints !== undefined) {
-    target = await EndpointsTarget.connect(a.endpoints.split(',').map((e) => e.trim()).filter(Boolean));
-    const found = target.tracked().map((t) => `${t.name}=${t.pid}`).join(' ');
+    target = await EndpointsTarget.connect(
+      a.endpoints
+        .split(',')
+        .map((e) => e.trim())
+        .filter(Boolean),
+    );
+    const found = target
+      .tracked()
+      .map((t) => `${t.name}=${t.pid}`)
+      .join(' ');
     console.error(`using running cluster ${a.endpoints}; node pids for CPU: ${found || 'none visible'}`);
   } else {
     target = await SpawnedTarget.start({ size: 3, nodeArgs, logLevel: a['log-level'], execArgv }, (t) => (target = t));
-    const pids = target.tracked().map((t) => `${t.name}=${t.pid}`).join(' ');
-    console.error(`fresh 3-node cluster in ${(target as SpawnedTarget).cluster.dir}; pids ${pids}; loadgen pid ${process.pid}` +
-      `${nodeArgs.length ? `; node args ${nodeArgs.join(' ')}` : ''}`);
+    const pids = target
+      .tracked()
+      .map((t) => `${t.name}=${t.pid}`)
+      .join(' ');
+    console.error(
+      `fresh 3-node cluster in ${(target as SpawnedTarget).cluster.dir}; pids ${pids}; loadgen pid ${process.pid}` +
+        `${nodeArgs.length ? `; node args ${nodeArgs.join(' ')}` : ''}`,
+    );
   }
   const t = target;
   if (etcd !== null) {
@@ -230,26 +242,42 @@ try {
   const shape = { valueSize: o.valueSize, keys: o.keys };
 
   if (o.stabilityS > 0) {
-    console.error(`stability: put c=${o.stabilityConcurrency} for ${o.stabilityS} s after ${o.warmupS} s warm-up, Status polls every ${o.stabilityPollMs} ms`);
+    console.error(
+      `stability: put c=${o.stabilityConcurrency} for ${o.stabilityS} s after ${o.warmupS} s warm-up, Status polls every ${o.stabilityPollMs} ms`,
+    );
     stability = await runStability(t, {
-      ...shape, concurrency: o.stabilityConcurrency, seconds: o.stabilityS, warmupS: o.warmupS,
-      pollMs: o.stabilityPollMs, timeoutMs: o.timeoutMs,
+      ...shape,
+      concurrency: o.stabilityConcurrency,
+      seconds: o.stabilityS,
+      warmupS: o.warmupS,
+      pollMs: o.stabilityPollMs,
+      timeoutMs: o.timeoutMs,
     });
     const s = stability;
     const l = s.lat_ms;
-    console.error(`stability c=${s.concurrency} ${s.seconds} s: leader changes ${s.leader_changes}, term changes ${s.term_changes} ` +
-      `(term ${s.term_start} -> ${s.term_end}, delta ${s.term_delta}), leaderless polls ${s.leaderless_polls}/${s.polls}, ` +
-      `elections in logs ${s.log_elections === null ? 'n/a' : s.log_elections.length}, status errors ${s.status_errors}, ` +
-      `slowest Status ${s.status_max_ms} ms`);
-    console.error(`  ${s.ops_per_s} ops/s, p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} max ${l.max} mean ${l.mean} ms, ` +
-      `errors ${s.errors}, ${describeCpu(s.cpu, s.leader_end ?? undefined)}`);
+    console.error(
+      `stability c=${s.concurrency} ${s.seconds} s: leader changes ${s.leader_changes}, term changes ${s.term_changes} ` +
+        `(term ${s.term_start} -> ${s.term_end}, delta ${s.term_delta}), leaderless polls ${s.leaderless_polls}/${s.polls}, ` +
+        `elections in logs ${s.log_elections === null ? 'n/a' : s.log_elections.length}, status errors ${s.status_errors}, ` +
+        `slowest Status ${s.status_max_ms} ms`,
+    );
+    console.error(
+      `  ${s.ops_per_s} ops/s, p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} max ${l.max} mean ${l.mean} ms, ` +
+        `errors ${s.errors}, ${describeCpu(s.cpu, s.leader_end ?? undefined)}`,
+    );
     for (const e of s.events) console.error(`  t=${e.t_s}s ${e.kind}: ${String(e.from)} -> ${String(e.to)}`);
     console.error(`target (0 leader changes, no new term): ${s.target_met ? 'met' : 'NOT met'}`);
   } else {
     for (const [op, concurrency] of ops.flatMap((op) => concurrencies.map((c) => [op, c] as const))) {
       const row = await runLoadRow({
-        ...shape, op, concurrency, endpoints: t.endpoints, warmupS: o.warmupS, durationS: o.durationS,
-        timeoutMs: o.timeoutMs, tracked: () => t.tracked(),
+        ...shape,
+        op,
+        concurrency,
+        endpoints: t.endpoints,
+        warmupS: o.warmupS,
+        durationS: o.durationS,
+        timeoutMs: o.timeoutMs,
+        tracked: () => t.tracked(),
       });
       rows.push(row);
       console.error(describeRow(row));
@@ -261,31 +289,45 @@ try {
         if (!isMeasured(e)) console.error(`etcd ${op} c=${concurrency}: n/a (${e.na})`);
       }
       if (nats !== null) {
-        const n = op === 'append'
-          ? await nats.appendRow({ concurrency, durationS: o.durationS, warmupS: o.warmupS, valueSize: o.valueSize, timeoutMs: o.timeoutMs })
-          : { na: `the anchor has no ${op} (only append rows are measured on NATS)` };
+        const n =
+          op === 'append'
+            ? await nats.appendRow({ concurrency, durationS: o.durationS, warmupS: o.warmupS, valueSize: o.valueSize, timeoutMs: o.timeoutMs })
+            : { na: `the anchor has no ${op} (only append rows are measured on NATS)` };
         natsRows.push(n);
         if ('na' in n && op === 'append') console.error(`NATS append c=${concurrency}: n/a (${n.na})`);
       }
     }
     for (const [concurrency, subscribers] of deliveryConcurrencies.flatMap((c) => subscriberCounts.map((k) => [c, k] as const))) {
       const row = await runDeliveryRow({
-        endpoints: t.endpoints, concurrency, subscribers, valueSize: o.valueSize, warmupS: o.warmupS, durationS: o.durationS,
-        timeoutMs: o.timeoutMs, tracked: () => t.tracked(),
+        endpoints: t.endpoints,
+        concurrency,
+        subscribers,
+        valueSize: o.valueSize,
+        warmupS: o.warmupS,
+        durationS: o.durationS,
+        timeoutMs: o.timeoutMs,
+        tracked: () => t.tracked(),
       });
       delivery.push(row);
       settleWriterCosts(delivery, rows);
       console.error(describeDeliveryRow(row));
       for (const [i, p] of row.per_subscriber.entries()) {
         if (p.coverage_problems > 0 || p.resubscribes > 0 || p.acked_before_start > 0) {
-          console.error(`  subscriber ${i} on ${p.nodes.join('->')}: ${p.coverage_problems} coverage problems ${JSON.stringify(p.problems)}, ` +
-            `stream errors ${JSON.stringify(p.stream_errors)}, acked before its start ${p.acked_before_start}`);
+          console.error(
+            `  subscriber ${i} on ${p.nodes.join('->')}: ${p.coverage_problems} coverage problems ${JSON.stringify(p.problems)}, ` +
+              `stream errors ${JSON.stringify(p.stream_errors)}, acked before its start ${p.acked_before_start}`,
+          );
         }
       }
       if (row.error_kinds !== undefined) console.error(`  errors: ${JSON.stringify(row.error_kinds)}`);
       if (nats !== null) {
         const n = await nats.deliveryRow({
-          concurrency, consumers: subscribers, durationS: o.durationS, warmupS: o.warmupS, valueSize: o.valueSize, timeoutMs: o.timeoutMs,
+          concurrency,
+          consumers: subscribers,
+          durationS: o.durationS,
+          warmupS: o.warmupS,
+          valueSize: o.valueSize,
+          timeoutMs: o.timeoutMs,
         });
         natsDelivery.push(n);
         if ('na' in n) console.error(`NATS deliver c=${concurrency} K=${subscribers}: n/a (${n.na})`);
@@ -297,64 +339,112 @@ try {
       etcdFailover = { na: 'no raftlog failover to compare with' };
     } else if (o.failoverTrials > 0) {
       const withSubscribers = o.failoverSubscribers > 0 ? ` with ${o.failoverSubscribers} subscriber(s) attached, the first on the leader` : '';
-      console.error(`failover: ${o.failoverTrials} trials, ${o.failoverSubscribers > 0 ? 'append' : 'put'} c=${o.failoverConcurrency}` +
-        `${withSubscribers}, SIGKILL the leader after ${o.failoverSettleS} s`);
+      console.error(
+        `failover: ${o.failoverTrials} trials, ${o.failoverSubscribers > 0 ? 'append' : 'put'} c=${o.failoverConcurrency}` +
+          `${withSubscribers}, SIGKILL the leader after ${o.failoverSettleS} s`,
+      );
       failover = await runFailover(t, {
-        ...shape, concurrency: o.failoverConcurrency, trials: o.failoverTrials, settleS: o.failoverSettleS,
-        afterS: o.failoverAfterS, timeoutMs: o.timeoutMs, subscribers: o.failoverSubscribers,
+        ...shape,
+        concurrency: o.failoverConcurrency,
+        trials: o.failoverTrials,
+        settleS: o.failoverSettleS,
+        afterS: o.failoverAfterS,
+        timeoutMs: o.timeoutMs,
+        subscribers: o.failoverSubscribers,
         onTrial: (r) => {
-          console.error(`  trial ${r.trial}: killed ${r.killed} -> ${r.new_leader}: unavail ${r.unavail_ms} ms, ` +
-            `gap ${r.gap_ms} ms, term +${r.term_delta}, errors ${r.errors_after_kill}, caught up ${r.catch_up_ms} ms after restart`);
+          console.error(
+            `  trial ${r.trial}: killed ${r.killed} -> ${r.new_leader}: unavail ${r.unavail_ms} ms, ` +
+              `gap ${r.gap_ms} ms, term +${r.term_delta}, errors ${r.errors_after_kill}, caught up ${r.catch_up_ms} ms after restart`,
+          );
           for (const s of r.subscribers ?? []) {
-            console.error(`    subscriber on ${s.on_at_kill}${s.on_killed_node ? ' (the killed node)' : ''} -> ${s.nodes.join('->')}: ` +
-              `kill -> next entry delivered ${s.next_delivery_ms} ms, -> first record sent after the kill ${s.fresh_delivery_ms} ms; ` +
-              `${s.coverage_problems === 0 ? 'no gap in indexes' : `${s.coverage_problems} COVERAGE PROBLEMS ${JSON.stringify(s.problems)}`}, ` +
-              `undelivered ${s.undelivered_after_drain} of ${s.acked} acked`);
+            console.error(
+              `    subscriber on ${s.on_at_kill}${s.on_killed_node ? ' (the killed node)' : ''} -> ${s.nodes.join('->')}: ` +
+                `kill -> next entry delivered ${s.next_delivery_ms} ms, -> first record sent after the kill ${s.fresh_delivery_ms} ms; ` +
+                `${s.coverage_problems === 0 ? 'no gap in indexes' : `${s.coverage_problems} COVERAGE PROBLEMS ${JSON.stringify(s.problems)}`}, ` +
+                `undelivered ${s.undelivered_after_drain} of ${s.acked} acked`,
+            );
           }
         },
       });
-      console.error(`failover median unavail ${failover.median_unavail_ms} ms, gap ${failover.median_gap_ms} ms ` +
-        `(unavail ${JSON.stringify(failover.unavail_ms)}, term delta ${JSON.stringify(failover.term_delta)})` +
-        (failover.subscribers > 0
-          ? `; subscriber: kill -> next delivery median ${failover.median_subscriber_next_delivery_ms} ms, -> fresh record ` +
-            `${failover.median_subscriber_fresh_delivery_ms} ms, coverage problems ${failover.subscriber_coverage_problems}, ` +
-            `undelivered ${failover.subscriber_undelivered}`
-          : ''));
+      console.error(
+        `failover median unavail ${failover.median_unavail_ms} ms, gap ${failover.median_gap_ms} ms ` +
+          `(unavail ${JSON.stringify(failover.unavail_ms)}, term delta ${JSON.stringify(failover.term_delta)})` +
+          (failover.subscribers > 0
+            ? `; subscriber: kill -> next delivery median ${failover.median_subscriber_next_delivery_ms} ms, -> fresh record ` +
+              `${failover.median_subscriber_fresh_delivery_ms} ms, coverage problems ${failover.subscriber_coverage_problems}, ` +
+              `undelivered ${failover.subscriber_undelivered}`
+            : ''),
+      );
       if (etcd !== null) {
         console.error(`etcd failover: ${o.failoverTrials} trials, put c=${o.failoverConcurrency}`);
-        etcdFailover = await etcd.failover({
-          ...shape, trials: o.failoverTrials, concurrency: o.failoverConcurrency, settleS: o.failoverSettleS, afterS: o.failoverAfterS,
-        }, (line) => console.error(`  etcd ${line}`));
+        etcdFailover = await etcd.failover(
+          {
+            ...shape,
+            trials: o.failoverTrials,
+            concurrency: o.failoverConcurrency,
+            settleS: o.failoverSettleS,
+            afterS: o.failoverAfterS,
+          },
+          (line) => console.error(`  etcd ${line}`),
+        );
       }
       if (nats !== null) {
-        console.error(`NATS failover: ${o.failoverTrials} trials, publish c=${o.failoverConcurrency} (stream leader SIGKILL; no consumers: the anchor has none in failover)`);
-        natsFailover = await nats.failover({
-          trials: o.failoverTrials, concurrency: o.failoverConcurrency, settleS: o.failoverSettleS, afterS: o.failoverAfterS,
-          valueSize: o.valueSize,
-        }, (line) => console.error(`  nats ${line}`));
+        console.error(
+          `NATS failover: ${o.failoverTrials} trials, publish c=${o.failoverConcurrency} (stream leader SIGKILL; no consumers: the anchor has none in failover)`,
+        );
+        natsFailover = await nats.failover(
+          {
+            trials: o.failoverTrials,
+            concurrency: o.failoverConcurrency,
+            settleS: o.failoverSettleS,
+            afterS: o.failoverAfterS,
+            valueSize: o.valueSize,
+          },
+          (line) => console.error(`  nats ${line}`),
+        );
       }
     }
     if (o.leadershipTrials > 0 || o.holdTrials > 0) {
-      console.error(`leadership moves: ${o.leadershipTrials} transfers and ${o.leadershipTrials} graceful stops of the leader, ` +
-        `put c=${o.leadershipConcurrency}, writes sent within ${o.leadershipWindowS} s after each move measured`);
+      console.error(
+        `leadership moves: ${o.leadershipTrials} transfers and ${o.leadershipTrials} graceful stops of the leader, ` +
+          `put c=${o.leadershipConcurrency}, writes sent within ${o.leadershipWindowS} s after each move measured`,
+      );
       leadership = await runLeadership(t, {
-        ...shape, concurrency: o.leadershipConcurrency, timeoutMs: o.timeoutMs, moveTrials: o.leadershipTrials,
-        holdTrials: o.holdTrials, settleS: o.failoverSettleS, windowS: o.leadershipWindowS, nodeArgs,
-        logLevel: a['log-level'], onTarget: (held) => (holdTarget = held), log: (line) => console.error(line),
+        ...shape,
+        concurrency: o.leadershipConcurrency,
+        timeoutMs: o.timeoutMs,
+        moveTrials: o.leadershipTrials,
+        holdTrials: o.holdTrials,
+        settleS: o.failoverSettleS,
+        windowS: o.leadershipWindowS,
+        nodeArgs,
+        logLevel: a['log-level'],
+        onTarget: (held) => (holdTarget = held),
+        log: (line) => console.error(line),
       });
       for (const line of describeLeadership(leadership)) console.error(line);
     }
     printTable(rows);
     printDeliveryTable(delivery);
     if (etcd !== null) {
-      comparison = { dir: etcd.dir, endpoints: etcd.endpoints, rows: etcdRows, failover: etcdFailover,
-        ...compare(rows, etcdRows, failover, etcdFailover) };
+      comparison = {
+        dir: etcd.dir,
+        endpoints: etcd.endpoints,
+        rows: etcdRows,
+        failover: etcdFailover,
+        ...compare(rows, etcdRows, failover, etcdFailover),
+      };
       printComparison(rows, comparison, failover);
     }
     if (nats !== null) {
       natsComparison = {
-        dir: nats.dir, endpoints: nats.endpoints, note: NATS_DURABILITY_NOTE, consumer_ack: natsAck,
-        rows: natsRows, delivery: natsDelivery, failover: natsFailover,
+        dir: nats.dir,
+        endpoints: nats.endpoints,
+        note: NATS_DURABILITY_NOTE,
+        consumer_ack: natsAck,
+        rows: natsRows,
+        delivery: natsDelivery,
+        failover: natsFailover,
         ...compareWithNats(rows, natsRows, delivery, natsDelivery, failover, natsFailover),
       };
       printNatsComparison(rows, delivery, natsComparison, failover);
@@ -363,27 +453,29 @@ try {
     for (const g of goals) console.error(`goal: ${g.goal} [${g.row}]: ${g.met === null ? 'n/a' : g.met ? 'met' : 'NOT met'} (${g.value})`);
   }
 
-  console.log(JSON.stringify({
-    bench: 'cluster',
-    started_at: startedAt,
-    target: t.kind,
-    endpoints: t.endpoints.map((e) => e.endpoint),
-    node_args: nodeArgs,
-    log_level: t.kind === 'spawned' ? a['log-level'] : null,
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version },
-    value_size: o.valueSize,
-    keys: o.keys,
-    duration_s: o.durationS,
-    warmup_s: o.warmupS,
-    rows,
-    delivery,
-    failover,
-    stability,
-    leadership,
-    goals,
-    ...(comparison !== null ? { etcd: comparison } : {}),
-    ...(natsComparison !== null ? { nats: natsComparison } : {}),
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'cluster',
+      started_at: startedAt,
+      target: t.kind,
+      endpoints: t.endpoints.map((e) => e.endpoint),
+      node_args: nodeArgs,
+      log_level: t.kind === 'spawned' ? a['log-level'] : null,
+      machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version },
+      value_size: o.valueSize,
+      keys: o.keys,
+      duration_s: o.durationS,
+      warmup_s: o.warmupS,
+      rows,
+      delivery,
+      failover,
+      stability,
+      leadership,
+      goals,
+      ...(comparison !== null ? { etcd: comparison } : {}),
+      ...(natsComparison !== null ? { nats: natsComparison } : {}),
+    }),
+  );
 } catch (error) {
   if (!interrupted) {
     console.error(`bench failed: ${(error as Error).stack ?? String(error)}`);
@@ -408,26 +500,35 @@ function printTable(rs: readonly RowResult[]): void {
   for (const r of rs) {
     const l = r.lat_ms;
     const leader = r.cpu.node_pct[r.leader];
-    const followers = Object.entries(r.cpu.node_pct).filter(([n]) => n !== r.leader).map(([, p]) => p).join(', ');
-    console.error(`| ${r.op} c=${r.concurrency} | ${r.ops_per_s} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${l.max} | ${l.mean} | ${r.errors} | ` +
-      `${r.cpu.loadgen_pct} / ${leader ?? '?'} / ${followers} / ${r.cpu.machine_busy_pct} |`);
+    const followers = Object.entries(r.cpu.node_pct)
+      .filter(([n]) => n !== r.leader)
+      .map(([, p]) => p)
+      .join(', ');
+    console.error(
+      `| ${r.op} c=${r.concurrency} | ${r.ops_per_s} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${l.max} | ${l.mean} | ${r.errors} | ` +
+        `${r.cpu.loadgen_pct} / ${leader ?? '?'} / ${followers} / ${r.cpu.machine_busy_pct} |`,
+    );
   }
   console.error('');
 }
 
 function printDeliveryTable(rs: readonly DeliveryRowResult[]): void {
   if (rs.length === 0) return;
-  console.error('| row | writers/s | vs K=0 | write p50 / p99 ms | delivered/s each | e2e p50 / p90 / p99 / max ms | lag at end | ' +
-    'undelivered after drain | coverage problems | CPU %: loadgen / machine |');
+  console.error(
+    '| row | writers/s | vs K=0 | write p50 / p99 ms | delivered/s each | e2e p50 / p90 / p99 / max ms | lag at end | ' +
+      'undelivered after drain | coverage problems | CPU %: loadgen / machine |',
+  );
   console.error('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rs) {
     const e = r.e2e_ms;
     const k0 = r.subscribers === 0;
-    console.error(`| deliver c=${r.concurrency} K=${r.subscribers} | ${r.ops_per_s} | ${r.writer_cost_pct === null ? '-' : describeWriterCost(r.writer_cost_pct)} | ` +
-      `${r.lat_ms.p50} / ${r.lat_ms.p99} | ${k0 ? '-' : JSON.stringify(r.delivered_per_s)} | ` +
-      `${k0 ? '-' : `${e.p50} / ${e.p90} / ${e.p99} / ${e.max}`} | ${k0 ? '-' : JSON.stringify(r.lag_at_end)} | ` +
-      `${k0 ? '-' : `${JSON.stringify(r.undelivered_after_drain)} of ${r.acked_total}`} | ${k0 ? '-' : JSON.stringify(r.coverage_problems)} | ` +
-      `${r.cpu.loadgen_pct} / ${r.cpu.machine_busy_pct} |`);
+    console.error(
+      `| deliver c=${r.concurrency} K=${r.subscribers} | ${r.ops_per_s} | ${r.writer_cost_pct === null ? '-' : describeWriterCost(r.writer_cost_pct)} | ` +
+        `${r.lat_ms.p50} / ${r.lat_ms.p99} | ${k0 ? '-' : JSON.stringify(r.delivered_per_s)} | ` +
+        `${k0 ? '-' : `${e.p50} / ${e.p90} / ${e.p99} / ${e.max}`} | ${k0 ? '-' : JSON.stringify(r.lag_at_end)} | ` +
+        `${k0 ? '-' : `${JSON.stringify(r.undelivered_after_drain)} of ${r.acked_total}`} | ${k0 ? '-' : JSON.stringify(r.coverage_problems)} | ` +
+        `${r.cpu.loadgen_pct} / ${r.cpu.machine_busy_pct} |`,
+    );
   }
   console.error('');
 }

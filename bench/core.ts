@@ -5,8 +5,9 @@
  *
  *   npm run bench:core -- [--proposals 200000] [--batch 1,16,256] [--size 100]
  */
-import { parseArgs } from 'node:util';
+
 import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 import { InstantCluster } from '../test/support/instant-cluster.js';
 
 const { values } = parseArgs({

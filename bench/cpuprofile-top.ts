@@ -93,8 +93,10 @@ const busy = total - idle;
 const pct = (x: number, of: number): string => (of > 0 ? ((x / of) * 100).toFixed(1) : '-').padStart(5);
 /** Idle is not part of the busy time, so it gets no share of it. */
 const busyPct = (key: string, x: number): string => (key.startsWith('(idle)') ? '    -' : pct(x, busy));
-console.log(`${file}: ${(total / 1e6).toFixed(1)} s sampled (after skipping ${values['skip-seconds']} s), ` +
-  `${(busy / 1e6).toFixed(1)} s not idle (${pct(busy, total).trim()}%)`);
+console.log(
+  `${file}: ${(total / 1e6).toFixed(1)} s sampled (after skipping ${values['skip-seconds']} s), ` +
+    `${(busy / 1e6).toFixed(1)} s not idle (${pct(busy, total).trim()}%)`,
+);
 console.log(`\n  %all  %busy  self ms  function  location`);
 for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
   console.log(`${pct(us, total)}  ${busyPct(key, us)}  ${(us / 1000).toFixed(0).padStart(7)}  ${key}`);

@@ -74,7 +74,16 @@ if (a.help) {
   process.exit(0);
 }
 
-type NumericFlag = 'rate' | 'duration' | 'deadline-ms' | 'max-in-flight' | 'value-size' | 'keys' | 'closed-concurrency' | 'closed-duration' | 'sample-ms';
+type NumericFlag =
+  | 'rate'
+  | 'duration'
+  | 'deadline-ms'
+  | 'max-in-flight'
+  | 'value-size'
+  | 'keys'
+  | 'closed-concurrency'
+  | 'closed-duration'
+  | 'sample-ms';
 function num(name: NumericFlag, min: number, integer = false): number {
   const n = Number(a[name]);
   if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
@@ -126,11 +135,17 @@ process.on('unhandledRejection', (error) => {
 const startedAt = new Date().toISOString();
 const results: VariantResult[] = [];
 try {
-  console.error(`overload: open-loop Put at ${base.ratePerS}/s for ${base.durationS} s per variant, ${base.valueSize} B values, ` +
-    `deadline ${base.deadlineMs} ms, in flight at most ${base.maxInFlight}; bounds ${bounds.map(boundLabel).join(', ')}; loadgen pid ${process.pid}`);
+  console.error(
+    `overload: open-loop Put at ${base.ratePerS}/s for ${base.durationS} s per variant, ${base.valueSize} B values, ` +
+      `deadline ${base.deadlineMs} ms, in flight at most ${base.maxInFlight}; bounds ${bounds.map(boundLabel).join(', ')}; loadgen pid ${process.pid}`,
+  );
   for (const boundBytes of bounds) {
     console.error(`\nvariant --max-uncommitted-bytes ${boundBytes} (${boundLabel(boundBytes)})`);
-    const v = await runVariant({ ...base, boundBytes }, (t) => (current = t), (line) => console.error(line));
+    const v = await runVariant(
+      { ...base, boundBytes },
+      (t) => (current = t),
+      (line) => console.error(line),
+    );
     results.push(v);
     console.error(summaryLine(v));
     for (const line of errorLines(v)) console.error(line);
@@ -139,24 +154,26 @@ try {
   console.error('');
   for (const line of sideBySide(results)) console.error(line);
   console.error('');
-  console.log(JSON.stringify({
-    bench: 'overload',
-    started_at: startedAt,
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version },
-    rate_per_s: base.ratePerS,
-    duration_s: base.durationS,
-    deadline_ms: base.deadlineMs,
-    max_in_flight: base.maxInFlight,
-    value_size: base.valueSize,
-    keys: base.keys,
-    closed_concurrency: base.closedConcurrency,
-    closed_duration_s: base.closedDurationS,
-    sample_ms: base.sampleMs,
-    node_args: base.nodeArgs,
-    node_exec_argv: base.execArgv,
-    log_level: base.logLevel,
-    variants: results,
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'overload',
+      started_at: startedAt,
+      machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version },
+      rate_per_s: base.ratePerS,
+      duration_s: base.durationS,
+      deadline_ms: base.deadlineMs,
+      max_in_flight: base.maxInFlight,
+      value_size: base.valueSize,
+      keys: base.keys,
+      closed_concurrency: base.closedConcurrency,
+      closed_duration_s: base.closedDurationS,
+      sample_ms: base.sampleMs,
+      node_args: base.nodeArgs,
+      node_exec_argv: base.execArgv,
+      log_level: base.logLevel,
+      variants: results,
+    }),
+  );
 } catch (error) {
   if (!stopping) {
     console.error(`overload bench failed: ${(error as Error).stack ?? String(error)}`);

@@ -66,7 +66,11 @@ if (a.help) {
   process.exit(0);
 }
 
-function num(name: 'duration' | 'concurrency' | 'interval' | 'keys' | 'value-size' | 'restart-every' | 'timeout-ms', min: number, integer = false): number {
+function num(
+  name: 'duration' | 'concurrency' | 'interval' | 'keys' | 'value-size' | 'restart-every' | 'timeout-ms',
+  min: number,
+  integer = false,
+): number {
   const n = Number(a[name]);
   if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
     console.error(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${a[name]}\n\n${USAGE}`);
@@ -102,8 +106,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const startedAt = new Date().toISOString();
 const print = (line: string): void => console.error(line);
 try {
-  console.error(`soak: put c=${options.concurrency} for ${options.durationS} s, keys ${options.keys}, ${options.valueSize} B values, ` +
-    `samples every ${options.intervalS} s, ${options.restartEveryS > 0 ? `a follower restarted every ${options.restartEveryS} s` : 'no restarts'}`);
+  console.error(
+    `soak: put c=${options.concurrency} for ${options.durationS} s, keys ${options.keys}, ${options.valueSize} B values, ` +
+      `samples every ${options.intervalS} s, ${options.restartEveryS > 0 ? `a follower restarted every ${options.restartEveryS} s` : 'no restarts'}`,
+  );
   const on = await runSoak(options, print, (t) => (current = t));
   printSummary('run', on);
   let off: SoakRun | null = null;
@@ -114,21 +120,23 @@ try {
   }
   const ratio = off === null || off.writes_per_s === 0 ? null : Math.round((on.writes_per_s / off.writes_per_s) * 1000) / 1000;
   printGoals(on, off, ratio);
-  console.log(JSON.stringify({
-    bench: 'soak',
-    started_at: startedAt,
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version },
-    duration_s: options.durationS,
-    interval_s: options.intervalS,
-    concurrency: options.concurrency,
-    keys: options.keys,
-    value_size: options.valueSize,
-    restart_every_s: options.restartEveryS,
-    log_level: options.logLevel,
-    run: on,
-    compaction_off: off,
-    throughput_ratio: ratio,
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'soak',
+      started_at: startedAt,
+      machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version },
+      duration_s: options.durationS,
+      interval_s: options.intervalS,
+      concurrency: options.concurrency,
+      keys: options.keys,
+      value_size: options.valueSize,
+      restart_every_s: options.restartEveryS,
+      log_level: options.logLevel,
+      run: on,
+      compaction_off: off,
+      throughput_ratio: ratio,
+    }),
+  );
 } catch (error) {
   if (!interrupted) {
     console.error(`soak failed: ${(error as Error).stack ?? String(error)}`);
@@ -138,16 +146,22 @@ try {
 
 function printSummary(label: string, r: SoakRun): void {
   const l = r.lat_ms;
-  console.error(`\n${label} (node args: ${r.node_args.join(' ') || 'none'}): ${r.writes} writes in ${r.seconds} s = ${r.writes_per_s} writes/s, ` +
-    `errors ${r.errors}, p50 ${l.p50} p99 ${l.p99} max ${l.max} ms`);
+  console.error(
+    `\n${label} (node args: ${r.node_args.join(' ') || 'none'}): ${r.writes} writes in ${r.seconds} s = ${r.writes_per_s} writes/s, ` +
+      `errors ${r.errors}, p50 ${l.p50} p99 ${l.p99} max ${l.max} ms`,
+  );
   if (r.errors > 0) console.error(`  errors: ${JSON.stringify(r.error_kinds)}`);
   for (const [node, n] of Object.entries(r.nodes)) {
-    console.error(`  ${node}: rss ${n.rss_min_mib ?? '-'}..${n.rss_max_mib ?? '-'} MiB after the first interval (last ${n.rss_last_mib ?? '-'}), ` +
-      `data dir max ${n.data_max_mib} MiB (last ${n.data_last_mib})`);
+    console.error(
+      `  ${node}: rss ${n.rss_min_mib ?? '-'}..${n.rss_max_mib ?? '-'} MiB after the first interval (last ${n.rss_last_mib ?? '-'}), ` +
+        `data dir max ${n.data_max_mib} MiB (last ${n.data_last_mib})`,
+    );
   }
   const times = r.restarts.map((x) => `${x.node} ${x.caught_up_ms ?? 'FAILED'}${x.caught_up_ms === null ? '' : ' ms'} (log ${x.last_log_before})`);
-  console.error(`  restarts (spawn -> applied >= commit before the stop): ${times.length === 0 ? 'none' : times.join(', ')}; ` +
-    `for scale, the empty cluster took ${r.cluster_start_ms} ms from spawn to a leader`);
+  console.error(
+    `  restarts (spawn -> applied >= commit before the stop): ${times.length === 0 ? 'none' : times.join(', ')}; ` +
+      `for scale, the empty cluster took ${r.cluster_start_ms} ms from spawn to a leader`,
+  );
 }
 
 function printGoals(on: SoakRun, off: SoakRun | null, ratio: number | null): void {
@@ -158,12 +172,16 @@ function printGoals(on: SoakRun, off: SoakRun | null, ratio: number | null): voi
   console.error(`\ngoals (issue 9), over ${on.writes} writes${on.writes < 2_000_000 ? ' (the issue asks for >= 2,000,000)' : ''}:`);
   console.error(`  every node < 200 MiB RSS after the first interval: ${verdict(rssMax < 200)} (max ${rssMax} MiB)`);
   console.error(`  restart < 2 s: ${restartMax === null ? 'no restart measured' : `${verdict(restartMax < 2_000)} (max ${restartMax} ms)`}`);
-  console.error(`  data dir bounded: see the per-interval "data" column (max ${Math.max(...Object.values(on.nodes).map((n) => n.data_max_mib))} MiB)`);
+  console.error(
+    `  data dir bounded: see the per-interval "data" column (max ${Math.max(...Object.values(on.nodes).map((n) => n.data_max_mib))} MiB)`,
+  );
   if (off === null || ratio === null) {
     console.error('  throughput within 5 % of compaction off: not measured (add --compare-off)');
   } else {
-    console.error(`  throughput within 5 % of compaction off: ${verdict(ratio >= 0.95)} ` +
-      `(${on.writes_per_s} vs ${off.writes_per_s} writes/s, ratio ${ratio})`);
+    console.error(
+      `  throughput within 5 % of compaction off: ${verdict(ratio >= 0.95)} ` +
+        `(${on.writes_per_s} vs ${off.writes_per_s} writes/s, ratio ${ratio})`,
+    );
     // Compaction only adds work: a clearly faster "on" run means the two runs did not get the same machine.
     if (ratio > 1.05) console.error('  (the compaction-on run was faster by more than 5 %: machine noise exceeds the effect; repeat the pair)');
   }

@@ -92,16 +92,21 @@ function program(): Command {
     .addHelpText('after', HELP_AFTER)
     .showSuggestionAfterError(true)
     .exitOverride();
-  const withDir = (command: Command) =>
-    command.option('--dir <dir>', `the cluster's directory`, DEFAULT_CLUSTER_DIR).exitOverride();
+  const withDir = (command: Command) => command.option('--dir <dir>', `the cluster's directory`, DEFAULT_CLUSTER_DIR).exitOverride();
 
   withDir(root.command('start'))
     .description(`start a cluster of ${DEFAULT_NODES} nodes (or --nodes), or resume the stopped one`)
-    .option('--nodes <n>', `number of nodes, ${MIN_NODES}..${MAX_NODES} (default ${DEFAULT_NODES}, or the stopped cluster's)`, integerIn(MIN_NODES, MAX_NODES))
+    .option(
+      '--nodes <n>',
+      `number of nodes, ${MIN_NODES}..${MAX_NODES} (default ${DEFAULT_NODES}, or the stopped cluster's)`,
+      integerIn(MIN_NODES, MAX_NODES),
+    )
     .option('--base-port <port>', `port of n1; n2 gets the next one, and so on (default ${DEFAULT_BASE_PORT})`, integerIn(1024, 65535 - MAX_NODES))
     .option('--fresh', 'wipe the data and logs of the stopped cluster in --dir first')
     .option('--tls', 'mutual TLS: a throwaway CA and a certificate per node in --dir/tls (a new cluster only)')
-    .addOption(new Option('--log-level <level>', `the nodes' --log-level (default ${DEFAULT_LOG_LEVEL}, or the stopped cluster's)`).choices(LOG_LEVELS))
+    .addOption(
+      new Option('--log-level <level>', `the nodes' --log-level (default ${DEFAULT_LOG_LEVEL}, or the stopped cluster's)`).choices(LOG_LEVELS),
+    )
     .action(async (options: DirOption & { nodes?: number; basePort?: number; fresh?: boolean; logLevel?: string; tls?: boolean }) => {
       await start(clusterLayout(options.dir), {
         nodes: options.nodes,

@@ -25,7 +25,9 @@ const missing = [
 ];
 
 if (missing.length > 0) {
-  console.log(`Installing the dependencies (npm ci): ${missing.length === declared.length + 1 ? 'node_modules is missing' : `missing ${missing.join(', ')}`}`);
+  console.log(
+    `Installing the dependencies (npm ci): ${missing.length === declared.length + 1 ? 'node_modules is missing' : `missing ${missing.join(', ')}`}`,
+  );
   // Under `npm start`, npm_execpath is the npm that runs us: use the same one.
   const npmCli = process.env.npm_execpath;
   const [command, args] =

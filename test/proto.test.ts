@@ -3,8 +3,7 @@ import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 
 const protoPath = (name: string) => new URL(`../proto/raftlog/v1/${name}.proto`, import.meta.url).pathname;
-const parse = (name: string) =>
-  protobuf.parse(readFileSync(protoPath(name), 'utf8'), { keepCase: true, alternateCommentMode: true }).root;
+const parse = (name: string) => protobuf.parse(readFileSync(protoPath(name), 'utf8'), { keepCase: true, alternateCommentMode: true }).root;
 
 function allTypes(namespace: protobuf.NamespaceBase): protobuf.Type[] {
   return namespace.nestedArray.flatMap((nested) => [
@@ -68,7 +67,7 @@ describe('the wire and disk contracts in proto/', () => {
     expect(undocumented).toEqual([]);
   });
 
-  it("Status lists the members with their role and, on the leader, their match index", () => {
+  it('Status lists the members with their role and, on the leader, their match index', () => {
     const status = parse('client').lookupType('raftlog.v1.StatusReply');
     expect(status.fields.member_status).toMatchObject({ id: 12, repeated: true, type: 'MemberStatus' });
     expect(Object.keys(parse('client').lookupType('raftlog.v1.MemberStatus').fields).sort()).toEqual(['address', 'id', 'match_index', 'role']);

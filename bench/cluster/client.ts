@@ -6,11 +6,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import {
-  RaftLogGrpcClient,
   type AppendRecordRequest,
   type GetReply,
   type GetRequest,
   type PutRequest,
+  RaftLogGrpcClient,
   type ReadConsistencyName,
   type StatusReply,
   type SubscribeReply,
@@ -114,7 +114,12 @@ export class BenchClient {
       this.finding = (async () => {
         for (;;) {
           const replies = await Promise.all(
-            this.members.map((m) => this.status(m).then((s) => ({ m, s }), () => null)),
+            this.members.map((m) =>
+              this.status(m).then(
+                (s) => ({ m, s }),
+                () => null,
+              ),
+            ),
           );
           let best: { m: Member; s: StatusReply } | null = null;
           for (const r of replies) {

@@ -113,7 +113,8 @@ export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuUsage {
   for (const [pid, st] of b.procs) {
     if (ours.has(pid)) continue;
     const t = d(pid);
-    if (st.ppid === 2 || pid === 2) kernel += t; // children of kthreadd
+    if (st.ppid === 2 || pid === 2)
+      kernel += t; // children of kthreadd
     else if (t > 0) {
       other.push([st.comm, t]);
       others += t;

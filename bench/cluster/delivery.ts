@@ -8,7 +8,7 @@
  */
 import { BenchClient } from './client.js';
 import { IndexSet, stampedRecord, writerCostPct } from './delivery-check.js';
-import { measureClosedLoop, now, type MeasuredLoad, type WindowOptions } from './load.js';
+import { type MeasuredLoad, measureClosedLoop, now, type WindowOptions } from './load.js';
 import type { LatencyStats } from './stats.js';
 import { type GroupReport, SubscriberGroup } from './subscribers.js';
 
@@ -108,7 +108,8 @@ export function settleWriterCosts(
   appendRows: readonly { op: string; concurrency: number; ops_per_s: number; lat_ms: LatencyStats }[],
 ): void {
   for (const row of rows) {
-    const base = rows.find((r) => r.subscribers === 0 && r.concurrency === row.concurrency) ??
+    const base =
+      rows.find((r) => r.subscribers === 0 && r.concurrency === row.concurrency) ??
       appendRows.find((r) => r.op === 'append' && r.concurrency === row.concurrency);
     if (base === undefined || row.subscribers === 0) continue;
     row.writer_cost_pct = writerCostPct(row.ops_per_s, base.ops_per_s);
@@ -125,11 +126,14 @@ export function describeWriterCost(pct: number): string {
 export function describeDeliveryRow(r: DeliveryRowResult): string {
   const l = r.lat_ms;
   const e = r.e2e_ms;
-  const writers = `deliver c=${r.concurrency} K=${r.subscribers}: writers ${r.ops_per_s} appends/s` +
+  const writers =
+    `deliver c=${r.concurrency} K=${r.subscribers}: writers ${r.ops_per_s} appends/s` +
     `${r.writer_cost_pct === null ? '' : ` (${describeWriterCost(r.writer_cost_pct)})`}, write p50 ${l.p50} p99 ${l.p99} ms, errors ${r.errors}`;
   if (r.subscribers === 0) return writers;
   const coverage = r.coverage_problems_total === 0 ? 'covered ranges contiguous' : `${r.coverage_problems_total} COVERAGE PROBLEMS`;
-  return `${writers}; subscribers on [${r.subscriber_nodes.join(',')}] delivered ${JSON.stringify(r.delivered_per_s)}/s each, ` +
+  return (
+    `${writers}; subscribers on [${r.subscriber_nodes.join(',')}] delivered ${JSON.stringify(r.delivered_per_s)}/s each, ` +
     `e2e p50 ${e.p50} p90 ${e.p90} p99 ${e.p99} max ${e.max} ms, lag at end ${JSON.stringify(r.lag_at_end)}, ` +
-    `undelivered after drain ${JSON.stringify(r.undelivered_after_drain)} of ${r.acked_total} acked (drain ${r.drain_ms} ms), ${coverage}`;
+    `undelivered after drain ${JSON.stringify(r.undelivered_after_drain)} of ${r.acked_total} acked (drain ${r.drain_ms} ms), ${coverage}`
+  );
 }

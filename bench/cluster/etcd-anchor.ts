@@ -113,8 +113,20 @@ export class EtcdAnchor {
     const opFlags = ANCHOR_OP[o.op];
     if (opFlags === null) return { op: o.op, concurrency: o.concurrency, na: `the anchor has no ${o.op}` };
     const args = [
-      ...opFlags, '--concurrency', String(o.concurrency), '--duration', String(o.durationS), '--warmup', String(o.warmupS),
-      '--value-size', String(o.valueSize), '--keys', String(o.keys), '--timeout-ms', String(o.timeoutMs), ...this.clusterFlags(),
+      ...opFlags,
+      '--concurrency',
+      String(o.concurrency),
+      '--duration',
+      String(o.durationS),
+      '--warmup',
+      String(o.warmupS),
+      '--value-size',
+      String(o.valueSize),
+      '--keys',
+      String(o.keys),
+      '--timeout-ms',
+      String(o.timeoutMs),
+      ...this.clusterFlags(),
     ];
     try {
       const out = await this.node('load.mjs', args);
@@ -137,10 +149,25 @@ export class EtcdAnchor {
   async failover(o: EtcdFailoverLoad, onTrial: (line: string) => void): Promise<EtcdFailover | NotMeasured> {
     if (!existsSync(join(this.dir, 'failover.mjs'))) return { na: `no failover.mjs in ${this.dir}` };
     try {
-      const out = await this.node('failover.mjs', [
-        '--trials', String(o.trials), '--concurrency', String(o.concurrency), '--settle', String(o.settleS),
-        '--after', String(o.afterS), '--value-size', String(o.valueSize), '--keys', String(o.keys), ...this.clusterFlags(),
-      ], onTrial);
+      const out = await this.node(
+        'failover.mjs',
+        [
+          '--trials',
+          String(o.trials),
+          '--concurrency',
+          String(o.concurrency),
+          '--settle',
+          String(o.settleS),
+          '--after',
+          String(o.afterS),
+          '--value-size',
+          String(o.valueSize),
+          '--keys',
+          String(o.keys),
+          ...this.clusterFlags(),
+        ],
+        onTrial,
+      );
       const summary = parseLastJson(out, 'failover.mjs');
       if (summary.summary !== 'failover') throw new Error(`failover.mjs printed no summary: ${JSON.stringify(summary)}`);
       return summary as EtcdFailover;
@@ -183,7 +210,11 @@ export class EtcdAnchor {
 
   private run(command: string, args: string[], onStdoutLine: (line: string) => void): Promise<string[]> {
     return runAnchorProcess(command, args, {
-      cwd: this.dir, env: this.env, label: 'etcd', onStdoutLine, onChild: (child) => (this.child = child),
+      cwd: this.dir,
+      env: this.env,
+      label: 'etcd',
+      onStdoutLine,
+      onChild: (child) => (this.child = child),
     });
   }
 }

@@ -63,16 +63,20 @@ export function printComparison(raftlogRows: readonly RowResult[], c: EtcdCompar
     const e = c.rows[i];
     const measured = e !== undefined && isMeasured(e) ? e : null;
     const q = c.ratios[i];
-    console.error(`| ${rowName(r)} | ${r.ops_per_s} | ${show(measured?.ops_per_s)} | ${show(q?.ops_ratio)} | ` +
-      `${show(r.lat_ms.p50)} / ${show(r.lat_ms.p99)} | ${measured ? `${show(measured.lat_ms.p50)} / ${show(measured.lat_ms.p99)}` : 'n/a'} | ` +
-      `${show(q?.p99_ratio)} |`);
+    console.error(
+      `| ${rowName(r)} | ${r.ops_per_s} | ${show(measured?.ops_per_s)} | ${show(q?.ops_ratio)} | ` +
+        `${show(r.lat_ms.p50)} / ${show(r.lat_ms.p99)} | ${measured ? `${show(measured.lat_ms.p50)} / ${show(measured.lat_ms.p99)}` : 'n/a'} | ` +
+        `${show(q?.p99_ratio)} |`,
+    );
   });
   console.error('ratio = raftlog / etcd: ops/s above 1 and p99 below 1 favour raftlog.');
   for (const e of c.rows) if (!isMeasured(e)) console.error(`etcd ${rowName(e)}: n/a (${e.na})`);
   if (!isMeasured(c.failover)) console.error(`failover ratio: n/a (etcd: ${c.failover.na})`);
   else {
-    console.error(`failover median unavailability: raftlog ${show(medianUnavail(raftlogFailover))} ms, etcd ${show(c.failover.median_unavail_ms)} ms, ` +
-      `ratio ${show(c.failover_ratio)}`);
+    console.error(
+      `failover median unavailability: raftlog ${show(medianUnavail(raftlogFailover))} ms, etcd ${show(c.failover.median_unavail_ms)} ms, ` +
+        `ratio ${show(c.failover_ratio)}`,
+    );
   }
   console.error('');
 }

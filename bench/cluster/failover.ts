@@ -8,9 +8,9 @@
  */
 import type { StatusReply } from '../../src/node/client-proto.js';
 import { BenchClient, sleep } from './client.js';
-import { IndexSet, stampedRecord } from './delivery-check.js';
 import { DRAIN_MS } from './delivery.js';
-import { closedLoop, now, type LoadShape } from './load.js';
+import { IndexSet, stampedRecord } from './delivery-check.js';
+import { closedLoop, type LoadShape, now } from './load.js';
 import { median, r1 } from './stats.js';
 import { type AfterMark, SubscriberGroup, type SubscriberReport } from './subscribers.js';
 import type { BenchTarget } from './target.js';
@@ -125,9 +125,8 @@ async function oneTrial(target: BenchTarget, o: FailoverOptions, trial: number):
       group = SubscriberGroup.open(target.endpoints, subscribers, client.members.indexOf(leaderAtStart));
       await group.waitReady(15_000);
     }
-    const shape: LoadShape = subscribers > 0
-      ? { ...o, op: 'append', valueSize: Math.max(8, o.valueSize), record: () => stampedRecord(Math.max(8, o.valueSize), now()) }
-      : o;
+    const shape: LoadShape =
+      subscribers > 0 ? { ...o, op: 'append', valueSize: Math.max(8, o.valueSize), record: () => stampedRecord(Math.max(8, o.valueSize), now()) } : o;
     const acked = new IndexSet();
     let killAt: number | null = null;
     let lastBefore: number | null = null;
@@ -176,12 +175,20 @@ async function oneTrial(target: BenchTarget, o: FailoverOptions, trial: number):
     let subscriberResults: FailoverSubscriber[] | undefined;
     if (group !== null) {
       await group.drain(acked.max, DRAIN_MS);
-      subscriberResults = group.members.map((s, i) => failoverSubscriber(s.afterMark(), s.report(acked, acked.max, 1), onAtKill[i] ?? '?', victim, acked.size));
+      subscriberResults = group.members.map((s, i) =>
+        failoverSubscriber(s.afterMark(), s.report(acked, acked.max, 1), onAtKill[i] ?? '?', victim, acked.size),
+      );
       group.close();
       group = null;
     }
     const leaderNow = client.leader ?? (await client.findLeaderWithin(5_000));
-    const termAfter = leaderNow === null ? null : await client.status(leaderNow, 1_000).then((s) => s.term, () => null);
+    const termAfter =
+      leaderNow === null
+        ? null
+        : await client.status(leaderNow, 1_000).then(
+            (s) => s.term,
+            () => null,
+          );
     const kill = killAt;
     const first = firstAfter as number | null;
     const last = lastBefore as number | null;

@@ -40,13 +40,13 @@ export function judgeGoals(
     }
     const q = nats?.delivery_ratios[i]?.e2e_p99_ratio ?? null;
     goals.push({
-      goal: 'delivery p99 no worse than JetStream\'s',
+      goal: "delivery p99 no worse than JetStream's",
       row,
       value: q === null ? 'no NATS figure' : `raftlog/NATS e2e p99 ${q}`,
       met: q === null ? null : q <= 1,
     });
     goals.push({
-      goal: 'delivery p99 under 2x the writers\' own p99 (K=0 row)',
+      goal: "delivery p99 under 2x the writers' own p99 (K=0 row)",
       row,
       value: r.e2e_p99_vs_write_p99 === null ? 'no K=0 or append row at this concurrency' : `${r.e2e_p99_vs_write_p99}x`,
       met: r.e2e_p99_vs_write_p99 === null ? null : r.e2e_p99_vs_write_p99 < 2,

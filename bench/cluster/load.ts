@@ -1,9 +1,9 @@
 /** Closed-loop load (Put or Append, or Get for comparison), measured as the etcd anchor's load.mjs measures it. */
 import { performance } from 'node:perf_hooks';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { BenchClient, sleep, type Member } from './client.js';
-import { cpuDelta, cpuSnapshot, type CpuUsage, type Tracked } from './cpu.js';
-import { latencyStats, type LatencyStats } from './stats.js';
+import { BenchClient, type Member, sleep } from './client.js';
+import { type CpuUsage, cpuDelta, cpuSnapshot, type Tracked } from './cpu.js';
+import { type LatencyStats, latencyStats } from './stats.js';
 
 export const now = (): number => performance.now();
 
@@ -195,13 +195,17 @@ export function describeCpu(cpu: CpuUsage, leader?: string): string {
   const nodes = Object.entries(cpu.node_pct)
     .map(([name, pct]) => `${name}${name === leader ? '(L)' : ''} ${pct}%`)
     .join(', ');
-  return `cpu loadgen ${cpu.loadgen_pct}% nodes [${nodes}] kernel ${cpu.kernel_threads_pct}% irq ${cpu.irq_pct}% ` +
+  return (
+    `cpu loadgen ${cpu.loadgen_pct}% nodes [${nodes}] kernel ${cpu.kernel_threads_pct}% irq ${cpu.irq_pct}% ` +
     `other ${cpu.other_pct}% [${cpu.other_top.join(' ')}] unattributed ${cpu.unattributed_pct}% pids+${cpu.pids_created} ` +
-    `machine ${cpu.machine_busy_pct}%`;
+    `machine ${cpu.machine_busy_pct}%`
+  );
 }
 
 export function describeRow(r: RowResult): string {
   const l = r.lat_ms;
-  return `${r.op} c=${r.concurrency}: ${r.ops_per_s} ops/s, p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} ` +
-    `max ${l.max} mean ${l.mean} ms, errors ${r.errors}, ${describeCpu(r.cpu, r.leader)}`;
+  return (
+    `${r.op} c=${r.concurrency}: ${r.ops_per_s} ops/s, p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} ` +
+    `max ${l.max} mean ${l.mean} ms, errors ${r.errors}, ${describeCpu(r.cpu, r.leader)}`
+  );
 }

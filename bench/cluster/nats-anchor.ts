@@ -118,10 +118,23 @@ export class NatsAnchor {
   async failover(o: NatsFailoverLoad, onTrial: (line: string) => void): Promise<NatsFailover | NotMeasured> {
     if (!existsSync(join(this.dir, 'failover.mjs'))) return { na: `no failover.mjs in ${this.dir}` };
     try {
-      const out = await this.node('failover.mjs', [
-        '--trials', String(o.trials), '--concurrency', String(o.concurrency), '--settle', String(o.settleS),
-        '--after', String(o.afterS), '--value-size', String(o.valueSize), ...this.clusterFlags(),
-      ], onTrial);
+      const out = await this.node(
+        'failover.mjs',
+        [
+          '--trials',
+          String(o.trials),
+          '--concurrency',
+          String(o.concurrency),
+          '--settle',
+          String(o.settleS),
+          '--after',
+          String(o.afterS),
+          '--value-size',
+          String(o.valueSize),
+          ...this.clusterFlags(),
+        ],
+        onTrial,
+      );
       const summary = parseLastJson(out, 'failover.mjs');
       if (summary.summary !== 'failover') throw new Error(`failover.mjs printed no summary: ${JSON.stringify(summary)}`);
       return summary as NatsFailover;
@@ -198,8 +211,17 @@ export class NatsAnchor {
 
   private loadFlags(o: NatsLoad): string[] {
     return [
-      '--concurrency', String(o.concurrency), '--duration', String(o.durationS), '--warmup', String(o.warmupS),
-      '--value-size', String(o.valueSize), '--timeout-ms', String(o.timeoutMs), ...this.clusterFlags(),
+      '--concurrency',
+      String(o.concurrency),
+      '--duration',
+      String(o.durationS),
+      '--warmup',
+      String(o.warmupS),
+      '--value-size',
+      String(o.valueSize),
+      '--timeout-ms',
+      String(o.timeoutMs),
+      ...this.clusterFlags(),
     ];
   }
 
@@ -223,7 +245,11 @@ export class NatsAnchor {
 
   private run(command: string, args: string[], onStdoutLine: (line: string) => void): Promise<string[]> {
     return runAnchorProcess(command, args, {
-      cwd: this.dir, env: this.env, label: 'nats', onStdoutLine, onChild: (child) => (this.child = child),
+      cwd: this.dir,
+      env: this.env,
+      label: 'nats',
+      onStdoutLine,
+      onChild: (child) => (this.child = child),
     });
   }
 }

@@ -105,24 +105,30 @@ export function printNatsComparison(
     console.error('| --- | --- | --- | --- | --- | --- | --- |');
     for (const [r, n, q] of appendRows) {
       const m = n !== undefined && isNatsMeasured(n) ? n : null;
-      console.error(`| ${loadRowName(r)} | ${r.ops_per_s} | ${show(m?.ops_per_s)} | ${show(q?.ops_ratio)} | ` +
-        `${show(r.lat_ms.p50)} / ${show(r.lat_ms.p99)} | ${m ? `${show(m.lat_ms.p50)} / ${show(m.lat_ms.p99)}` : 'n/a'} | ${show(q?.p99_ratio)} |`);
+      console.error(
+        `| ${loadRowName(r)} | ${r.ops_per_s} | ${show(m?.ops_per_s)} | ${show(q?.ops_ratio)} | ` +
+          `${show(r.lat_ms.p50)} / ${show(r.lat_ms.p99)} | ${m ? `${show(m.lat_ms.p50)} / ${show(m.lat_ms.p99)}` : 'n/a'} | ${show(q?.p99_ratio)} |`,
+      );
     }
   }
   if (delivery.length > 0) {
-    console.error(`| row | raftlog writers/s | NATS publish/s | ratio | delivered/s each: raftlog | NATS (${c.consumer_ack} acks) | ` +
-      'e2e p50/p99 ms: raftlog | NATS | e2e p99 ratio | lag at end: raftlog | NATS | undelivered: raftlog | NATS |');
+    console.error(
+      `| row | raftlog writers/s | NATS publish/s | ratio | delivered/s each: raftlog | NATS (${c.consumer_ack} acks) | ` +
+        'e2e p50/p99 ms: raftlog | NATS | e2e p99 ratio | lag at end: raftlog | NATS | undelivered: raftlog | NATS |',
+    );
     console.error('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     delivery.forEach((r, i) => {
       const n = c.delivery[i];
       const m = n !== undefined && isNatsMeasured(n) ? n : null;
       const q = c.delivery_ratios[i];
       const k0 = r.subscribers === 0;
-      console.error(`| ${deliveryRowName(r)} | ${r.ops_per_s} | ${show(m?.ops_per_s)} | ${show(q?.ops_ratio)} | ` +
-        `${k0 ? '-' : list(r.delivered_per_s)} | ${k0 ? '-' : list(m?.delivered_per_s)} | ` +
-        `${k0 ? '-' : `${show(r.e2e_ms.p50)} / ${show(r.e2e_ms.p99)}`} | ${k0 ? '-' : `${show(m?.e2e_ms?.p50)} / ${show(m?.e2e_ms?.p99)}`} | ` +
-        `${show(q?.e2e_p99_ratio)} | ${k0 ? '-' : list(r.lag_at_end)} | ${k0 ? '-' : list(m?.lag_at_end)} | ` +
-        `${k0 ? '-' : list(r.undelivered_after_drain)} | ${k0 ? '-' : list(m?.undelivered_after_drain)} |`);
+      console.error(
+        `| ${deliveryRowName(r)} | ${r.ops_per_s} | ${show(m?.ops_per_s)} | ${show(q?.ops_ratio)} | ` +
+          `${k0 ? '-' : list(r.delivered_per_s)} | ${k0 ? '-' : list(m?.delivered_per_s)} | ` +
+          `${k0 ? '-' : `${show(r.e2e_ms.p50)} / ${show(r.e2e_ms.p99)}`} | ${k0 ? '-' : `${show(m?.e2e_ms?.p50)} / ${show(m?.e2e_ms?.p99)}`} | ` +
+          `${show(q?.e2e_p99_ratio)} | ${k0 ? '-' : list(r.lag_at_end)} | ${k0 ? '-' : list(m?.lag_at_end)} | ` +
+          `${k0 ? '-' : list(r.undelivered_after_drain)} | ${k0 ? '-' : list(m?.undelivered_after_drain)} |`,
+      );
     });
   }
   console.error('ratio = raftlog / NATS: ops/s above 1 and latency below 1 favour raftlog.');
@@ -136,8 +142,10 @@ export function printNatsComparison(
   }
   if (!isNatsMeasured(c.failover)) console.error(`failover ratio: n/a (NATS: ${c.failover.na})`);
   else {
-    console.error(`failover median unavailability: raftlog ${show(medianUnavail(failover))} ms, NATS stream leader ` +
-      `${show(c.failover.median_unavail_ms)} ms, ratio ${show(c.failover_ratio)}`);
+    console.error(
+      `failover median unavailability: raftlog ${show(medianUnavail(failover))} ms, NATS stream leader ` +
+        `${show(c.failover.median_unavail_ms)} ms, ratio ${show(c.failover_ratio)}`,
+    );
   }
   console.error('');
 }

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { StatusReply } from '../../src/node/client-proto.js';
 import { BenchClient, sleep } from './client.js';
-import { measureClosedLoop, now, type LoadShape, type MeasuredLoad } from './load.js';
+import { type LoadShape, type MeasuredLoad, measureClosedLoop, now } from './load.js';
 import { r1 } from './stats.js';
 import type { BenchTarget } from './target.js';
 

@@ -9,17 +9,9 @@
 import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
 import type { SubscribeReply } from '../../src/node/client-proto.js';
 import { type RaftLogStub, sleep, stubFor } from './client.js';
-import {
-  ackedBeforeStart,
-  CoverageCheck,
-  describeProblem,
-  IndexSet,
-  lagBehind,
-  sentTimeOf,
-  undelivered,
-} from './delivery-check.js';
+import { ackedBeforeStart, CoverageCheck, describeProblem, IndexSet, lagBehind, sentTimeOf, undelivered } from './delivery-check.js';
 import { errorKind, now } from './load.js';
-import { latencyStats, type LatencyStats, r1 } from './stats.js';
+import { type LatencyStats, latencyStats, r1 } from './stats.js';
 
 /** Pause before resubscribing after a stream failed: short, as the failover gap counts it. */
 const RESUBSCRIBE_PAUSE_MS = 10;
@@ -170,9 +162,10 @@ export class Subscriber {
     const endpoint = this.endpoints[this.on] as { endpoint: string; name?: string };
     this.nodes.push(endpoint.name ?? endpoint.endpoint);
     const through = this.coverage.through;
-    const request = through === null
-      ? { fromTail: true, view: 'SUBSCRIBE_VIEW_COMMANDS' as const }
-      : { fromIndex: through + 1, view: 'SUBSCRIBE_VIEW_COMMANDS' as const };
+    const request =
+      through === null
+        ? { fromTail: true, view: 'SUBSCRIBE_VIEW_COMMANDS' as const }
+        : { fromIndex: through + 1, view: 'SUBSCRIBE_VIEW_COMMANDS' as const };
     const stream = this.stub(this.on).subscribe(request);
     this.stream = stream;
     stream.on('data', (reply: SubscribeReply) => this.onReply(reply));
@@ -254,7 +247,9 @@ export class SubscriberGroup {
     try {
       const outcome = await Promise.race([Promise.all(this.members.map((s) => s.ready())), timeout]);
       if (outcome === 'timeout') {
-        const waiting = this.members.filter((s) => s.coverage.start === null).map((s) => `${s.nodes.join('->')} errors ${JSON.stringify(s.streamErrors)}`);
+        const waiting = this.members
+          .filter((s) => s.coverage.start === null)
+          .map((s) => `${s.nodes.join('->')} errors ${JSON.stringify(s.streamErrors)}`);
         throw new Error(`${waiting.length} of ${this.members.length} subscribers had no reply within ${ms} ms: ${waiting.join('; ')}`);
       }
     } finally {

@@ -9,7 +9,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import type { BenchClient, Member } from '../cluster/client.js';
 import { errorKind, keyOf, now } from '../cluster/load.js';
-import { latencyStats, type LatencyStats } from '../cluster/stats.js';
+import { type LatencyStats, latencyStats } from '../cluster/stats.js';
 
 export interface OpenLoopOptions {
   readonly ratePerS: number;
@@ -90,7 +90,12 @@ export async function runOpenLoop(client: BenchClient, member: Member, o: OpenLo
   const total = Math.max(1, Math.round(o.ratePerS * o.durationS));
   const intervalMs = 1000 / o.ratePerS;
   const buckets: Bucket[] = Array.from({ length: Math.ceil(o.durationS) }, () => ({
-    sent: 0, skipped: 0, ok: 0, refused: 0, errors: 0, okLatencies: [],
+    sent: 0,
+    skipped: 0,
+    ok: 0,
+    refused: 0,
+    errors: 0,
+    okLatencies: [],
   }));
   const sendLag = new Float64Array(total);
   const okLatencies: number[] = [];
@@ -166,21 +171,22 @@ export async function runOpenLoop(client: BenchClient, member: Member, o: OpenLo
   };
 
   /** Sends whatever fell due since the last tick, every 1 ms, until the window's last request is due. */
-  const sendForTheWindow = (): Promise<void> => new Promise<void>((windowDone) => {
-    const tick = (): void => {
-      const dueNow = Math.min(total, Math.floor((now() - start) / intervalMs) + 1);
-      while (due < dueNow) send(start + due++ * intervalMs);
-      if (due < total) {
-        setTimeout(tick, 1);
-        return;
-      }
-      windowEnd = now();
-      loopDelay.disable();
-      o.onWindowEnd?.();
-      windowDone();
-    };
-    tick();
-  });
+  const sendForTheWindow = (): Promise<void> =>
+    new Promise<void>((windowDone) => {
+      const tick = (): void => {
+        const dueNow = Math.min(total, Math.floor((now() - start) / intervalMs) + 1);
+        while (due < dueNow) send(start + due++ * intervalMs);
+        if (due < total) {
+          setTimeout(tick, 1);
+          return;
+        }
+        windowEnd = now();
+        loopDelay.disable();
+        o.onWindowEnd?.();
+        windowDone();
+      };
+      tick();
+    });
 
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   // grpc-js captures and formats a stack trace for every call that fails: at
@@ -203,7 +209,9 @@ export async function runOpenLoop(client: BenchClient, member: Member, o: OpenLo
   const drainMs = now() - windowEnd;
   const windowS = (windowEnd - start) / 1000;
 
-  const topKinds = Object.entries(errorKinds).sort((x, y) => y[1] - x[1]).slice(0, ERROR_KINDS_KEPT);
+  const topKinds = Object.entries(errorKinds)
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, ERROR_KINDS_KEPT);
   return {
     rate_per_s: o.ratePerS,
     window_s: round2(windowS),
@@ -232,7 +240,17 @@ export async function runOpenLoop(client: BenchClient, member: Member, o: OpenLo
     drain_ms: Math.round(drainMs),
     seconds: buckets.map((b, s) => {
       const l = latencyStats(b.okLatencies);
-      return { s, sent: b.sent, skipped: b.skipped, ok: b.ok, refused: b.refused, errors: b.errors, ok_p50_ms: l.p50, ok_p99_ms: l.p99, ok_max_ms: l.max };
+      return {
+        s,
+        sent: b.sent,
+        skipped: b.skipped,
+        ok: b.ok,
+        refused: b.refused,
+        errors: b.errors,
+        ok_p50_ms: l.p50,
+        ok_p99_ms: l.p99,
+        ok_max_ms: l.max,
+      };
     }),
   };
 }

@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { StatusReply } from '../../src/node/client-proto.js';
 import { BenchClient } from '../cluster/client.js';
 import type { Tracked } from '../cluster/cpu.js';
-import { procMemory, type NodeSample, type Sample, type SamplerSetup } from './sampler.js';
+import { type NodeSample, procMemory, type Sample, type SamplerSetup } from './sampler.js';
 
 const setup = workerData as SamplerSetup;
 const port = parentPort;
@@ -49,10 +49,13 @@ function poll(): void {
     if (polling.has(member.name)) continue;
     const sentAt = Date.now();
     polling.set(member.name, sentAt);
-    client.status(member, 30_000).then(
-      (reply) => lastStatus.set(member.name, { reply, at: Date.now(), rttMs: Date.now() - sentAt }),
-      () => {},
-    ).finally(() => polling.delete(member.name));
+    client
+      .status(member, 30_000)
+      .then(
+        (reply) => lastStatus.set(member.name, { reply, at: Date.now(), rttMs: Date.now() - sentAt }),
+        () => {},
+      )
+      .finally(() => polling.delete(member.name));
   }
 }
 

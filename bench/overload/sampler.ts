@@ -46,7 +46,7 @@ export interface ProcMemory {
 }
 
 const MiB = 1024 * 1024;
-const kbToMiB = (kb: string | undefined): number => Math.round((Number(kb) * 1024 / MiB) * 10) / 10;
+const kbToMiB = (kb: string | undefined): number => Math.round(((Number(kb) * 1024) / MiB) * 10) / 10;
 
 /** VmRSS and VmHWM of a process; null once it has exited (or has no memory map any more). */
 export function procMemory(pid: number): ProcMemory | null {
@@ -73,25 +73,26 @@ export interface Sampler {
 export function startSampler(setup: SamplerSetup): Sampler {
   const tsx = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./sampler-worker.ts', import.meta.url).href;
-  const worker = new Worker(
-    `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`,
-    { eval: true, workerData: setup },
-  );
+  const worker = new Worker(`import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`, {
+    eval: true,
+    workerData: setup,
+  });
   let failure: Error | null = null;
   worker.on('error', (error) => (failure = error));
   return {
-    stop: () => new Promise<Sample[]>((resolve, reject) => {
-      if (failure !== null) {
-        reject(new Error(`the sampler thread failed: ${failure.message}`, { cause: failure }));
-        return;
-      }
-      worker.once('message', (samples: Sample[]) => {
-        void worker.terminate();
-        resolve(samples);
-      });
-      worker.once('error', (error) => reject(new Error(`the sampler thread failed: ${error.message}`, { cause: error })));
-      worker.once('exit', (code) => reject(new Error(`the sampler thread exited (code ${code}) before handing over its samples`)));
-      worker.postMessage('stop');
-    }),
+    stop: () =>
+      new Promise<Sample[]>((resolve, reject) => {
+        if (failure !== null) {
+          reject(new Error(`the sampler thread failed: ${failure.message}`, { cause: failure }));
+          return;
+        }
+        worker.once('message', (samples: Sample[]) => {
+          void worker.terminate();
+          resolve(samples);
+        });
+        worker.once('error', (error) => reject(new Error(`the sampler thread failed: ${error.message}`, { cause: error })));
+        worker.once('exit', (code) => reject(new Error(`the sampler thread exited (code ${code}) before handing over its samples`)));
+        worker.postMessage('stop');
+      }),
   };
 }

@@ -9,11 +9,11 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeCommand } from '../../src/node/kv-commands.js';
 import { BenchClient, sleep } from '../cluster/client.js';
-import { cpuDelta, cpuSnapshot, type CpuUsage } from '../cluster/cpu.js';
-import { keyOf, runLoadRow, type RowResult } from '../cluster/load.js';
+import { type CpuUsage, cpuDelta, cpuSnapshot } from '../cluster/cpu.js';
+import { keyOf, type RowResult, runLoadRow } from '../cluster/load.js';
 import { SpawnedTarget } from '../cluster/target.js';
-import { runOpenLoop, type OpenLoopResult } from './open-loop.js';
-import { procMemory, startSampler, type NodeSample, type Sample } from './sampler.js';
+import { type OpenLoopResult, runOpenLoop } from './open-loop.js';
+import { type NodeSample, procMemory, type Sample, startSampler } from './sampler.js';
 
 export interface VariantOptions {
   readonly boundBytes: number;
@@ -89,15 +89,29 @@ export async function runVariant(
   const nodeArgs = [...o.nodeArgs, '--max-uncommitted-bytes', String(o.boundBytes)];
   const target = await SpawnedTarget.start({ size: 3, nodeArgs, logLevel: o.logLevel, execArgv: o.execArgv }, onTarget);
   try {
-    print(`  cluster in ${target.cluster.dir}, pids ${target.tracked().map((t) => `${t.name}=${t.pid}`).join(' ')}`);
+    print(
+      `  cluster in ${target.cluster.dir}, pids ${target
+        .tracked()
+        .map((t) => `${t.name}=${t.pid}`)
+        .join(' ')}`,
+    );
     let closed: RowResult | null = null;
     if (o.closedDurationS > 0) {
       closed = await runLoadRow({
-        op: 'put', concurrency: o.closedConcurrency, valueSize: o.valueSize, keys: o.keys, endpoints: target.endpoints,
-        warmupS: 1, durationS: o.closedDurationS, timeoutMs: o.deadlineMs, tracked: () => target.tracked(),
+        op: 'put',
+        concurrency: o.closedConcurrency,
+        valueSize: o.valueSize,
+        keys: o.keys,
+        endpoints: target.endpoints,
+        warmupS: 1,
+        durationS: o.closedDurationS,
+        timeoutMs: o.deadlineMs,
+        tracked: () => target.tracked(),
       });
-      print(`  closed loop c=${closed.concurrency}: ${closed.ops_per_s} ops/s, p50 ${closed.lat_ms.p50} p99 ${closed.lat_ms.p99} ms, ` +
-        `errors ${closed.errors}, cpu loadgen ${closed.cpu.loadgen_pct}%`);
+      print(
+        `  closed loop c=${closed.concurrency}: ${closed.ops_per_s} ops/s, p50 ${closed.lat_ms.p50} p99 ${closed.lat_ms.p99} ms, ` +
+          `errors ${closed.errors}, cpu loadgen ${closed.cpu.loadgen_pct}%`,
+      );
     }
     return await overload(o, target, closed);
   } finally {
@@ -122,7 +136,11 @@ async function overload(o: VariantOptions, target: SpawnedTarget, closed: RowRes
     // Filled in by onWindowEnd: CPU over the window alone, and when the load stopped.
     const atWindowEnd: { cpu?: CpuUsage; at?: number } = {};
     const open = await runOpenLoop(client, leader, {
-      ratePerS: o.ratePerS, durationS: o.durationS, maxInFlight: o.maxInFlight, valueSize: o.valueSize, keys: o.keys,
+      ratePerS: o.ratePerS,
+      durationS: o.durationS,
+      maxInFlight: o.maxInFlight,
+      valueSize: o.valueSize,
+      keys: o.keys,
       onWindowEnd: () => {
         atWindowEnd.cpu = cpuDelta(cpu0, cpuSnapshot(tracked));
         atWindowEnd.at = Date.now();

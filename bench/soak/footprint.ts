@@ -2,7 +2,8 @@
  * What a node costs the machine over time: resident memory read from /proc
  * (Linux only) and the bytes its data dir holds on disk.
  */
-import { readFile, readdir, lstat } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -31,7 +32,7 @@ export async function readRssBytes(pid: number): Promise<number | null> {
  * and stat counts as nothing rather than as an error.
  */
 export async function dirBytes(dir: string): Promise<number> {
-  let entries;
+  let entries: Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {

@@ -5,7 +5,8 @@ export function withSnapshotsOff(args: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;
-    if (arg === '--snapshot-entries') i++; // and its value
+    if (arg === '--snapshot-entries')
+      i++; // and its value
     else if (!arg.startsWith('--snapshot-entries=')) out.push(arg);
   }
   return [...out, '--snapshot-entries', '0'];

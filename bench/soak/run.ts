@@ -9,10 +9,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { StatusReply } from '../../src/node/client-proto.js';
 import { BenchClient } from '../cluster/client.js';
 import { closedLoop, errorKind, now } from '../cluster/load.js';
-import { latencyStats, type LatencyStats, r1 } from '../cluster/stats.js';
+import { type LatencyStats, latencyStats, r1 } from '../cluster/stats.js';
 import { SpawnedTarget } from '../cluster/target.js';
 import { dirBytes, readRssBytes, toMiB } from './footprint.js';
-import { restartNode, type RestartResult } from './restart.js';
+import { type RestartResult, restartNode } from './restart.js';
 
 export interface SoakOptions {
   readonly durationS: number;
@@ -87,9 +87,14 @@ export async function runSoak(o: SoakOptions, print: (line: string) => void, onT
     });
     // Spawn to leader on empty data dirs: the fixed start-up cost (node, tsx, gRPC, an election) that every restart pays too.
     const cluster_start_ms = Math.round(now() - t0);
-    const pids = target.tracked().map((t) => `${t.name}=${t.pid}`).join(' ');
-    print(`fresh 3-node cluster in ${target.cluster.dir}, leader ${cluster_start_ms} ms after spawn; ` +
-      `node pids ${pids}; node args: ${o.nodeArgs.join(' ') || '(none)'}`);
+    const pids = target
+      .tracked()
+      .map((t) => `${t.name}=${t.pid}`)
+      .join(' ');
+    print(
+      `fresh 3-node cluster in ${target.cluster.dir}, leader ${cluster_start_ms} ms after spawn; ` +
+        `node pids ${pids}; node args: ${o.nodeArgs.join(' ') || '(none)'}`,
+    );
     return { cluster_start_ms, ...(await soak(target, o, print)) };
   } catch (error) {
     if (target !== null) print(describeNodes(target));
@@ -271,7 +276,10 @@ export function summarizeNodes(ids: readonly string[], samples: readonly Interva
   const out: Record<string, NodeSummary> = {};
   for (const id of ids) {
     const mine = samples.map((s) => s.nodes.find((n) => n.node === id)).filter((n): n is NodeSample => n !== undefined);
-    const rss = mine.slice(1).map((n) => n.rss_mib).filter((x): x is number => x !== null);
+    const rss = mine
+      .slice(1)
+      .map((n) => n.rss_mib)
+      .filter((x): x is number => x !== null);
     const data = mine.map((n) => n.data_mib);
     out[id] = {
       rss_min_mib: rss.length === 0 ? null : Math.min(...rss),
@@ -287,17 +295,21 @@ export function summarizeNodes(ids: readonly string[], samples: readonly Interva
 export function describeSample(s: IntervalSample): string[] {
   return s.nodes.map((n) => {
     const role = n.role === 'leader' ? 'L' : n.role === 'follower' ? 'F' : n.role === null ? 'down' : n.role;
-    return `t=${s.t_s.toFixed(1).padStart(6)}s ${n.node}(${role}) writes ${s.writes} +${s.writes_per_s}/s ` +
+    return (
+      `t=${s.t_s.toFixed(1).padStart(6)}s ${n.node}(${role}) writes ${s.writes} +${s.writes_per_s}/s ` +
       `p99 ${s.lat_ms.p99 ?? '-'} ms err ${s.errors} | rss ${n.rss_mib ?? '-'} MiB ` +
       `data ${n.data_mib} MiB commit ${n.commit ?? '-'} applied ${n.applied ?? '-'} last ${n.last ?? '-'} ` +
-      `first ${n.first ?? '-'}`;
+      `first ${n.first ?? '-'}`
+    );
   });
 }
 
 export function describeRestart(r: RestartResult): string {
-  return `t=${r.t_s.toFixed(1).padStart(6)}s restart ${r.node}: stop ${r.stop_ms} ms, up ${r.up_ms ?? '-'} ms, ` +
+  return (
+    `t=${r.t_s.toFixed(1).padStart(6)}s restart ${r.node}: stop ${r.stop_ms} ms, up ${r.up_ms ?? '-'} ms, ` +
     `caught up to commit ${r.commit_before} in ${r.caught_up_ms ?? '-'} ms (log last ${r.last_log_before})` +
-    (r.error === undefined ? '' : ` FAILED: ${r.error}`);
+    (r.error === undefined ? '' : ` FAILED: ${r.error}`)
+  );
 }
 
 /** Exit state and last log lines of every node: why a cluster did not come up or fell over. */
@@ -305,10 +317,12 @@ function describeNodes(target: SpawnedTarget): string {
   return target.cluster.ids
     .map((id) => {
       const child = target.cluster.processes.get(id);
-      const state = child === undefined ? 'not running' : child.exitCode !== null ? `exited ${child.exitCode}` : child.signalCode ?? 'running';
+      const state = child === undefined ? 'not running' : child.exitCode !== null ? `exited ${child.exitCode}` : (child.signalCode ?? 'running');
       let tail = '';
       try {
-        const lines = readFileSync(join(target.cluster.dir, `${id}.log`), 'utf8').trimEnd().split('\n');
+        const lines = readFileSync(join(target.cluster.dir, `${id}.log`), 'utf8')
+          .trimEnd()
+          .split('\n');
         // A flag the node rejects is reported on a line of its own, above the usage text.
         const complaint = lines.filter((line) => line.startsWith('raftlog node')).slice(-1);
         tail = [...complaint, ...lines.slice(-3).filter((line) => !complaint.includes(line))].join('\n    ');

@@ -26,7 +26,8 @@ export class DirectoryLock {
         }
         return new DirectoryLock(path);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot create lock ${path}: ${(error as Error).message}`, { cause: error });
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+          throw new Error(`cannot create lock ${path}: ${(error as Error).message}`, { cause: error });
       }
       const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
       if (Number.isSafeInteger(owner) && owner > 0 && isRunning(owner)) {

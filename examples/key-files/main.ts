@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { splitEndpointList } from '../../src/client/index.js';
-import { runKeyFiles, type KeyFilesOptions } from './subscriber.js';
+import { type KeyFilesOptions, runKeyFiles } from './subscriber.js';
 
 const USAGE = `usage: npx tsx examples/key-files/main.ts --endpoints HOST:PORT[,HOST:PORT...] --dir DIR --consumer NAME
   [--from INDEX]        where a consumer with no position starts (default 1)

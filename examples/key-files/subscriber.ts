@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { RaftLogClient, type SubscribedEntry } from '../../src/client/index.js';
 import { BatchReader } from './batch-reader.js';
 import { DirectoryLock } from './directory-lock.js';
-import { Journal, lastBatch, type JournalEntry } from './journal.js';
+import { Journal, type JournalEntry, lastBatch } from './journal.js';
 import { KeyFileDirectory, type KeyState } from './key-files.js';
 
 export const JOURNAL_FILE = 'journal.log';
@@ -120,12 +120,14 @@ export async function runKeyFiles(options: KeyFilesOptions): Promise<KeyFilesSum
           `its entries were applied to another directory. Use that directory, or a new consumer name to build this one from the start`,
       );
     }
-    if (options.skipJournalCheck) print('BUG ENABLED (skip-journal-check): entries at or below the journal\'s last index are applied again');
+    if (options.skipJournalCheck) print("BUG ENABLED (skip-journal-check): entries at or below the journal's last index are applied again");
     print(
       position === null
         ? `consumer ${consumer} has no position: starting at index ${options.from}`
         : `consumer ${consumer} at position ${position}: resuming at ${position + 1}, ` +
-          (options.skipJournalCheck ? `NOT dropping entries up to ${journal.lastIndex} (the bug)` : `dropping entries up to ${journal.lastIndex} (applied before)`),
+            (options.skipJournalCheck
+              ? `NOT dropping entries up to ${journal.lastIndex} (the bug)`
+              : `dropping entries up to ${journal.lastIndex} (applied before)`),
     );
 
     const subscription = client.subscribe({
@@ -195,5 +197,7 @@ function describeApplied(entry: JournalEntry): string {
 
 function printableKey(key: Uint8Array): string {
   const text = Buffer.from(key).toString('utf8');
-  return key.byteLength <= 64 && /^[\x21-\x7e]+$/.test(text) ? text : `0x${Buffer.from(key.subarray(0, 32)).toString('hex')}${key.byteLength > 32 ? '…' : ''}`;
+  return key.byteLength <= 64 && /^[\x21-\x7e]+$/.test(text)
+    ? text
+    : `0x${Buffer.from(key.subarray(0, 32)).toString('hex')}${key.byteLength > 32 ? '…' : ''}`;
 }

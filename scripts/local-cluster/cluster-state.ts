@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { ClusterScriptError } from './errors.js';
-import { displayPath, type ClusterLayout } from './paths.js';
+import { type ClusterLayout, displayPath } from './paths.js';
 
 export const LOOPBACK = '127.0.0.1';
 export const MIN_NODES = 1;
@@ -76,8 +76,7 @@ export function planCluster(layout: ClusterLayout, plan: ClusterPlan): ClusterSt
       address: addressOf(i),
       dataDir: layout.dataDir(id),
       logFile: layout.logFile(id),
-      args: ['--id', id, '--listen', addressOf(i), '--peers', peers, '--data', layout.dataDir(id),
-        '--cluster', name, '--log-level', plan.logLevel],
+      args: ['--id', id, '--listen', addressOf(i), '--peers', peers, '--data', layout.dataDir(id), '--cluster', name, '--log-level', plan.logLevel],
       pid: null,
     })),
   };
@@ -119,7 +118,9 @@ export async function readState(layout: ClusterLayout): Promise<ClusterState | n
 export async function requireState(layout: ClusterLayout): Promise<ClusterState> {
   const state = await readState(layout);
   if (state === null) {
-    throw new ClusterScriptError(`no local cluster in ${displayPath(layout.dir)} (no ${displayPath(layout.stateFile)}); start one with \`npm start\``);
+    throw new ClusterScriptError(
+      `no local cluster in ${displayPath(layout.dir)} (no ${displayPath(layout.stateFile)}); start one with \`npm start\``,
+    );
   }
   return state;
 }
@@ -150,7 +151,13 @@ function stateProblem(value: unknown): string | null {
   if (typeof value.logLevel !== 'string') return 'no logLevel';
   if (!Array.isArray(value.nodes) || value.nodes.length === 0) return 'no nodes';
   if (value.highestId !== undefined && !(typeof value.highestId === 'number' && Number.isInteger(value.highestId))) return 'a bad highestId';
-  if (value.tls !== undefined && !(isRecord(value.tls) && ['ca', 'caKey', 'clientCert', 'clientKey'].every((key) => typeof (value.tls as Record<string, unknown>)[key] === 'string'))) {
+  if (
+    value.tls !== undefined &&
+    !(
+      isRecord(value.tls) &&
+      ['ca', 'caKey', 'clientCert', 'clientKey'].every((key) => typeof (value.tls as Record<string, unknown>)[key] === 'string')
+    )
+  ) {
     return 'a bad tls entry';
   }
   for (const node of value.nodes as unknown[]) {

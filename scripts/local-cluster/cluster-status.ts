@@ -1,5 +1,5 @@
 /** Where each node of the local cluster stands: its process, and what it answers to the Status RPC. */
-import { RaftLogClient, type NodeStatus } from '../../src/client/index.js';
+import { type NodeStatus, RaftLogClient } from '../../src/client/index.js';
 import type { ClusterState, NodeRecord } from './cluster-state.js';
 import { clientTls } from './cluster-tls.js';
 import { runningPid } from './node-process.js';

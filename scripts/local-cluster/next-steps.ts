@@ -2,7 +2,7 @@
 import { DEFAULT_ENDPOINTS, ENDPOINTS_ENV } from '../../src/cli/context.js';
 import type { ClusterState } from './cluster-state.js';
 import { cliTlsExports } from './cluster-tls.js';
-import { DEFAULT_CLUSTER_DIR, displayPath, type ClusterLayout } from './paths.js';
+import { type ClusterLayout, DEFAULT_CLUSTER_DIR, displayPath } from './paths.js';
 
 export function endpointList(state: ClusterState): string {
   return state.nodes.map((node) => node.address).join(',');

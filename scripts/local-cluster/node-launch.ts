@@ -6,11 +6,11 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { findNode, withPid, writeState, type ClusterState, type NodeRecord } from './cluster-state.js';
+import { type ClusterState, findNode, type NodeRecord, withPid, writeState } from './cluster-state.js';
 import { queryCluster } from './cluster-status.js';
 import { ClusterScriptError } from './errors.js';
 import { spawnNode, stopNode } from './node-process.js';
-import { displayPath, type ClusterLayout } from './paths.js';
+import { type ClusterLayout, displayPath } from './paths.js';
 import { pollUntil } from './poll.js';
 
 /** Generous: tsx compiles the node on first start, and the machine may be busy. */
@@ -25,11 +25,7 @@ const LOG_SCAN_LINES = 40;
  * Records each pid in the state file as soon as the process exists, so that
  * `stop` finds it even if this script dies meanwhile. Returns the updated state.
  */
-export async function launchNodes(
-  layout: ClusterLayout,
-  initial: ClusterState,
-  ids: readonly string[],
-): Promise<ClusterState> {
+export async function launchNodes(layout: ClusterLayout, initial: ClusterState, ids: readonly string[]): Promise<ClusterState> {
   let state = initial;
   const exits = new Map<string, string>();
   const children = new Map<string, ChildProcess>();
@@ -61,7 +57,9 @@ export async function launchNodes(
   const reasons =
     outcome === 'exited'
       ? await Promise.all([...exits].map(async ([id, how]) => `${id} exited during startup (${how})${await logTail(findNode(state, id))}`))
-      : [`not every node answered within ${STARTUP_TIMEOUT_MS / 1000} s (see ${ids.map((id) => displayPath(findNode(state, id).logFile)).join(', ')})`];
+      : [
+          `not every node answered within ${STARTUP_TIMEOUT_MS / 1000} s (see ${ids.map((id) => displayPath(findNode(state, id).logFile)).join(', ')})`,
+        ];
   await rollBack(layout, state, ids);
   const others = ids.length > 1 ? '\nStopped the nodes started with it; nothing is left running.' : '';
   throw new ClusterScriptError(`${reasons.join('\n')}${others}`);
@@ -91,7 +89,10 @@ async function logTail(node: NodeRecord): Promise<string> {
   } catch {
     return '';
   }
-  const last = text.split('\n').filter((line) => line.trim() !== '').slice(-LOG_SCAN_LINES);
+  const last = text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .slice(-LOG_SCAN_LINES);
   const errors = last.filter((line) => !/^\s+at /.test(line) && /error|cannot|refus|fail/i.test(line));
   const lines = (errors.length > 0 ? errors : last).slice(-LOG_TAIL_LINES);
   const shown = lines.map((line) => `\n    ${line.length > 300 ? `${line.slice(0, 300)}…` : line}`).join('');

@@ -7,14 +7,14 @@
  * line is src/node/main.ts with this node's --id and --data; nothing is ever
  * signalled without that check.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { NodeRecord } from './cluster-state.js';
 import { ClusterScriptError } from './errors.js';
-import { pollUntil } from './poll.js';
 import { NODE_MAIN, PROJECT_ROOT } from './paths.js';
+import { pollUntil } from './poll.js';
 
 /** How long a SIGTERM'd node gets to stop gracefully before SIGKILL. */
 export const STOP_GRACE_MS = 10_000;

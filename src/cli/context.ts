@@ -3,8 +3,8 @@
  * built from them, and one place to print results and set the exit code.
  */
 import type { Command } from 'commander';
-import type { RaftLogClient, TlsOptions } from '../client/index.js';
 import { parseEndpoints, splitEndpointList } from '../client/endpoints.js';
+import type { RaftLogClient, TlsOptions } from '../client/index.js';
 import { ExitCode, UsageError } from './exit-codes.js';
 
 export const DEFAULT_ENDPOINTS = '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
@@ -92,9 +92,7 @@ export class Context implements CliContext {
     const source = raw.endpoints !== undefined ? '--endpoints' : this.io.env[ENDPOINTS_ENV] !== undefined ? ENDPOINTS_ENV : 'the default endpoints';
     let endpoints: string[];
     try {
-      endpoints = parseEndpoints(splitEndpointList(list)).map((spec) =>
-        spec.node === null ? spec.address : `${spec.node}=${spec.address}`,
-      );
+      endpoints = parseEndpoints(splitEndpointList(list)).map((spec) => (spec.node === null ? spec.address : `${spec.node}=${spec.address}`));
     } catch (error) {
       throw new UsageError(`${source}: ${(error as Error).message}`);
     }
@@ -117,7 +115,9 @@ export class Context implements CliContext {
     const cert = file(raw.tlsCert, TLS_ENV.cert);
     const key = file(raw.tlsKey, TLS_ENV.key);
     if ((cert === undefined) !== (key === undefined)) {
-      throw new UsageError(`--tls-cert and --tls-key go together (or ${TLS_ENV.cert} and ${TLS_ENV.key}); got only ${cert === undefined ? '--tls-key' : '--tls-cert'}`);
+      throw new UsageError(
+        `--tls-cert and --tls-key go together (or ${TLS_ENV.cert} and ${TLS_ENV.key}); got only ${cert === undefined ? '--tls-key' : '--tls-cert'}`,
+      );
     }
     if (ca === undefined && cert === undefined) return {};
     return { tls: { ...(ca === undefined ? {} : { ca }), ...(cert === undefined || key === undefined ? {} : { cert, key }) } };

@@ -32,9 +32,7 @@ export function showKey(key: string): string {
 export function jsonValue(bytes: Uint8Array | null): { value: string | null; encoding: 'utf8' | 'base64' | null } {
   if (bytes === null) return { value: null, encoding: null };
   const text = asText(bytes);
-  return text === null
-    ? { value: Buffer.from(bytes).toString('base64'), encoding: 'base64' }
-    : { value: text, encoding: 'utf8' };
+  return text === null ? { value: Buffer.from(bytes).toString('base64'), encoding: 'base64' } : { value: text, encoding: 'utf8' };
 }
 
 /**
@@ -42,7 +40,10 @@ export function jsonValue(bytes: Uint8Array | null): { value: string | null; enc
  * (an exactly-once retry), "index 42 term 3 (leader n1, a retry of a write applied before)".
  */
 export function showPosition(result: { index: number; term: number; leader: string | null; duplicate?: boolean }): string {
-  const notes = [...(result.leader === null ? [] : [`leader ${result.leader}`]), ...(result.duplicate === true ? ['a retry of a write applied before'] : [])];
+  const notes = [
+    ...(result.leader === null ? [] : [`leader ${result.leader}`]),
+    ...(result.duplicate === true ? ['a retry of a write applied before'] : []),
+  ];
   return `index ${result.index} term ${result.term}${notes.length === 0 ? '' : ` (${notes.join(', ')})`}`;
 }
 

@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.js';
-import { Context, DEFAULT_ENDPOINTS, DEFAULT_TIMEOUT_MS, ENDPOINTS_ENV, TLS_ENV, type CliIo } from './context.js';
+import { type CliIo, Context, DEFAULT_ENDPOINTS, DEFAULT_TIMEOUT_MS, ENDPOINTS_ENV, TLS_ENV } from './context.js';
 import { ExitCode, UsageError } from './exit-codes.js';
 
 type ClientModule = typeof import('../client/index.js');
@@ -93,8 +93,7 @@ async function report(error: unknown, io: CliIo, json: boolean): Promise<number>
   const [code, kind] = classify(error, errors);
   const message = error instanceof Error ? error.message : String(error);
   if (json) {
-    const details =
-      error instanceof errors.RaftLogError ? { code: error.codeName, endpoint: error.endpoint, operation: error.operation } : {};
+    const details = error instanceof errors.RaftLogError ? { code: error.codeName, endpoint: error.endpoint, operation: error.operation } : {};
     io.err(JSON.stringify({ error: { kind, ...details, message } }));
   } else {
     io.err(`error: ${message}`);

@@ -2,8 +2,9 @@
  * Keys, values and records: accepted as bytes or as strings (encoded as
  * UTF-8), and checked against the limits of client.proto before they are sent.
  */
-import { rejectedBeforeSending, type RaftLogOperation } from './errors.js';
+
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../api/client-api.js';
+import { type RaftLogOperation, rejectedBeforeSending } from './errors.js';
 
 /** Bytes, or a string that stands for its UTF-8 encoding. */
 export type Bytes = Uint8Array | string;

@@ -3,8 +3,8 @@
  * bytes.ts), made before anything is sent: each throws
  * RaftLogInvalidArgumentError with endpoint null, saying what is wrong.
  */
-import { parseEndpoint, type EndpointSpec } from './endpoints.js';
-import { rejectedBeforeSending, type RaftLogOperation } from './errors.js';
+import { type EndpointSpec, parseEndpoint } from './endpoints.js';
+import { type RaftLogOperation, rejectedBeforeSending } from './errors.js';
 import type { CallOptions, ReadConsistency } from './options.js';
 
 /** The call's deadline in milliseconds: its own, else the client's. */

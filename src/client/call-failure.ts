@@ -5,7 +5,7 @@
  * verdicts.ts.)
  */
 import type * as grpc from '@grpc/grpc-js';
-import { StatusCode, statusCodeName, type AttemptFailure } from './errors.js';
+import { type AttemptFailure, StatusCode, statusCodeName } from './errors.js';
 
 /** How an attempt failed, as far as the client can tell. */
 export interface CallFailure {
@@ -22,9 +22,7 @@ export interface CallFailure {
   readonly trailers: grpc.Metadata | null;
 }
 
-export type AttemptOutcome<R> =
-  | { readonly ok: true; readonly reply: R }
-  | { readonly ok: false; readonly failure: CallFailure };
+export type AttemptOutcome<R> = { readonly ok: true; readonly reply: R } | { readonly ok: false; readonly failure: CallFailure };
 
 /** A failure the client saw itself, without a status from the node (by default: sent, then failed). */
 export function clientSideFailure(

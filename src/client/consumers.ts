@@ -4,10 +4,7 @@
  * how each is made. A consumer is a named position in the log, replicated
  * through Raft; committing or deleting one is a write, listing them a read.
  */
-import { callDeadline, checkConsistency } from './call-arguments.js';
-import { rejectedBeforeSending, type RaftLogOperation } from './errors.js';
-import type { Operation } from './failover.js';
-import type { CallOptions, ReadConsistency } from './options.js';
+
 import type {
   CommitPositionReply,
   CommitPositionRequest,
@@ -16,6 +13,10 @@ import type {
   DeleteConsumerReply,
   DeleteConsumerRequest,
 } from '../api/client-api.js';
+import { callDeadline, checkConsistency } from './call-arguments.js';
+import { type RaftLogOperation, rejectedBeforeSending } from './errors.js';
+import type { Operation } from './failover.js';
+import type { CallOptions, ReadConsistency } from './options.js';
 import { methodDefinition } from './proto.js';
 import { commitPositionResult, consumerList, deleteConsumerResult, replyLeader } from './reply-decoders.js';
 import type { CommitPositionResult, ConsumerList, DeleteConsumerResult } from './results.js';

@@ -13,19 +13,20 @@
  * indeterminate instead (verdicts.ts): its outcome was forgotten with the
  * session, and sending it under a new one could apply it twice.
  */
-import { callWithFailover, type Operation } from './failover.js';
+
+import type { ProducerStamp } from '../api/client-api.js';
 import type { EndpointPool } from './endpoint-pool.js';
 import {
   RaftLogError,
   RaftLogFailedPreconditionError,
   RaftLogIndeterminateError,
+  type RaftLogOperation,
   RaftLogUnavailableError,
   StatusCode,
-  type RaftLogOperation,
 } from './errors.js';
+import { callWithFailover, type Operation } from './failover.js';
 import type { ClientSettings } from './options.js';
 import type { ProducerSession, ProducerWrite } from './producer-session.js';
-import type { ProducerStamp } from '../api/client-api.js';
 import { methodDefinition } from './proto.js';
 import { replyLeader } from './reply-decoders.js';
 import { closedError, isUnknownProducer } from './verdicts.js';

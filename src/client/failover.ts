@@ -11,11 +11,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { MethodDefinition } from '@grpc/proto-loader';
-import { attemptFailure, clientSideFailure, failureOfCall, type AttemptOutcome } from './call-failure.js';
+import { type AttemptOutcome, attemptFailure, clientSideFailure, failureOfCall } from './call-failure.js';
 import type { Endpoint, EndpointPool } from './endpoint-pool.js';
-import { StatusCode, type AttemptFailure } from './errors.js';
+import { type AttemptFailure, StatusCode } from './errors.js';
 import type { ClientSettings } from './options.js';
-import { closedError, leavesOutcomeOpen, outOfTimeError, verdict, type CallTraits } from './verdicts.js';
+import { type CallTraits, closedError, leavesOutcomeOpen, outOfTimeError, verdict } from './verdicts.js';
 
 /** How one call is made and what its reply means. */
 export interface Operation<Req, Res, T> extends CallTraits {
@@ -97,7 +97,10 @@ async function attemptOn<Req, Res, T>(
   const connectBy = Math.min(deadline - minAttemptMs, Date.now() + settings.connectTimeoutMs);
   const connection = await pool.waitForConnection(client, connectBy);
   if (pool.closed) {
-    return { ok: false, failure: clientSideFailure(endpoint.address, StatusCode.CANCELLED, 'the client was closed', { notSent: true, closed: true }) };
+    return {
+      ok: false,
+      failure: clientSideFailure(endpoint.address, StatusCode.CANCELLED, 'the client was closed', { notSent: true, closed: true }),
+    };
   }
   if (connection !== 'ready') {
     return { ok: false, failure: clientSideFailure(endpoint.address, StatusCode.UNAVAILABLE, connection, { notSent: true }) };

@@ -1,4 +1,20 @@
-export { RaftLogClient } from './raftlog-client.js';
+export { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../api/client-api.js';
+export type { Bytes } from './bytes.js';
+export { type CommitPositionOptions, type ConsumersOptions, MAX_CONSUMER_NAME_BYTES } from './consumers.js';
+export { type EndpointSpec, parseEndpoint, parseEndpoints, splitEndpointList } from './endpoints.js';
+export {
+  type AttemptFailure,
+  FIRST_INDEX_METADATA_KEY,
+  RaftLogCompactedError,
+  RaftLogDeadlineExceededError,
+  RaftLogError,
+  RaftLogFailedPreconditionError,
+  RaftLogIndeterminateError,
+  RaftLogInvalidArgumentError,
+  type RaftLogOperation,
+  RaftLogUnavailableError,
+  statusCodeName,
+} from './errors.js';
 export type {
   CallOptions,
   GetOptions,
@@ -8,28 +24,21 @@ export type {
   ReadLogOptions,
   TransferLeadershipOptions,
 } from './options.js';
-export type { TlsOptions } from './tls.js';
-export type { AutoCommitOptions, LogSubscription, SubscribeOptions, SubscribeView } from './subscription.js';
-export { MAX_CONSUMER_NAME_BYTES, type CommitPositionOptions, type ConsumersOptions } from './consumers.js';
-export type {
-  CommitPositionResult,
-  ConsumerList,
-  ConsumerStatus,
-  DeleteConsumerResult,
-  EntryPosition,
-  KeyChange,
-  ProducerStampOfEntry,
-  SubscribedEntry,
-  SubscribedEntryKind,
-} from './results.js';
+export { RaftLogClient } from './raftlog-client.js';
 export type {
   AppendResult,
   ClusterMember,
+  CommitPositionResult,
   CompareAndSwapResult,
+  ConsumerList,
+  ConsumerStatus,
+  DeleteConsumerResult,
   DeleteResult,
   EndpointStatus,
+  EntryPosition,
   FollowerProgress,
   GetResult,
+  KeyChange,
   LeadershipTransfer,
   LogEntryKind,
   LogPage,
@@ -37,22 +46,11 @@ export type {
   MemberChange,
   MemberList,
   NodeStatus,
+  ProducerStampOfEntry,
   PutResult,
+  SubscribedEntry,
+  SubscribedEntryKind,
   WriteResult,
 } from './results.js';
-export {
-  FIRST_INDEX_METADATA_KEY,
-  RaftLogCompactedError,
-  RaftLogDeadlineExceededError,
-  RaftLogError,
-  RaftLogFailedPreconditionError,
-  RaftLogIndeterminateError,
-  RaftLogInvalidArgumentError,
-  RaftLogUnavailableError,
-  statusCodeName,
-  type AttemptFailure,
-  type RaftLogOperation,
-} from './errors.js';
-export type { Bytes } from './bytes.js';
-export { parseEndpoint, parseEndpoints, splitEndpointList, type EndpointSpec } from './endpoints.js';
-export { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../api/client-api.js';
+export type { AutoCommitOptions, LogSubscription, SubscribeOptions, SubscribeView } from './subscription.js';
+export type { TlsOptions } from './tls.js';

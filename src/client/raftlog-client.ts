@@ -27,26 +27,26 @@
  * RaftLogFailedPreconditionError.
  */
 import type { MethodDefinition } from '@grpc/proto-loader';
-import { checkKey, checkValue, type Bytes } from './bytes.js';
-import {
-  callDeadline,
-  checkConsistency,
-  checkEndpointAddress,
-  checkLogRange,
-  checkMemberAddress,
-  checkMemberId,
-} from './call-arguments.js';
 import type { MemberChangeReply } from '../api/cluster-api.js';
+import { type Bytes, checkKey, checkValue } from './bytes.js';
+import { callDeadline, checkConsistency, checkEndpointAddress, checkLogRange, checkMemberAddress, checkMemberId } from './call-arguments.js';
 import { clusterMethodDefinition } from './cluster-proto.js';
-import { EndpointPool, type Endpoint } from './endpoint-pool.js';
+import {
+  type CommitPositionOptions,
+  type ConsumersOptions,
+  commitPositionOperation,
+  consumersOperation,
+  deleteConsumerOperation,
+} from './consumers.js';
+import { type Endpoint, EndpointPool } from './endpoint-pool.js';
 import { parseEndpoints } from './endpoints.js';
-import { RaftLogError, rejectedBeforeSending, type RaftLogOperation } from './errors.js';
+import { RaftLogError, type RaftLogOperation, rejectedBeforeSending } from './errors.js';
 import { callWrite } from './exactly-once.js';
 import { callWithFailover, type Operation } from './failover.js';
 import {
-  clientSettings,
   type CallOptions,
   type ClientSettings,
+  clientSettings,
   type GetOptions,
   type MemberAddOptions,
   type RaftLogClientOptions,
@@ -69,7 +69,10 @@ import {
 } from './reply-decoders.js';
 import type {
   AppendResult,
+  CommitPositionResult,
   CompareAndSwapResult,
+  ConsumerList,
+  DeleteConsumerResult,
   DeleteResult,
   EndpointStatus,
   GetResult,
@@ -80,16 +83,8 @@ import type {
   NodeStatus,
   PutResult,
 } from './results.js';
+import { type LogSubscription, openSubscription, type SubscribeOptions } from './subscription.js';
 import { closedError, compactedError } from './verdicts.js';
-import {
-  commitPositionOperation,
-  consumersOperation,
-  deleteConsumerOperation,
-  type CommitPositionOptions,
-  type ConsumersOptions,
-} from './consumers.js';
-import type { CommitPositionResult, ConsumerList, DeleteConsumerResult } from './results.js';
-import { openSubscription, type LogSubscription, type SubscribeOptions } from './subscription.js';
 
 export class RaftLogClient {
   private readonly settings: ClientSettings;
@@ -98,7 +93,7 @@ export class RaftLogClient {
   private readonly producer = new ProducerSession();
 
   constructor(options: RaftLogClientOptions) {
-    let specs;
+    let specs: ReturnType<typeof parseEndpoints>;
     try {
       specs = parseEndpoints(options.endpoints);
     } catch (error) {

@@ -3,7 +3,7 @@
  * decimal strings, bytes as Buffers, "" for an absent string) to the results
  * the client's calls resolve to. Each takes the endpoint that answered.
  */
-import type { MemberChangeReply, MemberListReply, TransferLeadershipReply, WireMember } from '../api/cluster-api.js';
+
 import type {
   CommitPositionReply,
   CompareAndSwapReply,
@@ -11,16 +11,17 @@ import type {
   ConsumersReply,
   DeleteConsumerReply,
   DeleteReply,
-  FollowerProgress as WireFollowerProgress,
   GetReply,
-  KeyChange as WireKeyChange,
   LogEntry,
   LogPosition,
   ReadLogReply,
   StatusReply,
+  FollowerProgress as WireFollowerProgress,
+  KeyChange as WireKeyChange,
   WireLogEntryKind,
   WriteReply,
 } from '../api/client-api.js';
+import type { MemberChangeReply, MemberListReply, TransferLeadershipReply, WireMember } from '../api/cluster-api.js';
 import type { ReadConsistency } from './options.js';
 import type {
   ClusterMember,
@@ -32,8 +33,8 @@ import type {
   DeleteResult,
   EntryPosition,
   FollowerProgress,
-  KeyChange,
   GetResult,
+  KeyChange,
   LeadershipTransfer,
   LogEntryKind,
   LogPage,

@@ -68,4 +68,3 @@ export class ReplyGate {
     if (Array.isArray(message.entries) && message.entries.length > 0) this.wanted = false;
   }
 }
-

@@ -3,11 +3,12 @@
  * turn them into a plan before anything is sent (each failure is a
  * RaftLogInvalidArgumentError saying what is wrong).
  */
-import { checkValue, type Bytes } from './bytes.js';
-import { checkEndpointAddress } from './call-arguments.js';
-import { checkConsumerName, CONSUMER_OPERATIONS } from './consumers.js';
-import { rejectedBeforeSending } from './errors.js';
+
 import { MAX_KEY_BYTES, type WireLogEntryKind } from '../api/client-api.js';
+import { type Bytes, checkValue } from './bytes.js';
+import { checkEndpointAddress } from './call-arguments.js';
+import { CONSUMER_OPERATIONS, checkConsumerName } from './consumers.js';
+import { rejectedBeforeSending } from './errors.js';
 import { WIRE_KINDS } from './reply-decoders.js';
 import type { SubscribedEntryKind } from './results.js';
 
@@ -144,7 +145,17 @@ export function subscriptionPlan(options: SubscribeOptions): SubscriptionPlan {
     );
   }
 
-  return { start, consumer, view, kinds: wireKinds, keyPrefix, signal, endpoint, stallTimeoutMs, autoCommit: autoCommitPlan(options.autoCommit, consumer) };
+  return {
+    start,
+    consumer,
+    view,
+    kinds: wireKinds,
+    keyPrefix,
+    signal,
+    endpoint,
+    stallTimeoutMs,
+    autoCommit: autoCommitPlan(options.autoCommit, consumer),
+  };
 }
 
 function autoCommitPlan(autoCommit: AutoCommitOptions | undefined, consumer: string | null): SubscriptionPlan['autoCommit'] {
@@ -161,4 +172,3 @@ function autoCommitPlan(autoCommit: AutoCommitOptions | undefined, consumer: str
   }
   return { everyEntries: everyEntries ?? null, everyMs: everyMs ?? null };
 }
-

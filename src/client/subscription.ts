@@ -29,10 +29,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { attemptFailure, clientSideFailure, failureOfCall, reasonOf, type CallFailure } from './call-failure.js';
-import { checkPosition, CONSUMER_OPERATIONS } from './consumers.js';
+import type { SubscribeReply, SubscribeRequest } from '../api/client-api.js';
+import { attemptFailure, type CallFailure, clientSideFailure, failureOfCall, reasonOf } from './call-failure.js';
+import { CONSUMER_OPERATIONS, checkPosition } from './consumers.js';
 import type { Cancellable, Endpoint, EndpointPool } from './endpoint-pool.js';
 import {
+  type AttemptFailure,
   FIRST_INDEX_METADATA_KEY,
   RaftLogCompactedError,
   RaftLogError,
@@ -40,15 +42,13 @@ import {
   rejectedBeforeSending,
   StatusCode,
   statusCodeName,
-  type AttemptFailure,
 } from './errors.js';
 import type { ClientSettings } from './options.js';
-import type { SubscribeReply, SubscribeRequest } from '../api/client-api.js';
 import { methodDefinition } from './proto.js';
-import { ReplyGate } from './reply-gate.js';
 import { subscribedEntry, toNumber } from './reply-decoders.js';
+import { ReplyGate } from './reply-gate.js';
 import type { CommitPositionResult, SubscribedEntry } from './results.js';
-import { subscriptionPlan, type SubscribeOptions, type SubscriptionPlan } from './subscribe-options.js';
+import { type SubscribeOptions, type SubscriptionPlan, subscriptionPlan } from './subscribe-options.js';
 import { closedError } from './verdicts.js';
 
 export type { AutoCommitOptions, SubscribeOptions, SubscribeView } from './subscribe-options.js';
@@ -394,7 +394,9 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
       return this.violation(
         attempt,
         `${where} sent a reply covering ${range}; expected it to start at ${this.expectedNext}, right after index ${before}, the last one covered` +
-          (first > this.expectedNext ? ` (indexes ${this.expectedNext}..${first - 1} would be skipped)` : ' (it goes back over indexes already covered)'),
+          (first > this.expectedNext
+            ? ` (indexes ${this.expectedNext}..${first - 1} would be skipped)`
+            : ' (it goes back over indexes already covered)'),
       );
     }
     if (last < first - 1) return this.violation(attempt, `${where} sent a reply covering ${range}: it ends more than one index before it starts`);
@@ -572,7 +574,11 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
     if (this.stopped) return { kind: 'stopped' };
     if (pool.closed) return { kind: 'fatal', error: closedError(OP) };
     if (connection !== 'ready') {
-      return { kind: 'retry', delivered: false, failure: attemptFailure(clientSideFailure(endpoint.address, StatusCode.UNAVAILABLE, connection, { notSent: true })) };
+      return {
+        kind: 'retry',
+        delivered: false,
+        failure: attemptFailure(clientSideFailure(endpoint.address, StatusCode.UNAVAILABLE, connection, { notSent: true })),
+      };
     }
 
     const request = this.request();
@@ -592,7 +598,9 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
       } catch (error) {
         // grpc-js refuses to start a call on a closed channel.
         const failure = clientSideFailure(endpoint.address, StatusCode.UNAVAILABLE, (error as Error).message, { notSent: true, closed: pool.closed });
-        attempt.finish(failure.closed ? { kind: 'fatal', error: closedError(OP) } : { kind: 'retry', delivered: false, failure: attemptFailure(failure) });
+        attempt.finish(
+          failure.closed ? { kind: 'fatal', error: closedError(OP) } : { kind: 'retry', delivered: false, failure: attemptFailure(failure) },
+        );
         return;
       }
       attempt.attach(call);
@@ -628,7 +636,11 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
       const heartbeat = toNumber(reply.firstIndex) > toNumber(reply.lastIndex);
       // A node cut off from the others knows no leader, and would send nothing new: another node may.
       if (heartbeat && now - attempt.leaderlessSince >= this.plan.stallTimeoutMs) {
-        const failure = clientSideFailure(attempt.endpoint.address, StatusCode.UNAVAILABLE, `node ${reply.node} has known no leader for ${now - attempt.leaderlessSince} ms`);
+        const failure = clientSideFailure(
+          attempt.endpoint.address,
+          StatusCode.UNAVAILABLE,
+          `node ${reply.node} has known no leader for ${now - attempt.leaderlessSince} ms`,
+        );
         attempt.finish({ kind: 'retry', delivered: true, failure: attemptFailure(failure) });
         return;
       }
@@ -677,7 +689,14 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
 
   private failedError(failure: CallFailure): RaftLogError {
     const { endpoint, code, details } = failure;
-    return new RaftLogError({ operation: OP, code, endpoint, details, attempts: [attemptFailure(failure)], message: `subscribe on ${endpoint} failed: ${reasonOf(failure)}` });
+    return new RaftLogError({
+      operation: OP,
+      code,
+      endpoint,
+      details,
+      attempts: [attemptFailure(failure)],
+      message: `subscribe on ${endpoint} failed: ${reasonOf(failure)}`,
+    });
   }
 }
 

@@ -21,8 +21,9 @@
  * indeterminate rather than unavailable (outOfTimeError).
  */
 import * as grpc from '@grpc/grpc-js';
-import { reasonOf, type CallFailure } from './call-failure.js';
+import { type CallFailure, reasonOf } from './call-failure.js';
 import {
+  type AttemptFailure,
   FIRST_INDEX_METADATA_KEY,
   RaftLogCompactedError,
   RaftLogDeadlineExceededError,
@@ -30,11 +31,10 @@ import {
   RaftLogFailedPreconditionError,
   RaftLogIndeterminateError,
   RaftLogInvalidArgumentError,
+  type RaftLogOperation,
   RaftLogUnavailableError,
   StatusCode,
   statusCodeName,
-  type AttemptFailure,
-  type RaftLogOperation,
 } from './errors.js';
 
 /** What the verdict on a failed attempt depends on besides the failure. */
@@ -91,12 +91,7 @@ export function isUnknownProducer(code: number, details: string): boolean {
  * attempt of this call may have taken effect (only an idempotent write gets
  * past such an attempt).
  */
-export function verdict(
-  op: CallTraits,
-  failure: CallFailure,
-  attempts: readonly AttemptFailure[],
-  earlierOutcomeOpen = false,
-): RaftLogError | null {
+export function verdict(op: CallTraits, failure: CallFailure, attempts: readonly AttemptFailure[], earlierOutcomeOpen = false): RaftLogError | null {
   const { endpoint, code, details } = failure;
   const reason = reasonOf(failure);
   const base = { operation: op.name, code, endpoint, details, attempts };
@@ -173,12 +168,7 @@ function refusedAfterOpenAttempt(op: CallTraits, failure: CallFailure, attempts:
  * (only an idempotent write keeps trying after one); otherwise no node took
  * the request: unavailable.
  */
-export function outOfTimeError(
-  op: CallTraits,
-  attempts: readonly AttemptFailure[],
-  elapsedMs: number,
-  outcomeOpen: boolean,
-): RaftLogError {
+export function outOfTimeError(op: CallTraits, attempts: readonly AttemptFailure[], elapsedMs: number, outcomeOpen: boolean): RaftLogError {
   const last = attempts[attempts.length - 1];
   if (!op.write || !outcomeOpen || last === undefined) return unavailableError(op.name, attempts, elapsedMs);
   const tries = `${attempts.length === 1 ? '1 attempt' : `${attempts.length} attempts`} in ${elapsedMs} ms`;
@@ -217,11 +207,7 @@ export function compactedError(fromIndex: number, failure: CallFailure, attempts
 }
 
 /** The error of a call that found no node to take it before its deadline (or on the one endpoint it named). */
-export function unavailableError(
-  operation: RaftLogOperation,
-  attempts: readonly AttemptFailure[],
-  elapsedMs: number,
-): RaftLogUnavailableError {
+export function unavailableError(operation: RaftLogOperation, attempts: readonly AttemptFailure[], elapsedMs: number): RaftLogUnavailableError {
   const last = attempts[attempts.length - 1];
   // The latest word from each endpoint, in the order they were first tried.
   const latest = new Map<string, string>();

@@ -1,36 +1,36 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StorageRangeError, takeWithinBytes, type RaftStorage } from '../raft/storage.js';
+import { type RaftStorage, StorageRangeError, takeWithinBytes } from '../raft/storage.js';
 import type { ClusterConfig, Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import {
   CLUSTER_IDENTITY_KEY,
   COMPACTED_KEY,
   CONFIG_KEY,
+  type CompactedPoint,
   decodeClusterIdentity,
-  decodeMemberIdentity,
-  encodeClusterIdentity,
-  encodeMemberIdentity,
-  MEMBER_IDENTITY_KEY,
   decodeCompactedPoint,
   decodeConfig,
   decodeEntry,
   decodeHardState,
+  decodeMemberIdentity,
   decodeSnapshotRecord,
+  ENTRY_RANGE,
+  encodeClusterIdentity,
   encodeCompactedPoint,
   encodeConfig,
   encodeEntry,
   encodeHardState,
+  encodeMemberIdentity,
   encodeSnapshotRecord,
-  ENTRY_RANGE,
   entryKey,
   HARD_STATE_KEY,
   indexOfEntryKey,
+  MEMBER_IDENTITY_KEY,
   RecordError,
   SNAPSHOT_KEY,
-  type CompactedPoint,
 } from './codec.js';
-import { openStore, type Bytes, type Db } from './data-dir.js';
+import { type Bytes, type Db, openStore } from './data-dir.js';
 import { DataDirError, LogCorruptionError } from './errors.js';
 import {
   checkRecordedSnapshotFile,
@@ -42,7 +42,6 @@ import {
 } from './snapshot-files.js';
 
 type BatchOp = { type: 'put'; key: Bytes; value: Bytes } | { type: 'del'; key: Bytes };
-
 
 export interface OpenOptions {
   /**
@@ -184,17 +183,12 @@ export class LevelLogStorage implements RaftStorage {
       const storedIdentity = await readIdentity(db, path, options.member);
       const config = await readConfig(db, path, options, options.joining === true);
       const hardState = (await readRecord(db, HARD_STATE_KEY, path, 'hard state', decodeHardState)) ?? EMPTY_HARD_STATE;
-      const compacted =
-        (await readRecord(db, COMPACTED_KEY, path, 'compacted point', decodeCompactedPoint)) ?? NOTHING_COMPACTED;
+      const compacted = (await readRecord(db, COMPACTED_KEY, path, 'compacted point', decodeCompactedPoint)) ?? NOTHING_COMPACTED;
       const latest = await readRecord(db, SNAPSHOT_KEY, path, 'snapshot record', decodeSnapshotRecord);
       const held = await readEntries(db, path, compacted);
       const lastIndex = compacted.index + held.length;
       if (hardState.commit > lastIndex) {
-        throw new LogCorruptionError(
-          path,
-          'hard state',
-          `commit index ${hardState.commit} is beyond the last stored entry ${lastIndex}`,
-        );
+        throw new LogCorruptionError(path, 'hard state', `commit index ${hardState.commit} is beyond the last stored entry ${lastIndex}`);
       }
       checkSnapshotRecord(path, latest, compacted, held);
       if (latest !== null) await checkRecordedSnapshotFile(snapshotDir, latest, path);
@@ -250,9 +244,7 @@ export class LevelLogStorage implements RaftStorage {
     if (index === this.compacted.index) return this.compacted.term;
     const entry = index > this.compacted.index ? this.held[index - this.compacted.index - 1] : undefined;
     if (entry === undefined) {
-      throw new StorageRangeError(
-        `term(${index}) is outside the stored range ${this.compacted.index}..${this.lastIndex()} (log in ${this.path})`,
-      );
+      throw new StorageRangeError(`term(${index}) is outside the stored range ${this.compacted.index}..${this.lastIndex()} (log in ${this.path})`);
     }
     return entry.term;
   }
@@ -284,9 +276,7 @@ export class LevelLogStorage implements RaftStorage {
       }
       const storedTerm = this.term(index);
       if (storedTerm !== term) {
-        throw new StorageRangeError(
-          `log in ${this.path}: snapshot at ${index} says term ${term}, the log holds term ${storedTerm} there`,
-        );
+        throw new StorageRangeError(`log in ${this.path}: snapshot at ${index} says term ${term}, the log holds term ${storedTerm} there`);
       }
       await checkSnapshotFileBeforeRecord(this.snapshotDir, ref, this.path);
       // The file's name must be durable before a record that points to it.
@@ -306,9 +296,7 @@ export class LevelLogStorage implements RaftStorage {
       if (index <= this.compacted.index) return;
       const covered = this.latest?.meta.index ?? 0;
       if (index > covered) {
-        throw new StorageRangeError(
-          `log in ${this.path}: cannot compact up to ${index}: the latest snapshot only covers up to ${covered}`,
-        );
+        throw new StorageRangeError(`log in ${this.path}: cannot compact up to ${index}: the latest snapshot only covers up to ${covered}`);
       }
       if (index > this.lastIndex()) {
         throw new StorageRangeError(`log in ${this.path}: cannot compact up to ${index}: the log ends at ${this.lastIndex()}`);
@@ -364,9 +352,7 @@ export class LevelLogStorage implements RaftStorage {
       const newCommit = hardState?.commit ?? this.hardState.commit;
       if (newCommit > newLast) {
         // open() would refuse this state: refuse to write it.
-        throw new StorageRangeError(
-          `log in ${this.path}: this save would leave the commit index ${newCommit} beyond the last entry ${newLast}`,
-        );
+        throw new StorageRangeError(`log in ${this.path}: this save would leave the commit index ${newCommit} beyond the last entry ${newLast}`);
       }
       await this.writeOps(ops, !changesOnlyCommit(this.hardState, hardState, entries, snapshot));
 
@@ -427,9 +413,7 @@ export class LevelLogStorage implements RaftStorage {
   private checkNewerSnapshot(ref: SnapshotFileRef): void {
     const current = this.latest?.meta.index ?? 0;
     if (ref.meta.index <= current) {
-      throw new StorageRangeError(
-        `log in ${this.path}: snapshot at ${ref.meta.index} is not newer than the stored one at ${current}`,
-      );
+      throw new StorageRangeError(`log in ${this.path}: snapshot at ${ref.meta.index} is not newer than the stored one at ${current}`);
     }
   }
 
@@ -464,22 +448,10 @@ export function changesOnlyCommit(
   entries: readonly Entry[],
   snapshot: SnapshotFileRef | null,
 ): boolean {
-  return (
-    snapshot === null &&
-    entries.length === 0 &&
-    hardState !== null &&
-    hardState.term === stored.term &&
-    hardState.votedFor === stored.votedFor
-  );
+  return snapshot === null && entries.length === 0 && hardState !== null && hardState.term === stored.term && hardState.votedFor === stored.votedFor;
 }
 
-async function readRecord<T>(
-  db: Db,
-  key: Bytes,
-  path: string,
-  record: string,
-  decode: (value: Bytes) => T,
-): Promise<T | null> {
+async function readRecord<T>(db: Db, key: Bytes, path: string, record: string, decode: (value: Bytes) => T): Promise<T | null> {
   let value: Bytes | undefined;
   try {
     value = await db.get(key);
@@ -503,8 +475,10 @@ async function readIdentity(db: Db, path: string, member: MemberToBind | undefin
   const cluster = await readRecord(db, CLUSTER_IDENTITY_KEY, path, 'cluster identity', decodeClusterIdentity);
   const self = await readRecord(db, MEMBER_IDENTITY_KEY, path, 'member identity', decodeMemberIdentity);
   if (cluster === null && self === null) return null;
-  if (cluster === null) throw new LogCorruptionError(path, 'cluster identity', 'missing, though the member identity is stored (both are written together)');
-  if (self === null) throw new LogCorruptionError(path, 'member identity', 'missing, though the cluster identity is stored (both are written together)');
+  if (cluster === null)
+    throw new LogCorruptionError(path, 'cluster identity', 'missing, though the member identity is stored (both are written together)');
+  if (self === null)
+    throw new LogCorruptionError(path, 'member identity', 'missing, though the cluster identity is stored (both are written together)');
   const stored: DataDirIdentity = { clusterId: cluster.clusterId, clusterName: cluster.name, memberId: self.memberId, incarnation: self.incarnation };
   if (member === undefined) return stored;
   const owner = `member ${stored.memberId} of cluster "${stored.clusterName}" (cluster id ${stored.clusterId})`;
@@ -626,12 +600,7 @@ function storeReadError(path: string, record: string, error: unknown): unknown {
 }
 
 /** The latest snapshot covers the compacted point and sits on a position of the log. */
-function checkSnapshotRecord(
-  path: string,
-  latest: SnapshotFileRef | null,
-  compacted: CompactedPoint,
-  held: readonly Entry[],
-): void {
+function checkSnapshotRecord(path: string, latest: SnapshotFileRef | null, compacted: CompactedPoint, held: readonly Entry[]): void {
   if (latest === null) {
     if (compacted.index > 0) {
       throw new LogCorruptionError(path, 'snapshot record', `missing, though entries up to ${compacted.index} are compacted`);
@@ -641,11 +610,7 @@ function checkSnapshotRecord(
   const { index, term } = latest.meta;
   const lastIndex = compacted.index + held.length;
   if (index < compacted.index || index > lastIndex) {
-    throw new LogCorruptionError(
-      path,
-      'snapshot record',
-      `snapshot at ${index} is outside the log's range ${compacted.index}..${lastIndex}`,
-    );
+    throw new LogCorruptionError(path, 'snapshot record', `snapshot at ${index} is outside the log's range ${compacted.index}..${lastIndex}`);
   }
   const logTerm = index === compacted.index ? compacted.term : (held[index - compacted.index - 1] as Entry).term;
   if (logTerm !== term) {

@@ -2,26 +2,26 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../api/client-api.js';
 import {
-  RaftLogGrpcClient,
   type AppendRecordRequest,
-  type CompareAndSwapReply,
-  type CompareAndSwapRequest,
-  type DeleteReply,
-  type DeleteRequest,
-  type GetReply,
-  type GetRequest,
   type CommitPositionReply,
   type CommitPositionRequest,
+  type CompareAndSwapReply,
+  type CompareAndSwapRequest,
   type ConsumersReply,
   type ConsumersRequest,
   type DeleteConsumerReply,
   type DeleteConsumerRequest,
+  type DeleteReply,
+  type DeleteRequest,
+  type GetReply,
+  type GetRequest,
   type ProducerStampRequest,
   type PutRequest,
-  type RegisterProducerReply,
+  RaftLogGrpcClient,
   type RaftLogMethod,
   type ReadLogReply,
   type ReadLogRequest,
+  type RegisterProducerReply,
   type StatusReply,
   type WriteReply,
 } from './client-proto.js';
@@ -29,8 +29,8 @@ import { consumerNameProblem } from './consumer-positions.js';
 import { ClientError, invalidArgument, stateRefusal } from './errors.js';
 import type { KvCommand } from './kv-commands.js';
 import type { KvResult } from './kv-state-machine.js';
-import type { ProducerStamp } from './producer-sessions.js';
 import { membersOf } from './members.js';
+import type { ProducerStamp } from './producer-sessions.js';
 import type { Committed, RaftNode } from './raft-node.js';
 import { subscribeHandler } from './subscription.js';
 import { unaryCalls } from './unary-calls.js';
@@ -63,7 +63,10 @@ export function createClientService(
    * changed nothing and becomes an error status.
    */
   const answer = async (node: RaftNode, command: KvCommand, deadline: number) => {
-    const committed = 'producer' in command && command.producer !== undefined ? await node.proposeOnce({ ...command, producer: command.producer }, deadline) : await node.propose(command, deadline);
+    const committed =
+      'producer' in command && command.producer !== undefined
+        ? await node.proposeOnce({ ...command, producer: command.producer }, deadline)
+        : await node.propose(command, deadline);
     const result = committed.result;
     if (result.op === 'refused') throw stateRefusal(node.id, result.reason, result.message, committed);
     if (result.op === 'duplicate') {
@@ -121,7 +124,8 @@ export function createClientService(
 
     RegisterProducer: unary<Record<string, never>, RegisterProducerReply>('registerProducer', async (node, _request, deadline) => {
       const committed = await node.propose({ op: 'register-producer' }, deadline);
-      if (committed.result.op !== 'register-producer') throw new ClientError(grpc.status.INTERNAL, `node ${node.id}: entry ${committed.index} registered no producer`);
+      if (committed.result.op !== 'register-producer')
+        throw new ClientError(grpc.status.INTERNAL, `node ${node.id}: entry ${committed.index} registered no producer`);
       return { producerId: committed.result.producerId, entry: position(committed), leader: node.id };
     }),
 
@@ -132,7 +136,9 @@ export function createClientService(
       // leader checks first: a follower's commit index and positions may trail, and it would refuse wrongly.
       if (role === 'leader') {
         if (request.position > commitIndex) {
-          throw invalidArgument(`node ${node.id}: consumer ${consumer}: position ${request.position} is beyond the log's commit index ${commitIndex}`);
+          throw invalidArgument(
+            `node ${node.id}: consumer ${consumer}: position ${request.position} is beyond the log's commit index ${commitIndex}`,
+          );
         }
         const current = node.consumer(consumer);
         if (current !== null && request.position < current.position && !request.allowBackwards) {

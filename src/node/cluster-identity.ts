@@ -83,7 +83,10 @@ export function deriveClusterId(clusterName: string, founders: Iterable<NodeId>)
   if (clusterName === '') throw new RangeError('deriveClusterId: the cluster name is empty');
   if (ids.length === 0) throw new RangeError(`deriveClusterId: cluster "${clusterName}" has no founding members`);
   // JSON keeps the fields apart: no name or id can be mistaken for a separator.
-  return createHash('sha256').update(JSON.stringify(['raftlog cluster id v1', clusterName, ids])).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify(['raftlog cluster id v1', clusterName, ids]))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** How long an incarnation must have been silent before another one of the same member id is taken. */
@@ -126,7 +129,8 @@ export class PeerAdmission {
   private readonly events: RefusalLog;
 
   constructor(options: PeerAdmissionOptions) {
-    if (!HEX16.test(options.clusterId)) throw new RangeError(`PeerAdmission of ${options.self}: cluster id "${options.clusterId}" is not 16 lowercase hex digits`);
+    if (!HEX16.test(options.clusterId))
+      throw new RangeError(`PeerAdmission of ${options.self}: cluster id "${options.clusterId}" is not 16 lowercase hex digits`);
     this.self = options.self;
     this.cluster = options.cluster;
     this.clusterId = options.clusterId;
@@ -166,15 +170,20 @@ export class PeerAdmission {
     if (!this.isKnownMember(from) && !fromLeader()) {
       const metadata = new grpc.Metadata();
       metadata.set(REFUSAL_METADATA_KEY, NOT_A_MEMBER);
-      return withMetadata(metadata, mismatch(
-        `${from} is not a member of the cluster as node ${this.self} knows it` +
-          `${clusterId !== '' && clusterId !== this.clusterId ? ` (it claims cluster id ${clusterId})` : ''}: ` +
-          `a node must be added to the cluster before it takes part (or its --id is wrong)`,
-      ));
+      return withMetadata(
+        metadata,
+        mismatch(
+          `${from} is not a member of the cluster as node ${this.self} knows it` +
+            `${clusterId !== '' && clusterId !== this.clusterId ? ` (it claims cluster id ${clusterId})` : ''}: ` +
+            `a node must be added to the cluster before it takes part (or its --id is wrong)`,
+        ),
+      );
     }
     if (clusterId !== '' && clusterId !== this.clusterId) return otherCluster();
     if (!HEX16.test(clusterId)) {
-      return invalid(`${what} from ${from} carries no valid cluster id (got "${clusterId}"): node ${this.self} only takes messages that name their cluster id`);
+      return invalid(
+        `${what} from ${from} carries no valid cluster id (got "${clusterId}"): node ${this.self} only takes messages that name their cluster id`,
+      );
     }
     if (!HEX16.test(incarnation)) {
       return invalid(`${what} from ${from} carries no valid member incarnation (got "${incarnation}")`);

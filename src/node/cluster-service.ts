@@ -104,7 +104,9 @@ export function createClusterService(
 function checkMemberId(id: string): string {
   if (id === '') throw invalidArgument('member id must not be empty');
   if (id.length > MAX_NODE_ID_LENGTH || !NODE_ID.test(id)) {
-    throw invalidArgument(`member id ${JSON.stringify(id.slice(0, MAX_NODE_ID_LENGTH))} is not a node id (letters, digits, '.', '_', '-'; at most ${MAX_NODE_ID_LENGTH})`);
+    throw invalidArgument(
+      `member id ${JSON.stringify(id.slice(0, MAX_NODE_ID_LENGTH))} is not a node id (letters, digits, '.', '_', '-'; at most ${MAX_NODE_ID_LENGTH})`,
+    );
   }
   return id;
 }

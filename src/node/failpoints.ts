@@ -27,11 +27,11 @@ export const FAILPOINTS = {
   'log-written': "each fsync'd log write, after it completed and before the core hears of it",
   'snapshot-write': 'writing a snapshot of the state machine to its file, before it starts',
   'snapshot-install': "installing a leader's snapshot, before the state machine is replaced",
-  'before-send': "messages the core asked to send, after what they rely on was persisted (synchronous: error, crash)",
+  'before-send': 'messages the core asked to send, after what they rely on was persisted (synchronous: error, crash)',
   'before-reply': 'a committed write was applied, before its client gets the reply (synchronous: error, crash)',
   'bug-read-local': 'PLANTED BUG: a linearizable read is answered from local state without confirming leadership',
   'bug-reply-before-commit': 'PLANTED BUG: the leader answers a write as soon as it is appended to its own log, before it commits',
-  'bug-drop-forward-error': "PLANTED BUG: a follower that forwarded a write to its leader answers success when the forward failed",
+  'bug-drop-forward-error': 'PLANTED BUG: a follower that forwarded a write to its leader answers success when the forward failed',
 } as const;
 
 export type FailpointName = keyof typeof FAILPOINTS;
@@ -101,7 +101,10 @@ export class Failpoints {
     const listen = environment[FAILPOINTS_LISTEN_VARIABLE];
     if (initial === undefined && listen === undefined) return null;
     const failpoints = new Failpoints(logger.child({ component: 'failpoints' }), undefined, environment[FAILPOINT_BUGS_VARIABLE] === '1');
-    for (const part of (initial ?? '').split(';').map((p) => p.trim()).filter(Boolean)) {
+    for (const part of (initial ?? '')
+      .split(';')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
       const at = part.indexOf('=');
       if (at < 0) throw new FailpointError(`${FAILPOINTS_VARIABLE}: "${part}" is not NAME=ACTION`);
       failpoints.set(part.slice(0, at).trim(), part.slice(at + 1));
@@ -171,7 +174,9 @@ export class Failpoints {
     if (parsed === null) return Promise.reject(new FailpointError(`${FAILPOINTS_LISTEN_VARIABLE} "${address}" is not HOST:PORT`));
     // The control has no authentication: whoever reaches it can stall or crash the node.
     if (!isLoopback(parsed.host)) {
-      return Promise.reject(new FailpointError(`${FAILPOINTS_LISTEN_VARIABLE} "${address}" is not a loopback address: the failpoint control has no authentication`));
+      return Promise.reject(
+        new FailpointError(`${FAILPOINTS_LISTEN_VARIABLE} "${address}" is not a loopback address: the failpoint control has no authentication`),
+      );
     }
     const { host, port } = parsed;
     const server = createServer((request, response) => {

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import protobuf from 'protobufjs';
 import type { SnapshotMeta } from '../raft/types.js';
 import type { ConsumerPosition } from './consumer-positions.js';
-import { KvRestoreError, KvStateMachine, type KvStateCapture } from './kv-state-machine.js';
+import { KvRestoreError, type KvStateCapture, KvStateMachine } from './kv-state-machine.js';
 import type { ProducerSessionState, RememberedWrite, WriteOutcome } from './producer-sessions.js';
 
 // The file format is described in proto/raftlog/v1/snapshot.proto.
@@ -210,7 +210,8 @@ function encodeSession(session: ProducerSessionState): Record<string, unknown> {
 
 function decodeSession(object: Record<string, unknown>, corrupt: Corrupt, where: string): ProducerSessionState {
   const number = (value: unknown, field: string): number => {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw corrupt(`${where}: producer session ${field} ${String(value)} is out of range`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value))
+      throw corrupt(`${where}: producer session ${field} ${String(value)} is out of range`);
     return value;
   };
   const id = number(object.id, 'id');
@@ -225,7 +226,11 @@ function decodeSession(object: Record<string, unknown>, corrupt: Corrupt, where:
         outcome = { op: 'delete', existed: write.existed === true };
         break;
       case 'cas':
-        outcome = { op: 'cas', succeeded: write.succeeded === true, current: write.found === true ? new Uint8Array(write.current as Uint8Array) : null };
+        outcome = {
+          op: 'cas',
+          succeeded: write.succeeded === true,
+          current: write.found === true ? new Uint8Array(write.current as Uint8Array) : null,
+        };
         break;
       default:
         throw corrupt(`${where}: producer ${id} remembers a write of unknown kind ${JSON.stringify(write.op)}`);
@@ -378,7 +383,9 @@ export async function readKvSnapshot(path: string): Promise<{ meta: SnapshotMeta
           throw corrupt(`${where}: trailer counts ${trailer.pairCount} pairs and the header ${header.pairCount}, but ${pairs} were read`);
         }
         if (trailer.consumerCount !== consumers || consumers !== header.consumerCount) {
-          throw corrupt(`${where}: trailer counts ${trailer.consumerCount} consumers and the header ${header.consumerCount}, but ${consumers} were read`);
+          throw corrupt(
+            `${where}: trailer counts ${trailer.consumerCount} consumers and the header ${header.consumerCount}, but ${consumers} were read`,
+          );
         }
         if (trailer.producerCount !== producers || producers !== header.producerCount) {
           throw corrupt(

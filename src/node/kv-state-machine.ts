@@ -1,9 +1,17 @@
 import { createHash, hash } from 'node:crypto';
 import type { Entry } from '../raft/types.js';
-import { ConsumerPositions, type ConsumerPosition } from './consumer-positions.js';
+import { type ConsumerPosition, ConsumerPositions } from './consumer-positions.js';
 import { decodeCommand, type KvCommand, type KvWrite } from './kv-commands.js';
-import { ProducerSessions, type ProducerRefusal, type ProducerStamp, type StampVerdict, type ProducerSessionState, type RememberedWrite, type WriteOutcome } from './producer-sessions.js';
-import { hashHex, HASH_MODULUS } from './state-hash.js';
+import {
+  type ProducerRefusal,
+  type ProducerSessionState,
+  ProducerSessions,
+  type ProducerStamp,
+  type RememberedWrite,
+  type StampVerdict,
+  type WriteOutcome,
+} from './producer-sessions.js';
+import { HASH_MODULUS, hashHex } from './state-hash.js';
 
 /** Why the state machine refused a command; every replica refuses alike and nothing changed. */
 export type KvRefusal = ProducerRefusal | 'invalid-consumer' | 'position-backwards' | 'position-beyond-log';
@@ -268,8 +276,16 @@ export class KvStateMachine {
   private execute(command: KvCommand, entry: Entry, changes: KvChange[] | undefined): KvResult {
     switch (command.op) {
       case 'commit-position': {
-        const outcome = this.consumerPositions.commit(command.consumer, command.position, command.allowBackwards, entry.index, command.proposedAtMs ?? 0);
-        return outcome.ok ? { op: 'commit-position', position: outcome.position } : { op: 'refused', reason: outcome.reason, message: outcome.message };
+        const outcome = this.consumerPositions.commit(
+          command.consumer,
+          command.position,
+          command.allowBackwards,
+          entry.index,
+          command.proposedAtMs ?? 0,
+        );
+        return outcome.ok
+          ? { op: 'commit-position', position: outcome.position }
+          : { op: 'refused', reason: outcome.reason, message: outcome.message };
       }
       case 'delete-consumer':
         return { op: 'delete-consumer', existed: this.consumerPositions.delete(command.consumer) };
@@ -315,9 +331,7 @@ export class KvStateMachine {
         return { op: 'cas', succeeded: true, current: after };
       }
       case 'append':
-        this.recordChain = new Uint8Array(
-          createHash('sha256').update(this.recordChain).update(u64(index)).update(command.record).digest(),
-        );
+        this.recordChain = new Uint8Array(createHash('sha256').update(this.recordChain).update(u64(index)).update(command.record).digest());
         this.recordCount++;
         return { op: 'append' };
     }

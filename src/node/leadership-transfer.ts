@@ -95,7 +95,9 @@ export async function transferLeadership(
   const target = to ?? mostCaughtUpVoter(status, skip);
   if (target === null) {
     const others = skip.size === 0 ? 'there is no voter' : `every other voter (${[...skip].join(', ')}) was tried already: there is no voter left`;
-    throw failedPrecondition(`node ${host.id} ${skip.size === 0 ? 'is the only voter' : 'leads'} (${describeConfig(status.config)}): ${others} to hand leadership to`);
+    throw failedPrecondition(
+      `node ${host.id} ${skip.size === 0 ? 'is the only voter' : 'leads'} (${describeConfig(status.config)}): ${others} to hand leadership to`,
+    );
   }
   if (target === host.id) return { leader: host.id, term, previousLeader: host.id };
   checkTarget(status, target);

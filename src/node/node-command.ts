@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { parseHostPort } from '../api/host-port.js';
 import type { NodeId } from '../raft/types.js';
 import { CHANGE_HISTORY_DEFAULTS } from './change-history.js';
-import { parseHostPort } from '../api/host-port.js';
-import { Failpoints, FAILPOINTS_LISTEN_VARIABLE } from './failpoints.js';
+import { FAILPOINTS_LISTEN_VARIABLE, Failpoints } from './failpoints.js';
 import { NODE_DEFAULTS, RaftNode } from './raft-node.js';
 import type { NodeTlsFiles } from './tls-config.js';
 
@@ -94,36 +94,41 @@ export interface NodeCommandOptions {
   readonly tls?: NodeTlsFiles;
 }
 
+/** The flags of `raftlog node` as parseArgs reads them (strings; checked by parseNodeArgs). */
+function parseNodeFlags(args: readonly string[]) {
+  return parseArgs({
+    args: [...args],
+    options: {
+      id: { type: 'string' },
+      listen: { type: 'string' },
+      peers: { type: 'string' },
+      join: { type: 'string' },
+      data: { type: 'string' },
+      cluster: { type: 'string', default: NODE_DEFAULTS.cluster },
+      'tick-ms': { type: 'string', default: String(NODE_DEFAULTS.tickMs) },
+      'election-ticks': { type: 'string', default: String(NODE_DEFAULTS.electionTicks) },
+      'heartbeat-ticks': { type: 'string', default: String(NODE_DEFAULTS.heartbeatTicks) },
+      'log-level': { type: 'string', default: 'info' },
+      'snapshot-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.snapshotEntries) },
+      'retain-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.retainEntries) },
+      'max-uncommitted-bytes': { type: 'string', default: String(NODE_DEFAULTS.maxUncommittedBytes) },
+      'max-writes-in-progress': { type: 'string', default: String(NODE_DEFAULTS.maxWritesInProgress) },
+      'max-write-wait-ms': { type: 'string', default: String(NODE_DEFAULTS.maxWriteWaitMs) },
+      'change-history-entries': { type: 'string', default: String(CHANGE_HISTORY_DEFAULTS.entries) },
+      'metrics-listen': { type: 'string' },
+      'hold-without-leader-ms': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+    },
+    strict: true,
+  });
+}
+
 export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
-  let values;
+  let values: ReturnType<typeof parseNodeFlags>['values'];
   try {
-    ({ values } = parseArgs({
-      args: [...args],
-      options: {
-        id: { type: 'string' },
-        listen: { type: 'string' },
-        peers: { type: 'string' },
-        join: { type: 'string' },
-        data: { type: 'string' },
-        cluster: { type: 'string', default: NODE_DEFAULTS.cluster },
-        'tick-ms': { type: 'string', default: String(NODE_DEFAULTS.tickMs) },
-        'election-ticks': { type: 'string', default: String(NODE_DEFAULTS.electionTicks) },
-        'heartbeat-ticks': { type: 'string', default: String(NODE_DEFAULTS.heartbeatTicks) },
-        'log-level': { type: 'string', default: 'info' },
-        'snapshot-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.snapshotEntries) },
-        'retain-entries': { type: 'string', default: String(COMPACTION_DEFAULTS.retainEntries) },
-        'max-uncommitted-bytes': { type: 'string', default: String(NODE_DEFAULTS.maxUncommittedBytes) },
-        'max-writes-in-progress': { type: 'string', default: String(NODE_DEFAULTS.maxWritesInProgress) },
-        'max-write-wait-ms': { type: 'string', default: String(NODE_DEFAULTS.maxWriteWaitMs) },
-        'change-history-entries': { type: 'string', default: String(CHANGE_HISTORY_DEFAULTS.entries) },
-        'metrics-listen': { type: 'string' },
-        'hold-without-leader-ms': { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'tls-ca': { type: 'string' },
-      },
-      strict: true,
-    }));
+    ({ values } = parseNodeFlags(args));
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -139,7 +144,10 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
   let peers: Map<NodeId, string>;
   let join: string[] | undefined;
   if (values.join !== undefined) {
-    join = values.join.split(',').map((e) => e.trim()).filter(Boolean);
+    join = values.join
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
     const bad = join.find((endpoint) => !/^[^=\s]+:\d+$/.test(endpoint));
     if (join.length === 0 || bad !== undefined) throw new UsageError(`--join takes HOST:PORT,... of running members; got "${values.join}"`);
     peers = new Map([[id, required('listen')]]);
@@ -199,7 +207,9 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
 function tlsFiles(cert: string | undefined, key: string | undefined, ca: string | undefined): { tls?: NodeTlsFiles } {
   if (cert === undefined && key === undefined && ca === undefined) return {};
   if (cert === undefined || key === undefined || cert === '' || key === '') {
-    throw new UsageError(`TLS needs both --tls-cert and --tls-key (and --tls-ca for mutual TLS); got ${cert === undefined || cert === '' ? '' : '--tls-cert '}${key === undefined || key === '' ? '' : '--tls-key '}${ca === undefined ? '' : '--tls-ca'}`.trimEnd());
+    throw new UsageError(
+      `TLS needs both --tls-cert and --tls-key (and --tls-ca for mutual TLS); got ${cert === undefined || cert === '' ? '' : '--tls-cert '}${key === undefined || key === '' ? '' : '--tls-key '}${ca === undefined ? '' : '--tls-ca'}`.trimEnd(),
+    );
   }
   if (ca === '') throw new UsageError('--tls-ca is empty');
   return { tls: ca === undefined ? { cert, key } : { cert, key, ca } };
@@ -211,13 +221,17 @@ function metricsListen(address: string | undefined, listen: string): { metricsLi
     throw new UsageError(`--metrics-listen takes HOST:PORT (e.g. 127.0.0.1:9101, [::1]:9101, 0.0.0.0:9101; port 0..65535), got "${address}"`);
   }
   // Port 0 twice is two ports; anything else twice is one.
-  if (address === listen && parseHostPort(address)?.port !== 0) throw new UsageError(`--metrics-listen must differ from --listen (${listen}): gRPC serves there`);
+  if (address === listen && parseHostPort(address)?.port !== 0)
+    throw new UsageError(`--metrics-listen must differ from --listen (${listen}): gRPC serves there`);
   return { metricsListen: address };
 }
 
 export function parsePeers(text: string): Map<NodeId, string> {
   const peers = new Map<NodeId, string>();
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const match = /^([A-Za-z0-9_.-]+)=([^=\s]+:\d+)$/.exec(part);
     if (match === null) throw new UsageError(`--peers entry "${part}" is not ID=HOST:PORT`);
     const [, id, address] = match as unknown as [string, string, string];

@@ -81,9 +81,15 @@ export async function discoverCluster(
       const client = new ClusterGrpcClient(endpoint, credentials);
       try {
         const reply = await new Promise<MemberListReply>((resolve, reject) => {
-          type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply: MemberListReply) => void) => void;
+          type Unary = (
+            request: object,
+            options: grpc.CallOptions,
+            callback: (error: grpc.ServiceError | null, reply: MemberListReply) => void,
+          ) => void;
           const call = (client as unknown as { memberList: Unary }).memberList;
-          call.call(client, {}, { deadline: Date.now() + DISCOVERY_ATTEMPT_MS }, (error, answer) => (error !== null ? reject(error) : resolve(answer)));
+          call.call(client, {}, { deadline: Date.now() + DISCOVERY_ATTEMPT_MS }, (error, answer) =>
+            error !== null ? reject(error) : resolve(answer),
+          );
         });
         const addresses = new Map<NodeId, string>();
         for (const member of reply.members) if (member.address !== '') addresses.set(member.id, member.address);

@@ -11,9 +11,9 @@ import type { Logger } from 'pino';
 import type { LevelLogStorage, SnapshotFileRef } from '../log/level-storage.js';
 import { INCOMING_DIR, syncDirectory } from '../log/snapshot-files.js';
 import type { ClusterConfig, InstallSnapshot, NodeId, SnapshotMeta } from '../raft/types.js';
+import type { Failpoints } from './failpoints.js';
 import { readKvSnapshot, readSnapshotHeader, SnapshotCorruptionError, snapshotFileName, writeKvSnapshot } from './kv-snapshot.js';
 import { KvStateMachine } from './kv-state-machine.js';
-import type { Failpoints } from './failpoints.js';
 import type { NodeMetrics } from './metrics.js';
 import type { ReceivedSnapshot, SnapshotSender } from './snapshot-transfer.js';
 

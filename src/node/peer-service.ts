@@ -13,8 +13,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Message, NodeId } from '../raft/types.js';
 import type { PeerAdmission, Refusal } from './cluster-identity.js';
-import { PEER_SERVER_OPTIONS } from './peer-transport.js';
 import { malformedReason } from './malformed-requests.js';
+import { PEER_SERVER_OPTIONS } from './peer-transport.js';
 import { raftPeerServerDefinition } from './raft-proto.js';
 import { RefusalLog } from './refusal-log.js';
 import { fromWire, type WireDeliverReply, WireFormatError, type WireMessageBatch, type WireRaftMessage } from './wire-codec.js';
@@ -76,7 +76,8 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
       return refusal;
     };
     const malformed = malformedReason(batch);
-    if (malformed !== null) return refuse({ code: grpc.status.INVALID_ARGUMENT, details: `node ${self} cannot read a batch from ${peer}: ${malformed}` });
+    if (malformed !== null)
+      return refuse({ code: grpc.status.INVALID_ARGUMENT, details: `node ${self} cannot read a batch from ${peer}: ${malformed}` });
     const refusal = checkBatch(batch, self, cluster, admission);
     if (refusal !== null) return refuse(refusal);
     const messages: Message[] = [];

@@ -124,7 +124,8 @@ export class ProducerSessions {
     const session = this.sessions.get(id);
     if (session === undefined) throw new Error(`producer ${id}: outcome of write ${applied.sequence} for a session that does not exist`);
     const { outcome } = applied;
-    const write = outcome.op === 'cas' && outcome.succeeded && outcome.current !== null ? { ...applied, outcome: { ...outcome, current: null } } : applied;
+    const write =
+      outcome.op === 'cas' && outcome.succeeded && outcome.current !== null ? { ...applied, outcome: { ...outcome, current: null } } : applied;
     const hash = writeHash(id, write);
     session.writes.set(write.sequence, { write, hash });
     session.bytes += rememberedBytes(write);

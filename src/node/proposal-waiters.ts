@@ -44,9 +44,12 @@ export class ProposalWaiters<T> {
           reject(error);
         },
       };
-      const timer = setTimeout(() => {
-        if (this.remove(index, waiter)) reject(expired());
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          if (this.remove(index, waiter)) reject(expired());
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       const list = this.byIndex.get(index);
       if (list === undefined) this.byIndex.set(index, [waiter]);
       else list.push(waiter);

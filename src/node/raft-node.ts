@@ -1,11 +1,12 @@
 import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { WireLogEntryKind } from '../api/client-api.js';
 import { holdsData } from '../log/data-dir.js';
 import { LevelLogStorage } from '../log/level-storage.js';
 import { RaftCore } from '../raft/core.js';
-import { OutputRunner } from '../raft/output-runner.js';
 import { describeConfig, isMember, learnersOf } from '../raft/membership.js';
+import { OutputRunner } from '../raft/output-runner.js';
 import { SeededRandom } from '../raft/random.js';
 import type {
   ClusterConfig,
@@ -20,35 +21,34 @@ import type {
   ReadFailed,
   ReadReady,
 } from '../raft/types.js';
-import { decodeCommand, encodeCommand, type KvCommand } from './kv-commands.js';
-import type { ProducerStamp } from './producer-sessions.js';
-import { DescribedEntries } from './described-entries.js';
-import { entryBytes } from './log-entry-view.js';
-import { KvStateMachine, type KvChange, type KvResult } from './kv-state-machine.js';
-import type { WireLogEntryKind } from '../api/client-api.js';
-import { ChangeHistory, CHANGE_HISTORY_DEFAULTS, type ChangedEntry } from './change-history.js';
-import type { ConsumerPosition } from './consumer-positions.js';
+import { CHANGE_HISTORY_DEFAULTS, type ChangedEntry, ChangeHistory } from './change-history.js';
+import { type LogEntryReply, raftLogServiceDefinition } from './client-proto.js';
 import { createClientService } from './client-service.js';
-import { clusterServiceDefinition, createClusterService } from './cluster-service.js';
-import { raftLogServiceDefinition, type LogEntryReply } from './client-proto.js';
-import { ClientError, deadlineExceeded, LeaderChangingError, NotLeaderError, producerRefusal, unavailable } from './errors.js';
-import { LeadershipWatch, type LeadershipView } from './leadership-watch.js';
-import { mostCaughtUpVoter, TargetDidNotTakeOver, transferLeadership, type TransferOutcome } from './leadership-transfer.js';
 import { deriveClusterId, PeerAdmission } from './cluster-identity.js';
-import { discoverCluster, membershipView, refusalError, type MembershipView } from './node-membership.js';
-import { ProposalWaiters } from './proposal-waiters.js';
+import { clusterServiceDefinition, createClusterService } from './cluster-service.js';
+import type { ConsumerPosition } from './consumer-positions.js';
+import { DescribedEntries } from './described-entries.js';
+import { ClientError, deadlineExceeded, LeaderChangingError, NotLeaderError, producerRefusal, unavailable } from './errors.js';
+import type { Failpoints } from './failpoints.js';
+import { NodeHealth } from './health.js';
+import { decodeCommand, encodeCommand, type KvCommand } from './kv-commands.js';
+import type { KvChange, KvResult, KvStateMachine } from './kv-state-machine.js';
+import { mostCaughtUpVoter, TargetDidNotTakeOver, type TransferOutcome, transferLeadership } from './leadership-transfer.js';
+import { type LeadershipView, LeadershipWatch } from './leadership-watch.js';
+import { entryBytes } from './log-entry-view.js';
+import { NodeMetrics, type NodeVitals, type PeerLinkFigures, serveMetrics } from './metrics.js';
+import { discoverCluster, type MembershipView, membershipView, refusalError } from './node-membership.js';
 import { NodeSnapshots, restoreStateMachine, SNAPSHOT_POLICY_DEFAULTS, type SnapshotPolicy } from './node-snapshots.js';
 import { PeerClients } from './peer-clients.js';
 import { createPeerService } from './peer-service.js';
 import { PEER_SERVER_OPTIONS } from './peer-transport.js';
-import { describeTls, loadNodeTls, nodeChannelCredentials, nodeServerCredentials, nodeServerInterceptors, type NodeTlsFiles } from './tls-config.js';
+import type { ProducerStamp } from './producer-sessions.js';
+import { ProposalWaiters } from './proposal-waiters.js';
 import { raftPeerServerDefinition } from './raft-proto.js';
-import { createSnapshotReceiver, SnapshotSender } from './snapshot-transfer.js';
-import { WriteQueue } from './write-queue.js';
-import type { Failpoints } from './failpoints.js';
-import { NodeHealth } from './health.js';
-import { NodeMetrics, serveMetrics, type NodeVitals, type PeerLinkFigures } from './metrics.js';
 import { addReflection } from './reflection.js';
+import { createSnapshotReceiver, SnapshotSender } from './snapshot-transfer.js';
+import { describeTls, loadNodeTls, type NodeTlsFiles, nodeChannelCredentials, nodeServerCredentials, nodeServerInterceptors } from './tls-config.js';
+import { WriteQueue } from './write-queue.js';
 
 export interface RaftNodeOptions {
   readonly id: NodeId;
@@ -215,11 +215,14 @@ export class RaftNode {
       bytes: CHANGE_HISTORY_DEFAULTS.bytes,
     });
     this.disk = new WriteQueue({
-      save: failpoints === null ? (write) => this.storage.save(write.hardState, write.entries) : async (write) => {
-        await failpoints.hit('log-write');
-        await this.storage.save(write.hardState, write.entries);
-        await failpoints.hit('log-written');
-      },
+      save:
+        failpoints === null
+          ? (write) => this.storage.save(write.hardState, write.entries)
+          : async (write) => {
+              await failpoints.hit('log-write');
+              await this.storage.save(write.hardState, write.entries);
+              await failpoints.hit('log-written');
+            },
       onWritten: () => this.afterWrite(),
       onFailed: (error, what) => this.failStop(error, what),
       onSaved: (seconds, outputs) => metrics.logWritten(seconds, outputs),
@@ -349,7 +352,10 @@ export class RaftNode {
     const tls = options.tls === undefined ? null : await loadNodeTls(options.tls, options.id);
     const channelCredentials = nodeChannelCredentials(tls);
     if (rejoining) {
-      logger.info({ event: 'join-skipped', dataDir: options.dataDir }, `${options.dataDir} holds data: restarting as the member it is bound to, without asking the --join endpoints`);
+      logger.info(
+        { event: 'join-skipped', dataDir: options.dataDir },
+        `${options.dataDir} holds data: restarting as the member it is bound to, without asking the --join endpoints`,
+      );
     }
     const joined = options.join === undefined || rejoining ? null : await discoverCluster(options.join, options.id, logger, channelCredentials);
     let cluster = joined?.clusterName ?? options.cluster ?? NODE_DEFAULTS.cluster;
@@ -366,8 +372,14 @@ export class RaftNode {
     let snapshots: NodeSnapshots | null = null;
     // The client services from the start: while the node loads its log and snapshot they answer
     // UNAVAILABLE ("the node is starting", retried elsewhere), not UNIMPLEMENTED, which no client retries.
-    server.addService(raftLogServiceDefinition, createClientService(() => node, logger, channelCredentials));
-    server.addService(clusterServiceDefinition, createClusterService(() => node, logger, channelCredentials));
+    server.addService(
+      raftLogServiceDefinition,
+      createClientService(() => node, logger, channelCredentials),
+    );
+    server.addService(
+      clusterServiceDefinition,
+      createClusterService(() => node, logger, channelCredentials),
+    );
     const metrics = new NodeMetrics(() => node);
     // A follower trusts a silent leader no longer than it would before campaigning: the longest election timeout.
     const staleAfterMs = 2 * (options.electionTicks ?? NODE_DEFAULTS.electionTicks) * (options.tickMs ?? NODE_DEFAULTS.tickMs);
@@ -413,17 +425,23 @@ export class RaftNode {
         cluster = bound.clusterName;
       }
       const identity = { clusterId: bound.clusterId, incarnation: bound.incarnation };
-      const admission = new PeerAdmission({ self: options.id, cluster, clusterId: bound.clusterId, isKnownMember: (id) => node?.knowsPeer(id) ?? addressBook.has(id), logger });
+      const admission = new PeerAdmission({
+        self: options.id,
+        cluster,
+        clusterId: bound.clusterId,
+        isKnownMember: (id) => node?.knowsPeer(id) ?? addressBook.has(id),
+        logger,
+      });
       if (storage.identityBound === 'created') {
         logger.info({ event: 'identity-bound', ...bound }, `new data dir: member ${options.id} of cluster ${bound.clusterId}`);
       } else if (storage.identityBound === 'adopted') {
-        logger.warn({ event: 'identity-adopted', ...bound }, `data dir written before cluster ids: bound now to member ${options.id} of cluster ${bound.clusterId}`);
+        logger.warn(
+          { event: 'identity-adopted', ...bound },
+          `data dir written before cluster ids: bound now to member ${options.id} of cluster ${bound.clusterId}`,
+        );
       }
       if (storage.leftoversRemoved.length > 0) {
-        logger.warn(
-          { event: 'snapshot-leftovers-removed', files: storage.leftoversRemoved },
-          'removed snapshot files a crash left behind',
-        );
+        logger.warn({ event: 'snapshot-leftovers-removed', files: storage.leftoversRemoved }, 'removed snapshot files a crash left behind');
       }
       const kv = await restoreStateMachine(storage, logger);
       const core = new RaftCore(
@@ -440,7 +458,15 @@ export class RaftNode {
         storage,
       );
       const others = new Map([...addressBook].filter(([id]) => id !== options.id));
-      const peers = new PeerClients({ self: options.id, cluster, identity, peers: others, logger, channelCredentials, onRefusedAsNonMember: (peer) => node?.removedByPeer(peer) });
+      const peers = new PeerClients({
+        self: options.id,
+        cluster,
+        identity,
+        peers: others,
+        logger,
+        channelCredentials,
+        onRefusedAsNonMember: (peer) => node?.removedByPeer(peer),
+      });
       const sender = new SnapshotSender({
         self: options.id,
         cluster,
@@ -475,10 +501,24 @@ export class RaftNode {
             }),
         }),
       });
-      node = new RaftNode(options, core, storage, kv, snapshots, peers, server, shutdown, port, logger, addressBook, {
-        clusterId: bound.clusterId,
-        clusterName: bound.clusterName,
-      }, metrics);
+      node = new RaftNode(
+        options,
+        core,
+        storage,
+        kv,
+        snapshots,
+        peers,
+        server,
+        shutdown,
+        port,
+        logger,
+        addressBook,
+        {
+          clusterId: bound.clusterId,
+          clusterName: bound.clusterName,
+        },
+        metrics,
+      );
       if (options.join === undefined && storage.identityBound !== 'created') reportIgnoredPeers(options, core.brief(), logger);
       node.followConfiguration();
     } catch (error) {
@@ -514,7 +554,9 @@ export class RaftNode {
       `node started; ${security.note}`,
     );
     node.schedule();
-    addReflection(server).catch((error: unknown) => logger.warn({ event: 'reflection-failed', err: error }, `gRPC reflection is off: ${(error as Error).message}`));
+    addReflection(server).catch((error: unknown) =>
+      logger.warn({ event: 'reflection-failed', err: error }, `gRPC reflection is off: ${(error as Error).message}`),
+    );
     return node;
   }
 
@@ -586,12 +628,17 @@ export class RaftNode {
     const pending = this.pendingCopy(command.producer);
     if (pending !== null) {
       const first = await this.proposals.wait(pending.index, pending.term, deadline, () =>
-        deadlineExceeded(`node ${this.id}: no commit of index ${pending.index} (an earlier attempt of this write) before the deadline; the write may or may not take effect`),
+        deadlineExceeded(
+          `node ${this.id}: no commit of index ${pending.index} (an earlier attempt of this write) before the deadline; the write may or may not take effect`,
+        ),
       );
       // The earlier attempt's answer; this one applied nothing.
       const { result } = first;
       if (result.op !== 'put' && result.op !== 'delete' && result.op !== 'cas' && result.op !== 'append') return first;
-      return { ...first, result: { op: 'duplicate', write: { sequence: command.producer.sequence, index: first.index, term: first.term, outcome: result } } };
+      return {
+        ...first,
+        result: { op: 'duplicate', write: { sequence: command.producer.sequence, index: first.index, term: first.term, outcome: result } },
+      };
     }
     const stamps = this.tailStamps;
     return await this.propose(command, deadline, (index, term) => stamps.byStamp.set(stampKey(command.producer), { index, term }));
@@ -679,7 +726,9 @@ export class RaftNode {
     );
     this.schedule();
     const committed = await this.proposals.wait(result.index, result.term, deadline, () =>
-      deadlineExceeded(`node ${this.id}: no commit of the configuration change at index ${result.index} before the deadline; it may or may not take effect`),
+      deadlineExceeded(
+        `node ${this.id}: no commit of the configuration change at index ${result.index} before the deadline; it may or may not take effect`,
+      ),
     );
     return { index: committed.index, view: this.membership() };
   }
@@ -948,9 +997,11 @@ export class RaftNode {
     await this.disk.idle();
     // A snapshot finished during the stop is worth keeping: the next start replays less.
     if (!this.disk.failed) {
-      await this.snapshots.recordWritten().catch((error: unknown) =>
-        this.logger.warn({ event: 'snapshot-record-failed', err: error }, 'could not record the last snapshot while stopping'),
-      );
+      await this.snapshots
+        .recordWritten()
+        .catch((error: unknown) =>
+          this.logger.warn({ event: 'snapshot-record-failed', err: error }, 'could not record the last snapshot while stopping'),
+        );
     }
     await this.storage.close();
     this.logger.info({ event: 'stopped' }, 'node stopped');
@@ -1176,13 +1227,7 @@ export class RaftNode {
   }
 
   /** Registers a waiter that the apply loop settles, or the deadline fails (and forgets). */
-  private wait<K, T, E extends object>(
-    waiters: Map<K, Waiter<T> & E>,
-    key: K,
-    deadline: number,
-    extra: E,
-    timeoutMessage: () => string,
-  ): Promise<T> {
+  private wait<K, T, E extends object>(waiters: Map<K, Waiter<T> & E>, key: K, deadline: number, extra: E, timeoutMessage: () => string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const waiter = {
         ...extra,
@@ -1195,11 +1240,14 @@ export class RaftNode {
           reject(error);
         },
       };
-      const timer = setTimeout(() => {
-        // Only this waiter: another may have taken the key since.
-        if (waiters.get(key) === waiter) waiters.delete(key);
-        reject(deadlineExceeded(`node ${this.id}: ${timeoutMessage()}`));
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          // Only this waiter: another may have taken the key since.
+          if (waiters.get(key) === waiter) waiters.delete(key);
+          reject(deadlineExceeded(`node ${this.id}: ${timeoutMessage()}`));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       waiters.set(key, waiter);
     });
   }
@@ -1234,7 +1282,7 @@ function reportIgnoredPeers(options: RaftNodeOptions, brief: { config: ClusterCo
   logger.warn(
     { event: 'peers-ignored', peers: given, voters: config.voters, learners: learnersOf(config), configIndex },
     `--peers is not the configuration in ${options.dataDir} (${describeConfig(config)}, from index ${configIndex}): ${differences.join('; ')}. ` +
-      'The data dir\'s configuration wins; change members with `raftlog member`',
+      "The data dir's configuration wins; change members with `raftlog member`",
   );
 }
 

@@ -33,13 +33,7 @@ export const raftPeerServiceDefinition = packageDefinition['raftlog.v1.RaftPeer'
 export const raftPeerServerDefinition = passingOnMalformedRequests(raftPeerServiceDefinition, RAFT_PROTO_PATH);
 
 /** raftlog.v1.RaftPeer/Deliver: path, serializers and deserializers of both directions. */
-export const deliverMethod = raftPeerServiceDefinition['Deliver'] as grpc.MethodDefinition<
-  WireMessageBatch,
-  WireDeliverReply
->;
+export const deliverMethod = raftPeerServiceDefinition['Deliver'] as grpc.MethodDefinition<WireMessageBatch, WireDeliverReply>;
 
 /** raftlog.v1.RaftPeer/Stream: the long-lived call nodes send their batches on. */
-export const streamMethod = raftPeerServiceDefinition['Stream'] as grpc.MethodDefinition<
-  WireMessageBatch,
-  WireDeliverReply
->;
+export const streamMethod = raftPeerServiceDefinition['Stream'] as grpc.MethodDefinition<WireMessageBatch, WireDeliverReply>;

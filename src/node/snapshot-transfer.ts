@@ -28,19 +28,19 @@
  *   final name.
  */
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { createReadStream, constants as fsConstants } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { NodeId, SnapshotMeta } from '../raft/types.js';
 import type { PeerAdmission, PeerIdentity } from './cluster-identity.js';
-import { PEER_CHANNEL_OPTIONS, PEER_MAX_BATCH_BYTES } from './peer-transport.js';
 import { malformedReason } from './malformed-requests.js';
+import { PEER_CHANNEL_OPTIONS, PEER_MAX_BATCH_BYTES } from './peer-transport.js';
+import { raftPeerServiceDefinition } from './raft-proto.js';
 import { RefusalLog } from './refusal-log.js';
 import { MAX_WIRE_TERM } from './wire-codec.js';
-import { raftPeerServiceDefinition } from './raft-proto.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -96,16 +96,10 @@ export interface WireSnapshotReceived {
 }
 
 /** raftlog.v1.RaftPeer/SnapshotOffer. */
-export const snapshotOfferMethod = raftPeerServiceDefinition['SnapshotOffer'] as grpc.MethodDefinition<
-  WireSnapshotOffer,
-  WireSnapshotOfferReply
->;
+export const snapshotOfferMethod = raftPeerServiceDefinition['SnapshotOffer'] as grpc.MethodDefinition<WireSnapshotOffer, WireSnapshotOfferReply>;
 
 /** raftlog.v1.RaftPeer/SnapshotChunks. */
-export const snapshotChunksMethod = raftPeerServiceDefinition['SnapshotChunks'] as grpc.MethodDefinition<
-  WireSnapshotChunk,
-  WireSnapshotReceived
->;
+export const snapshotChunksMethod = raftPeerServiceDefinition['SnapshotChunks'] as grpc.MethodDefinition<WireSnapshotChunk, WireSnapshotReceived>;
 
 /** A snapshot transfer failed; `code` is the gRPC status the receiver (or the channel) answered with, null for a local failure. */
 export class SnapshotTransferError extends Error {
@@ -223,7 +217,8 @@ export class SnapshotSender {
   constructor(options: SnapshotSenderOptions) {
     this.self = options.self;
     this.cluster = options.cluster;
-    this.credentials = options.identity === undefined ? {} : { clusterId: options.identity.clusterId, memberIncarnation: options.identity.incarnation };
+    this.credentials =
+      options.identity === undefined ? {} : { clusterId: options.identity.clusterId, memberIncarnation: options.identity.incarnation };
     this.log = options.logger.child({ component: 'snapshot-sender' });
     this.refusals = new RefusalLog(this.log);
     this.addressOf = options.addressOf;
@@ -246,7 +241,10 @@ export class SnapshotSender {
   send(snapshot: OutgoingSnapshot): Promise<SnapshotSent> {
     if (this.closing !== null) {
       return Promise.reject(
-        new SnapshotTransferError(`snapshot sender of ${this.self} is closed: not sending ${describeSnapshot(snapshot.meta)} to ${snapshot.to}`, grpc.status.CANCELLED),
+        new SnapshotTransferError(
+          `snapshot sender of ${this.self} is closed: not sending ${describeSnapshot(snapshot.meta)} to ${snapshot.to}`,
+          grpc.status.CANCELLED,
+        ),
       );
     }
     const key = [snapshot.term, snapshot.meta.index, snapshot.meta.term, snapshot.sha256, snapshot.path].join('/');
@@ -309,18 +307,35 @@ export class SnapshotSender {
       if (reply.offset === snapshot.bytes) {
         sent = { to, meta, resumedFrom: reply.offset, sentBytes: 0, chunks: 0 };
       } else {
-        this.log.info({ peer: to, index: meta.index, term: meta.term, bytes: snapshot.bytes, offset: reply.offset }, reply.offset > 0 ? 'resuming snapshot transfer' : 'sending snapshot');
+        this.log.info(
+          { peer: to, index: meta.index, term: meta.term, bytes: snapshot.bytes, offset: reply.offset },
+          reply.offset > 0 ? 'resuming snapshot transfer' : 'sending snapshot',
+        );
         sent = await this.stream(client, snapshot, reply.offset, deadline, signal);
       }
       this.log.info(
-        { peer: to, index: meta.index, term: meta.term, bytes: snapshot.bytes, resumedFrom: sent.resumedFrom, sentBytes: sent.sentBytes, ms: Math.round(performance.now() - started) },
+        {
+          peer: to,
+          index: meta.index,
+          term: meta.term,
+          bytes: snapshot.bytes,
+          resumedFrom: sent.resumedFrom,
+          sentBytes: sent.sentBytes,
+          ms: Math.round(performance.now() - started),
+        },
         'snapshot sent',
       );
       this.refusals.clear(to);
       return sent;
     } catch (error) {
       const failure = asTransferError(error, what);
-      const fields = { peer: to, index: meta.index, term: meta.term, code: failure.code === null ? null : grpc.status[failure.code], error: failure.message };
+      const fields = {
+        peer: to,
+        index: meta.index,
+        term: meta.term,
+        code: failure.code === null ? null : grpc.status[failure.code],
+        error: failure.message,
+      };
       if (signal.aborted) this.log.info(fields, 'snapshot transfer cancelled');
       // A refusal repeats identically each time Raft asks again: one warning says it.
       else if (failure.code === grpc.status.FAILED_PRECONDITION || failure.code === grpc.status.INVALID_ARGUMENT) {
@@ -366,7 +381,8 @@ export class SnapshotSender {
         (error, reply) => {
           signal.removeEventListener('abort', cancel);
           if (signal.aborted) reject(signal.reason);
-          else if (error) reject(new SnapshotTransferError(`offer refused: ${grpc.status[error.code]}: ${error.details}`, error.code, { cause: error }));
+          else if (error)
+            reject(new SnapshotTransferError(`offer refused: ${grpc.status[error.code]}: ${error.details}`, error.code, { cause: error }));
           else if (reply === undefined) reject(new SnapshotTransferError('the offer got an empty reply', grpc.status.INTERNAL));
           else resolve(reply);
         },
@@ -397,9 +413,21 @@ export class SnapshotSender {
           done = true;
           stopWaiting();
           if (failure !== null) reject(failure);
-          else if (error) reject(new SnapshotTransferError(`after ${sentBytes} bytes sent from offset ${offset}: ${grpc.status[error.code]}: ${error.details}`, error.code, { cause: error }));
+          else if (error)
+            reject(
+              new SnapshotTransferError(
+                `after ${sentBytes} bytes sent from offset ${offset}: ${grpc.status[error.code]}: ${error.details}`,
+                error.code,
+                { cause: error },
+              ),
+            );
           else if (reply === undefined || !reply.complete) {
-            reject(new SnapshotTransferError(`${to} answered that it holds ${reply?.stagedBytes ?? '?'} of ${snapshot.bytes} bytes, not the whole file`, grpc.status.INTERNAL));
+            reject(
+              new SnapshotTransferError(
+                `${to} answered that it holds ${reply?.stagedBytes ?? '?'} of ${snapshot.bytes} bytes, not the whole file`,
+                grpc.status.INTERNAL,
+              ),
+            );
           } else resolve({ to, meta, resumedFrom: offset, sentBytes, chunks });
         },
       );
@@ -415,7 +443,13 @@ export class SnapshotSender {
       const touch = (): void => {
         if (idleTimer !== null) clearTimeout(idleTimer);
         idleTimer = setTimeout(
-          () => fail(new SnapshotTransferError(`no progress for ${this.idleTimeoutMs} ms after ${sentBytes} bytes: is ${to} stuck?`, grpc.status.DEADLINE_EXCEEDED)),
+          () =>
+            fail(
+              new SnapshotTransferError(
+                `no progress for ${this.idleTimeoutMs} ms after ${sentBytes} bytes: is ${to} stuck?`,
+                grpc.status.DEADLINE_EXCEEDED,
+              ),
+            ),
           this.idleTimeoutMs,
         );
       };
@@ -492,13 +526,15 @@ function checkOutgoing(snapshot: OutgoingSnapshot, self: NodeId): void {
   if (snapshot.to === self) problems.push('it is addressed to this node itself');
   if (!Number.isSafeInteger(snapshot.bytes) || snapshot.bytes < 1) problems.push(`bytes is ${snapshot.bytes}, not a positive integer`);
   if (!/^[0-9a-f]{64}$/.test(snapshot.sha256)) problems.push(`sha256 "${snapshot.sha256}" is not 64 lowercase hex digits`);
-  if (!(snapshot.meta.index >= 1) || !(snapshot.meta.term >= 1) || !(snapshot.term >= 1)) problems.push('index, term and snapshot term must be at least 1');
+  if (!(snapshot.meta.index >= 1) || !(snapshot.meta.term >= 1) || !(snapshot.term >= 1))
+    problems.push('index, term and snapshot term must be at least 1');
   if (snapshot.meta.config.voters.length === 0) problems.push('its configuration has no voters');
   if (problems.length > 0) throw new SnapshotTransferError(`cannot send: ${problems.join('; ')}`, null);
 }
 
 function asTransferError(error: unknown, what: string): SnapshotTransferError {
-  if (error instanceof SnapshotTransferError) return new SnapshotTransferError(`${what}: ${error.message}`, error.code, { cause: error.cause ?? error });
+  if (error instanceof SnapshotTransferError)
+    return new SnapshotTransferError(`${what}: ${error.message}`, error.code, { cause: error.cause ?? error });
   const message = error instanceof Error ? error.message : String(error);
   return new SnapshotTransferError(`${what}: ${message}`, null, { cause: error });
 }
@@ -646,7 +682,9 @@ class SnapshotReceiver {
     this.cluster = options.cluster;
     this.admission = options.admission ?? null;
     if (this.admission !== null && (this.admission.self !== this.self || this.admission.cluster !== this.cluster)) {
-      throw new Error(`createSnapshotReceiver: the admission check is for ${this.admission.self} of "${this.admission.cluster}", the receiver for ${this.self} of "${this.cluster}"`);
+      throw new Error(
+        `createSnapshotReceiver: the admission check is for ${this.admission.self} of "${this.admission.cluster}", the receiver for ${this.self} of "${this.cluster}"`,
+      );
     }
     this.dir = options.incomingDir;
     this.log = options.logger.child({ component: 'snapshot-receiver' });
@@ -663,7 +701,10 @@ class SnapshotReceiver {
     const offer = call.request;
     const malformed = malformedReason(offer);
     if (malformed !== null) {
-      callback({ code: grpc.status.INVALID_ARGUMENT, details: `node ${this.self} cannot read a snapshot offer from ${call.getPeer()}: ${malformed}` });
+      callback({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: `node ${this.self} cannot read a snapshot offer from ${call.getPeer()}: ${malformed}`,
+      });
       return;
     }
     this.serially(() => this.takeOffer(offer)).then(
@@ -691,7 +732,8 @@ class SnapshotReceiver {
   private toStatus(error: unknown, what: string, peer: string): Partial<grpc.StatusObject> {
     if (error instanceof Refused) {
       const fields = { peerAddress: peer, code: grpc.status[error.code], reason: error.message };
-      if (error.sender !== null) this.refusals.warn(error.sender, error.message, { event: 'peer-refused', from: error.sender, ...fields }, 'refused a snapshot transfer');
+      if (error.sender !== null)
+        this.refusals.warn(error.sender, error.message, { event: 'peer-refused', from: error.sender, ...fields }, 'refused a snapshot transfer');
       else this.log.warn(fields, 'refused a snapshot transfer');
       return { code: error.code, details: error.message };
     }
@@ -744,14 +786,20 @@ class SnapshotReceiver {
     const previous = this.staged.get(target.from);
     if (previous !== undefined) {
       this.staged.delete(target.from);
-      await this.detach(previous, new Refused(grpc.status.ABORTED, `node ${this.self}: superseded by a new offer from ${target.from} (${describeSnapshot(target.meta)})`));
+      await this.detach(
+        previous,
+        new Refused(grpc.status.ABORTED, `node ${this.self}: superseded by a new offer from ${target.from} (${describeSnapshot(target.meta)})`),
+      );
     }
     await this.removeStalePartials(target);
     if (await this.redeliverIfComplete(target)) return target.bytes;
 
     let size = await sizeOf(target.partPath);
     if (size > target.bytes) {
-      this.log.warn({ from: target.from, path: target.partPath, size, bytes: target.bytes }, 'staged snapshot file is longer than the offered one: discarding it');
+      this.log.warn(
+        { from: target.from, path: target.partPath, size, bytes: target.bytes },
+        'staged snapshot file is longer than the offered one: discarding it',
+      );
       await unlinkIfPresent(target.partPath);
       size = 0;
     }
@@ -762,7 +810,10 @@ class SnapshotReceiver {
         return target.bytes;
       } catch (error) {
         if (!(error instanceof Refused)) throw error;
-        this.log.warn({ from: target.from, path: target.partPath, reason: error.message }, 'a fully staged snapshot failed verification: receiving it again');
+        this.log.warn(
+          { from: target.from, path: target.partPath, reason: error.message },
+          'a fully staged snapshot failed verification: receiving it again',
+        );
         size = 0;
       }
     }
@@ -781,13 +832,18 @@ class SnapshotReceiver {
     if (!SAFE_NODE_ID.test(offer.from)) throw invalid(`the sender's id "${offer.from}" is not a node id (letters, digits, '_', '.', '-')`);
     if (!(offer.term >= 1 && offer.term <= MAX_WIRE_TERM)) throw invalid(`term is ${offer.term}, not between 1 and ${MAX_WIRE_TERM}`);
     if (!(Number.isSafeInteger(offer.index) && offer.index >= 1) || !(offer.snapshotTerm >= 1 && offer.snapshotTerm <= offer.term)) {
-      throw invalid(`snapshot index ${offer.index} must be at least 1, and its term ${offer.snapshotTerm} between 1 and the offer's term ${offer.term}`);
+      throw invalid(
+        `snapshot index ${offer.index} must be at least 1, and its term ${offer.snapshotTerm} between 1 and the offer's term ${offer.term}`,
+      );
     }
     if (!Array.isArray(offer.voters) || offer.voters.length === 0) throw invalid('the configuration has no voters');
     if (offer.voters.some((voter) => typeof voter !== 'string' || voter === '')) throw invalid('a voter id is empty');
     if (!Number.isSafeInteger(offer.totalBytes) || offer.totalBytes < 1) throw invalid(`total_bytes is ${offer.totalBytes}`);
     if (offer.totalBytes > this.maxSnapshotBytes) {
-      throw new Refused(grpc.status.RESOURCE_EXHAUSTED, `${what}: ${offer.totalBytes} bytes is more than node ${this.self} accepts (${this.maxSnapshotBytes})`);
+      throw new Refused(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `${what}: ${offer.totalBytes} bytes is more than node ${this.self} accepts (${this.maxSnapshotBytes})`,
+      );
     }
     if (offer.sha256.byteLength !== 32) throw invalid(`sha256 has ${offer.sha256.byteLength} bytes, not 32`);
     const sha256 = Buffer.from(offer.sha256).toString('hex');
@@ -864,7 +920,10 @@ class SnapshotReceiver {
     }
     if (chunkCall.staging === null) {
       if (staging.writer !== null) {
-        await this.detach(staging, new Refused(grpc.status.ABORTED, `node ${this.self}: superseded by a newer SnapshotChunks call from ${chunk.from}`));
+        await this.detach(
+          staging,
+          new Refused(grpc.status.ABORTED, `node ${this.self}: superseded by a newer SnapshotChunks call from ${chunk.from}`),
+        );
       }
       staging.writer = chunkCall;
       chunkCall.staging = staging;
@@ -933,9 +992,20 @@ class SnapshotReceiver {
     }
     await rename(staging.partPath, staging.snapPath);
     await fsyncDirectory(this.dir);
-    this.log.info({ from: staging.from, index: staging.meta.index, term: staging.meta.term, bytes: staging.bytes, path: staging.snapPath }, 'snapshot received');
+    this.log.info(
+      { from: staging.from, index: staging.meta.index, term: staging.meta.term, bytes: staging.bytes, path: staging.snapPath },
+      'snapshot received',
+    );
     const receiveSeconds = staging.offeredAt === undefined ? {} : { receiveSeconds: (performance.now() - staging.offeredAt) / 1000 };
-    this.deliver({ from: staging.from, term: staging.term, meta: staging.meta, path: staging.snapPath, bytes: staging.bytes, sha256: staging.sha256, ...receiveSeconds });
+    this.deliver({
+      from: staging.from,
+      term: staging.term,
+      meta: staging.meta,
+      path: staging.snapPath,
+      bytes: staging.bytes,
+      sha256: staging.sha256,
+      ...receiveSeconds,
+    });
     return { stagedBytes: staging.bytes, complete: true };
   }
 
@@ -944,7 +1014,9 @@ class SnapshotReceiver {
       this.onReceived(snapshot);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      throw new Error(`the node failed to take ${describeSnapshot(snapshot.meta)} from ${snapshot.from} (${snapshot.path}): ${message}`, { cause: error });
+      throw new Error(`the node failed to take ${describeSnapshot(snapshot.meta)} from ${snapshot.from} (${snapshot.path}): ${message}`, {
+        cause: error,
+      });
     }
   }
 
@@ -1009,7 +1081,9 @@ function checkAddressing(request: Addressed, self: NodeId, cluster: string, admi
   }
   if (request.to === '') throw invalid(`${what} from ${request.from} does not say which node it is for (field "to" is empty)`);
   if (request.to !== self) {
-    throw mismatch(`this is node ${self}, but ${request.from} sent a ${what} meant for ${request.to}: ${request.from}'s address for ${request.to} points at ${self}`);
+    throw mismatch(
+      `this is node ${self}, but ${request.from} sent a ${what} meant for ${request.to}: ${request.from}'s address for ${request.to} points at ${self}`,
+    );
   }
   if (request.from === self) throw mismatch(`node ${self} got a ${what} that claims to come from itself: do two nodes share the id ${self}?`);
 }

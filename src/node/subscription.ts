@@ -11,10 +11,10 @@ import type { Logger } from 'pino';
 import type { WireLogEntryKind } from '../api/client-api.js';
 import type { ChangedEntry } from './change-history.js';
 import type { LogEntryReply, SubscribeReply, SubscribeRequest } from './client-proto.js';
-import { malformedReason } from './malformed-requests.js';
 import { consumerNameProblem } from './consumer-positions.js';
 import { ClientError, invalidArgument, unavailable } from './errors.js';
 import { entryShell, keyOf } from './log-entry-view.js';
+import { malformedReason } from './malformed-requests.js';
 import type { RaftNode } from './raft-node.js';
 import { trailersOf } from './unary-calls.js';
 

@@ -14,9 +14,9 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FIRST_INDEX_METADATA_KEY } from '../api/client-api.js';
 import type { NodeId } from '../raft/types.js';
-import { malformedReason } from './malformed-requests.js';
-import { ClientError, LeaderChangingError, LeaderUnreachableError, NotLeaderError, type ClientErrorFacts } from './errors.js';
+import { ClientError, type ClientErrorFacts, LeaderChangingError, LeaderUnreachableError, NotLeaderError } from './errors.js';
 import { holdWhileLeaderChanges, RefusedByFormerLeader } from './leader-hold.js';
+import { malformedReason } from './malformed-requests.js';
 import type { RaftNode } from './raft-node.js';
 
 /** Calls longer than this are cut short even when the client set no deadline. */

@@ -406,7 +406,10 @@ class WireReader {
   term(value: unknown, field: string): number {
     const term = this.uint(value, field);
     if (term > MAX_WIRE_TERM) {
-      throw this.error(field, `is ${term}, above ${MAX_WIRE_TERM} (2^48), the highest term raftlog accepts: a node that adopted it might never be able to hold another election`);
+      throw this.error(
+        field,
+        `is ${term}, above ${MAX_WIRE_TERM} (2^48), the highest term raftlog accepts: a node that adopted it might never be able to hold another election`,
+      );
     }
     return term;
   }

@@ -1,5 +1,5 @@
-import type { NodeId } from './types.js';
 import type { RandomSource } from './random.js';
+import type { NodeId } from './types.js';
 
 /** Tuning of the core. Times are in ticks: the caller decides how long a tick is. */
 export interface RaftOptions {
@@ -67,9 +67,7 @@ export function resolveOptions(options: RaftOptions): ResolvedOptions {
     problems.push(`heartbeatTicks must be an integer >= 1, got ${resolved.heartbeatTicks}`);
   }
   if (resolved.heartbeatTicks >= resolved.electionTicks) {
-    problems.push(
-      `heartbeatTicks (${resolved.heartbeatTicks}) must be below electionTicks (${resolved.electionTicks})`,
-    );
+    problems.push(`heartbeatTicks (${resolved.heartbeatTicks}) must be below electionTicks (${resolved.electionTicks})`);
   }
   if (!Number.isInteger(resolved.maxLearnerLag) || resolved.maxLearnerLag < 0) {
     problems.push(`maxLearnerLag must be a non-negative integer, got ${resolved.maxLearnerLag}`);

@@ -1,9 +1,9 @@
-import { resolveOptions, type RaftOptions, type ResolvedOptions } from './config.js';
+import { type RaftOptions, type ResolvedOptions, resolveOptions } from './config.js';
 import { countsForCurrentElection, isInLeaderLease, mayVoteFor, type VoterState } from './election.js';
 import { Leadership } from './leader.js';
 import { RaftLog } from './log.js';
-import type { OutgoingMessage } from './outgoing.js';
 import { isMember, learnersOf } from './membership.js';
+import type { OutgoingMessage } from './outgoing.js';
 import { MajorityConfig } from './quorum.js';
 import { acceptAppend } from './replication.js';
 import type { RaftStorage } from './storage.js';
@@ -88,9 +88,7 @@ export class RaftCore {
     this.id = options.id;
     const { hardState } = storage.initialState();
     if (hardState.commit > storage.lastIndex()) {
-      throw new Error(
-        `node ${this.id}: stored commit index ${hardState.commit} is beyond the last stored entry ${storage.lastIndex()}`,
-      );
+      throw new Error(`node ${this.id}: stored commit index ${hardState.commit} is beyond the last stored entry ${storage.lastIndex()}`);
     }
     const snapshot = storage.snapshot();
     if (snapshot !== null && snapshot.index < storage.firstIndex() - 1) {
@@ -100,9 +98,7 @@ export class RaftCore {
     }
     const applied = options.appliedIndex ?? snapshot?.index ?? storage.firstIndex() - 1;
     if (applied > hardState.commit) {
-      throw new Error(
-        `node ${this.id}: applied index ${applied} is beyond the stored commit index ${hardState.commit}`,
-      );
+      throw new Error(`node ${this.id}: applied index ${applied} is beyond the stored commit index ${hardState.commit}`);
     }
     if (applied < storage.firstIndex() - 1) {
       throw new Error(
@@ -285,9 +281,7 @@ export class RaftCore {
     this.leadership?.flush();
     const hardState = this.currentHardState();
     const committed =
-      this.log.applied < this.log.committed
-        ? this.log.slice(this.log.applied + 1, this.log.committed + 1, this.options.maxApplyBytes)
-        : [];
+      this.log.applied < this.log.committed ? this.log.slice(this.log.applied + 1, this.log.committed + 1, this.options.maxApplyBytes) : [];
     const lastCommitted = committed[committed.length - 1];
     if (lastCommitted !== undefined) this.log.applied = lastCommitted.index;
     // Reads are served after this output's entries are applied (step 3 before step 4).
@@ -296,8 +290,7 @@ export class RaftCore {
       this.readsAwaitingApply = this.readsAwaitingApply.filter((read) => read.index > this.log.applied);
     }
     // Early messages report nothing being written, but carry this node's term: it must be durable already.
-    const termAndVoteDurable =
-      hardState.term === this.persistedHardState.term && hardState.votedFor === this.persistedHardState.votedFor;
+    const termAndVoteDurable = hardState.term === this.persistedHardState.term && hardState.votedFor === this.persistedHardState.votedFor;
     const early = termAndVoteDurable ? this.messages.filter(mayPrecedePersist) : [];
     const output: RaftOutput = {
       snapshot: this.log.snapshotToWrite(),
@@ -326,9 +319,7 @@ export class RaftCore {
    */
   persisted(output: RaftOutput): void {
     if (output !== this.writesInProgress[0]) {
-      throw new Error(
-        `node ${this.id}: persisted() reported an output out of order (${this.writesInProgress.length} outputs in progress)`,
-      );
+      throw new Error(`node ${this.id}: persisted() reported an output out of order (${this.writesInProgress.length} outputs in progress)`);
     }
     this.writesInProgress.shift();
     if (output.hardState !== null) this.persistedHardState = output.hardState;
@@ -629,8 +620,7 @@ export class RaftCore {
 
   private resetElectionTimer(): void {
     this.electionElapsed = 0;
-    this.randomizedElectionTimeout =
-      this.options.electionTicks + this.options.random.nextInt(this.options.electionTicks);
+    this.randomizedElectionTimeout = this.options.electionTicks + this.options.random.nextInt(this.options.electionTicks);
   }
 
   // ---------------------------------------------------------------- follower

@@ -27,11 +27,7 @@ export function isInLeaderLease(
  * whenever asked, since a pre-vote promises nothing.
  */
 export function mayVoteFor(state: VoterState, request: VoteRequest): boolean {
-  return (
-    state.votedFor === request.from ||
-    (state.votedFor === null && state.leader === null) ||
-    (request.preVote && request.term > state.term)
-  );
+  return state.votedFor === request.from || (state.votedFor === null && state.leader === null) || (request.preVote && request.term > state.term);
 }
 
 /** A vote response counts only for the election this node is running now. */

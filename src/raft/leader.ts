@@ -1,10 +1,10 @@
 import type { ResolvedOptions } from './config.js';
 import type { RaftLog } from './log.js';
-import type { OutgoingMessage } from './outgoing.js';
 import { applyChange, describeConfig, encodeConfig, learnersOf } from './membership.js';
+import type { OutgoingMessage } from './outgoing.js';
 import { Progress } from './progress.js';
 import type { MajorityConfig } from './quorum.js';
-import { ReadIndexTracker, type ConfirmedRead, type ReadRequest } from './read-index.js';
+import { type ConfirmedRead, ReadIndexTracker, type ReadRequest } from './read-index.js';
 import { probeIndexFromHint } from './replication.js';
 import type {
   AppendResponse,
@@ -127,7 +127,10 @@ export class Leadership {
       return reject('leader-not-ready', 'no entry of this term is committed yet; retry shortly');
     }
     if (this.ctx.configChangePending()) {
-      return reject('config-change-pending', `the previous configuration change (index ${log.configs.latestIndex()}) is not committed yet; retry shortly`);
+      return reject(
+        'config-change-pending',
+        `the previous configuration change (index ${log.configs.latestIndex()}) is not committed yet; retry shortly`,
+      );
     }
     const current = this.ctx.config();
     const next = applyChange(current, change);
@@ -148,7 +151,9 @@ export class Leadership {
       }
     }
     if (change.type === 'remove' && current.voters.includes(change.id)) {
-      const reachable = next.voters.filter((voter) => voter === id || (this.progress.get(voter)?.ticksSinceHeard ?? Infinity) < options.electionTicks);
+      const reachable = next.voters.filter(
+        (voter) => voter === id || (this.progress.get(voter)?.ticksSinceHeard ?? Infinity) < options.electionTicks,
+      );
       const needed = Math.floor(next.voters.length / 2) + 1;
       if (reachable.length < needed) {
         return reject(
@@ -363,8 +368,7 @@ export class Leadership {
     const prevLogTerm = log.termAt(prevLogIndex);
     if (prevLogTerm === null || progress.nextIndex < log.firstIndex()) return this.sendSnapshot(to, progress);
     const lastIndex = log.lastIndex();
-    const entries =
-      progress.nextIndex <= lastIndex ? log.slice(progress.nextIndex, lastIndex + 1, options.maxMessageBytes) : [];
+    const entries = progress.nextIndex <= lastIndex ? log.slice(progress.nextIndex, lastIndex + 1, options.maxMessageBytes) : [];
     if (entries.length === 0 && !sendIfEmpty) return false;
     this.ctx.send({ type: 'AppendRequest', to, prevLogIndex, prevLogTerm, entries, leaderCommit: log.committed });
     progress.onAppendSent(prevLogIndex + entries.length, entries.length);
@@ -407,9 +411,7 @@ export class Leadership {
   private maybeCommit(): boolean {
     const { log, id } = this.ctx;
     // This node's own copy counts once stored, and only while it is a voter (a leader being removed does not).
-    const index = this.ctx.quorum().committedIndex((voter) =>
-      voter === id ? log.stableIndex() : (this.progress.get(voter)?.matchIndex ?? 0),
-    );
+    const index = this.ctx.quorum().committedIndex((voter) => (voter === id ? log.stableIndex() : (this.progress.get(voter)?.matchIndex ?? 0)));
     if (index <= log.committed || !this.ctx.mayCommitByCounting(index)) return false;
     const changePending = this.ctx.configChangePending();
     for (let i = log.committed + 1; i <= index; i++) {

@@ -1,5 +1,5 @@
 import { ConfigHistory } from './membership.js';
-import { takeWithinBytes, type RaftStorage } from './storage.js';
+import { type RaftStorage, takeWithinBytes } from './storage.js';
 import type { Entry, SnapshotMeta } from './types.js';
 
 /**
@@ -68,9 +68,7 @@ export class RaftLog {
    */
   restore(snapshot: SnapshotMeta): void {
     if (snapshot.index <= this.committed) {
-      throw new Error(
-        `node ${this.nodeId}: snapshot at ${snapshot.index} would roll back the commit index ${this.committed}`,
-      );
+      throw new Error(`node ${this.nodeId}: snapshot at ${snapshot.index} would roll back the commit index ${this.committed}`);
     }
     this.unstableSnapshot = snapshot;
     this.snapshotInProgress = false;
@@ -142,9 +140,7 @@ export class RaftLog {
   slice(from: number, to: number, maxBytes: number): Entry[] {
     if (from >= to) return [];
     if (from < this.firstIndex() || to > this.lastIndex() + 1) {
-      throw new Error(
-        `node ${this.nodeId}: entries [${from}, ${to}) requested, log holds ${this.firstIndex()}..${this.lastIndex()}`,
-      );
+      throw new Error(`node ${this.nodeId}: entries [${from}, ${to}) requested, log holds ${this.firstIndex()}..${this.lastIndex()}`);
     }
     let result: Entry[] = [];
     if (from < this.unstableOffset) {

@@ -1,4 +1,4 @@
-import { StorageRangeError, takeWithinBytes, type RaftStorage } from './storage.js';
+import { type RaftStorage, StorageRangeError, takeWithinBytes } from './storage.js';
 import type { ClusterConfig, Entry, HardState, SnapshotMeta } from './types.js';
 
 /**
@@ -35,14 +35,10 @@ export class MemoryStorage implements RaftStorage {
    */
   saveSnapshot(meta: SnapshotMeta, data: Uint8Array): void {
     if (this.latestSnapshot !== null && meta.index <= this.latestSnapshot.meta.index) {
-      throw new StorageRangeError(
-        `snapshot at ${meta.index} is not newer than the stored one at ${this.latestSnapshot.meta.index}`,
-      );
+      throw new StorageRangeError(`snapshot at ${meta.index} is not newer than the stored one at ${this.latestSnapshot.meta.index}`);
     }
     if (meta.index < this.offsetIndex || meta.index > this.lastIndex()) {
-      throw new StorageRangeError(
-        `snapshot at ${meta.index} is outside the stored range ${this.offsetIndex}..${this.lastIndex()}`,
-      );
+      throw new StorageRangeError(`snapshot at ${meta.index} is outside the stored range ${this.offsetIndex}..${this.lastIndex()}`);
     }
     const term = this.term(meta.index);
     if (term !== meta.term) {
@@ -79,18 +75,14 @@ export class MemoryStorage implements RaftStorage {
     if (index === this.offsetIndex) return this.offsetTerm;
     const entry = this.log[index - this.offsetIndex - 1];
     if (entry === undefined) {
-      throw new StorageRangeError(
-        `term(${index}) is outside the stored range ${this.offsetIndex}..${this.lastIndex()}`,
-      );
+      throw new StorageRangeError(`term(${index}) is outside the stored range ${this.offsetIndex}..${this.lastIndex()}`);
     }
     return entry.term;
   }
 
   entries(from: number, to: number, maxBytes: number): Entry[] {
     if (from < this.firstIndex() || to > this.lastIndex() + 1 || from > to) {
-      throw new StorageRangeError(
-        `entries [${from}, ${to}) are outside the stored range ${this.firstIndex()}..${this.lastIndex()}`,
-      );
+      throw new StorageRangeError(`entries [${from}, ${to}) are outside the stored range ${this.firstIndex()}..${this.lastIndex()}`);
     }
     return takeWithinBytes(from, to, maxBytes, (index) => this.log[index - this.offsetIndex - 1] as Entry);
   }
@@ -109,9 +101,7 @@ export class MemoryStorage implements RaftStorage {
   private install(snapshot: StoredSnapshot): void {
     const { meta } = snapshot;
     if (this.latestSnapshot !== null && meta.index <= this.latestSnapshot.meta.index) {
-      throw new StorageRangeError(
-        `snapshot at ${meta.index} is not newer than the stored one at ${this.latestSnapshot.meta.index}`,
-      );
+      throw new StorageRangeError(`snapshot at ${meta.index} is not newer than the stored one at ${this.latestSnapshot.meta.index}`);
     }
     this.latestSnapshot = snapshot;
     this.log = [];

@@ -44,13 +44,7 @@ export class StorageRangeError extends Error {
  * first entry is taken whatever its size, so a batch is never empty. Reads
  * only the entries it takes.
  */
-export function takeWithinBytes(
-  from: number,
-  to: number,
-  maxBytes: number,
-  entryAt: (index: number) => Entry,
-  out: Entry[] = [],
-): Entry[] {
+export function takeWithinBytes(from: number, to: number, maxBytes: number, entryAt: (index: number) => Entry, out: Entry[] = []): Entry[] {
   let size = 0;
   for (const entry of out) size += entry.data.byteLength;
   for (let index = from; index < to; index++) {

@@ -249,9 +249,7 @@ export type ProposeResult =
       readonly message: string;
     };
 
-export type ReadIndexResult =
-  | { readonly accepted: true }
-  | { readonly accepted: false; readonly reason: 'no-leader'; readonly message: string };
+export type ReadIndexResult = { readonly accepted: true } | { readonly accepted: false; readonly reason: 'no-leader'; readonly message: string };
 
 export type TransferResult =
   | { readonly accepted: true }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { type DeliveryRowResult, describeWriterCost, settleWriterCosts } from '../../bench/cluster/delivery.js';
 import {
   ackedBeforeStart,
   CoverageCheck,
@@ -10,11 +11,10 @@ import {
   undelivered,
   writerCostPct,
 } from '../../bench/cluster/delivery-check.js';
-import { type DeliveryRowResult, describeWriterCost, settleWriterCosts } from '../../bench/cluster/delivery.js';
 import { judgeGoals } from '../../bench/cluster/goals.js';
-import { compareWithNats } from '../../bench/cluster/nats-compare.js';
-import type { NatsRow } from '../../bench/cluster/nats-anchor.js';
 import type { RowResult } from '../../bench/cluster/load.js';
+import type { NatsRow } from '../../bench/cluster/nats-anchor.js';
+import { compareWithNats } from '../../bench/cluster/nats-compare.js';
 import { latencyStats } from '../../bench/cluster/stats.js';
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -182,21 +182,48 @@ describe('delivery benchmark: what subscribers cost the writers', () => {
 
 function deliveryRow(subscribers: number, opsPerS: number, e2e: number[], writes: number[], undeliveredTotal = 0): DeliveryRowResult {
   const cpu = {
-    loadgen_pct: 0, node_pct: {}, kernel_threads_pct: 0, irq_pct: 0, other_pct: 0, other_top: [], unattributed_pct: 0,
-    pids_created: 0, machine_busy_pct: 0,
+    loadgen_pct: 0,
+    node_pct: {},
+    kernel_threads_pct: 0,
+    irq_pct: 0,
+    other_pct: 0,
+    other_top: [],
+    unattributed_pct: 0,
+    pids_created: 0,
+    machine_busy_pct: 0,
   };
   return {
-    op: 'deliver', concurrency: 64, subscribers, value_size: 100, leader: 'n1', duration_s: 10, subscriber_nodes: [],
-    ops: opsPerS * 10, ops_per_s: opsPerS, errors: 0, lat_ms: latencyStats(writes), cpu, per_subscriber: [],
-    delivered_per_s: Array.from({ length: subscribers }, () => opsPerS), lag_at_end: [], undelivered_after_drain: [],
-    coverage_problems: [], e2e_ms: latencyStats(e2e), drain_ms: 0, drained: true, delivered_per_s_total: subscribers * opsPerS,
-    acked_total: opsPerS * 12, undelivered_total: undeliveredTotal, coverage_problems_total: 0, writer_cost_pct: null,
+    op: 'deliver',
+    concurrency: 64,
+    subscribers,
+    value_size: 100,
+    leader: 'n1',
+    duration_s: 10,
+    subscriber_nodes: [],
+    ops: opsPerS * 10,
+    ops_per_s: opsPerS,
+    errors: 0,
+    lat_ms: latencyStats(writes),
+    cpu,
+    per_subscriber: [],
+    delivered_per_s: Array.from({ length: subscribers }, () => opsPerS),
+    lag_at_end: [],
+    undelivered_after_drain: [],
+    coverage_problems: [],
+    e2e_ms: latencyStats(e2e),
+    drain_ms: 0,
+    drained: true,
+    delivered_per_s_total: subscribers * opsPerS,
+    acked_total: opsPerS * 12,
+    undelivered_total: undeliveredTotal,
+    coverage_problems_total: 0,
+    writer_cost_pct: null,
     e2e_p99_vs_write_p99: null,
   };
 }
 
-describe('delivery benchmark: the issue\'s goals', () => {
-  it('judges each delivery row against the same run\'s row without subscribers', () => {
+describe("delivery benchmark: the issue's goals", () => {
+  it("judges each delivery row against the same run's row without subscribers", () => {
     const rows = [deliveryRow(0, 1000, [], [10]), deliveryRow(1, 980, [15], [10]), deliveryRow(10, 880, [25], [10], 1)];
     settleWriterCosts(rows, []);
     expect(rows.map((r) => r.writer_cost_pct)).toEqual([null, 2, 12]);
@@ -221,15 +248,22 @@ describe('delivery benchmark: the issue\'s goals', () => {
 describe('delivery benchmark: ratios against NATS', () => {
   it('divides raftlog by NATS per row and leaves rows NATS did not measure at null', () => {
     const natsRow = (ops: number, p99: number, e2eP99?: number): NatsRow => ({
-      op: e2eP99 === undefined ? 'publish' : 'consume', concurrency: 64, ops_per_s: ops, errors: 0, lat_ms: latencyStats([p99]),
+      op: e2eP99 === undefined ? 'publish' : 'consume',
+      concurrency: 64,
+      ops_per_s: ops,
+      errors: 0,
+      lat_ms: latencyStats([p99]),
       ...(e2eP99 === undefined ? {} : { delivered_per_s: [2 * ops], e2e_ms: latencyStats([e2eP99]) }),
     });
     const append = { op: 'append', concurrency: 64, ops_per_s: 2000, lat_ms: latencyStats([20]) } as RowResult;
     const put = { op: 'put', concurrency: 64, ops_per_s: 2000, lat_ms: latencyStats([20]) } as RowResult;
     const c = compareWithNats(
-      [append, put], [natsRow(8000, 10), { na: 'no put' }],
-      [deliveryRow(1, 1000, [30], [20])], [natsRow(500, 10, 60)],
-      null, { na: 'not run' },
+      [append, put],
+      [natsRow(8000, 10), { na: 'no put' }],
+      [deliveryRow(1, 1000, [30], [20])],
+      [natsRow(500, 10, 60)],
+      null,
+      { na: 'not run' },
     );
     expect(c.ratios).toEqual([
       { row: 'append c=64', ops_ratio: 0.25, p99_ratio: 2 },

@@ -47,7 +47,12 @@ describe('soak benchmark: data-dir size', () => {
 describe('soak benchmark: the compaction-off half of an A/B run', () => {
   it('replaces --snapshot-entries in either spelling with 0 and keeps every other flag', () => {
     expect(withSnapshotsOff(['--tick-ms', '20', '--snapshot-entries', '500', '--retain-entries', '100'])).toEqual([
-      '--tick-ms', '20', '--retain-entries', '100', '--snapshot-entries', '0',
+      '--tick-ms',
+      '20',
+      '--retain-entries',
+      '100',
+      '--snapshot-entries',
+      '0',
     ]);
     expect(withSnapshotsOff(['--snapshot-entries=500'])).toEqual(['--snapshot-entries', '0']);
     expect(withSnapshotsOff([])).toEqual(['--snapshot-entries', '0']);

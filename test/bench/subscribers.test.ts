@@ -41,11 +41,25 @@ class ScriptedNode {
 function reply(first: number, last: number, indexes: number[] = rangeOf(first, last)): SubscribeReply {
   return {
     entries: indexes.map((index) => ({
-      index, term: 1, kind: 'LOG_ENTRY_KIND_APPEND' as const, record: stampedRecord(16, now()), key: new Uint8Array(0),
-      value: new Uint8Array(0), expected: new Uint8Array(0), expectAbsent: false, consumer: '', position: 0, producer: null,
-      changes: [], proposedAtMs: 0,
+      index,
+      term: 1,
+      kind: 'LOG_ENTRY_KIND_APPEND' as const,
+      record: stampedRecord(16, now()),
+      key: new Uint8Array(0),
+      value: new Uint8Array(0),
+      expected: new Uint8Array(0),
+      expectAbsent: false,
+      consumer: '',
+      position: 0,
+      producer: null,
+      changes: [],
+      proposedAtMs: 0,
     })),
-    firstIndex: first, lastIndex: last, commitIndex: last, node: 'fake', leader: 'fake',
+    firstIndex: first,
+    lastIndex: last,
+    commitIndex: last,
+    node: 'fake',
+    leader: 'fake',
   };
 }
 
@@ -114,7 +128,13 @@ describe('delivery benchmark: subscribers over raw gRPC Subscribe streams', () =
       call.write(reply(call.request.fromIndex, 8));
     });
     nodes.push(failing, next);
-    group = SubscriberGroup.open([{ endpoint: failing.endpoint, name: 'n1' }, { endpoint: next.endpoint, name: 'n2' }], 1);
+    group = SubscriberGroup.open(
+      [
+        { endpoint: failing.endpoint, name: 'n1' },
+        { endpoint: next.endpoint, name: 'n2' },
+      ],
+      1,
+    );
     const s = group.members[0]!;
     await waitFor('index 8 covered on the second node', () => s.coverage.through === 8);
 

@@ -4,11 +4,11 @@
  * tables and --json, and exit codes (2 for a change that makes no sense,
  * 7 for one refused for now, 4 for one whose outcome is unknown).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collectRun, type Run } from '../support/collect-run.js';
-import { FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
+import { type FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
 
 const BIN = fileURLToPath(new URL('../../bin/raftlog.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -68,13 +68,19 @@ describe('raftlog member, human output', () => {
     expect(early.code).toBe(7);
     expect(early.stdout).toBe('');
     expect(lines(early.stderr)).toHaveLength(1);
-    expect(early.stderr).toMatch(/^error: memberPromote refused by 127\.0\.0\.1:\d+: learner n4 is 31 entries behind the leader .*\(FAILED_PRECONDITION\)\n$/);
+    expect(early.stderr).toMatch(
+      /^error: memberPromote refused by 127\.0\.0\.1:\d+: learner n4 is 31 entries behind the leader .*\(FAILED_PRECONDITION\)\n$/,
+    );
 
     nodes[0]!.cluster.matchIndexes.set('n4', 30);
     const promoted = await raftlog(nodes, ['member', 'promote', 'n4']);
     expect(promoted.code).toBe(0);
     expect(lines(promoted.stdout)[0]).toBe('OK  promoted n4 to voter; committed at index 32 (leader n2)');
-    expect(lines(promoted.stdout).slice(2).map((row) => cells(row).slice(0, 3))).toContainEqual(['n4', '127.0.0.1:7004', 'voter']);
+    expect(
+      lines(promoted.stdout)
+        .slice(2)
+        .map((row) => cells(row).slice(0, 3)),
+    ).toContainEqual(['n4', '127.0.0.1:7004', 'voter']);
 
     const removed = await raftlog(nodes, ['member', 'remove', 'n3']);
     expect(removed.code).toBe(0);
@@ -179,7 +185,9 @@ describe('raftlog member, errors and exit codes', () => {
     nodes[0]!.script('MemberRemove', { kind: 'hang' });
     const run = await raftlog(nodes, ['--timeout', '3000', 'member', 'remove', 'n2']);
     expect(run.code).toBe(4);
-    expect(run.stderr).toMatch(/^error: memberRemove on 127\.0\.0\.1:\d+: no reply before the deadline; the write may or may not have been committed/);
+    expect(run.stderr).toMatch(
+      /^error: memberRemove on 127\.0\.0\.1:\d+: no reply before the deadline; the write may or may not have been committed/,
+    );
     expect(nodes.map((node) => node.calls.MemberRemove)).toEqual([1, 0]);
   });
 

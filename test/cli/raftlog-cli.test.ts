@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collectRun, type Run } from '../support/collect-run.js';
-import { FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
+import { type FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
 
 const BIN = fileURLToPath(new URL('../../bin/raftlog.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -89,7 +89,10 @@ describe('raftlog CLI, human output', () => {
         { index: 2, term: 1, kind: 'cas', key: { value: 'greeting', encoding: 'utf8' } },
       ],
     });
-    expect(await raftlog(['log', '--from', '0'], env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/fromIndex must be a positive integer, got 0/) });
+    expect(await raftlog(['log', '--from', '0'], env)).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/fromIndex must be a positive integer, got 0/),
+    });
   });
 
   it('exits 1 with a clear line when the key is not found or the swap fails', async () => {
@@ -106,9 +109,7 @@ describe('raftlog CLI, human output', () => {
       stdout: 'cas failed: k holds "v1" (at index 2 term 1)\n',
       stderr: '',
     });
-    expect((await raftlog([...args, 'cas', 'k', '--absent', 'v2'])).stdout).toBe(
-      'cas failed: k already holds "v1" (at index 3 term 1)\n',
-    );
+    expect((await raftlog([...args, 'cas', 'k', '--absent', 'v2'])).stdout).toBe('cas failed: k already holds "v1" (at index 3 term 1)\n');
   });
 
   it('shows every endpoint in the status table, unreachable ones as such', async () => {
@@ -120,9 +121,7 @@ describe('raftlog CLI, human output', () => {
     const [header, first, second, third, members, ...rest] = lines(run.stdout);
     expect(rest).toEqual([]);
     expect(members).toBe('members (per leader n1): voters n1, n2, n3');
-    expect(header!.split(/\s+/)).toEqual([
-      'ENDPOINT', 'NODE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'FIRST', 'LAST', 'SNAPSHOT', 'DIGEST',
-    ]);
+    expect(header!.split(/\s+/)).toEqual(['ENDPOINT', 'NODE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'FIRST', 'LAST', 'SNAPSHOT', 'DIGEST']);
     const digest = nodes[0]!.cluster.digest().slice(0, 12);
     // No snapshot yet: "-".
     expect(first!.split(/\s+/)).toEqual([nodes[0]!.endpoint, 'n1', 'leader', '1', 'n1', '1', '1', '1', '1', '-', digest]);
@@ -143,7 +142,11 @@ describe('raftlog CLI, human output', () => {
     const digest = nodes[0]!.cluster.digest().slice(0, 12);
     expect(row!.split(/\s+/)).toEqual([nodes[0]!.endpoint, 'n1', 'leader', '1', 'n1', '12', '12', '5', '12', '10', digest]);
     // Each number ends where its column title ends.
-    for (const [title, value] of [['FIRST', ' 5'], ['LAST', '12'], ['SNAPSHOT', '10']] as const) {
+    for (const [title, value] of [
+      ['FIRST', ' 5'],
+      ['LAST', '12'],
+      ['SNAPSHOT', '10'],
+    ] as const) {
       const end = header!.indexOf(title) + title.length;
       expect(row!.slice(end - value.length, end), title).toBe(value);
     }
@@ -325,9 +328,12 @@ describe('raftlog CLI, errors and exit codes', () => {
   it('prints help and exits 0 with --help', async () => {
     const run = await raftlog(['--help']);
     expect(run.code).toBe(0);
-    for (const command of ['put', 'get', 'del', 'cas', 'append', 'log', 'tail', 'consumers', 'status', 'member']) expect(run.stdout).toMatch(new RegExp(`\\n  ${command} `));
+    for (const command of ['put', 'get', 'del', 'cas', 'append', 'log', 'tail', 'consumers', 'status', 'member'])
+      expect(run.stdout).toMatch(new RegExp(`\\n  ${command} `));
     expect(run.stdout).toContain('Exit codes:');
     expect(run.stdout).toMatch(/\n  6  log, tail: the entries from the start asked for were compacted away/);
-    expect(run.stdout).toMatch(/\n  7  refused for now, nothing changed: a membership change .*\n.*a consumer commit that would move it backwards[^]*transfer-leader to a learner/);
+    expect(run.stdout).toMatch(
+      /\n  7  refused for now, nothing changed: a membership change .*\n.*a consumer commit that would move it backwards[\s\S]*transfer-leader to a learner/,
+    );
   });
 });

@@ -4,7 +4,7 @@
  * retried write the cluster had applied before, a reply that runs past the
  * end of a tail), and bytes that are not UTF-8.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,7 +22,7 @@ import type {
   WriteReply,
 } from '../../src/api/client-api.js';
 import { collectRun, type Run } from '../support/collect-run.js';
-import { ScriptedNode, type ScriptedHandlers } from './scripted-node.js';
+import { type ScriptedHandlers, ScriptedNode } from './scripted-node.js';
 
 const BIN = fileURLToPath(new URL('../../bin/raftlog.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -87,7 +87,16 @@ describe('raftlog tail against a scripted node', () => {
     const requests: SubscribeRequest[] = [];
     const node = await scripted({
       Consumers: consumersAt(3),
-      Subscribe: subscribeWith([reply(1, 5, [1, 2, 3, 4, 5].map((i) => entry(i, 'LOG_ENTRY_KIND_APPEND', { record: text(`event ${i}`) })))], requests),
+      Subscribe: subscribeWith(
+        [
+          reply(
+            1,
+            5,
+            [1, 2, 3, 4, 5].map((i) => entry(i, 'LOG_ENTRY_KIND_APPEND', { record: text(`event ${i}`) })),
+          ),
+        ],
+        requests,
+      ),
     });
     const run = await raftlog(node, ['tail', '--from', '1']);
     expect(run).toEqual({
@@ -103,10 +112,10 @@ describe('raftlog tail against a scripted node', () => {
     const node = await scripted({
       Consumers: consumersAt(8),
       // Only puts under "user/": the node sends the one that matches, then ranges that hold none.
-      Subscribe: subscribeWith([
-        reply(3, 4, [entry(4, 'LOG_ENTRY_KIND_PUT', { key: text('user/1'), value: text('ann') })]),
-        reply(5, 9, []),
-      ], requests),
+      Subscribe: subscribeWith(
+        [reply(3, 4, [entry(4, 'LOG_ENTRY_KIND_PUT', { key: text('user/1'), value: text('ann') })]), reply(5, 9, [])],
+        requests,
+      ),
     });
     const run = await raftlog(node, ['tail', '--from', '3', '--kinds', 'put', '--prefix', 'user/']);
     expect(run).toEqual({ code: 0, stdout: '4  term 2  put  user/1="ann"\n', stderr: '' });
@@ -127,7 +136,12 @@ describe('raftlog tail against a scripted node', () => {
     });
     expect(await raftlog(node, ['tail'])).toEqual({
       code: 0,
-      stdout: ['1  term 2  append  0xff0041  (producer 9 seq 4)', '2  term 2  cas  0xff0041="new" if absent', '3  term 2  commit-position  billing at 2', ''].join('\n'),
+      stdout: [
+        '1  term 2  append  0xff0041  (producer 9 seq 4)',
+        '2  term 2  cas  0xff0041="new" if absent',
+        '3  term 2  commit-position  billing at 2',
+        '',
+      ].join('\n'),
       stderr: '',
     });
     const json = await raftlog(node, ['--json', 'tail']);
@@ -150,7 +164,9 @@ describe('raftlog tail against a scripted node', () => {
     expect(run.code).toBe(5);
     expect(lines(run.stdout)).toEqual(['1  term 2  append  "one"', '2  term 2  append  "two"']);
     expect(lines(run.stderr)).toEqual([
-      expect.stringMatching(/^error: subscribe: node n1 at 127\.0\.0\.1:\d+ sent a reply covering 4\.\.5; expected it to start at 3, .*\(indexes 3\.\.3 would be skipped\)/),
+      expect.stringMatching(
+        /^error: subscribe: node n1 at 127\.0\.0\.1:\d+ sent a reply covering 4\.\.5; expected it to start at 3, .*\(indexes 3\.\.3 would be skipped\)/,
+      ),
     ]);
 
     const json = await raftlog(node, ['--json', 'tail', '-f']);
@@ -164,8 +180,20 @@ describe('raftlog tail against a scripted node', () => {
     const node = await scripted({
       Consumers: consumersAt(5),
       // The consumer is at 3: the node starts after it.
-      Subscribe: subscribeWith([reply(4, 6, [4, 5, 6].map((i) => entry(i, 'LOG_ENTRY_KIND_APPEND', { record: text(`event ${i}`) })))], requests),
-      CommitPosition: (call: grpc.ServerUnaryCall<CommitPositionRequest, CommitPositionReply<number>>, callback: grpc.sendUnaryData<CommitPositionReply<number>>) => {
+      Subscribe: subscribeWith(
+        [
+          reply(
+            4,
+            6,
+            [4, 5, 6].map((i) => entry(i, 'LOG_ENTRY_KIND_APPEND', { record: text(`event ${i}`) })),
+          ),
+        ],
+        requests,
+      ),
+      CommitPosition: (
+        call: grpc.ServerUnaryCall<CommitPositionRequest, CommitPositionReply<number>>,
+        callback: grpc.sendUnaryData<CommitPositionReply<number>>,
+      ) => {
         commits.push(call.request);
         callback(null, { entry: { index: 7, term: 2 }, leader: 'n1', position: Number(call.request.position) });
       },
@@ -181,8 +209,10 @@ describe('raftlog append, exactly once', () => {
   it('stamps the record with a producer session, and says so when the cluster had applied it before', async () => {
     const appends: AppendRecordRequest[] = [];
     const node = await scripted({
-      RegisterProducer: (_call: grpc.ServerUnaryCall<object, RegisterProducerReply<number>>, callback: grpc.sendUnaryData<RegisterProducerReply<number>>) =>
-        callback(null, { producerId: 41, entry: { index: 41, term: 3 }, leader: 'n1' }),
+      RegisterProducer: (
+        _call: grpc.ServerUnaryCall<object, RegisterProducerReply<number>>,
+        callback: grpc.sendUnaryData<RegisterProducerReply<number>>,
+      ) => callback(null, { producerId: 41, entry: { index: 41, term: 3 }, leader: 'n1' }),
       Append: (call: grpc.ServerUnaryCall<AppendRecordRequest, WriteReply<number>>, callback: grpc.sendUnaryData<WriteReply<number>>) => {
         appends.push(call.request);
         callback(null, { position: { index: 42, term: 3 }, leader: 'n1', duplicate: true });

@@ -7,7 +7,7 @@
  * Waits are conditions with generous deadlines; processes and temp dirs go
  * whether a test passes or fails.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { collectRun, type Run } from '../support/collect-run.js';
@@ -156,7 +156,10 @@ describe('raftlog tail and consumers on a 3-node cluster', () => {
     expect(c!.entry).toBeGreaterThan(c!.position);
     expect(c!.lastCommit).toMatch(/^\d+\.\d (s|min) ago$/);
 
-    const json = JSON.parse((await raftlog('--json', 'consumers')).stdout) as { consumers: { name: string; position: number; lag: number }[]; commitIndex: number };
+    const json = JSON.parse((await raftlog('--json', 'consumers')).stdout) as {
+      consumers: { name: string; position: number; lag: number }[];
+      commitIndex: number;
+    };
     expect(json.consumers.find((entry) => entry.name === 'c')).toMatchObject({ position: c!.position, lag: json.commitIndex - c!.position });
   });
 
@@ -176,7 +179,9 @@ describe('raftlog tail and consumers on a 3-node cluster', () => {
     expect(run.code).toBe(0);
     expect(run.stderr).toBe('');
     const printed = lines(run.stdout);
-    expect(printed.filter((line) => line.includes('"appended while tailing"'))).toEqual([expect.stringMatching(new RegExp(`^${appended}  term \\d+  append  `))]);
+    expect(printed.filter((line) => line.includes('"appended while tailing"'))).toEqual([
+      expect.stringMatching(new RegExp(`^${appended}  term \\d+  append  `)),
+    ]);
     expect(printed.every((line) => / {2}append {2}/.test(line))).toBe(true);
 
     const listed = consumerTable(await raftlog('consumers'));
@@ -216,7 +221,9 @@ describe('raftlog tail and consumers on a 3-node cluster', () => {
     const refused = await raftlog('consumers', 'commit', 'rewinder', '1');
     expect(refused.code).toBe(7);
     expect(refused.stdout).toBe('');
-    expect(refused.stderr).toMatch(/^error: commitPosition refused by .*consumer rewinder is at 3; committing 1 would move it backwards.*\(FAILED_PRECONDITION\)\n$/);
+    expect(refused.stderr).toMatch(
+      /^error: commitPosition refused by .*consumer rewinder is at 3; committing 1 would move it backwards.*\(FAILED_PRECONDITION\)\n$/,
+    );
     expect(consumerTable(await raftlog('consumers')).rows.get('rewinder')?.position).toBe(3);
 
     expect((await raftlog('consumers', 'commit', 'rewinder', '1', '--allow-backwards')).code).toBe(0);
@@ -252,22 +259,30 @@ describe('raftlog tail on a compacted cluster', () => {
     await c.waitForConvergence(written, c.ids, WAIT_MS);
     const follower = c.ids.find((id) => id !== leader)!;
     // Settled: no snapshot is due any more (the latest is within 20 entries of the end) and the log behind it is cut to the 5 retained.
-    const compacted = await waitFor(`node ${follower} to compact its log behind its latest snapshot`, async () => {
-      const s = await c.status(follower);
-      const [first, snapshot, commit] = [Number(s.firstLogIndex), Number(s.snapshotIndex), Number(s.commitIndex)];
-      return first > 1 && snapshot > commit - 20 && first >= snapshot - 5 ? s : undefined;
-    }, { timeoutMs: WAIT_MS, intervalMs: 100 });
+    const compacted = await waitFor(
+      `node ${follower} to compact its log behind its latest snapshot`,
+      async () => {
+        const s = await c.status(follower);
+        const [first, snapshot, commit] = [Number(s.firstLogIndex), Number(s.snapshotIndex), Number(s.commitIndex)];
+        return first > 1 && snapshot > commit - 20 && first >= snapshot - 5 ? s : undefined;
+      },
+      { timeoutMs: WAIT_MS, intervalMs: 100 },
+    );
     const firstIndex = Number(compacted.firstLogIndex);
     const only = [c.address(follower)];
 
     const run = await start(only, ['tail', '--from', '1']).run;
     expect(run.code).toBe(6);
     expect(run.stdout).toBe('');
-    expect(lines(run.stderr)).toEqual([expect.stringMatching(new RegExp(`^error: subscribe on .*the log starts at ${firstIndex}.*; to read what is left, use --from ${firstIndex}$`))]);
+    expect(lines(run.stderr)).toEqual([
+      expect.stringMatching(new RegExp(`^error: subscribe on .*the log starts at ${firstIndex}.*; to read what is left, use --from ${firstIndex}$`)),
+    ]);
 
     const json = await start(only, ['--json', 'tail', '--from', '1']).run;
     expect(json.code).toBe(6);
-    expect(JSON.parse(json.stderr)).toMatchObject({ error: { kind: 'compacted', code: 'OUT_OF_RANGE', operation: 'subscribe', fromIndex: 1, firstIndex } });
+    expect(JSON.parse(json.stderr)).toMatchObject({
+      error: { kind: 'compacted', code: 'OUT_OF_RANGE', operation: 'subscribe', fromIndex: 1, firstIndex },
+    });
 
     const rest = await start(only, ['tail', '--from', String(firstIndex), '--kinds', 'append']).run;
     expect(rest.code).toBe(0);

@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { attemptFailure, clientSideFailure, failureOfCall, reasonOf, type CallFailure } from '../../src/client/call-failure.js';
+import { attemptFailure, type CallFailure, clientSideFailure, failureOfCall, reasonOf } from '../../src/client/call-failure.js';
 
 const { status } = grpc;
 const ENDPOINT = '127.0.0.1:7001';
@@ -41,8 +41,7 @@ describe('failureOfCall: where a call failed', () => {
   });
 
   it('grpc-js failing the call while picking a connection means nothing was sent; the cause is kept in short', () => {
-    const details =
-      'No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:7001. Resolution note: ';
+    const details = 'No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:7001. Resolution note: ';
     const failure = failureOfCall(ENDPOINT, serviceError(status.UNAVAILABLE, details, new grpc.Metadata()), false);
     expect(failure).toMatchObject({
       code: status.UNAVAILABLE,

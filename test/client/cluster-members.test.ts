@@ -9,16 +9,16 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   RaftLogClient,
-  RaftLogError,
+  type RaftLogClientOptions,
+  type RaftLogError,
   RaftLogFailedPreconditionError,
   RaftLogIndeterminateError,
   RaftLogInvalidArgumentError,
   RaftLogUnavailableError,
-  type RaftLogClientOptions,
 } from '../../src/client/index.js';
-import { FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
-import { waitFor } from '../support/wait-for.js';
+import { type FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
 import { rejection } from '../support/rejection.js';
+import { waitFor } from '../support/wait-for.js';
 
 let clients: RaftLogClient[] = [];
 let fakes: FakeRaftLogServer[] = [];
@@ -102,7 +102,7 @@ describe('RaftLogClient membership: the lifecycle of a new member', () => {
     expect(roles(list.members)).toEqual(['n1:voter', 'n2:voter', 'n4:voter']);
   });
 
-  it('shows the learner and its role in every node\'s Status', async () => {
+  it("shows the learner and its role in every node's Status", async () => {
     const nodes = await cluster(2);
     const c = client(nodes.map((node) => node.endpoint));
     await c.memberAdd('n3', '127.0.0.1:7003', { learner: true });
@@ -186,7 +186,9 @@ describe('RaftLogClient membership: refusals and failures', () => {
 
     const error = await rejection(c.memberAdd('n3', '127.0.0.1:7003', { learner: true, deadlineMs: 500 }));
     expect(error).toBeInstanceOf(RaftLogIndeterminateError);
-    expect((error as RaftLogError).message).toMatch(/^memberAdd on 127\.0\.0\.1:\d+: no reply before the deadline; the write may or may not have been committed \(DEADLINE_EXCEEDED\)$/);
+    expect((error as RaftLogError).message).toMatch(
+      /^memberAdd on 127\.0\.0\.1:\d+: no reply before the deadline; the write may or may not have been committed \(DEADLINE_EXCEEDED\)$/,
+    );
     expect(nodes.map((node) => node.calls.MemberAdd)).toEqual([1, 0]);
 
     const list = await waitFor('the late change to show', async () => {
@@ -199,7 +201,12 @@ describe('RaftLogClient membership: refusals and failures', () => {
   it('memberList with no leader anywhere ends UNAVAILABLE after trying every node', async () => {
     const nodes = await cluster(2);
     for (const node of nodes) node.alwaysUnavailable();
-    const error = await rejection(client(nodes.map((node) => node.endpoint), { deadlineMs: 800 }).memberList());
+    const error = await rejection(
+      client(
+        nodes.map((node) => node.endpoint),
+        { deadlineMs: 800 },
+      ).memberList(),
+    );
     expect(error).toBeInstanceOf(RaftLogUnavailableError);
     expect(nodes.every((node) => node.calls.MemberList >= 1)).toBe(true);
   });

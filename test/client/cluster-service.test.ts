@@ -89,7 +89,10 @@ function standIn(options: StandInOptions): StandIn {
 async function serve(node: RaftNode): Promise<string> {
   const server = new grpc.Server();
   servers.push(server);
-  server.addService(clusterServiceDefinition, createClusterService(() => node, pino({ level: 'silent' })));
+  server.addService(
+    clusterServiceDefinition,
+    createClusterService(() => node, pino({ level: 'silent' })),
+  );
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
   });
@@ -143,7 +146,11 @@ describe('the Cluster service on the leader', () => {
   });
 
   it('hands add, promote and remove to the node as single changes and answers with the committed configuration and its index', async () => {
-    const after: ClusterConfig = { voters: ['n1', 'n2', 'n3'], learners: ['n4', 'n5'], addresses: { ...THREE_AND_A_LEARNER.addresses, n5: '10.0.0.5:7001' } };
+    const after: ClusterConfig = {
+      voters: ['n1', 'n2', 'n3'],
+      learners: ['n4', 'n5'],
+      addresses: { ...THREE_AND_A_LEARNER.addresses, n5: '10.0.0.5:7001' },
+    };
     const leader = standIn({
       id: 'n1',
       leader: 'n1',

@@ -5,18 +5,18 @@
  * resumes after its committed position, and autoCommit as the caller takes
  * entries and on close(). Waits are conditions with generous deadlines.
  */
-import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type LogSubscription,
   RaftLogClient,
   RaftLogFailedPreconditionError,
   RaftLogInvalidArgumentError,
-  type LogSubscription,
   type SubscribedEntry,
 } from '../../src/client/index.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { rejection } from '../support/rejection.js';
-import { waitFor } from '../support/wait-for.js';
 import { take } from '../support/take-entries.js';
+import { waitFor } from '../support/wait-for.js';
 
 const WAIT_MS = 60_000;
 

@@ -9,12 +9,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  RaftLogClient,
-  RaftLogError,
-  RaftLogIndeterminateError,
   type AppendResult,
   type LogRecord,
+  RaftLogClient,
   type RaftLogClientOptions,
+  RaftLogError,
+  RaftLogIndeterminateError,
 } from '../../src/client/index.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { rejection } from '../support/rejection.js';
@@ -86,10 +86,15 @@ function withProducerId(request: ReceivedRequest, producerId: string): ReceivedR
 }
 
 describe('exactly-once appends while the leader is SIGKILLed', () => {
-  it('every call succeeds or throws; each success is in the log once, at the index it was given; no record is in the log twice', { timeout: 240_000 }, async () => {
+  it('every call succeeds or throws; each success is in the log once, at the index it was given; no record is in the log twice', {
+    timeout: 240_000,
+  }, async () => {
     const cluster = await startCluster();
     const leader = await cluster.waitForLeader(cluster.ids, WAIT_MS);
-    const writer = client(cluster.ids.map((id) => cluster.address(id)), { exactlyOnce: true, deadlineMs: 30_000 });
+    const writer = client(
+      cluster.ids.map((id) => cluster.address(id)),
+      { exactlyOnce: true, deadlineMs: 30_000 },
+    );
 
     const total = 150;
     const concurrency = 15;
@@ -125,7 +130,8 @@ describe('exactly-once appends while the leader is SIGKILLed', () => {
     const log = await committedLog(writer, cluster.address(newLeader), sentinel.index);
     const places = placesOfRecords(log);
 
-    for (const { i, result } of successes) expect({ record: `kill-${i}`, at: places.get(`kill-${i}`) }).toEqual({ record: `kill-${i}`, at: [result.index] });
+    for (const { i, result } of successes)
+      expect({ record: `kill-${i}`, at: places.get(`kill-${i}`) }).toEqual({ record: `kill-${i}`, at: [result.index] });
     for (const [record, at] of places) expect({ record, at }).toEqual({ record, at: at.slice(0, 1) });
 
     console.log(
@@ -192,9 +198,11 @@ describe('a lost reply is retried with the same stamp and applied once', () => {
 describe('a session the cluster no longer knows', () => {
   it('refused at the first sending: the client registers a new session and the write is applied once under it', async () => {
     const cluster = await startCluster();
-    const proxy = await proxyTo(cluster.address('n1'), (call, before): ProxyPlan =>
-      // As if the cluster had forgotten the session: the first append reaches it with an id it does not know.
-      call.method === 'Append' && before === 0 ? { request: withProducerId(call.request, UNKNOWN_PRODUCER_ID) } : {},
+    const proxy = await proxyTo(
+      cluster.address('n1'),
+      (call, before): ProxyPlan =>
+        // As if the cluster had forgotten the session: the first append reaches it with an id it does not know.
+        call.method === 'Append' && before === 0 ? { request: withProducerId(call.request, UNKNOWN_PRODUCER_ID) } : {},
     );
     const writer = client([proxy.endpoint], { exactlyOnce: true, deadlineMs: 20_000 });
 
@@ -240,8 +248,9 @@ describe('without exactlyOnce the old rules stand', () => {
     ['a forwarding hop answers UNKNOWN', { code: grpc.status.UNKNOWN, details: 'the forwarded call failed after it was sent' }],
   ])('%s: indeterminate, never retried, no stamp sent; the write was applied once', async (_, lostAnswer) => {
     const cluster = await startCluster();
-    const proxy = await proxyTo(cluster.address('n1'), (call, before): ProxyPlan =>
-      call.method === 'Append' && before === 0 ? { answer: lostAnswer } : {},
+    const proxy = await proxyTo(
+      cluster.address('n1'),
+      (call, before): ProxyPlan => (call.method === 'Append' && before === 0 ? { answer: lostAnswer } : {}),
     );
     const writer = client([proxy.endpoint], { deadlineMs: 4_000 });
 

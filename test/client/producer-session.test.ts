@@ -6,8 +6,8 @@
  * forgets the session.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { MAX_UNACKNOWLEDGED_WRITES } from '../../src/node/producer-sessions.js';
 import { MAX_SEQUENCE_SPAN, ProducerSession, type ProducerWrite } from '../../src/client/producer-session.js';
+import { MAX_UNACKNOWLEDGED_WRITES } from '../../src/node/producer-sessions.js';
 
 /** A registration the test resolves or rejects when it likes. */
 function pendingRegistration(): { register: () => Promise<number>; calls: () => number; resolve(id: number): void; reject(error: Error): void } {

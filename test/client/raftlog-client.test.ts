@@ -4,17 +4,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   FIRST_INDEX_METADATA_KEY,
   RaftLogClient,
+  type RaftLogClientOptions,
   RaftLogCompactedError,
   RaftLogDeadlineExceededError,
   RaftLogError,
   RaftLogIndeterminateError,
   RaftLogInvalidArgumentError,
   RaftLogUnavailableError,
-  type RaftLogClientOptions,
 } from '../../src/client/index.js';
 import { FakeCluster, FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
-import { waitFor } from '../support/wait-for.js';
 import { rejection } from '../support/rejection.js';
+import { waitFor } from '../support/wait-for.js';
 
 const text = (bytes: Uint8Array | null) => (bytes === null ? null : new TextDecoder().decode(bytes));
 
@@ -155,7 +155,11 @@ describe('RaftLogClient failover', () => {
 
   it('a leader with too much waiting to commit (RESOURCE_EXHAUSTED): certainly not written, retried after a pause, done once it takes it', async () => {
     const [n1] = await cluster(1);
-    n1!.script('Put', { kind: 'fail', code: grpc.status.RESOURCE_EXHAUSTED, details: 'node n1 (term 2): 67108864 bytes of proposals await commit' }, 2);
+    n1!.script(
+      'Put',
+      { kind: 'fail', code: grpc.status.RESOURCE_EXHAUSTED, details: 'node n1 (term 2): 67108864 bytes of proposals await commit' },
+      2,
+    );
     const c = client([n1!.endpoint], { discoverLeader: false });
     const put = await c.put('k', 'v');
     expect(put.endpoint).toBe(n1!.endpoint);
@@ -198,9 +202,7 @@ describe('RaftLogClient failover', () => {
     // It went round the endpoints, more than once, backing off in between.
     for (const node of nodes) expect(node.calls.Put).toBeGreaterThanOrEqual(1);
     expect(unavailable.attempts.length).toBeGreaterThan(4);
-    expect(new Set(unavailable.attempts.map((attempt) => attempt.endpoint))).toEqual(
-      new Set([...nodes.map((node) => node.endpoint), down]),
-    );
+    expect(new Set(unavailable.attempts.map((attempt) => attempt.endpoint))).toEqual(new Set([...nodes.map((node) => node.endpoint), down]));
     expect(unavailable.message).toMatch(/^put: no node could take the request/);
     expect(unavailable.message).toContain('no leader is known');
     expect(unavailable.message).toContain(down);
@@ -383,13 +385,21 @@ describe('RaftLogClient.readLog at compacted positions', () => {
   it('reports OUT_OF_RANGE without a usable first index as a plain RaftLogError, not a compaction', async () => {
     const [n1] = await cluster(1);
     n1!.script('ReadLog', { kind: 'fail', code: grpc.status.OUT_OF_RANGE, details: 'out of range' });
-    n1!.script('ReadLog', { kind: 'fail', code: grpc.status.OUT_OF_RANGE, details: 'out of range', trailers: { [FIRST_INDEX_METADATA_KEY]: 'soon' } });
+    n1!.script('ReadLog', {
+      kind: 'fail',
+      code: grpc.status.OUT_OF_RANGE,
+      details: 'out of range',
+      trailers: { [FIRST_INDEX_METADATA_KEY]: 'soon' },
+    });
     const c = client([n1!.endpoint]);
     for (let i = 0; i < 2; i++) {
       const error = await rejection(c.readLog(1));
       expect(error).toBeInstanceOf(RaftLogError);
       expect(error).not.toBeInstanceOf(RaftLogCompactedError);
-      expect(error).toMatchObject({ code: grpc.status.OUT_OF_RANGE, message: `readLog on ${n1!.endpoint} failed: the node answered OUT_OF_RANGE: out of range` });
+      expect(error).toMatchObject({
+        code: grpc.status.OUT_OF_RANGE,
+        message: `readLog on ${n1!.endpoint} failed: the node answered OUT_OF_RANGE: out of range`,
+      });
     }
   });
 });

@@ -8,22 +8,22 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { RaftLogMethods, SubscribeRequest } from '../../src/api/client-api.js';
 import {
   FIRST_INDEX_METADATA_KEY,
+  type LogSubscription,
   RaftLogClient,
   RaftLogCompactedError,
   RaftLogError,
   RaftLogInvalidArgumentError,
-  type LogSubscription,
   type SubscribedEntry,
   type SubscribeOptions,
 } from '../../src/client/index.js';
-import type { RaftLogMethods, SubscribeRequest } from '../../src/api/client-api.js';
 import { raftLogService } from '../../src/client/proto.js';
 import { freePort, ProcessCluster } from '../support/process-cluster.js';
 import { rejection } from '../support/rejection.js';
-import { waitFor } from '../support/wait-for.js';
 import { take } from '../support/take-entries.js';
+import { waitFor } from '../support/wait-for.js';
 
 type OutgoingReply = RaftLogMethods['Subscribe']['outgoingReply'];
 type SubscribeCall = grpc.ServerWritableStream<SubscribeRequest, OutgoingReply>;
@@ -115,7 +115,14 @@ function appendEntry(index: number, record = `r${index}`) {
 
 /** A reply covering first..last holding appends at `indexes`. */
 function reply(first: number, last: number, indexes: readonly number[] = range(first, last), node = 'n1'): OutgoingReply {
-  return { entries: indexes.map((index) => appendEntry(index)), firstIndex: first, lastIndex: last, commitIndex: Math.max(last, 1), node, leader: 'n1' };
+  return {
+    entries: indexes.map((index) => appendEntry(index)),
+    firstIndex: first,
+    lastIndex: last,
+    commitIndex: Math.max(last, 1),
+    node,
+    leader: 'n1',
+  };
 }
 
 function endWith(call: SubscribeCall, code: grpc.status, details: string, trailers: Record<string, string> = {}): void {
@@ -229,7 +236,9 @@ describe('subscribe() against scripted nodes', () => {
 
   it('a start one node no longer holds is read from another node that still does: nodes compact (and keep changes) each on its own', async () => {
     const compacted = await ScriptedNode.start('a', (call) =>
-      endWith(call, grpc.status.OUT_OF_RANGE, 'node a: cannot read changes from index 1: the changes view starts at 40', { [FIRST_INDEX_METADATA_KEY]: '40' }),
+      endWith(call, grpc.status.OUT_OF_RANGE, 'node a: cannot read changes from index 1: the changes view starts at 40', {
+        [FIRST_INDEX_METADATA_KEY]: '40',
+      }),
     );
     const holding = await ScriptedNode.start('b', async (call) => {
       await holding.send(call, reply(1, 2, [1, 2], 'b'));
@@ -372,11 +381,15 @@ describe('subscribe() against scripted nodes', () => {
     expect((await take(subscription, 1))[0]?.index).toBe(1);
     // Wait until the node's writes stop moving: the caller holds entry 1 and takes nothing more.
     let seen = -1;
-    await waitFor('the node to stop getting replies out', () => {
-      const settled = node.written === seen;
-      seen = node.written;
-      return settled;
-    }, { timeoutMs: WAIT_MS, intervalMs: 1000 });
+    await waitFor(
+      'the node to stop getting replies out',
+      () => {
+        const settled = node.written === seen;
+        seen = node.written;
+        return settled;
+      },
+      { timeoutMs: WAIT_MS, intervalMs: 1000 },
+    );
     // 256 KiB replies: the one handed out, one queued, one held at the gate, and what HTTP/2's
     // windows take. Reading on into grpc-js's own buffer (16 replies) would exceed this.
     expect(node.written).toBeLessThan(12);
@@ -511,7 +524,11 @@ describe('subscribe() on a cluster of node processes', () => {
     })();
 
     try {
-      await waitFor('appends acknowledged and received on the follower', () => readError !== null || (acknowledged.size >= 30 && received.length >= 20), WAIT_MS);
+      await waitFor(
+        'appends acknowledged and received on the follower',
+        () => readError !== null || (acknowledged.size >= 30 && received.length >= 20),
+        WAIT_MS,
+      );
       expect(subscription.node).toBe(follower);
       await fault(c, follower);
       const atFault = acknowledged.size;
@@ -545,11 +562,16 @@ describe('subscribe() on a cluster of node processes', () => {
     const firstIndexes = new Map<string, number>();
     for (const id of cluster.ids) {
       const address = cluster.address(id);
-      const status = await waitFor(`${id} to snapshot and compact its log`, async () => {
-        const s = await c.status(address);
-        const settled = s.appliedIndex >= last && s.appliedIndex - s.snapshotIndex < 50 && s.snapshotIndex > 0 && s.firstLogIndex === s.snapshotIndex - 9;
-        return settled ? s : undefined;
-      }, WAIT_MS);
+      const status = await waitFor(
+        `${id} to snapshot and compact its log`,
+        async () => {
+          const s = await c.status(address);
+          const settled =
+            s.appliedIndex >= last && s.appliedIndex - s.snapshotIndex < 50 && s.snapshotIndex > 0 && s.firstLogIndex === s.snapshotIndex - 9;
+          return settled ? s : undefined;
+        },
+        WAIT_MS,
+      );
       expect(status.firstLogIndex).toBeGreaterThan(1);
       firstIndexes.set(address, status.firstLogIndex);
     }
@@ -564,7 +586,7 @@ describe('subscribe() on a cluster of node processes', () => {
     expect(first?.index).toBe(firstIndex);
   });
 
-  it('a caller that holds on to an entry holds up neither its client\'s other calls nor anything it is shown later', async () => {
+  it("a caller that holds on to an entry holds up neither its client's other calls nor anything it is shown later", async () => {
     cluster = await ProcessCluster.start(3);
     const leader = await cluster.waitForLeader(cluster.ids, WAIT_MS);
     const follower = cluster.ids.find((id) => id !== leader) as string;

@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it, vi } from 'vitest';
 import { attemptFailure, type CallFailure } from '../../src/client/call-failure.js';
 import {
+  type AttemptFailure,
   FIRST_INDEX_METADATA_KEY,
   RaftLogCompactedError,
   RaftLogDeadlineExceededError,
@@ -17,9 +18,9 @@ import {
   RaftLogIndeterminateError,
   RaftLogInvalidArgumentError,
   RaftLogUnavailableError,
-  type AttemptFailure,
 } from '../../src/client/errors.js';
 import {
+  type CallTraits,
   closedError,
   compactedError,
   isUnknownProducer,
@@ -27,7 +28,6 @@ import {
   outOfTimeError,
   unavailableError,
   verdict,
-  type CallTraits,
 } from '../../src/client/verdicts.js';
 import { stateRefusal } from '../../src/node/errors.js';
 import { ProducerSessions } from '../../src/node/producer-sessions.js';
@@ -111,9 +111,7 @@ describe('verdict: a write that may have been committed is indeterminate and nev
     const { error, attempts } = judge(aWrite, sentThenFailed(status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
     expect(error).toBeInstanceOf(RaftLogIndeterminateError);
     expect(error).toMatchObject({ operation: 'put', code: status.DEADLINE_EXCEEDED, codeName: 'DEADLINE_EXCEEDED', endpoint: ENDPOINT, attempts });
-    expect(error?.message).toBe(
-      `put on ${ENDPOINT}: no reply before the deadline; the write may or may not have been committed (DEADLINE_EXCEEDED)`,
-    );
+    expect(error?.message).toBe(`put on ${ENDPOINT}: no reply before the deadline; the write may or may not have been committed (DEADLINE_EXCEEDED)`);
   });
 
   it('a write whose connection was lost after it was sent', () => {
@@ -132,9 +130,7 @@ describe('verdict: a write that may have been committed is indeterminate and nev
   });
 
   it('a write the node itself answered DEADLINE_EXCEEDED (it may still commit)', () => {
-    expect(judge(aWrite, nodeAnswered(status.DEADLINE_EXCEEDED, 'not committed in time')).error).toBeInstanceOf(
-      RaftLogIndeterminateError,
-    );
+    expect(judge(aWrite, nodeAnswered(status.DEADLINE_EXCEEDED, 'not committed in time')).error).toBeInstanceOf(RaftLogIndeterminateError);
   });
 
   it('a write whose status the client made up itself, even one that looks definite (RESOURCE_EXHAUSTED: a reply over the size limit)', () => {
@@ -267,9 +263,7 @@ describe('verdict: after close()', () => {
     const { error, attempts } = judge(aWrite, { ...sentThenFailed(status.CANCELLED, 'Cancelled on client'), closed: true });
     expect(error).toBeInstanceOf(RaftLogIndeterminateError);
     expect(error).toMatchObject({ code: status.CANCELLED, endpoint: ENDPOINT, attempts });
-    expect(error?.message).toBe(
-      `put on ${ENDPOINT}: the client was closed while the write was under way; it may or may not have been committed`,
-    );
+    expect(error?.message).toBe(`put on ${ENDPOINT}: the client was closed while the write was under way; it may or may not have been committed`);
   });
 
   it('a write that was never sent ends as closed (CANCELLED, no endpoint), not indeterminate', () => {
@@ -349,9 +343,7 @@ describe('unavailableError: the call found no node to take it', () => {
   });
 
   it('says "1 attempt" for one', () => {
-    expect(unavailableError('status', [failed('a:1', 'could not connect')], 5).message).toBe(
-      'status on a:1: could not connect (1 attempt in 5 ms)',
-    );
+    expect(unavailableError('status', [failed('a:1', 'could not connect')], 5).message).toBe('status on a:1: could not connect (1 attempt in 5 ms)');
   });
 
   it('after attempts on several endpoints, sums up each one’s latest reason in the order they were first tried; the last attempt’s endpoint is the one named', () => {

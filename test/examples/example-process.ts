@@ -2,7 +2,7 @@
  * The key-files example as a child process (node --import tsx, so that
  * signals reach it, not a wrapper), its output read line by line.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -50,10 +50,14 @@ export class ExampleProcess {
 
   static start(options: ExampleStart): ExampleProcess {
     const args = [
-      '--endpoints', options.endpoints.join(','),
-      '--dir', options.dir,
-      '--consumer', options.consumer,
-      '--key-prefix', options.keyPrefix,
+      '--endpoints',
+      options.endpoints.join(','),
+      '--dir',
+      options.dir,
+      '--consumer',
+      options.consumer,
+      '--key-prefix',
+      options.keyPrefix,
     ];
     const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -8,14 +8,17 @@
 export function duplicatedIndexes(journaled: readonly number[]): number[] {
   const seen = new Map<number, number>();
   for (const index of journaled) seen.set(index, (seen.get(index) ?? 0) + 1);
-  return [...seen].filter(([, count]) => count > 1).map(([index]) => index).sort((a, b) => a - b);
+  return [...seen]
+    .filter(([, count]) => count > 1)
+    .map(([index]) => index)
+    .sort((a, b) => a - b);
 }
 
 /** What is wrong with the journal (its indexes in file order) against the indexes that changed a key; empty when nothing is. */
 export function journalProblems(journaled: readonly number[], changing: readonly number[]): string[] {
   const problems: string[] = [];
   const lines = new Map<number, number[]>();
-  journaled.forEach((index, i) => lines.set(index, [...(lines.get(index) ?? []), i + 1]));
+  for (const [i, index] of journaled.entries()) lines.set(index, [...(lines.get(index) ?? []), i + 1]);
   for (const index of duplicatedIndexes(journaled)) {
     const at = lines.get(index) as number[];
     problems.push(`duplicate: index ${index} journaled ${at.length} times (lines ${at.join(', ')}): applied more than once`);

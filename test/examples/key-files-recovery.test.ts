@@ -9,7 +9,7 @@ import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { journalLine, lastBatch, parseJournal, readJournal, type JournalEntry } from '../../examples/key-files/journal.js';
+import { type JournalEntry, journalLine, lastBatch, parseJournal, readJournal } from '../../examples/key-files/journal.js';
 import { keyFileName, MAX_HEX_NAMED_KEY_BYTES } from '../../examples/key-files/key-files.js';
 import { JOURNAL_FILE, KEYS_DIR, LOCK_FILE, recoverView } from '../../examples/key-files/subscriber.js';
 import { duplicatedIndexes, journalProblems } from './journal-check.js';
@@ -32,7 +32,12 @@ const put = (index: number, batch: number, key: string, value: string): JournalE
   kind: 'put',
   changes: [{ key: bytes(key), after: bytes(value) }],
 });
-const del = (index: number, batch: number, key: string): JournalEntry => ({ index, batch, kind: 'delete', changes: [{ key: bytes(key), after: null }] });
+const del = (index: number, batch: number, key: string): JournalEntry => ({
+  index,
+  batch,
+  kind: 'delete',
+  changes: [{ key: bytes(key), after: null }],
+});
 const keyFile = (dir: string, key: string): string => join(dir, KEYS_DIR, keyFileName(bytes(key)));
 const contentOf = (file: string): Promise<string | null> => readFile(file, 'utf8').catch(() => null);
 
@@ -56,7 +61,7 @@ describe('the journal', () => {
     expect(() => parseJournal(Buffer.from('not json\n'), 'j.log')).toThrow(/j\.log line 1: not JSON/);
   });
 
-  it('takes as last batch the lines that share the last line\'s batch', () => {
+  it("takes as last batch the lines that share the last line's batch", () => {
     const entries = [put(2, 2, 'a', '1'), put(3, 2, 'b', '1'), put(5, 5, 'a', '2'), del(6, 5, 'b')];
     expect(lastBatch(entries).map((entry) => entry.index)).toEqual([5, 6]);
     expect(lastBatch([])).toEqual([]);
@@ -64,11 +69,13 @@ describe('the journal', () => {
 });
 
 describe('recovery on start', () => {
-  it('cuts off a torn line, writes the last batch\'s key files again and removes temporary files; earlier files stay as they are', async () => {
+  it("cuts off a torn line, writes the last batch's key files again and removes temporary files; earlier files stay as they are", async () => {
     const dir = await tempDir();
     await mkdir(join(dir, KEYS_DIR));
     // Batch 2 was applied. Batch 4 was journaled, then the crash came while its files were written; entry 7's line is torn.
-    const journal = [put(2, 2, 'a', 'a1'), put(3, 2, 'd', 'd1'), put(4, 4, 'b', 'b2'), del(5, 4, 'a'), put(6, 4, 'c', 'c3')].map(journalLine).join('');
+    const journal = [put(2, 2, 'a', 'a1'), put(3, 2, 'd', 'd1'), put(4, 4, 'b', 'b2'), del(5, 4, 'a'), put(6, 4, 'c', 'c3')]
+      .map(journalLine)
+      .join('');
     const torn = '{"index":7,"batch":7,"kind":"put","cha';
     await writeFile(join(dir, JOURNAL_FILE), journal + torn);
     await writeFile(keyFile(dir, 'a'), 'a1');
@@ -116,7 +123,9 @@ describe('the directory lock', () => {
   it('refuses a second subscriber on a directory in use, and lets one in once the first has closed', async () => {
     const dir = await tempDir();
     const first = await recoverView(dir, () => undefined);
-    await expect(recoverView(dir, () => undefined)).rejects.toThrow(new RegExp(`held by process ${process.pid}: another subscriber runs on this directory`));
+    await expect(recoverView(dir, () => undefined)).rejects.toThrow(
+      new RegExp(`held by process ${process.pid}: another subscriber runs on this directory`),
+    );
     await first.close();
     const second = await recoverView(dir, () => undefined);
     await second.close();

@@ -22,10 +22,10 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RaftLogClient } from '../../src/client/index.js';
 import { readJournal } from '../../examples/key-files/journal.js';
 import { keyFileName } from '../../examples/key-files/key-files.js';
 import { JOURNAL_FILE, KEYS_DIR } from '../../examples/key-files/subscriber.js';
+import { RaftLogClient } from '../../src/client/index.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { ExampleProcess, killAllExamples } from './example-process.js';
 import { duplicatedIndexes, journalProblems } from './journal-check.js';
@@ -199,7 +199,9 @@ describe(`key-files example: crash and resume (seed ${SEED})`, () => {
     expect(redelivered.length).toBeGreaterThan(0);
     expect(second.skipped).toEqual([]);
     const problems = journalProblems(journaled, changing);
-    const reportedDuplicates = problems.filter((problem) => problem.startsWith('duplicate:')).map((problem) => Number(/index (\d+)/.exec(problem)?.[1]));
+    const reportedDuplicates = problems
+      .filter((problem) => problem.startsWith('duplicate:'))
+      .map((problem) => Number(/index (\d+)/.exec(problem)?.[1]));
     expect(reportedDuplicates).toEqual(redelivered);
     expect(duplicatedIndexes(journaled)).toEqual(redelivered);
     expect(problems.filter((problem) => problem.startsWith('missing:') || problem.startsWith('unexpected:'))).toEqual([]);
@@ -208,7 +210,7 @@ describe(`key-files example: crash and resume (seed ${SEED})`, () => {
     await expectKeyFilesMatchCluster(outcome.dir, outcome.keys);
   });
 
-  it('refuses to start on a directory whose journal ends before the consumer\'s position (the entries went to another directory)', async () => {
+  it("refuses to start on a directory whose journal ends before the consumer's position (the entries went to another directory)", async () => {
     const consumer = 'key-files-elsewhere';
     const written = await raftlog().put('elsewhere/k', 'v');
     await raftlog().commitPosition(consumer, written.index);
@@ -218,7 +220,9 @@ describe(`key-files example: crash and resume (seed ${SEED})`, () => {
     const example = ExampleProcess.start({ endpoints: endpoints(), dir, consumer, keyPrefix: 'elsewhere/' });
     const exit = await example.waitForExit(WAIT_MS);
     expect(exit, example.transcript()).toEqual({ code: 1, signal: null });
-    expect(example.stderr).toContain(`consumer ${consumer} is at position ${written.index}, past the last entry journaled in ${join(dir, JOURNAL_FILE)} (0)`);
+    expect(example.stderr).toContain(
+      `consumer ${consumer} is at position ${written.index}, past the last entry journaled in ${join(dir, JOURNAL_FILE)} (0)`,
+    );
     expect(example.applied).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { FAILPOINTS } from '../../src/node/failpoints.js';
 import { NEMESIS_KINDS, type NemesisKind } from './nemesis.js';
-import { JEPSEN_DEFAULTS, runJepsen, type JepsenOptions } from './run.js';
+import { JEPSEN_DEFAULTS, type JepsenOptions, runJepsen } from './run.js';
 import { formatSummary } from './summary.js';
 import { PLANTED_BUGS, type PlantedBug } from './workloads/subscriber-journal.js';
 
@@ -61,26 +61,47 @@ async function main(): Promise<void> {
     .option('--rate <ops>', 'target operations per second, all clients', positiveInt('--rate'), JEPSEN_DEFAULTS.rate)
     .option('--keys <n>', 'register keys in use at once', positiveInt('--keys'), JEPSEN_DEFAULTS.keys)
     .option('--ops-per-key <n>', 'operations before a key is retired for a fresh one', positiveInt('--ops-per-key'), JEPSEN_DEFAULTS.opsPerKey)
-    .addOption(new Option('--read <mode>', 'linearizable, or local (stale reads: expect a failure)').choices(['linearizable', 'local']).default(JEPSEN_DEFAULTS.readMode))
+    .addOption(
+      new Option('--read <mode>', 'linearizable, or local (stale reads: expect a failure)')
+        .choices(['linearizable', 'local'])
+        .default(JEPSEN_DEFAULTS.readMode),
+    )
     .option('--op-timeout <ms>', 'deadline of every client call', positiveInt('--op-timeout'), JEPSEN_DEFAULTS.opTimeoutMs)
-    .option('--seed <n>', 'seed of the schedule and the clients\' choices', positiveInt('--seed'), JEPSEN_DEFAULTS.seed)
+    .option('--seed <n>', "seed of the schedule and the clients' choices", positiveInt('--seed'), JEPSEN_DEFAULTS.seed)
     .option('--fault-interval <ms>', 'mean quiet time before each fault of a kind', positiveInt('--fault-interval'), JEPSEN_DEFAULTS.faultIntervalMs)
     .option('--fault-min <ms>', 'shortest fault', positiveInt('--fault-min'), JEPSEN_DEFAULTS.minFaultMs)
     .option('--fault-max <ms>', 'longest fault', positiveInt('--fault-max'), JEPSEN_DEFAULTS.maxFaultMs)
-    .option('--liveness-timeout <ms>', 'after healing, a leader and a write must come within this', positiveInt('--liveness-timeout'), JEPSEN_DEFAULTS.livenessTimeoutMs)
+    .option(
+      '--liveness-timeout <ms>',
+      'after healing, a leader and a write must come within this',
+      positiveInt('--liveness-timeout'),
+      JEPSEN_DEFAULTS.livenessTimeoutMs,
+    )
     .option('--checker-timeout <ms>', 'linearizability search budget per key', positiveInt('--checker-timeout'), JEPSEN_DEFAULTS.checkerTimeoutMs)
-    .option('--node-log-level <level>', 'the nodes\' --log-level', JEPSEN_DEFAULTS.nodeLogLevel)
-    .option('--snapshot-entries <n>', 'passed to every node: snapshot every N applied entries and compact (0: never; default: the node\'s)', nonNegativeInt('--snapshot-entries'))
-    .option('--retain-entries <m>', 'passed to every node: log entries kept behind a snapshot (default: the node\'s)', nonNegativeInt('--retain-entries'))
+    .option('--node-log-level <level>', "the nodes' --log-level", JEPSEN_DEFAULTS.nodeLogLevel)
+    .option(
+      '--snapshot-entries <n>',
+      "passed to every node: snapshot every N applied entries and compact (0: never; default: the node's)",
+      nonNegativeInt('--snapshot-entries'),
+    )
+    .option(
+      '--retain-entries <m>',
+      "passed to every node: log entries kept behind a snapshot (default: the node's)",
+      nonNegativeInt('--retain-entries'),
+    )
     .option(
       '--retries',
       'append: append through the client library with exactlyOnce, retrying a write whose outcome was unknown with the same producer stamp ' +
-        '(each call\'s deadline 5 × --op-timeout); the subscribe workload always does',
+        "(each call's deadline 5 × --op-timeout); the subscribe workload always does",
     )
-    .option('--subscribers <n>', 'subscribe: plain subscribers from index 1, the first streams pinned to the nodes in turn (default: one per node)', positiveInt('--subscribers'))
+    .option(
+      '--subscribers <n>',
+      'subscribe: plain subscribers from index 1, the first streams pinned to the nodes in turn (default: one per node)',
+      positiveInt('--subscribers'),
+    )
     .option('--consumers <n>', 'subscribe: durable consumers that commit, crash and resume', nonNegativeInt('--consumers'), JEPSEN_DEFAULTS.consumers)
     .addOption(
-      new Option('--bug <name>', 'subscribe: plant a bug in the test\'s own subscriber code, which the checker must report (the run fails)').choices([
+      new Option('--bug <name>', "subscribe: plant a bug in the test's own subscriber code, which the checker must report (the run fails)").choices([
         ...PLANTED_BUGS,
       ]),
     )
@@ -92,7 +113,7 @@ async function main(): Promise<void> {
     .option(
       '--soak <seconds>',
       'a long run: --time SECONDS on 5 nodes with every nemesis (disk and membership included) and compaction every 1000 entries, ' +
-        'each node\'s memory sampled; flags given beside it win',
+        "each node's memory sampled; flags given beside it win",
       positiveInt('--soak'),
     )
     .option('--out <dir>', 'output folder (default: a new folder under jepsen-results/)')
@@ -135,7 +156,8 @@ async function main(): Promise<void> {
     if (!given('retainEntries')) o.retainEntries = 100;
   }
   if (o.faultMax < o.faultMin) program.error('--fault-max must not be below --fault-min');
-  if (o.bug !== undefined && o.workload !== 'subscribe') program.error('--bug plants a bug in the subscribe workload: use it with --workload subscribe');
+  if (o.bug !== undefined && o.workload !== 'subscribe')
+    program.error('--bug plants a bug in the subscribe workload: use it with --workload subscribe');
   if (o.nemesis.includes('membership') && Number(o.maxNodes) < Number(o.nodes)) program.error('--max-nodes must not be below --nodes');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const out = resolve(o.out ?? join('jepsen-results', `${stamp}-${o.workload}-seed${o.seed}`));

@@ -78,11 +78,7 @@ export function countSnapshotEvents(logText: string): SnapshotEvents {
   return counts;
 }
 
-export function compactionReport(
-  settings: CompactionSettings,
-  finals: readonly NodeFinal[],
-  logs: ReadonlyMap<string, string>,
-): CompactionReport {
+export function compactionReport(settings: CompactionSettings, finals: readonly NodeFinal[], logs: ReadonlyMap<string, string>): CompactionReport {
   return {
     settings,
     nodes: finals.map((f) => ({

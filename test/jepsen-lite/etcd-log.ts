@@ -10,7 +10,7 @@
  * are EDN: `nil`, integers, vectors, and keywords where a timed-out operation
  * has no result.
  */
-import { COMPARE_FAILED, type ClientEvent, type OperationF, type OperationType } from './history.js';
+import { type ClientEvent, COMPARE_FAILED, type OperationF, type OperationType } from './history.js';
 
 /** The whole file is one register. */
 export const ETCD_KEY = 'etcd';

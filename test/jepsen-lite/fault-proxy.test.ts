@@ -6,9 +6,7 @@ import { FaultNetwork } from './fault-proxy.js';
 /** A node stand-in that answers every byte with the same byte, upper-cased. */
 async function shoutServer(): Promise<{ server: Server; port: number }> {
   const server = createServer((socket) => socket.on('data', (chunk: Buffer) => socket.write(chunk.toString().toUpperCase())));
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
-  );
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
   return { server, port };
 }
 

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { checkLinearizability, formatViolation, windowAsHistory, type KeyVerdict } from './checkers/linearizability.js';
-import { registerOperationsByKey, type RegisterOp } from './checkers/register-operations.js';
-import { RegisterProblem, WHOLE_HISTORY } from './checkers/register-problem.js';
+import { checkLinearizability, formatViolation, type KeyVerdict, windowAsHistory } from './checkers/linearizability.js';
 import { findFailingWindow } from './checkers/local-scan.js';
+import { type RegisterOp, registerOperationsByKey } from './checkers/register-operations.js';
+import { RegisterProblem, WHOLE_HISTORY } from './checkers/register-problem.js';
 import { ETCD_KEY, ETCD_LINE_NS, parseEtcdLog } from './etcd-log.js';
-import { COMPARE_FAILED, isNemesisEvent, parseHistory, type ClientEvent } from './history.js';
+import { type ClientEvent, COMPARE_FAILED, isNemesisEvent, parseHistory } from './history.js';
 
 const MS = 1_000_000;
 
@@ -142,12 +142,7 @@ describe('the violation window', () => {
 
   it('marks operations that cross its edges, which only may have taken effect', () => {
     // The stale read of 2 after the write of 3 is the violation; p3's long write of 5 straddles its start.
-    const events = [
-      ...op(1, 'write', 2, 2, 4),
-      ...op(3, 'write', 5, 3, 20),
-      ...op(0, 'write', 3, 7, 8),
-      ...op(2, 'read', null, 9, 10, { read: 2 }),
-    ];
+    const events = [...op(1, 'write', 2, 2, 4), ...op(3, 'write', 5, 3, 20), ...op(0, 'write', 3, 7, 8), ...op(2, 'read', null, 9, 10, { read: 2 })];
     const verdict = verdictFor(checkLinearizability(events).keys, 'k');
     expect(verdict.valid).toBe(false);
     const text = formatViolation(verdict);

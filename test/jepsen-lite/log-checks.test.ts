@@ -52,7 +52,12 @@ describe('log agreement over compacted windows', () => {
   });
 
   it('fails when two nodes hold different entries at an index inside their overlap', () => {
-    const n2 = node('n2', 6, 10, range(6, 10).map((i) => (i === 8 ? entry(8, 'forged', 2) : entry(i))));
+    const n2 = node(
+      'n2',
+      6,
+      10,
+      range(6, 10).map((i) => (i === 8 ? entry(8, 'forged', 2) : entry(i))),
+    );
     const verdict = checkLogAgreement([node('n1', 1, 10), n2, node('n3', 9, 10)]);
     expect(verdict.valid).toBe(false);
     expect(verdict.problems).toEqual([`n1 and n2 differ at index 8: term 1 ${APPEND} a8 vs term 2 ${APPEND} forged`]);
@@ -60,7 +65,12 @@ describe('log agreement over compacted windows', () => {
   });
 
   it('fails when a window skips an index, even if every entry it holds agrees with the others', () => {
-    const holed = node('n2', 6, 10, [6, 7, 9, 10].map((i) => entry(i)));
+    const holed = node(
+      'n2',
+      6,
+      10,
+      [6, 7, 9, 10].map((i) => entry(i)),
+    );
     const verdict = checkLogAgreement([node('n1', 1, 10), holed, node('n3', 9, 10)]);
     expect(verdict.valid).toBe(false);
     expect(verdict.problems).toContain('n2: its window from 6 skips: entry 3 of it has index 9, expected 8');
@@ -68,7 +78,15 @@ describe('log agreement over compacted windows', () => {
   });
 
   it('fails when a window ends before the commit index the node reported', () => {
-    const verdict = checkLogAgreement([node('n1', 1, 10), node('n2', 6, 10, range(6, 9).map((i) => entry(i)))]);
+    const verdict = checkLogAgreement([
+      node('n1', 1, 10),
+      node(
+        'n2',
+        6,
+        10,
+        range(6, 9).map((i) => entry(i)),
+      ),
+    ]);
     expect(verdict.valid).toBe(false);
     expect(verdict.problems).toEqual(['n2: commit index 10 and first index 6, so 5 committed entries held, but 4 read']);
   });
@@ -138,7 +156,11 @@ describe('appends against the windows held', () => {
       [valueAt(8), 'ok', 8],
       ...[1, 3, 7, 9, 10].map((i) => [valueAt(i), 'info'] as const),
     ]);
-    const observed = { entries: [entry(1), entry(2), entry(3), entry(8, 'rewritten', 3)], missed: 0, anomalies: ['n2 answered ReadLog from 4 with entry 6 where 4 was due'] };
+    const observed = {
+      entries: [entry(1), entry(2), entry(3), entry(8, 'rewritten', 3)],
+      missed: 0,
+      anomalies: ['n2 answered ReadLog from 4 with entry 6 where 4 was due'],
+    };
     const verdict = checkAppends(history, [node('n1', 7, 10)], observed);
     expect(verdict.valid).toBe(false);
     expect(verdict.problems).toEqual([
@@ -165,11 +187,7 @@ describe('appends against the windows held', () => {
     const log = (i: number) => (i === 3 || i === 9 ? entry(i, 'twice') : entry(i));
     const n1 = node('n1', 1, 10, range(1, 10).map(log));
     const n2 = node('n2', 6, 10, range(6, 10).map(log));
-    const history = appends([
-      [valueAt(2), 'fail'],
-      ['twice', 'info'],
-      ...[1, 4, 5, 6, 7, 8, 10].map((i) => [valueAt(i), 'info'] as const),
-    ]);
+    const history = appends([[valueAt(2), 'fail'], ['twice', 'info'], ...[1, 4, 5, 6, 7, 8, 10].map((i) => [valueAt(i), 'info'] as const)]);
     const verdict = checkAppends(history, [n1, n2]);
     expect(verdict.valid).toBe(false);
     expect(verdict.problems).toEqual(['failed append a2 is in the log at 2', 'append twice is in the log 2 times, at 3, 9']);
@@ -181,10 +199,7 @@ describe('appends with retries (exactly-once writes): no record in the log twice
     // A write whose answer was lost is sent again under the same producer stamp; a cluster that applied both copies
     // would leave the record at two indexes. Here a3 (acknowledged at 3) is at 8 too, and a5 (unknown outcome) at 9 too.
     const copies = (i: number) => (i === 8 ? entry(8, valueAt(3)) : i === 9 ? entry(9, valueAt(5)) : entry(i));
-    const history = appends([
-      ...[1, 2, 3, 4, 6, 7, 10].map((i) => [valueAt(i), 'ok', i] as const),
-      [valueAt(5), 'info'],
-    ]);
+    const history = appends([...[1, 2, 3, 4, 6, 7, 10].map((i) => [valueAt(i), 'ok', i] as const), [valueAt(5), 'info']]);
     const verdict = checkAppends(history, [node('n1', 1, 10, range(1, 10).map(copies)), node('n2', 6, 10, range(6, 10).map(copies))]);
     expect(verdict.valid).toBe(false);
     expect(verdict.problems).toEqual(['acknowledged append a3 is in the log 2 times, at 3, 8', 'append a5 is in the log 2 times, at 5, 9']);

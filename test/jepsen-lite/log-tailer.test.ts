@@ -69,7 +69,7 @@ describe('LogTailer', () => {
     expect(observed.missed).toBeGreaterThanOrEqual(compactedTo);
     expect(observed.entries[0]?.index).toBe(observed.missed + 1);
     // Every index up to where it stopped was read once or counted as missed.
-    observed.entries.forEach((entry, i) => expect(entry.index).toBe(observed.missed + 1 + i));
+    for (const [i, entry] of observed.entries.entries()) expect(entry.index).toBe(observed.missed + 1 + i);
     expect(observed.missed + observed.entries.length).toBeGreaterThanOrEqual(commitIndex);
     // Every write made while it ran was read exactly once.
     const read = observed.entries.map((e) => e.record);

@@ -85,10 +85,7 @@ export class LogTailer {
     }
     const others = this.nodes().filter((id) => id !== preferred && this.cluster.isRunning(id));
     answers.push(...(await Promise.all(others.map((id) => this.ask(id)))));
-    const best = answers.reduce<Answer | null>(
-      (a, b) => ((b.page?.entries.length ?? 0) > (a?.page?.entries.length ?? 0) ? b : a),
-      null,
-    );
+    const best = answers.reduce<Answer | null>((a, b) => ((b.page?.entries.length ?? 0) > (a?.page?.entries.length ?? 0) ? b : a), null);
     if (best?.page != null && best.page.entries.length > 0) {
       this.preferred = best.node;
       return this.take(best.node, best.page);

@@ -29,16 +29,16 @@
  * is allowed.
  */
 import {
+  type RaftLogClient,
   RaftLogError,
   RaftLogFailedPreconditionError,
   RaftLogInvalidArgumentError,
   RaftLogUnavailableError,
-  type RaftLogClient,
 } from '../../src/client/index.js';
 import type { SeededRandom } from '../../src/raft/random.js';
 import type { ProcessCluster } from '../support/process-cluster.js';
 import type { HistoryRecorder } from './recorder.js';
-import { describeConfiguration, type Configuration, type Roster } from './roster.js';
+import { type Configuration, describeConfiguration, type Roster } from './roster.js';
 
 /** Who owns a node while a membership step works on it (see Roster.claim). */
 export const MEMBERSHIP_CLAIM = 'membership';
@@ -176,7 +176,9 @@ export class MembershipNemesis {
     const victim = await this.chooseVictim(candidates, config, random);
     if (victim === null) return false;
     if (action === 'remove') {
-      return this.run('remove', `remove ${victim.id}${victim.leader ? ' (leader)' : ''}`, [victim.id], () => this.remove(victim.id, victim.leader), [victim.id]);
+      return this.run('remove', `remove ${victim.id}${victim.leader ? ' (leader)' : ''}`, [victim.id], () => this.remove(victim.id, victim.leader), [
+        victim.id,
+      ]);
     }
     const description = `replace ${victim.id}${victim.leader ? ' (leader)' : ''} with a spare (kill, add, remove)`;
     return this.run('replace', description, [victim.id], () => this.replace(victim.id, victim.leader, random), [victim.id]);
@@ -196,7 +198,9 @@ export class MembershipNemesis {
       // Without some members there may be no leader to ask: start those last known not to be running.
       for (const id of roster.members()) {
         if (cluster.isRunning(id)) continue;
-        this.note(`no leader answered after the heal; ${id}, a member as last read (${describeConfiguration(roster.configuration)}), is not running: starting it`);
+        this.note(
+          `no leader answered after the heal; ${id}, a member as last read (${describeConfiguration(roster.configuration)}), is not running: starting it`,
+        );
         cluster.startNode(id);
       }
       config = await roster.readCommitted(Math.max(1, deadline - Date.now()));
@@ -213,7 +217,10 @@ export class MembershipNemesis {
       const member = config.voters.includes(id) || config.learners.includes(id);
       if (member && !cluster.isRunning(id)) {
         // Every deliberate stop holds a claim: this member's process ended by itself.
-        this.exitedUnexpectedly(id, `a ${config.voters.includes(id) ? 'voter' : 'learner'} of ${describeConfiguration(config)} (index ${config.configIndex})`);
+        this.exitedUnexpectedly(
+          id,
+          `a ${config.voters.includes(id) ? 'voter' : 'learner'} of ${describeConfiguration(config)} (index ${config.configIndex})`,
+        );
         this.note(`member ${id} is not running: starting it from its data`);
         cluster.startNode(id);
       } else if (!member && cluster.isRunning(id)) {
@@ -237,7 +244,13 @@ export class MembershipNemesis {
   }
 
   /** Records the step as a window in the history around `body`, which returns what came of it. */
-  private async run(action: string, description: string, nodes: readonly string[], body: () => Promise<string>, claimed: readonly string[] = []): Promise<boolean> {
+  private async run(
+    action: string,
+    description: string,
+    nodes: readonly string[],
+    body: () => Promise<string>,
+    claimed: readonly string[] = [],
+  ): Promise<boolean> {
     const { recorder, roster, log } = this.options;
     const fault = recorder.faultStarted(`start-member-${action}`, 'membership', description, nodes);
     this.counts.steps++;
@@ -270,7 +283,15 @@ export class MembershipNemesis {
     const via = roster.runningMembers();
     const started = Date.now();
     const address = await cluster.startJoining(id, via);
-    const up = await this.until(JOINER_UP_MS, async () => cluster.isRunning(id) && (await cluster.status(id).then(() => true, () => false)));
+    const up = await this.until(
+      JOINER_UP_MS,
+      async () =>
+        cluster.isRunning(id) &&
+        (await cluster.status(id).then(
+          () => true,
+          () => false,
+        )),
+    );
     if (up) return { address };
     await cluster.kill(id);
     return `${id} did not come up with --join ${via.join(',')} within ${((Date.now() - started) / 1000).toFixed(1)} s${this.options.stopping() ? ' (the run ended)' : ''}; not added`;
@@ -336,7 +357,8 @@ export class MembershipNemesis {
   /** Removes voter `id` (claimed by the caller) and waits for its process to exit. */
   private async remove(id: string, leader: boolean): Promise<string> {
     const config = await this.refresh();
-    if (config !== null && config.voters.length - 1 < this.options.minVoters) return `not removed: ${describeConfiguration(config)} is at the minimum`;
+    if (config !== null && config.voters.length - 1 < this.options.minVoters)
+      return `not removed: ${describeConfiguration(config)} is at the minimum`;
     const removal = await this.removeMember(id, CHANGE_WITHIN_MS);
     if (removal !== 'removed') return removal;
     if (leader) this.counts.leaderRemoved++;

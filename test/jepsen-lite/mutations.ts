@@ -12,18 +12,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NemesisKind } from './nemesis.js';
-import { JEPSEN_DEFAULTS, runJepsen, type JepsenOptions } from './run.js';
+import { JEPSEN_DEFAULTS, type JepsenOptions, runJepsen } from './run.js';
 
 /** Each planted bug, and the workload whose checkers should see it. */
-export const MUTATIONS: readonly { readonly bug: string; readonly workload: JepsenOptions['workload']; readonly nemesis: readonly NemesisKind[] }[] = [
-  { bug: 'bug-read-local', workload: 'register', nemesis: ['partition', 'kill'] },
-  { bug: 'bug-reply-before-commit', workload: 'append', nemesis: ['partition', 'kill'] },
-  { bug: 'bug-drop-forward-error', workload: 'append', nemesis: ['partition', 'kill'] },
-];
+export const MUTATIONS: readonly { readonly bug: string; readonly workload: JepsenOptions['workload']; readonly nemesis: readonly NemesisKind[] }[] =
+  [
+    { bug: 'bug-read-local', workload: 'register', nemesis: ['partition', 'kill'] },
+    { bug: 'bug-reply-before-commit', workload: 'append', nemesis: ['partition', 'kill'] },
+    { bug: 'bug-drop-forward-error', workload: 'append', nemesis: ['partition', 'kill'] },
+  ];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { seeds: { type: 'string', default: '1,2,3' }, time: { type: 'string', default: '30' }, bugs: { type: 'string' }, out: { type: 'string' } },
+    options: {
+      seeds: { type: 'string', default: '1,2,3' },
+      time: { type: 'string', default: '30' },
+      bugs: { type: 'string' },
+      out: { type: 'string' },
+    },
   });
   const seeds = values.seeds.split(',').map(Number);
   const timeSeconds = Number(values.time);

@@ -1,5 +1,5 @@
-import { SeededRandom } from '../../src/raft/random.js';
 import type { StatusReply } from '../../src/node/client-proto.js';
+import { SeededRandom } from '../../src/raft/random.js';
 import type { ProcessCluster } from '../support/process-cluster.js';
 import type { FaultNetwork } from './fault-proxy.js';
 import { MembershipNemesis, type MembershipReport } from './membership-nemesis.js';

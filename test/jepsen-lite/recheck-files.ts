@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NodeFinal } from './checkers/log-checks.js';
-import { isNemesisEvent, type HistoryEvent } from './history.js';
+import { type HistoryEvent, isNemesisEvent } from './history.js';
 
 export const RECHECK_README = `What this folder holds, for checking the verdict again with your own tools:
 

@@ -36,10 +36,34 @@ const kill = { start: 0.63 * DURATION_NS, end: 0.73 * DURATION_NS, node: 'n2' };
 const HANG = { worker: 1, at: 0.85 * DURATION_NS };
 
 const nemesis: NemesisEvent[] = [
-  { process: 'nemesis', type: 'info', f: 'start-partition', value: { fault: 1, kind: 'partition', description: 'n1 n2 | n3', nodes: ['n3'] }, time: partition.start },
-  { process: 'nemesis', type: 'info', f: 'stop-partition', value: { fault: 1, kind: 'partition', description: 'n1 n2 | n3', nodes: ['n3'] }, time: partition.end },
-  { process: 'nemesis', type: 'info', f: 'kill', value: { fault: 2, kind: 'kill', description: 'kill n2 (leader)', nodes: ['n2'] }, time: kill.start },
-  { process: 'nemesis', type: 'info', f: 'restart', value: { fault: 2, kind: 'kill', description: 'kill n2 (leader)', nodes: ['n2'] }, time: kill.end },
+  {
+    process: 'nemesis',
+    type: 'info',
+    f: 'start-partition',
+    value: { fault: 1, kind: 'partition', description: 'n1 n2 | n3', nodes: ['n3'] },
+    time: partition.start,
+  },
+  {
+    process: 'nemesis',
+    type: 'info',
+    f: 'stop-partition',
+    value: { fault: 1, kind: 'partition', description: 'n1 n2 | n3', nodes: ['n3'] },
+    time: partition.end,
+  },
+  {
+    process: 'nemesis',
+    type: 'info',
+    f: 'kill',
+    value: { fault: 2, kind: 'kill', description: 'kill n2 (leader)', nodes: ['n2'] },
+    time: kill.start,
+  },
+  {
+    process: 'nemesis',
+    type: 'info',
+    f: 'restart',
+    value: { fault: 2, kind: 'kill', description: 'kill n2 (leader)', nodes: ['n2'] },
+    time: kill.end,
+  },
 ];
 
 const client: ClientEvent[] = [];
@@ -89,7 +113,14 @@ const ops = client.filter((e) => e.type === 'invoke').length;
 
 const html = renderReport({
   title: `jepsen-lite: register, partition+kill, 3 nodes, seed ${SEED} (synthetic sample)`,
-  settings: { workload: 'register', nemesis: 'partition,kill', nodes: NODES.length, concurrency: WORKERS, 'time-limit': `${DURATION_NS / 1e9} s`, seed: SEED },
+  settings: {
+    workload: 'register',
+    nemesis: 'partition,kill',
+    nodes: NODES.length,
+    concurrency: WORKERS,
+    'time-limit': `${DURATION_NS / 1e9} s`,
+    seed: SEED,
+  },
   events,
   checkers: [
     { name: 'linearizable', valid: true, summary: `${ops} operations, linearizable` },

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ClientEvent, HistoryEvent, NemesisEvent, OperationF } from './history.js';
-import { DOWNSAMPLE_ABOVE_OPS, renderReport, type ReportInput } from './report-html.js';
+import { DOWNSAMPLE_ABOVE_OPS, type ReportInput, renderReport } from './report-html.js';
 
 const MS = 1e6;
 const SIZE_LIMIT = 15 * 1024 * 1024;
@@ -48,8 +48,11 @@ function fault(id: number, kind: string, description: string, startMs: number, e
 
 const byTime = (events: HistoryEvent[]): HistoryEvent[] => [...events].sort((a, b) => a.time - b.time);
 
-const report = (events: HistoryEvent[], checkers: ReportInput['checkers'] = [{ name: 'linearizable', valid: true, summary: 'ok' }], title = 'a run') =>
-  renderReport({ title, settings: { nodes: 3, seed: 7 }, events: byTime(events), checkers });
+const report = (
+  events: HistoryEvent[],
+  checkers: ReportInput['checkers'] = [{ name: 'linearizable', valid: true, summary: 'ok' }],
+  title = 'a run',
+) => renderReport({ title, settings: { nodes: 3, seed: 7 }, events: byTime(events), checkers });
 
 /** The first SVG chart of a class, so bars are not confused with scatter points. */
 function chart(html: string, name: 'timeline' | 'latency'): string {
@@ -271,7 +274,13 @@ describe('fault windows', () => {
       ...op(0, 'read', 'k1', null, 0, 3000, 'ok'),
       ...fault(1, 'slow', 'slow n1 (50 ms)', 1000, 2000),
       // A nemesis that retries its stop must not stretch the window.
-      { process: 'nemesis', type: 'info', f: 'stop-slow', value: { fault: 1, kind: 'slow', description: 'slow n1 (50 ms)' }, time: 2500 * MS } satisfies NemesisEvent,
+      {
+        process: 'nemesis',
+        type: 'info',
+        f: 'stop-slow',
+        value: { fault: 1, kind: 'slow', description: 'slow n1 (50 ms)' },
+        time: 2500 * MS,
+      } satisfies NemesisEvent,
     ];
     const timeline = chart(report(events), 'timeline');
     const bands = rects(timeline, 'band');
@@ -314,7 +323,11 @@ function longRun(opCount: number, workers = 10): { events: HistoryEvent[]; outco
     if (outcome === 'info') processOf[worker] = p + workers;
     clock[worker] = end + 55 + random() * 10;
   }
-  const events = [...client, ...fault(1, 'partition', 'n1 n2 | n3', partition[0] ?? 0, partition[1] ?? 0), ...fault(2, 'kill', 'kill n2', kill[0] ?? 0, kill[1] ?? 0)];
+  const events = [
+    ...client,
+    ...fault(1, 'partition', 'n1 n2 | n3', partition[0] ?? 0, partition[1] ?? 0),
+    ...fault(2, 'kill', 'kill n2', kill[0] ?? 0, kill[1] ?? 0),
+  ];
   return { events, outcomes };
 }
 

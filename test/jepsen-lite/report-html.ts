@@ -9,7 +9,7 @@
  * says exactly what was aggregated or sampled so nobody mistakes a sampled
  * scatter for the whole history.
  */
-import { isNemesisEvent, type ClientEvent, type HistoryEvent, type NemesisEvent } from './history.js';
+import { type ClientEvent, type HistoryEvent, isNemesisEvent, type NemesisEvent } from './history.js';
 
 export interface ReportInput {
   /** e.g. "jepsen-lite: register, partition+kill, 3 nodes, seed 7" */
@@ -124,8 +124,7 @@ function analyse(events: readonly HistoryEvent[]): Analysis {
   for (const invoke of pending.values()) closed.push({ invoke, completion: null });
 
   const ops: Op[] = closed.map(({ invoke, completion }) => {
-    const result =
-      completion !== null && completion.value !== undefined && !sameJson(completion.value, invoke.value) ? completion.value : undefined;
+    const result = completion !== null && completion.value !== undefined && !sameJson(completion.value, invoke.value) ? completion.value : undefined;
     return {
       process: invoke.process,
       f: invoke.f,
@@ -144,7 +143,8 @@ function analyse(events: readonly HistoryEvent[]): Analysis {
 
   const anomalies: string[] = [];
   if (orphanCompletions > 0) anomalies.push(`${orphanCompletions} completion(s) without an outstanding invocation were ignored`);
-  if (doubleInvokes > 0) anomalies.push(`${doubleInvokes} invocation(s) were followed by another invocation of the same process; drawn as never completed`);
+  if (doubleInvokes > 0)
+    anomalies.push(`${doubleInvokes} invocation(s) were followed by another invocation of the same process; drawn as never completed`);
 
   return { ops, faults: faultWindows(nemesis, endTime), endTime, anomalies };
 }
@@ -427,7 +427,9 @@ function timeline(analysis: Analysis, downsampled: boolean): { svg: string; note
   }
   parts.push('</g>', xAxis(x, top, bottom));
   parts.push(`<rect class="frame" x="${PLOT_LEFT}" y="${top}" width="${PLOT_WIDTH}" height="${bottom - top}"/>`);
-  parts.push(`<text class="label" x="14" y="${n1((top + bottom) / 2)}" transform="rotate(-90 14 ${n1((top + bottom) / 2)})" text-anchor="middle">process</text>`);
+  parts.push(
+    `<text class="label" x="14" y="${n1((top + bottom) / 2)}" transform="rotate(-90 14 ${n1((top + bottom) / 2)})" text-anchor="middle">process</text>`,
+  );
   parts.push('</svg>');
   return { svg: parts.join(''), note };
 }
@@ -630,7 +632,7 @@ function countsTable(ops: readonly Op[]): string {
   const totals = [0, 0, 0, 0];
   const rows = fs.map((f) => {
     const row = byF.get(f) ?? [];
-    row.forEach((n, i) => (totals[i] = (totals[i] ?? 0) + n));
+    for (const [i, n] of row.entries()) totals[i] = (totals[i] ?? 0) + n;
     return countRow(escapeHtml(f), row);
   });
   rows.push(countRow('all', totals, 'total'));
@@ -671,7 +673,9 @@ function legend(faults: readonly FaultWindow[], withPending: boolean, shapes: bo
   if (withPending) items.push(`<span><span class="swatch pending"></span>never completed (runs to the end)</span>`);
   if (shapes) {
     for (const [f, shape] of SHAPE_LEGEND) {
-      items.push(`<span><svg class="glyph" viewBox="-5 -5 10 10" width="12" height="12">${marker(f, 0, 0, 'class="glyph-mark"', '')}</svg>${f} (${shape})</span>`);
+      items.push(
+        `<span><svg class="glyph" viewBox="-5 -5 10 10" width="12" height="12">${marker(f, 0, 0, 'class="glyph-mark"', '')}</svg>${f} (${shape})</span>`,
+      );
     }
   }
   const kinds = [...new Set(faults.map((f) => f.kind))];

@@ -6,7 +6,7 @@
  * nemeses, the final checks) asks the roster, so that a member added during
  * the run is used and a removed one is left alone.
  */
-import { RaftLogClient, RaftLogError, type MemberList } from '../../src/client/index.js';
+import { type MemberList, RaftLogClient, RaftLogError } from '../../src/client/index.js';
 import type { ProcessCluster } from '../support/process-cluster.js';
 
 /** A cluster configuration as the leader reported it. */

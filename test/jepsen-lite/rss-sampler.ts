@@ -8,7 +8,9 @@ import type { ProcessCluster } from '../support/process-cluster.js';
 
 export interface RssFigures {
   /** MiB, per node: the first sample, the highest, the last. */
-  readonly nodes: Readonly<Record<string, { readonly firstMiB: number; readonly maxMiB: number; readonly lastMiB: number; readonly samples: number }>>;
+  readonly nodes: Readonly<
+    Record<string, { readonly firstMiB: number; readonly maxMiB: number; readonly lastMiB: number; readonly samples: number }>
+  >;
   readonly intervalMs: number;
 }
 
@@ -35,7 +37,12 @@ export class RssSampler {
         const mib = pid === undefined ? null : await rssMiB(pid);
         if (mib === null) continue;
         const known = this.figures.get(id);
-        this.figures.set(id, known === undefined ? { firstMiB: mib, maxMiB: mib, lastMiB: mib, samples: 1 } : { ...known, maxMiB: Math.max(known.maxMiB, mib), lastMiB: mib, samples: known.samples + 1 });
+        this.figures.set(
+          id,
+          known === undefined
+            ? { firstMiB: mib, maxMiB: mib, lastMiB: mib, samples: 1 }
+            : { ...known, maxMiB: Math.max(known.maxMiB, mib), lastMiB: mib, samples: known.samples + 1 },
+        );
       }
     };
     void sample();
@@ -49,7 +56,9 @@ export class RssSampler {
     return {
       intervalMs: this.intervalMs,
       nodes: Object.fromEntries(
-        [...this.figures].sort(([a], [b]) => a.localeCompare(b)).map(([id, f]) => [id, { firstMiB: round(f.firstMiB), maxMiB: round(f.maxMiB), lastMiB: round(f.lastMiB), samples: f.samples }]),
+        [...this.figures]
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([id, f]) => [id, { firstMiB: round(f.firstMiB), maxMiB: round(f.maxMiB), lastMiB: round(f.lastMiB), samples: f.samples }]),
       ),
     };
   }

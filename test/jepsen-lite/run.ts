@@ -4,22 +4,30 @@ import type { StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { failpointEnvironment, setFailpoint } from '../support/failpoint-control.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { checkLinearizability, formatViolation } from './checkers/linearizability.js';
-import { checkAppends, checkDigests, checkLogAgreement, committedLog, type CheckVerdict, type NodeFinal, type ObservedLog } from './checkers/log-checks.js';
+import {
+  type CheckVerdict,
+  checkAppends,
+  checkDigests,
+  checkLogAgreement,
+  committedLog,
+  type NodeFinal,
+  type ObservedLog,
+} from './checkers/log-checks.js';
 import { checkConsumerPositions, checkSubscriptions } from './checkers/subscribe-checks.js';
-import { compactionArgs, compactionReport, describeCompaction, type CompactionReport } from './compaction.js';
+import { type CompactionReport, compactionArgs, compactionReport, describeCompaction } from './compaction.js';
 import { FaultNetwork } from './fault-proxy.js';
-import { formatHistory, type ClientEvent } from './history.js';
+import { type ClientEvent, formatHistory } from './history.js';
+import { LogTailer } from './log-tailer.js';
 import type { MembershipReport } from './membership-nemesis.js';
 import { Nemesis, type NemesisKind } from './nemesis.js';
-import { LogTailer } from './log-tailer.js';
 import { readHeldLog } from './read-log.js';
+import { writeRecheckFiles } from './recheck-files.js';
 import { HistoryRecorder } from './recorder.js';
 import { renderReport } from './report-html.js';
 import { describeConfiguration, Roster } from './roster.js';
-import { writeRecheckFiles } from './recheck-files.js';
-import { RssSampler, type RssFigures } from './rss-sampler.js';
+import { type RssFigures, RssSampler } from './rss-sampler.js';
 import { runAppendWorkload } from './workloads/append.js';
-import { runRegisterWorkload, type ReadMode } from './workloads/register.js';
+import { type ReadMode, runRegisterWorkload } from './workloads/register.js';
 import { runSubscribeWorkload, type SubscribeOutcome, type SubscriptionReport } from './workloads/subscribe.js';
 import { formatJournal, type PlantedBug } from './workloads/subscriber-journal.js';
 
@@ -171,8 +179,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     cluster = await ProcessCluster.start(options.nodes, ['--cluster', 'jepsen-lite', ...compactionArgs(compactionSettings)], {
       logLevel: options.nodeLogLevel,
       // A node reaches each peer through the proxy of that direction; it listens on its own address.
-      peersOf: (id, addresses) =>
-        founders.map((peer) => `${peer}=${peer === id ? addresses.get(id) : network.address(id, peer)}`).join(','),
+      peersOf: (id, addresses) => founders.map((peer) => `${peer}=${peer === id ? addresses.get(id) : network.address(id, peer)}`).join(','),
       // The same proxies for every id, founders and members added later alike, whatever address the configuration records.
       envOf: (id) => ({
         RAFTLOG_TEST_PEER_ROUTES: peerRoutes(id, ids, network),
@@ -389,10 +396,7 @@ function subscriptionCheckers(
   observed: ObservedLog | undefined,
 ): CheckerResult[] {
   const log = committedLog(finals, observed);
-  return [
-    fromVerdict(checkSubscriptions({ history, subscribers: subscribed.records, log })),
-    fromVerdict(checkConsumerPositions(history)),
-  ];
+  return [fromVerdict(checkSubscriptions({ history, subscribers: subscribed.records, log })), fromVerdict(checkConsumerPositions(history))];
 }
 
 function fromVerdict(verdict: CheckVerdict): CheckerResult {
@@ -476,7 +480,10 @@ async function collectFinals(
     statuses = [];
     answers.forEach((answer, i) => {
       if (answer.status === 'fulfilled') statuses.push(answer.value);
-      else missing.push(`${nodes[i]}: ${(answer.reason as Error).message}${cluster.isRunning(nodes[i] as string) ? '' : ' (its process is not running)'}`);
+      else
+        missing.push(
+          `${nodes[i]}: ${(answer.reason as Error).message}${cluster.isRunning(nodes[i] as string) ? '' : ' (its process is not running)'}`,
+        );
     });
   }
   const finals: NodeFinal[] = [];

@@ -12,9 +12,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type ClientEvent, parseHistory } from './history.js';
+import { JEPSEN_DEFAULTS, type JepsenOptions, type JepsenResult, runJepsen } from './run.js';
 import { formatSummary } from './summary.js';
-import { parseHistory, type ClientEvent } from './history.js';
-import { JEPSEN_DEFAULTS, runJepsen, type JepsenOptions, type JepsenResult } from './run.js';
 
 const outputs: string[] = [];
 afterAll(async () => {
@@ -78,7 +78,12 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
     expect(result.counts.append?.ok ?? 0).toBeGreaterThan(500);
     // The folder holds what a third party needs to check the verdict again: each node's committed log and digest,
     // and the fault schedule, beside the history.
-    const digests = JSON.parse(await readFile(join(result.out, 'finals', 'digests.json'), 'utf8')) as { node: string; commitIndex: number; firstIndex: number; digest: string }[];
+    const digests = JSON.parse(await readFile(join(result.out, 'finals', 'digests.json'), 'utf8')) as {
+      node: string;
+      commitIndex: number;
+      firstIndex: number;
+      digest: string;
+    }[];
     expect(digests.map((d) => d.node).sort()).toEqual(['n1', 'n2', 'n3']);
     for (const { node, commitIndex, firstIndex, digest } of digests) {
       expect(digest).toMatch(/^[0-9a-f]{64}$/);
@@ -88,7 +93,10 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
       expect(entries.at(-1)?.index).toBe(commitIndex);
       expect(entries.some((e) => e.kind === 'LOG_ENTRY_KIND_APPEND' && e.record !== '')).toBe(true);
     }
-    const schedule = (await readFile(join(result.out, 'nemesis.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { f: string });
+    const schedule = (await readFile(join(result.out, 'nemesis.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { f: string });
     expect(schedule.filter((e) => e.f === 'kill').length).toBe(result.faults.kill);
   }, 240_000);
 
@@ -116,8 +124,14 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
     expect(compaction?.nodes.length).toBe(3);
     // InstallSnapshot really happened, as the nodes' own log files say.
     const logs = await Promise.all(['n1', 'n2', 'n3'].map((id) => readFile(join(result.out, 'nodes', `${id}.log`), 'utf8')));
-    expect(logs.every((log) => log.includes('"event":"snapshot"')), formatSummary(result)).toBe(true);
-    expect(logs.some((log) => log.includes('"event":"snapshot-installed"')), formatSummary(result)).toBe(true);
+    expect(
+      logs.every((log) => log.includes('"event":"snapshot"')),
+      formatSummary(result),
+    ).toBe(true);
+    expect(
+      logs.some((log) => log.includes('"event":"snapshot-installed"')),
+      formatSummary(result),
+    ).toBe(true);
     // The log check compared the windows the nodes still hold, not whole logs.
     expect(result.checkers.find((c) => c.name === 'log agreement')?.summary).toMatch(/1\.\.\d+ compacted on every node/);
   }, 240_000);
@@ -183,10 +197,18 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
     expect(result.counts.append?.ok ?? 0, formatSummary(result)).toBeGreaterThan(200);
     // The readers did what the run claims: many entries each, streams moved off killed or cut-off nodes, consumers crashed and resumed.
     const readers = result.subscriptions?.readers ?? [];
-    expect(readers.map((r) => `${r.mode} ${r.pinnedTo}`).filter((r) => r.startsWith('plain')).sort()).toEqual(['plain n1', 'plain n2', 'plain n3']);
+    expect(
+      readers
+        .map((r) => `${r.mode} ${r.pinnedTo}`)
+        .filter((r) => r.startsWith('plain'))
+        .sort(),
+    ).toEqual(['plain n1', 'plain n2', 'plain n3']);
     expect(readers.filter((r) => r.mode === 'consumer')).toHaveLength(2);
     for (const reader of readers) expect(reader.delivered, formatSummary(result)).toBeGreaterThan(200);
-    expect(readers.reduce((sum, r) => sum + r.reconnects, 0), formatSummary(result)).toBeGreaterThan(0);
+    expect(
+      readers.reduce((sum, r) => sum + r.reconnects, 0),
+      formatSummary(result),
+    ).toBeGreaterThan(0);
     for (const consumer of readers.filter((r) => r.mode === 'consumer')) {
       expect(consumer.crashes, formatSummary(result)).toBeGreaterThan(0);
       expect(consumer.resumes, formatSummary(result)).toBeGreaterThan(0);
@@ -195,7 +217,10 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
     expect(result.counts.commit?.ok ?? 0).toBeGreaterThan(0);
     expect(result.counts.consumers?.ok ?? 0).toBeGreaterThan(0);
     // Each reader's journal is on disk, one JSON object per line, its entries in the order they were handed out.
-    const journal = (await readFile(join(result.out, 'subscribers', 's1.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { type?: string; index?: number });
+    const journal = (await readFile(join(result.out, 'subscribers', 's1.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type?: string; index?: number });
     expect(journal[0]).toMatchObject({ subscriber: 's1', mode: 'plain', pinnedTo: 'n1' });
     expect(journal.filter((e) => e.type === 'entry').length).toBe(readers.find((r) => r.name === 's1')?.delivered);
   }, 240_000);
@@ -226,8 +251,14 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
       'state digests': true,
     });
     const problems = (result.checkers.find((c) => c.name === 'subscriptions')?.details ?? '').split('\n');
-    expect(problems.every((p) => p.startsWith(`${bug?.victim}: `)), problems.join('\n')).toBe(true);
-    expect(problems.some((p) => /skipped index \d+ in subscription 1: after \d+ it was handed \d+ right after a reconnect/.test(p)), problems.join('\n')).toBe(true);
+    expect(
+      problems.every((p) => p.startsWith(`${bug?.victim}: `)),
+      problems.join('\n'),
+    ).toBe(true);
+    expect(
+      problems.some((p) => /skipped index \d+ in subscription 1: after \d+ it was handed \d+ right after a reconnect/.test(p)),
+      problems.join('\n'),
+    ).toBe(true);
   }, 240_000);
 
   it('a planted bug is caught: local (stale) reads under partitions are reported not linearizable', async () => {

@@ -14,7 +14,7 @@ import type { SubscribedEntry } from '../../src/client/index.js';
 import type { CommittedLog, FinalEntry } from './checkers/log-checks.js';
 import { checkConsumerPositions, checkSubscriptions } from './checkers/subscribe-checks.js';
 import type { ClientEvent, OperationType } from './history.js';
-import { SkipAfterReconnect, SubscriberJournal, type CrashKind, type JournalEvent, type SubscriberRecord } from './workloads/subscriber-journal.js';
+import { type CrashKind, type JournalEvent, SkipAfterReconnect, SubscriberJournal, type SubscriberRecord } from './workloads/subscriber-journal.js';
 
 const APPEND = 'LOG_ENTRY_KIND_APPEND';
 const NO_COMMAND = 'LOG_ENTRY_KIND_NO_COMMAND';
@@ -106,7 +106,13 @@ class Scenario {
   append(value: number, type: Exclude<OperationType, 'invoke'>, index?: number): this {
     const process = this.nextProcess++;
     const invoke: ClientEvent = { process, type: 'invoke', f: 'append', key: null, value, time: this.tick(), node: 'n1' };
-    this.history.push(invoke, { ...invoke, type, time: this.tick(), ...(index === undefined ? {} : { index }), ...(type === 'ok' ? {} : { error: 'test' }) });
+    this.history.push(invoke, {
+      ...invoke,
+      type,
+      time: this.tick(),
+      ...(index === undefined ? {} : { index }),
+      ...(type === 'ok' ? {} : { error: 'test' }),
+    });
     return this;
   }
 
@@ -114,7 +120,13 @@ class Scenario {
   commit(consumer: string, asked: number, type: Exclude<OperationType, 'invoke'> = 'ok', result = asked): this {
     const process = this.nextProcess++;
     const invoke: ClientEvent = { process, type: 'invoke', f: 'commit', key: consumer, value: asked, time: this.tick(), node: 'n1' };
-    this.history.push(invoke, { ...invoke, type, value: type === 'ok' ? result : asked, time: this.tick(), ...(type === 'ok' ? { index: 99 } : { error: 'test' }) });
+    this.history.push(invoke, {
+      ...invoke,
+      type,
+      value: type === 'ok' ? result : asked,
+      time: this.tick(),
+      ...(type === 'ok' ? { index: 99 } : { error: 'test' }),
+    });
     return this;
   }
 
@@ -180,7 +192,9 @@ describe('subscriptions: what every reader was handed, against the committed log
     const verdict = run.check();
     expect(verdict.valid).toBe(false);
     expect(verdict.problems).toHaveLength(1);
-    expect(verdict.problems[0]).toMatch(/^s1: skipped index 9 in subscription 1: after 8 it was handed 10 right after a reconnect from n1 to n2 at \d+\.\d{3} s$/);
+    expect(verdict.problems[0]).toMatch(
+      /^s1: skipped index 9 in subscription 1: after 8 it was handed 10 right after a reconnect from n1 to n2 at \d+\.\d{3} s$/,
+    );
   });
 
   it('fails a plain subscriber handed an entry twice', () => {
@@ -195,7 +209,11 @@ describe('subscriptions: what every reader was handed, against the committed log
   it('fails a reader handed a record at an index other than the committed one, where an append was acknowledged', () => {
     const run = new Scenario().acknowledged();
     run.plain('s1').start('n1').take(1, LAST).stop();
-    run.plain('s2', 'n2').start('n2').take(1, LAST, (e) => (e.index === 5 ? { ...e, record: '999' } : e)).stop();
+    run
+      .plain('s2', 'n2')
+      .start('n2')
+      .take(1, LAST, (e) => (e.index === 5 ? { ...e, record: '999' } : e))
+      .stop();
     const verdict = run.check();
     expect(verdict.valid).toBe(false);
     expect(verdict.problems).toEqual([
@@ -218,7 +236,10 @@ describe('subscriptions: what every reader was handed, against the committed log
     run.plain('s1').start('n1').take(1, LAST, twice).stop();
     const verdict = run.check(committed(range(1, LAST), twice));
     expect(verdict.valid).toBe(false);
-    expect(verdict.problems).toEqual([`s1: append 30 was handed out at index 20, but acknowledged at 3`, 'append 30 was handed out at two indexes: 3 (to s1) and 20 (to s1)']);
+    expect(verdict.problems).toEqual([
+      `s1: append 30 was handed out at index 20, but acknowledged at 3`,
+      'append 30 was handed out at two indexes: 3 (to s1) and 20 (to s1)',
+    ]);
   });
 
   it('fails an entry beyond the last committed index, an error that ended a subscription, and a reader that never caught up', () => {
@@ -248,7 +269,9 @@ describe('subscriptions: what every reader was handed, against the committed log
     const unexplained = new Scenario().acknowledged();
     unexplained.plain('s1').start('n1').take(1, 8).start('n1', 12).take(12, LAST).stop();
     const verdict = unexplained.check();
-    expect(verdict.problems).toEqual(['s1: subscription 2 started at index 12, but 9 was due and no node had answered that it compacted the indexes in between']);
+    expect(verdict.problems).toEqual([
+      's1: subscription 2 started at index 12, but 9 was due and no node had answered that it compacted the indexes in between',
+    ]);
   });
 
   it('compares indexes compacted on every node before anyone read them across readers', () => {
@@ -260,7 +283,11 @@ describe('subscriptions: what every reader was handed, against the committed log
 
     const differing = new Scenario().acknowledged(range(2, LAST).filter((i) => i !== 4));
     differing.plain('s1').start('n1').take(1, LAST).stop();
-    differing.plain('s2').start('n2').take(1, LAST, (e) => (e.index === 4 ? { ...e, term: 3, record: 'other' } : e)).stop();
+    differing
+      .plain('s2')
+      .start('n2')
+      .take(1, LAST, (e) => (e.index === 4 ? { ...e, term: 3, record: 'other' } : e))
+      .stop();
     expect(differing.check(log).problems).toEqual([
       `s2 and s1 were handed index 4 differently (compacted everywhere, so not in the log read): term 3 ${APPEND} other vs term 2 ${APPEND} 40`,
     ]);
@@ -288,7 +315,9 @@ describe('subscriptions: durable consumers resume right after their committed po
     run.commit('orders', 10);
     c1.crash().start().take(4, LAST).stop();
     const verdict = run.check();
-    expect(verdict.problems).toEqual([expect.stringMatching(/started at index 4, but its committed position then was 10, so 11 was due: it went back before its committed position$/)]);
+    expect(verdict.problems).toEqual([
+      expect.stringMatching(/started at index 4, but its committed position then was 10, so 11 was due: it went back before its committed position$/),
+    ]);
   });
 
   it('allows a resume after a commit whose outcome is unknown either way, and nowhere else', () => {
@@ -301,7 +330,9 @@ describe('subscriptions: durable consumers resume right after their committed po
     };
     expect(resumeAt(7).problems).toEqual([]);
     expect(resumeAt(10).problems).toEqual([]);
-    expect(resumeAt(8).problems).toEqual([expect.stringMatching(/started at index 8, but its committed position then was 6, so 7 was due \(or 10, after commits of unknown outcome\)/)]);
+    expect(resumeAt(8).problems).toEqual([
+      expect.stringMatching(/started at index 8, but its committed position then was 6, so 7 was due \(or 10, after commits of unknown outcome\)/),
+    ]);
   });
 
   it('ignores a definitely failed commit: the consumer must resume after the last acknowledged one', () => {
@@ -309,7 +340,9 @@ describe('subscriptions: durable consumers resume right after their committed po
     const c1 = run.consumer('c1', 'orders').start().take(1, 9);
     run.commit('orders', 6).commit('orders', 9, 'fail');
     c1.crash().start().take(10, LAST).stop();
-    expect(run.check().problems).toEqual([expect.stringMatching(/started at index 10, but its committed position then was 6, so 7 was due: 7\.\.9 skipped$/)]);
+    expect(run.check().problems).toEqual([
+      expect.stringMatching(/started at index 10, but its committed position then was 6, so 7 was due: 7\.\.9 skipped$/),
+    ]);
   });
 
   it('fails a consumer that commits a position beyond what it was handed, unless a compacted start moved it past the hole', () => {
@@ -318,7 +351,9 @@ describe('subscriptions: durable consumers resume right after their committed po
     run.commit('orders', 8);
     c1.crash().start().take(9, LAST).stop();
     expect(run.check().problems).toEqual([
-      expect.stringMatching(/^c1 \(consumer orders\): committed position 8 at \d+\.\d{3} s, beyond the 5 it had been handed: a consumer that crashed then would skip entries$/),
+      expect.stringMatching(
+        /^c1 \(consumer orders\): committed position 8 at \d+\.\d{3} s, beyond the 5 it had been handed: a consumer that crashed then would skip entries$/,
+      ),
     ]);
 
     const compacted = new Scenario().acknowledged();
@@ -341,7 +376,9 @@ describe('consumer positions never go backwards in real time', () => {
     const verdict = checkConsumerPositions(run.history);
     expect(verdict.valid).toBe(false);
     expect(verdict.problems).toEqual([
-      expect.stringMatching(/^consumer orders went backwards: the commit of 12 saw position 12 \(done at \d+\.\d{3} s\), then a Consumers poll on n1, begun at \d+\.\d{3} s, saw 9$/),
+      expect.stringMatching(
+        /^consumer orders went backwards: the commit of 12 saw position 12 \(done at \d+\.\d{3} s\), then a Consumers poll on n1, begun at \d+\.\d{3} s, saw 9$/,
+      ),
     ]);
   });
 
@@ -350,7 +387,9 @@ describe('consumer positions never go backwards in real time', () => {
     const verdict = checkConsumerPositions(run.history);
     expect(verdict.valid).toBe(false);
     expect(verdict.problems).toEqual([
-      expect.stringMatching(/^consumer orders went backwards: a Consumers poll on n1 saw position 15 .*, then the commit of 10, begun at .*, saw 10$/),
+      expect.stringMatching(
+        /^consumer orders went backwards: a Consumers poll on n1 saw position 15 .*, then the commit of 10, begun at .*, saw 10$/,
+      ),
       expect.stringMatching(/^consumer billing went backwards: the commit of 4 saw position 4 .*, then a Consumers poll on n1, begun at .*, saw 0$/),
     ]);
   });

@@ -2,8 +2,8 @@ import { formatCompaction } from './compaction.js';
 import type { MembershipReport } from './membership-nemesis.js';
 import { describeConfiguration } from './roster.js';
 import { formatRss } from './rss-sampler.js';
-import { formatSubscriptions } from './workloads/subscribe.js';
 import type { JepsenResult } from './run.js';
+import { formatSubscriptions } from './workloads/subscribe.js';
 
 /** What a run prints at the end: counts, faults, each checker's verdict, and the details of any that failed. */
 export function formatSummary(result: JepsenResult): string {

@@ -179,9 +179,7 @@ describe('a data dir that cannot be used is named with the cause', () => {
     await chmod(dir, 0o555);
     try {
       const asUser = (path: string) =>
-        process.getuid?.() === 0
-          ? openElsewhere(process.execPath, ['--import', 'tsx', CHILD, path], { uid: NOBODY, gid: NOBODY })
-          : openHere(path);
+        process.getuid?.() === 0 ? openElsewhere(process.execPath, ['--import', 'tsx', CHILD, path], { uid: NOBODY, gid: NOBODY }) : openHere(path);
       expect(await asUser(dir)).toEqual({
         opened: false,
         name: 'DataDirError',

@@ -1,4 +1,3 @@
-import { spyOnBatches, type BatchOp } from './batch-spy.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { LevelLogStorage } from '../../src/log/level-storage.js';
 import { RaftCore } from '../../src/raft/core.js';
 import { SeededRandom } from '../../src/raft/random.js';
 import type { Entry } from '../../src/raft/types.js';
+import { type BatchOp, spyOnBatches } from './batch-spy.js';
 
 const voters = ['n1', 'n2', 'n3'];
 const dirs: string[] = [];
@@ -75,7 +75,10 @@ describe('LevelDB log', () => {
 
   it('replacing a conflicting suffix deletes the old tail in the same write', async () => {
     const storage = await openStorage(await freshDir());
-    await storage.save({ term: 1, votedFor: null, commit: 0 }, [1, 2, 3, 4, 5].map((i) => entry(i, 1)));
+    await storage.save(
+      { term: 1, votedFor: null, commit: 0 },
+      [1, 2, 3, 4, 5].map((i) => entry(i, 1)),
+    );
     await storage.save({ term: 3, votedFor: null, commit: 0 }, [entry(3, 3, 'new-3')]);
     expect(storage.lastIndex()).toBe(3);
     const reopened = await reopen(storage);
@@ -149,7 +152,10 @@ describe('LevelDB log', () => {
 describe('corruption on disk is detected and named, never repaired', () => {
   const prepared = async () => {
     const storage = await openStorage(await freshDir());
-    await storage.save({ term: 1, votedFor: 'n1', commit: 3 }, [1, 2, 3].map((i) => entry(i, 1)));
+    await storage.save(
+      { term: 1, votedFor: 'n1', commit: 3 },
+      [1, 2, 3].map((i) => entry(i, 1)),
+    );
     await storage.close();
     open.splice(open.indexOf(storage), 1);
     return storage.path;

@@ -1,18 +1,12 @@
-import { spyOnBatches, type BatchOp } from './batch-spy.js';
 import { mkdir, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  COMPACTED_KEY,
-  encodeCompactedPoint,
-  encodeSnapshotRecord,
-  entryKey,
-  SNAPSHOT_KEY,
-} from '../../src/log/codec.js';
+import { COMPACTED_KEY, encodeCompactedPoint, encodeSnapshotRecord, entryKey, SNAPSHOT_KEY } from '../../src/log/codec.js';
 import { LogCorruptionError } from '../../src/log/errors.js';
 import type { LevelLogStorage } from '../../src/log/level-storage.js';
 import { StorageRangeError } from '../../src/raft/storage.js';
 import type { Entry } from '../../src/raft/types.js';
+import { type BatchOp, spyOnBatches } from './batch-spy.js';
 import { entries, LogFixtures, storedKeys, tamper, voters, writeSnapshotFile } from './log-fixtures.js';
 
 const fixtures = new LogFixtures();
@@ -49,12 +43,10 @@ describe('snapshots and compaction', () => {
     const reopened = await fixtures.reopen(storage);
     check(reopened);
     expect(reopened.initialState().hardState).toEqual({ term: 3, votedFor: 'n1', commit: 12 });
-    expect((await storedKeys(await closed(reopened))).filter((k) => k.startsWith('e'))).toEqual(
-      [7, 8, 9, 10, 11, 12].map((i) => `e${i}`),
-    );
+    expect((await storedKeys(await closed(reopened))).filter((k) => k.startsWith('e'))).toEqual([7, 8, 9, 10, 11, 12].map((i) => `e${i}`));
   });
 
-  it('compaction is one fsync\'d batch that keeps the entries after the compacted point', async () => {
+  it("compaction is one fsync'd batch that keeps the entries after the compacted point", async () => {
     const storage = await logWith(10);
     await storage.saveSnapshot(await writeSnapshotFile(storage, 'snap-8', 8, 2));
     const batch = spyOnBatches(storage);
@@ -154,7 +146,7 @@ describe('snapshots and compaction', () => {
 });
 
 describe('installing a snapshot from the leader', () => {
-  it('replaces the log, the configuration and the hard state in one fsync\'d batch, and survives a restart', async () => {
+  it("replaces the log, the configuration and the hard state in one fsync'd batch, and survives a restart", async () => {
     const storage = await logWith(10);
     await storage.saveSnapshot(await writeSnapshotFile(storage, 'own-5', 5, 2));
     await storage.compact(3);
@@ -180,7 +172,7 @@ describe('installing a snapshot from the leader', () => {
     expect(await storedKeys(await closed(reopened))).toEqual(['c', 'e21', 'e22', 'h', 'p', 's']);
   });
 
-  it('a snapshot behind the log\'s end still replaces the whole log; what it covers counts as committed', async () => {
+  it("a snapshot behind the log's end still replaces the whole log; what it covers counts as committed", async () => {
     const storage = await fixtures.openStorage(await fixtures.freshDir());
     await storage.save({ term: 2, votedFor: 'n2', commit: 5 }, entries(1, 10, termOf));
     const ref = await writeSnapshotFile(storage, 'leader-7', 7, 2);
@@ -192,13 +184,11 @@ describe('installing a snapshot from the leader', () => {
     expect(reopened.initialState().hardState).toEqual({ term: 2, votedFor: 'n2', commit: 7 });
   });
 
-  it('refuses a save that would leave the commit index beyond the log\'s end, which no restart could open', async () => {
+  it("refuses a save that would leave the commit index beyond the log's end, which no restart could open", async () => {
     const storage = await logWith(10);
     const ref = await writeSnapshotFile(storage, 'leader-7', 7, 2);
     await expect(storage.save(null, [], ref)).rejects.toThrow(/commit index 10 beyond the last entry 7/);
-    await expect(storage.save(null, [entries(4, 4, () => 5)[0] as Entry])).rejects.toThrow(
-      /commit index 10 beyond the last entry 4/,
-    );
+    await expect(storage.save(null, [entries(4, 4, () => 5)[0] as Entry])).rejects.toThrow(/commit index 10 beyond the last entry 4/);
     expect([storage.firstIndex(), storage.lastIndex(), storage.snapshot()]).toEqual([1, 10, null]);
   });
 
@@ -220,10 +210,14 @@ describe('installing a snapshot from the leader', () => {
       /snapshot at 8 is not newer than the stored one at 8/,
     );
     const ref = await writeSnapshotFile(storage, 'leader-20', 20, 4);
-    await expect(storage.save(null, entries(22, 22, () => 4), ref)).rejects.toThrow(/append at index 22 would leave a gap/);
-    await expect(storage.save(null, [], { ...ref, file: 'not-there' })).rejects.toThrow(
-      `${join(storage.snapshotDir, 'not-there')} is missing`,
-    );
+    await expect(
+      storage.save(
+        null,
+        entries(22, 22, () => 4),
+        ref,
+      ),
+    ).rejects.toThrow(/append at index 22 would leave a gap/);
+    await expect(storage.save(null, [], { ...ref, file: 'not-there' })).rejects.toThrow(`${join(storage.snapshotDir, 'not-there')} is missing`);
     expect([storage.firstIndex(), storage.lastIndex(), storage.snapshot()?.index]).toEqual([1, 10, 8]);
   });
 });

@@ -21,7 +21,9 @@ afterEach(async () => {
 });
 
 describe('backpressure', () => {
-  it('a leader whose followers stopped answering takes writes up to the bound, refuses more with RESOURCE_EXHAUSTED, and a retrying client gets through once they are back', { timeout: 180_000 }, async () => {
+  it('a leader whose followers stopped answering takes writes up to the bound, refuses more with RESOURCE_EXHAUSTED, and a retrying client gets through once they are back', {
+    timeout: 180_000,
+  }, async () => {
     // Long election timeouts (4–8 s): the leader must not step down (check-quorum) while its followers are frozen.
     cluster = await ProcessCluster.start(3, ['--max-uncommitted-bytes', '1000', '--election-ticks', '200']);
     const c = cluster;
@@ -31,9 +33,10 @@ describe('backpressure', () => {
     for (const id of followers) expect(c.pause(id)).toBe(true);
 
     const put = (i: number) =>
-      c
-        .call<WriteReply>(leader, 'put', { key: Buffer.from(`k${i}`), value: Buffer.alloc(400, 0x61) }, 30_000)
-        .then(() => 'ok' as const, (error: grpc.ServiceError) => error.code);
+      c.call<WriteReply>(leader, 'put', { key: Buffer.from(`k${i}`), value: Buffer.alloc(400, 0x61) }, 30_000).then(
+        () => 'ok' as const,
+        (error: grpc.ServiceError) => error.code,
+      );
     // Two 400-byte writes fit under 1000 bytes; they wait, since nothing can commit.
     const admitted = [0, 1].map(put);
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -53,15 +56,18 @@ describe('backpressure', () => {
     expect(written.index).toBeGreaterThan(0);
   });
 
-  it('a leader whose oldest waiting write has waited past --max-write-wait-ms refuses new writes until the backlog drains', { timeout: 180_000 }, async () => {
+  it('a leader whose oldest waiting write has waited past --max-write-wait-ms refuses new writes until the backlog drains', {
+    timeout: 180_000,
+  }, async () => {
     cluster = await ProcessCluster.start(3, ['--max-write-wait-ms', '300', '--election-ticks', '200']);
     const c = cluster;
     const leader = await c.waitForLeader(c.ids, 90_000);
     const followers = c.ids.filter((id) => id !== leader);
     const put = (key: string) =>
-      c
-        .call<WriteReply>(leader, 'put', { key: Buffer.from(key), value: Buffer.from('v') }, 30_000)
-        .then(() => 'ok' as const, (error: grpc.ServiceError) => `${grpc.status[error.code]}: ${error.details}`);
+      c.call<WriteReply>(leader, 'put', { key: Buffer.from(key), value: Buffer.from('v') }, 30_000).then(
+        () => 'ok' as const,
+        (error: grpc.ServiceError) => `${grpc.status[error.code]}: ${error.details}`,
+      );
     // The fault: both followers frozen, so the first write waits, far below the byte bound.
     for (const id of followers) expect(c.pause(id)).toBe(true);
     const waiting = put('first');

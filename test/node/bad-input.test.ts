@@ -39,7 +39,13 @@ async function failure(call: Promise<unknown>): Promise<grpc.ServiceError> {
 function sendRawBytes(client: grpc.Client, method: string, bytes: Buffer): Promise<grpc.ServiceError | 'ok'> {
   const identity = (buffer: Buffer) => buffer;
   return new Promise((resolve) => {
-    client.makeUnaryRequest(`/raftlog.v1.RaftLog/${method}`, identity, identity, bytes, new grpc.Metadata(), { deadline: Date.now() + CALL_MS },
+    client.makeUnaryRequest(
+      `/raftlog.v1.RaftLog/${method}`,
+      identity,
+      identity,
+      bytes,
+      new grpc.Metadata(),
+      { deadline: Date.now() + CALL_MS },
       (error) => resolve(error ?? 'ok'),
     );
   });
@@ -100,7 +106,12 @@ describe('bad input to a node of a 3-node cluster', () => {
     const key = Buffer.alloc(MAX_KEY_BYTES, 0x6b);
     const full = Buffer.alloc(MAX_VALUE_BYTES, 0x61);
     await c.call<WriteReply>(leader, 'put', { key, value: full }, CALL_MS);
-    const swap = await c.call<CompareAndSwapReply>(leader, 'compareAndSwap', { key, expected: full, value: Buffer.alloc(MAX_VALUE_BYTES, 0x62) }, CALL_MS);
+    const swap = await c.call<CompareAndSwapReply>(
+      leader,
+      'compareAndSwap',
+      { key, expected: full, value: Buffer.alloc(MAX_VALUE_BYTES, 0x62) },
+      CALL_MS,
+    );
     expect(swap.succeeded).toBe(true);
   });
 

@@ -10,11 +10,11 @@ import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   RaftLogClient,
+  type RaftLogClientOptions,
   RaftLogDeadlineExceededError,
   RaftLogError,
   RaftLogIndeterminateError,
   RaftLogUnavailableError,
-  type RaftLogClientOptions,
 } from '../../src/client/index.js';
 import type { GetReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
@@ -93,14 +93,21 @@ describe('a 3-node cluster of real processes, under faults', () => {
     const nextFollower = survivors.find((id) => id !== next) as string;
 
     // Expected: the new leader and its follower both take writes, and earlier writes are still there.
-    const viaNewLeader = await waitFor('a write through the new leader', () =>
-      c.call<WriteReply>(next, 'put', { key: b('c'), value: b('via-new-leader') }, CALL_MS),
-    { timeoutMs: WAIT_MS, intervalMs: 100 });
+    const viaNewLeader = await waitFor(
+      'a write through the new leader',
+      () => c.call<WriteReply>(next, 'put', { key: b('c'), value: b('via-new-leader') }, CALL_MS),
+      { timeoutMs: WAIT_MS, intervalMs: 100 },
+    );
     expect(viaNewLeader.leader).toBe(next);
     const viaNewFollower = await c.call<WriteReply>(nextFollower, 'put', { key: b('d'), value: b('via-new-follower') }, CALL_MS);
     expect(viaNewFollower.leader).toBe(next);
     expect(viaNewFollower.position.index).toBeGreaterThan(viaNewLeader.position.index);
-    for (const [key, value] of [['a', 'via-leader'], ['b', 'via-follower'], ['c', 'via-new-leader'], ['d', 'via-new-follower']]) {
+    for (const [key, value] of [
+      ['a', 'via-leader'],
+      ['b', 'via-follower'],
+      ['c', 'via-new-leader'],
+      ['d', 'via-new-follower'],
+    ]) {
       expect(text((await c.call<GetReply>(nextFollower, 'get', linearizable(key as string), CALL_MS)).value)).toBe(value);
     }
 
@@ -123,9 +130,10 @@ describe('a 3-node cluster of real processes, under faults', () => {
     const load = new WriteLoad();
     const writers = Array.from({ length: 8 }, (_, n) => {
       const rotated = [...c.ids.slice(n % 3), ...c.ids.slice(0, n % 3)];
-      const writer = n < 4
-        ? client({ endpoints: namedEndpoints(c, rotated), deadlineMs: 3_000 })
-        : client({ endpoints: rotated.map((id) => c.address(id)), deadlineMs: 3_000, discoverLeader: false });
+      const writer =
+        n < 4
+          ? client({ endpoints: namedEndpoints(c, rotated), deadlineMs: 3_000 })
+          : client({ endpoints: rotated.map((id) => c.address(id)), deadlineMs: 3_000, discoverLeader: false });
       return load.run(n, writer, n === 7 ? 'append' : 'put');
     });
     const moreAcks = async (count: number, what: string) => {
@@ -149,10 +157,14 @@ describe('a 3-node cluster of real processes, under faults', () => {
       c.startNode(follower);
       load.mark(`restart ${follower}`);
       const caughtUpTo = load.maxAckedIndex();
-      await waitFor(`${follower} following again and applied up to ${caughtUpTo}`, async () => {
-        const status = await c.status(follower);
-        return status.leader !== '' && status.appliedIndex >= caughtUpTo;
-      }, { timeoutMs: WAIT_MS, intervalMs: 100 });
+      await waitFor(
+        `${follower} following again and applied up to ${caughtUpTo}`,
+        async () => {
+          const status = await c.status(follower);
+          return status.leader !== '' && status.appliedIndex >= caughtUpTo;
+        },
+        { timeoutMs: WAIT_MS, intervalMs: 100 },
+      );
       await moreAcks(150, `after ${follower} rejoined`);
 
       // Fault 2: the leader is SIGKILLed mid-load, and later restarted.
@@ -198,12 +210,18 @@ describe('a 3-node cluster of real processes, under faults', () => {
     // …every acknowledged put readable with its value through a linearizable Get on every node…
     for (const id of c.ids) {
       const missing = await readBack(c, id, puts, (w, reply) => !reply.found || text(reply.value) !== w.value);
-      expect(missing.map((w) => `${w.key}@${w.index}`), `acknowledged puts missing or wrong on ${id}`).toEqual([]);
+      expect(
+        missing.map((w) => `${w.key}@${w.index}`),
+        `acknowledged puts missing or wrong on ${id}`,
+      ).toEqual([]);
     }
 
     // …and no put that failed UNAVAILABLE (the client's "certainly not committed") present anywhere.
     const leaked = await readBack(c, c.ids[0] as string, load.unavailable, (_w, reply) => reply.found);
-    expect(leaked.map((w) => w.key), 'puts that failed UNAVAILABLE but took effect').toEqual([]);
+    expect(
+      leaked.map((w) => w.key),
+      'puts that failed UNAVAILABLE but took effect',
+    ).toEqual([]);
   });
 
   it('client deadlines are honoured with two of three down: calls fail promptly, nothing is acknowledged, and writes resume once a node is back', async () => {

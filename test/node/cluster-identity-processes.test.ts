@@ -5,14 +5,14 @@
  * know, and two processes claiming one id. Each is refused, and both sides
  * say so in their logs. Waits are polled conditions with generous deadlines.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RaftLogGrpcClient, type GetReply, type StatusReply, type WriteReply } from '../../src/node/client-proto.js';
+import { type GetReply, RaftLogGrpcClient, type StatusReply, type WriteReply } from '../../src/node/client-proto.js';
 import { deriveClusterId } from '../../src/node/cluster-identity.js';
 import { freePort, ProcessCluster } from '../support/process-cluster.js';
 import { waitFor } from '../support/wait-for.js';
@@ -112,7 +112,9 @@ function linearizableGetAt(address: string, key: string): Promise<{ value: strin
     get(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply: GetReply) => void): void;
   };
   return new Promise((resolve) =>
-    client.get(linearizable(key), { deadline: Date.now() + 3_000 }, (error, reply) => resolve(error !== null ? { error } : { value: text(reply.value) })),
+    client.get(linearizable(key), { deadline: Date.now() + 3_000 }, (error, reply) =>
+      resolve(error !== null ? { error } : { value: text(reply.value) }),
+    ),
   );
 }
 
@@ -125,7 +127,9 @@ const peersOf = (cluster: ProcessCluster, override: Record<string, string> = {})
   cluster.ids.map((id) => `${id}=${override[id] ?? cluster.address(id)}`).join(',');
 
 describe('cluster and member identity, with real processes', () => {
-  it("n3 started with the data dir of another local cluster's n3: refused, and a linearizable Get on it never returns the other cluster's value", { timeout: 240_000 }, async () => {
+  it("n3 started with the data dir of another local cluster's n3: refused, and a linearizable Get on it never returns the other cluster's value", {
+    timeout: 240_000,
+  }, async () => {
     const alpha = `alpha-${suffix()}`;
     const beta = `beta-${suffix()}`;
     const a = await startCluster(['--cluster', alpha]);
@@ -180,7 +184,9 @@ describe('cluster and member identity, with real processes', () => {
       async () => (await warningsIn(join(a.dir, `${aLeader}.log`), 'peer refused messages')).find((line) => line.peer === 'n3'),
       { timeoutMs: WAIT_MS, intervalMs: 200 },
     );
-    expect(String(leaderSide.error)).toMatch(new RegExp(`^${aLeader} sent a batch for cluster "${alpha}" \\(cluster id [0-9a-f]{16}\\), which is not node n3's`));
+    expect(String(leaderSide.error)).toMatch(
+      new RegExp(`^${aLeader} sent a batch for cluster "${alpha}" \\(cluster id [0-9a-f]{16}\\), which is not node n3's`),
+    );
     // The intruder does not tell A's leader which cluster it belongs to.
     expect(String(leaderSide.error)).not.toContain(beta);
 
@@ -212,14 +218,15 @@ describe('cluster and member identity, with real processes', () => {
     // n1's directory is untouched: n1 starts on it and catches up.
     c.startNode('n1');
     const written = await put(c, 'k2', 'v2');
-    await waitFor(
-      'n1 back at the latest write',
-      async () => ((await c.status('n1')) as StatusReply).appliedIndex >= written.position.index,
-      { timeoutMs: WAIT_MS, intervalMs: 100 },
-    );
+    await waitFor('n1 back at the latest write', async () => ((await c.status('n1')) as StatusReply).appliedIndex >= written.position.index, {
+      timeoutMs: WAIT_MS,
+      intervalMs: 100,
+    });
   });
 
-  it('a node the cluster does not know (n4, started with a --peers that lists it): refused and logged once per peer by both sides', { timeout: 120_000 }, async () => {
+  it('a node the cluster does not know (n4, started with a --peers that lists it): refused and logged once per peer by both sides', {
+    timeout: 120_000,
+  }, async () => {
     const c = await startCluster();
     await c.waitForLeader(c.ids, WAIT_MS);
     // ProcessCluster gives every node it starts the whole address map as --peers: n4 lists itself, the others do not.
@@ -232,7 +239,8 @@ describe('cluster and member identity, with real processes', () => {
       await waitFor(
         `${id} refusing n4 several times`,
         async () =>
-          (await logLines(join(c.dir, `${id}.log`))).filter((line) => line.msg === 'refused a batch from a peer (again)' && line.from === 'n4').length >= 2,
+          (await logLines(join(c.dir, `${id}.log`))).filter((line) => line.msg === 'refused a batch from a peer (again)' && line.from === 'n4')
+            .length >= 2,
         { timeoutMs: WAIT_MS, intervalMs: 200 },
       );
       const warned = (await warningsIn(join(c.dir, `${id}.log`), 'refused a batch from a peer')).filter((line) => line.from === 'n4');
@@ -247,7 +255,9 @@ describe('cluster and member identity, with real processes', () => {
     expect((await c.status('n4')).role).not.toBe('leader');
   });
 
-  it('two processes claiming n3 (another data dir, another address): the newcomer is refused, and both sides say "two processes claim to be n3"', { timeout: 120_000 }, async () => {
+  it('two processes claiming n3 (another data dir, another address): the newcomer is refused, and both sides say "two processes claim to be n3"', {
+    timeout: 120_000,
+  }, async () => {
     const c = await startCluster();
     await c.waitForLeader(c.ids, WAIT_MS);
     const port = await freePort();
@@ -271,10 +281,9 @@ describe('cluster and member identity, with real processes', () => {
 
     // The real n3 keeps its place: writes commit and reach it.
     const written = await put(c, 'k', 'v');
-    await waitFor(
-      'the real n3 applying the write',
-      async () => (await c.status('n3')).appliedIndex >= written.position.index,
-      { timeoutMs: WAIT_MS, intervalMs: 100 },
-    );
+    await waitFor('the real n3 applying the write', async () => (await c.status('n3')).appliedIndex >= written.position.index, {
+      timeoutMs: WAIT_MS,
+      intervalMs: 100,
+    });
   });
 });

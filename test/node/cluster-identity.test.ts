@@ -16,11 +16,11 @@ import { PeerClients } from '../../src/node/peer-clients.js';
 import { bindPeerServer, createPeerService } from '../../src/node/peer-service.js';
 import { PEER_CHANNEL_OPTIONS, PEER_SERVER_OPTIONS } from '../../src/node/peer-transport.js';
 import { deliverMethod, raftPeerServiceDefinition } from '../../src/node/raft-proto.js';
-import { createSnapshotReceiver, SnapshotSender, SnapshotTransferError, type ReceivedSnapshot } from '../../src/node/snapshot-transfer.js';
+import { createSnapshotReceiver, type ReceivedSnapshot, SnapshotSender, SnapshotTransferError } from '../../src/node/snapshot-transfer.js';
 import { toWire, type WireMessageBatch } from '../../src/node/wire-codec.js';
 import type { Message, NodeId } from '../../src/raft/types.js';
-import { waitFor } from '../support/wait-for.js';
 import { capturingLogger, type LogLine } from '../support/capturing-logger.js';
+import { waitFor } from '../support/wait-for.js';
 
 const CLUSTER = 'alpha';
 const ALPHA = deriveClusterId(CLUSTER, ['n1', 'n2', 'n3']);
@@ -126,7 +126,9 @@ describe('PeerAdmission: who may talk to node n2', () => {
     }
     expect(refusals.every((refusal) => refusal?.code === grpc.status.FAILED_PRECONDITION)).toBe(true);
     expect(new Set(refusals.map((refusal) => refusal?.details)).size).toBe(1);
-    expect(refusals[0]?.details).toMatch(new RegExp(`^two processes claim to be n3: node n2 hears from n3 with another member incarnation than ${duplicate}`));
+    expect(refusals[0]?.details).toMatch(
+      new RegExp(`^two processes claim to be n3: node n2 hears from n3 with another member incarnation than ${duplicate}`),
+    );
     // The incarnation n2 knows the real n3 by is what a forger would need: it stays in n2's log.
     expect(refusals[0]?.details).not.toContain(original);
     const logged = warnings(lines, 'two processes claim to be n3');
@@ -143,7 +145,9 @@ describe('PeerAdmission: who may talk to node n2', () => {
     expect(gate.check(claim('n3', after), 'batch')?.code).toBe(grpc.status.FAILED_PRECONDITION);
     advance(1);
     expect(gate.check(claim('n3', after), 'batch')).toBeNull();
-    expect(warnings(lines, `n3 is back with another data directory (incarnation ${before} -> ${after}): its data was wiped or replaced`)).toHaveLength(1);
+    expect(
+      warnings(lines, `n3 is back with another data directory (incarnation ${before} -> ${after}): its data was wiped or replaced`),
+    ).toHaveLength(1);
     // Now the old incarnation is the newcomer.
     expect(gate.check(claim('n3', before), 'batch')?.details).toMatch(/^two processes claim to be n3/);
   });
@@ -178,7 +182,14 @@ async function startN2(members: readonly NodeId[] = ['n1', 'n2', 'n3']) {
   const server = new grpc.Server(PEER_SERVER_OPTIONS);
   server.addService(raftPeerServiceDefinition, {
     ...createPeerService({ self: 'n2', cluster: CLUSTER, admission, logger, onMessages: (_from, messages) => void received.push(...messages) }),
-    ...createSnapshotReceiver({ self: 'n2', cluster: CLUSTER, admission, incomingDir, logger, onReceived: (snapshot) => void snapshots.push(snapshot) }),
+    ...createSnapshotReceiver({
+      self: 'n2',
+      cluster: CLUSTER,
+      admission,
+      incomingDir,
+      logger,
+      onReceived: (snapshot) => void snapshots.push(snapshot),
+    }),
   });
   servers.push(server);
   const port = await bindPeerServer(server, '127.0.0.1:0');
@@ -193,7 +204,12 @@ function sender(self: NodeId, address: string, identity: PeerIdentity) {
 }
 
 /** Sends heartbeats from `from` until `count` streams were refused, as Raft would keep sending. */
-async function untilRefused(link: ReturnType<typeof sender>, from: NodeId, count: number, send: () => Message = () => heartbeat(from, 'n2', 1)): Promise<void> {
+async function untilRefused(
+  link: ReturnType<typeof sender>,
+  from: NodeId,
+  count: number,
+  send: () => Message = () => heartbeat(from, 'n2', 1),
+): Promise<void> {
   await waitFor(`${count} refused calls from ${from}`, () => {
     link.transport.send([send()]);
     return link.refusedCalls() >= count ? true : undefined;
@@ -284,7 +300,14 @@ describe('the peer service of a node with an identity', () => {
     closers.push(async () => client.close());
     const batch: WireMessageBatch = { from: 'n1', to: 'n2', cluster: CLUSTER, messages: [toWire(heartbeat('n1', 'n2', 0))] };
     const error = await new Promise<grpc.ServiceError | null>((resolve) =>
-      client.makeUnaryRequest(deliverMethod.path, deliverMethod.requestSerialize, deliverMethod.responseDeserialize, batch, { deadline: Date.now() + 10_000 }, (e) => resolve(e)),
+      client.makeUnaryRequest(
+        deliverMethod.path,
+        deliverMethod.requestSerialize,
+        deliverMethod.responseDeserialize,
+        batch,
+        { deadline: Date.now() + 10_000 },
+        (e) => resolve(e),
+      ),
     );
     expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(error?.details).toMatch(/batch from n1 carries no valid cluster id/);

@@ -1,8 +1,8 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ReadLogReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { RaftLogClient } from '../../src/client/index.js';
+import type { ReadLogReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -31,9 +31,7 @@ describe('a 3-node cluster of real processes', () => {
     const survivors = c.ids.filter((id) => id !== leader);
     const next = await c.waitForLeader(survivors);
     expect(next).not.toBe(leader);
-    const after = await waitFor('a write after failover', () =>
-      c.call<WriteReply>(survivors[0] as string, 'put', { key: b('k'), value: b('v2') }),
-    );
+    const after = await waitFor('a write after failover', () => c.call<WriteReply>(survivors[0] as string, 'put', { key: b('k'), value: b('v2') }));
     expect(after.position.index).toBeGreaterThan(first.position.index);
 
     // The killed node restarts from its data directory and catches up: equal digests at equal applied index.
@@ -73,7 +71,7 @@ describe('a 3-node cluster of real processes', () => {
     }
   });
 
-  it('ReadLog gives each node\'s committed log: the same entries everywhere, each append at its acknowledged index, in pages', async () => {
+  it("ReadLog gives each node's committed log: the same entries everywhere, each append at its acknowledged index, in pages", async () => {
     cluster = await ProcessCluster.start(3);
     const c = cluster;
     const leader = await c.waitForLeader();

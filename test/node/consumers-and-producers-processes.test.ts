@@ -88,7 +88,9 @@ describe('durable consumers', () => {
 
     expect(await subscribeStart(followers[1], { consumer: 'resumer', fromIndex: 1 })).toBe(position + 1);
     expect(await subscribeStart(leader, { consumer: 'resumer' })).toBe(position + 1);
-    expect(await subscribeStart(followers[1], { consumer: 'never-committed', fromIndex: written[7]!.position.index })).toBe(written[7]!.position.index);
+    expect(await subscribeStart(followers[1], { consumer: 'never-committed', fromIndex: written[7]!.position.index })).toBe(
+      written[7]!.position.index,
+    );
   });
 
   it('a consumer with no position that asks for the tail starts at the tail, as a subscriber without a consumer would', async () => {
@@ -112,7 +114,10 @@ describe('durable consumers', () => {
       expect(reply.readIndex).toBeGreaterThanOrEqual(b.entry.index);
       const names = reply.consumers.map((consumer) => consumer.name);
       expect(names).toEqual([...names].sort());
-      for (const [name, commit] of [['listed-a', a], ['listed-b', b]] as const) {
+      for (const [name, commit] of [
+        ['listed-a', a],
+        ['listed-b', b],
+      ] as const) {
         const info = reply.consumers.find((consumer) => consumer.name === name);
         expect(info, `${name} on ${id}`).toBeDefined();
         expect(info).toMatchObject({ position: commit.position, lag: reply.commitIndex - commit.position, commitEntryIndex: commit.entry.index });
@@ -258,7 +263,9 @@ describe('exactly-once producer writes', () => {
 
 // Last: it kills the leader of the shared cluster.
 describe('consumer positions across the loss of the leader', () => {
-  it('a position committed before the leader is SIGKILLed is what the new leader reports and where Subscribe resumes; a producer retry is still a duplicate', { timeout: 120_000 }, async () => {
+  it('a position committed before the leader is SIGKILLed is what the new leader reports and where Subscribe resumes; a producer retry is still a duplicate', {
+    timeout: 120_000,
+  }, async () => {
     const { leader } = await roles();
     const written = await appendSome(leader, 'durable', 5);
     const position = written[3]!.position.index;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { encodeCommand, type KvCommand } from '../../src/node/kv-commands.js';
-import { KvStateMachine, type KvChange, type KvResult } from '../../src/node/kv-state-machine.js';
+import { type KvChange, type KvResult, KvStateMachine } from '../../src/node/kv-state-machine.js';
 import { MAX_PRODUCER_SESSIONS, MAX_UNACKNOWLEDGED_WRITES } from '../../src/node/producer-sessions.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -82,7 +82,10 @@ describe('durable consumers', () => {
   });
 
   it('positions are part of the digest: replicas agree, and a different position gives a different digest', () => {
-    const base: KvCommand[] = [{ op: 'append', record: bytes('a') }, { op: 'append', record: bytes('b') }];
+    const base: KvCommand[] = [
+      { op: 'append', record: bytes('a') },
+      { op: 'append', record: bytes('b') },
+    ];
     const a = replica([...base, commit('billing', 1)]);
     const b = replica([...base, commit('billing', 1)]);
     const c = replica([...base, commit('billing', 2)]);
@@ -176,7 +179,10 @@ describe('exactly-once writes by producer sessions', () => {
       expect(apply(kv, { op: 'append', record: bytes(`${sequence}`), producer: stamp(id, sequence) }).op).toBe('append');
     }
     const next = MAX_UNACKNOWLEDGED_WRITES + 1;
-    expect(apply(kv, { op: 'append', record: bytes('more'), producer: stamp(id, next) })).toMatchObject({ op: 'refused', reason: 'too-many-unacknowledged' });
+    expect(apply(kv, { op: 'append', record: bytes('more'), producer: stamp(id, next) })).toMatchObject({
+      op: 'refused',
+      reason: 'too-many-unacknowledged',
+    });
     expect(apply(kv, { op: 'append', record: bytes('more'), producer: stamp(id, next, next) })).toEqual({ op: 'append' });
   });
 

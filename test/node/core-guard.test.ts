@@ -107,7 +107,12 @@ describe('a core that throws on a call from a client', () => {
     const client = new RaftLogGrpcClient(`127.0.0.1:${node.port}`, grpc.credentials.createInsecure());
     type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null) => void) => void;
     const refused = await new Promise<grpc.ServiceError | null>((resolve) =>
-      (client as unknown as { put: Unary }).put.call(client, { key: Buffer.from('k2'), value: Buffer.from('v') }, { deadline: Date.now() + 10_000 }, resolve),
+      (client as unknown as { put: Unary }).put.call(
+        client,
+        { key: Buffer.from('k2'), value: Buffer.from('v') },
+        { deadline: Date.now() + 10_000 },
+        resolve,
+      ),
     ).finally(() => client.close());
 
     expect(refused?.code).toBe(grpc.status.UNAVAILABLE);
@@ -130,7 +135,9 @@ describe('a core that throws on a call from a client', () => {
     const started = await startLeader();
     breakCore(started.node, 'proposeConfigChange');
 
-    const refused = await refusal(() => started.node.changeMembership({ type: 'add-learner', id: 'n2', address: '127.0.0.1:1' }, Date.now() + 10_000));
+    const refused = await refusal(() =>
+      started.node.changeMembership({ type: 'add-learner', id: 'n2', address: '127.0.0.1:1' }, Date.now() + 10_000),
+    );
 
     expect(refused).toMatchObject({ code: grpc.status.UNAVAILABLE });
     await expectFailStopped(started, 'proposing configuration change add-learner n2');

@@ -5,8 +5,8 @@
  * must fail with a message naming the file or the cause, and change nothing.
  */
 import { spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:net';
 import { mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -67,7 +67,9 @@ async function sizes(dir: string): Promise<Map<string, number>> {
 }
 
 describe("a node's data directory", () => {
-  it('a damaged snapshot file stops the node at start, naming the file; repaired, the node comes back with its state', { timeout: 120_000 }, async () => {
+  it('a damaged snapshot file stops the node at start, naming the file; repaired, the node comes back with its state', {
+    timeout: 120_000,
+  }, async () => {
     const { dataDir, args, before } = await stoppedNodeWithSnapshots();
     const c = cluster as ProcessCluster;
     const snapshotDir = join(dataDir, 'snapshots');
@@ -92,17 +94,23 @@ describe("a node's data directory", () => {
     bytes[at] = (bytes[at] as number) ^ 0xff;
     await writeFile(path, bytes);
     c.startNode('n1');
-    const after = await waitFor('n1 back at its applied index', async () => {
-      const status = await c.status('n1').catch(() => null);
-      return status !== null && status.appliedIndex >= before.appliedIndex ? status : undefined;
-    }, { timeoutMs: 30_000 });
+    const after = await waitFor(
+      'n1 back at its applied index',
+      async () => {
+        const status = await c.status('n1').catch(() => null);
+        return status !== null && status.appliedIndex >= before.appliedIndex ? status : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     expect(after.digest).not.toBe('');
     await c.waitForLeader(['n1']);
     const read = await c.call<GetReply>('n1', 'get', { key: Buffer.from('k3'), consistency: 'READ_CONSISTENCY_LINEARIZABLE' }, 10_000);
     expect(Buffer.from(read.value ?? []).toString()).toBe('v59');
   });
 
-  it("a data dir whose LevelDB CURRENT file was deleted is refused, naming the file, and its tables are left whole", { timeout: 120_000 }, async () => {
+  it('a data dir whose LevelDB CURRENT file was deleted is refused, naming the file, and its tables are left whole', {
+    timeout: 120_000,
+  }, async () => {
     const { dataDir, args } = await stoppedNodeWithSnapshots();
     await unlink(join(dataDir, 'CURRENT'));
     const before = await sizes(dataDir);

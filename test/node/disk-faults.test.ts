@@ -5,8 +5,7 @@ import { failpointEnvironment, setFailpoint } from '../support/failpoint-control
 import { ProcessCluster } from '../support/process-cluster.js';
 import { waitFor } from '../support/wait-for.js';
 
-const put = (cluster: ProcessCluster, id: string, key: string) =>
-  cluster.call(id, 'put', { key: Buffer.from(key), value: Buffer.from('v') }, 5_000);
+const put = (cluster: ProcessCluster, id: string, key: string) => cluster.call(id, 'put', { key: Buffer.from(key), value: Buffer.from('v') }, 5_000);
 
 describe('disk faults, injected through failpoints', () => {
   let cluster: ProcessCluster | undefined;
@@ -15,7 +14,9 @@ describe('disk faults, injected through failpoints', () => {
     cluster = undefined;
   });
 
-  it('a leader whose disk stalls falls silent and the others elect a leader; writes go on through it; the old one follows and catches up once its disk is back', { timeout: 240_000 }, async () => {
+  it('a leader whose disk stalls falls silent and the others elect a leader; writes go on through it; the old one follows and catches up once its disk is back', {
+    timeout: 240_000,
+  }, async () => {
     cluster = await ProcessCluster.start(3, [], { logLevel: 'info', envOf: () => failpointEnvironment() });
     const c = cluster;
     const leader = await c.waitForLeader();

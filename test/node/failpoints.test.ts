@@ -33,7 +33,9 @@ describe('failpoints', () => {
     expect(parseAction('crash')).toEqual({ kind: 'crash' });
     expect(() => parseAction('delay(-1)')).toThrow(/use off, on, delay\(MS\), error\(TEXT\), crash or pause/);
     expect(() => parseAction('sleep')).toThrow(FailpointError);
-    expect(() => Failpoints.fromEnvironment({ RAFTLOG_FAILPOINTS: 'no-such-place=crash' }, quiet)).toThrow(/no failpoint "no-such-place"; there are: log-write/);
+    expect(() => Failpoints.fromEnvironment({ RAFTLOG_FAILPOINTS: 'no-such-place=crash' }, quiet)).toThrow(
+      /no failpoint "no-such-place"; there are: log-write/,
+    );
     expect(() => Failpoints.fromEnvironment({ RAFTLOG_FAILPOINTS: 'log-write' }, quiet)).toThrow(/not NAME=ACTION/);
   });
 
@@ -52,8 +54,12 @@ describe('failpoints', () => {
   });
 
   it('a planted bug is refused unless the node was started with RAFTLOG_FAILPOINTS_BUGS=1; the control listens on loopback only', async () => {
-    expect(() => Failpoints.fromEnvironment({ RAFTLOG_FAILPOINTS: 'bug-read-local=on' }, quiet)).toThrow(/plants a bug: it is refused unless .*RAFTLOG_FAILPOINTS_BUGS=1/);
-    expect(Failpoints.fromEnvironment({ RAFTLOG_FAILPOINTS: 'bug-read-local=on', RAFTLOG_FAILPOINTS_BUGS: '1' }, quiet)?.isOn('bug-read-local')).toBe(true);
+    expect(() => Failpoints.fromEnvironment({ RAFTLOG_FAILPOINTS: 'bug-read-local=on' }, quiet)).toThrow(
+      /plants a bug: it is refused unless .*RAFTLOG_FAILPOINTS_BUGS=1/,
+    );
+    expect(Failpoints.fromEnvironment({ RAFTLOG_FAILPOINTS: 'bug-read-local=on', RAFTLOG_FAILPOINTS_BUGS: '1' }, quiet)?.isOn('bug-read-local')).toBe(
+      true,
+    );
     // Turning one off is always allowed.
     expect(() => new Failpoints(quiet).set('bug-read-local', 'off')).not.toThrow();
     await expect(new Failpoints(quiet).listen('0.0.0.0:0')).rejects.toThrow(/not a loopback address: the failpoint control has no authentication/);

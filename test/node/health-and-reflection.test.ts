@@ -116,7 +116,7 @@ describe('grpc.health.v1.Health on a 3-node cluster of real processes', () => {
 
     await c().stop(follower);
     // The last status may still be on its way when the process has exited.
-    await waitFor('NOT_SERVING as the Watch stream\'s last status', () => watched.statuses.at(-1) === 'NOT_SERVING', { timeoutMs: WAIT_MS });
+    await waitFor("NOT_SERVING as the Watch stream's last status", () => watched.statuses.at(-1) === 'NOT_SERVING', { timeoutMs: WAIT_MS });
     await waitFor('the Watch stream to end', () => watched.ended(), { timeoutMs: WAIT_MS });
     // Stopped: no answer at all, which a health checker counts as not serving.
     const gone = await check(follower).catch((error: grpc.ServiceError) => error);

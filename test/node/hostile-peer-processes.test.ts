@@ -116,7 +116,9 @@ describe('a process that impersonates the leader on the peer port (no TLS)', () 
     expect(c.processes.get(follower)?.exitCode).toBeNull();
   });
 
-  it('a heartbeat telling a follower to commit past the end of its log stops the follower (fail-stop), naming the lost log', { timeout: 180_000 }, async () => {
+  it('a heartbeat telling a follower to commit past the end of its log stops the follower (fail-stop), naming the lost log', {
+    timeout: 180_000,
+  }, async () => {
     cluster = await ProcessCluster.start(3);
     const c = cluster;
     const leader = await c.waitForLeader();

@@ -274,7 +274,14 @@ describe('writing and reading a key-value snapshot', () => {
     };
     const sha = (...parts: Uint8Array[]) => BigInt(`0x${createHash('sha256').update(Buffer.concat(parts)).digest('hex')}`);
     const part = (value: string | number | boolean | Uint8Array): Buffer => {
-      const encoded = typeof value === 'string' ? Buffer.from(value) : typeof value === 'number' ? u64(value) : typeof value === 'boolean' ? Buffer.of(value ? 1 : 0) : Buffer.from(value);
+      const encoded =
+        typeof value === 'string'
+          ? Buffer.from(value)
+          : typeof value === 'number'
+            ? u64(value)
+            : typeof value === 'boolean'
+              ? Buffer.of(value ? 1 : 0)
+              : Buffer.from(value);
       return Buffer.concat([u64(encoded.byteLength), encoded]);
     };
     const t = (...parts: (string | number | boolean | Uint8Array)[]) => sha(...parts.map(part));
@@ -291,18 +298,23 @@ describe('writing and reading a key-value snapshot', () => {
       consumers.push(...((frame.consumers as { consumers?: Record<string, unknown>[] } | undefined)?.consumers ?? []));
       sessions.push(...((frame.producers as { sessions?: Record<string, unknown>[] } | undefined)?.sessions ?? []));
     }
-    for (const c of consumers) consumerSum += t('consumer', c.name as string, c.position as number, c.committedAtMs as number, c.commitEntryIndex as number);
+    for (const c of consumers)
+      consumerSum += t('consumer', c.name as string, c.position as number, c.committedAtMs as number, c.commitEntryIndex as number);
     for (const session of sessions) {
       const id = session.id as number;
       producerSum += t('producer', id, session.lastIndex as number, session.acknowledgedBelow as number);
       for (const w of session.writes as Record<string, unknown>[]) {
-        const details = w.op === 'delete' ? [w.existed as boolean] : w.op === 'cas' ? [w.succeeded as boolean, w.found as boolean, w.current as Uint8Array] : [];
+        const details =
+          w.op === 'delete' ? [w.existed as boolean] : w.op === 'cas' ? [w.succeeded as boolean, w.found as boolean, w.current as Uint8Array] : [];
         producerSum += t('producer-write', id, w.sequence as number, w.index as number, w.term as number, w.op as string, ...details);
       }
     }
-    expect(consumers.map((c) => [c.name, c.position])).toEqual([['billing', 3000], ['search-index', 12]]);
+    expect(consumers.map((c) => [c.name, c.position])).toEqual([
+      ['billing', 3000],
+      ['search-index', 12],
+    ]);
     // Write 1 was acknowledged by write 3's stamp and forgotten; 2 and 3 are remembered.
-    expect((sessions[0]?.writes as { sequence: number }[]).map((w) => w.sequence)).toEqual([2, 3]);
+    expect((sessions[0]!.writes as { sequence: number }[]).map((w) => w.sequence)).toEqual([2, 3]);
     const digest = createHash('sha256')
       .update('raftlog-kv-v1')
       .update(u64(header.index as number))
@@ -448,7 +460,7 @@ describe('a damaged snapshot is reported with its path and where, never restored
   it('a key stored twice is refused with its frame', async () => {
     const { path, file } = await sampleFile();
     const frames = splitFrames(file).map((f) => decode(f.payload));
-    const pairs = (frames[1]?.pairs as { pairs: { key: Uint8Array; value: Uint8Array }[] }).pairs;
+    const pairs = (frames[1]!.pairs as { pairs: { key: Uint8Array; value: Uint8Array }[] }).pairs;
     const first = pairs[0] as { key: Uint8Array; value: Uint8Array };
     // Replace the second pair with a copy of the first, so every count still agrees.
     pairs[1] = { key: first.key, value: first.value };
@@ -459,7 +471,7 @@ describe('a damaged snapshot is reported with its path and where, never restored
   it('a state that does not match the header digest is refused', async () => {
     const { path, file, kv } = await sampleFile();
     const frames = splitFrames(file).map((f) => decode(f.payload));
-    const pairs = (frames[1]?.pairs as { pairs: { key: Uint8Array; value: Uint8Array }[] }).pairs;
+    const pairs = (frames[1]!.pairs as { pairs: { key: Uint8Array; value: Uint8Array }[] }).pairs;
     const first = pairs[0] as { key: Uint8Array; value: Uint8Array };
     pairs[0] = { key: first.key, value: bytes('a value written by no one') };
     await writeFile(path, joinFrames(frames.map(encode)));
@@ -484,14 +496,14 @@ describe('a damaged snapshot is reported with its path and where, never restored
 
     // A consumer named twice.
     const twice = decoded.map((frame) => structuredClone(frame));
-    const list = (twice[consumersAt]?.consumers as { consumers: Record<string, unknown>[] }).consumers;
+    const list = (twice[consumersAt]!.consumers as { consumers: Record<string, unknown>[] }).consumers;
     list[1] = { ...list[1], name: list[0]?.name };
     await writeFile(path, joinFrames(twice.map(encode)));
     await expectCorrupt(path, new RegExp(`frame ${consumersAt} at offset \\d+: consumer "billing" appears twice`));
 
     // A position changed: every count agrees, the digest does not.
     const moved = decoded.map((frame) => structuredClone(frame));
-    const first = (moved[consumersAt]?.consumers as { consumers: Record<string, unknown>[] }).consumers[0] as Record<string, unknown>;
+    const first = (moved[consumersAt]!.consumers as { consumers: Record<string, unknown>[] }).consumers[0] as Record<string, unknown>;
     first.position = (first.position as number) + 1;
     await writeFile(path, joinFrames(moved.map(encode)));
     await expectCorrupt(path, new RegExp(`the restored state's digest [0-9a-f]{64} differs from the header's ${kv.digest()}`));

@@ -10,9 +10,7 @@ function applyAll(machine: KvStateMachine, commands: readonly (KvCommand | 'noop
   return commands.map((command) => {
     const index = machine.appliedIndex + 1;
     const entry: Entry =
-      command === 'noop'
-        ? { index, term, kind: 'noop', data: new Uint8Array(0) }
-        : { index, term, kind: 'command', data: encodeCommand(command) };
+      command === 'noop' ? { index, term, kind: 'noop', data: new Uint8Array(0) } : { index, term, kind: 'command', data: encodeCommand(command) };
     return machine.apply(entry);
   });
 }
@@ -36,7 +34,10 @@ describe('the key-value state machine', () => {
     expect(results[3]).toMatchObject({ succeeded: true });
     expect(results[4]).toMatchObject({ succeeded: true });
     expect(results[5]).toMatchObject({ succeeded: false });
-    expect(results.slice(6)).toEqual([{ op: 'delete', existed: true }, { op: 'delete', existed: false }]);
+    expect(results.slice(6)).toEqual([
+      { op: 'delete', existed: true },
+      { op: 'delete', existed: false },
+    ]);
     expect(str(kv.get(bytes('a')))).toBeNull();
     expect(str(kv.get(bytes('b')))).toBe('new');
     expect(kv.appliedIndex).toBe(8);
@@ -74,7 +75,10 @@ describe('the key-value state machine', () => {
   it('a key written and then removed leaves no trace in the state part of the digest', () => {
     const a = new KvStateMachine();
     const b = new KvStateMachine();
-    applyAll(a, [{ op: 'put', key: bytes('t'), value: bytes('1') }, { op: 'delete', key: bytes('t') }]);
+    applyAll(a, [
+      { op: 'put', key: bytes('t'), value: bytes('1') },
+      { op: 'delete', key: bytes('t') },
+    ]);
     applyAll(b, ['noop', 'noop']);
     expect(a.digest()).toBe(b.digest());
   });

@@ -152,7 +152,9 @@ describe('writes forwarded by a follower while leadership moves', () => {
     expect(outcomes.errors).toEqual([]);
     const log = await readFile(join(c.dir, `${forwarder}.log`), 'utf8');
     const heldAfterRefusal = log.split('\n').filter((line) => line.includes('"event":"request-held"') && line.includes('is not the leader'));
-    process.stdout.write(`${forwarder} held ${heldAfterRefusal.length} forwarded writes its old leader refused; ${outcomes.ok} writes acknowledged\n`);
+    process.stdout.write(
+      `${forwarder} held ${heldAfterRefusal.length} forwarded writes its old leader refused; ${outcomes.ok} writes acknowledged\n`,
+    );
   });
 });
 

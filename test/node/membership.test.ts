@@ -95,7 +95,12 @@ describe('membership changes with real processes', () => {
     await grow(c, admin, 'n5', members);
     members = [...members, 'n5'];
     const five = await admin.memberList();
-    expect(five.members.filter((m) => m.role === 'voter').map((m) => m.id).sort()).toEqual(['n1', 'n2', 'n3', 'n4', 'n5']);
+    expect(
+      five.members
+        .filter((m) => m.role === 'voter')
+        .map((m) => m.id)
+        .sort(),
+    ).toEqual(['n1', 'n2', 'n3', 'n4', 'n5']);
 
     // Shrink: remove the leader (it hands over and exits), then one more.
     const leader = await c.waitForLeader(members);
@@ -128,7 +133,9 @@ describe('membership changes with real processes', () => {
     }
   });
 
-  it('replaces a node whose disk died: n3 killed and wiped, removed, n4 added; after a whole-cluster restart the joined node rejoins from its data', { timeout: 300_000 }, async () => {
+  it('replaces a node whose disk died: n3 killed and wiped, removed, n4 added; after a whole-cluster restart the joined node rejoins from its data', {
+    timeout: 300_000,
+  }, async () => {
     cluster = await ProcessCluster.start(3, ['--snapshot-entries', '200', '--retain-entries', '50']);
     const c = cluster;
     await c.waitForLeader();
@@ -177,7 +184,9 @@ describe('membership changes with real processes', () => {
     }
   });
 
-  it('a node added after the leader compacted its whole log installs a snapshot taken before its addition, and stays a member', { timeout: 240_000 }, async () => {
+  it('a node added after the leader compacted its whole log installs a snapshot taken before its addition, and stays a member', {
+    timeout: 240_000,
+  }, async () => {
     cluster = await ProcessCluster.start(3, ['--snapshot-entries', '20', '--retain-entries', '0']);
     const c = cluster;
     await c.waitForLeader();
@@ -196,7 +205,10 @@ describe('membership changes with real processes', () => {
     cluster = await ProcessCluster.start(4);
     const c = cluster;
     const leader = await c.waitForLeader();
-    const admin = clientOf(c, ['n1', 'n2', 'n3', 'n4'].filter((id) => id !== leader));
+    const admin = clientOf(
+      c,
+      ['n1', 'n2', 'n3', 'n4'].filter((id) => id !== leader),
+    );
     const victim = ['n1', 'n2', 'n3', 'n4'].find((id) => id !== leader) as string;
     // The fault: the victim is frozen (SIGSTOP) through its whole removal; the leader stops talking to it.
     expect(c.pause(victim)).toBe(true);

@@ -7,8 +7,8 @@ import { PEER_CHANNEL_OPTIONS } from '../../src/node/peer-transport.js';
 import { deliverMethod, raftPeerServiceDefinition } from '../../src/node/raft-proto.js';
 import { toWire, type WireMessageBatch, type WireRaftMessage } from '../../src/node/wire-codec.js';
 import type { Message, NodeId } from '../../src/raft/types.js';
-import { waitFor } from '../support/wait-for.js';
 import { capturingLogger } from '../support/capturing-logger.js';
+import { waitFor } from '../support/wait-for.js';
 
 const CLUSTER = 'test-cluster';
 
@@ -119,8 +119,7 @@ function rawDeliver(address: string, batch: WireMessageBatch): Promise<grpc.Serv
   });
 }
 
-const matchIndexes = (messages: Message[]) =>
-  messages.map((message) => (message.type === 'AppendResponse' ? message.matchIndex : -1));
+const matchIndexes = (messages: Message[]) => messages.map((message) => (message.type === 'AppendResponse' ? message.matchIndex : -1));
 
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
 
@@ -147,9 +146,7 @@ describe('peer transport over gRPC on loopback', () => {
     for (const receiver of nodes) {
       for (const sender of transports.keys()) {
         if (sender === receiver.id) continue;
-        await waitFor(`${perLink} messages ${sender} -> ${receiver.id}`, () =>
-          receiver.inbox.from(sender).length >= perLink ? true : undefined,
-        );
+        await waitFor(`${perLink} messages ${sender} -> ${receiver.id}`, () => (receiver.inbox.from(sender).length >= perLink ? true : undefined));
         const received = receiver.inbox.from(sender);
         expect(matchIndexes(received)).toEqual(range(1, perLink));
         expect(received.every((message) => message.from === sender && message.to === receiver.id)).toBe(true);
@@ -157,9 +154,7 @@ describe('peer transport over gRPC on loopback', () => {
     }
     for (const transport of transports.values()) {
       // The receiver takes a batch before it replies: the sender's counters catch up a moment later.
-      await waitFor('senders to count every reply', () =>
-        transport.stats().every((link) => link.sentMessages === perLink) ? true : undefined,
-      );
+      await waitFor('senders to count every reply', () => (transport.stats().every((link) => link.sentMessages === perLink) ? true : undefined));
       for (const link of transport.stats()) {
         expect(link).toMatchObject({ state: 'ok', sentMessages: perLink, failedCalls: 0, droppedFailed: 0 });
         // 6 send() calls per link, each written as one batch.
@@ -204,9 +199,7 @@ describe('peer transport over gRPC on loopback', () => {
     // Compared as Buffers: a deep equality over half a million array elements takes seconds.
     const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
     const withoutData = (message: Message) =>
-      message.type === 'AppendRequest'
-        ? { ...message, entries: message.entries.map(({ data: _data, ...entry }) => entry) }
-        : message;
+      message.type === 'AppendRequest' ? { ...message, entries: message.entries.map(({ data: _data, ...entry }) => entry) } : message;
     for (const message of n2.inbox.from('n1')) {
       expect(withoutData(message)).toEqual(withoutData(append));
       if (message.type !== 'AppendRequest') throw new Error('expected an append');
@@ -320,9 +313,7 @@ describe('peer transport over gRPC on loopback', () => {
     expect(commits).toEqual([...commits].sort((a, b) => a - b));
     const last = commit + 50;
     transport.send(range(1, 50).map((i) => heartbeat('n1', 'n2', commit + i)));
-    await waitFor('50 more', () =>
-      n2.inbox.from('n1').some((message) => message.type === 'Heartbeat' && message.leaderCommit === last),
-    );
+    await waitFor('50 more', () => n2.inbox.from('n1').some((message) => message.type === 'Heartbeat' && message.leaderCommit === last));
     const after = n2.inbox.from('n1').map((message) => (message.type === 'Heartbeat' ? message.leaderCommit : -1));
     expect(after.slice(-50)).toEqual(range(commit + 1, 50));
     expect(transport.stats()[0]?.state).toBe('ok');

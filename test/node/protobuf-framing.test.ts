@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import fc from 'fast-check';
 import { loadSync } from '@grpc/proto-loader';
+import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { protobufFramingProblem } from '../../src/node/protobuf-framing.js';
@@ -19,7 +19,10 @@ const wireEntry = fc.record({ index: term, term, kind: fc.integer({ min: 0, max:
 const raftMessage = fc.oneof(
   fc.record({ term, heartbeat: fc.record({ leaderCommit: term, readContext: term }) }),
   fc.record({ term, voteRequest: fc.record({ preVote: fc.boolean(), lastLogIndex: term, lastLogTerm: term, leadershipTransfer: fc.boolean() }) }),
-  fc.record({ term, appendRequest: fc.record({ prevLogIndex: term, prevLogTerm: term, entries: fc.array(wireEntry, { maxLength: 5 }), leaderCommit: term }) }),
+  fc.record({
+    term,
+    appendRequest: fc.record({ prevLogIndex: term, prevLogTerm: term, entries: fc.array(wireEntry, { maxLength: 5 }), leaderCommit: term }),
+  }),
   fc.record({ term, readIndexRequest: fc.record({ requestIds: fc.array(fc.string(), { maxLength: 3 }) }) }),
 );
 const batch = fc.record({ from: fc.string(), to: fc.string(), cluster: fc.string(), messages: fc.array(raftMessage, { maxLength: 4 }) });
@@ -35,7 +38,10 @@ describe('strict protobuf framing of requests', () => {
       fc.property(batch, (value) => protobufFramingProblem(messageBatch, encode(messageBatch, value)) === null),
       { numRuns: 500 },
     );
-    fc.assert(fc.property(put, (value) => protobufFramingProblem(putRequest, encode(putRequest, value)) === null), { numRuns: 300 });
+    fc.assert(
+      fc.property(put, (value) => protobufFramingProblem(putRequest, encode(putRequest, value)) === null),
+      { numRuns: 300 },
+    );
   });
 
   it('the two bytes 00 01 (field 0) sent as an Append are refused, naming field number 0', () => {
@@ -54,7 +60,12 @@ describe('strict protobuf framing of requests', () => {
   });
 
   it('a hostile nested entry deep inside a valid batch is found and named by its path', () => {
-    const good = encode(messageBatch, { from: 'n1', to: 'n2', cluster: 'c', messages: [{ term: 3, appendRequest: { entries: [{ index: 1, term: 3, data: [1, 2] }] } }] });
+    const good = encode(messageBatch, {
+      from: 'n1',
+      to: 'n2',
+      cluster: 'c',
+      messages: [{ term: 3, appendRequest: { entries: [{ index: 1, term: 3, data: [1, 2] }] } }],
+    });
     expect(protobufFramingProblem(messageBatch, good)).toBeNull();
     // Replace the entry's data field tag (field 4, LEN = 0x22) with field 0: the damage sits three messages deep.
     const entryDataTag = good.lastIndexOf(0x22);

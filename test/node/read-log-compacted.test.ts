@@ -9,9 +9,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RaftLogCompactedError, RaftLogError } from '../../src/client/index.js';
+import { DescribedEntries } from '../../src/node/described-entries.js';
 import { ClientError } from '../../src/node/errors.js';
 import { encodeCommand } from '../../src/node/kv-commands.js';
-import { DescribedEntries } from '../../src/node/described-entries.js';
 import { RaftNode } from '../../src/node/raft-node.js';
 import type { Entry } from '../../src/raft/types.js';
 import { ClientServiceHarness } from '../support/client-service-harness.js';

@@ -10,21 +10,21 @@ import { PEER_CHANNEL_OPTIONS, PEER_SERVER_OPTIONS } from '../../src/node/peer-t
 import { deliverMethod, raftPeerServiceDefinition } from '../../src/node/raft-proto.js';
 import {
   createSnapshotReceiver,
-  snapshotChunksMethod,
-  snapshotOfferMethod,
-  SnapshotSender,
-  SnapshotTransferError,
   type OutgoingSnapshot,
   type ReceivedSnapshot,
+  SnapshotSender,
   type SnapshotSenderOptions,
+  SnapshotTransferError,
+  snapshotChunksMethod,
+  snapshotOfferMethod,
   type WireSnapshotChunk,
   type WireSnapshotOffer,
   type WireSnapshotReceived,
 } from '../../src/node/snapshot-transfer.js';
 import { toWire } from '../../src/node/wire-codec.js';
 import type { Message, NodeId, SnapshotMeta } from '../../src/raft/types.js';
-import { waitFor } from '../support/wait-for.js';
 import { capturingLogger } from '../support/capturing-logger.js';
+import { waitFor } from '../support/wait-for.js';
 
 const CLUSTER = 'test-cluster';
 const KiB = 1024;
@@ -445,7 +445,9 @@ describe('snapshot transfer over the peer service', () => {
       expect(accepted).toEqual({ error: null, offset: 0 });
       const gap = await rawChunks(n2.address, [chunk({ offset: 2 })]);
       expect(gap.error?.code).toBe(grpc.status.FAILED_PRECONDITION);
-      expect(gap.error?.details).toMatch(/chunk at offset 2 of snapshot 10\/2 from n1, but holds 0 bytes of it: the next chunk must start at offset 0/);
+      expect(gap.error?.details).toMatch(
+        /chunk at offset 2 of snapshot 10\/2 from n1, but holds 0 bytes of it: the next chunk must start at offset 0/,
+      );
 
       const otherSnapshot = await rawChunks(n2.address, [chunk({ index: 11 })]);
       expect(otherSnapshot.error?.code).toBe(grpc.status.FAILED_PRECONDITION);

@@ -26,7 +26,12 @@ afterEach(async () => {
 });
 
 /** `count` Puts through `via`, `concurrency` at a time, over `keys` keys; returns the highest index written. */
-async function writeMany(c: ProcessCluster, via: string, count: number, options: { keys?: number; valueBytes?: number; concurrency?: number } = {}): Promise<number> {
+async function writeMany(
+  c: ProcessCluster,
+  via: string,
+  count: number,
+  options: { keys?: number; valueBytes?: number; concurrency?: number } = {},
+): Promise<number> {
   const { keys = 50, valueBytes = 16, concurrency = 8 } = options;
   let next = 0;
   let highest = 0;
@@ -65,7 +70,9 @@ async function firstHeldIndex(c: ProcessCluster, id: string): Promise<number> {
 }
 
 describe('snapshots and compaction with real processes', () => {
-  it('a follower down while the others write past the retained window comes back through InstallSnapshot to an equal digest', { timeout: 180_000 }, async () => {
+  it('a follower down while the others write past the retained window comes back through InstallSnapshot to an equal digest', {
+    timeout: 180_000,
+  }, async () => {
     cluster = await ProcessCluster.start(3, SNAPSHOT_FLAGS);
     const c = cluster;
     const leader = await c.waitForLeader();
@@ -75,10 +82,14 @@ describe('snapshots and compaction with real processes', () => {
     // Fault: the follower is SIGKILLed; the others write far past their snapshot threshold and retained window.
     await c.kill(follower);
     const written = await writeMany(c, leader, 300);
-    const leaderFirst = await waitFor('the leader compacts its log', async () => {
-      const first = await firstHeldIndex(c, leader);
-      return first > 40 ? first : undefined;
-    }, { timeoutMs: WAIT_MS });
+    const leaderFirst = await waitFor(
+      'the leader compacts its log',
+      async () => {
+        const first = await firstHeldIndex(c, leader);
+        return first > 40 ? first : undefined;
+      },
+      { timeoutMs: WAIT_MS },
+    );
     expect(leaderFirst).toBeGreaterThan(1);
     // A compacted index is answered OUT_OF_RANGE, and reading from the first index held works.
     const page = await c.call<ReadLogReply>(leader, 'readLog', { fromIndex: leaderFirst, maxEntries: 5 }, CALL_MS);

@@ -49,10 +49,15 @@ describe('a leader told to stop', () => {
     expect(code, log.slice(-3000)).toBe(0);
     expect(log).toContain('"msg":"already stopping"');
     expect(log.split('\n').filter((line) => line.includes('"event":"stopped"'))).toHaveLength(1);
-    await c.waitForLeader(c.ids.filter((id) => id !== leader), WAIT_MS);
+    await c.waitForLeader(
+      c.ids.filter((id) => id !== leader),
+      WAIT_MS,
+    );
   });
 
-  it('exits 1 when its log write fails during the handover (fail-stop), though the signals asked for a clean stop', { timeout: 4 * WAIT_MS }, async () => {
+  it('exits 1 when its log write fails during the handover (fail-stop), though the signals asked for a clean stop', {
+    timeout: 4 * WAIT_MS,
+  }, async () => {
     const c = (cluster = await ProcessCluster.start(3, [], { envOf: () => failpointEnvironment() }));
     const leader = await c.waitForLeader();
     // Every node applied the leader's first entry: the leader has nothing left to write.
@@ -66,6 +71,9 @@ describe('a leader told to stop', () => {
     expect(code, log.slice(-3000)).toBe(1);
     expect(log).toContain('"event":"leadership-transfer"');
     expect(log).toMatch(/"event":"fatal".*EIO: input\/output error/);
-    await c.waitForLeader(c.ids.filter((id) => id !== leader), WAIT_MS);
+    await c.waitForLeader(
+      c.ids.filter((id) => id !== leader),
+      WAIT_MS,
+    );
   });
 });

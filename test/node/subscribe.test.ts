@@ -32,8 +32,7 @@ const from = (first: number, last: number): number[] => Array.from({ length: las
 /** Raw client calls of one cluster, by node id. */
 function callsOn(c: ProcessCluster) {
   return {
-    put: (id: string, key: string, value: string) =>
-      c.call<WriteReply>(id, 'put', { key: Buffer.from(key), value: Buffer.from(value) }, CALL_MS),
+    put: (id: string, key: string, value: string) => c.call<WriteReply>(id, 'put', { key: Buffer.from(key), value: Buffer.from(value) }, CALL_MS),
     append: (id: string, record: string | Buffer) =>
       c.call<WriteReply>(id, 'append', { record: typeof record === 'string' ? Buffer.from(record) : record }, CALL_MS),
     cas: (id: string, key: string, expected: string | null, value: string) =>
@@ -53,10 +52,14 @@ function callsOn(c: ProcessCluster) {
 
 /** A node's commit index once it has reached at least `index` (a follower's may trail the leader's). */
 async function commitReached(c: ProcessCluster, id: string, index: number): Promise<number> {
-  return waitFor(`node ${id} to commit index ${index}`, async () => {
-    const { commitIndex } = await c.status(id);
-    return commitIndex >= index ? commitIndex : undefined;
-  }, { timeoutMs: WAIT_MS, intervalMs: 50 });
+  return waitFor(
+    `node ${id} to commit index ${index}`,
+    async () => {
+      const { commitIndex } = await c.status(id);
+      return commitIndex >= index ? commitIndex : undefined;
+    },
+    { timeoutMs: WAIT_MS, intervalMs: 50 },
+  );
 }
 
 function subscribe(c: ProcessCluster, id: string, request: Partial<SubscribeRequest>): SubscribeStream {
@@ -143,7 +146,12 @@ describe('Subscribe on a healthy cluster', () => {
       value: 'new',
       expectAbsent: true,
     });
-    expect(described(at(appended.position.index))).toEqual({ ...blank, kind: 'LOG_ENTRY_KIND_APPEND', term: appended.position.term, record: 'record one' });
+    expect(described(at(appended.position.index))).toEqual({
+      ...blank,
+      kind: 'LOG_ENTRY_KIND_APPEND',
+      term: appended.position.term,
+      record: 'record one',
+    });
     expect(described(at(committed.entry.index))).toEqual({
       ...blank,
       kind: 'LOG_ENTRY_KIND_COMMIT_POSITION',
@@ -316,7 +324,9 @@ describe('Subscribe on a healthy cluster', () => {
     expect(unknownKind.replies).toEqual([]);
   });
 
-  it('a subscriber that stops reading holds back neither the writes nor its own completeness: after resuming it gets every entry in order', { timeout: 180_000 }, async () => {
+  it('a subscriber that stops reading holds back neither the writes nor its own completeness: after resuming it gets every entry in order', {
+    timeout: 180_000,
+  }, async () => {
     const { leader } = await roles();
     const calls = callsOn(c());
     const stream = subscribe(c(), leader, { fromIndex: 1 });
@@ -367,7 +377,9 @@ describe('Subscribe from a compacted start', () => {
     cluster = null;
   });
 
-  it('from before the first index held: OUT_OF_RANGE naming it (message and trailer); from it, the stream works; CHANGES on a restarted node likewise', { timeout: 180_000 }, async () => {
+  it('from before the first index held: OUT_OF_RANGE naming it (message and trailer); from it, the stream works; CHANGES on a restarted node likewise', {
+    timeout: 180_000,
+  }, async () => {
     cluster = await ProcessCluster.start(3, ['--snapshot-entries', '50', '--retain-entries', '10']);
     const c = cluster;
     const calls = callsOn(c);
@@ -385,10 +397,14 @@ describe('Subscribe from a compacted start', () => {
     );
     await c.waitForConvergence(written, c.ids, WAIT_MS);
     // Compaction settles: the latest snapshot is within 50 entries of the end (no more are due) and the log behind it is cut to the retained window.
-    const settled = await waitFor(`node ${follower} to compact its log behind its latest snapshot`, async () => {
-      const s = await calls.status(follower);
-      return s.firstLogIndex > 1 && s.snapshotIndex > s.commitIndex - 50 && s.firstLogIndex >= s.snapshotIndex - 10 ? s : undefined;
-    }, { timeoutMs: WAIT_MS, intervalMs: 100 });
+    const settled = await waitFor(
+      `node ${follower} to compact its log behind its latest snapshot`,
+      async () => {
+        const s = await calls.status(follower);
+        return s.firstLogIndex > 1 && s.snapshotIndex > s.commitIndex - 50 && s.firstLogIndex >= s.snapshotIndex - 10 ? s : undefined;
+      },
+      { timeoutMs: WAIT_MS, intervalMs: 100 },
+    );
 
     const tooEarly = subscribe(c, follower, { fromIndex: 1 });
     const error = await tooEarly.failure(20_000);
@@ -435,7 +451,9 @@ describe('Subscribe on a node that stops', () => {
     cluster = null;
   });
 
-  it('a graceful stop (SIGTERM) of the node ends its subscribers with UNAVAILABLE promptly; subscribers elsewhere go on', { timeout: 120_000 }, async () => {
+  it('a graceful stop (SIGTERM) of the node ends its subscribers with UNAVAILABLE promptly; subscribers elsewhere go on', {
+    timeout: 120_000,
+  }, async () => {
     cluster = await ProcessCluster.start(3);
     const c = cluster;
     const leader = await c.waitForLeader(c.ids, WAIT_MS);

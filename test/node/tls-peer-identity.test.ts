@@ -8,8 +8,9 @@
  * speaking for another. Certificates come from openssl (TestCertificates says
  * so loudly when it is missing).
  */
-import * as grpc from '@grpc/grpc-js';
+
 import { readFile } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPeerService } from '../../src/node/peer-service.js';
 import { deliverMethod, raftPeerServerDefinition } from '../../src/node/raft-proto.js';

@@ -14,13 +14,34 @@ const hostileScalar = fc.oneof(
   fc.uint8Array({ maxLength: 8 }),
 );
 const hostileObject = fc.dictionary(
-  fc.constantFrom('leaderCommit', 'readContext', 'preVote', 'granted', 'lastLogIndex', 'lastLogTerm', 'prevLogIndex', 'prevLogTerm', 'entries', 'matchIndex', 'hintTerm', 'requestIds', 'index', 'success'),
-  fc.oneof(hostileScalar, fc.array(fc.record({ index: hostileScalar, term: hostileScalar, kind: hostileScalar, data: hostileScalar }), { maxLength: 3 })),
+  fc.constantFrom(
+    'leaderCommit',
+    'readContext',
+    'preVote',
+    'granted',
+    'lastLogIndex',
+    'lastLogTerm',
+    'prevLogIndex',
+    'prevLogTerm',
+    'entries',
+    'matchIndex',
+    'hintTerm',
+    'requestIds',
+    'index',
+    'success',
+  ),
+  fc.oneof(
+    hostileScalar,
+    fc.array(fc.record({ index: hostileScalar, term: hostileScalar, kind: hostileScalar, data: hostileScalar }), { maxLength: 3 }),
+  ),
 );
 const hostileMessage = fc.record(
   {
     term: hostileScalar,
-    body: fc.oneof(fc.constantFrom('heartbeat', 'voteRequest', 'appendRequest', 'appendResponse', 'readIndexRequest', 'timeoutNow', 'nonsense'), hostileScalar),
+    body: fc.oneof(
+      fc.constantFrom('heartbeat', 'voteRequest', 'appendRequest', 'appendResponse', 'readIndexRequest', 'timeoutNow', 'nonsense'),
+      hostileScalar,
+    ),
     heartbeat: hostileObject,
     voteRequest: hostileObject,
     appendRequest: hostileObject,

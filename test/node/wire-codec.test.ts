@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { deliverMethod } from '../../src/node/raft-proto.js';
-import {
-  fromWire,
-  toWire,
-  WireFormatError,
-  type WireMessageBatch,
-  type WireRaftMessage,
-} from '../../src/node/wire-codec.js';
+import { fromWire, toWire, WireFormatError, type WireMessageBatch, type WireRaftMessage } from '../../src/node/wire-codec.js';
 import type { Message } from '../../src/raft/types.js';
 
 const header = { from: 'n1', to: 'n2', term: 7 } as const;
@@ -64,13 +58,10 @@ describe('wire codec', () => {
     expect(received.map((wire) => fromWire('n1', 'n2', wire))).toEqual(everyType);
   });
 
-  it.each(everyType.map((message) => [message.type, message] as const))(
-    '%s round-trips on its own',
-    (_type, message) => {
-      const [wire] = overTheWire([toWire(message)]);
-      expect(fromWire('n1', 'n2', wire as WireRaftMessage)).toEqual(message);
-    },
-  );
+  it.each(everyType.map((message) => [message.type, message] as const))('%s round-trips on its own', (_type, message) => {
+    const [wire] = overTheWire([toWire(message)]);
+    expect(fromWire('n1', 'n2', wire as WireRaftMessage)).toEqual(message);
+  });
 
   it('a missing read context is 0 on the wire, and 0 comes back as null', () => {
     const heartbeat = toWire({ ...header, type: 'Heartbeat', leaderCommit: 1, readContext: null });
@@ -88,11 +79,7 @@ describe('wire codec', () => {
 
   it('entry kinds map to the EntryKind enum', () => {
     const wire = toWire(everyType[4] as Message);
-    expect(wire.appendRequest?.entries.map((entry) => entry.kind)).toEqual([
-      'ENTRY_KIND_COMMAND',
-      'ENTRY_KIND_NOOP',
-      'ENTRY_KIND_COMMAND',
-    ]);
+    expect(wire.appendRequest?.entries.map((entry) => entry.kind)).toEqual(['ENTRY_KIND_COMMAND', 'ENTRY_KIND_NOOP', 'ENTRY_KIND_COMMAND']);
   });
 
   it('entry data comes out as a plain Uint8Array of its own, not a view of the received buffer', () => {

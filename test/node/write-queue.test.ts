@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { changesOnlyCommit } from '../../src/log/level-storage.js';
-import { mergeWrites, WriteQueue, type LogWrite } from '../../src/node/write-queue.js';
+import { type LogWrite, mergeWrites, WriteQueue } from '../../src/node/write-queue.js';
 import { SeededRandom } from '../../src/raft/random.js';
 import type { Entry, HardState } from '../../src/raft/types.js';
 import { LogFixtures } from '../log/log-fixtures.js';
@@ -63,22 +63,39 @@ describe('mergeWrites', () => {
   });
 
   it('lets a later write that starts at or below the merged entries replace them all (storage then replaces its own from there)', () => {
-    expect(positions(mergeWrites([{ hardState: null, entries: run(5, 8, 3) }, { hardState: null, entries: run(3, 4, 4) }]).entries)).toEqual([
-      '3/4',
-      '4/4',
-    ]);
-    expect(positions(mergeWrites([{ hardState: null, entries: run(5, 8, 3) }, { hardState: null, entries: run(5, 5, 4) }]).entries)).toEqual(['5/4']);
+    expect(
+      positions(
+        mergeWrites([
+          { hardState: null, entries: run(5, 8, 3) },
+          { hardState: null, entries: run(3, 4, 4) },
+        ]).entries,
+      ),
+    ).toEqual(['3/4', '4/4']);
+    expect(
+      positions(
+        mergeWrites([
+          { hardState: null, entries: run(5, 8, 3) },
+          { hardState: null, entries: run(5, 5, 4) },
+        ]).entries,
+      ),
+    ).toEqual(['5/4']);
   });
 
   it('refuses entries that would leave a gap after the merged ones, naming the indexes', () => {
-    expect(() => mergeWrites([{ hardState: null, entries: run(1, 3, 1) }, { hardState: null, entries: run(5, 6, 1) }])).toThrow(
-      'entries from 5 follow merged entries 1..3',
-    );
+    expect(() =>
+      mergeWrites([
+        { hardState: null, entries: run(1, 3, 1) },
+        { hardState: null, entries: run(5, 6, 1) },
+      ]),
+    ).toThrow('entries from 5 follow merged entries 1..3');
   });
 
   it('does not change the writes it merges', () => {
     const first = run(1, 4, 1);
-    mergeWrites([{ hardState: null, entries: first }, { hardState: null, entries: run(2, 2, 2) }]);
+    mergeWrites([
+      { hardState: null, entries: first },
+      { hardState: null, entries: run(2, 2, 2) },
+    ]);
     expect(positions(first)).toEqual(['1/1', '2/1', '3/1', '4/1']);
   });
 
@@ -248,7 +265,11 @@ describe('WriteQueue', () => {
     let tasksRun = 0;
     const queue = new WriteQueue({ save: disk.save, onWritten: () => undefined, onFailed: (error, what) => failures.push({ error, what }) });
     queue.save(plain(1, 2), () => dones.push(1));
-    queue.task('record', async () => void tasksRun++, () => dones.push(2));
+    queue.task(
+      'record',
+      async () => void tasksRun++,
+      () => dones.push(2),
+    );
     queue.save(plain(3, 3), () => dones.push(3));
     await flush();
     const boom = new Error('disk full');
@@ -333,7 +354,9 @@ describe('merged writes on a real log', () => {
     expect(saves).toHaveLength(1);
     const expected = await fixtures.reopen(oneByOne);
     const actual = await fixtures.reopen(merged);
-    expect(positions(actual.entries(1, actual.lastIndex() + 1, Infinity))).toEqual(positions(expected.entries(1, expected.lastIndex() + 1, Infinity)));
+    expect(positions(actual.entries(1, actual.lastIndex() + 1, Infinity))).toEqual(
+      positions(expected.entries(1, expected.lastIndex() + 1, Infinity)),
+    );
     expect(positions(actual.entries(1, actual.lastIndex() + 1, Infinity))).toEqual(['1/1', '2/1', '3/1', '4/2', '5/2', '6/2', '7/2', '8/2']);
     expect(actual.initialState().hardState).toEqual(hs(2, 'n2', 5));
   });

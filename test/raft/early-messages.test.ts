@@ -66,8 +66,14 @@ describe('messages a leader may send before its own write completes (dissertatio
     expect(vote.earlyMessages).toEqual([]);
     expect(vote.messages).toEqual([expect.objectContaining({ type: 'VoteResponse', granted: true })]);
     follower.step({
-      type: 'AppendRequest', from: 'n1', to: 'n2', term: 1, prevLogIndex: 0, prevLogTerm: 0,
-      entries: [{ index: 1, term: 1, kind: 'noop', data: new Uint8Array() }], leaderCommit: 0,
+      type: 'AppendRequest',
+      from: 'n1',
+      to: 'n2',
+      term: 1,
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [{ index: 1, term: 1, kind: 'noop', data: new Uint8Array() }],
+      leaderCommit: 0,
     });
     const ack = follower.takeOutput();
     expect(ack.earlyMessages).toEqual([]);

@@ -34,8 +34,14 @@ describe('leader election', () => {
     const storage = new MemoryStorage({ voters: ids });
     const voter = new RaftCore({ id: 'n2', random: new SeededRandom(1) }, storage);
     const request: VoteRequest = {
-      type: 'VoteRequest', from: 'n1', to: 'n2', term: 1, preVote: false,
-      lastLogIndex: 0, lastLogTerm: 0, leadershipTransfer: false,
+      type: 'VoteRequest',
+      from: 'n1',
+      to: 'n2',
+      term: 1,
+      preVote: false,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      leadershipTransfer: false,
     };
     voter.step(request);
     const output = voter.takeOutput();
@@ -46,8 +52,14 @@ describe('leader election', () => {
   it('a node votes at most once per term, also after a restart from its persisted state', () => {
     const storage = new MemoryStorage({ voters: ids });
     const request = (from: string): VoteRequest => ({
-      type: 'VoteRequest', from, to: 'n2', term: 1, preVote: false,
-      lastLogIndex: 0, lastLogTerm: 0, leadershipTransfer: false,
+      type: 'VoteRequest',
+      from,
+      to: 'n2',
+      term: 1,
+      preVote: false,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      leadershipTransfer: false,
     });
     const first = new RaftCore({ id: 'n2', random: new SeededRandom(1) }, storage);
     first.step(request('n1'));
@@ -67,8 +79,14 @@ describe('leader election', () => {
     const storage = cluster.node('n2').storage;
     const voter = new RaftCore({ id: 'n2', random: new SeededRandom(3) }, storage);
     voter.step({
-      type: 'VoteRequest', from: 'n3', to: 'n2', term: 99, preVote: false,
-      lastLogIndex: 0, lastLogTerm: 0, leadershipTransfer: false,
+      type: 'VoteRequest',
+      from: 'n3',
+      to: 'n2',
+      term: 99,
+      preVote: false,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      leadershipTransfer: false,
     });
     expect(voter.takeOutput().messages[0]).toMatchObject({ type: 'VoteResponse', granted: false, term: 99 });
   });
@@ -127,8 +145,14 @@ describe('CheckQuorum', () => {
     const [a, b] = ids.filter((id) => id !== leader.id) as [string, string];
     const term = leader.status().term;
     cluster.core(a).step({
-      type: 'VoteRequest', from: b, to: a, term: term + 5, preVote: false,
-      lastLogIndex: 100, lastLogTerm: term, leadershipTransfer: false,
+      type: 'VoteRequest',
+      from: b,
+      to: a,
+      term: term + 5,
+      preVote: false,
+      lastLogIndex: 100,
+      lastLogTerm: term,
+      leadershipTransfer: false,
     });
     expect(cluster.core(a).status().term).toBe(term);
     expect(cluster.core(a).hasOutput()).toBe(false);

@@ -49,8 +49,7 @@ function recorder() {
         events.push(`write ${out.entries.map((e) => e.index).join(',')}${out.snapshot !== null ? ` snapshot ${out.snapshot.index}` : ''}`);
         pending.push(done);
       },
-      send: (messages: readonly Message[], when: 'early' | 'after-write') =>
-        events.push(`send ${when} ${messages.map((m) => m.term).join(',')}`),
+      send: (messages: readonly Message[], when: 'early' | 'after-write') => events.push(`send ${when} ${messages.map((m) => m.term).join(',')}`),
       apply: (entries: readonly Entry[]) => events.push(`apply ${entries.map((e) => e.index).join(',')}`),
       reads: () => events.push('reads'),
     },
@@ -97,10 +96,7 @@ describe('OutputRunner', () => {
 
   it('applies nothing after a snapshot until its write (which installs it) completes', () => {
     const snapshot: SnapshotMeta = { index: 10, term: 1, config: { voters: ['n1', 'n2', 'n3'], learners: [] } };
-    const core = scripted([
-      output({ snapshot, committed: [] }),
-      output({ entries: [noop(11)], committed: [noop(11)] }),
-    ]);
+    const core = scripted([output({ snapshot, committed: [] }), output({ entries: [noop(11)], committed: [noop(11)] })]);
     const r = recorder();
     const runner = new OutputRunner(core, r.effects, { maxWritesInProgress: 4 });
     runner.run();

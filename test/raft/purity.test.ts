@@ -24,8 +24,16 @@ describe('the consensus core stays pure', () => {
   it.each(sources)('$name reads no clock, no ambient randomness, no timers and no process state', ({ text }) => {
     const code = text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
     const banned = [
-      /\bDate\b/, /Math\.random/, /\bsetTimeout\b/, /\bsetInterval\b/, /\bsetImmediate\b/,
-      /\bprocess\./, /\bperformance\./, /\brequire\(/, /\bimport\(/, /\bconsole\./,
+      /\bDate\b/,
+      /Math\.random/,
+      /\bsetTimeout\b/,
+      /\bsetInterval\b/,
+      /\bsetImmediate\b/,
+      /\bprocess\./,
+      /\bperformance\./,
+      /\brequire\(/,
+      /\bimport\(/,
+      /\bconsole\./,
     ];
     for (const pattern of banned) expect(code).not.toMatch(pattern);
   });

@@ -59,8 +59,15 @@ describe('ReadIndex', () => {
 
     // The no-op (index 1) commits: now the read's heartbeat round starts.
     leader.step({
-      type: 'AppendResponse', from: 'n2', to: 'n1', term: 1, success: true,
-      matchIndex: 1, rejectedIndex: 0, hintIndex: 0, hintTerm: 0,
+      type: 'AppendResponse',
+      from: 'n2',
+      to: 'n1',
+      term: 1,
+      success: true,
+      matchIndex: 1,
+      rejectedIndex: 0,
+      hintIndex: 0,
+      hintTerm: 0,
     });
     const afterCommit = drain();
     const round = afterCommit.messages.find((m) => m.type === 'Heartbeat' && m.readContext !== null);
@@ -68,7 +75,10 @@ describe('ReadIndex', () => {
     expect(afterCommit.ready).toEqual([]);
 
     leader.step({
-      type: 'HeartbeatResponse', from: 'n3', to: 'n1', term: 1,
+      type: 'HeartbeatResponse',
+      from: 'n3',
+      to: 'n1',
+      term: 1,
       readContext: round?.type === 'Heartbeat' ? round.readContext : null,
     });
     expect(drain().ready).toEqual([{ requestId: 'early', index: 1 }]);
@@ -139,7 +149,10 @@ describe('leadership transfer', () => {
     leader.propose(text('behind'));
     cluster.settle();
     leader.transferLeadership(target);
-    cluster.tick(12, ids.filter((id) => id !== target));
+    cluster.tick(
+      12,
+      ids.filter((id) => id !== target),
+    );
     expect(leader.status()).toMatchObject({ role: 'leader', transferringTo: null });
     expect(leader.propose(text('after')).accepted).toBe(true);
   });

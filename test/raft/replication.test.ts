@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { RaftCore } from '../../src/raft/core.js';
 import type { AppendRequest, AppendResponse, Message } from '../../src/raft/types.js';
-import { InstantCluster, decode, text } from '../support/instant-cluster.js';
+import { decode, InstantCluster, text } from '../support/instant-cluster.js';
 
 const ids = ['n1', 'n2', 'n3'];
 const commands = (cluster: InstantCluster, id: string) =>
-  cluster.node(id).applied.filter((e) => e.kind === 'command').map((e) => decode(e.data));
+  cluster
+    .node(id)
+    .applied.filter((e) => e.kind === 'command')
+    .map((e) => decode(e.data));
 
 describe('log replication', () => {
   it('proposals on the leader are applied by every node in the same order', () => {
@@ -110,9 +113,7 @@ describe('log replication', () => {
     cluster.recordMessages = true;
     cluster.heal();
     cluster.tick(3);
-    const rejections = cluster.sent.filter(
-      (m: Message): m is AppendResponse => m.type === 'AppendResponse' && m.from === first.id && !m.success,
-    );
+    const rejections = cluster.sent.filter((m: Message): m is AppendResponse => m.type === 'AppendResponse' && m.from === first.id && !m.success);
     expect(rejections.length).toBeGreaterThan(0);
     expect(rejections.length).toBeLessThanOrEqual(3);
     expect(commands(cluster, first.id).filter((c) => c.startsWith('stale'))).toEqual([]);
@@ -142,8 +143,15 @@ describe('flow control', () => {
     const { term, lastIndex } = leader.status();
     // A late rejection (as after reordering) drops the follower to probe although its log matches.
     leader.step({
-      type: 'AppendResponse', from: follower, to: leader.id, term, success: false,
-      matchIndex: 0, rejectedIndex: lastIndex + 3, hintIndex: lastIndex, hintTerm: term,
+      type: 'AppendResponse',
+      from: follower,
+      to: leader.id,
+      term,
+      success: false,
+      matchIndex: 0,
+      rejectedIndex: lastIndex + 3,
+      hintIndex: lastIndex,
+      hintTerm: term,
     });
     expect(leader.status().progress?.find((p) => p.id === follower)?.state).toBe('probe');
     cluster.settle();
@@ -169,8 +177,7 @@ describe('in-flight window', () => {
     cluster.settle();
     leader.propose(text('c'));
     cluster.settle();
-    const appendsWithEntries = () =>
-      cluster.sent.filter((m) => m.type === 'AppendRequest' && m.to === follower && m.entries.length > 0).length;
+    const appendsWithEntries = () => cluster.sent.filter((m) => m.type === 'AppendRequest' && m.to === follower && m.entries.length > 0).length;
     expect(appendsWithEntries()).toBe(1);
     const heartbeatAnswer = () => {
       leader.step({ type: 'HeartbeatResponse', from: follower, to: leader.id, term, readContext: null });

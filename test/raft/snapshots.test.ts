@@ -31,13 +31,7 @@ function entriesWithTerms(terms: readonly number[], from = 1): Entry[] {
 const stateAt = (meta: SnapshotMeta): Uint8Array => text(`state@${meta.index}`);
 
 /** A disk as a restarted node would find it: a log with these terms, a hard state, optionally a snapshot and compaction. */
-function diskWith(options: {
-  term: number;
-  terms: readonly number[];
-  commit: number;
-  snapshotAt?: number;
-  compactTo?: number;
-}): MemoryStorage {
+function diskWith(options: { term: number; terms: readonly number[]; commit: number; snapshotAt?: number; compactTo?: number }): MemoryStorage {
   const storage = new MemoryStorage(config);
   storage.save({ term: options.term, votedFor: null, commit: options.commit }, entriesWithTerms(options.terms));
   if (options.snapshotAt !== undefined) {
@@ -83,15 +77,31 @@ function progressOf(leader: RaftCore, follower: NodeId): FollowerProgress {
 }
 
 const installSnapshot = (snapshot: SnapshotMeta, term: number, from = 'n1', to = 'n2'): InstallSnapshot => ({
-  type: 'InstallSnapshot', from, to, term, snapshot,
+  type: 'InstallSnapshot',
+  from,
+  to,
+  term,
+  snapshot,
 });
 
 const appendAck = (from: NodeId, term: number, matchIndex: number): AppendResponse => ({
-  type: 'AppendResponse', from, to: 'n1', term, success: true, matchIndex, rejectedIndex: 0, hintIndex: 0, hintTerm: 0,
+  type: 'AppendResponse',
+  from,
+  to: 'n1',
+  term,
+  success: true,
+  matchIndex,
+  rejectedIndex: 0,
+  hintIndex: 0,
+  hintTerm: 0,
 });
 
 const heartbeatAnswer = (from: NodeId, term: number): HeartbeatResponse => ({
-  type: 'HeartbeatResponse', from, to: 'n1', term, readContext: null,
+  type: 'HeartbeatResponse',
+  from,
+  to: 'n1',
+  term,
+  readContext: null,
 });
 
 const indexes = (entries: readonly Entry[]): number[] => entries.map((e) => e.index);
@@ -294,13 +304,23 @@ describe('a follower stepping an InstallSnapshot', () => {
     storage.save(out.hardState, out.entries, { meta: out.snapshot as SnapshotMeta, data: stateAt(snapshotAt10) });
     follower.persisted(out);
     expect(follower.status()).toMatchObject({
-      firstIndex: 11, lastIndex: 10, commitIndex: 10, appliedIndex: 10, snapshotIndex: 10,
+      firstIndex: 11,
+      lastIndex: 10,
+      commitIndex: 10,
+      appliedIndex: 10,
+      snapshotIndex: 10,
     });
     expect(storage.snapshotWithData()?.data).toEqual(stateAt(snapshotAt10));
 
     follower.step({
-      type: 'AppendRequest', from: 'n1', to: 'n2', term: 2, prevLogIndex: 10, prevLogTerm: 2,
-      entries: entriesWithTerms([2, 2], 11), leaderCommit: 12,
+      type: 'AppendRequest',
+      from: 'n1',
+      to: 'n2',
+      term: 2,
+      prevLogIndex: 10,
+      prevLogTerm: 2,
+      entries: entriesWithTerms([2, 2], 11),
+      leaderCommit: 12,
     });
     const next = carryOut(follower, storage);
     expect(indexes(next.committed)).toEqual([11, 12]);
@@ -347,8 +367,14 @@ describe('a follower stepping an InstallSnapshot', () => {
     const follower = followerOn(storage);
     // A deposed leader's entries 3..5 are stepped in; the caller has not taken the output yet.
     follower.step({
-      type: 'AppendRequest', from: 'n3', to: 'n2', term: 1, prevLogIndex: 2, prevLogTerm: 1,
-      entries: entriesWithTerms([1, 1, 1], 3), leaderCommit: 2,
+      type: 'AppendRequest',
+      from: 'n3',
+      to: 'n2',
+      term: 1,
+      prevLogIndex: 2,
+      prevLogTerm: 1,
+      entries: entriesWithTerms([1, 1, 1], 3),
+      leaderCommit: 2,
     });
     const snapshot = { index: 4, term: 2, config };
     follower.step(installSnapshot(snapshot, 2));
@@ -364,8 +390,14 @@ describe('a follower stepping an InstallSnapshot', () => {
     const follower = followerOn(storage);
     // The deposed leader had committed entry 3, which the new leader's snapshot at 4 includes.
     follower.step({
-      type: 'AppendRequest', from: 'n3', to: 'n2', term: 1, prevLogIndex: 2, prevLogTerm: 1,
-      entries: entriesWithTerms([1, 1, 1], 3), leaderCommit: 3,
+      type: 'AppendRequest',
+      from: 'n3',
+      to: 'n2',
+      term: 1,
+      prevLogIndex: 2,
+      prevLogTerm: 1,
+      entries: entriesWithTerms([1, 1, 1], 3),
+      leaderCommit: 3,
     });
     const inFlight = follower.takeOutput();
     expect(indexes(inFlight.entries)).toEqual([3, 4, 5]);
@@ -668,8 +700,7 @@ class SnapshottingCluster {
   private deliver(envelope: Envelope): void {
     const { message, payload } = envelope;
     const target = this.servers.get(message.to);
-    const reachable =
-      target?.core != null && !this.cut.has(message.from) && !this.cut.has(message.to);
+    const reachable = target?.core != null && !this.cut.has(message.from) && !this.cut.has(message.to);
     if (message.type !== 'InstallSnapshot') {
       if (reachable) target?.core?.step(message);
       return;
@@ -744,9 +775,15 @@ function expectConverged(cluster: SnapshottingCluster, from: number, written: re
   expect(cores.map((c) => c.lastIndex())).toEqual(cores.map(() => leader.lastIndex()));
   expect(leader.status().commitIndex).toBe(leader.lastIndex());
   for (let index = from; index <= leader.lastIndex(); index++) {
-    expect(cores.map((c) => c.termAt(index)), `terms at ${index}`).toEqual(cores.map(() => leader.termAt(index)));
+    expect(
+      cores.map((c) => c.termAt(index)),
+      `terms at ${index}`,
+    ).toEqual(cores.map(() => leader.termAt(index)));
     if (index > from) {
-      expect(cores.map((c) => c.entryAt(index)), `entries at ${index}`).toEqual(cores.map(() => leader.entryAt(index)));
+      expect(
+        cores.map((c) => c.entryAt(index)),
+        `entries at ${index}`,
+      ).toEqual(cores.map(() => leader.entryAt(index)));
     }
   }
   for (const id of ids) {

@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RaftLogClient } from '../../src/client/index.js';
 import type { NodeRecord } from '../../scripts/local-cluster/cluster-state.js';
 import { isNodeProcess } from '../../scripts/local-cluster/node-process.js';
 import type { ClusterStatusJson, NodeStatusJson } from '../../scripts/local-cluster/status-output.js';
+import { RaftLogClient } from '../../src/client/index.js';
 import { collectRun, type Run } from '../support/collect-run.js';
 import { freeBasePort, listenOn } from '../support/free-ports.js';
 import { readClusterState } from '../support/local-cluster-state.js';
@@ -73,8 +73,9 @@ describe('scripts/cluster.ts', () => {
       const killed = await cluster('kill', 'leader');
       expect(killed.code, killed.stderr).toBe(0);
       expect(killed.stdout).toContain(`Killed ${leader}`);
-      const afterKill = await waitForStatus(`${leader} down and a new leader`, (s) =>
-        s.leader !== null && s.leader !== leader && nodeIn(s, leader).state === 'down',
+      const afterKill = await waitForStatus(
+        `${leader} down and a new leader`,
+        (s) => s.leader !== null && s.leader !== leader && nodeIn(s, leader).state === 'down',
       );
       expect(nodeIn(afterKill, leader)).toMatchObject({ pid: null, firstLogIndex: null, snapshotIndex: null });
       expect(afterKill.nodes.filter((node) => node.state === 'up')).toHaveLength(NODES - 1);
@@ -103,10 +104,25 @@ describe('scripts/cluster.ts', () => {
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toContain('already running');
       const table = again.stdout.split('\n').filter((line) => /^(NODE|n\d) /.test(line));
-      expect(table[0]!.split(/\s+/)).toEqual(['NODE', 'ADDRESS', 'PID', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'FIRST', 'SNAPSHOT', 'DIGEST']);
+      expect(table[0]!.split(/\s+/)).toEqual([
+        'NODE',
+        'ADDRESS',
+        'PID',
+        'ROLE',
+        'TERM',
+        'LEADER',
+        'COMMIT',
+        'APPLIED',
+        'FIRST',
+        'SNAPSHOT',
+        'DIGEST',
+      ]);
       expect(table).toHaveLength(NODES + 1);
       // A node too slow to answer on a loaded machine shows as unreachable; the others show where their logs start.
-      const answered = table.slice(1).map((row) => row.split(/\s+/)).filter((cells) => cells[3] !== 'unreachable');
+      const answered = table
+        .slice(1)
+        .map((row) => row.split(/\s+/))
+        .filter((cells) => cells[3] !== 'unreachable');
       expect(answered.length).toBeGreaterThan(0);
       for (const cells of answered) expect(cells.slice(8, 10), cells.join(' ')).toEqual(['1', '-']);
 
@@ -163,7 +179,9 @@ describe('scripts/cluster.ts', () => {
     expect((await cluster('stop')).code).toBe(0);
   });
 
-  it('replaces a dead node (kill, wipe, remove-node, add-node), removes a live one, and resumes the changed cluster', { timeout: 400_000 }, async () => {
+  it('replaces a dead node (kill, wipe, remove-node, add-node), removes a live one, and resumes the changed cluster', {
+    timeout: 400_000,
+  }, async () => {
     expect((await cluster('start', '--nodes', String(NODES), '--base-port', String(basePort))).code).toBe(0);
     const client = new RaftLogClient({ endpoints: [1, 2].map((k) => `127.0.0.1:${basePort + k - 1}`), deadlineMs: 20_000 });
     try {

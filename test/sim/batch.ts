@@ -1,8 +1,8 @@
-import { emptyStats, type ClusterStats } from './cluster.js';
+import { type ClusterStats, emptyStats } from './cluster.js';
 import { chooseScenario, type Scenario } from './scenario.js';
+import type { CoreFactory } from './sim-core.js';
 import type { CallerBug, SimulationResult } from './simulation.js';
 import { defaultNodeCount, runSimulation } from './simulation.js';
-import type { CoreFactory } from './sim-core.js';
 
 export interface BatchOptions {
   readonly start: number;

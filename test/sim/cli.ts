@@ -94,55 +94,55 @@ function replayOne(): number {
 }
 
 function runMany(): number {
-const start = integer('start', values.start, 0);
-const count = integer('seeds', values.seeds, 100);
-let lastReport = performance.now();
-const summary = runSeeds({
-  start,
-  count,
-  coreFactory,
-  keepGoing: values['keep-going'],
-  ...scenarioOption,
-  ...(nodeCount !== undefined ? { nodeCount } : {}),
-  onResult: (result) => {
-    const now = performance.now();
-    if (now - lastReport > 2000 && process.stderr.isTTY) {
-      process.stderr.write(`  ... seed ${result.seed}\n`);
-      lastReport = now;
-    }
-  },
-});
-const seconds = summary.elapsedMs / 1000;
-const t = summary.totals;
-const n = Math.max(1, summary.seedsRun);
-process.stdout.write(
-  `${summary.seedsRun} seeds (${start}..${start + summary.seedsRun - 1}) in ${seconds.toFixed(1)} s: ${(summary.seedsRun / seconds).toFixed(1)} seeds/s\n` +
-    `per seed on average: ${Math.round(t.events / n)} events, ${(t.committed / n).toFixed(0)} committed entries, ` +
-    `${(t.leadersElected / n).toFixed(1)} leaders, ${(t.crashes / n).toFixed(1)} crashes, ${(t.partitions / n).toFixed(1)} partitions, ` +
-    `${(t.readsReleased / n).toFixed(0)} reads served` +
-    '\n' +
-    `persistence: ${asyncPersist === undefined ? 'from the seed' : `forced ${asyncPersist}`}, asynchronous in ${t.asyncSeeds} of ${summary.seedsRun} seeds` +
-    (t.asyncSeeds > 0
-      ? ` (per async seed: ${(t.stats.writes / t.asyncSeeds).toFixed(0)} writes, ` +
-        `${(t.stats.writesBehindOthers / t.asyncSeeds).toFixed(0)} of them started behind others in progress, ` +
-        `${(t.stats.deliveriesDuringWrite / t.asyncSeeds).toFixed(0)} messages stepped during a write, ` +
-        `${(t.stats.writesReplacedInFlight / t.asyncSeeds).toFixed(2)} writes replaced in flight, ` +
-        `${(t.stats.crashesLosingWrite / t.asyncSeeds).toFixed(1)} crashes losing writes, ` +
-        `${(t.stats.crashesAfterWrite / t.asyncSeeds).toFixed(1)} just after some completed)`
-      : '') +
-    '\n' +
-    `snapshots: ${t.stats.snapshotsTaken} taken, ${t.stats.entriesCompacted} entries compacted, ` +
-    `${t.stats.snapshotsSent} sent to followers (${t.stats.snapshotsLost} lost on the way), ${t.stats.snapshotsInstalled} installed, ` +
-    `${t.stats.restartsFromSnapshot} restarts restored from one\n` +
-    `membership: ${t.stats.configChangesProposed} changes asked, ${t.stats.configChangesAccepted} appended, ${t.stats.leadersRemoved} leaders removed\n`,
-);
-const first = summary.failures[0];
-if (first === undefined) {
-  process.stdout.write('no violations\n');
-  return 0;
-}
-process.stdout.write(`${summary.failures.length} failing seed(s); first failing seed: ${first.seed}\n${formatFailure(first)}\n`);
-return 1;
+  const start = integer('start', values.start, 0);
+  const count = integer('seeds', values.seeds, 100);
+  let lastReport = performance.now();
+  const summary = runSeeds({
+    start,
+    count,
+    coreFactory,
+    keepGoing: values['keep-going'],
+    ...scenarioOption,
+    ...(nodeCount !== undefined ? { nodeCount } : {}),
+    onResult: (result) => {
+      const now = performance.now();
+      if (now - lastReport > 2000 && process.stderr.isTTY) {
+        process.stderr.write(`  ... seed ${result.seed}\n`);
+        lastReport = now;
+      }
+    },
+  });
+  const seconds = summary.elapsedMs / 1000;
+  const t = summary.totals;
+  const n = Math.max(1, summary.seedsRun);
+  process.stdout.write(
+    `${summary.seedsRun} seeds (${start}..${start + summary.seedsRun - 1}) in ${seconds.toFixed(1)} s: ${(summary.seedsRun / seconds).toFixed(1)} seeds/s\n` +
+      `per seed on average: ${Math.round(t.events / n)} events, ${(t.committed / n).toFixed(0)} committed entries, ` +
+      `${(t.leadersElected / n).toFixed(1)} leaders, ${(t.crashes / n).toFixed(1)} crashes, ${(t.partitions / n).toFixed(1)} partitions, ` +
+      `${(t.readsReleased / n).toFixed(0)} reads served` +
+      '\n' +
+      `persistence: ${asyncPersist === undefined ? 'from the seed' : `forced ${asyncPersist}`}, asynchronous in ${t.asyncSeeds} of ${summary.seedsRun} seeds` +
+      (t.asyncSeeds > 0
+        ? ` (per async seed: ${(t.stats.writes / t.asyncSeeds).toFixed(0)} writes, ` +
+          `${(t.stats.writesBehindOthers / t.asyncSeeds).toFixed(0)} of them started behind others in progress, ` +
+          `${(t.stats.deliveriesDuringWrite / t.asyncSeeds).toFixed(0)} messages stepped during a write, ` +
+          `${(t.stats.writesReplacedInFlight / t.asyncSeeds).toFixed(2)} writes replaced in flight, ` +
+          `${(t.stats.crashesLosingWrite / t.asyncSeeds).toFixed(1)} crashes losing writes, ` +
+          `${(t.stats.crashesAfterWrite / t.asyncSeeds).toFixed(1)} just after some completed)`
+        : '') +
+      '\n' +
+      `snapshots: ${t.stats.snapshotsTaken} taken, ${t.stats.entriesCompacted} entries compacted, ` +
+      `${t.stats.snapshotsSent} sent to followers (${t.stats.snapshotsLost} lost on the way), ${t.stats.snapshotsInstalled} installed, ` +
+      `${t.stats.restartsFromSnapshot} restarts restored from one\n` +
+      `membership: ${t.stats.configChangesProposed} changes asked, ${t.stats.configChangesAccepted} appended, ${t.stats.leadersRemoved} leaders removed\n`,
+  );
+  const first = summary.failures[0];
+  if (first === undefined) {
+    process.stdout.write('no violations\n');
+    return 0;
+  }
+  process.stdout.write(`${summary.failures.length} failing seed(s); first failing seed: ${first.seed}\n${formatFailure(first)}\n`);
+  return 1;
 }
 
 // exitCode rather than exit(): a large trace piped to another process must be flushed first.

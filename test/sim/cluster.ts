@@ -25,12 +25,12 @@ import type {
   ReadReady,
 } from '../../src/raft/types.js';
 import type { EventLog } from './event-log.js';
-import { InvariantViolation, throughCompaction, type LogView, type SafetyChecks, type SimClock } from './invariants.js';
+import { InvariantViolation, type LogView, type SafetyChecks, type SimClock, throughCompaction } from './invariants.js';
 import type { LivenessChecker } from './liveness.js';
 import type { Network } from './network.js';
 import type { CoreTuning, SnapshotPolicy } from './scenario.js';
 import type { CoreFactory, SimCore } from './sim-core.js';
-import { decodeState, encodeState, nextState, SimNode, snapshotKey, type PendingWrite } from './sim-node.js';
+import { decodeState, encodeState, nextState, type PendingWrite, SimNode, snapshotKey } from './sim-node.js';
 
 export interface ClusterStats {
   deliveries: number;
@@ -567,8 +567,7 @@ export class Cluster {
       // reached by the end of the previous event. Asynchronously, the core may have replaced an entry
       // in memory and then committed the replacement while this write was waiting to be taken, so only
       // the commit index it had when it took its previous output counts: the one that output stored.
-      const durableCommit =
-        this.deps.persistence === null ? Math.max(before.commit, checks.commit.commitIndexOf(node.id, node.life)) : before.commit;
+      const durableCommit = this.deps.persistence === null ? Math.max(before.commit, checks.commit.commitIndexOf(node.id, node.life)) : before.commit;
       checks.commit.observeOverwrite(node.id, out.entries, durableCommit, node.storedLog);
       checks.logMatching.observeAppend(node.id, out.entries, prevTerm);
       if (out.entries.some((e) => e.index <= storage.lastIndex() && storage.term(e.index) !== e.term)) this.deps.stats.overwrites++;
@@ -581,10 +580,7 @@ export class Cluster {
       this.deps.stats.snapshotsInstalled++;
       log.record(now, node.id, { k: 'note', text: `installs snapshot ${snapshotKey(installed.meta)}: the whole log replaced` });
     }
-    if (
-      out.entries.length > 0 ||
-      (out.hardState !== null && (out.hardState.term !== before.term || out.hardState.votedFor !== before.votedFor))
-    ) {
+    if (out.entries.length > 0 || (out.hardState !== null && (out.hardState.term !== before.term || out.hardState.votedFor !== before.votedFor))) {
       log.record(now, node.id, { k: 'persist', hardState: out.hardState, entries: out.entries });
     }
   }
@@ -681,12 +677,7 @@ export class Cluster {
   private send(node: SimNode, message: Message): void {
     const now = this.deps.clock.now;
     if (message.from !== node.id || message.to === node.id || !this.byId.has(message.to)) {
-      throw new InvariantViolation(
-        'Message Validity',
-        now,
-        node.id,
-        `${node.id} sent a ${message.type} from ${message.from} to ${message.to}`,
-      );
+      throw new InvariantViolation('Message Validity', now, node.id, `${node.id} sent a ${message.type} from ${message.from} to ${message.to}`);
     }
     if (message.type === 'InstallSnapshot') {
       // Like a real transport, send the latest snapshot: a newer one may have replaced the one the core named.
@@ -710,7 +701,7 @@ export class Cluster {
       if (message.type === 'InstallSnapshot') this.snapshotTransferEnded(message, false);
       return;
     }
-    plan.delays.forEach((delay, i) => this.deps.deliverLater(delay, message, i > 0));
+    for (const [i, delay] of plan.delays.entries()) this.deps.deliverLater(delay, message, i > 0);
     if (message.type === 'VoteResponse' && message.granted && !message.preVote) this.deps.hooks?.voteGranted?.(node);
   }
 

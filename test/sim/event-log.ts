@@ -4,16 +4,7 @@
  * reads them: when tracing, each is printed as it happens; otherwise the last
  * `capacity` records stay in a ring buffer to be printed if the run fails.
  */
-import type {
-  Entry,
-  HardState,
-  Message,
-  NodeId,
-  ProposeResult,
-  ReadIndexResult,
-  RoleChange,
-  TransferResult,
-} from '../../src/raft/types.js';
+import type { Entry, HardState, Message, NodeId, ProposeResult, ReadIndexResult, RoleChange, TransferResult } from '../../src/raft/types.js';
 import { describeData } from './invariants.js';
 
 export type TraceRecord =
@@ -172,9 +163,7 @@ export function formatMessage(m: Message): string {
     case 'AppendRequest':
       return `${head} prev=${m.prevLogIndex}/${m.prevLogTerm} ${formatEntryRange(m.entries)} commit=${m.leaderCommit}`;
     case 'AppendResponse':
-      return m.success
-        ? `${head} ok match=${m.matchIndex}`
-        : `${head} reject ${m.rejectedIndex} hint=${m.hintIndex}/${m.hintTerm}`;
+      return m.success ? `${head} ok match=${m.matchIndex}` : `${head} reject ${m.rejectedIndex} hint=${m.hintIndex}/${m.hintTerm}`;
     case 'Heartbeat':
       return `${head} commit=${m.leaderCommit}${m.readContext !== null ? ` ctx=${m.readContext}` : ''}`;
     case 'HeartbeatResponse':

@@ -12,13 +12,13 @@ import {
   ElectionSafetyChecker,
   InvariantViolation,
   LogMatchingChecker,
+  type LogTail,
+  type LogView,
+  type PropertyName,
   ReadChecker,
   SnapshotChecker,
   StateMachineChecker,
   throughCompaction,
-  type LogTail,
-  type LogView,
-  type PropertyName,
 } from './invariants.js';
 import { LivenessChecker } from './liveness.js';
 
@@ -283,9 +283,7 @@ describe('snapshot checker', () => {
 
   it('reports a snapshot whose last entry is not the committed one, or that nothing committed covers', () => {
     const check = new SnapshotChecker(clock);
-    const v = expectViolation('Snapshot Safety', 'n1', () =>
-      check.observeSnapshot('n1', 'taken', { index: 3, term: 1, config }, 1, 3, committed()),
-    );
+    const v = expectViolation('Snapshot Safety', 'n1', () => check.observeSnapshot('n1', 'taken', { index: 3, term: 1, config }, 1, 3, committed()));
     expect(v.detail).toContain('term 2 is committed at index 3');
     expectViolation('Snapshot Safety', 'n1', () => check.observeSnapshot('n1', 'taken', { index: 4, term: 2, config }, 1, 4, committed()));
   });

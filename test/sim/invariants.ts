@@ -504,11 +504,7 @@ export class SnapshotChecker extends Checker {
     commit: CommitChecker,
   ): void {
     if (how === 'taken' && meta.index !== appliedIndex) {
-      this.fail(
-        'Snapshot Safety',
-        node,
-        `${node} took a snapshot at index ${meta.index} of a state machine that had applied up to ${appliedIndex}`,
-      );
+      this.fail('Snapshot Safety', node, `${node} took a snapshot at index ${meta.index} of a state machine that had applied up to ${appliedIndex}`);
     }
     const committedTerm = commit.committedTerm(meta.index);
     if (committedTerm !== meta.term) {

@@ -1,5 +1,5 @@
-import { InvariantViolation, type SimClock } from './invariants.js';
 import type { NodeId } from '../../src/raft/types.js';
+import { InvariantViolation, type SimClock } from './invariants.js';
 
 /**
  * Liveness after the faults stop: from `healTime` on, the network is reliable

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../src/raft/random.js';
 import { EventQueue } from './event-queue.js';
-import { Network, oneWayPartition, splitPartition, type NetworkProfile } from './network.js';
+import { Network, type NetworkProfile, oneWayPartition, splitPartition } from './network.js';
 
 const calm: NetworkProfile = { minDelay: 1, maxDelay: 10, lossRate: 0, duplicateRate: 0, longDelayRate: 0, longDelayMax: 100 };
 

@@ -11,11 +11,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { formatFailure, runSeeds } from './batch.js';
+import type { SnapshotBug } from './cluster.js';
 import { realCore } from './default-core.js';
 import { PLANTED_BUGS, type PlantedBugName } from './planted-bugs.js';
 import type { Scenario } from './scenario.js';
 import { runSimulation } from './simulation.js';
-import type { SnapshotBug } from './cluster.js';
 
 const SEED_BUDGET = 300;
 

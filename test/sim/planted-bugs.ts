@@ -150,8 +150,7 @@ export const PLANTED_BUGS: Readonly<Record<PlantedBugName, PlantedBug>> = {
   },
   'stable-by-index': {
     name: 'stable-by-index',
-    description:
-      'acknowledging a write marks entries stable by index alone, though a conflicting append replaced them while the write was in flight',
+    description: 'acknowledging a write marks entries stable by index alone, though a conflicting append replaced them while the write was in flight',
     coreFactory: (options, storage) => new StableByIndexAlone(options, storage),
     // The node believes it stored an entry its disk does not hold. Applied, that is a different
     // entry at an index (State Machine Safety); counted by a leader towards a commit, it is a

@@ -8,13 +8,7 @@ import { SeededRandom } from '../../src/raft/random.js';
 import type { NodeId } from '../../src/raft/types.js';
 import type { NetworkProfile } from './network.js';
 
-export type FaultKind =
-  | 'crash'
-  | 'crash-leader'
-  | 'partition'
-  | 'isolate-leader'
-  | 'one-way'
-  | 'transfer';
+export type FaultKind = 'crash' | 'crash-leader' | 'partition' | 'isolate-leader' | 'one-way' | 'transfer';
 
 export const FAULT_KINDS: readonly FaultKind[] = ['crash', 'crash-leader', 'partition', 'isolate-leader', 'one-way', 'transfer'];
 

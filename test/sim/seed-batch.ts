@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatFailure, runSeeds, type BatchSummary } from './batch.js';
+import { type BatchSummary, formatFailure, runSeeds } from './batch.js';
 import { realCore } from './default-core.js';
 import type { Scenario } from './scenario.js';
 

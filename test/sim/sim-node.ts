@@ -2,7 +2,7 @@ import { decodeConfig } from '../../src/raft/membership.js';
 import { MemoryStorage, type StoredSnapshot } from '../../src/raft/memory-storage.js';
 import type { OutputRunner } from '../../src/raft/output-runner.js';
 import type { Entry, NodeId, RaftOutput, SnapshotMeta } from '../../src/raft/types.js';
-import { throughCompaction, type CommitChecker, type LogTail, type LogView } from './invariants.js';
+import { type CommitChecker, type LogTail, type LogView, throughCompaction } from './invariants.js';
 import type { SimCore } from './sim-core.js';
 
 /** An output whose durable write has started but not completed (asynchronous persistence). */

@@ -9,12 +9,12 @@
  */
 import { SeededRandom } from '../../src/raft/random.js';
 import type { Message, NodeId } from '../../src/raft/types.js';
-import { Cluster, emptyStats, proposalKey, type ClusterStats, type SnapshotBug, type SnapshotReport } from './cluster.js';
+import { Cluster, type ClusterStats, emptyStats, proposalKey, type SnapshotBug, type SnapshotReport } from './cluster.js';
 import { EventLog } from './event-log.js';
 import { EventQueue } from './event-queue.js';
 import { InvariantViolation, SafetyChecks } from './invariants.js';
 import { LivenessChecker } from './liveness.js';
-import { Network, oneWayPartition, splitPartition, type Partition } from './network.js';
+import { Network, oneWayPartition, type Partition, splitPartition } from './network.js';
 import { chooseScenario, FAULT_KINDS, type FaultKind, type Scenario } from './scenario.js';
 import type { CoreFactory } from './sim-core.js';
 import type { SimNode } from './sim-node.js';
@@ -156,8 +156,7 @@ class Simulation {
       log: this.log,
       checks: this.checks,
       coreSeeds,
-      deliverLater: (delay, message, duplicate) =>
-        this.queue.push(this.clock.now + delay, { kind: 'deliver', message, duplicate }),
+      deliverLater: (delay, message, duplicate) => this.queue.push(this.clock.now + delay, { kind: 'deliver', message, duplicate }),
       snapshots: this.scenario.snapshots,
       reportSnapshotLater: (delay, report) => this.queue.push(this.clock.now + delay, { kind: 'snapshot-report', report }),
       ...(snapshotBug !== undefined ? { snapshotBug } : {}),
@@ -486,8 +485,10 @@ class Simulation {
         const node = r.pick(ids);
         const others = ids.filter((id) => id !== node);
         const variant = r.nextInt(3);
-        if (variant === 0) this.partition(oneWayPartition([node], others)); // can hear, cannot speak
-        else if (variant === 1) this.partition(oneWayPartition(others, [node])); // can speak, cannot hear
+        if (variant === 0)
+          this.partition(oneWayPartition([node], others)); // can hear, cannot speak
+        else if (variant === 1)
+          this.partition(oneWayPartition(others, [node])); // can speak, cannot hear
         else this.partition(oneWayPartition([node], [r.pick(others)])); // one broken link
         return;
       }
@@ -613,12 +614,8 @@ export function describeScenario(s: Scenario): string {
     `faults every ~${s.faultMeanInterval} until t=${s.faultPhaseLength} (${faults}); ` +
     `${s.clients} clients thinking ~${s.clientThinkTime}, reads every ~${s.readMeanInterval}; ` +
     `persistence ${s.asyncPersist ? describePersist(s.persist) : 'sync'}; ` +
-    (s.snapshots === null
-      ? 'no snapshots'
-      : `snapshot every ${s.snapshots.everyEntries} applied entries, retain ${s.snapshots.retainEntries}`) +
-    (s.membership === null
-      ? ''
-      : `; membership changes every ~${s.membership.changeMeanInterval} with ${s.membership.spareNodes} spare node(s)`)
+    (s.snapshots === null ? 'no snapshots' : `snapshot every ${s.snapshots.everyEntries} applied entries, retain ${s.snapshots.retainEntries}`) +
+    (s.membership === null ? '' : `; membership changes every ~${s.membership.changeMeanInterval} with ${s.membership.spareNodes} spare node(s)`)
   );
 }
 

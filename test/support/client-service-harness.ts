@@ -20,7 +20,10 @@ export class ClientServiceHarness {
   async serve(node: RaftNode): Promise<string> {
     const server = new grpc.Server();
     this.servers.push(server);
-    server.addService(raftLogServiceDefinition, createClientService(() => node, pino({ level: 'silent' })));
+    server.addService(
+      raftLogServiceDefinition,
+      createClientService(() => node, pino({ level: 'silent' })),
+    );
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
     });

@@ -11,7 +11,10 @@ import { waitFor } from './wait-for.js';
 
 /** The environment that gives a node failpoint control (and, optionally, failpoints set from the start, planted bugs allowed). */
 export function failpointEnvironment(initial?: string): Record<string, string> {
-  return { RAFTLOG_FAILPOINTS_LISTEN: '127.0.0.1:0', ...(initial === undefined ? {} : { RAFTLOG_FAILPOINTS: initial, RAFTLOG_FAILPOINTS_BUGS: '1' }) };
+  return {
+    RAFTLOG_FAILPOINTS_LISTEN: '127.0.0.1:0',
+    ...(initial === undefined ? {} : { RAFTLOG_FAILPOINTS: initial, RAFTLOG_FAILPOINTS_BUGS: '1' }),
+  };
 }
 
 /**

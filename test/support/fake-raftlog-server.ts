@@ -23,17 +23,17 @@
  */
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { FIRST_INDEX_METADATA_KEY } from '../../src/client/errors.js';
-import { CLUSTER_METHODS, type ClusterMethodName, type ClusterMethods, type WireMember } from '../../src/api/cluster-api.js';
 import {
   MAX_KEY_BYTES,
   MAX_VALUE_BYTES,
   RAFTLOG_METHODS,
-  type WireLogEntryKind,
   type RaftLogMethodName,
   type RaftLogMethods,
+  type WireLogEntryKind,
 } from '../../src/api/client-api.js';
+import { CLUSTER_METHODS, type ClusterMethodName, type ClusterMethods, type WireMember } from '../../src/api/cluster-api.js';
 import { clusterService } from '../../src/client/cluster-proto.js';
+import { FIRST_INDEX_METADATA_KEY } from '../../src/client/errors.js';
 import { raftLogService } from '../../src/client/proto.js';
 
 /** Every method a fake serves: the client API's and the membership service's. */
@@ -341,9 +341,7 @@ export class FakeRaftLogServer {
     if (invalid !== null) return invalid;
     const key = keyOf(request.key);
     const current = this.cluster.data.get(key);
-    const succeeded = request.expectAbsent
-      ? current === undefined
-      : current !== undefined && current.equals(Buffer.from(request.expected));
+    const succeeded = request.expectAbsent ? current === undefined : current !== undefined && current.equals(Buffer.from(request.expected));
     if (succeeded) this.cluster.data.set(key, Buffer.from(request.value));
     const after = this.cluster.data.get(key);
     return {
@@ -397,7 +395,10 @@ export class FakeRaftLogServer {
     const { cluster } = this;
     if (request.id === '' || request.address === '') return { error: grpc.status.INVALID_ARGUMENT, details: 'member id and address are required' };
     if (!request.learner) {
-      return { error: grpc.status.INVALID_ARGUMENT, details: `adding ${request.id} as a voter directly is not supported: add it as a learner, then promote it` };
+      return {
+        error: grpc.status.INVALID_ARGUMENT,
+        details: `adding ${request.id} as a voter directly is not supported: add it as a learner, then promote it`,
+      };
     }
     if (cluster.members.includes(request.id) || cluster.learners.includes(request.id)) {
       return { error: grpc.status.INVALID_ARGUMENT, details: `${request.id} is already a member` };

@@ -1,5 +1,5 @@
-import { RaftCore } from '../../src/raft/core.js';
 import type { RaftOptions } from '../../src/raft/config.js';
+import { RaftCore } from '../../src/raft/core.js';
 import { MemoryStorage } from '../../src/raft/memory-storage.js';
 import { OutputRunner } from '../../src/raft/output-runner.js';
 import { SeededRandom } from '../../src/raft/random.js';

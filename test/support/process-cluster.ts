@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -88,7 +88,10 @@ export class ProcessCluster {
     this.addresses.set(id, address);
     // A client made for an earlier process of this id dials its old port.
     this.dropClient(id);
-    this.joinVia.set(id, joinVia.map((peer) => this.address(peer)));
+    this.joinVia.set(
+      id,
+      joinVia.map((peer) => this.address(peer)),
+    );
     this.startNode(id);
     return address;
   }
@@ -106,8 +109,23 @@ export class ProcessCluster {
     try {
       const child = spawn(
         process.execPath,
-        [...execArgv, '--import', TSX_LOADER, NODE_MAIN, '--id', id, '--listen', this.address(id), ...membership,
-          '--data', join(this.dir, id), '--log-level', this.options.logLevel ?? 'debug', ...this.extraArgs, ...(this.options.argsOf?.(id) ?? [])],
+        [
+          ...execArgv,
+          '--import',
+          TSX_LOADER,
+          NODE_MAIN,
+          '--id',
+          id,
+          '--listen',
+          this.address(id),
+          ...membership,
+          '--data',
+          join(this.dir, id),
+          '--log-level',
+          this.options.logLevel ?? 'debug',
+          ...this.extraArgs,
+          ...(this.options.argsOf?.(id) ?? []),
+        ],
         { stdio: ['ignore', log, log], ...(env === undefined ? {} : { env }) },
       );
       this.processes.set(id, child);
@@ -204,9 +222,7 @@ export class ProcessCluster {
     }
     const fn = (client as unknown as Record<string, Unary>)[method] as Unary;
     return new Promise((resolve, reject) => {
-      fn.call(client, request, { deadline: Date.now() + timeoutMs }, (error, reply) =>
-        error !== null ? reject(error) : resolve(reply as T),
-      );
+      fn.call(client, request, { deadline: Date.now() + timeoutMs }, (error, reply) => (error !== null ? reject(error) : resolve(reply as T)));
     });
   }
 

@@ -4,7 +4,7 @@
  * how the stream ended, and waits for conditions on them.
  */
 import * as grpc from '@grpc/grpc-js';
-import { RaftLogGrpcClient, type LogEntryReply, type SubscribeReply, type SubscribeRequest } from '../../src/node/client-proto.js';
+import { type LogEntryReply, RaftLogGrpcClient, type SubscribeReply, type SubscribeRequest } from '../../src/node/client-proto.js';
 import { waitFor } from './wait-for.js';
 
 /** Streams opened and not yet closed: closeAllSubscriptions() ends them after a test, passed or failed. */

@@ -1,6 +1,6 @@
 /** `kill <node|leader>`: SIGKILL, as a crash would; the node's data stays for `restart`. */
 import { requireState, withPid, writeState } from '../cluster-state.js';
-import { queryCluster, type ClusterReport } from '../cluster-status.js';
+import { type ClusterReport, queryCluster } from '../cluster-status.js';
 import { ClusterScriptError } from '../errors.js';
 import { npmCommand } from '../next-steps.js';
 import { killNode, runningPid } from '../node-process.js';

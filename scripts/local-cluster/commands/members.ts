@@ -4,22 +4,17 @@
  * and state-file bookkeeping around them.
  */
 import { rm } from 'node:fs/promises';
-import {
-  RaftLogClient,
-  RaftLogFailedPreconditionError,
-  type ClusterMember,
-  type MemberChange,
-} from '../../../src/client/index.js';
-import { findNode, LOOPBACK, requireState, writeState, type ClusterState, type NodeRecord } from '../cluster-state.js';
+import { type ClusterMember, type MemberChange, RaftLogClient, RaftLogFailedPreconditionError } from '../../../src/client/index.js';
+import { type ClusterState, findNode, LOOPBACK, type NodeRecord, requireState, writeState } from '../cluster-state.js';
 import { queryCluster } from '../cluster-status.js';
 import { clientTls, withNodeCertificate } from '../cluster-tls.js';
 import { ClusterScriptError } from '../errors.js';
+import { npmCommand } from '../next-steps.js';
 import { launchNodes } from '../node-launch.js';
 import { runningPid, stopNode, waitForExit } from '../node-process.js';
-import { npmCommand } from '../next-steps.js';
-import { busyPorts } from '../ports.js';
-import { displayPath, type ClusterLayout } from '../paths.js';
+import { type ClusterLayout, displayPath } from '../paths.js';
 import { pollUntil } from '../poll.js';
+import { busyPorts } from '../ports.js';
 
 /** A learner fed by a snapshot on a loaded machine takes a while; past this it stays a learner and we say how to promote it. */
 const CATCH_UP_TIMEOUT_MS = 120_000;
@@ -40,7 +35,8 @@ export interface AddNodeOptions {
 export async function addNode(layout: ClusterLayout, options: AddNodeOptions): Promise<void> {
   let state = await requireState(layout);
   const running = await runningNodes(state);
-  if (running.length === 0) throw new ClusterScriptError(`no node of the cluster in ${displayPath(layout.dir)} runs; \`${npmCommand(layout, 'start')}\` first`);
+  if (running.length === 0)
+    throw new ClusterScriptError(`no node of the cluster in ${displayPath(layout.dir)} runs; \`${npmCommand(layout, 'start')}\` first`);
   const plain = nextNode(layout, state, running);
   const record = state.tls === undefined ? plain : await withNodeCertificate(layout, state.tls, plain);
   const port = Number(record.address.split(':')[1]);
@@ -55,7 +51,9 @@ export async function addNode(layout: ClusterLayout, options: AddNodeOptions): P
 
     state = { ...state, nodes: [...state.nodes, record] };
     await writeState(layout, state);
-    console.log(`Starting ${record.id} on ${record.address}, joining through ${running.map((node) => node.id).join(', ')} (log ${displayPath(record.logFile)}).`);
+    console.log(
+      `Starting ${record.id} on ${record.address}, joining through ${running.map((node) => node.id).join(', ')} (log ${displayPath(record.logFile)}).`,
+    );
     state = await launchNodes(layout, state, [record.id]).catch(async (error: unknown) => {
       await forget(layout, record);
       throw error;
@@ -115,7 +113,9 @@ export async function removeNode(layout: ClusterLayout, id: string): Promise<voi
       console.log(`${id} (pid ${pid}) saw its removal and exited.`);
     } else {
       const outcome = await stopNode(pid, node);
-      console.log(`${id} (pid ${pid}) was still running ${REMOVED_EXIT_TIMEOUT_MS / 1000} s after its removal; stopped it${outcome === 'killed' ? ' with SIGKILL' : ''}.`);
+      console.log(
+        `${id} (pid ${pid}) was still running ${REMOVED_EXIT_TIMEOUT_MS / 1000} s after its removal; stopped it${outcome === 'killed' ? ' with SIGKILL' : ''}.`,
+      );
     }
   }
   state = await requireState(layout);
@@ -152,8 +152,18 @@ function nextNode(layout: ClusterLayout, state: ClusterState, running: readonly 
     address,
     dataDir: layout.dataDir(id),
     logFile: layout.logFile(id),
-    args: ['--id', id, '--listen', address, '--join', running.map((node) => node.address).join(','), '--data', layout.dataDir(id),
-      '--log-level', state.logLevel],
+    args: [
+      '--id',
+      id,
+      '--listen',
+      address,
+      '--join',
+      running.map((node) => node.address).join(','),
+      '--data',
+      layout.dataDir(id),
+      '--log-level',
+      state.logLevel,
+    ],
     pid: null,
   };
 }

@@ -4,9 +4,9 @@ import { queryCluster } from '../cluster-status.js';
 import { ClusterScriptError } from '../errors.js';
 import { launchNodes } from '../node-launch.js';
 import { runningPid, stopNode } from '../node-process.js';
-import { busyPorts } from '../ports.js';
-import { displayPath, type ClusterLayout } from '../paths.js';
+import { type ClusterLayout, displayPath } from '../paths.js';
 import { pollUntil } from '../poll.js';
+import { busyPorts } from '../ports.js';
 import { resolveTarget } from './target.js';
 
 /** How long to wait for the restarted node to hear from a leader before reporting anyway. */
@@ -36,8 +36,9 @@ export async function restart(layout: ClusterLayout, target: string): Promise<vo
     },
     { timeoutMs: FOLLOW_TIMEOUT_MS, intervalMs: 200 },
   );
-  const where = following === undefined
-    ? 'it has not heard from a leader yet'
-    : `term ${following.term}, leader ${following.leader}, applied ${following.appliedIndex} of commit ${following.commitIndex}`;
+  const where =
+    following === undefined
+      ? 'it has not heard from a leader yet'
+      : `term ${following.term}, leader ${following.leader}, applied ${following.appliedIndex} of commit ${following.commitIndex}`;
   console.log(`Started ${node.id} again (pid ${restarted?.pid}, data ${displayPath(node.dataDir)}): ${where}.`);
 }

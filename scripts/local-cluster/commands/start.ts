@@ -5,16 +5,16 @@
  */
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LOOPBACK, planCluster, readState, writeState, type ClusterState, type NodeRecord } from '../cluster-state.js';
-import { queryCluster, type ClusterReport } from '../cluster-status.js';
+import { type ClusterState, LOOPBACK, type NodeRecord, planCluster, readState, writeState } from '../cluster-state.js';
+import { type ClusterReport, queryCluster } from '../cluster-status.js';
+import { createClusterTls, tlsDir, withNodeCertificate } from '../cluster-tls.js';
 import { ClusterScriptError } from '../errors.js';
+import { nextSteps, npmCommand } from '../next-steps.js';
 import { launchNodes } from '../node-launch.js';
 import { runningPid } from '../node-process.js';
-import { createClusterTls, tlsDir, withNodeCertificate } from '../cluster-tls.js';
-import { busyPorts } from '../ports.js';
-import { displayPath, STATE_FILE_NAME, type ClusterLayout } from '../paths.js';
+import { type ClusterLayout, displayPath, STATE_FILE_NAME } from '../paths.js';
 import { pollUntil } from '../poll.js';
-import { nextSteps, npmCommand } from '../next-steps.js';
+import { busyPorts } from '../ports.js';
 import { statusTable } from '../status-output.js';
 
 export const DEFAULT_NODES = 3;
@@ -38,7 +38,9 @@ export async function start(layout: ClusterLayout, options: StartOptions): Promi
   let previous = await readState(layout);
   if (previous !== null && (await anyRunning(previous))) {
     if (options.fresh) {
-      throw new ClusterScriptError(`the cluster in ${displayPath(layout.dir)} is running; stop it first (\`${npmCommand(layout, 'stop')}\`), then start with --fresh`);
+      throw new ClusterScriptError(
+        `the cluster in ${displayPath(layout.dir)} is running; stop it first (\`${npmCommand(layout, 'stop')}\`), then start with --fresh`,
+      );
     }
     await reportAlreadyRunning(layout, previous);
     if (options.nodes !== undefined && options.nodes !== previous.nodes.length) {
@@ -104,7 +106,11 @@ export async function start(layout: ClusterLayout, options: StartOptions): Promi
       (previous === null ? '' : ' with its data') +
       (secured.tls === undefined ? '' : ` (mutual TLS: a throwaway CA and certificates in ${displayPath(tlsDir(layout))})`),
   );
-  const state = await launchNodes(layout, secured, secured.nodes.map((node) => node.id));
+  const state = await launchNodes(
+    layout,
+    secured,
+    secured.nodes.map((node) => node.id),
+  );
   for (const node of state.nodes) {
     console.log(`  ${node.id}  ${node.address}  pid ${node.pid}  log ${displayPath(node.logFile)}`);
   }
@@ -145,9 +151,7 @@ async function waitForLeader(state: ClusterState): Promise<ClusterReport> {
       const { leader } = last;
       if (leader === null) return undefined;
       const statuses = last.nodes.flatMap((entry) => (entry.state === 'up' ? [entry.status] : []));
-      return statuses.length === state.nodes.length && statuses.every((s) => s.leader === leader.id && s.term === leader.term)
-        ? last
-        : undefined;
+      return statuses.length === state.nodes.length && statuses.every((s) => s.leader === leader.id && s.term === leader.term) ? last : undefined;
     },
     { timeoutMs: LEADER_TIMEOUT_MS, intervalMs: 200 },
   );
@@ -162,9 +166,7 @@ async function anyRunning(state: ClusterState): Promise<boolean> {
 async function reportAlreadyRunning(layout: ClusterLayout, state: ClusterState): Promise<void> {
   const report = await queryCluster(state);
   const running = report.nodes.filter((entry) => entry.state !== 'down');
-  console.log(
-    `The cluster in ${displayPath(layout.dir)} is already running (${running.length} of ${state.nodes.length} nodes); nothing started.\n`,
-  );
+  console.log(`The cluster in ${displayPath(layout.dir)} is already running (${running.length} of ${state.nodes.length} nodes); nothing started.\n`);
   for (const line of statusTable(report)) console.log(line);
   const down = report.nodes.filter((entry) => entry.state === 'down').map((entry) => entry.node.id);
   if (down.length > 0) console.log(`\nStart the others with: ${down.map((id) => npmCommand(layout, 'restart', id)).join('; ')}`);

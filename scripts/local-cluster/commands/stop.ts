@@ -2,7 +2,7 @@
 import { readState, withPid, writeState } from '../cluster-state.js';
 import { npmCommand } from '../next-steps.js';
 import { runningPid, STOP_GRACE_MS, stopNode } from '../node-process.js';
-import { displayPath, type ClusterLayout } from '../paths.js';
+import { type ClusterLayout, displayPath } from '../paths.js';
 
 export async function stop(layout: ClusterLayout): Promise<void> {
   let state = await readState(layout);

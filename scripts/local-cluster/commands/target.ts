@@ -1,5 +1,5 @@
 /** The node a command names: an id, or `leader` for whichever node leads right now. */
-import { findNode, type ClusterState, type NodeRecord } from '../cluster-state.js';
+import { type ClusterState, findNode, type NodeRecord } from '../cluster-state.js';
 import type { ClusterReport } from '../cluster-status.js';
 import { ClusterScriptError } from '../errors.js';
 import { statusTable } from '../status-output.js';

@@ -1,5 +1,5 @@
-import { ExitCode, UsageError } from '../exit-codes.js';
 import type { CliCommand } from '../context.js';
+import { ExitCode, UsageError } from '../exit-codes.js';
 import { jsonValue, showKey, showPosition, showValue } from '../format.js';
 import { writeJson } from './write-json.js';
 
@@ -7,7 +7,9 @@ export const casCommand: CliCommand = {
   register(program, context) {
     program
       .command('cas')
-      .description('compare-and-swap: set <key> to <new> only if it holds <expected> (or, with --absent, only if it is absent); exit code 1 when it did not swap')
+      .description(
+        'compare-and-swap: set <key> to <new> only if it holds <expected> (or, with --absent, only if it is absent); exit code 1 when it did not swap',
+      )
       .usage('[options] <key> <expected|--absent> <new>')
       .argument('<key>')
       .argument('[expected]', 'the value the key must hold (leave out with --absent)')

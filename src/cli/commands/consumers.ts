@@ -43,7 +43,9 @@ export const consumersCommand: CliCommand = {
 
     consumers
       .command('commit')
-      .description("set a consumer's position (the last index it processed), creating it if needed; refused (exit code 7) if it would move the consumer backwards")
+      .description(
+        "set a consumer's position (the last index it processed), creating it if needed; refused (exit code 7) if it would move the consumer backwards",
+      )
       .argument('<name>')
       .argument('<position>', 'the last index processed: the consumer resumes after it (0: from the start)')
       .option('--allow-backwards', 'allow a position below the current one, to read entries again')
@@ -93,6 +95,11 @@ function listJson(list: ConsumerList, consistency: string): { readonly [key: str
 }
 
 /** The fields of a consumer command's --json result: where it was committed. */
-function entryJson(result: { entry: { index: number; term: number }; leader: string | null; endpoint: string }): { index: number; term: number; leader: string | null; endpoint: string } {
+function entryJson(result: { entry: { index: number; term: number }; leader: string | null; endpoint: string }): {
+  index: number;
+  term: number;
+  leader: string | null;
+  endpoint: string;
+} {
   return { index: result.entry.index, term: result.entry.term, leader: result.leader, endpoint: result.endpoint };
 }

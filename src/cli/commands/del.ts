@@ -11,10 +11,7 @@ export const delCommand: CliCommand = {
       .action(async (key: string) => {
         const result = await context.withClient((client) => client.delete(key));
         const what = result.existed ? `deleted ${showKey(key)}` : `${showKey(key)} was not there`;
-        context.result(
-          { command: 'del', key, existed: result.existed, ...writeJson(result) },
-          `OK  ${what}; ${showPosition(result)}`,
-        );
+        context.result({ command: 'del', key, existed: result.existed, ...writeJson(result) }, `OK  ${what}; ${showPosition(result)}`);
       });
   },
 };

@@ -1,5 +1,5 @@
-import { ExitCode } from '../exit-codes.js';
 import type { CliCommand } from '../context.js';
+import { ExitCode } from '../exit-codes.js';
 import { jsonValue, showKey, showValue } from '../format.js';
 
 export const getCommand: CliCommand = {

@@ -10,7 +10,7 @@ export const logCommand: CliCommand = {
   register(program, context) {
     program
       .command('log')
-      .description("print committed log entries: appends with their records, writes with their keys")
+      .description('print committed log entries: appends with their records, writes with their keys')
       .option('--from <index>', 'first index to print', '1')
       .option('--limit <n>', 'most entries to print (1..1000)', '100')
       .option('--node <endpoint>', 'read this node (host:port) only; by default any node that answers')

@@ -8,9 +8,7 @@ const NUMERIC = new Set([3]);
 /** `raftlog member list|add|promote|remove`: the cluster's membership, through the leader. */
 export const memberCommand: CliCommand = {
   register(program, context) {
-    const member = program
-      .command('member')
-      .description('cluster membership: member list | add ID ADDRESS --learner | promote ID | remove ID');
+    const member = program.command('member').description('cluster membership: member list | add ID ADDRESS --learner | promote ID | remove ID');
 
     member
       .command('list')
@@ -46,10 +44,10 @@ export const memberCommand: CliCommand = {
         const learner = options.learner === true;
         const change = await context.withClient((client) => client.memberAdd(id, address, { learner }));
         const added = change.members.find((entry) => entry.id === id);
-        context.result(
-          { command: 'member add', id, address: added?.address ?? address, learner, ...changeJson(change) },
-          [`OK  added ${id} (${added?.address ?? address}) as a ${added?.role ?? (learner ? 'learner' : 'voter')}; ${committedAt(change)}`, ...memberTable(change.members)],
-        );
+        context.result({ command: 'member add', id, address: added?.address ?? address, learner, ...changeJson(change) }, [
+          `OK  added ${id} (${added?.address ?? address}) as a ${added?.role ?? (learner ? 'learner' : 'voter')}; ${committedAt(change)}`,
+          ...memberTable(change.members),
+        ]);
       });
 
     member

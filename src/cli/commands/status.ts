@@ -1,6 +1,6 @@
 import type { EndpointStatus, RaftLogError } from '../../client/index.js';
-import { ExitCode } from '../exit-codes.js';
 import type { CliCommand, Json } from '../context.js';
+import { ExitCode } from '../exit-codes.js';
 import { showOptionalIndex, table } from '../format.js';
 import { memberJson } from './member.js';
 
@@ -19,10 +19,14 @@ export const statusCommand: CliCommand = {
         const { RaftLogDeadlineExceededError, RaftLogUnavailableError } = await import('../../client/index.js');
         const unreachable = (error: RaftLogError) => error instanceof RaftLogUnavailableError || error instanceof RaftLogDeadlineExceededError;
         const members = membersLine(all);
-        context.result(
-          { command: 'status', nodes: all.map(nodeJson) },
-          [...table(HEADER, all.map((entry) => row(entry, unreachable)), NUMERIC), ...(members === null ? [] : [members])],
-        );
+        context.result({ command: 'status', nodes: all.map(nodeJson) }, [
+          ...table(
+            HEADER,
+            all.map((entry) => row(entry, unreachable)),
+            NUMERIC,
+          ),
+          ...(members === null ? [] : [members]),
+        ]);
         if (all.every((entry) => !entry.ok)) {
           const what = all.length === 1 ? 'the endpoint did not answer' : `none of the ${all.length} endpoints answered`;
           context.fail(ExitCode.UNAVAILABLE, 'unavailable', `status: ${what}`);

@@ -64,7 +64,7 @@ export const tailCommand: CliCommand = {
     program
       .command('tail')
       .description(
-        'print committed log entries from --from (default 1), or after a consumer\'s position, up to the commit index ' +
+        "print committed log entries from --from (default 1), or after a consumer's position, up to the commit index " +
           'when the tail began; with -f, follow the log live until interrupted (exit code 0)',
       )
       .option('--from <index>', 'first index to print (with --consumer: where a consumer with no position starts)')
@@ -131,9 +131,12 @@ async function printEntries(subscription: LogSubscription, end: number | null, p
   const stopListening = io.onInterrupt(stop);
   // consumedThrough, not coveredThrough: the entry just printed counts once the loop asks for the next one, so a consumer commits it.
   const reachedEnd = () => end !== null && subscription.consumedThrough >= end;
-  const watch = end === null ? null : setInterval(() => {
-    if (reachedEnd()) stop();
-  }, END_CHECK_MS);
+  const watch =
+    end === null
+      ? null
+      : setInterval(() => {
+          if (reachedEnd()) stop();
+        }, END_CHECK_MS);
   if (reachedEnd()) stop();
   let failure: unknown = null;
   try {

@@ -1,5 +1,5 @@
 /** Renders a key's verdict, and for a violation its window, for people. */
-import { type ClientEvent } from '../history.js';
+import type { ClientEvent } from '../history.js';
 import type { KeyVerdict } from './linearizability.js';
 import type { WindowOp } from './violation-window.js';
 
@@ -15,17 +15,12 @@ export function formatViolation(verdict: KeyVerdict): string {
   const one = window.ops.length === 1;
   const from = window.startNs === null ? 'its first operation' : `${ms(window.startNs)} ms`;
   const start =
-    window.startNs === null
-      ? 'the register starts empty'
-      : 'when the window opens, the register may hold any value the history writes, or none';
+    window.startNs === null ? 'the register starts empty' : 'when the window opens, the register may hold any value the history writes, or none';
   const lines = [
     `key ${name} is not linearizable: ${one ? 'this' : 'these'} ${window.ops.length} of its ${verdict.operations} operations, ` +
       `from ${from} to ${ms(window.endNs)} ms, cannot be linearized on ${one ? 'its' : 'their'} own (${start})` +
       (window.shrunk ? '' : '; the time budget ran out before the window could be shrunk further'),
-    ...table([
-      ['', 'process', 'type', 'f', 'value', 'invoke ms', 'complete ms', 'node'],
-      ...window.ops.map(row),
-    ]),
+    ...table([['', 'process', 'type', 'f', 'value', 'invoke ms', 'complete ms', 'node'], ...window.ops.map(row)]),
   ];
   if (window.ops.some((op) => op.crossesEdge)) {
     lines.push(`${CROSSING_MARK} crosses an edge of the window: inside it, it may or may not have taken effect`);

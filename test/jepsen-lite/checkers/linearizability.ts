@@ -13,14 +13,14 @@
  *   but saw a value other than its expected one inside its interval.
  * - `append` events are not register operations and are ignored.
  */
-import { type ClientEvent } from '../history.js';
+import type { ClientEvent } from '../history.js';
 import { findFailingWindow } from './local-scan.js';
-import { RegisterProblem, WHOLE_HISTORY, type Span } from './register-problem.js';
 import { registerOperationsByKey } from './register-operations.js';
+import { RegisterProblem, type Span, WHOLE_HISTORY } from './register-problem.js';
 import { smallestViolationWindow, type ViolationWindow } from './violation-window.js';
 
 export { formatViolation } from './format-violation.js';
-export { windowAsHistory, type ViolationWindow, type WindowOp } from './violation-window.js';
+export { type ViolationWindow, type WindowOp, windowAsHistory } from './violation-window.js';
 
 /** `'unknown'`: the time budget ran out first. The checker never guesses. */
 export type Verdict = boolean | 'unknown';

@@ -44,7 +44,10 @@ const MAX_PROBLEMS_LISTED = 50;
 
 /** A verdict from the problems found: valid when there are none; the summary names the first, and at most 50 are listed. */
 export function verdict(name: string, okSummary: string, problems: string[], context = ''): CheckVerdict {
-  const listed = problems.length > MAX_PROBLEMS_LISTED ? [...problems.slice(0, MAX_PROBLEMS_LISTED), `… and ${problems.length - MAX_PROBLEMS_LISTED} more`] : problems;
+  const listed =
+    problems.length > MAX_PROBLEMS_LISTED
+      ? [...problems.slice(0, MAX_PROBLEMS_LISTED), `… and ${problems.length - MAX_PROBLEMS_LISTED} more`]
+      : problems;
   const tail = context === '' ? '' : `; ${context}`;
   return {
     name,
@@ -83,7 +86,9 @@ export function checkLogAgreement(finals: readonly NodeFinal[]): CheckVerdict {
     for (let i = 0; i < final.entries.length; i++) {
       const entry = final.entries[i] as FinalEntry;
       if (entry.index !== final.firstIndex + i) {
-        problems.push(`${final.node}: its window from ${final.firstIndex} skips: entry ${i + 1} of it has index ${entry.index}, expected ${final.firstIndex + i}`);
+        problems.push(
+          `${final.node}: its window from ${final.firstIndex} skips: entry ${i + 1} of it has index ${entry.index}, expected ${final.firstIndex + i}`,
+        );
         break;
       }
     }
@@ -175,7 +180,8 @@ export function committedLog(finals: readonly NodeFinal[], observed?: ObservedLo
   for (const entry of observed?.entries ?? []) {
     const held = entries.get(entry.index);
     if (held === undefined) entries.set(entry.index, entry);
-    else if (!sameEntry(held, entry)) problems.push(`index ${entry.index} was read during the run as ${describeEntry(entry)}, but is ${describeEntry(held)} at the end`);
+    else if (!sameEntry(held, entry))
+      problems.push(`index ${entry.index} was read during the run as ${describeEntry(entry)}, but is ${describeEntry(held)} at the end`);
   }
   return { entries, heldAtEnd, lastCommitted: Math.max(0, ...finals.map((f) => f.commitIndex)), problems };
 }
@@ -213,8 +219,7 @@ export function checkAppends(history: readonly ClientEvent[], finals: readonly N
     else if (event.type === 'ok') {
       acknowledged.set(value, event.index);
       if (event.duplicate === true) duplicates++;
-    }
-    else if (event.type === 'fail') failed.add(value);
+    } else if (event.type === 'fail') failed.add(value);
     else indeterminate++;
   }
   const positions = new Map<string, number[]>();
@@ -227,7 +232,8 @@ export function checkAppends(history: readonly ClientEvent[], finals: readonly N
   for (const [value, index] of acknowledged) {
     const found = positions.get(value) ?? [];
     if (found.length > 1) problems.push(`acknowledged append ${value} is in the log ${found.length} times, at ${found.join(', ')}`);
-    else if (found.length === 1 && found[0] !== index) problems.push(`acknowledged append ${value} was acknowledged at index ${index} but is at ${found[0]}`);
+    else if (found.length === 1 && found[0] !== index)
+      problems.push(`acknowledged append ${value} was acknowledged at index ${index} but is at ${found[0]}`);
     else if (found.length === 1) present++;
     else if (index !== undefined && index <= lastCommitted && !log.has(index)) compacted++;
     else problems.push(`acknowledged append ${value} (index ${index}) is lost: not in the log`);
@@ -239,7 +245,8 @@ export function checkAppends(history: readonly ClientEvent[], finals: readonly N
   let indeterminatePresent = 0;
   for (const [value, found] of positions) {
     if (!invoked.has(value)) problems.push(`the log holds ${JSON.stringify(value)} at ${found.join(', ')}, which no client appended`);
-    else if (!acknowledged.has(value) && found.length > 1) problems.push(`append ${value} is in the log ${found.length} times, at ${found.join(', ')}`);
+    else if (!acknowledged.has(value) && found.length > 1)
+      problems.push(`append ${value} is in the log ${found.length} times, at ${found.join(', ')}`);
     else if (!acknowledged.has(value) && !failed.has(value)) indeterminatePresent++;
   }
   const known = [...log.keys()].filter((i) => i <= lastCommitted).length;

@@ -3,7 +3,7 @@
  * linearizability checker gives them: which ones took effect for sure, which
  * ones may have, and which ones only observed something.
  */
-import { COMPARE_FAILED, type ClientEvent, type RegisterValue } from '../history.js';
+import { type ClientEvent, COMPARE_FAILED, type RegisterValue } from '../history.js';
 
 /**
  * - `read`: observed `arg`.

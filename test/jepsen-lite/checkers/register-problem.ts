@@ -15,13 +15,13 @@
 import {
   CAS,
   CAS_REFUSED,
-  READ,
-  WRITE,
-  searchLinearization,
   type OpCode,
   type OptionalSemantics,
+  READ,
   type SearchOp,
   type SearchOutcome,
+  searchLinearization,
+  WRITE,
 } from './linearization-search.js';
 import { changesRegister, type RegisterOp } from './register-operations.js';
 

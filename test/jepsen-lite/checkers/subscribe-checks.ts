@@ -32,7 +32,7 @@
  */
 import type { ClientEvent } from '../history.js';
 import type { JournalEvent, SubscriberRecord } from '../workloads/subscriber-journal.js';
-import { describeEntry, sameEntry, verdict, type CheckVerdict, type CommittedLog, type FinalEntry } from './log-checks.js';
+import { type CheckVerdict, type CommittedLog, describeEntry, type FinalEntry, sameEntry, verdict } from './log-checks.js';
 
 const APPEND = 'LOG_ENTRY_KIND_APPEND';
 
@@ -215,7 +215,9 @@ export function checkSubscriptions(input: SubscribeCheckInput): CheckVerdict {
               problems.push(
                 `${name}: subscription ${segment}, begun at ${at(allowed.time)}, started at index ${index}, but its committed position then was ` +
                   `${allowed.committed}, so ${due} was due${others.length > 0 ? ` (or ${others.join(', ')}, after commits of unknown outcome)` : ''}` +
-                  (index > due ? `: ${index - 1 === due ? `index ${due}` : `${due}..${index - 1}`} skipped` : ': it went back before its committed position'),
+                  (index > due
+                    ? `: ${index - 1 === due ? `index ${due}` : `${due}..${index - 1}`} skipped`
+                    : ': it went back before its committed position'),
               );
             }
           } else if (expected !== null && index !== expected) {
@@ -234,7 +236,8 @@ export function checkSubscriptions(input: SubscribeCheckInput): CheckVerdict {
           const before = handed.get(index);
           if (before !== undefined) {
             redelivered++;
-            if (!sameEntry(before, entry)) problems.push(`${name}: index ${index} was handed out as ${describeEntry(before)} and later as ${describeEntry(entry)}`);
+            if (!sameEntry(before, entry))
+              problems.push(`${name}: index ${index} was handed out as ${describeEntry(before)} and later as ${describeEntry(entry)}`);
           }
           handed.set(index, entry);
           highest = Math.max(highest, index);
@@ -254,7 +257,9 @@ export function checkSubscriptions(input: SubscribeCheckInput): CheckVerdict {
             const first = recordAt.get(entry.record);
             if (first === undefined) recordAt.set(entry.record, { index, by: subscriber.name });
             else if (first.index !== index) {
-              problems.push(`append ${entry.record} was handed out at two indexes: ${first.index} (to ${first.by}) and ${index} (to ${subscriber.name})`);
+              problems.push(
+                `append ${entry.record} was handed out at two indexes: ${first.index} (to ${first.by}) and ${index} (to ${subscriber.name})`,
+              );
             }
           } else if (acknowledgedAt.has(index)) {
             acknowledgedSeen++;
@@ -268,13 +273,17 @@ export function checkSubscriptions(input: SubscribeCheckInput): CheckVerdict {
     }
 
     if (highest < lastAcknowledged) {
-      problems.push(`${name}: got only as far as index ${highest}, but appends were acknowledged up to ${lastAcknowledged}: it did not catch up after the heal`);
+      problems.push(
+        `${name}: got only as far as index ${highest}, but appends were acknowledged up to ${lastAcknowledged}: it did not catch up after the heal`,
+      );
     }
     for (const commit of ownCommits) {
       const handedBefore = highestAt.filter((h) => h.time < commit.invoked).reduce((m, h) => Math.max(m, h.highest), 0);
       const overHole = compactedCommits.some((c) => c.time < commit.invoked && c.position === commit.asked);
       if (commit.asked > handedBefore && !overHole) {
-        problems.push(`${name}: committed position ${commit.asked} at ${at(commit.invoked)}, beyond the ${handedBefore} it had been handed: a consumer that crashed then would skip entries`);
+        problems.push(
+          `${name}: committed position ${commit.asked} at ${at(commit.invoked)}, beyond the ${handedBefore} it had been handed: a consumer that crashed then would skip entries`,
+        );
       }
     }
   }
@@ -300,11 +309,14 @@ function compareWithLog(
   firstSeen: Map<number, { readonly by: string; readonly entry: FinalEntry }>,
   comparedWithLog: () => void,
 ): string[] {
-  if (entry.index > log.lastCommitted) return [`${name}: handed index ${entry.index} (${describeEntry(entry)}), beyond the last committed index ${log.lastCommitted}`];
+  if (entry.index > log.lastCommitted)
+    return [`${name}: handed index ${entry.index} (${describeEntry(entry)}), beyond the last committed index ${log.lastCommitted}`];
   const committed = log.entries.get(entry.index);
   if (committed !== undefined) {
     comparedWithLog();
-    return sameEntry(committed, entry) ? [] : [`${name}: handed index ${entry.index} as ${describeEntry(entry)}, but the committed log has ${describeEntry(committed)}`];
+    return sameEntry(committed, entry)
+      ? []
+      : [`${name}: handed index ${entry.index} as ${describeEntry(entry)}, but the committed log has ${describeEntry(committed)}`];
   }
   const first = firstSeen.get(entry.index);
   if (first === undefined) {
@@ -313,7 +325,9 @@ function compareWithLog(
   }
   return sameEntry(first.entry, entry)
     ? []
-    : [`${name} and ${first.by} were handed index ${entry.index} differently (compacted everywhere, so not in the log read): ${describeEntry(entry)} vs ${describeEntry(first.entry)}`];
+    : [
+        `${name} and ${first.by} were handed index ${entry.index} differently (compacted everywhere, so not in the log read): ${describeEntry(entry)} vs ${describeEntry(first.entry)}`,
+      ];
 }
 
 /** One sighting of a consumer's position, over the real-time window of the call that saw it. */
@@ -341,7 +355,8 @@ export function checkConsumerPositions(history: readonly ClientEvent[]): CheckVe
       else if (commit.type === 'fail') counts.fail++;
       else counts.info++;
       if (commit.type !== 'ok' || commit.result === null || commit.completed === null) continue;
-      if (commit.result < commit.asked) problems.push(`consumer ${consumer}: a commit of ${commit.asked} at ${at(commit.invoked)} answered position ${commit.result}, below it`);
+      if (commit.result < commit.asked)
+        problems.push(`consumer ${consumer}: a commit of ${commit.asked} at ${at(commit.invoked)} answered position ${commit.result}, below it`);
       add(consumer, { position: commit.result, invoked: commit.invoked, completed: commit.completed, what: `the commit of ${commit.asked}` });
     }
   }
@@ -351,7 +366,12 @@ export function checkConsumerPositions(history: readonly ClientEvent[]): CheckVe
     const positions = completion.value as Record<string, unknown>;
     // A consumer the poll does not list has no position: 0, which is backwards from any position seen before.
     for (const consumer of new Set([...commits.keys(), ...Object.keys(positions)])) {
-      add(consumer, { position: Number(positions[consumer] ?? 0), invoked: invoke.time, completed: completion.time, what: `a Consumers poll on ${completion.node}` });
+      add(consumer, {
+        position: Number(positions[consumer] ?? 0),
+        invoked: invoke.time,
+        completed: completion.time,
+        what: `a Consumers poll on ${completion.node}`,
+      });
     }
   }
   for (const [consumer, list] of sightings) {

@@ -11,9 +11,9 @@
  * and starts only at call times: between two of those, moving the edge inward
  * only drops or weakens operations further.
  */
-import { type ClientEvent } from '../history.js';
-import { membersOf, type RegisterProblem, type Span } from './register-problem.js';
+import type { ClientEvent } from '../history.js';
 import { isUncertain, type RegisterOp } from './register-operations.js';
+import { membersOf, type RegisterProblem, type Span } from './register-problem.js';
 
 export interface WindowOp {
   readonly invoke: ClientEvent;

@@ -1,6 +1,6 @@
 import type { WriteReply } from '../../../src/node/client-proto.js';
 import { ProducerClients, RETRY_DEADLINE_FACTOR } from './producer-clients.js';
-import { outcomeOfClientError, runWorkers, type Outcome, type WorkloadOptions } from './worker-pool.js';
+import { type Outcome, outcomeOfClientError, runWorkers, type WorkloadOptions } from './worker-pool.js';
 
 export interface AppendOptions extends WorkloadOptions {
   /**
@@ -40,12 +40,7 @@ export async function runAppendWorkload(options: AppendOptions): Promise<void> {
               return outcomeOfClientError(error, value);
             }
           }
-          const reply = await options.cluster.call<WriteReply>(
-            worker.node,
-            'append',
-            { record: Buffer.from(String(value)) },
-            options.opTimeoutMs,
-          );
+          const reply = await options.cluster.call<WriteReply>(worker.node, 'append', { record: Buffer.from(String(value)) }, options.opTimeoutMs);
           return { type: 'ok', value, index: reply.position.index };
         },
       };

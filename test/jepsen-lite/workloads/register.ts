@@ -1,6 +1,6 @@
-import type { GetReply, WriteReply, CompareAndSwapReply } from '../../../src/node/client-proto.js';
+import type { CompareAndSwapReply, GetReply, WriteReply } from '../../../src/node/client-proto.js';
 import { COMPARE_FAILED, type OperationF } from '../history.js';
-import { runWorkers, type Outcome, type WorkloadOptions, type Worker } from './worker-pool.js';
+import { type Outcome, runWorkers, type Worker, type WorkloadOptions } from './worker-pool.js';
 
 export type ReadMode = 'linearizable' | 'local';
 
@@ -76,9 +76,7 @@ export async function runRegisterWorkload(options: RegisterOptions): Promise<voi
               { key: keyBytes, expected: encode(expected), expectAbsent: false, value: encode(next) },
               opTimeoutMs,
             );
-            return reply.succeeded
-              ? { type: 'ok', value, index: reply.position.index }
-              : { type: 'fail', value, error: COMPARE_FAILED };
+            return reply.succeeded ? { type: 'ok', value, index: reply.position.index } : { type: 'fail', value, error: COMPARE_FAILED };
           },
         };
       }

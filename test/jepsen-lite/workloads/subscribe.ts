@@ -11,8 +11,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SeededRandom } from '../../../src/raft/random.js';
 import { runAppendWorkload } from './append.js';
+import { type PlantedBug, SkipAfterReconnect, type SubscriberMode, type SubscriberRecord } from './subscriber-journal.js';
 import { ConsumerPoller, DurableConsumer, PlainSubscriber, ProcessNumbers, type Reader, type SubscriberContext } from './subscribers.js';
-import { SkipAfterReconnect, type PlantedBug, type SubscriberMode, type SubscriberRecord } from './subscriber-journal.js';
 import type { WorkloadOptions } from './worker-pool.js';
 
 export interface SubscribeOptions extends WorkloadOptions {
@@ -189,10 +189,9 @@ export function formatSubscriptions(report: SubscriptionReport): string[] {
   const lines = report.readers.map((r) => {
     const where = r.mode === 'plain' ? `plain, first on ${r.pinnedTo}` : `consumer ${r.consumer}`;
     const again = r.mode === 'consumer' ? ` (${r.redelivered} again after ${r.crashes} crashes, ${r.resumes} resumes)` : '';
-    const extra = [
-      r.compactedJumps > 0 ? `${r.compactedJumps} compacted starts` : '',
-      r.errors > 0 ? `${r.errors} errors` : '',
-    ].filter((s) => s !== '');
+    const extra = [r.compactedJumps > 0 ? `${r.compactedJumps} compacted starts` : '', r.errors > 0 ? `${r.errors} errors` : ''].filter(
+      (s) => s !== '',
+    );
     return `${r.name} (${where}): ${r.delivered} entries up to ${r.lastIndex}${again}, ${r.reconnects} reconnects${extra.length > 0 ? `, ${extra.join(', ')}` : ''}`;
   });
   const caughtUp =

@@ -43,7 +43,14 @@ export type JournalEvent =
       readonly node: string | null;
     }
   /** The library moved to another stream (`reconnects` more than before) since the last entry. */
-  | { readonly type: 'reconnect'; readonly time: number; readonly from: string | null; readonly to: string | null; readonly reconnects: number; readonly after: number }
+  | {
+      readonly type: 'reconnect';
+      readonly time: number;
+      readonly from: string | null;
+      readonly to: string | null;
+      readonly reconnects: number;
+      readonly after: number;
+    }
   /** A consumer "crashed": closed its subscription without committing, or dropped its whole client. */
   | { readonly type: 'crash'; readonly time: number; readonly how: CrashKind; readonly after: number }
   /**

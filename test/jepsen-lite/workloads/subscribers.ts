@@ -14,17 +14,11 @@
  * the subscriber's journal.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  RaftLogClient,
-  RaftLogCompactedError,
-  RaftLogError,
-  type LogSubscription,
-  type SubscribedEntry,
-} from '../../../src/client/index.js';
-import { SeededRandom } from '../../../src/raft/random.js';
+import { type LogSubscription, RaftLogClient, RaftLogCompactedError, RaftLogError, type SubscribedEntry } from '../../../src/client/index.js';
+import type { SeededRandom } from '../../../src/raft/random.js';
 import type { ProcessCluster } from '../../support/process-cluster.js';
 import type { HistoryRecorder } from '../recorder.js';
-import { SubscriberJournal, type CrashKind, type SkipAfterReconnect } from './subscriber-journal.js';
+import { type CrashKind, type SkipAfterReconnect, SubscriberJournal } from './subscriber-journal.js';
 import { outcomeOfClientError } from './worker-pool.js';
 
 /** A stream silent (or on a node that knows no leader) this long is given up for another node: the library's minimum. */
@@ -58,8 +52,7 @@ export interface SubscriberContext {
   readonly bug: SkipAfterReconnect | null;
 }
 
-const between = (random: SeededRandom, range: { readonly min: number; readonly max: number }) =>
-  range.min + random.next() * (range.max - range.min);
+const between = (random: SeededRandom, range: { readonly min: number; readonly max: number }) => range.min + random.next() * (range.max - range.min);
 
 /** A client of every node, `first` first. */
 function readerClient(context: SubscriberContext, first: string, deadlineMs: number): RaftLogClient {
@@ -271,19 +264,27 @@ export class DurableConsumer implements Reader {
     this.segmentLast = 0;
     this.journal.start(node, null);
     const client = this.client;
-    const subscription = client.subscribe({ consumer: this.consumer, from: 1, endpoint: this.context.cluster.address(node), stallTimeoutMs: STALL_TIMEOUT_MS });
+    const subscription = client.subscribe({
+      consumer: this.consumer,
+      from: 1,
+      endpoint: this.context.cluster.address(node),
+      stallTimeoutMs: STALL_TIMEOUT_MS,
+    });
     this.current = subscription;
     // A closure sets it, so it lives in an object: a plain variable would look constant to the type checker.
     const state: { crashed: CrashKind | null } = { crashed: null };
     if (!this.draining) {
       const how: CrashKind = this.random.chance(0.5) ? 'close' : 'drop-client';
-      this.crashTimer = setTimeout(() => {
-        this.crashTimer = null;
-        state.crashed = how;
-        this.journal.crash(how);
-        if (how === 'close') void subscription.close().catch(() => undefined);
-        else client.close();
-      }, between(this.random, CRASH_AFTER_MS));
+      this.crashTimer = setTimeout(
+        () => {
+          this.crashTimer = null;
+          state.crashed = how;
+          this.journal.crash(how);
+          if (how === 'close') void subscription.close().catch(() => undefined);
+          else client.close();
+        },
+        between(this.random, CRASH_AFTER_MS),
+      );
     }
     if (this.stopping) void subscription.close();
     let commitAfter = Math.round(between(this.random, COMMIT_EVERY));

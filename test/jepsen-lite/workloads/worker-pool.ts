@@ -1,10 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import {
-  RaftLogError,
-  RaftLogFailedPreconditionError,
-  RaftLogInvalidArgumentError,
-  RaftLogUnavailableError,
-} from '../../../src/client/index.js';
+import { RaftLogError, RaftLogFailedPreconditionError, RaftLogInvalidArgumentError, RaftLogUnavailableError } from '../../../src/client/index.js';
 import { SeededRandom } from '../../../src/raft/random.js';
 import type { ProcessCluster } from '../../support/process-cluster.js';
 import type { ClientEvent, OperationF } from '../history.js';
