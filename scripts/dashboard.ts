@@ -8,6 +8,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL_MS, parseListen } from '../src/dashboard/listen.js';
 import { startDashboard } from '../src/dashboard/server.js';
 import { requireState } from './local-cluster/cluster-state.js';
+import { clientTls } from './local-cluster/cluster-tls.js';
 import { ClusterScriptError } from './local-cluster/errors.js';
 import { clusterLayout, DEFAULT_CLUSTER_DIR, displayPath } from './local-cluster/paths.js';
 
@@ -36,7 +37,7 @@ const program = new Command('dashboard')
     const layout = clusterLayout(options.dir);
     const state = await requireState(layout);
     const endpoints = state.nodes.map((node) => `${node.id}=${node.address}`);
-    const dashboard = await startDashboard({ endpoints, listen: options.listen, intervalMs: options.interval });
+    const dashboard = await startDashboard({ endpoints, listen: options.listen, intervalMs: options.interval, ...clientTls(state) });
     console.log(`dashboard of the cluster in ${displayPath(layout.dir)} at ${dashboard.url} (nodes ${endpoints.join(', ')}; Ctrl-C stops it)`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);

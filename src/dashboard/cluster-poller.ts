@@ -6,7 +6,7 @@
  * given (a node added later) are polled too, once a node reports them.
  */
 import { type EndpointSpec, parseEndpoints } from '../client/endpoints.js';
-import { type NodeStatus, RaftLogClient, RaftLogError } from '../client/index.js';
+import { type NodeStatus, RaftLogClient, RaftLogError, type TlsOptions } from '../client/index.js';
 import { type ClusterSample, type ConsumersSample, clusterSample, type NodeSample } from './cluster-sample.js';
 import { type DashboardEvent, deriveEvents } from './events.js';
 import { DEFAULT_POLL_INTERVAL_MS } from './listen.js';
@@ -24,6 +24,8 @@ export interface PollerOptions {
   readonly callDeadlineMs?: number;
   /** The timeline keeps this many events, the newest. Default 500. */
   readonly maxEvents?: number;
+  /** Certificates for a cluster that serves TLS (as the CLI's --tls-ca, --tls-cert, --tls-key). */
+  readonly tls?: TlsOptions;
 }
 
 /** A timeline event with its place in the dashboard's sequence (for the page to tell new ones from those it has). */
@@ -47,6 +49,7 @@ export class ClusterPoller {
   private readonly targets = new Map<string, Target>();
   private readonly intervalMs: number;
   private readonly callDeadlineMs: number;
+  private readonly tls: TlsOptions | undefined;
   private readonly maxEvents: number;
   private readonly listeners = new Set<SampleListener>();
   private readonly timeline: SequencedEvent[] = [];
@@ -61,6 +64,7 @@ export class ClusterPoller {
   constructor(options: PollerOptions) {
     this.intervalMs = options.intervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     this.callDeadlineMs = options.callDeadlineMs ?? DEFAULT_CALL_DEADLINE_MS;
+    this.tls = options.tls;
     this.maxEvents = options.maxEvents ?? DEFAULT_MAX_EVENTS;
     for (const spec of parseEndpoints(options.endpoints)) this.addTarget(spec);
   }
@@ -169,7 +173,12 @@ export class ClusterPoller {
   private addTarget(spec: EndpointSpec): void {
     if (spec.address === '' || this.targets.has(spec.address)) return;
     if (spec.node !== null && [...this.targets.values()].some((target) => target.id === spec.node)) return;
-    const client = new RaftLogClient({ endpoints: [spec.address], deadlineMs: this.callDeadlineMs, discoverLeader: false });
+    const client = new RaftLogClient({
+      endpoints: [spec.address],
+      deadlineMs: this.callDeadlineMs,
+      discoverLeader: false,
+      ...(this.tls === undefined ? {} : { tls: this.tls }),
+    });
     this.targets.set(spec.address, {
       id: spec.node ?? spec.address,
       address: spec.address,

@@ -14,6 +14,7 @@ import type { ClusterState } from '../../scripts/local-cluster/cluster-state.js'
 import { isNodeProcess } from '../../scripts/local-cluster/node-process.js';
 import type { ClusterStatusJson } from '../../scripts/local-cluster/status-output.js';
 import { RaftLogClient, RaftLogUnavailableError } from '../../src/client/index.js';
+import { ClusterPoller } from '../../src/dashboard/cluster-poller.js';
 import { collectRun, type Run } from '../support/collect-run.js';
 import { freeBasePort } from '../support/free-ports.js';
 import { readClusterState } from '../support/local-cluster-state.js';
@@ -72,6 +73,19 @@ describe('npm start -- --tls', () => {
       expect(await rejection(plaintext.get('greeting'))).toBeInstanceOf(RaftLogUnavailableError);
     } finally {
       plaintext.close();
+    }
+
+    // The dashboard reaches the nodes with the same client certificate (npm run dashboard passes it from the state).
+    const poller = new ClusterPoller({
+      endpoints: state.nodes.map((node) => `${node.id}=${node.address}`),
+      tls: { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey },
+    });
+    try {
+      const sample = await poller.poll();
+      expect(sample.nodes.map((node) => node.up)).toEqual(state.nodes.map(() => true));
+      expect(sample.leader).not.toBeNull();
+    } finally {
+      poller.close();
     }
 
     const stopped = await cluster('stop');

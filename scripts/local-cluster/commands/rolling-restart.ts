@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { RaftLogClient, RaftLogError } from '../../../src/client/index.js';
 import { type ClusterState, LOOPBACK, type NodeRecord, requireState, withPid, writeState } from '../cluster-state.js';
 import { type ClusterReport, queryCluster } from '../cluster-status.js';
+import { clientTls } from '../cluster-tls.js';
 import { ClusterScriptError } from '../errors.js';
 import { launchNodes } from '../node-launch.js';
 import { runningPid, stopNode } from '../node-process.js';
@@ -138,7 +139,7 @@ class Writers {
   private readonly running: Promise<void>[];
 
   constructor(state: ClusterState) {
-    this.client = new RaftLogClient({ endpoints: state.nodes.map((node) => `${node.id}=${node.address}`), deadlineMs: 5_000 });
+    this.client = new RaftLogClient({ endpoints: state.nodes.map((node) => `${node.id}=${node.address}`), deadlineMs: 5_000, ...clientTls(state) });
     this.running = Array.from({ length: WRITERS }, (_, i) => this.write(i));
   }
 

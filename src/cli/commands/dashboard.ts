@@ -39,7 +39,7 @@ export const dashboardCommand: CliCommand = {
       .option('--interval <ms>', `time between two polls of the nodes, at least 100 (default ${DEFAULT_POLL_INTERVAL_MS})`)
       .addHelpText('after', HELP_AFTER)
       .action(async (options: DashboardOptions) => {
-        const { endpoints } = context.globals();
+        const { endpoints, tls } = context.globals();
         const listen = options.listen ?? DEFAULT_LISTEN;
         let host: string;
         try {
@@ -50,7 +50,7 @@ export const dashboardCommand: CliCommand = {
         const intervalMs = options.interval === undefined ? DEFAULT_POLL_INTERVAL_MS : wholeNumber('dashboard: --interval', options.interval, 100);
         // Loaded only here: the other commands do not pay for the server at startup.
         const { startDashboard } = await import('../../dashboard/server.js');
-        const dashboard = await startDashboard({ endpoints, listen, intervalMs });
+        const dashboard = await startDashboard({ endpoints, listen, intervalMs, ...(tls === undefined ? {} : { tls }) });
         if (!isLoopback(host)) {
           context.io.err(
             `warning: the dashboard has no login, and ${host} is not a loopback address: whoever reaches ${dashboard.url} sees the cluster`,
