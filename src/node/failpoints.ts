@@ -10,6 +10,7 @@
  *   RAFTLOG_FAILPOINTS_LISTEN=127.0.0.1:PORT          control over HTTP, loopback only:
  *     PUT /failpoints/NAME  (body: the action)   DELETE /failpoints/NAME   GET /failpoints
  *   RAFTLOG_FAILPOINTS_BUGS=1                         also allows the planted bugs (bug-*)
+ *   RAFTLOG_FAILPOINTS_LISTEN_OFF_LOOPBACK=1          the control on another address (a test's private network)
  *
  * Actions: `off`; `on` (a planted bug's switch); `delay(MS)`; `error(TEXT)`
  * (the operation fails as a disk or network error would); `crash` (the
@@ -52,6 +53,8 @@ export const FAILPOINTS_VARIABLE = 'RAFTLOG_FAILPOINTS';
 export const FAILPOINTS_LISTEN_VARIABLE = 'RAFTLOG_FAILPOINTS_LISTEN';
 /** Planted bugs make a node wrong on purpose: a fault-injection setup alone must not be able to turn them on. */
 export const FAILPOINT_BUGS_VARIABLE = 'RAFTLOG_FAILPOINTS_BUGS';
+/** Lets the control listen off loopback: only on a network nobody else reaches (a test's network namespaces). */
+export const FAILPOINTS_OFF_LOOPBACK_VARIABLE = 'RAFTLOG_FAILPOINTS_LISTEN_OFF_LOOPBACK';
 
 /** Parses `delay(300)`, `error(disk full)`, `crash`, `pause`, `on`, `off`; throws FailpointError naming what is wrong. */
 export function parseAction(text: string): FailpointAction {
@@ -93,6 +96,8 @@ export class Failpoints {
     private readonly crash: () => void = () => process.kill(process.pid, 'SIGKILL'),
     /** Whether the planted bugs (bug-*) may be set. */
     private readonly bugsAllowed = false,
+    /** Whether the HTTP control may listen on an address other than loopback. */
+    private readonly offLoopbackAllowed = false,
   ) {}
 
   /** The failpoints the environment asks for, or null (the production case) when it names none. */
@@ -100,7 +105,12 @@ export class Failpoints {
     const initial = environment[FAILPOINTS_VARIABLE];
     const listen = environment[FAILPOINTS_LISTEN_VARIABLE];
     if (initial === undefined && listen === undefined) return null;
-    const failpoints = new Failpoints(logger.child({ component: 'failpoints' }), undefined, environment[FAILPOINT_BUGS_VARIABLE] === '1');
+    const failpoints = new Failpoints(
+      logger.child({ component: 'failpoints' }),
+      undefined,
+      environment[FAILPOINT_BUGS_VARIABLE] === '1',
+      environment[FAILPOINTS_OFF_LOOPBACK_VARIABLE] === '1',
+    );
     for (const part of (initial ?? '')
       .split(';')
       .map((p) => p.trim())
@@ -173,9 +183,11 @@ export class Failpoints {
     const parsed = parseHostPort(address);
     if (parsed === null) return Promise.reject(new FailpointError(`${FAILPOINTS_LISTEN_VARIABLE} "${address}" is not HOST:PORT`));
     // The control has no authentication: whoever reaches it can stall or crash the node.
-    if (!isLoopback(parsed.host)) {
+    if (!isLoopback(parsed.host) && !this.offLoopbackAllowed) {
       return Promise.reject(
-        new FailpointError(`${FAILPOINTS_LISTEN_VARIABLE} "${address}" is not a loopback address: the failpoint control has no authentication`),
+        new FailpointError(
+          `${FAILPOINTS_LISTEN_VARIABLE} "${address}" is not a loopback address: the failpoint control has no authentication (${FAILPOINTS_OFF_LOOPBACK_VARIABLE}=1 allows it on a network nobody else reaches)`,
+        ),
       );
     }
     const { host, port } = parsed;

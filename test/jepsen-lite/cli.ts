@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { FAILPOINTS } from '../../src/node/failpoints.js';
 import { NEMESIS_KINDS, type NemesisKind } from './nemesis.js';
+import { checkNetnsAvailable } from './netns-network.js';
 import { JEPSEN_DEFAULTS, type JepsenOptions, runJepsen } from './run.js';
 import { formatSummary } from './summary.js';
 import { PLANTED_BUGS, type PlantedBug } from './workloads/subscriber-journal.js';
@@ -22,7 +23,11 @@ const nonNegativeInt = (name: string) => (value: string) => {
   return n;
 };
 
+/** Set when --nemesis all was given: with --network netns it then means every kind but slow. */
+let allNemeses = false;
+
 const nemesisList = (value: string): NemesisKind[] => {
+  allNemeses = value === 'all';
   if (value === 'none') return [];
   if (value === 'all') return [...NEMESIS_KINDS];
   const kinds = value.split(',').map((k) => k.trim());
@@ -116,6 +121,15 @@ async function main(): Promise<void> {
         "each node's memory sampled; flags given beside it win",
       positiveInt('--soak'),
     )
+    .addOption(
+      new Option(
+        '--network <mode>',
+        'proxy: nodes on 127.0.0.1 behind TCP fault proxies (every fault); netns: each node in a network namespace with its own address, ' +
+          'partitions by moving links between bridges (root only; two-way cuts; no slow)',
+      )
+        .choices(['proxy', 'netns'])
+        .default(JEPSEN_DEFAULTS.network),
+    )
     .option('--out <dir>', 'output folder (default: a new folder under jepsen-results/)')
     .parse();
   const o = program.opts<{
@@ -145,20 +159,32 @@ async function main(): Promise<void> {
     bug?: PlantedBug;
     mutation?: string;
     soak?: number;
+    network: 'proxy' | 'netns';
     out?: string;
   }>();
   if (o.soak !== undefined) {
     const given = (name: string) => program.getOptionValueSource(name) === 'cli';
     if (!given('time')) o.time = o.soak;
     if (!given('nodes')) o.nodes = '5';
-    if (!given('nemesis')) o.nemesis = [...NEMESIS_KINDS];
+    if (!given('nemesis')) {
+      o.nemesis = [...NEMESIS_KINDS];
+      allNemeses = true;
+    }
     if (!given('snapshotEntries')) o.snapshotEntries = 1000;
     if (!given('retainEntries')) o.retainEntries = 100;
   }
   if (o.faultMax < o.faultMin) program.error('--fault-max must not be below --fault-min');
+  if (o.network === 'netns' && o.nemesis.includes('slow')) {
+    if (allNemeses) o.nemesis = o.nemesis.filter((kind) => kind !== 'slow');
+    else
+      program.error(
+        '--nemesis slow needs the TCP proxies: with --network netns there is no tc netem to delay packets; leave slow out or use --network proxy',
+      );
+  }
   if (o.bug !== undefined && o.workload !== 'subscribe')
     program.error('--bug plants a bug in the subscribe workload: use it with --workload subscribe');
   if (o.nemesis.includes('membership') && Number(o.maxNodes) < Number(o.nodes)) program.error('--max-nodes must not be below --nodes');
+  if (o.network === 'netns') await checkNetnsAvailable().catch((error: Error) => program.error(error.message));
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const out = resolve(o.out ?? join('jepsen-results', `${stamp}-${o.workload}-seed${o.seed}`));
   const result = await runJepsen({
@@ -188,6 +214,7 @@ async function main(): Promise<void> {
     consumers: o.consumers,
     plantedBug: o.bug ?? JEPSEN_DEFAULTS.plantedBug,
     mutation: o.mutation ?? JEPSEN_DEFAULTS.mutation,
+    network: o.network,
     log: (line) => process.stdout.write(`[${new Date().toISOString().slice(11, 23)}] ${line}\n`),
   });
   process.stdout.write(`${formatSummary(result)}\n`);

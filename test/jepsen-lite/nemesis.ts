@@ -3,6 +3,7 @@ import { SeededRandom } from '../../src/raft/random.js';
 import type { ProcessCluster } from '../support/process-cluster.js';
 import type { FaultNetwork } from './fault-proxy.js';
 import { MembershipNemesis, type MembershipReport } from './membership-nemesis.js';
+import { NetnsNetwork } from './netns-network.js';
 import type { HistoryRecorder } from './recorder.js';
 import type { Roster } from './roster.js';
 
@@ -12,7 +13,8 @@ export type NemesisKind = (typeof NEMESIS_KINDS)[number];
 export interface NemesisOptions {
   readonly kinds: readonly NemesisKind[];
   readonly cluster: ProcessCluster;
-  readonly network: FaultNetwork;
+  /** The TCP proxies (every partition flavour, and slow) or the network namespaces (two-way cuts by moving links between bridges). */
+  readonly network: FaultNetwork | NetnsNetwork;
   readonly recorder: HistoryRecorder;
   /** The members now: every fault picks its nodes from the configuration the leader last reported. */
   readonly roster: Roster;
@@ -106,8 +108,11 @@ export class Nemesis {
     // Each loop heals its own fault before it ends (a killed member restarted, a paused one resumed).
     await Promise.all(this.loops);
     const { network, cluster, roster } = this.options;
-    network.healCuts();
-    network.healSlowness();
+    if (network instanceof NetnsNetwork) await network.heal();
+    else {
+      network.healCuts();
+      network.healSlowness();
+    }
     for (const id of roster.ids) if (cluster.isRunning(id)) cluster.resume(id);
     if (this.membership !== null) {
       this.finalConfiguration = await this.membership.settle(settleWithinMs);
@@ -243,6 +248,7 @@ export class Nemesis {
     const { network } = this.options;
     const nodes = this.options.roster.members();
     if (nodes.length < 2) return null;
+    if (network instanceof NetnsNetwork) return this.partitionBridges(network, nodes, random);
     const shuffled = shuffle(nodes, random);
     const flavour = random.nextInt(4);
     let description: string;
@@ -284,8 +290,47 @@ export class Nemesis {
     };
   }
 
+  /**
+   * The partitions moving links between bridges can make: majority and
+   * minority, the leader isolated, and a bridge node that sees both halves.
+   * Always two-way (no one-way cuts without packet filters). The clients stay
+   * on the main bridge with the majority, the left half, or the others than
+   * the leader: the side moved away is cut from the clients too.
+   */
+  private async partitionBridges(network: NetnsNetwork, nodes: readonly string[], random: SeededRandom): Promise<Fault> {
+    const shuffled = shuffle(nodes, random);
+    const flavour = random.nextInt(nodes.length >= 3 ? 3 : 2);
+    let description: string;
+    if (flavour === 0) {
+      const minority = shuffled.slice(0, 1 + random.nextInt(Math.floor((nodes.length - 1) / 2)));
+      const majority = shuffled.filter((id) => !minority.includes(id));
+      await network.partition([majority, minority]);
+      description = `partition ${minority.join(' ')} | ${majority.join(' ')} (links)`;
+    } else if (flavour === 1) {
+      const leader = (await this.leader()) ?? (shuffled[0] as string);
+      const rest = nodes.filter((id) => id !== leader);
+      await network.partition([rest, [leader]]);
+      description = `partition isolate leader ${leader} | ${rest.join(' ')} (links)`;
+    } else {
+      const [bridge, ...others] = shuffled as [string, ...string[]];
+      const half = Math.ceil(others.length / 2);
+      const left = others.slice(0, half);
+      const right = others.slice(half);
+      await network.bridgePartition(left, bridge, right);
+      description = `partition bridge ${left.join(' ')} <${bridge}> ${right.join(' ')} (links)`;
+    }
+    return {
+      f: 'start-partition',
+      stopF: 'stop-partition',
+      description,
+      nodes: [...nodes],
+      heal: () => network.heal(),
+    };
+  }
+
   private async slow(random: SeededRandom): Promise<Fault | null> {
     const { network } = this.options;
+    if (network instanceof NetnsNetwork) throw new Error('the slow nemesis needs the TCP proxies (--network proxy): there is no tc netem for delays');
     const nodes = this.options.roster.members();
     const everyLink = random.chance(0.3);
     const victim = nodes[random.nextInt(nodes.length)] as string;

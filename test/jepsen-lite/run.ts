@@ -20,6 +20,7 @@ import { type ClientEvent, formatHistory } from './history.js';
 import { LogTailer } from './log-tailer.js';
 import type { MembershipReport } from './membership-nemesis.js';
 import { Nemesis, type NemesisKind } from './nemesis.js';
+import { NetnsNetwork } from './netns-network.js';
 import { readHeldLog } from './read-log.js';
 import { writeRecheckFiles } from './recheck-files.js';
 import { HistoryRecorder } from './recorder.js';
@@ -32,6 +33,8 @@ import { runSubscribeWorkload, type SubscribeOutcome, type SubscriptionReport } 
 import { formatJournal, type PlantedBug } from './workloads/subscriber-journal.js';
 
 export type WorkloadName = 'register' | 'append' | 'subscribe';
+/** proxy: nodes on 127.0.0.1 reach each other through fault proxies; netns: each node in a network namespace with its own address. */
+export type NetworkMode = 'proxy' | 'netns';
 
 export interface JepsenOptions {
   readonly workload: WorkloadName;
@@ -74,6 +77,8 @@ export interface JepsenOptions {
   readonly plantedBug: PlantedBug | null;
   /** A bug planted in the nodes through a failpoint (see src/node/failpoints.ts, the bug-* names); null for none. */
   readonly mutation: string | null;
+  /** How faults reach the network: TCP proxies (default) or network namespaces and bridges (root only; no slow nemesis). */
+  readonly network?: NetworkMode;
   readonly log: (line: string) => void;
 }
 
@@ -103,6 +108,7 @@ export const JEPSEN_DEFAULTS = {
   consumers: 2,
   plantedBug: null,
   mutation: null,
+  network: 'proxy',
 } as const satisfies Partial<JepsenOptions>;
 
 export interface OperationCounts {
@@ -135,6 +141,9 @@ export interface JepsenResult {
   readonly durationSeconds: number;
 }
 
+/** Every node listens on this port at its own address in --network netns (each namespace has its ports to itself). */
+const NETNS_NODE_PORT = 7000;
+
 /** The membership nemesis never takes the voters below this. */
 const MIN_VOTERS = 3;
 
@@ -152,14 +161,20 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   const recorder = new HistoryRecorder();
   let cluster: ProcessCluster | null = null;
   let roster: Roster | null = null;
-  const network = await FaultNetwork.start(
-    ids,
-    (id) => {
-      if (cluster === null) throw new Error('the cluster is not started yet');
-      return Number(cluster.address(id).split(':')[1]);
-    },
-    options.seed,
-  );
+  const netns = options.network === 'netns';
+  if (netns && options.nemesis.includes('slow')) {
+    throw new Error('the slow nemesis is not available with --network netns (no tc netem for delays): leave it out, or use --network proxy');
+  }
+  const network = netns
+    ? await NetnsNetwork.create(ids)
+    : await FaultNetwork.start(
+        ids,
+        (id) => {
+          if (cluster === null) throw new Error('the cluster is not started yet');
+          return Number(cluster.address(id).split(':')[1]);
+        },
+        options.seed,
+      );
   const checkers: CheckerResult[] = [];
   let history: ClientEvent[] = [];
   let nemesis: Nemesis | null = null;
@@ -176,15 +191,29 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   const failpointControl = options.nemesis.includes('disk') || options.mutation !== null;
   try {
     // Restarted nodes get the same flags: ProcessCluster keeps them.
+    const failpoints = failpointControl ? failpointEnvironment(options.mutation === null ? undefined : `${options.mutation}=on`) : {};
+    const routing =
+      network instanceof NetnsNetwork
+        ? {
+            // Each node in its namespace, at its own address: peers dial each other directly, over the bridge.
+            addressOf: (id: string) => `${network.ipOf(id)}:${NETNS_NODE_PORT}`,
+            spawnPrefixOf: (id: string) => network.spawnPrefix(id),
+            // The failpoint control must be reachable from the root namespace, not on the namespace's own loopback.
+            envOf: (id: string) =>
+              failpointControl
+                ? { ...failpoints, RAFTLOG_FAILPOINTS_LISTEN: `${network.ipOf(id)}:0`, RAFTLOG_FAILPOINTS_LISTEN_OFF_LOOPBACK: '1' }
+                : {},
+          }
+        : {
+            // A node reaches each peer through the proxy of that direction; it listens on its own address.
+            peersOf: (id: string, addresses: ReadonlyMap<string, string>) =>
+              founders.map((peer) => `${peer}=${peer === id ? addresses.get(id) : network.address(id, peer)}`).join(','),
+            // The same proxies for every id, founders and members added later alike, whatever address the configuration records.
+            envOf: (id: string) => ({ RAFTLOG_TEST_PEER_ROUTES: peerRoutes(id, ids, network), ...failpoints }),
+          };
     cluster = await ProcessCluster.start(options.nodes, ['--cluster', 'jepsen-lite', ...compactionArgs(compactionSettings)], {
       logLevel: options.nodeLogLevel,
-      // A node reaches each peer through the proxy of that direction; it listens on its own address.
-      peersOf: (id, addresses) => founders.map((peer) => `${peer}=${peer === id ? addresses.get(id) : network.address(id, peer)}`).join(','),
-      // The same proxies for every id, founders and members added later alike, whatever address the configuration records.
-      envOf: (id) => ({
-        RAFTLOG_TEST_PEER_ROUTES: peerRoutes(id, ids, network),
-        ...(failpointControl ? failpointEnvironment(options.mutation === null ? undefined : `${options.mutation}=on`) : {}),
-      }),
+      ...routing,
       // A member that joined, restarted, finds the cluster through whoever is a member now.
       rejoinViaOf: () => roster?.runningMembers() ?? [],
     });
@@ -192,6 +221,11 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     const members = new Roster(live, ids, founders);
     roster = members;
     const leader = await live.waitForLeader(founders, 60_000);
+    if (network instanceof NetnsNetwork) {
+      options.log(
+        `network namespaces ${network.prefix}n*: ${ids.map((id) => `${id} ${network.ipOf(id)}`).join(', ')}; clients on ${network.subnet}.254`,
+      );
+    }
     options.log(
       `cluster of ${founders.length} up, leader ${leader}; ${options.workload} workload for ${options.timeSeconds} s, nemesis ${options.nemesis.join(',') || 'none'}` +
         `${membershipChanges ? ` (members among ${ids.join(' ')})` : ''}, ${describeCompaction(compactionSettings)}`,
@@ -295,6 +329,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   const settings: Record<string, string | number> = {
     workload: options.workload,
     nemesis: options.nemesis.join(',') || 'none',
+    network: netns ? 'network namespaces (links moved between bridges)' : 'TCP fault proxies',
     time: `${options.timeSeconds} s`,
     nodes: options.nodes,
     ...(membershipChanges ? { 'member ids': ids.join(' ') } : {}),

@@ -43,6 +43,13 @@ export interface ProcessClusterOptions {
   readonly argsOf?: (id: string) => readonly string[];
   /** How the cluster's own calls (status, call) reach the nodes; default plaintext. */
   readonly channelCredentials?: grpc.ChannelCredentials;
+  /** A node's --listen address (host:port), for nodes that each have an address of their own; default 127.0.0.1 and a free port. */
+  readonly addressOf?: (id: string) => string;
+  /**
+   * A command the node's process is started through, e.g. `['ip', 'netns', 'exec', NS]`; it must exec
+   * the node (not fork it), so that the process's pid, and so kill and pause, are the node's own.
+   */
+  readonly spawnPrefixOf?: (id: string) => readonly string[];
 }
 
 type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply: unknown) => void) => void;
@@ -68,7 +75,7 @@ export class ProcessCluster {
   static async start(size: number, extraArgs: readonly string[] = [], options: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'raftlog-cluster-'));
     const addresses = new Map<string, string>();
-    for (let i = 1; i <= size; i++) addresses.set(`n${i}`, `127.0.0.1:${await freePort()}`);
+    for (let i = 1; i <= size; i++) addresses.set(`n${i}`, options.addressOf?.(`n${i}`) ?? `127.0.0.1:${await freePort()}`);
     const cluster = new ProcessCluster(dir, addresses, extraArgs, options);
     for (const id of addresses.keys()) cluster.startNode(id);
     return cluster;
@@ -84,7 +91,7 @@ export class ProcessCluster {
    */
   async startJoining(id: string, joinVia: readonly string[]): Promise<string> {
     if (this.isRunning(id)) throw new Error(`node ${id} is running: it cannot join again`);
-    const address = `127.0.0.1:${await freePort()}`;
+    const address = this.options.addressOf?.(id) ?? `127.0.0.1:${await freePort()}`;
     this.addresses.set(id, address);
     // A client made for an earlier process of this id dials its old port.
     this.dropClient(id);
@@ -106,10 +113,12 @@ export class ProcessCluster {
     const env = this.options.envOf === undefined ? undefined : { ...process.env, ...this.options.envOf(id) };
     // The child writes its log file itself: relaying it through pipes would bill this process's CPU for it.
     const log = openSync(join(this.dir, `${id}.log`), 'a');
+    const [command, ...prefixArgs] = [...(this.options.spawnPrefixOf?.(id) ?? []), process.execPath];
     try {
       const child = spawn(
-        process.execPath,
+        command as string,
         [
+          ...prefixArgs,
           ...execArgv,
           '--import',
           TSX_LOADER,
