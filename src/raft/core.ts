@@ -685,7 +685,13 @@ export class RaftCore {
   }
 
   private handleHeartbeat(heartbeat: Heartbeat): void {
-    this.log.commitTo(heartbeat.leaderCommit);
+    // A leader tells a follower to commit only what it acknowledged, so a commit index past this log's end
+    // means a lost log, and commitTo stops the node. Except on a node that knows no configuration (an empty
+    // data dir waiting to be added): it has acknowledged nothing, and such a heartbeat was meant for an
+    // earlier process of this id (a member removed, wiped and added again), queued while that one was down.
+    const config = this.currentConfig();
+    const knowsNoConfiguration = config.voters.length === 0 && learnersOf(config).length === 0;
+    this.log.commitTo(knowsNoConfiguration ? Math.min(heartbeat.leaderCommit, this.log.lastIndex()) : heartbeat.leaderCommit);
     this.send({ type: 'HeartbeatResponse', to: heartbeat.from, readContext: heartbeat.readContext });
   }
 

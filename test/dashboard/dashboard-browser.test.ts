@@ -45,7 +45,8 @@ let leader = '';
 beforeAll(async () => {
   cluster = await ProcessCluster.start(3);
   const c = cluster;
-  leader = await c.waitForLeader();
+  // Generous: CI runs this beside other clusters on 2 cores.
+  leader = await c.waitForLeader(c.ids, 90_000);
   client = new RaftLogClient({ endpoints: c.ids.map((id) => `${id}=${c.address(id)}`), deadlineMs: 10_000 });
   for (let i = 1; i <= RECORDS; i++) await client.append(`record ${i}`);
   await client.commitPosition('billing', 20);
@@ -58,7 +59,7 @@ beforeAll(async () => {
     return now.every((s) => s.lastLogIndex === now[0]?.lastLogIndex && s.commitIndex === s.lastLogIndex) ? now : undefined;
   });
   dashboard = await startDashboard({ endpoints: c.ids.map((id) => `${id}=${c.address(id)}`), listen: '127.0.0.1:0', intervalMs: 500 });
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await browser?.close().catch(() => undefined);
