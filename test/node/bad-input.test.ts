@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../src/api/client-api.js';
 import type { CompareAndSwapReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
+import { sendRawBytes } from '../support/raw-unary-call.js';
 
 const CALL_MS = 10_000;
 const b = (s: string) => Buffer.from(s);
@@ -33,22 +34,6 @@ async function failure(call: Promise<unknown>): Promise<grpc.ServiceError> {
     return error as grpc.ServiceError;
   }
   throw new Error('expected the call to fail, but it succeeded');
-}
-
-/** Sends bytes as they are (no protobuf encoding) as the request of one method, and returns the status. */
-function sendRawBytes(client: grpc.Client, method: string, bytes: Buffer): Promise<grpc.ServiceError | 'ok'> {
-  const identity = (buffer: Buffer) => buffer;
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(
-      `/raftlog.v1.RaftLog/${method}`,
-      identity,
-      identity,
-      bytes,
-      new grpc.Metadata(),
-      { deadline: Date.now() + CALL_MS },
-      (error) => resolve(error ?? 'ok'),
-    );
-  });
 }
 
 describe('bad input to a node of a 3-node cluster', () => {
@@ -136,8 +121,8 @@ describe('bad input to a node of a 3-node cluster', () => {
       raw.push(client);
       for (const method of ['Put', 'Get', 'Delete', 'CompareAndSwap', 'Append']) {
         for (const [what, bytes] of garbage) {
-          const outcome = await sendRawBytes(client, method, bytes);
-          if (outcome === 'ok') throw new Error(`${method} with ${what} on ${id} was accepted`);
+          const outcome = await sendRawBytes(client, `/raftlog.v1.RaftLog/${method}`, bytes, CALL_MS);
+          if (outcome === null) throw new Error(`${method} with ${what} on ${id} was accepted`);
           expect(outcome.code, `${method} with ${what} on ${id}: ${outcome.code} ${outcome.details}`).toBe(grpc.status.INVALID_ARGUMENT);
           expect(outcome.details).toMatch(/^malformed request: /);
         }
@@ -146,8 +131,8 @@ describe('bad input to a node of a 3-node cluster', () => {
 
     // A message larger than any legitimate one (peer batches included) is refused before it is read whole.
     const huge = Buffer.concat([Buffer.from([0x0a, 0x01, 0x6b, 0x12, 0x80, 0x80, 0x80, 0x03]), Buffer.alloc(6 * 1024 * 1024)]);
-    const tooLarge = await sendRawBytes(raw[0] as grpc.Client, 'Put', huge);
-    if (tooLarge === 'ok') throw new Error('a 6 MiB Put was accepted');
+    const tooLarge = await sendRawBytes(raw[0] as grpc.Client, '/raftlog.v1.RaftLog/Put', huge, CALL_MS);
+    if (tooLarge === null) throw new Error('a 6 MiB Put was accepted');
     expect(tooLarge.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     // Nothing was written: the log ends where it ended before the garbage.
     expect((await c.status(leader)).lastLogIndex).toBe(before.lastLogIndex);

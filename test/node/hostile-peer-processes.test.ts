@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProcessCluster } from '../support/process-cluster.js';
+import { sendRawBytes } from '../support/raw-unary-call.js';
 import { waitFor } from '../support/wait-for.js';
 
 // The peer contract as any gRPC tool would load it from the proto file: the forger needs nothing of ours.
@@ -53,18 +54,6 @@ function deliver(address: string, batch: object): Promise<grpc.ServiceError | nu
   });
 }
 
-/** Sends bytes as they are to a peer method; resolves with the error, if any. */
-function sendRaw(address: string, method: string, bytes: Buffer): Promise<grpc.ServiceError | null> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  const identity = (buffer: Buffer) => buffer;
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(`/raftlog.v1.RaftPeer/${method}`, identity, identity, bytes, { deadline: Date.now() + 10_000 }, (error) => {
-      client.close();
-      resolve(error ?? null);
-    });
-  });
-}
-
 describe('a process that impersonates the leader on the peer port (no TLS)', () => {
   let cluster: ProcessCluster | undefined;
   afterEach(async () => {
@@ -107,7 +96,8 @@ describe('a process that impersonates the leader on the peer port (no TLS)', () 
       ['Deliver', Buffer.from('not a protobuf message at all')],
       ['SnapshotOffer', Buffer.from([0x0b, 0x0c])],
     ] as const) {
-      const error = await sendRaw(c.address(follower), method, bytes);
+      const client = new grpc.Client(c.address(follower), grpc.credentials.createInsecure());
+      const error = await sendRawBytes(client, `/raftlog.v1.RaftPeer/${method}`, bytes).finally(() => client.close());
       expect(error?.code, `${method}: ${error?.details}`).toBe(grpc.status.INVALID_ARGUMENT);
       expect(error?.details).toMatch(/cannot read a (batch|snapshot offer) from .*: /);
     }
