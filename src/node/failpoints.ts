@@ -16,7 +16,10 @@
  * (the operation fails as a disk or network error would); `crash` (the
  * process dies at once, like a power cut for its memory); `pause` (the
  * operation waits until the failpoint is set to something else). Places
- * that cannot wait (synchronous ones) treat delay and pause as off.
+ * that cannot wait (synchronous ones) treat delay and pause as off. An
+ * action may start with a chance, `P%ACTION` (`10%error(lost)`): each hit
+ * takes it with probability P and is otherwise left alone, as a lossy
+ * link or a flaky disk would.
  */
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
@@ -30,6 +33,8 @@ export const FAILPOINTS = {
   'snapshot-install': "installing a leader's snapshot, before the state machine is replaced",
   'before-send': 'messages the core asked to send, after what they rely on was persisted (synchronous: error, crash)',
   'before-reply': 'a committed write was applied, before its client gets the reply (synchronous: error, crash)',
+  'peer-send': 'messages to peers, before the transport queues them: delay and pause hold them (in order), error loses them as a broken link would',
+  'peer-receive': 'each batch of messages from a peer, before the core gets it (synchronous: error loses it as a broken link would, crash)',
   'bug-read-local': 'PLANTED BUG: a linearizable read is answered from local state without confirming leadership',
   'bug-reply-before-commit': 'PLANTED BUG: the leader answers a write as soon as it is appended to its own log, before it commits',
   'bug-drop-forward-error': 'PLANTED BUG: a follower that forwarded a write to its leader answers success when the forward failed',
@@ -37,13 +42,16 @@ export const FAILPOINTS = {
 
 export type FailpointName = keyof typeof FAILPOINTS;
 
-export type FailpointAction =
+type Act =
   | { readonly kind: 'off' }
   | { readonly kind: 'on' }
   | { readonly kind: 'delay'; readonly ms: number }
   | { readonly kind: 'error'; readonly message: string }
   | { readonly kind: 'crash' }
   | { readonly kind: 'pause' };
+
+/** What a failpoint does when hit; `percent` (1-99), when present, is the chance that a hit does it at all. */
+export type FailpointAction = Act & { readonly percent?: number };
 
 export class FailpointError extends Error {
   override readonly name = 'FailpointError';
@@ -56,10 +64,24 @@ export const FAILPOINT_BUGS_VARIABLE = 'RAFTLOG_FAILPOINTS_BUGS';
 /** Lets the control listen off loopback: only on a network nobody else reaches (a test's network namespaces). */
 export const FAILPOINTS_OFF_LOOPBACK_VARIABLE = 'RAFTLOG_FAILPOINTS_LISTEN_OFF_LOOPBACK';
 
-/** Parses `delay(300)`, `error(disk full)`, `crash`, `pause`, `on`, `off`; throws FailpointError naming what is wrong. */
+/**
+ * Parses `delay(300)`, `error(disk full)`, `crash`, `pause`, `on`, `off`,
+ * each optionally after a chance (`25%error(lost)`); throws FailpointError
+ * naming what is wrong.
+ */
 export function parseAction(text: string): FailpointAction {
   const spec = text.trim();
-  const match = /^([a-z]+)(?:\((.*)\))?$/s.exec(spec);
+  const chance = /^(\d{1,2})%(.*)$/s.exec(spec);
+  const act = parseAct(chance === null ? spec : (chance[2] as string), spec);
+  if (chance === null) return act;
+  const percent = Number(chance[1]);
+  if (percent < 1) throw new FailpointError(`"${spec}": a chance is 1% to 99% (leave the chance out for every hit)`);
+  if (act.kind === 'off') return act;
+  return { ...act, percent };
+}
+
+function parseAct(text: string, spec: string): Act {
+  const match = /^([a-z]+)(?:\((.*)\))?$/s.exec(text);
   const [, kind, argument] = match ?? [];
   switch (kind) {
     case 'off':
@@ -76,7 +98,9 @@ export function parseAction(text: string): FailpointAction {
     case 'error':
       return { kind, message: argument === undefined || argument === '' ? 'injected failure' : argument };
   }
-  throw new FailpointError(`"${spec}" is not a failpoint action: use off, on, delay(MS), error(TEXT), crash or pause`);
+  throw new FailpointError(
+    `"${spec}" is not a failpoint action: use off, on, delay(MS), error(TEXT), crash or pause, optionally after a chance such as 10%`,
+  );
 }
 
 export function isFailpointName(name: string): name is FailpointName {
@@ -98,6 +122,8 @@ export class Failpoints {
     private readonly bugsAllowed = false,
     /** Whether the HTTP control may listen on an address other than loopback. */
     private readonly offLoopbackAllowed = false,
+    /** Draws in [0, 1) for actions with a chance; tests of this module replace it. */
+    private readonly draw: () => number = Math.random,
   ) {}
 
   /** The failpoints the environment asks for, or null (the production case) when it names none. */
@@ -136,9 +162,21 @@ export class Failpoints {
     if (action.kind !== 'pause') for (const release of this.released.get(name)?.splice(0) ?? []) release();
   }
 
-  /** Whether a planted bug's switch (or any action) is set at `name`. */
+  /** Whether a planted bug's switch (or any action) is set at `name` (for an action with a chance: whether this hit takes it). */
   isOn(name: FailpointName): boolean {
+    return this.taken(name) !== undefined;
+  }
+
+  /** Whether any action is set at `name`, chance or not (a place that must take a slower path to honour it asks this). */
+  isSet(name: FailpointName): boolean {
     return !this.closed && this.actions.has(name);
+  }
+
+  /** The action this hit at `name` takes: none when off or closed, or when its chance says not this time. */
+  private taken(name: FailpointName): FailpointAction | undefined {
+    const action = this.closed ? undefined : this.actions.get(name);
+    if (action?.percent === undefined) return action;
+    return this.draw() * 100 < action.percent ? action : undefined;
   }
 
   /** The failpoints set now, as NAME=ACTION (for the node's start line). */
@@ -148,7 +186,7 @@ export class Failpoints {
 
   /** An asynchronous place: waits, fails or crashes as the action says. */
   async hit(name: FailpointName): Promise<void> {
-    const action = this.closed ? undefined : this.actions.get(name);
+    const action = this.taken(name);
     if (action === undefined) return;
     switch (action.kind) {
       case 'delay':
@@ -163,14 +201,17 @@ export class Failpoints {
         });
         return;
       default:
-        this.hitNow(name);
+        this.act(name, action);
     }
   }
 
   /** A synchronous place: error and crash take effect; delay and pause cannot, and are ignored. */
   hitNow(name: FailpointName): void {
-    const action = this.closed ? undefined : this.actions.get(name);
-    if (action === undefined) return;
+    const action = this.taken(name);
+    if (action !== undefined) this.act(name, action);
+  }
+
+  private act(name: FailpointName, action: FailpointAction): void {
     if (action.kind === 'error') throw new FailpointError(`failpoint ${name}: ${action.message}`);
     if (action.kind === 'crash') {
       this.logger.warn({ event: 'failpoint-crash', failpoint: name }, `crashing at failpoint ${name}`);
@@ -239,6 +280,10 @@ export class Failpoints {
 }
 
 function describeAction(action: FailpointAction): string {
+  return `${action.percent === undefined ? '' : `${action.percent}%`}${describeAct(action)}`;
+}
+
+function describeAct(action: Act): string {
   switch (action.kind) {
     case 'delay':
       return `delay(${action.ms})`;

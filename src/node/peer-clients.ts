@@ -15,11 +15,10 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Message, NodeId } from '../raft/types.js';
 import { NOT_A_MEMBER, type PeerIdentity, REFUSAL_METADATA_KEY } from './cluster-identity.js';
+import type { Failpoints } from './failpoints.js';
 import { PEER_CHANNEL_OPTIONS, PEER_MAX_BATCH_BYTES } from './peer-transport.js';
 import { streamMethod } from './raft-proto.js';
 import { toWire, type WireMessageBatch, type WireRaftMessage } from './wire-codec.js';
-
-const MiB = 1024 * 1024;
 
 export interface PeerClientsOptions {
   readonly self: NodeId;
@@ -43,6 +42,8 @@ export interface PeerClientsOptions {
   readonly onRefusedAsNonMember?: (peer: NodeId) => void;
   /** How the connections to peers are secured (tls-config.ts); default plaintext. */
   readonly channelCredentials?: grpc.ChannelCredentials;
+  /** Faults for tests (failpoints.ts: peer-send); null or absent in production. */
+  readonly failpoints?: Failpoints | null;
 }
 
 /** What one link to a peer has done so far (for status pages, metrics and tests). */
@@ -94,8 +95,10 @@ export class PeerClients {
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly unknownPeers = new Set<NodeId>();
   private closing: Promise<void> | null = null;
+  private readonly failpoints: Failpoints | null;
 
   constructor(options: PeerClientsOptions) {
+    this.failpoints = options.failpoints ?? null;
     const initialBackoffMs = positive(options.initialBackoffMs ?? 50, 'initialBackoffMs');
     this.settings = {
       self: options.self,
@@ -146,6 +149,28 @@ export class PeerClients {
    */
   send(messages: readonly Message[]): void {
     if (this.closing !== null) return;
+    if (this.failpoints?.isSet('peer-send') === true) {
+      this.sendThroughFailpoint(this.failpoints, messages);
+      return;
+    }
+    this.queue(messages);
+  }
+
+  /**
+   * peer-send is set: the messages go once it lets them (delay, pause: in
+   * the order they were sent while it stays the same), or are lost (error).
+   */
+  private sendThroughFailpoint(failpoints: Failpoints, messages: readonly Message[]): void {
+    void failpoints.hit('peer-send').then(
+      () => {
+        if (this.closing === null) this.queue(messages);
+      },
+      (error: unknown) =>
+        this.settings.log.debug({ event: 'failpoint-lost', messages: messages.length, err: error }, 'messages to peers lost at failpoint peer-send'),
+    );
+  }
+
+  private queue(messages: readonly Message[]): void {
     const touched = new Set<PeerLink>();
     for (const message of messages) {
       if (message.from !== this.settings.self) {

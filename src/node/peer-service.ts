@@ -13,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Message, NodeId } from '../raft/types.js';
 import type { PeerAdmission, Refusal } from './cluster-identity.js';
+import { FailpointError, type Failpoints } from './failpoints.js';
 import { malformedReason } from './malformed-requests.js';
 import { PEER_SERVER_OPTIONS } from './peer-transport.js';
 import { raftPeerServerDefinition } from './raft-proto.js';
@@ -38,6 +39,8 @@ export interface PeerServiceOptions {
   readonly logger: Logger;
   /** Aborted when the node shuts down: open streams are ended, so the server's graceful shutdown does not wait for peers. */
   readonly shutdown?: AbortSignal;
+  /** Faults for tests (failpoints.ts: peer-receive); null or absent in production. */
+  readonly failpoints?: Failpoints | null;
 }
 
 /**
@@ -53,6 +56,19 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
     );
   }
   const log = options.logger.child({ component: 'peer-service' });
+  const failpoints = options.failpoints ?? null;
+  /** peer-receive: an error loses the batch as a broken link would (the sender hears nothing of it). */
+  const lostAtFailpoint = (from: string, count: number): boolean => {
+    if (failpoints === null) return false;
+    try {
+      failpoints.hitNow('peer-receive');
+      return false;
+    } catch (error) {
+      if (!(error instanceof FailpointError)) throw error;
+      log.debug({ event: 'failpoint-lost', from, messages: count }, 'a batch from a peer lost at failpoint peer-receive');
+      return true;
+    }
+  };
   const refusals = new RefusalLog(log);
   const openStreams = new Set<() => void>();
   options.shutdown?.addEventListener('abort', () => {
@@ -94,6 +110,7 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
     log.debug({ from: batch.from, messages: messages.length }, 'batch received');
     refusals.clear(batch.from);
     if (messages.length === 0) return null;
+    if (lostAtFailpoint(batch.from, messages.length)) return null;
     try {
       onMessages(batch.from, messages);
     } catch (error) {

@@ -466,6 +466,7 @@ export class RaftNode {
         logger,
         channelCredentials,
         onRefusedAsNonMember: (peer) => node?.removedByPeer(peer),
+        failpoints: options.failpoints ?? null,
       });
       const sender = new SnapshotSender({
         self: options.id,
@@ -486,6 +487,7 @@ export class RaftNode {
           admission,
           logger,
           shutdown: shutdown.signal,
+          failpoints: options.failpoints ?? null,
           onMessages: (_from: NodeId, messages: Message[]) => node?.receive(messages),
         }),
         ...createSnapshotReceiver({

@@ -23,11 +23,7 @@ const nonNegativeInt = (name: string) => (value: string) => {
   return n;
 };
 
-/** Set when --nemesis all was given: with --network netns it then means every kind but slow. */
-let allNemeses = false;
-
 const nemesisList = (value: string): NemesisKind[] => {
-  allNemeses = value === 'all';
   if (value === 'none') return [];
   if (value === 'all') return [...NEMESIS_KINDS];
   const kinds = value.split(',').map((k) => k.trim());
@@ -125,7 +121,7 @@ async function main(): Promise<void> {
       new Option(
         '--network <mode>',
         'proxy: nodes on 127.0.0.1 behind TCP fault proxies (every fault); netns: each node in a network namespace with its own address, ' +
-          'partitions by moving links between bridges (root only; two-way cuts; no slow)',
+          "partitions by moving links between bridges, one-way cuts and slowness through the transport's failpoints (root only)",
       )
         .choices(['proxy', 'netns'])
         .default(JEPSEN_DEFAULTS.network),
@@ -168,19 +164,11 @@ async function main(): Promise<void> {
     if (!given('nodes')) o.nodes = '5';
     if (!given('nemesis')) {
       o.nemesis = [...NEMESIS_KINDS];
-      allNemeses = true;
     }
     if (!given('snapshotEntries')) o.snapshotEntries = 1000;
     if (!given('retainEntries')) o.retainEntries = 100;
   }
   if (o.faultMax < o.faultMin) program.error('--fault-max must not be below --fault-min');
-  if (o.network === 'netns' && o.nemesis.includes('slow')) {
-    if (allNemeses) o.nemesis = o.nemesis.filter((kind) => kind !== 'slow');
-    else
-      program.error(
-        '--nemesis slow needs the TCP proxies: with --network netns there is no tc netem to delay packets; leave slow out or use --network proxy',
-      );
-  }
   if (o.bug !== undefined && o.workload !== 'subscribe')
     program.error('--bug plants a bug in the subscribe workload: use it with --workload subscribe');
   if (o.nemesis.includes('membership') && Number(o.maxNodes) < Number(o.nodes)) program.error('--max-nodes must not be below --nodes');

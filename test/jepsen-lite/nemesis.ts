@@ -13,7 +13,11 @@ export type NemesisKind = (typeof NEMESIS_KINDS)[number];
 export interface NemesisOptions {
   readonly kinds: readonly NemesisKind[];
   readonly cluster: ProcessCluster;
-  /** The TCP proxies (every partition flavour, and slow) or the network namespaces (two-way cuts by moving links between bridges). */
+  /**
+   * The TCP proxies (every partition flavour, and slow) or the network
+   * namespaces (two-way cuts by moving links between bridges; one-way cuts
+   * and slowness through the transport's failpoints).
+   */
   readonly network: FaultNetwork | NetnsNetwork;
   readonly recorder: HistoryRecorder;
   /** The members now: every fault picks its nodes from the configuration the leader last reported. */
@@ -28,7 +32,7 @@ export interface NemesisOptions {
   readonly minFaultMs: number;
   readonly maxFaultMs: number;
   readonly log: (line: string) => void;
-  /** Sets a failpoint on a running node (its HTTP failpoint control); the disk nemesis needs it. */
+  /** Sets a failpoint on a running node (its HTTP failpoint control); the disk nemesis needs it, and slow and one-way cuts with --network netns. */
   readonly setFailpoint?: (id: string, name: string, action: string) => Promise<void>;
 }
 
@@ -297,7 +301,9 @@ export class Nemesis {
    * on the main bridge with the majority, the left half, or the others than
    * the leader: the side moved away is cut from the clients too.
    */
-  private async partitionBridges(network: NetnsNetwork, nodes: readonly string[], random: SeededRandom): Promise<Fault> {
+  private async partitionBridges(network: NetnsNetwork, nodes: readonly string[], random: SeededRandom): Promise<Fault | null> {
+    // One time in four, a one-way cut, which moving links cannot make: the transport's failpoints do.
+    if (random.chance(0.25)) return this.oneWayThroughFailpoints(nodes, random);
     const shuffled = shuffle(nodes, random);
     const flavour = random.nextInt(nodes.length >= 3 ? 3 : 2);
     let description: string;
@@ -330,12 +336,12 @@ export class Nemesis {
 
   private async slow(random: SeededRandom): Promise<Fault | null> {
     const { network } = this.options;
-    if (network instanceof NetnsNetwork) throw new Error('the slow nemesis needs the TCP proxies (--network proxy): there is no tc netem for delays');
     const nodes = this.options.roster.members();
     const everyLink = random.chance(0.3);
     const victim = nodes[random.nextInt(nodes.length)] as string;
     const delayMs = 10 + random.nextInt(90);
     const lossRate = random.chance(0.5) ? 0.05 + random.next() * 0.15 : 0;
+    if (network instanceof NetnsNetwork) return this.slowThroughFailpoints(everyLink ? nodes : [victim], delayMs, lossRate);
     const slow = { delayMs, jitterMs: delayMs / 2, lossRate, retransmitMs: 200 };
     const links = network.allLinks().filter((link) => everyLink || link.from === victim || link.to === victim);
     for (const link of links) link.setSlow(slow);
@@ -350,6 +356,80 @@ export class Nemesis {
         for (const link of links) link.setSlow(null);
       },
     };
+  }
+
+  /**
+   * Slow links without tc netem (--network netns): the transport's
+   * failpoints on each node named hold what it sends for the delay
+   * (peer-send) and lose a share of what it receives (peer-receive). Unlike
+   * the proxies' slowness there is no jitter, and only the links of the nodes
+   * named are slowed (both ways when every node is).
+   */
+  private async slowThroughFailpoints(victims: readonly string[], delayMs: number, lossRate: number): Promise<Fault | null> {
+    const loss = Math.round(lossRate * 100);
+    const set = await this.setOnEach(victims, [
+      ['peer-send', `delay(${delayMs})`],
+      ...(loss > 0 ? ([['peer-receive', `${loss}%error(lost)`]] as const) : []),
+    ]);
+    if (set.length === 0) return null;
+    const all = set.length === this.options.roster.members().length;
+    return {
+      f: 'start-slow',
+      stopF: 'stop-slow',
+      description: `slow ${all ? 'every node' : `node ${set.join(' ')}`} (failpoints): sends +${delayMs} ms${loss > 0 ? `, ${loss}% of what it receives lost` : ''}`,
+      nodes: set,
+      heal: () => this.clearOnEach(set, ['peer-send', 'peer-receive']),
+    };
+  }
+
+  /**
+   * A one-way cut without packet filters (--network netns): the victim's
+   * transport loses everything it sends (peer-send), or everything it
+   * receives (peer-receive), until the heal. Clients still reach it.
+   */
+  private async oneWayThroughFailpoints(nodes: readonly string[], random: SeededRandom): Promise<Fault | null> {
+    const leaderFirst = random.chance(0.5) ? await this.leader() : null;
+    const victim = leaderFirst !== null && nodes.includes(leaderFirst) ? leaderFirst : (nodes[random.nextInt(nodes.length)] as string);
+    const outbound = random.chance(0.5);
+    const failpoint = outbound ? 'peer-send' : 'peer-receive';
+    if ((await this.setOnEach([victim], [[failpoint, 'error(one-way cut)']])).length === 0) return null;
+    return {
+      f: 'start-partition',
+      stopF: 'stop-partition',
+      description: `partition one-way: ${victim}${victim === leaderFirst ? ' (leader)' : ''} cannot ${outbound ? 'send' : 'receive'} (failpoint ${failpoint})`,
+      nodes: [...nodes],
+      heal: () => this.clearOnEach([victim], [failpoint]),
+    };
+  }
+
+  /** Sets failpoints on each running node of `ids`; returns those where all were set (a node killed meanwhile is left out). */
+  private async setOnEach(ids: readonly string[], settings: readonly (readonly [string, string])[]): Promise<string[]> {
+    const { setFailpoint, cluster } = this.options;
+    if (setFailpoint === undefined) throw new Error('this nemesis needs the nodes started with failpoint control');
+    const done = await Promise.all(
+      ids.map(async (id) => {
+        if (!cluster.isRunning(id)) return null;
+        try {
+          for (const [name, action] of settings) await setFailpoint(id, name, action);
+          return id;
+        } catch {
+          return null;
+        }
+      }),
+    );
+    return done.filter((id): id is string => id !== null);
+  }
+
+  /** Turns failpoints off on the nodes still running (a restarted node starts with none set). */
+  private async clearOnEach(ids: readonly string[], names: readonly string[]): Promise<void> {
+    const { setFailpoint, cluster } = this.options;
+    await Promise.all(
+      ids
+        .filter((id) => cluster.isRunning(id))
+        .map(async (id) => {
+          for (const name of names) await setFailpoint?.(id, name, 'off').catch(() => undefined);
+        }),
+    );
   }
 
   /**

@@ -77,7 +77,7 @@ export interface JepsenOptions {
   readonly plantedBug: PlantedBug | null;
   /** A bug planted in the nodes through a failpoint (see src/node/failpoints.ts, the bug-* names); null for none. */
   readonly mutation: string | null;
-  /** How faults reach the network: TCP proxies (default) or network namespaces and bridges (root only; no slow nemesis). */
+  /** How faults reach the network: TCP proxies (default) or network namespaces and bridges (root only; slowness and one-way cuts through failpoints). */
   readonly network?: NetworkMode;
   readonly log: (line: string) => void;
 }
@@ -162,9 +162,6 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   let cluster: ProcessCluster | null = null;
   let roster: Roster | null = null;
   const netns = options.network === 'netns';
-  if (netns && options.nemesis.includes('slow')) {
-    throw new Error('the slow nemesis is not available with --network netns (no tc netem for delays): leave it out, or use --network proxy');
-  }
   const network = netns
     ? await NetnsNetwork.create(ids)
     : await FaultNetwork.start(
@@ -188,7 +185,11 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   const abortReaders = new AbortController();
   const compactionSettings = { snapshotEntries: options.snapshotEntries, retainEntries: options.retainEntries };
   // Failpoint control (an HTTP port per node) only where a fault or a planted bug needs it: the nodes run as in production otherwise.
-  const failpointControl = options.nemesis.includes('disk') || options.mutation !== null;
+  // With --network netns, slowness and one-way cuts are the transport's failpoints too (no tc netem, no packet filters).
+  const failpointControl =
+    options.nemesis.includes('disk') ||
+    options.mutation !== null ||
+    (options.network === 'netns' && (options.nemesis.includes('slow') || options.nemesis.includes('partition')));
   try {
     // Restarted nodes get the same flags: ProcessCluster keeps them.
     const failpoints = failpointControl ? failpointEnvironment(options.mutation === null ? undefined : `${options.mutation}=on`) : {};

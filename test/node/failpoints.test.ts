@@ -33,6 +33,9 @@ describe('failpoints', () => {
     expect(parseAction('crash')).toEqual({ kind: 'crash' });
     expect(() => parseAction('delay(-1)')).toThrow(/use off, on, delay\(MS\), error\(TEXT\), crash or pause/);
     expect(() => parseAction('sleep')).toThrow(FailpointError);
+    expect(parseAction('10%error(lost)')).toEqual({ kind: 'error', message: 'lost', percent: 10 });
+    expect(() => parseAction('0%crash')).toThrow(/a chance is 1% to 99%/);
+    expect(() => parseAction('100%crash')).toThrow(FailpointError);
     expect(() => Failpoints.fromEnvironment({ RAFTLOG_FAILPOINTS: 'no-such-place=crash' }, quiet)).toThrow(
       /no failpoint "no-such-place"; there are: log-write/,
     );

@@ -1,6 +1,8 @@
 import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Failpoints } from '../../src/node/failpoints.js';
 import { PeerClients, type PeerClientsOptions } from '../../src/node/peer-clients.js';
 import { bindPeerServer, startPeerServer } from '../../src/node/peer-service.js';
 import { PEER_CHANNEL_OPTIONS } from '../../src/node/peer-transport.js';
@@ -78,7 +80,7 @@ afterEach(async () => {
   await Promise.all(closing);
 });
 
-async function startNode(id: NodeId, options: { port?: number; cluster?: string } = {}) {
+async function startNode(id: NodeId, options: { port?: number; cluster?: string; failpoints?: Failpoints } = {}) {
   const { logger, lines } = capturingLogger();
   const inbox = new Inbox();
   const { server, port } = await startPeerServer(`127.0.0.1:${options.port ?? 0}`, {
@@ -86,6 +88,7 @@ async function startNode(id: NodeId, options: { port?: number; cluster?: string 
     cluster: options.cluster ?? CLUSTER,
     onMessages: inbox.take,
     logger,
+    failpoints: options.failpoints ?? null,
   });
   servers.push(server);
   return { id, server, port, address: `127.0.0.1:${port}`, inbox, lines };
@@ -175,6 +178,57 @@ describe('peer transport over gRPC on loopback', () => {
     expect(matchIndexes(n2.inbox.from('n1'))).toEqual(range(1, total));
     expect(Math.max(...n2.inbox.batchSizes)).toBeLessThanOrEqual(50);
     expect(n2.inbox.batchSizes.length).toBeLessThan(total / 10);
+  });
+
+  it('failpoints in the transport: peer-send loses or holds what a node sends, peer-receive loses what it gets', async () => {
+    const quiet = pino({ level: 'silent' });
+    const sending = new Failpoints(quiet);
+    const receiving = new Failpoints(quiet);
+    const n2 = await startNode('n2', { failpoints: receiving });
+    const { transport } = peerClients('n1', { n2: n2.address }, { failpoints: sending });
+    const heard = () => matchIndexes(n2.inbox.from('n1'));
+
+    // A node that cannot send (a one-way cut): its messages are lost, not delivered late.
+    sending.set('peer-send', 'error(cut)');
+    for (let i = 1; i <= 5; i += 1) transport.send([ack('n1', 'n2', i)]);
+    sending.set('peer-send', 'off');
+    transport.send([ack('n1', 'n2', 6)]);
+    await waitFor('the message sent after the cut healed', () => (heard().includes(6) ? true : undefined));
+    expect(heard()).toEqual([6]);
+
+    // A slow link: held for the delay, then delivered in the order sent.
+    sending.set('peer-send', 'delay(300)');
+    const sentAt = Date.now();
+    for (let i = 7; i <= 12; i += 1) transport.send([ack('n1', 'n2', i)]);
+    await waitFor('the delayed messages', () => (heard().includes(12) ? true : undefined));
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(290);
+    expect(heard()).toEqual([6, ...range(7, 6)]);
+    sending.set('peer-send', 'off');
+
+    // A node that cannot hear (the other one-way cut): batches reach it and are lost there.
+    receiving.set('peer-receive', 'error(cut)');
+    transport.send([ack('n1', 'n2', 13)]);
+    await waitFor('n2 to lose the batch', () => n2.lines.some((line) => line.event === 'failpoint-lost'));
+    receiving.set('peer-receive', 'off');
+    transport.send([ack('n1', 'n2', 14)]);
+    await waitFor('the batch after the heal', () => (heard().includes(14) ? true : undefined));
+    expect(heard()).toEqual([6, ...range(7, 6), 14]);
+  });
+
+  it('a failpoint with a chance acts on about that share of hits (a lossy link)', () => {
+    let draws = 0;
+    // Draws 0.00, 0.01, ... 0.99 in turn: exactly 25 of 100 hits fall under 25%.
+    const failpoints = new Failpoints(pino({ level: 'silent' }), undefined, false, false, () => (draws++ % 100) / 100);
+    failpoints.set('peer-receive', '25%error(lost)');
+    let lost = 0;
+    for (let i = 0; i < 100; i += 1) {
+      try {
+        failpoints.hitNow('peer-receive');
+      } catch {
+        lost += 1;
+      }
+    }
+    expect(lost).toBe(25);
   });
 
   it('carries appends with entries, data intact', async () => {

@@ -160,8 +160,7 @@ export class ProcessCluster {
       await exited;
       clearTimeout(timer);
     }
-    this.processes.delete(id);
-    this.dropClient(id);
+    this.forget(id, child);
   }
 
   /**
@@ -180,8 +179,7 @@ export class ProcessCluster {
       await exited;
       clearTimeout(timer);
     }
-    this.processes.delete(id);
-    this.dropClient(id);
+    this.forget(id, child);
     return byItself;
   }
 
@@ -204,8 +202,7 @@ export class ProcessCluster {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;
-    this.processes.delete(id);
-    this.dropClient(id);
+    this.forget(id, child);
   }
 
   /** SIGSTOP: the process is frozen with its sockets open, as a long GC pause or a stalled VM would leave it. */
@@ -267,6 +264,17 @@ export class ProcessCluster {
       },
       { timeoutMs, intervalMs: 50 },
     );
+  }
+
+  /**
+   * Drops a process that has exited, unless a newer one was started for the
+   * same id while this caller waited for the exit: forgetting that one would
+   * make a running node look as if it had exited by itself.
+   */
+  private forget(id: string, child: ChildProcess | undefined): void {
+    if (this.processes.get(id) !== child) return;
+    this.processes.delete(id);
+    this.dropClient(id);
   }
 
   private dropClient(id: string): void {
