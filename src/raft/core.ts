@@ -532,7 +532,13 @@ export class RaftCore {
   }
 
   private handleVoteRequest(request: VoteRequest): void {
-    const granted = mayVoteFor(this.voterState(), request) && this.isLogUpToDate(request.lastLogIndex, request.lastLogTerm);
+    // A node that knows no configuration (an empty data dir waiting to be added) has lost or never had the
+    // log its vote vouches for: the candidate may be a member that missed later configurations and asks
+    // every id its stale one lists, including one removed since and now back with fresh data. Counting that
+    // vote let such a node win in a soak and roll back committed entries. Once added, the node learns the
+    // configuration from its leader's log or snapshot, which also makes its log at least that new.
+    const granted =
+      !this.knowsNoConfiguration() && mayVoteFor(this.voterState(), request) && this.isLogUpToDate(request.lastLogIndex, request.lastLogTerm);
     if (granted && !request.preVote) {
       this.votedFor = request.from;
       this.electionElapsed = 0;
@@ -689,9 +695,7 @@ export class RaftCore {
     // means a lost log, and commitTo stops the node. Except on a node that knows no configuration (an empty
     // data dir waiting to be added): it has acknowledged nothing, and such a heartbeat was meant for an
     // earlier process of this id (a member removed, wiped and added again), queued while that one was down.
-    const config = this.currentConfig();
-    const knowsNoConfiguration = config.voters.length === 0 && learnersOf(config).length === 0;
-    this.log.commitTo(knowsNoConfiguration ? Math.min(heartbeat.leaderCommit, this.log.lastIndex()) : heartbeat.leaderCommit);
+    this.log.commitTo(this.knowsNoConfiguration() ? Math.min(heartbeat.leaderCommit, this.log.lastIndex()) : heartbeat.leaderCommit);
     this.send({ type: 'HeartbeatResponse', to: heartbeat.from, readContext: heartbeat.readContext });
   }
 
@@ -715,9 +719,14 @@ export class RaftCore {
     return { term: this.term, votedFor: this.votedFor, leader: this.leader };
   }
 
-  private knowsAsMember(id: NodeId): boolean {
+  /** An empty data dir waiting to be added: no configuration in its log or snapshot yet. */
+  private knowsNoConfiguration(): boolean {
     const config = this.currentConfig();
-    return (config.voters.length === 0 && learnersOf(config).length === 0) || isMember(config, id);
+    return config.voters.length === 0 && learnersOf(config).length === 0;
+  }
+
+  private knowsAsMember(id: NodeId): boolean {
+    return this.knowsNoConfiguration() || isMember(this.currentConfig(), id);
   }
 
   /**

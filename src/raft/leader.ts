@@ -141,6 +141,15 @@ export class Leadership {
       const behind = log.lastIndex() - match;
       // A learner that holds nothing yet, or has not answered lately, would be a voter that cannot vote.
       const silent = progress === undefined || match === 0 || progress.ticksSinceHeard >= options.electionTicks;
+      // A voter must hold a configuration: a node that knows none (an empty data dir) grants no votes, so a
+      // learner promoted before it holds the entry that added it could be the vote an election cannot do without.
+      const configIndex = log.configs.latestIndex();
+      if (!silent && behind <= options.maxLearnerLag && match < configIndex) {
+        return reject(
+          'learner-behind',
+          `learner ${change.id} does not hold the configuration that lists it yet (it holds up to ${match}, the configuration is at ${configIndex}); retry shortly`,
+        );
+      }
       if (silent || behind > options.maxLearnerLag) {
         return reject(
           'learner-behind',
