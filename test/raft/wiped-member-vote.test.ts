@@ -3,6 +3,7 @@ import { RaftCore } from '../../src/raft/core.js';
 import { MemoryStorage } from '../../src/raft/memory-storage.js';
 import { SeededRandom } from '../../src/raft/random.js';
 import type { VoteRequest } from '../../src/raft/types.js';
+import { InstantCluster } from '../support/instant-cluster.js';
 
 /*
  * Seen in a 20-minute soak (seed 78): voters n4 n3 n2 became n4 n3 n1 n5 and
@@ -40,5 +41,30 @@ describe('a vote request to a node whose data dir is empty', () => {
   it('a founding member, empty too but started with its configuration, still votes (a new cluster must elect its first leader)', () => {
     const founder = new RaftCore({ id: 'n4', random: new SeededRandom(1) }, new MemoryStorage({ voters: ['n2', 'n3', 'n4'] }));
     expect(answer(founder, staleCandidate(false))).toMatchObject({ to: 'n3', granted: true });
+  });
+});
+
+describe('promoting a learner', () => {
+  it('is refused until the learner holds the configuration entry that lists it, so that no voter knows no configuration', () => {
+    const cluster = new InstantCluster(['n1']);
+    const leader = cluster.waitForLeader();
+    const added = leader.proposeConfigChange({ type: 'add-learner', id: 'n2', address: 'n2:7000' });
+    expect(added.accepted).toBe(true);
+    cluster.settle();
+    const configIndex = added.accepted ? added.index : 0;
+    const term = leader.status().term;
+    // The learner answers, caught up to just before its own addition (the entry was lost on the way, say).
+    const answer = (matchIndex: number) => {
+      leader.step({ type: 'AppendResponse', from: 'n2', to: 'n1', term, success: true, matchIndex, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 });
+      cluster.settle();
+    };
+    answer(configIndex - 1);
+    expect(leader.proposeConfigChange({ type: 'promote', id: 'n2' })).toMatchObject({
+      accepted: false,
+      reason: 'learner-behind',
+      message: expect.stringMatching(/does not hold the configuration that lists it yet \(it holds up to \d+, the configuration is at \d+\)/),
+    });
+    answer(configIndex);
+    expect(leader.proposeConfigChange({ type: 'promote', id: 'n2' }).accepted).toBe(true);
   });
 });
