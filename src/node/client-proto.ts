@@ -9,10 +9,25 @@ import type * as api from '../api/client-api.js';
 import { CLIENT_PROTO_PATH, loadRaftLogService } from '../api/client-api.js';
 import { passingOnMalformedRequests } from './malformed-requests.js';
 
-export const raftLogServiceDefinition: grpc.ServiceDefinition = passingOnMalformedRequests(
-  loadRaftLogService('number') as unknown as grpc.ServiceDefinition,
-  CLIENT_PROTO_PATH,
+export const raftLogServiceDefinition: grpc.ServiceDefinition = passingEncodedReplies(
+  passingOnMalformedRequests(loadRaftLogService('number') as unknown as grpc.ServiceDefinition, CLIENT_PROTO_PATH),
+  'Subscribe',
 );
+
+/**
+ * Lets a handler of `method` write a reply it has already encoded (a Buffer)
+ * as well as an object: Subscribe encodes each entry once and shares the
+ * bytes among its streams (subscribe-encoding.ts).
+ */
+function passingEncodedReplies(definition: grpc.ServiceDefinition, method: string): grpc.ServiceDefinition {
+  const original = definition[method];
+  if (original === undefined) throw new Error(`the service has no method ${method}`);
+  const serialize = original.responseSerialize;
+  return {
+    ...definition,
+    [method]: { ...original, responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : serialize(value)) },
+  };
+}
 
 /** A generic client of raftlog.v1.RaftLog, used by a follower to forward a call to its leader. */
 export const RaftLogGrpcClient = grpc.makeGenericClientConstructor(raftLogServiceDefinition, 'RaftLog');

@@ -16,6 +16,7 @@ import { ClientError, invalidArgument, unavailable } from './errors.js';
 import { entryShell, keyOf } from './log-entry-view.js';
 import { malformedReason } from './malformed-requests.js';
 import type { RaftNode } from './raft-node.js';
+import { encodeSubscribeReply } from './subscribe-encoding.js';
 import { trailersOf } from './unary-calls.js';
 
 /** Entries (COMMANDS) or changed entries (CHANGES) read per page. */
@@ -120,7 +121,7 @@ async function serve(node: RaftNode, call: Stream): Promise<void> {
  * stream), or when the settle function handed to `onCancel` is called (the
  * caller left).
  */
-function send(call: Stream, message: SubscribeReply, onCancel: (settle: (() => void) | null) => void): Promise<void> {
+function send(call: Stream, message: Buffer, onCancel: (settle: (() => void) | null) => void): Promise<void> {
   if (call.cancelled || call.destroyed) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const settle = () => {
@@ -128,13 +129,21 @@ function send(call: Stream, message: SubscribeReply, onCancel: (settle: (() => v
       resolve();
     };
     onCancel(settle);
-    call.write(message, settle);
+    // Already encoded (client-proto.ts lets Subscribe's serializer pass bytes through).
+    call.write(message as unknown as SubscribeReply, settle);
   });
 }
 
-function reply(node: RaftNode, entries: LogEntryReply[], first: number, last: number): SubscribeReply {
-  const status = node.status();
-  return { entries, firstIndex: first, lastIndex: last, commitIndex: status.commitIndex, node: node.id, leader: status.leader ?? '' };
+function reply(node: RaftNode, entries: LogEntryReply[], first: number, last: number): Buffer {
+  const { status } = node.vitals();
+  return encodeSubscribeReply({
+    entries,
+    firstIndex: first,
+    lastIndex: last,
+    commitIndex: status.commitIndex,
+    node: node.id,
+    leader: status.leader ?? '',
+  });
 }
 
 async function startIndex(node: RaftNode, request: SubscribeRequest): Promise<number> {
@@ -201,7 +210,20 @@ function changesPage(node: RaftNode, from: number, filter: Filter): Page | null 
 
 const EMPTY = new Uint8Array(0);
 
+/** Unfiltered changed entries as replies, one object per entry for every stream (so its encoding is shared too). */
+const unfilteredChanges = new WeakMap<ChangedEntry, LogEntryReply | null>();
+
 function changedEntry(changed: ChangedEntry, filter: Filter): LogEntryReply | null {
+  if (filter.prefix !== null) return changedEntryOf(changed, filter);
+  let entry = unfilteredChanges.get(changed);
+  if (entry === undefined) {
+    entry = changedEntryOf(changed, { kinds: null, prefix: null });
+    unfilteredChanges.set(changed, entry);
+  }
+  return entry !== null && filter.kinds !== null && !filter.kinds.has(changed.kind) ? null : entry;
+}
+
+function changedEntryOf(changed: ChangedEntry, filter: Filter): LogEntryReply | null {
   const changes = changed.changes
     .filter((change) => filter.prefix === null || startsWith(change.key, filter.prefix))
     .map((change) => ({
