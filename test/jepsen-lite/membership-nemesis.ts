@@ -136,6 +136,8 @@ export class MembershipNemesis {
   };
   readonly steps: string[] = [];
   readonly unexpectedExits: string[] = [];
+  /** Joiners stopped here after an add whose outcome was unknown and not (yet) visible: the add may still commit. */
+  private readonly stoppedAfterUnknownAdd = new Set<string>();
 
   constructor(private readonly options: MembershipNemesisOptions) {}
 
@@ -215,7 +217,11 @@ export class MembershipNemesis {
     for (const id of roster.ids) {
       if (roster.isClaimed(id)) continue;
       const member = config.voters.includes(id) || config.learners.includes(id);
-      if (member && !cluster.isRunning(id)) {
+      if (member && !cluster.isRunning(id) && this.stoppedAfterUnknownAdd.has(id)) {
+        this.stoppedAfterUnknownAdd.delete(id);
+        this.note(`${id}'s add, whose outcome was unknown, committed after all: starting it from its data`);
+        cluster.startNode(id);
+      } else if (member && !cluster.isRunning(id)) {
         // Every deliberate stop holds a claim: this member's process ended by itself.
         this.exitedUnexpectedly(
           id,
@@ -279,6 +285,7 @@ export class MembershipNemesis {
   /** Starts spare `id` with a fresh data dir and --join through the running members; waits until it answers. */
   private async startJoiner(id: string): Promise<{ address: string } | string> {
     const { cluster, roster } = this.options;
+    this.stoppedAfterUnknownAdd.delete(id);
     await cluster.wipeData(id);
     const via = roster.runningMembers();
     const started = Date.now();
@@ -310,7 +317,10 @@ export class MembershipNemesis {
       const config = change.outcome === 'unknown' ? await roster.readCommitted(READ_WITHIN_MS) : null;
       if (config === null || !(config.learners.includes(id) || config.voters.includes(id))) {
         // Not a member, or not known to be one: the next step's tidy-up sorts out the latter.
-        if (config !== null || change.outcome === 'refused') await cluster.kill(id);
+        if (config !== null || change.outcome === 'refused') {
+          await cluster.kill(id);
+          if (change.outcome === 'unknown') this.stoppedAfterUnknownAdd.add(id);
+        }
         if (change.outcome === 'refused') this.counts.refused++;
         return {
           added: false,

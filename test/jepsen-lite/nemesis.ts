@@ -36,6 +36,23 @@ export interface NemesisOptions {
   readonly setFailpoint?: (id: string, name: string, action: string) => Promise<void>;
 }
 
+/**
+ * Faults that set failpoints over a node's HTTP control stay off a paused
+ * node, and a pause stays off a node with failpoints set: a request to a
+ * stopped process times out here but waits in its socket, and would take
+ * effect once the process resumes, after the fault was given up for lost (a
+ * soak saw a node fail-stop on an EIO set that way, with no fault recorded).
+ */
+const FAILPOINTS_CLAIM = 'failpoints';
+const FAILPOINT_HOLDERS: Record<NemesisKind, readonly string[]> = {
+  pause: ['disk', FAILPOINTS_CLAIM],
+  disk: ['pause'],
+  kill: [],
+  partition: [],
+  slow: [],
+  membership: [],
+};
+
 interface Fault {
   readonly f: string;
   readonly stopF: string;
@@ -44,6 +61,8 @@ interface Fault {
   readonly heal: () => Promise<void> | void;
   /** The node this fault holds (Roster.claim), released once healed. */
   readonly claimed?: string;
+  /** Nodes a failpoint fault holds (claimed as FAILPOINTS_CLAIM), released once healed. */
+  readonly claimedAll?: readonly string[];
 }
 
 /**
@@ -150,6 +169,7 @@ export class Nemesis {
         await fault.heal();
       } finally {
         if (fault.claimed !== undefined) roster.release(fault.claimed, kind);
+        for (const id of fault.claimedAll ?? []) roster.release(id, FAILPOINTS_CLAIM);
       }
       this.options.recorder.faultStopped(id, fault.stopF, kind, `${fault.stopF} ${fault.nodes.join(' ')}`, fault.nodes);
       this.options.log(`nemesis: ${fault.stopF} ${fault.nodes.join(' ')}`);
@@ -195,7 +215,7 @@ export class Nemesis {
    */
   private async target(kind: NemesisKind, random: SeededRandom): Promise<{ id: string; leader: boolean } | null> {
     const { roster } = this.options;
-    const running = roster.runningMembers();
+    const running = roster.runningMembers().filter((id) => !FAILPOINT_HOLDERS[kind].some((other) => roster.isClaimedBy(id, other)));
     if (running.length === 0) return null;
     const choice = running[random.nextInt(running.length)] as string;
     let target = { id: choice, leader: false };
@@ -203,6 +223,8 @@ export class Nemesis {
       const leader = await this.leader();
       if (leader !== null && running.includes(leader)) target = { id: leader, leader: true };
     }
+    // Checked again as the claim is taken: another nemesis may have claimed the node while the leader was asked.
+    if (FAILPOINT_HOLDERS[kind].some((other) => roster.isClaimedBy(target.id, other))) return null;
     return roster.claim(target.id, kind) ? target : null;
   }
 
@@ -367,7 +389,7 @@ export class Nemesis {
    */
   private async slowThroughFailpoints(victims: readonly string[], delayMs: number, lossRate: number): Promise<Fault | null> {
     const loss = Math.round(lossRate * 100);
-    const set = await this.setOnEach(victims, [
+    const set = await this.setOnEach(this.claimForFailpoints(victims), [
       ['peer-send', `delay(${delayMs})`],
       ...(loss > 0 ? ([['peer-receive', `${loss}%error(lost)`]] as const) : []),
     ]);
@@ -379,6 +401,7 @@ export class Nemesis {
       description: `slow ${all ? 'every node' : `node ${set.join(' ')}`} (failpoints): sends +${delayMs} ms${loss > 0 ? `, ${loss}% of what it receives lost` : ''}`,
       nodes: set,
       heal: () => this.clearOnEach(set, ['peer-send', 'peer-receive']),
+      claimedAll: set,
     };
   }
 
@@ -392,14 +415,21 @@ export class Nemesis {
     const victim = leaderFirst !== null && nodes.includes(leaderFirst) ? leaderFirst : (nodes[random.nextInt(nodes.length)] as string);
     const outbound = random.chance(0.5);
     const failpoint = outbound ? 'peer-send' : 'peer-receive';
-    if ((await this.setOnEach([victim], [[failpoint, 'error(one-way cut)']])).length === 0) return null;
+    if ((await this.setOnEach(this.claimForFailpoints([victim]), [[failpoint, 'error(one-way cut)']])).length === 0) return null;
     return {
       f: 'start-partition',
       stopF: 'stop-partition',
       description: `partition one-way: ${victim}${victim === leaderFirst ? ' (leader)' : ''} cannot ${outbound ? 'send' : 'receive'} (failpoint ${failpoint})`,
       nodes: [...nodes],
       heal: () => this.clearOnEach([victim], [failpoint]),
+      claimedAll: [victim],
     };
+  }
+
+  /** Claims each of `ids` that is not paused nor held by a membership change; returns those claimed. */
+  private claimForFailpoints(ids: readonly string[]): string[] {
+    const { roster } = this.options;
+    return ids.filter((id) => !roster.isClaimedBy(id, 'pause') && roster.claim(id, FAILPOINTS_CLAIM));
   }
 
   /** Sets failpoints on each running node of `ids`; returns those where all were set (a node killed meanwhile is left out). */
@@ -408,11 +438,13 @@ export class Nemesis {
     if (setFailpoint === undefined) throw new Error('this nemesis needs the nodes started with failpoint control');
     const done = await Promise.all(
       ids.map(async (id) => {
-        if (!cluster.isRunning(id)) return null;
         try {
+          if (!cluster.isRunning(id)) throw new Error(`${id} is not running`);
           for (const [name, action] of settings) await setFailpoint(id, name, action);
           return id;
         } catch {
+          // Killed meanwhile (a restarted node starts with none set): no fault there.
+          this.options.roster.release(id, FAILPOINTS_CLAIM);
           return null;
         }
       }),

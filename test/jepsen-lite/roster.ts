@@ -86,6 +86,11 @@ export class Roster {
     return this.claims.has(id);
   }
 
+  /** Whether `by` holds a claim on `id`. */
+  isClaimedBy(id: string, by: string): boolean {
+    return this.claims.get(id)?.by.has(by) === true;
+  }
+
   /**
    * A client of the running members (any of them forwards to the leader), or
    * of every running node when none of those is: the configuration last read
