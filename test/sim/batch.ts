@@ -91,5 +91,6 @@ export function replayCommand(result: SimulationResult): string {
     flags.push(`--async-persist ${s.asyncPersist ? 'on' : 'off'}`);
   }
   if (s.readIds === 'per-node-life') flags.push('--reuse-read-ids');
+  if (s.reusedIdHazards) flags.push('--reused-id-hazards');
   return `npm run sim -- ${flags.join(' ')}`;
 }

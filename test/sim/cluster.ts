@@ -70,6 +70,11 @@ export interface ClusterStats {
   configChangesAccepted: number;
   /** Leaders that stepped down because a change they led removed them. */
   leadersRemoved: number;
+  /** Removed members back under their old id with a fresh disk, and how many of those a stale voter still listed. */
+  freshDiskRejoins: number;
+  rejoinsWithStaleVoter: number;
+  /** Voters crashed or cut off as a membership change was made, to miss it (and leave a stale configuration). */
+  votersStranded: number;
 }
 
 export function emptyStats(): ClusterStats {
@@ -101,6 +106,9 @@ export function emptyStats(): ClusterStats {
     configChangesProposed: 0,
     configChangesAccepted: 0,
     leadersRemoved: 0,
+    freshDiskRejoins: 0,
+    rejoinsWithStaleVoter: 0,
+    votersStranded: 0,
   };
 }
 
@@ -118,8 +126,8 @@ export interface ClusterDeps {
   readonly checks: SafetyChecks;
   /** Seeds the cores' own random sources (election timeouts), one per life. */
   readonly coreSeeds: SeededRandom;
-  /** Puts a message on the wire to arrive `delay` units from now. */
-  readonly deliverLater: (delay: number, message: Message, duplicate: boolean) => void;
+  /** Puts a message on the wire to arrive `delay` units from now; `disks`: its sender's and receiver's when sent. */
+  readonly deliverLater: (delay: number, message: Message, duplicate: boolean, disks: Disks) => void;
   readonly stats: ClusterStats;
   /** Moments the fault schedule may want to react to. */
   readonly hooks?: ClusterHooks;
@@ -136,6 +144,21 @@ export interface ClusterDeps {
    * term instead of its last entry's.
    */
   readonly snapshotBug?: SnapshotBug;
+  /**
+   * Messages across a disk wipe (an id back with a fresh disk), see
+   * Scenario.reusedIdHazards. false (default): one meant for the old process
+   * reaches the new one unless newer messages from the same sender reached it
+   * first (a peer link delivers in order: it would have come before them), and
+   * one the old process sent is dropped if still in flight once the new one
+   * runs (it would have arrived long before). true: both are delivered.
+   */
+  readonly reorderAcrossWipes?: boolean;
+}
+
+/** The disks (SimNode.wipes) of a message's sender and receiver when it was sent. */
+export interface Disks {
+  readonly from: number;
+  readonly to: number;
 }
 
 export type SnapshotBug = 'snapshot-ahead' | 'snapshot-wrong-term';
@@ -364,18 +387,25 @@ export class Cluster {
     this.afterEvent(node);
   }
 
-  deliver(message: Message, duplicate: boolean): void {
+  /** `disks`: its sender's and receiver's disks when the message was sent (default: their disks now). */
+  deliver(message: Message, duplicate: boolean, disks?: Disks): void {
     const node = this.byId.get(message.to);
     const now = this.deps.clock.now;
     if (node === undefined) return;
     const core = node.core;
     const cut = this.deps.network.isCut(message.from, message.to);
-    if (core === null || cut) {
+    const wiped = this.acrossWipe(node, message, disks);
+    if (core === null || cut || wiped !== null) {
       this.deps.stats.drops++;
-      this.deps.log.record(now, 'net', { k: 'drop', m: message, why: core === null ? 'down' : 'partition' });
+      this.deps.log.record(now, 'net', {
+        k: 'drop',
+        m: message,
+        why: core === null ? 'down' : cut ? 'partition' : (wiped as 'overtaken' | 'old-sender'),
+      });
       if (message.type === 'InstallSnapshot') this.snapshotTransferEnded(message, false);
       return;
     }
+    if ((disks?.to ?? node.wipes) === node.wipes && node.wipes > 0) node.heardSinceWipe.add(message.from);
     this.deps.stats.deliveries++;
     if (node.writes.length > 0) this.deps.stats.deliveriesDuringWrite++;
     this.deps.log.record(now, node.id, { k: 'deliver', m: message, duplicate });
@@ -388,6 +418,14 @@ export class Cluster {
     }
     this.guard(node, () => core.step(message));
     this.afterEvent(node);
+  }
+
+  /** Why a message sent across a disk wipe of its sender or receiver is dropped, if it is (see ClusterDeps.reorderAcrossWipes). */
+  private acrossWipe(receiver: SimNode, message: Message, disks: Disks | undefined): 'overtaken' | 'old-sender' | null {
+    if (disks === undefined || this.deps.reorderAcrossWipes === true) return null;
+    if ((this.byId.get(message.from)?.wipes ?? 0) > disks.from) return 'old-sender';
+    if (disks.to < receiver.wipes && receiver.heardSinceWipe.has(message.from)) return 'overtaken';
+    return null;
   }
 
   /** The sender's transport learns how a snapshot transfer ended: a later event tells its core. */
@@ -701,7 +739,9 @@ export class Cluster {
       if (message.type === 'InstallSnapshot') this.snapshotTransferEnded(message, false);
       return;
     }
-    for (const [i, delay] of plan.delays.entries()) this.deps.deliverLater(delay, message, i > 0);
+    // The disks now: a message from or to a process of an id whose disk has since been wiped is told apart.
+    const disks: Disks = { from: node.wipes, to: this.byId.get(message.to)?.wipes ?? 0 };
+    for (const [i, delay] of plan.delays.entries()) this.deps.deliverLater(delay, message, i > 0, disks);
     if (message.type === 'VoteResponse' && message.granted && !message.preVote) this.deps.hooks?.voteGranted?.(node);
   }
 

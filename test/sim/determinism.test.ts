@@ -57,5 +57,8 @@ describe('deterministic replay', () => {
     expect(text).toMatch(/apply /);
     expect(text).toContain('faults stop');
     expect(text).not.toMatch(/\btick\b/);
+    // A removed member's id back with a fresh disk: the old process gone, the new one starting from nothing.
+    expect(text).toMatch(/n\d+ comes back with a fresh disk under its old id/);
+    expect(text).toMatch(/RESTART from term=0 vote=- commit=0, log \.\.0/);
   });
 });

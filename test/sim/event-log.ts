@@ -9,7 +9,7 @@ import { describeData } from './invariants.js';
 
 export type TraceRecord =
   | { readonly k: 'deliver'; readonly m: Message; readonly duplicate: boolean }
-  | { readonly k: 'drop'; readonly m: Message; readonly why: 'loss' | 'partition' | 'down' }
+  | { readonly k: 'drop'; readonly m: Message; readonly why: 'loss' | 'partition' | 'down' | 'overtaken' | 'old-sender' }
   | { readonly k: 'role'; readonly change: RoleChange }
   | { readonly k: 'persist'; readonly hardState: HardState | null; readonly entries: readonly Entry[] }
   | {
@@ -79,12 +79,25 @@ export function formatEvent(event: LoggedEvent): string {
   return `${String(event.time).padStart(7)} ${event.actor.padEnd(6)} ${formatRecord(event.record)}`;
 }
 
+function dropReason(m: Message, why: Extract<TraceRecord, { k: 'drop' }>['why']): string {
+  switch (why) {
+    case 'down':
+      return `${m.to} is down`;
+    case 'overtaken':
+      return `meant for ${m.to}'s old process, before its disk was wiped; newer ones from ${m.from} came first`;
+    case 'old-sender':
+      return `sent by ${m.from}'s old process, before its disk was wiped`;
+    default:
+      return why;
+  }
+}
+
 export function formatRecord(r: TraceRecord): string {
   switch (r.k) {
     case 'deliver':
       return `recv ${formatMessage(r.m)}${r.duplicate ? ' (duplicate)' : ''}`;
     case 'drop':
-      return `drop ${formatMessage(r.m)} (${r.why === 'down' ? `${r.m.to} is down` : r.why})`;
+      return `drop ${formatMessage(r.m)} (${dropReason(r.m, r.why)})`;
     case 'role':
       return `becomes ${r.change.role} in term ${r.change.term}${r.change.leader !== null ? `, leader ${r.change.leader}` : ''} (${r.change.reason})`;
     case 'persist': {

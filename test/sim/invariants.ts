@@ -358,7 +358,7 @@ export interface LogTail extends LogView {
   readonly lastTerm: number;
   /** The voters of the configuration in force in this log (its latest config entry, or its initial one). */
   readonly voters: readonly NodeId[];
-  /** Voters and learners of that configuration: a node takes part in elections only with them (or with anyone while it knows no configuration). */
+  /** Voters and learners of that configuration: a node votes only for them (and for nobody while it knows no configuration). */
   readonly members: readonly NodeId[];
 }
 
@@ -383,8 +383,9 @@ function majorityOf(voters: readonly NodeId[]): number {
  *
  * With membership changes, a candidate counts votes among the voters of the
  * configuration in its own log, and a node votes only for a member of the
- * configuration in its log (or for anyone while it knows none); the check
- * models exactly that. And the commit
+ * configuration in its log; a node that knows no configuration (a spare, or a
+ * removed member back under its old id with a fresh disk) votes for nobody.
+ * The check models exactly that. And the commit
  * itself must rest on a quorum of the committing node's configuration
  * (Commit Quorum): learners and non-members never count.
  */
@@ -405,10 +406,7 @@ export class CommitDurabilityChecker extends Checker {
     for (const candidate of logs) {
       if (!candidate.voters.includes(candidate.node) || candidate.termAt(index) === term) continue;
       const voters = logs.filter(
-        (voter) =>
-          candidate.voters.includes(voter.node) &&
-          (voter.members.length === 0 || voter.members.includes(candidate.node)) &&
-          candidateIsUpToDate(candidate, voter),
+        (voter) => candidate.voters.includes(voter.node) && voter.members.includes(candidate.node) && candidateIsUpToDate(candidate, voter),
       );
       if (voters.length >= majorityOf(candidate.voters)) {
         this.fail(

@@ -106,6 +106,15 @@ describe('planted bugs are caught', () => {
     // Scenario: learners added while voters are down or cut off: the leader commits with learners' acknowledgements.
     expectCaught('learner-counts-for-commit');
   });
+
+  it('a node that knows no configuration and grants votes lets a stale voter win its old configuration (Leader Completeness)', () => {
+    // Scenario (a 20-minute soak's lost writes): a voter is crashed or cut off as two changes commit without it;
+    // a member removed by them comes back under its old id with a fresh disk, waiting to be added, and is cut
+    // off together with the stale voter, which campaigns in its old configuration and wins with the empty
+    // node's vote, lacking entries committed since. The stale voter's term may have had a leader already
+    // (then it is caught as Election Safety).
+    expectCaught('vote-while-empty');
+  });
 });
 
 /** A broken snapshot policy in the caller, hunted over seeds that snapshot; the correct policy passes the same seed. */

@@ -6,7 +6,7 @@
 import { RaftCore } from '../../src/raft/core.js';
 import { learnersOf } from '../../src/raft/membership.js';
 import { MajorityConfig } from '../../src/raft/quorum.js';
-import type { ClusterConfig, RaftOutput, SnapshotMeta } from '../../src/raft/types.js';
+import type { ClusterConfig, Message, RaftOutput, SnapshotMeta } from '../../src/raft/types.js';
 import type { PropertyName } from './invariants.js';
 import type { CoreFactory } from './sim-core.js';
 
@@ -92,6 +92,37 @@ class TwoConfigChangesInFlight extends RaftCore {
   }
 }
 
+/**
+ * Grants votes while it knows no configuration (an empty data dir waiting to
+ * be added), as raftlog did before a soak lost committed writes: a voter cut
+ * off through two membership changes won its stale configuration with the
+ * vote of a member removed since and back under its old id with a fresh disk.
+ * The rule sits in the private handleVoteRequest, which has no hook: while
+ * this core steps a VoteRequest, the private knowsNoConfiguration() answers
+ * false, which is all the rule (and the membership filter before it, which
+ * hears such a candidate anyway) looks at.
+ */
+class VotesWhileKnowingNoConfiguration extends RaftCore {
+  private steppingVoteRequest = false;
+
+  constructor(...args: ConstructorParameters<typeof RaftCore>) {
+    super(...args);
+    const self = this as unknown as { knowsNoConfiguration?: () => boolean };
+    const knowsNone = self.knowsNoConfiguration;
+    if (typeof knowsNone !== 'function') throw new Error('RaftCore has no knowsNoConfiguration(): update the vote-while-empty planted bug');
+    self.knowsNoConfiguration = () => !this.steppingVoteRequest && knowsNone.call(this);
+  }
+
+  override step(message: Message): void {
+    this.steppingVoteRequest = message.type === 'VoteRequest';
+    try {
+      super.step(message);
+    } finally {
+      this.steppingVoteRequest = false;
+    }
+  }
+}
+
 /** Counts learners towards the commit quorum, as if they were voters. */
 class LearnersCountTowardsCommit extends RaftCore {
   protected override commitQuorum(): MajorityConfig {
@@ -109,7 +140,8 @@ export type PlantedBugName =
   | 'keep-entries-after-snapshot'
   | 'config-at-commit'
   | 'two-config-changes'
-  | 'learner-counts-for-commit';
+  | 'learner-counts-for-commit'
+  | 'vote-while-empty';
 
 export interface PlantedBug {
   readonly name: PlantedBugName;
@@ -188,6 +220,16 @@ export const PLANTED_BUGS: Readonly<Record<PlantedBugName, PlantedBug>> = {
     description: 'a leader counts learners towards the commit quorum',
     coreFactory: (options, storage) => new LearnersCountTowardsCommit(options, storage),
     expected: ['Commit Quorum', 'Leader Completeness'],
+    needsMembership: true,
+  },
+  'vote-while-empty': {
+    name: 'vote-while-empty',
+    description: 'a node that knows no configuration (an empty data dir waiting to be added) grants votes',
+    coreFactory: (options, storage) => new VotesWhileKnowingNoConfiguration(options, storage),
+    // A stale voter wins its old configuration with the vote of a member removed since and back with a fresh
+    // disk: it lacks the entries committed without it (caught as it is elected, or as it overwrites them), and
+    // the term it wins in may have had a leader already (its votes came from nodes that forgot theirs).
+    expected: ['Leader Completeness', 'Election Safety', 'Committed Entries Never Change', 'State Machine Safety'],
     needsMembership: true,
   },
 };

@@ -66,9 +66,11 @@ export interface SnapshotPolicy {
 /**
  * Membership changes while faults happen: every ~changeMeanInterval an
  * operator asks the leader to add a learner (one of `spareNodes` fresh nodes),
- * promote a learner, or remove a voter or learner (the leader itself
- * included), keeping 3 to 5 voters. Changes are asked for whether or not the
- * previous one has committed: the core must refuse what it cannot take.
+ * promote a learner, remove a voter or learner (the leader itself included),
+ * replace a voter whose disk died, or bring a removed member back under its
+ * old id with a fresh disk, keeping 3 to 5 voters. Changes are asked for
+ * whether or not the previous one has committed: the core must refuse what
+ * it cannot take.
  */
 export interface MembershipProfile {
   readonly changeMeanInterval: number;
@@ -134,6 +136,18 @@ export interface Scenario {
    * seed; 'unique' unless overridden.
    */
   readonly readIds: 'unique' | 'per-node-life';
+  /**
+   * A removed member's id may come back with a fresh disk (the 'rejoin'
+   * membership action). false (the default): the simulator keeps clear of two
+   * hazards of a reused id that the core does not handle yet (see
+   * rejoinWithFreshDisk in simulation.ts): a message meant for the old process
+   * reaching the new one after newer messages from the same sender (a peer
+   * link delivers in order, so it never does in raftlog), and the operator
+   * adding the id back while the leader would replay to it configurations from
+   * before its removal that list it as a voter. true: both happen. Not drawn
+   * from the seed.
+   */
+  readonly reusedIdHazards: boolean;
   /** Probability that a client rejected with a leader hint retries at that leader. */
   readonly forwardRate: number;
   /** How long after the faults stop a proposal must be applied by a majority. */
@@ -279,6 +293,7 @@ export function chooseScenario(seed: number, nodeCount: number, overrides: Parti
     readMeanInterval: r.pick([30, 80, 200]),
     forwardRate: r.pick([0, 0.5, 0.9]),
     readIds: 'unique',
+    reusedIdHazards: false,
     livenessBound: livenessBoundFor(electionTicks, Math.max(...tickPeriods)),
     ...choosePersistence(seed),
     snapshots: chooseSnapshots(seed),

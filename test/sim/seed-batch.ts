@@ -46,6 +46,10 @@ export function describeSeedBatch(first: number, count: number, chunk: number, o
         // Membership changed under the faults too: learners added, promoted, members (leaders among them) removed.
         expect(stats.configChangesAccepted).toBeGreaterThan(0);
         expect(stats.leadersRemoved).toBeGreaterThan(0);
+        // Removed members came back under their old ids with fresh disks, some while a stale voter still listed them.
+        expect(stats.freshDiskRejoins).toBeGreaterThan(0);
+        expect(stats.rejoinsWithStaleVoter).toBeGreaterThan(0);
+        expect(stats.votersStranded).toBeGreaterThan(0);
         options.expectChunk?.(summary);
       });
     }

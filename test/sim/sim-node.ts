@@ -24,7 +24,8 @@ export interface PendingWrite {
  * earlier life (its ticks, its restart) are recognised as stale.
  */
 export class SimNode {
-  readonly storage: MemoryStorage;
+  /** Its disk: replaced only by wipeDisk() (the id comes back with a fresh data dir). */
+  private disk: MemoryStorage;
   core: SimCore | null = null;
   life = 0;
   /** Last index applied to this life's state machine. */
@@ -53,6 +54,10 @@ export class SimNode {
   retired = false;
   /** Started to be added, and not yet seen in the leader's configuration: the add may have been refused or overwritten. */
   awaitingAdd = false;
+  /** How many times its disk was replaced by an empty one (see wipeDisk). */
+  wipes = 0;
+  /** Senders whose messages to the current disk's processes have reached it (see ClusterDeps.reorderAcrossWipes). */
+  readonly heardSinceWipe = new Set<NodeId>();
 
   constructor(
     readonly id: NodeId,
@@ -62,16 +67,35 @@ export class SimNode {
   ) {
     // A node not among the initial voters starts with an empty configuration: it waits to be added.
     this.joined = voters.includes(id);
-    this.storage = new MemoryStorage({ voters: this.joined ? [...voters] : [] });
-    const storage = this.storage;
+    this.disk = new MemoryStorage({ voters: this.joined ? [...voters] : [] });
+    // Reads whichever disk the node has now (wipeDisk replaces it).
     const stored: LogView = {
-      termAt(index: number): number | null {
+      termAt: (index: number): number | null => {
+        const storage = this.disk;
         if (index === 0) return 0;
         if (index < storage.firstIndex() - 1 || index > storage.lastIndex()) return null;
         return storage.term(index);
       },
     };
-    this.storedLog = throughCompaction(stored, () => storage.firstIndex(), commit);
+    this.storedLog = throughCompaction(stored, () => this.disk.firstIndex(), commit);
+  }
+
+  get storage(): MemoryStorage {
+    return this.disk;
+  }
+
+  /**
+   * The operator wipes the data dir of a member removed earlier, to add it
+   * again under the same id: empty log, empty hard state (term 0, no vote), no
+   * snapshot, and no configuration, like a node that never joined. The process
+   * must be down (it restarts over the new disk); a disk stall belonged to the old disk.
+   */
+  wipeDisk(): void {
+    if (this.core !== null || this.writes.length > 0) throw new Error(`${this.id}'s disk is wiped while its process runs`);
+    this.disk = new MemoryStorage({ voters: [] });
+    this.diskStalledUntil = 0;
+    this.wipes++;
+    this.heardSinceWipe.clear();
   }
 
   /**

@@ -8,15 +8,15 @@
  * run. The seed decides everything, so a run can be replayed exactly.
  */
 import { SeededRandom } from '../../src/raft/random.js';
-import type { Message, NodeId } from '../../src/raft/types.js';
-import { Cluster, type ClusterStats, emptyStats, proposalKey, type SnapshotBug, type SnapshotReport } from './cluster.js';
+import type { ClusterConfig, Message, NodeId } from '../../src/raft/types.js';
+import { Cluster, type ClusterStats, type Disks, emptyStats, proposalKey, type SnapshotBug, type SnapshotReport } from './cluster.js';
 import { EventLog } from './event-log.js';
 import { EventQueue } from './event-queue.js';
 import { InvariantViolation, SafetyChecks } from './invariants.js';
 import { LivenessChecker } from './liveness.js';
 import { Network, oneWayPartition, type Partition, splitPartition } from './network.js';
 import { chooseScenario, FAULT_KINDS, type FaultKind, type Scenario } from './scenario.js';
-import type { CoreFactory } from './sim-core.js';
+import type { CoreFactory, SimCore } from './sim-core.js';
 import type { SimNode } from './sim-node.js';
 
 export interface SimulationOptions {
@@ -63,7 +63,7 @@ export interface SimulationResult {
 
 type SimEvent =
   | { readonly kind: 'tick'; readonly node: SimNode; readonly life: number }
-  | { readonly kind: 'deliver'; readonly message: Message; readonly duplicate: boolean }
+  | { readonly kind: 'deliver'; readonly message: Message; readonly duplicate: boolean; readonly disks: Disks }
   | { readonly kind: 'fault' }
   | { readonly kind: 'restart'; readonly node: SimNode; readonly life: number }
   | { readonly kind: 'heal-partition'; readonly serial: number }
@@ -83,6 +83,17 @@ interface ClientState {
   /** The proposal it waits for: its key and the node that accepted it. */
   waitingFor: { readonly key: string; readonly node: SimNode; readonly life: number } | null;
 }
+
+type MembershipAction = 'add' | 'promote' | 'remove' | 'replace' | 'rejoin';
+
+/** How often each membership action is chosen, among those possible at the time. */
+const MEMBERSHIP_WEIGHTS: Readonly<Record<MembershipAction, number>> = { add: 3, promote: 3, remove: 3, replace: 3, rejoin: 2 };
+/** Probability that another voter is crashed or cut off as a voter is promoted or removed, to miss the change. */
+const STRAND_RATE = 0.5;
+/** Probability that a member back with a fresh disk is cut off together with the stale voters that still list it. */
+const STALE_MEETING_RATE = 0.75;
+/** Probability that the operator adds a member back with a fresh disk at once (otherwise a later 'add' does). */
+const ADD_AT_ONCE_RATE = 0.5;
 
 /** How long the run goes on after the liveness requirement is met, to exercise the healed cluster a bit. */
 const SETTLE_TIME = 300;
@@ -156,8 +167,9 @@ class Simulation {
       log: this.log,
       checks: this.checks,
       coreSeeds,
-      deliverLater: (delay, message, duplicate) => this.queue.push(this.clock.now + delay, { kind: 'deliver', message, duplicate }),
+      deliverLater: (delay, message, duplicate, disks) => this.queue.push(this.clock.now + delay, { kind: 'deliver', message, duplicate, disks }),
       snapshots: this.scenario.snapshots,
+      reorderAcrossWipes: this.scenario.reusedIdHazards,
       reportSnapshotLater: (delay, report) => this.queue.push(this.clock.now + delay, { kind: 'snapshot-report', report }),
       ...(snapshotBug !== undefined ? { snapshotBug } : {}),
       stats: this.stats,
@@ -255,7 +267,7 @@ class Simulation {
         return;
       }
       case 'deliver':
-        this.cluster.deliver(event.message, event.duplicate);
+        this.cluster.deliver(event.message, event.duplicate, event.disks);
         return;
       case 'snapshot-report':
         this.cluster.reportSnapshot(event.report);
@@ -380,35 +392,54 @@ class Simulation {
   /**
    * An operator's membership change at the current leader: add a fresh node
    * as a learner (it starts with an empty log and configuration), promote a
-   * learner, remove a member (the leader included), or replace a voter whose
+   * learner, remove a member (the leader included), replace a voter whose
    * disk died (it crashes for good and is removed; a later add takes its
-   * place); 3 to 5 voters, 2 for a while during a replacement.
+   * place), or bring a removed member back under its old id with a fresh disk
+   * (see rejoinWithFreshDisk); 3 to 5 voters, 2 for a while during a
+   * replacement. As a voter is promoted or removed, another voter is sometimes
+   * crashed or cut off so that it misses the change (see maybeStrandVoter).
    */
   private changeMembership(): void {
     const r = this.membershipRandom;
     const leader = this.cluster.currentLeader();
     const core = leader?.core ?? null;
     if (leader === null || core === null) return;
-    const { config } = core.status();
+    const { config, configIndex, commitIndex } = core.status();
     const learners = config.learners ?? [];
     const members = [...config.voters, ...learners];
     for (const node of this.cluster.nodes) if (members.includes(node.id)) node.awaitingAdd = false;
     // Never joined, or started for an add that did not take (refused, or overwritten): its log holds nothing of note.
-    const spare = this.cluster.nodes.filter((node) => !node.joined || (node.awaitingAdd && !members.includes(node.id)));
+    // A removed member back with a fresh disk waits, unless hazards are on, until the leader would not replay to it
+    // a configuration from before its removal listing it as a voter (see rejoinWithFreshDisk).
+    const spare = this.cluster.nodes.filter(
+      (node) => (!node.joined || (node.awaitingAdd && !members.includes(node.id))) && (node.wipes === 0 || this.mayAddBack(core, node.id)),
+    );
     const dead = this.cluster.nodes.filter((node) => node.retired && members.includes(node.id)).map((node) => node.id);
-    const actions: ('add' | 'promote' | 'remove' | 'replace')[] = [];
+    // Removed for good (the leader's configuration, which no longer lists them, is committed), its disk dead
+    // or not: the operator may wipe its data dir and add it again under the same id.
+    const removed =
+      configIndex <= commitIndex
+        ? this.cluster.nodes.filter((node) => node.joined && !node.awaitingAdd && node !== leader && !members.includes(node.id))
+        : [];
+    const actions: MembershipAction[] = [];
     if (spare.length > 0 && members.length < 6) actions.push('add');
     if (learners.length > 0 && config.voters.length < 5) actions.push('promote');
     if (config.voters.length > 3 || learners.length > 0 || dead.length > 0) actions.push('remove');
-    // A disk dies only in a healthy cluster: every voter alive, no change under way. Two deaths before the first
+    // A disk dies only in a healthy cluster: every voter up and in touch with the leader, no change under way (a
+    // voter cut off for long, e.g. a stale voter with a member back with a fresh disk, would leave the cluster
+    // without a quorum until it is back, and the removal of the dead one waiting on it). Two deaths before the first
     // is repaired would cost a 3-voter cluster its quorum for good, which no protocol survives. Without PreVote a
     // voter whose log is behind (it cannot win) keeps bumping the term, and with one voter dead for good the
     // electable ones may not get a turn for a long time: raftlog always runs PreVote, so replacements are
     // simulated with it only.
-    const { configIndex, commitIndex } = core.status();
-    if (config.voters.length >= 3 && dead.length === 0 && configIndex <= commitIndex && this.scenario.core.preVote) actions.push('replace');
+    const healthy = config.voters.every((id) => {
+      return this.cluster.node(id)?.up === true && !this.network.isCut(leader.id, id) && !this.network.isCut(id, leader.id);
+    });
+    if (config.voters.length >= 3 && dead.length === 0 && healthy && configIndex <= commitIndex && this.scenario.core.preVote)
+      actions.push('replace');
+    if (removed.length > 0 && members.length < 6) actions.push('rejoin');
     if (actions.length === 0) return;
-    switch (r.pick(actions)) {
+    switch (pickAction(r, actions)) {
       case 'add': {
         const node = r.pick(spare);
         node.awaitingAdd = true;
@@ -419,13 +450,21 @@ class Simulation {
         this.cluster.proposeConfigChange(leader, { type: 'add-learner', id: node.id, address: `sim:${node.id}` });
         return;
       }
-      case 'promote':
-        this.cluster.proposeConfigChange(leader, { type: 'promote', id: r.pick(learners) });
+      case 'promote': {
+        const id = r.pick(learners);
+        const accepted = this.cluster.proposeConfigChange(leader, { type: 'promote', id }).accepted;
+        if (accepted && dead.length === 0) this.maybeStrandVoter(leader, config.voters, id);
         return;
+      }
       case 'remove': {
         // A dead member first: the operator's reason to remove anyone at the minimum size.
         const removable = dead.length > 0 ? dead : config.voters.length > 3 ? members : [...learners];
-        this.cluster.proposeConfigChange(leader, { type: 'remove', id: r.pick(removable) });
+        // The fault schedule, adversarial, sometimes favours a voter that a stale voter (one that missed changes)
+        // still counts on: removed, and back with a fresh disk, it is the vote the stale one asks for.
+        const counted = removable.filter((id) => id !== leader.id && config.voters.includes(id) && this.isCountedOnByStaleVoter(id, config.voters));
+        const id = r.pick(counted.length > 0 && r.chance(0.5) ? counted : removable);
+        const accepted = this.cluster.proposeConfigChange(leader, { type: 'remove', id }).accepted;
+        if (accepted && dead.length === 0 && config.voters.includes(id)) this.maybeStrandVoter(leader, config.voters, id);
         return;
       }
       case 'replace': {
@@ -437,7 +476,138 @@ class Simulation {
         this.cluster.proposeConfigChange(leader, { type: 'remove', id: victim.id });
         return;
       }
+      case 'rejoin': {
+        // The operator knows nothing of stale voters; the fault schedule, adversarial, favours an id one still lists.
+        const listed = removed.filter((node) => this.staleVotersListing(node).length > 0);
+        this.rejoinWithFreshDisk(leader, r.pick(listed.length > 0 && r.chance(0.75) ? listed : removed), dead.length === 0);
+        return;
+      }
     }
+  }
+
+  /**
+   * A voter change was just appended (promoting `target`, or removing it):
+   * sometimes another voter, not the leader, is crashed or cut off for a long
+   * while, so that the change (and the next ones) commit without it and it is
+   * left with a stale configuration, as in a soak where n3, cut off, missed
+   * two changes and later campaigned in its old configuration. Not while a
+   * dead voter awaits its removal (see rejoinWithFreshDisk).
+   */
+  private maybeStrandVoter(leader: SimNode, voters: readonly NodeId[], target: NodeId): void {
+    const r = this.membershipRandom;
+    if (!r.chance(STRAND_RATE)) return;
+    const candidates = this.cluster.nodes.filter((node) => node.up && node !== leader && node.id !== target && voters.includes(node.id));
+    if (candidates.length === 0) return;
+    const node = r.pick(candidates);
+    this.stats.votersStranded++;
+    const crash = r.chance(0.5);
+    this.log.record(this.clock.now, node.id, {
+      k: 'note',
+      text: `${node.id} is ${crash ? 'crashed' : 'cut off'} as the change is made, to miss it and keep a stale configuration`,
+    });
+    // Long enough, mostly, for the next few changes (a later partition may end a cut short).
+    const interval = this.scenario.membership?.changeMeanInterval ?? 100;
+    const length = 3 * interval + r.nextInt(3 * interval);
+    if (crash) {
+      this.crash(node, length);
+    } else {
+      const others = this.cluster.nodes.filter((other) => other.joined && other !== node).map((other) => other.id);
+      this.partition(splitPartition([[node.id], others]), length);
+    }
+  }
+
+  /**
+   * The operator brings `node`, a member removed earlier (the removal
+   * committed; its disk dead or not), back under its old id: its old process
+   * is stopped for good, its data dir wiped, and a new process starts with an
+   * empty log, an empty hard state and no configuration, waiting to be added;
+   * the operator adds it as a learner now, or a later 'add' does (see
+   * mayAddBack). Messages still in flight to the old process may reach the new
+   * one (see ClusterDeps.reorderAcrossWipes). A voter that missed the removal
+   * still counts `node` as a voter: sometimes the network then leaves the two
+   * together, cut off from the rest (a stale voter still down comes back into
+   * the cut), and the stale voter campaigns in its old configuration, where
+   * the empty node's vote must not count (as in a soak: n3, cut off through two
+   * changes, won its old configuration with the vote of n4, removed and back
+   * with an empty data dir, and rolled back committed entries). Not while a
+   * dead voter awaits its removal (`mayCutOff` false): with another voter cut
+   * off for long, the cluster could not remove it.
+   */
+  private rejoinWithFreshDisk(leader: SimNode, node: SimNode, mayCutOff: boolean): void {
+    const r = this.membershipRandom;
+    if (node.up) this.cluster.crash(node, Number.POSITIVE_INFINITY);
+    node.retired = false;
+    node.wipeDisk();
+    this.stats.freshDiskRejoins++;
+    this.log.record(this.clock.now, node.id, {
+      k: 'note',
+      text: `${node.id} comes back with a fresh disk under its old id (empty log, empty hard state, no configuration): its old process is gone for good`,
+    });
+    node.awaitingAdd = true;
+    this.startNode(node);
+    // Nodes whose configuration (in memory, or on disk if they are down) still lists it as a voter.
+    const stale = this.staleVotersListing(node);
+    if (stale.length > 0) {
+      this.stats.rejoinsWithStaleVoter++;
+      const side = [...stale.map((other) => other.id), node.id];
+      const rest = this.cluster.nodes.filter((other) => other.joined && !side.includes(other.id)).map((other) => other.id);
+      if (mayCutOff && rest.length > 0 && r.chance(STALE_MEETING_RATE)) {
+        this.log.record(this.clock.now, node.id, {
+          k: 'note',
+          text: `${stale.map((other) => `${other.id} (voters ${votersOf(other).join(',')})`).join(', ')} still count${stale.length === 1 ? 's' : ''} ${node.id} as a voter: cut off together with it`,
+        });
+        const max = this.scenario.maxPartitionLength;
+        this.partition(splitPartition([side, rest]), Math.ceil(max / 2) + r.nextInt(Math.ceil(max / 2)));
+        // A stale voter still down comes back now, into the cut.
+        for (const other of stale) if (!other.up) this.startNode(other);
+      }
+    }
+    const core = leader.core;
+    if (core !== null && r.chance(ADD_AT_ONCE_RATE) && this.mayAddBack(core, node.id)) {
+      this.cluster.proposeConfigChange(leader, { type: 'add-learner', id: node.id, address: `sim:${node.id}` });
+    }
+  }
+
+  /**
+   * Stale voters that list `node`, removed, as a voter: nodes (up, or down
+   * with it on disk) whose configuration lists both themselves and `node` as
+   * voters. They campaign in it, and ask `node` for its vote.
+   */
+  private staleVotersListing(node: SimNode): SimNode[] {
+    return this.cluster.nodes.filter((other) => {
+      if (other === node || !other.joined || other.retired) return false;
+      const voters = votersOf(other);
+      return voters.includes(other.id) && voters.includes(node.id);
+    });
+  }
+
+  /** Does a voter that missed changes (its configuration is not `voters`) count `id` as a fellow voter? */
+  private isCountedOnByStaleVoter(id: NodeId, voters: readonly NodeId[]): boolean {
+    return this.cluster.nodes.some((other) => {
+      if (other.id === id || !other.joined || other.retired) return false;
+      const its = votersOf(other);
+      return its.includes(other.id) && its.includes(id) && (its.length !== voters.length || its.some((v) => !voters.includes(v)));
+    });
+  }
+
+  /**
+   * May the operator add back `id`, a removed member with a fresh disk? Always
+   * with reusedIdHazards; otherwise only once the leader's snapshot and log
+   * after it hold no configuration listing `id` as a voter. The core does not
+   * handle that yet: the node, catching up from an old index, counts itself a
+   * voter of each such configuration in turn, campaigns in it and votes in it
+   * (two ids back at once elect one of them, lacking committed entries).
+   */
+  private mayAddBack(core: SimCore, id: NodeId): boolean {
+    if (this.scenario.reusedIdHazards) return true;
+    let previous: ClusterConfig | null = null;
+    for (let index = core.firstIndex() - 1; index <= core.lastIndex(); index++) {
+      const config = core.configAt(index);
+      if (config === previous) continue;
+      previous = config;
+      if (config.voters.includes(id)) return false;
+    }
+    return true;
   }
 
   private injectFault(): void {
@@ -502,10 +672,9 @@ class Simulation {
     }
   }
 
-  private partition(partition: Partition): void {
+  private partition(partition: Partition, length = 1 + this.faultRandom.nextInt(this.scenario.maxPartitionLength)): void {
     const serial = this.network.partitionWith(partition);
     this.stats.partitions++;
-    const length = 1 + this.faultRandom.nextInt(this.scenario.maxPartitionLength);
     this.log.record(this.clock.now, 'net', { k: 'note', text: `partition ${partition.description} for ${length}` });
     this.queue.push(this.clock.now + length, { kind: 'heal-partition', serial });
   }
@@ -515,7 +684,7 @@ class Simulation {
     const r = this.clientRandom;
     if (client.waitingFor !== null) this.awaited.delete(client.waitingFor.key);
     client.waitingFor = null;
-    const up = this.cluster.upNodes();
+    const up = this.clientNodes();
     if (up.length > 0) {
       let node = r.pick(up);
       const data = proposalData(++this.proposalSeq, r.nextInt(24));
@@ -555,8 +724,18 @@ class Simulation {
     this.queue.push(at, { kind: 'client', client, serial: ++client.serial });
   }
 
+  /**
+   * The nodes clients talk to: those up, but for a removed member back with a
+   * fresh disk until it knows itself added again (clients are given members; counting
+   * such nodes, which may wait for good, would leave a healed cluster's clients
+   * missing its leader more often than the liveness bound allows for).
+   */
+  private clientNodes(): SimNode[] {
+    return this.cluster.upNodes().filter((node) => node.wipes === 0 || node.core?.status().member === true);
+  }
+
   private clientRead(): void {
-    const up = this.cluster.upNodes();
+    const up = this.clientNodes();
     if (up.length === 0) return;
     const node = this.clientRandom.pick(up);
     const seq = ++this.readSeq;
@@ -588,6 +767,22 @@ function pickWeighted(r: SeededRandom, weights: Readonly<Record<FaultKind, numbe
     if (x < 0) return kind;
   }
   return 'crash';
+}
+
+/** The voters of the configuration `node` is in (its core's), or would restart in (its disk's) while it is down. */
+function votersOf(node: SimNode): readonly NodeId[] {
+  return node.core?.status().config.voters ?? node.durableTail().voters;
+}
+
+function pickAction(r: SeededRandom, actions: readonly MembershipAction[]): MembershipAction {
+  let total = 0;
+  for (const action of actions) total += MEMBERSHIP_WEIGHTS[action];
+  let x = r.nextInt(total);
+  for (const action of actions) {
+    x -= MEMBERSHIP_WEIGHTS[action];
+    if (x < 0) return action;
+  }
+  return actions[0] as MembershipAction;
 }
 
 function shuffle<T>(r: SeededRandom, items: readonly T[]): T[] {
