@@ -147,8 +147,9 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
       seed: 15,
       snapshotEntries: 100,
       retainEntries: 20,
-      // A step (start a joiner, add, catch up, promote) takes seconds on a loaded machine: room for several.
-      timeSeconds: 45,
+      // A step (start a joiner, add, catch up, promote) takes seconds, and a replacement took over 45 s on this
+      // 2-core machine under a soak and the rest of the suite at once: room for several.
+      timeSeconds: 75,
     });
     expect(result.valid, formatSummary(result)).toBe(true);
     expect(verdicts(result)).toEqual({
