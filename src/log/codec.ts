@@ -209,16 +209,23 @@ export function indexOfEntryKey(key: Uint8Array): number {
 }
 
 /** A configuration as the storage records carry it (voters, learners, addresses). */
-function configFields(config: ClusterConfig): { voters: string[]; learners: string[]; addresses: Record<string, string> } {
-  return { voters: [...config.voters], learners: [...(config.learners ?? [])], addresses: { ...(config.addresses ?? {}) } };
+function configFields(config: ClusterConfig): { voters: string[]; learners: string[]; addresses: Record<string, string>; removed: string[] } {
+  return {
+    voters: [...config.voters],
+    learners: [...(config.learners ?? [])],
+    addresses: { ...(config.addresses ?? {}) },
+    removed: [...(config.removed ?? [])],
+  };
 }
 
 function configFrom(object: Record<string, unknown>): ClusterConfig {
   const learners = (object.learners as string[] | undefined) ?? [];
   const addresses = (object.addresses as Record<string, string> | undefined) ?? {};
+  const removed = (object.removed as string[] | undefined) ?? [];
   return {
     voters: (object.voters as string[] | undefined) ?? [],
     ...(learners.length > 0 ? { learners } : {}),
     ...(Object.keys(addresses).length > 0 ? { addresses } : {}),
+    ...(removed.length > 0 ? { removed } : {}),
   };
 }

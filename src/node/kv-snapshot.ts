@@ -128,6 +128,7 @@ async function writeFrames(handle: FileHandle, capture: KvStateCapture, meta: Sn
       voters: [...meta.config.voters],
       learners: [...(meta.config.learners ?? [])],
       addresses: { ...(meta.config.addresses ?? {}) },
+      removed: [...(meta.config.removed ?? [])],
       digest: Buffer.from(capture.digest, 'hex'),
       pairCount: capture.pairCount,
       recordCount: capture.recordCount,
@@ -518,6 +519,7 @@ function decodeHeader(object: Record<string, unknown>, corrupt: Corrupt, where: 
         ...(Object.keys((object.addresses as Record<string, string> | undefined) ?? {}).length > 0
           ? { addresses: object.addresses as Record<string, string> }
           : {}),
+        ...((object.removed as string[] | undefined)?.length ? { removed: object.removed as string[] } : {}),
       },
     },
     digest: Buffer.from(digest).toString('hex'),

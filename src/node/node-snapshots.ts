@@ -201,7 +201,8 @@ export class NodeSnapshots {
       `sending snapshot ${ref.meta.index} to ${message.to}`,
     );
     const sending = performance.now();
-    this.sender.send({ to: message.to, term: message.term, meta: ref.meta, path, bytes: ref.bytes, sha256: ref.sha256 }).then(
+    const outgoing = { to: message.to, term: message.term, meta: ref.meta, path, bytes: ref.bytes, sha256: ref.sha256 };
+    this.sender.send(message.toLearner === true ? { ...outgoing, toLearner: true } : outgoing).then(
       (sent) => {
         this.metrics?.snapshotSent(true, secondsSince(sending), ref.bytes);
         this.logger.info(
@@ -253,7 +254,8 @@ export class NodeSnapshots {
       { event: 'snapshot-received', peer: snapshot.from, index: snapshot.meta.index, term: snapshot.term, bytes: snapshot.bytes },
       `snapshot ${snapshot.meta.index} received from ${snapshot.from}`,
     );
-    return { type: 'InstallSnapshot', from: snapshot.from, to: this.id, term: snapshot.term, snapshot: snapshot.meta };
+    const message: InstallSnapshot = { type: 'InstallSnapshot', from: snapshot.from, to: this.id, term: snapshot.term, snapshot: snapshot.meta };
+    return offered.toLearner === true ? { ...message, toLearner: true } : message;
   }
 
   /**

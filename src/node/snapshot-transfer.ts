@@ -70,6 +70,8 @@ export interface WireSnapshotOffer {
   /** The sender's cluster id and member incarnation ('' or absent for a sender without them). */
   clusterId?: string;
   memberIncarnation?: string;
+  /** The InstallSnapshot message's toLearner (raft.proto); absent is false. */
+  toLearner?: boolean;
 }
 
 export interface WireSnapshotOfferReply {
@@ -128,6 +130,8 @@ export interface OutgoingSnapshot {
   readonly bytes: number;
   /** SHA-256 of the whole file, 64 lowercase hex digits. */
   readonly sha256: string;
+  /** The InstallSnapshot message's toLearner, handed to the receiver's core with the file. */
+  readonly toLearner?: true;
 }
 
 /** What a finished transfer did. */
@@ -367,6 +371,7 @@ export class SnapshotSender {
       voters: [...snapshot.meta.config.voters],
       totalBytes: snapshot.bytes,
       sha256: Buffer.from(snapshot.sha256, 'hex'),
+      ...(snapshot.toLearner === true ? { toLearner: true } : {}),
       ...this.credentials,
     };
     return new Promise((resolve, reject) => {
@@ -558,6 +563,8 @@ export interface ReceivedSnapshot {
   readonly sha256: string;
   /** From the offer that started (or resumed) the transfer to the verified file; absent for a file that arrived earlier, handed over again. */
   readonly receiveSeconds?: number;
+  /** The offer's toLearner: the InstallSnapshot message's. */
+  readonly toLearner?: true;
 }
 
 export interface SnapshotReceiverOptions {
@@ -629,6 +636,8 @@ interface Staging {
   writer: ChunkCall | null;
   /** performance.now() at the offer that started or resumed this transfer (metrics). */
   readonly offeredAt?: number;
+  /** The latest offer's toLearner. */
+  readonly toLearner?: true;
 }
 
 /** One SnapshotChunks call: it answers exactly once. */
@@ -855,6 +864,7 @@ class SnapshotReceiver {
       bytes: offer.totalBytes,
       sha256,
       name,
+      ...(offer.toLearner === true ? { toLearner: true as const } : {}),
       partPath: join(this.dir, `${name}.part`),
       snapPath: join(this.dir, `${name}.snap`),
     };
@@ -890,7 +900,15 @@ class SnapshotReceiver {
       await unlinkIfPresent(target.snapPath);
       return false;
     }
-    this.deliver({ from: target.from, term: target.term, meta: target.meta, path: target.snapPath, bytes: target.bytes, sha256: target.sha256 });
+    this.deliver({
+      from: target.from,
+      term: target.term,
+      meta: target.meta,
+      path: target.snapPath,
+      bytes: target.bytes,
+      sha256: target.sha256,
+      ...(target.toLearner === true ? { toLearner: true as const } : {}),
+    });
     return true;
   }
 
@@ -1005,6 +1023,7 @@ class SnapshotReceiver {
       bytes: staging.bytes,
       sha256: staging.sha256,
       ...receiveSeconds,
+      ...(staging.toLearner === true ? { toLearner: true as const } : {}),
     });
     return { stagedBytes: staging.bytes, complete: true };
   }

@@ -39,6 +39,8 @@ export interface WireAppendRequest {
   prevLogTerm: number;
   entries: WireEntry[];
   leaderCommit: number;
+  /** The core's Message.toLearner: absent (false) unless the leader counts the receiver as a learner. */
+  toLearner?: boolean;
 }
 
 export interface WireAppendResponse {
@@ -53,6 +55,8 @@ export interface WireHeartbeat {
   leaderCommit: number;
   /** 0 for none. */
   readContext: number;
+  /** As WireAppendRequest.toLearner. */
+  toLearner?: boolean;
 }
 
 export interface WireHeartbeatResponse {
@@ -182,6 +186,7 @@ export function toWire(message: Message): WireRaftMessage {
             data: entry.data,
           })),
           leaderCommit: message.leaderCommit,
+          ...(message.toLearner === true ? { toLearner: true } : {}),
         },
       };
     case 'AppendResponse':
@@ -198,7 +203,11 @@ export function toWire(message: Message): WireRaftMessage {
     case 'Heartbeat':
       return {
         term,
-        heartbeat: { leaderCommit: message.leaderCommit, readContext: readContextToWire(message) },
+        heartbeat: {
+          leaderCommit: message.leaderCommit,
+          readContext: readContextToWire(message),
+          ...(message.toLearner === true ? { toLearner: true } : {}),
+        },
       };
     case 'HeartbeatResponse':
       return { term, heartbeatResponse: { readContext: readContextToWire(message) } };
@@ -288,6 +297,7 @@ export function fromWire(from: NodeId, to: NodeId, wire: WireRaftMessage): Messa
         prevLogTerm,
         entries: reader.entries(body.entries, term, prevLogIndex, prevLogTerm),
         leaderCommit: reader.uint(body.leaderCommit, 'appendRequest.leaderCommit'),
+        ...(reader.bool(body.toLearner, 'appendRequest.toLearner') ? { toLearner: true as const } : {}),
       };
     }
     case 'appendResponse': {
@@ -313,6 +323,7 @@ export function fromWire(from: NodeId, to: NodeId, wire: WireRaftMessage): Messa
         type: 'Heartbeat',
         leaderCommit: reader.uint(body.leaderCommit, 'heartbeat.leaderCommit'),
         readContext: reader.readContext(body.readContext, 'heartbeat.readContext'),
+        ...(reader.bool(body.toLearner, 'heartbeat.toLearner') ? { toLearner: true as const } : {}),
       };
     }
     case 'heartbeatResponse': {

@@ -159,6 +159,11 @@ export class RaftCore {
     // electable node without the votes it needs. A node that knows no configuration (joining) hears anyone.
     if (message.type === 'VoteResponse' && !this.knowsAsMember(message.from)) return;
     if (message.type === 'VoteRequest' && !this.knowsAsMember(message.from) && !this.isLogUpToDate(message.lastLogIndex, message.lastLogTerm)) return;
+    // A leader adds every member as a learner first (membership.ts), so one that sends a node that knows no
+    // configuration anything but a learner's messages counts an earlier process of this id as a voter: one
+    // removed, then started again on an empty disk, by a leader that has not heard of the removal. Taking them
+    // would let that leader count this empty log's acknowledgements and votes as the old process's.
+    if (fromLeader(message) && message.toLearner !== true && this.knowsNoConfiguration()) return;
     if (message.term > this.term) {
       if (!this.acceptHigherTerm(message)) return;
     } else if (message.term < this.term) {
@@ -693,9 +698,12 @@ export class RaftCore {
   private handleHeartbeat(heartbeat: Heartbeat): void {
     // A leader tells a follower to commit only what it acknowledged, so a commit index past this log's end
     // means a lost log, and commitTo stops the node. Except on a node that knows no configuration (an empty
-    // data dir waiting to be added): it has acknowledged nothing, and such a heartbeat was meant for an
-    // earlier process of this id (a member removed, wiped and added again), queued while that one was down.
-    this.log.commitTo(this.knowsNoConfiguration() ? Math.min(heartbeat.leaderCommit, this.log.lastIndex()) : heartbeat.leaderCommit);
+    // data dir waiting to be added): it has acknowledged nothing, so the heartbeat was meant for an earlier
+    // process of this id (removed, then started again on an empty disk) by a leader that has not heard of the
+    // removal. It gets no answer: the leader would count it as that process's, and a stale leader cut off
+    // with this node would confirm its reads (a new learner's leader sends it commit 0 until it acknowledges).
+    if (this.knowsNoConfiguration() && heartbeat.leaderCommit > this.log.lastIndex()) return;
+    this.log.commitTo(heartbeat.leaderCommit);
     this.send({ type: 'HeartbeatResponse', to: heartbeat.from, readContext: heartbeat.readContext });
   }
 
@@ -763,7 +771,7 @@ export class RaftCore {
 }
 
 /** Messages only a leader sends: a node that gets one of the current term knows who leads. */
-function fromLeader(message: Message): boolean {
+function fromLeader(message: Message): message is AppendRequest | Heartbeat | InstallSnapshot {
   return message.type === 'AppendRequest' || message.type === 'Heartbeat' || message.type === 'InstallSnapshot';
 }
 

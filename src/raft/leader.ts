@@ -379,7 +379,7 @@ export class Leadership {
     const lastIndex = log.lastIndex();
     const entries = progress.nextIndex <= lastIndex ? log.slice(progress.nextIndex, lastIndex + 1, options.maxMessageBytes) : [];
     if (entries.length === 0 && !sendIfEmpty) return false;
-    this.ctx.send({ type: 'AppendRequest', to, prevLogIndex, prevLogTerm, entries, leaderCommit: log.committed });
+    this.ctx.send({ type: 'AppendRequest', to, prevLogIndex, prevLogTerm, entries, leaderCommit: log.committed, ...this.learnerMark(to) });
     progress.onAppendSent(prevLogIndex + entries.length, entries.length);
     return true;
   }
@@ -395,7 +395,7 @@ export class Leadership {
           `but the log starts at ${log.firstIndex()} and no snapshot covers the compacted entries`,
       );
     }
-    this.ctx.send({ type: 'InstallSnapshot', to, snapshot });
+    this.ctx.send({ type: 'InstallSnapshot', to, snapshot, ...this.learnerMark(to) });
     progress.becomeSnapshot(snapshot.index);
     return true;
   }
@@ -414,7 +414,12 @@ export class Leadership {
     if (progress === undefined) return;
     // Never tell a follower to commit beyond what it is known to hold.
     const leaderCommit = Math.min(progress.matchIndex, this.ctx.log.committed);
-    this.ctx.send({ type: 'Heartbeat', to, leaderCommit, readContext });
+    this.ctx.send({ type: 'Heartbeat', to, leaderCommit, readContext, ...this.learnerMark(to) });
+  }
+
+  /** Marks a message to a learner of the latest configuration, the only kind a node that knows none takes (RaftCore.step). */
+  private learnerMark(to: NodeId): { toLearner?: true } {
+    return learnersOf(this.ctx.config()).includes(to) ? { toLearner: true } : {};
   }
 
   private maybeCommit(): boolean {

@@ -10,10 +10,13 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export function encodeConfig(config: ClusterConfig): Uint8Array {
-  const normalised: Required<ClusterConfig> = {
+  const removed = removedOf(config);
+  const normalised: ClusterConfig = {
     voters: [...config.voters],
     learners: [...(config.learners ?? [])],
     addresses: { ...(config.addresses ?? {}) },
+    // Absent until the first removal, so configurations of clusters that never removed anyone keep their bytes.
+    ...(removed.length > 0 ? { removed: [...removed] } : {}),
   };
   return encoder.encode(JSON.stringify(normalised));
 }
@@ -30,6 +33,8 @@ export function decodeConfig(data: Uint8Array, where: string): ClusterConfig {
   if (value === null || typeof value !== 'object' || !isIds(value.voters) || !isIds(value.learners ?? [])) {
     throw new Error(`${where}: config entry does not hold voters and learners`);
   }
+  const removed = value.removed ?? [];
+  if (!isIds(removed)) throw new Error(`${where}: config entry's removed ids are not a list of ids`);
   const addresses = value.addresses ?? {};
   if (typeof addresses !== 'object' || addresses === null || Object.values(addresses).some((a) => typeof a !== 'string')) {
     throw new Error(`${where}: config entry's addresses are not a map of strings`);
@@ -38,11 +43,16 @@ export function decodeConfig(data: Uint8Array, where: string): ClusterConfig {
     voters: value.voters,
     learners: (value.learners ?? []) as NodeId[],
     addresses: addresses as Record<NodeId, string>,
+    ...(removed.length > 0 ? { removed } : {}),
   };
 }
 
 export function learnersOf(config: ClusterConfig): readonly NodeId[] {
   return config.learners ?? [];
+}
+
+export function removedOf(config: ClusterConfig): readonly NodeId[] {
+  return config.removed ?? [];
 }
 
 export function isMember(config: ClusterConfig, id: NodeId): boolean {
@@ -53,27 +63,32 @@ export function isMember(config: ClusterConfig, id: NodeId): boolean {
 export function applyChange(config: ClusterConfig, change: ConfigChange): ClusterConfig | string {
   const learners = learnersOf(config);
   const addresses = { ...(config.addresses ?? {}) };
+  const removed = removedOf(config);
+  const keepRemoved = removed.length > 0 ? { removed: [...removed] } : {};
   switch (change.type) {
     case 'add-learner': {
       if (isMember(config, change.id)) {
         return `${change.id} is already a ${config.voters.includes(change.id) ? 'voter' : 'learner'}`;
       }
+      if (removed.includes(change.id)) {
+        return `${change.id} was removed from this cluster, and a removed id never becomes a member again (its old process or disk could still speak for it): add the replacement under a new id`;
+      }
       if (change.address === '') return `${change.id} needs an address`;
       const taken = Object.entries(addresses).find(([id, address]) => address === change.address && id !== change.id);
       if (taken !== undefined) return `address ${change.address} is already ${taken[0]}'s`;
       addresses[change.id] = change.address;
-      return { voters: [...config.voters], learners: [...learners, change.id], addresses };
+      return { voters: [...config.voters], learners: [...learners, change.id], addresses, ...keepRemoved };
     }
     case 'promote':
       if (config.voters.includes(change.id)) return `${change.id} is already a voter`;
       if (!learners.includes(change.id)) return `${change.id} is not a learner of this cluster (add it as a learner first)`;
-      return { voters: [...config.voters, change.id], learners: learners.filter((id) => id !== change.id), addresses };
+      return { voters: [...config.voters, change.id], learners: learners.filter((id) => id !== change.id), addresses, ...keepRemoved };
     case 'remove': {
       if (!isMember(config, change.id)) return `${change.id} is not a member of this cluster`;
       const voters = config.voters.filter((id) => id !== change.id);
       if (voters.length === 0) return `${change.id} is the last voter: a cluster cannot run without one`;
       delete addresses[change.id];
-      return { voters, learners: learners.filter((id) => id !== change.id), addresses };
+      return { voters, learners: learners.filter((id) => id !== change.id), addresses, removed: [...removed, change.id] };
     }
   }
 }

@@ -41,6 +41,15 @@ export interface ClusterConfig {
   readonly voters: readonly NodeId[];
   readonly learners?: readonly NodeId[];
   readonly addresses?: Readonly<Record<NodeId, string>>;
+  /**
+   * Every id removed from the cluster so far. A removed id never becomes a
+   * member again: its old process, a late message of it or a copy of its disk
+   * could still speak for it, and a member added under it would start from an
+   * empty log that replays configurations listing it as a voter. A machine
+   * that replaces a removed member joins under a new id (as etcd's removed
+   * member ids).
+   */
+  readonly removed?: readonly NodeId[];
 }
 
 /** One membership change: single-server changes, one at a time (dissertation §4.1, §4.4). */
@@ -91,6 +100,12 @@ export interface AppendRequest extends MessageHeader {
   readonly prevLogTerm: number;
   readonly entries: readonly Entry[];
   readonly leaderCommit: number;
+  /**
+   * Set when the sending leader's latest configuration lists the receiver as
+   * a learner. A node that knows no configuration (an empty data dir waiting
+   * to be added) takes a leader's messages only with it (see RaftCore.step).
+   */
+  readonly toLearner?: true;
 }
 
 export interface AppendResponse extends MessageHeader {
@@ -115,6 +130,12 @@ export interface Heartbeat extends MessageHeader {
   readonly leaderCommit: number;
   /** Set when the heartbeat round also confirms leadership for pending reads. */
   readonly readContext: number | null;
+  /**
+   * Set when the sending leader's latest configuration lists the receiver as
+   * a learner. A node that knows no configuration (an empty data dir waiting
+   * to be added) takes a leader's messages only with it (see RaftCore.step).
+   */
+  readonly toLearner?: true;
 }
 
 export interface HeartbeatResponse extends MessageHeader {
@@ -148,6 +169,12 @@ export interface ReadIndexResponse extends MessageHeader {
 export interface InstallSnapshot extends MessageHeader {
   readonly type: 'InstallSnapshot';
   readonly snapshot: SnapshotMeta;
+  /**
+   * Set when the sending leader's latest configuration lists the receiver as
+   * a learner. A node that knows no configuration (an empty data dir waiting
+   * to be added) takes a leader's messages only with it (see RaftCore.step).
+   */
+  readonly toLearner?: true;
 }
 
 export type Message =

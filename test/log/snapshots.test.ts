@@ -150,7 +150,8 @@ describe('installing a snapshot from the leader', () => {
     const storage = await logWith(10);
     await storage.saveSnapshot(await writeSnapshotFile(storage, 'own-5', 5, 2));
     await storage.compact(3);
-    const config = { voters: ['n1', 'n2', 'n4'] };
+    // Every part of a configuration is carried: learners, addresses and the ids removed for good.
+    const config = { voters: ['n1', 'n2', 'n4'], learners: ['n5'], addresses: { n1: 'h1:7001', n5: 'h5:7005' }, removed: ['n3'] };
     const ref = await writeSnapshotFile(storage, 'leader-20', 20, 4, config);
     const batch = spyOnBatches(storage);
     const after = entries(21, 22, (i) => (i === 21 ? 4 : 5));

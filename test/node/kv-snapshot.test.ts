@@ -163,6 +163,13 @@ describe('writing and reading a key-value snapshot', () => {
     expect(read.kv.get(new Uint8Array([0, 1, 255]))).toEqual(new Uint8Array([255, 0]));
   });
 
+  it('the configuration read back keeps its learners, addresses and removed ids', async () => {
+    const kv = sampleMachine();
+    const config = { voters: ['n1', 'n2', 'n4'], learners: ['n5'], addresses: { n1: 'h1:7001', n5: 'h5:7005' }, removed: ['n3', 'n6'] };
+    const info = await writeKvSnapshot(dir, kv, { index: kv.appliedIndex, term: 3, config });
+    expect((await readKvSnapshot(join(dir, info.file))).meta.config).toEqual(config);
+  });
+
   it('a restored machine and the original stay equal through the same further applies', async () => {
     const kv = sampleMachine();
     const info = await writeKvSnapshot(dir, kv, metaAt(kv));

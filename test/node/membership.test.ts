@@ -7,7 +7,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RaftLogClient, RaftLogFailedPreconditionError } from '../../src/client/index.js';
+import { RaftLogClient, RaftLogFailedPreconditionError, RaftLogInvalidArgumentError } from '../../src/client/index.js';
 import type { WriteReply } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { waitFor } from '../support/wait-for.js';
@@ -113,6 +113,11 @@ describe('membership changes with real processes', () => {
     await admin.memberRemove(victim);
     members = members.filter((id) => id !== victim);
     await waitFor(`${victim} exits once removed`, async () => (c.isRunning(victim) ? undefined : true), { timeoutMs: WAIT_MS });
+
+    // A removed id never becomes a member again: adding it back (as an operator might, with a wiped data dir) is refused.
+    const readd = admin.memberAdd(victim, c.address(victim), { learner: true });
+    await expect(readd).rejects.toBeInstanceOf(RaftLogInvalidArgumentError);
+    await expect(readd).rejects.toThrow(new RegExp(`${victim} was removed from this cluster, and a removed id never becomes a member again`));
 
     const writtenMore = load.acknowledged.size;
     await waitFor('writes go on with 3 voters', async () => (load.acknowledged.size > writtenMore + 50 ? true : undefined), {

@@ -207,6 +207,15 @@ describe('snapshot transfer over the peer service', () => {
     expect(n2.received[1]?.path).toBe(n2.received[0]?.path);
   });
 
+  it("carries the leader's learner mark to the receiver, on a transfer and on a file handed over again", async () => {
+    const n2 = await startReceiver({ incomingDir: await tempDir() });
+    const { snapshot } = await snapshotFile(64 * KiB);
+    const { sender } = snapshotSender(new Map([['n2', n2.address]]));
+    await sender.send(snapshot);
+    await sender.send({ ...snapshot, toLearner: true });
+    expect(n2.received.map((received) => received.toLearner)).toEqual([undefined, true]);
+  });
+
   it('a sender closed mid-transfer: the transfer rejects, and the next sender resumes from the staged bytes, not from zero', async () => {
     const incomingDir = await tempDir();
     const n2 = await startReceiver({ incomingDir });

@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { RaftCore } from '../../src/raft/core.js';
+import { applyChange, decodeConfig, encodeConfig } from '../../src/raft/membership.js';
+import type { ClusterConfig } from '../../src/raft/types.js';
 import { InstantCluster, text } from '../support/instant-cluster.js';
 
 const four = ['n1', 'n2', 'n3', 'n4'];
@@ -90,5 +92,38 @@ describe('backlog bound', () => {
     const leader = cluster.waitForLeader();
     expect(leader.propose(text('y'.repeat(100))).accepted).toBe(true);
     expect(leader.propose(text('z')).accepted).toBe(false);
+  });
+});
+
+describe('removed ids', () => {
+  const three: ClusterConfig = { voters: ['n1', 'n2', 'n3'], addresses: { n1: 'h:1', n2: 'h:2', n3: 'h:3' } };
+
+  it('a removal records the id, and the changes after it keep the record', () => {
+    const removed = applyChange(three, { type: 'remove', id: 'n3' });
+    expect(removed).toEqual({ voters: ['n1', 'n2'], learners: [], addresses: { n1: 'h:1', n2: 'h:2' }, removed: ['n3'] });
+    const added = applyChange(removed as ClusterConfig, { type: 'add-learner', id: 'n4', address: 'h:4' });
+    expect(added).toMatchObject({ learners: ['n4'], removed: ['n3'] });
+    const promoted = applyChange(added as ClusterConfig, { type: 'promote', id: 'n4' });
+    expect(promoted).toMatchObject({ voters: ['n1', 'n2', 'n4'], removed: ['n3'] });
+    expect(applyChange(promoted as ClusterConfig, { type: 'remove', id: 'n1' })).toMatchObject({ removed: ['n3', 'n1'] });
+  });
+
+  it('adding a removed id back is refused, with the reason and what to do instead; its old address is free for a new id', () => {
+    const removed = applyChange(three, { type: 'remove', id: 'n3' }) as ClusterConfig;
+    expect(applyChange(removed, { type: 'add-learner', id: 'n3', address: 'h:3' })).toBe(
+      'n3 was removed from this cluster, and a removed id never becomes a member again (its old process or disk could still speak for it): add the replacement under a new id',
+    );
+    expect(applyChange(removed, { type: 'add-learner', id: 'n5', address: 'h:3' })).toMatchObject({ learners: ['n5'] });
+  });
+
+  it('the configuration entry carries them, and one written before any removal has no such field and decodes as none', () => {
+    const removed = applyChange(three, { type: 'remove', id: 'n3' }) as ClusterConfig;
+    expect(decodeConfig(encodeConfig(removed), 'test')).toEqual(removed);
+    const before = new TextDecoder().decode(encodeConfig(three));
+    expect(before).not.toContain('removed');
+    expect(decodeConfig(new TextEncoder().encode(before), 'test').removed).toBeUndefined();
+    expect(() => decodeConfig(new TextEncoder().encode('{"voters":["n1"],"removed":[1]}'), 'entry 9')).toThrow(
+      "entry 9: config entry's removed ids are not a list of ids",
+    );
   });
 });

@@ -4,8 +4,9 @@
  *
  * --async-persist forces durable writes to be asynchronous (on) or
  * synchronous (off); by default each seed chooses (about half are on).
- * --reused-id-hazards lets a removed member's id, back with a fresh disk, meet
- * the hazards the core does not handle yet (Scenario.reusedIdHazards).
+ * --reused-id-hazards delivers messages meant for a removed member's old
+ * process to its id's new one (back with a fresh disk) in any order, not only
+ * in the order a peer link keeps (Scenario.reusedIdHazards).
  *
  * Runs seeded simulations of the real core (or of one with a planted bug),
  * prints seeds per second and the first failing seed; exits 1 on a failure.
@@ -140,7 +141,7 @@ function runMany(): number {
       `${t.stats.restartsFromSnapshot} restarts restored from one\n` +
       `membership: ${t.stats.configChangesProposed} changes asked, ${t.stats.configChangesAccepted} appended, ${t.stats.leadersRemoved} leaders removed, ` +
       `${t.stats.votersStranded} voters stranded by a change, ${t.stats.freshDiskRejoins} removed ids back with a fresh disk ` +
-      `(${t.stats.rejoinsWithStaleVoter} while a stale voter still listed them)\n`,
+      `(${t.stats.rejoinsWithStaleVoter} while a stale voter still listed them; ${t.stats.removedIdsRefused} adds of them refused)\n`,
   );
   const first = summary.failures[0];
   if (first === undefined) {

@@ -73,6 +73,8 @@ export interface ClusterStats {
   /** Removed members back under their old id with a fresh disk, and how many of those a stale voter still listed. */
   freshDiskRejoins: number;
   rejoinsWithStaleVoter: number;
+  /** Adds of such an id that the leader refused because its configuration records the id as removed. */
+  removedIdsRefused: number;
   /** Voters crashed or cut off as a membership change was made, to miss it (and leave a stale configuration). */
   votersStranded: number;
 }
@@ -108,6 +110,7 @@ export function emptyStats(): ClusterStats {
     leadersRemoved: 0,
     freshDiskRejoins: 0,
     rejoinsWithStaleVoter: 0,
+    removedIdsRefused: 0,
     votersStranded: 0,
   };
 }

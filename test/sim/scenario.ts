@@ -137,15 +137,12 @@ export interface Scenario {
    */
   readonly readIds: 'unique' | 'per-node-life';
   /**
-   * A removed member's id may come back with a fresh disk (the 'rejoin'
-   * membership action). false (the default): the simulator keeps clear of two
-   * hazards of a reused id that the core does not handle yet (see
-   * rejoinWithFreshDisk in simulation.ts): a message meant for the old process
-   * reaching the new one after newer messages from the same sender (a peer
-   * link delivers in order, so it never does in raftlog), and the operator
-   * adding the id back while the leader would replay to it configurations from
-   * before its removal that list it as a voter. true: both happen. Not drawn
-   * from the seed.
+   * A removed member's id comes back with a fresh disk (the 'rejoin'
+   * membership action: an operator's mistake the leader refuses to add, see
+   * rejoinWithFreshDisk in simulation.ts). false (the default): a message
+   * meant for the old process reaches the new one only in the order a peer
+   * link keeps (never after newer messages from the same sender). true: in
+   * any order, as if links did not keep it. Not drawn from the seed.
    */
   readonly reusedIdHazards: boolean;
   /** Probability that a client rejected with a leader hint retries at that leader. */

@@ -49,6 +49,7 @@ export function describeSeedBatch(first: number, count: number, chunk: number, o
         // Removed members came back under their old ids with fresh disks, some while a stale voter still listed them.
         expect(stats.freshDiskRejoins).toBeGreaterThan(0);
         expect(stats.rejoinsWithStaleVoter).toBeGreaterThan(0);
+        expect(stats.removedIdsRefused).toBeGreaterThan(0);
         expect(stats.votersStranded).toBeGreaterThan(0);
         options.expectChunk?.(summary);
       });

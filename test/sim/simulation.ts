@@ -7,6 +7,7 @@
  * Every event is followed by the safety checks; the first violation ends the
  * run. The seed decides everything, so a run can be replayed exactly.
  */
+import { removedOf } from '../../src/raft/membership.js';
 import { SeededRandom } from '../../src/raft/random.js';
 import type { ClusterConfig, Message, NodeId } from '../../src/raft/types.js';
 import { Cluster, type ClusterStats, type Disks, emptyStats, proposalKey, type SnapshotBug, type SnapshotReport } from './cluster.js';
@@ -409,11 +410,8 @@ class Simulation {
     const members = [...config.voters, ...learners];
     for (const node of this.cluster.nodes) if (members.includes(node.id)) node.awaitingAdd = false;
     // Never joined, or started for an add that did not take (refused, or overwritten): its log holds nothing of note.
-    // A removed member back with a fresh disk waits, unless hazards are on, until the leader would not replay to it
-    // a configuration from before its removal listing it as a voter (see rejoinWithFreshDisk).
-    const spare = this.cluster.nodes.filter(
-      (node) => (!node.joined || (node.awaitingAdd && !members.includes(node.id))) && (node.wipes === 0 || this.mayAddBack(core, node.id)),
-    );
+    // A removed member back with a fresh disk is no spare: the leader refuses its id (see rejoinWithFreshDisk).
+    const spare = this.cluster.nodes.filter((node) => (!node.joined || (node.awaitingAdd && !members.includes(node.id))) && node.wipes === 0);
     const dead = this.cluster.nodes.filter((node) => node.retired && members.includes(node.id)).map((node) => node.id);
     // Removed for good (the leader's configuration, which no longer lists them, is committed), its disk dead
     // or not: the operator may wipe its data dir and add it again under the same id.
@@ -435,7 +433,9 @@ class Simulation {
     const healthy = config.voters.every((id) => {
       return this.cluster.node(id)?.up === true && !this.network.isCut(leader.id, id) && !this.network.isCut(id, leader.id);
     });
-    if (config.voters.length >= 3 && dead.length === 0 && healthy && configIndex <= commitIndex && this.scenario.core.preVote)
+    // Only with a fresh node to take the dead one's place: removed ids never come back, and without one the
+    // cluster would be left at 2 voters for good.
+    if (config.voters.length >= 3 && dead.length === 0 && healthy && configIndex <= commitIndex && this.scenario.core.preVote && spare.length > 0)
       actions.push('replace');
     if (removed.length > 0 && members.length < 6) actions.push('rejoin');
     if (actions.length === 0) return;
@@ -518,12 +518,14 @@ class Simulation {
 
   /**
    * The operator brings `node`, a member removed earlier (the removal
-   * committed; its disk dead or not), back under its old id: its old process
-   * is stopped for good, its data dir wiped, and a new process starts with an
-   * empty log, an empty hard state and no configuration, waiting to be added;
-   * the operator adds it as a learner now, or a later 'add' does (see
-   * mayAddBack). Messages still in flight to the old process may reach the new
-   * one (see ClusterDeps.reorderAcrossWipes). A voter that missed the removal
+   * committed; its disk dead or not), back under its old id, by mistake: its
+   * old process is stopped for good, its data dir wiped, and a new process
+   * starts with an empty log, an empty hard state and no configuration; the
+   * operator's add of it as a learner, now or never, must be refused (the
+   * leader's configuration records every removed id, and a removed id never
+   * becomes a member again), so it stays outside the cluster for good.
+   * Messages still in flight to the old process may reach the new one (see
+   * ClusterDeps.reorderAcrossWipes). A voter that missed the removal
    * still counts `node` as a voter: sometimes the network then leaves the two
    * together, cut off from the rest (a stale voter still down comes back into
    * the cut), and the stale voter campaigns in its old configuration, where
@@ -562,9 +564,11 @@ class Simulation {
         for (const other of stale) if (!other.up) this.startNode(other);
       }
     }
-    const core = leader.core;
-    if (core !== null && r.chance(ADD_AT_ONCE_RATE) && this.mayAddBack(core, node.id)) {
-      this.cluster.proposeConfigChange(leader, { type: 'add-learner', id: node.id, address: `sim:${node.id}` });
+    if (leader.core !== null && r.chance(ADD_AT_ONCE_RATE)) {
+      const result = this.cluster.proposeConfigChange(leader, { type: 'add-learner', id: node.id, address: `sim:${node.id}` });
+      if (!result.accepted && result.reason === 'invalid-config-change' && removedOf(leader.core.status().config).includes(node.id)) {
+        this.stats.removedIdsRefused++;
+      }
     }
   }
 
@@ -588,26 +592,6 @@ class Simulation {
       const its = votersOf(other);
       return its.includes(other.id) && its.includes(id) && (its.length !== voters.length || its.some((v) => !voters.includes(v)));
     });
-  }
-
-  /**
-   * May the operator add back `id`, a removed member with a fresh disk? Always
-   * with reusedIdHazards; otherwise only once the leader's snapshot and log
-   * after it hold no configuration listing `id` as a voter. The core does not
-   * handle that yet: the node, catching up from an old index, counts itself a
-   * voter of each such configuration in turn, campaigns in it and votes in it
-   * (two ids back at once elect one of them, lacking committed entries).
-   */
-  private mayAddBack(core: SimCore, id: NodeId): boolean {
-    if (this.scenario.reusedIdHazards) return true;
-    let previous: ClusterConfig | null = null;
-    for (let index = core.firstIndex() - 1; index <= core.lastIndex(); index++) {
-      const config = core.configAt(index);
-      if (config === previous) continue;
-      previous = config;
-      if (config.voters.includes(id)) return false;
-    }
-    return true;
   }
 
   private injectFault(): void {
