@@ -54,7 +54,10 @@ async function main(): Promise<void> {
     .option('--time <seconds>', 'seconds of workload under faults', positiveInt('--time'), JEPSEN_DEFAULTS.timeSeconds)
     .addOption(new Option('--nodes <n>', 'founding cluster size (members n1..nN)').choices(['3', '5']).default('3'))
     .addOption(
-      new Option('--max-nodes <n>', 'with the membership nemesis: member ids n1..nN, so 3 to N voters (at least --nodes)')
+      new Option(
+        '--max-nodes <n>',
+        'with the membership nemesis: slots n1..nN, so 3 to N voters (at least --nodes); a removed id never comes back, so a slot hosts n4, then n4.2, ...',
+      )
         .choices(['4', '5'])
         .default(String(JEPSEN_DEFAULTS.maxNodes)),
     )

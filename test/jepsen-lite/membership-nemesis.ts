@@ -3,30 +3,38 @@
  * kill, pause and cut nodes, it changes the cluster's membership the way an
  * operator would, through the Cluster API:
  *
- * - add: a spare id (not a member, not running) starts with an empty data dir
- *   and --join, is added as a learner, and promoted once it has caught up.
+ * - add: a spare id (never used before: see below) starts with an empty data
+ *   dir and --join, is added as a learner, and promoted once it has caught up.
  *   Promotion is retried while the leader refuses it (the learner is behind);
  *   past PROMOTE_WITHIN_MS the node stays a learner, and the next step
  *   promotes it before anything else.
  * - remove: a running voter (the leader half the time) is removed, keeping at
  *   least `minVoters`; the removed process exits by itself (SIGKILL after
  *   EXIT_WITHIN_MS: one cut off while it was removed never hears of it) and
- *   its id becomes a spare.
+ *   its slot is free for a new id.
  * - replace: a voter dies with its disk and a spare takes its place. A spare
  *   is started first (waiting to be added), then the voter is killed, the
  *   spare added and promoted, and the dead voter removed; with no room for
- *   another voter, the dead one is removed first and then a spare added (its
- *   own id, with a fresh data dir, when no other is free). A dead voter's
- *   data is only dropped once its removal is committed: had the removal not
- *   happened, it restarts from its data, as after any kill.
+ *   another voter, the dead one is removed first and then a spare added (in
+ *   the dead one's slot, under the slot's next id, when no other is free). A
+ *   dead voter's data is never used again once its removal is committed: had
+ *   the removal not happened, it restarts from its data, as after any kill.
  *
  * Voters stay between `minVoters` and `maxVoters`. Each step first reads the
  * configuration from the leader (MemberList), never trusting its own
  * bookkeeping: a change the cluster refused (a change pending, quorum at risk,
  * no leader) or whose outcome is unknown is recorded, and the next step starts
- * from what the leader says. A spare's data dir is wiped right before it
- * joins: an id is bound to its data dir, and re-adding an id with a fresh one
- * is allowed.
+ * from what the leader says.
+ *
+ * Ids are never reused: the leader refuses to add a removed id (its old
+ * process or disk could still speak for it), as etcd does. Every new member
+ * takes an id never started before, in a free slot (roster.ts, node-slots.ts):
+ * n4, then n4.2, n4.3, ... in slot n4. Each id gets a data dir of its own
+ * (nothing is wiped), and reaches and is reached through its slot's proxies
+ * or network namespace. A joiner stopped after an add whose outcome was
+ * unknown keeps its slot's id until a step finds it no member; should the
+ * add commit after its slot moved on, that member (which can never run
+ * again) is removed.
  */
 import {
   type RaftLogClient,
@@ -37,6 +45,7 @@ import {
 } from '../../src/client/index.js';
 import type { SeededRandom } from '../../src/raft/random.js';
 import type { ProcessCluster } from '../support/process-cluster.js';
+import { slotOf } from './node-slots.js';
 import type { HistoryRecorder } from './recorder.js';
 import { type Configuration, describeConfiguration, type Roster } from './roster.js';
 
@@ -167,12 +176,16 @@ export class MembershipNemesis {
     };
     const action = pickWeighted(weights, random);
     if (action === null) {
-      this.note(`no change possible with ${describeConfiguration(config)} and spares ${spares.join(' ') || 'none'}`);
+      const exhausted = roster.exhaustedSlots();
+      this.note(
+        `no change possible with ${describeConfiguration(config)} and spares ${spares.join(' ') || 'none'}` +
+          `${exhausted.length > 0 ? ` (slots ${exhausted.join(' ')} used all their ${roster.generations} ids)` : ''}`,
+      );
       return false;
     }
     if (action === 'add') {
       const id = spares[random.nextInt(spares.length)] as string;
-      if (!roster.claim(id, MEMBERSHIP_CLAIM, true)) return false;
+      if (!roster.takeSpare(id, MEMBERSHIP_CLAIM)) return false;
       return this.run('add', `add ${id} (learner, then promote)`, [id], async () => (await this.add(id)).text, [id]);
     }
     const victim = await this.chooseVictim(candidates, config, random);
@@ -199,7 +212,8 @@ export class MembershipNemesis {
     if (config === null) {
       // Without some members there may be no leader to ask: start those last known not to be running.
       for (const id of roster.members()) {
-        if (cluster.isRunning(id)) continue;
+        // An id whose slot hosts a newer one never runs again (tidy removes it).
+        if (cluster.isRunning(id) || !roster.isCurrent(id)) continue;
         this.note(
           `no leader answered after the heal; ${id}, a member as last read (${describeConfiguration(roster.configuration)}), is not running: starting it`,
         );
@@ -211,13 +225,24 @@ export class MembershipNemesis {
     return config;
   }
 
-  /** Nodes left over by earlier steps: a member not running is started, a running non-member stopped. */
+  /**
+   * Nodes left over by earlier steps: a member not running is started, a
+   * running non-member stopped, and a member whose slot hosts a newer id
+   * removed (an add whose outcome was unknown that committed late).
+   */
   private async tidy(config: Configuration): Promise<void> {
     const { roster, cluster } = this.options;
-    for (const id of roster.ids) {
+    for (const id of [...roster.ids]) {
       if (roster.isClaimed(id)) continue;
       const member = config.voters.includes(id) || config.learners.includes(id);
-      if (member && !cluster.isRunning(id) && this.stoppedAfterUnknownAdd.has(id)) {
+      if (member && !roster.isCurrent(id)) {
+        this.stoppedAfterUnknownAdd.delete(id);
+        this.note(
+          `${id} is a member though its slot hosts ${roster.currentOf(slotOf(id))} now (an add whose outcome was unknown committed late): removing it`,
+        );
+        const removal = await this.removeMember(id, CHANGE_WITHIN_MS);
+        this.note(`${id}: ${removal}`);
+      } else if (member && !cluster.isRunning(id) && this.stoppedAfterUnknownAdd.has(id)) {
         this.stoppedAfterUnknownAdd.delete(id);
         this.note(`${id}'s add, whose outcome was unknown, committed after all: starting it from its data`);
         cluster.startNode(id);
@@ -282,11 +307,9 @@ export class MembershipNemesis {
     return typeof joiner === 'string' ? { added: false, text: joiner } : this.addJoiner(id, joiner.address);
   }
 
-  /** Starts spare `id` with a fresh data dir and --join through the running members; waits until it answers. */
+  /** Starts spare `id` (never started before: its data dir is empty) with --join through the running members; waits until it answers. */
   private async startJoiner(id: string): Promise<{ address: string } | string> {
     const { cluster, roster } = this.options;
-    this.stoppedAfterUnknownAdd.delete(id);
-    await cluster.wipeData(id);
     const via = roster.runningMembers();
     const started = Date.now();
     const address = await cluster.startJoining(id, via);
@@ -380,16 +403,17 @@ export class MembershipNemesis {
    * with its disk. With room for another voter: a spare is started (and
    * waits to be added), the victim is killed, the spare is added and
    * promoted, and the victim removed. With none: the victim is killed and
-   * removed, then a spare (its own id, with a fresh data dir, when no other
-   * is free) is added.
+   * removed, then a spare is added (the next id of the victim's slot when no
+   * other slot is free).
    */
   private async replace(victim: string, leader: boolean, random: SeededRandom): Promise<string> {
     const { cluster, roster, maxVoters, minVoters } = this.options;
     const config = (await this.refresh()) ?? roster.configuration;
-    const takeSpare = (): string | null => {
-      const spares = roster.spares().filter((id) => id !== victim);
+    // `freed`: the victim, once removed, leaves its slot to a new id (it holds this step's claim until the step ends).
+    const takeSpare = (freed: readonly string[]): string | null => {
+      const spares = roster.spares(freed);
       const id = spares.length === 0 ? null : (spares[random.nextInt(spares.length)] as string);
-      return id !== null && roster.claim(id, MEMBERSHIP_CLAIM, true) ? id : null;
+      return id !== null && roster.takeSpare(id, MEMBERSHIP_CLAIM, freed) ? id : null;
     };
     const parts: string[] = [];
     let replacement: string | null = null;
@@ -398,7 +422,7 @@ export class MembershipNemesis {
     let killed = false;
     try {
       if (config.voters.length < maxVoters) {
-        replacement = takeSpare();
+        replacement = takeSpare([]);
         if (replacement === null) return 'no spare id is free: nothing done';
         // The new machine is ready before the old one dies: the cluster runs a voter short only meanwhile.
         const joiner = await this.startJoiner(replacement);
@@ -424,14 +448,17 @@ export class MembershipNemesis {
         parts.push(`${victim} not removed: ${describeConfiguration(now)} is at the minimum`);
       }
       if (removed && replacement === null) {
-        // The victim is a spare now: its own id comes back with a fresh data dir when no other is free.
-        replacement = takeSpare() ?? victim;
-        const add = await this.add(replacement);
-        added = add.added;
-        parts.push(add.text);
+        // The victim's slot is free now too (under its next id): a removed id never comes back.
+        replacement = takeSpare([victim]);
+        if (replacement === null) parts.push('no spare id is free: nothing added');
+        else {
+          const add = await this.add(replacement);
+          added = add.added;
+          parts.push(add.text);
+        }
       }
     } finally {
-      if (replacement !== null && replacement !== victim) roster.release(replacement, MEMBERSHIP_CLAIM);
+      if (replacement !== null) roster.release(replacement, MEMBERSHIP_CLAIM);
       if (killed && !removed) {
         // Still a member (or not known not to be one): it comes back from its data, as after any kill.
         cluster.startNode(victim);

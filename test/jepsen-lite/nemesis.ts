@@ -4,6 +4,7 @@ import type { ProcessCluster } from '../support/process-cluster.js';
 import type { FaultNetwork } from './fault-proxy.js';
 import { MembershipNemesis, type MembershipReport } from './membership-nemesis.js';
 import { NetnsNetwork } from './netns-network.js';
+import { slotOf } from './node-slots.js';
 import type { HistoryRecorder } from './recorder.js';
 import type { Roster } from './roster.js';
 
@@ -16,13 +17,14 @@ export interface NemesisOptions {
   /**
    * The TCP proxies (every partition flavour, and slow) or the network
    * namespaces (two-way cuts by moving links between bridges; one-way cuts
-   * and slowness through the transport's failpoints).
+   * and slowness through the transport's failpoints). Both are made per
+   * slot and take node ids, each standing for its slot (node-slots.ts).
    */
   readonly network: FaultNetwork | NetnsNetwork;
   readonly recorder: HistoryRecorder;
   /** The members now: every fault picks its nodes from the configuration the leader last reported. */
   readonly roster: Roster;
-  /** Voters the membership nemesis keeps (at least 3, at most the ids the roster has). */
+  /** Voters the membership nemesis keeps (at least 3, at most the roster's slots). */
   readonly minVoters: number;
   readonly maxVoters: number;
   readonly seed: number;
@@ -301,7 +303,7 @@ export class Nemesis {
       const victim = shuffled[0] as string;
       const outbound = random.chance(0.5);
       for (const other of nodes) {
-        if (other === victim) continue;
+        if (slotOf(other) === slotOf(victim)) continue;
         if (outbound) network.link(victim, other).setCut(true);
         else network.link(other, victim).setCut(true);
       }
@@ -365,7 +367,8 @@ export class Nemesis {
     const lossRate = random.chance(0.5) ? 0.05 + random.next() * 0.15 : 0;
     if (network instanceof NetnsNetwork) return this.slowThroughFailpoints(everyLink ? nodes : [victim], delayMs, lossRate);
     const slow = { delayMs, jitterMs: delayMs / 2, lossRate, retransmitMs: 200 };
-    const links = network.allLinks().filter((link) => everyLink || link.from === victim || link.to === victim);
+    // Links are made per slot (node-slots.ts): a member's are those of the slot it runs in.
+    const links = network.allLinks().filter((link) => everyLink || link.from === slotOf(victim) || link.to === slotOf(victim));
     for (const link of links) link.setSlow(slow);
     const where = everyLink ? 'every link' : `links of ${victim}`;
     const loss = lossRate > 0 ? `, ${Math.round(lossRate * 100)}% loss` : '';

@@ -9,9 +9,14 @@
  *
  * Every name starts with `rlj<pid>-<n>` (pid in base 36): parallel runs do not
  * collide, and a later run sweeps what a crashed one left (its pid is gone).
+ *
+ * The namespaces are made per slot (node-slots.ts): every method takes node
+ * ids and uses their slots, so n3.2 runs in n3's namespace, at its address,
+ * once n3 is gone.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
+import { slotOf } from './node-slots.js';
 
 const run = promisify(execFile);
 
@@ -154,7 +159,7 @@ export class NetnsNetwork {
     private readonly nodes: ReadonlyMap<string, NodeLinks>,
   ) {}
 
-  /** Sweeps leftovers of crashed runs, then builds a namespace per id (at most 253), bridges and veth pairs. */
+  /** Sweeps leftovers of crashed runs, then builds a namespace per slot (at most 253), bridges and veth pairs. */
   static async create(ids: readonly string[]): Promise<NetnsNetwork> {
     await checkNetnsAvailable();
     if (ids.length === 0 || ids.length > 253) throw new Error(`netns network: ${ids.length} nodes; 1 to 253 fit in a /24`);
@@ -248,7 +253,7 @@ export class NetnsNetwork {
     await this.partition([[bridge, ...left], right]);
     const node = this.node(bridge);
     await ip('link', 'add', node.sideVeth, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', node.ns);
-    this.bridging.add(bridge);
+    this.bridging.add(slotOf(bridge));
     await ip('-n', node.ns, 'link', 'set', 'eth1', 'address', node.mac);
     await ip('link', 'set', node.sideVeth, 'master', this.bridge(1), 'up');
     await ip('-n', node.ns, 'addr', 'add', `${node.ip}/32`, 'dev', 'eth1');
@@ -307,7 +312,7 @@ export class NetnsNetwork {
 
   private async moveTo(id: string, b: number): Promise<void> {
     await ip('link', 'set', this.node(id).hostVeth, 'master', this.bridge(b));
-    this.side.set(id, b);
+    this.side.set(slotOf(id), b);
   }
 
   private bridge(b: number): string {
@@ -315,7 +320,7 @@ export class NetnsNetwork {
   }
 
   private node(id: string): NodeLinks {
-    const node = this.nodes.get(id);
+    const node = this.nodes.get(slotOf(id));
     if (node === undefined) throw new Error(`netns network ${this.prefix}: no node ${id}`);
     return node;
   }

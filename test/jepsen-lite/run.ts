@@ -21,6 +21,7 @@ import { LogTailer } from './log-tailer.js';
 import type { MembershipReport } from './membership-nemesis.js';
 import { Nemesis, type NemesisKind } from './nemesis.js';
 import { NetnsNetwork } from './netns-network.js';
+import { idInSlot, slotOf } from './node-slots.js';
 import { readHeldLog } from './read-log.js';
 import { writeRecheckFiles } from './recheck-files.js';
 import { HistoryRecorder } from './recorder.js';
@@ -43,7 +44,7 @@ export interface JepsenOptions {
   readonly timeSeconds: number;
   /** Founding members, n1..nN. */
   readonly nodes: number;
-  /** With the membership nemesis: members have ids n1..nM, and it keeps 3..M voters. */
+  /** With the membership nemesis: members run in slots n1..nM (ids n3, n3.2, ...: node-slots.ts), and it keeps 3..M voters. */
   readonly maxNodes: number;
   readonly concurrency: number;
   /** Target operations per second, all clients together. */
@@ -147,6 +148,20 @@ const NETNS_NODE_PORT = 7000;
 /** The membership nemesis never takes the voters below this. */
 const MIN_VOTERS = 3;
 
+/**
+ * How many ids a slot has (n3, n3.2, ... n3.<this>). A membership step starts
+ * every --fault-interval on average and takes at most one new id, and the new
+ * ids spread over the free slots: each slot gets half the run's expected
+ * steps (at least 100), which is ample.
+ * Every node's RAFTLOG_TEST_PEER_ROUTES lists each id of the other slots
+ * (about 24 bytes each): capped so that it stays well below Linux's 128 KiB
+ * for one environment string. A slot that used all its ids offers none.
+ */
+function generationsPerSlot(options: JepsenOptions): number {
+  const steps = (options.timeSeconds * 1000) / options.faultIntervalMs;
+  return Math.min(1_000, Math.max(100, Math.ceil(steps / 2)));
+}
+
 /** Runs one jepsen-lite test: a real cluster behind fault proxies, a workload, faults, a heal, the checks, the report. */
 export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   const started = Date.now();
@@ -155,20 +170,25 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     throw new Error(`the membership nemesis needs --max-nodes (${options.maxNodes}) of at least --nodes (${options.nodes}) and above ${MIN_VOTERS}`);
   }
   const founders = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
-  // Every id a member may ever have gets its proxies up front: a node added later is reached through them too.
-  const ids = Array.from({ length: membershipChanges ? options.maxNodes : options.nodes }, (_, i) => `n${i + 1}`);
+  // Every slot a member may run in gets its proxies (or namespace) up front: a node added later is reached through them
+  // too. A slot hosts one id after another (n4, n4.2, ...), since a removed id never becomes a member again.
+  const slots = Array.from({ length: membershipChanges ? options.maxNodes : options.nodes }, (_, i) => `n${i + 1}`);
+  const generations = membershipChanges ? generationsPerSlot(options) : 1;
   await mkdir(join(options.out, 'nodes'), { recursive: true });
   const recorder = new HistoryRecorder();
   let cluster: ProcessCluster | null = null;
   let roster: Roster | null = null;
+  /** Every id started during the run (the founders, then each member added): its log, and the end-of-run checks. */
+  const everyId = (): readonly string[] => roster?.ids ?? founders;
   const netns = options.network === 'netns';
   const network = netns
-    ? await NetnsNetwork.create(ids)
+    ? await NetnsNetwork.create(slots)
     : await FaultNetwork.start(
-        ids,
-        (id) => {
+        slots,
+        (slot) => {
           if (cluster === null) throw new Error('the cluster is not started yet');
-          return Number(cluster.address(id).split(':')[1]);
+          // The id the slot hosts now (before the roster exists, the founder of that name).
+          return Number(cluster.address(roster?.currentOf(slot) ?? slot).split(':')[1]);
         },
         options.seed,
       );
@@ -207,10 +227,15 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
           }
         : {
             // A node reaches each peer through the proxy of that direction; it listens on its own address.
+            // (A node added later joins with --join: its --peers, which would name a founder of its own slot, is not used.)
             peersOf: (id: string, addresses: ReadonlyMap<string, string>) =>
-              founders.map((peer) => `${peer}=${peer === id ? addresses.get(id) : network.address(id, peer)}`).join(','),
-            // The same proxies for every id, founders and members added later alike, whatever address the configuration records.
-            envOf: (id: string) => ({ RAFTLOG_TEST_PEER_ROUTES: peerRoutes(id, ids, network), ...failpoints }),
+              founders
+                .filter((peer) => peer === id || slotOf(peer) !== slotOf(id))
+                .map((peer) => `${peer}=${peer === id ? addresses.get(id) : network.address(id, peer)}`)
+                .join(','),
+            // The same proxies for every id, founders and members added later alike, whatever address the configuration records:
+            // every id the other slots may ever host, since a node reads its routes once, when it starts.
+            envOf: (id: string) => ({ RAFTLOG_TEST_PEER_ROUTES: peerRoutes(id, slots, generations, network), ...failpoints }),
           };
     cluster = await ProcessCluster.start(options.nodes, ['--cluster', 'jepsen-lite', ...compactionArgs(compactionSettings)], {
       logLevel: options.nodeLogLevel,
@@ -219,17 +244,17 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       rejoinViaOf: () => roster?.runningMembers() ?? [],
     });
     const live = cluster;
-    const members = new Roster(live, ids, founders);
+    const members = new Roster(live, slots, founders, generations);
     roster = members;
     const leader = await live.waitForLeader(founders, 60_000);
     if (network instanceof NetnsNetwork) {
       options.log(
-        `network namespaces ${network.prefix}n*: ${ids.map((id) => `${id} ${network.ipOf(id)}`).join(', ')}; clients on ${network.subnet}.254`,
+        `network namespaces ${network.prefix}n*: ${slots.map((slot) => `${slot} ${network.ipOf(slot)}`).join(', ')}; clients on ${network.subnet}.254`,
       );
     }
     options.log(
       `cluster of ${founders.length} up, leader ${leader}; ${options.workload} workload for ${options.timeSeconds} s, nemesis ${options.nemesis.join(',') || 'none'}` +
-        `${membershipChanges ? ` (members among ${ids.join(' ')})` : ''}, ${describeCompaction(compactionSettings)}`,
+        `${membershipChanges ? ` (members in slots ${slots.join(' ')}, ${generations} ids each)` : ''}, ${describeCompaction(compactionSettings)}`,
     );
 
     nemesis = new Nemesis({
@@ -239,7 +264,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       recorder,
       roster: members,
       minVoters: MIN_VOTERS,
-      maxVoters: ids.length,
+      maxVoters: slots.length,
       seed: options.seed,
       intervalMs: options.faultIntervalMs,
       minFaultMs: options.minFaultMs,
@@ -297,7 +322,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     checkers.push(await checkLiveness(live, finalMembers, options.livenessTimeoutMs));
     const collected = await collectFinals(live, finalMembers, options.livenessTimeoutMs);
     finals = collected.finals;
-    if (membership !== null) checkers.push(checkFinalConfiguration(membership, finals, collected.missing, live, ids));
+    if (membership !== null) checkers.push(checkFinalConfiguration(membership, finals, collected.missing, live, members.ids, slots.length));
     else if (collected.missing.length > 0) throw new Error(`no final status and log from ${collected.missing.join('; ')}`);
     history = recorder.clientEvents();
     if (options.workload === 'register') checkers.push(linearizability(history, options.checkerTimeoutMs));
@@ -313,14 +338,14 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     await (tailer as LogTailer | null)?.stop();
     const stopped = cluster as ProcessCluster | null;
     if (stopped !== null) {
-      await Promise.all(ids.map((id) => copyFile(join(stopped.dir, `${id}.log`), join(options.out, 'nodes', `${id}.log`)).catch(() => {})));
+      await Promise.all(everyId().map((id) => copyFile(join(stopped.dir, `${id}.log`), join(options.out, 'nodes', `${id}.log`)).catch(() => {})));
       await stopped.destroy();
     }
     await network.close();
   }
 
   const logs = new Map<string, string>();
-  for (const id of ids) logs.set(id, await readFile(join(options.out, 'nodes', `${id}.log`), 'utf8').catch(() => ''));
+  for (const id of everyId()) logs.set(id, await readFile(join(options.out, 'nodes', `${id}.log`), 'utf8').catch(() => ''));
   const compaction = finals.length === 0 ? null : compactionReport(compactionSettings, finals, logs);
   const events = recorder.events;
   const counts = countOperations(history);
@@ -333,7 +358,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     network: netns ? 'network namespaces (links moved between bridges)' : 'TCP fault proxies',
     time: `${options.timeSeconds} s`,
     nodes: options.nodes,
-    ...(membershipChanges ? { 'member ids': ids.join(' ') } : {}),
+    ...(membershipChanges ? { 'member slots': slots.join(' '), 'member ids': everyId().join(' ') } : {}),
     concurrency: options.concurrency,
     rate: `${options.rate} ops/s`,
     seed: options.seed,
@@ -372,12 +397,15 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   return { valid, out: options.out, counts, faults, checkers, compaction, membership, subscriptions, memory, durationSeconds };
 }
 
-/** RAFTLOG_TEST_PEER_ROUTES of node `id`: the proxy towards every other id. */
-function peerRoutes(id: string, ids: readonly string[], network: FaultNetwork): string {
-  return ids
-    .filter((peer) => peer !== id)
-    .map((peer) => `${peer}=${network.address(id, peer)}`)
-    .join(',');
+/** RAFTLOG_TEST_PEER_ROUTES of node `id`: towards every id of every other slot, the proxy from its slot to that one. */
+function peerRoutes(id: string, slots: readonly string[], generations: number, network: FaultNetwork): string {
+  const routes: string[] = [];
+  for (const slot of slots) {
+    if (slot === slotOf(id)) continue;
+    const address = network.address(id, slot);
+    for (let generation = 1; generation <= generations; generation++) routes.push(`${idInSlot(slot, generation)}=${address}`);
+  }
+  return routes.join(',');
 }
 
 /**
@@ -391,7 +419,9 @@ function checkFinalConfiguration(
   finals: readonly NodeFinal[],
   missing: readonly string[],
   cluster: ProcessCluster,
+  /** Every id started during the run. */
   ids: readonly string[],
+  maxVoters: number,
 ): CheckerResult {
   const name = 'final configuration';
   const { final, unexpectedExits } = membership;
@@ -399,8 +429,8 @@ function checkFinalConfiguration(
     return { name, valid: false, summary: 'no leader reported a committed configuration after the heal', details: '' };
   }
   const problems: string[] = [];
-  if (final.voters.length < MIN_VOTERS || final.voters.length > ids.length) {
-    problems.push(`${final.voters.length} voters, outside ${MIN_VOTERS}..${ids.length}`);
+  if (final.voters.length < MIN_VOTERS || final.voters.length > maxVoters) {
+    problems.push(`${final.voters.length} voters, outside ${MIN_VOTERS}..${maxVoters}`);
   }
   const members = [...final.voters, ...final.learners];
   if (missing.length > 0) problems.push(`no final status from ${missing.join('; ')}`);

@@ -137,8 +137,9 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
   }, 240_000);
 
   it('register workload while members are added, promoted, removed and replaced among kills and partitions: every checker passes over the final configuration', async () => {
-    // Founders n1..n3; the membership nemesis may use n1..n5 and keeps 3 to 5 voters. The nodes compact every
-    // 100 entries, so a member added late catches up from a snapshot taken before it was added.
+    // Founders n1..n3; the membership nemesis may use slots n1..n5 (new members under new ids: n4, then n1.2, ...)
+    // and keeps 3 to 5 voters. The nodes compact every 100 entries, so a member added late catches up from a
+    // snapshot taken before it was added.
     const result = await run({
       workload: 'register',
       nemesis: ['membership', 'kill', 'partition'],
@@ -165,6 +166,8 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
     expect(membership?.counts.promoted ?? 0, formatSummary(result)).toBeGreaterThan(0);
     expect(membership?.counts.removed ?? 0, formatSummary(result)).toBeGreaterThan(0);
     expect(membership?.unexpectedExits).toEqual([]);
+    // No add was refused for reusing a removed id: every new member took an id never used before.
+    expect(membership?.steps.filter((step) => step.includes('was removed from this cluster'))).toEqual([]);
     expect(result.faults.kill ?? 0, formatSummary(result)).toBeGreaterThan(0);
     expect(result.faults.partition ?? 0, formatSummary(result)).toBeGreaterThan(0);
     // The final configuration is reported, within bounds, and the final checks covered exactly its members.
