@@ -39,6 +39,8 @@ export interface WireAppendRequest {
   prevLogTerm: number;
   entries: WireEntry[];
   leaderCommit: number;
+  /** The core's AppendRequest.commitOnly: absent (false) unless set. */
+  commitOnly?: boolean;
   /** The core's Message.toLearner: absent (false) unless the leader counts the receiver as a learner. */
   toLearner?: boolean;
 }
@@ -186,6 +188,7 @@ export function toWire(message: Message): WireRaftMessage {
             data: entry.data,
           })),
           leaderCommit: message.leaderCommit,
+          ...(message.commitOnly === true ? { commitOnly: true } : {}),
           ...(message.toLearner === true ? { toLearner: true } : {}),
         },
       };
@@ -297,6 +300,7 @@ export function fromWire(from: NodeId, to: NodeId, wire: WireRaftMessage): Messa
         prevLogTerm,
         entries: reader.entries(body.entries, term, prevLogIndex, prevLogTerm),
         leaderCommit: reader.uint(body.leaderCommit, 'appendRequest.leaderCommit'),
+        ...(reader.bool(body.commitOnly, 'appendRequest.commitOnly') ? { commitOnly: true as const } : {}),
         ...(reader.bool(body.toLearner, 'appendRequest.toLearner') ? { toLearner: true as const } : {}),
       };
     }

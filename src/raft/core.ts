@@ -675,7 +675,9 @@ export class RaftCore {
   }
 
   private handleAppend(request: AppendRequest): void {
-    this.send({ type: 'AppendResponse', to: request.from, ...acceptAppend(this.log, request) });
+    const reply = acceptAppend(this.log, request);
+    if (reply.success && request.commitOnly === true) return;
+    this.send({ type: 'AppendResponse', to: request.from, ...reply });
   }
 
   private handleSnapshot(message: InstallSnapshot): void {

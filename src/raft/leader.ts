@@ -379,7 +379,18 @@ export class Leadership {
     const lastIndex = log.lastIndex();
     const entries = progress.nextIndex <= lastIndex ? log.slice(progress.nextIndex, lastIndex + 1, options.maxMessageBytes) : [];
     if (entries.length === 0 && !sendIfEmpty) return false;
-    this.ctx.send({ type: 'AppendRequest', to, prevLogIndex, prevLogTerm, entries, leaderCommit: log.committed, ...this.learnerMark(to) });
+    // Nothing in flight and nothing to send: the follower's answer could only repeat the match index we know.
+    const commitOnly = entries.length === 0 && progress.state === 'replicate' && progress.matchIndex === prevLogIndex;
+    this.ctx.send({
+      type: 'AppendRequest',
+      to,
+      prevLogIndex,
+      prevLogTerm,
+      entries,
+      leaderCommit: log.committed,
+      ...(commitOnly ? { commitOnly: true } : {}),
+      ...this.learnerMark(to),
+    });
     progress.onAppendSent(prevLogIndex + entries.length, entries.length);
     return true;
   }

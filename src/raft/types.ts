@@ -101,6 +101,12 @@ export interface AppendRequest extends MessageHeader {
   readonly entries: readonly Entry[];
   readonly leaderCommit: number;
   /**
+   * Set on an append without entries to a follower the leader knows holds
+   * everything up to prevLogIndex: it only moves the commit index, so a
+   * success tells the leader nothing and is not answered (a rejection is).
+   */
+  readonly commitOnly?: true;
+  /**
    * Set when the sending leader's latest configuration lists the receiver as
    * a learner. A node that knows no configuration (an empty data dir waiting
    * to be added) takes a leader's messages only with it (see RaftCore.step).

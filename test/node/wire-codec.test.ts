@@ -25,6 +25,7 @@ const everyType: Message[] = [
   },
   { ...header, type: 'AppendRequest', prevLogIndex: 13, prevLogTerm: 7, entries: [], leaderCommit: 13 },
   { ...header, type: 'AppendRequest', prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0, toLearner: true },
+  { ...header, type: 'AppendRequest', prevLogIndex: 13, prevLogTerm: 7, entries: [], leaderCommit: 13, commitOnly: true },
   { ...header, type: 'AppendResponse', success: true, matchIndex: 13, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 },
   { ...header, type: 'AppendResponse', success: false, matchIndex: 0, rejectedIndex: 20, hintIndex: 15, hintTerm: 4 },
   { ...header, type: 'Heartbeat', leaderCommit: 13, readContext: null },

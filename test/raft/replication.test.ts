@@ -76,6 +76,43 @@ describe('log replication', () => {
     expect(Math.max(...appends.map((m) => m.entries.length))).toBe(10);
   });
 
+  it('a commit reaches caught-up followers in a commit-only append, which they do not answer; they still apply it', () => {
+    const cluster = new InstantCluster(ids);
+    const leader = cluster.waitForLeader();
+    cluster.settle();
+    cluster.recordMessages = true;
+    expect(leader.propose(text('one')).accepted).toBe(true);
+    cluster.settle();
+    const followers = ids.filter((id) => id !== leader.id);
+    const commitOnly = cluster.sent.filter((m): m is AppendRequest => m.type === 'AppendRequest' && m.commitOnly === true);
+    expect(commitOnly.map((m) => m.to).sort()).toEqual(followers);
+    expect(commitOnly.every((m) => m.entries.length === 0 && m.leaderCommit === leader.status().lastIndex)).toBe(true);
+    // One answer per follower: to the append that carried the entry, none to the commit.
+    const answers = cluster.sent.filter((m) => m.type === 'AppendResponse');
+    expect(answers.map((m) => m.from).sort()).toEqual(followers);
+    for (const id of followers) expect(commands(cluster, id)).toEqual(['one']);
+  });
+
+  it('a follower that cannot match a commit-only append (its log lost the entries) answers with a rejection', () => {
+    const cluster = new InstantCluster(['n1']);
+    const follower = cluster.core('n1');
+    const request: AppendRequest = {
+      type: 'AppendRequest',
+      from: 'n9',
+      to: 'n1',
+      term: 5,
+      prevLogIndex: 40,
+      prevLogTerm: 4,
+      entries: [],
+      leaderCommit: 40,
+      commitOnly: true,
+    };
+    follower.step(request);
+    expect(follower.takeOutput().messages).toEqual([
+      expect.objectContaining({ type: 'AppendResponse', to: 'n9', success: false, rejectedIndex: 40 }),
+    ]);
+  });
+
   it('pipelining stops at maxInflightMessages to a follower that does not answer', () => {
     const cluster = new InstantCluster(ids, { maxInflightMessages: 4, maxMessageBytes: 1 });
     const leader = cluster.waitForLeader();
