@@ -309,7 +309,7 @@ export class Leadership {
     }
     if (this.appendBroadcastPending) {
       this.appendBroadcastPending = false;
-      for (const peer of this.peers()) this.sendAppend(peer, true);
+      for (const peer of this.peers()) this.sendAppend(peer, true, true);
     }
   }
 
@@ -368,8 +368,10 @@ export class Leadership {
   /**
    * Sends the follower what it lacks: entries, or the latest snapshot when
    * the entries it needs are compacted. Returns false if nothing was sent.
+   * `broadcast`: sent to every follower because entries were appended or the
+   * commit index moved, rather than to learn where this follower stands.
    */
-  private sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+  private sendAppend(to: NodeId, sendIfEmpty: boolean, broadcast = false): boolean {
     const { log, options } = this.ctx;
     const progress = this.progress.get(to);
     if (progress === undefined || progress.isPaused()) return false;
@@ -379,8 +381,10 @@ export class Leadership {
     const lastIndex = log.lastIndex();
     const entries = progress.nextIndex <= lastIndex ? log.slice(progress.nextIndex, lastIndex + 1, options.maxMessageBytes) : [];
     if (entries.length === 0 && !sendIfEmpty) return false;
-    // Nothing in flight and nothing to send: the follower's answer could only repeat the match index we know.
-    const commitOnly = entries.length === 0 && progress.state === 'replicate' && progress.matchIndex === prevLogIndex;
+    // An empty append in a broadcast to a follower in replicate state only moves its commit index: its success could
+    // only repeat what the answers to the appends already sent will say. Should one of those answers be lost, the
+    // empty append the next heartbeat answer triggers (not a broadcast) is answered, and says it.
+    const commitOnly = entries.length === 0 && broadcast && progress.state === 'replicate';
     this.ctx.send({
       type: 'AppendRequest',
       to,

@@ -101,9 +101,10 @@ export interface AppendRequest extends MessageHeader {
   readonly entries: readonly Entry[];
   readonly leaderCommit: number;
   /**
-   * Set on an append without entries to a follower the leader knows holds
-   * everything up to prevLogIndex: it only moves the commit index, so a
-   * success tells the leader nothing and is not answered (a rejection is).
+   * Set on an append without entries that the leader sends a follower in
+   * replicate state when its commit index moves: a success would only repeat
+   * what the answers to earlier appends say, so it is not answered (a
+   * rejection is).
    */
   readonly commitOnly?: true;
   /**

@@ -93,6 +93,23 @@ describe('log replication', () => {
     for (const id of followers) expect(commands(cluster, id)).toEqual(['one']);
   });
 
+  it("a follower whose answer to an append was lost is not left behind: the append the next heartbeat's answer triggers is answered", () => {
+    const cluster = new InstantCluster(ids);
+    const leader = cluster.waitForLeader();
+    cluster.settle();
+    const [quiet] = ids.filter((id) => id !== leader.id) as [string];
+    // The fault: the quiet follower's answers to the leader are lost while it takes an entry and the commit of it.
+    cluster.cutOneWay(quiet, leader.id);
+    leader.propose(text('one'));
+    cluster.settle();
+    const matchOf = () => leader.status().progress?.find((p) => p.id === quiet)?.matchIndex;
+    expect(matchOf()).toBeLessThan(leader.status().lastIndex);
+    cluster.heal();
+    cluster.tick(3);
+    cluster.settle();
+    expect(matchOf()).toBe(leader.status().lastIndex);
+  });
+
   it('a follower that cannot match a commit-only append (its log lost the entries) answers with a rejection', () => {
     const cluster = new InstantCluster(['n1']);
     const follower = cluster.core('n1');
