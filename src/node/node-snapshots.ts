@@ -16,6 +16,7 @@ import { readKvSnapshot, readSnapshotHeader, SnapshotCorruptionError, snapshotFi
 import { KvStateMachine } from './kv-state-machine.js';
 import type { NodeMetrics } from './metrics.js';
 import type { ReceivedSnapshot, SnapshotSender } from './snapshot-transfer.js';
+import { learnerMark } from './wire-codec.js';
 
 /** The snapshot events a node's metrics count. */
 export type SnapshotMetrics = Pick<NodeMetrics, 'snapshotTaken' | 'snapshotTakeFailed' | 'snapshotSent' | 'snapshotReceived' | 'snapshotInstalled'>;
@@ -201,8 +202,8 @@ export class NodeSnapshots {
       `sending snapshot ${ref.meta.index} to ${message.to}`,
     );
     const sending = performance.now();
-    const outgoing = { to: message.to, term: message.term, meta: ref.meta, path, bytes: ref.bytes, sha256: ref.sha256 };
-    this.sender.send(message.toLearner === true ? { ...outgoing, toLearner: true } : outgoing).then(
+    const { to, term, toLearner } = message;
+    this.sender.send({ to, term, meta: ref.meta, path, bytes: ref.bytes, sha256: ref.sha256, ...learnerMark(toLearner) }).then(
       (sent) => {
         this.metrics?.snapshotSent(true, secondsSince(sending), ref.bytes);
         this.logger.info(
@@ -254,8 +255,14 @@ export class NodeSnapshots {
       { event: 'snapshot-received', peer: snapshot.from, index: snapshot.meta.index, term: snapshot.term, bytes: snapshot.bytes },
       `snapshot ${snapshot.meta.index} received from ${snapshot.from}`,
     );
-    const message: InstallSnapshot = { type: 'InstallSnapshot', from: snapshot.from, to: this.id, term: snapshot.term, snapshot: snapshot.meta };
-    return offered.toLearner === true ? { ...message, toLearner: true } : message;
+    return {
+      type: 'InstallSnapshot',
+      from: snapshot.from,
+      to: this.id,
+      term: snapshot.term,
+      snapshot: snapshot.meta,
+      ...learnerMark(offered.toLearner),
+    };
   }
 
   /**

@@ -40,7 +40,7 @@ import { malformedReason } from './malformed-requests.js';
 import { PEER_CHANNEL_OPTIONS, PEER_MAX_BATCH_BYTES } from './peer-transport.js';
 import { raftPeerServiceDefinition } from './raft-proto.js';
 import { RefusalLog } from './refusal-log.js';
-import { MAX_WIRE_TERM } from './wire-codec.js';
+import { learnerMark, MAX_WIRE_TERM } from './wire-codec.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -371,7 +371,7 @@ export class SnapshotSender {
       voters: [...snapshot.meta.config.voters],
       totalBytes: snapshot.bytes,
       sha256: Buffer.from(snapshot.sha256, 'hex'),
-      ...(snapshot.toLearner === true ? { toLearner: true } : {}),
+      ...learnerMark(snapshot.toLearner),
       ...this.credentials,
     };
     return new Promise((resolve, reject) => {
@@ -864,7 +864,7 @@ class SnapshotReceiver {
       bytes: offer.totalBytes,
       sha256,
       name,
-      ...(offer.toLearner === true ? { toLearner: true as const } : {}),
+      ...learnerMark(offer.toLearner),
       partPath: join(this.dir, `${name}.part`),
       snapPath: join(this.dir, `${name}.snap`),
     };
@@ -907,7 +907,7 @@ class SnapshotReceiver {
       path: target.snapPath,
       bytes: target.bytes,
       sha256: target.sha256,
-      ...(target.toLearner === true ? { toLearner: true as const } : {}),
+      ...learnerMark(target.toLearner),
     });
     return true;
   }
@@ -1023,7 +1023,7 @@ class SnapshotReceiver {
       bytes: staging.bytes,
       sha256: staging.sha256,
       ...receiveSeconds,
-      ...(staging.toLearner === true ? { toLearner: true as const } : {}),
+      ...learnerMark(staging.toLearner),
     });
     return { stagedBytes: staging.bytes, complete: true };
   }

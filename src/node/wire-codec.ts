@@ -159,6 +159,18 @@ const KIND_FROM_WIRE = new Map<unknown, EntryKind>([
   [2, 'noop'],
 ]);
 
+const TO_LEARNER = { toLearner: true } as const;
+const NOT_TO_LEARNER = {} as const;
+
+/**
+ * A leader message's toLearner (types.ts) as a field to spread: present only
+ * when set, on the wire as in the core, the snapshot offer and what a
+ * receiver hands to its core.
+ */
+export function learnerMark(flag: boolean | undefined): { readonly toLearner?: true } {
+  return flag === true ? TO_LEARNER : NOT_TO_LEARNER;
+}
+
 /** Encodes one message of the core. The batch carries `from` and `to`, so the message does not. */
 export function toWire(message: Message): WireRaftMessage {
   const { term } = message;
@@ -189,7 +201,7 @@ export function toWire(message: Message): WireRaftMessage {
           })),
           leaderCommit: message.leaderCommit,
           ...(message.commitOnly === true ? { commitOnly: true } : {}),
-          ...(message.toLearner === true ? { toLearner: true } : {}),
+          ...learnerMark(message.toLearner),
         },
       };
     case 'AppendResponse':
@@ -209,7 +221,7 @@ export function toWire(message: Message): WireRaftMessage {
         heartbeat: {
           leaderCommit: message.leaderCommit,
           readContext: readContextToWire(message),
-          ...(message.toLearner === true ? { toLearner: true } : {}),
+          ...learnerMark(message.toLearner),
         },
       };
     case 'HeartbeatResponse':
@@ -301,7 +313,7 @@ export function fromWire(from: NodeId, to: NodeId, wire: WireRaftMessage): Messa
         entries: reader.entries(body.entries, term, prevLogIndex, prevLogTerm),
         leaderCommit: reader.uint(body.leaderCommit, 'appendRequest.leaderCommit'),
         ...(reader.bool(body.commitOnly, 'appendRequest.commitOnly') ? { commitOnly: true as const } : {}),
-        ...(reader.bool(body.toLearner, 'appendRequest.toLearner') ? { toLearner: true as const } : {}),
+        ...learnerMark(reader.bool(body.toLearner, 'appendRequest.toLearner')),
       };
     }
     case 'appendResponse': {
@@ -327,7 +339,7 @@ export function fromWire(from: NodeId, to: NodeId, wire: WireRaftMessage): Messa
         type: 'Heartbeat',
         leaderCommit: reader.uint(body.leaderCommit, 'heartbeat.leaderCommit'),
         readContext: reader.readContext(body.readContext, 'heartbeat.readContext'),
-        ...(reader.bool(body.toLearner, 'heartbeat.toLearner') ? { toLearner: true as const } : {}),
+        ...learnerMark(reader.bool(body.toLearner, 'heartbeat.toLearner')),
       };
     }
     case 'heartbeatResponse': {

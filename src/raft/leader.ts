@@ -19,6 +19,11 @@ import type {
   TransferResult,
 } from './types.js';
 
+// Optional fields spread into every append and heartbeat: shared, they cost no allocation.
+const TO_LEARNER = { toLearner: true } as const;
+const COMMIT_ONLY = { commitOnly: true } as const;
+const NONE = {} as const;
+
 /** What a leader needs of its node. The term never changes under a Leadership: a new term ends it. */
 export interface LeaderContext {
   readonly id: NodeId;
@@ -392,7 +397,7 @@ export class Leadership {
       prevLogTerm,
       entries,
       leaderCommit: log.committed,
-      ...(commitOnly ? { commitOnly: true } : {}),
+      ...(commitOnly ? COMMIT_ONLY : NONE),
       ...this.learnerMark(to),
     });
     progress.onAppendSent(prevLogIndex + entries.length, entries.length);
@@ -433,8 +438,8 @@ export class Leadership {
   }
 
   /** Marks a message to a learner of the latest configuration, the only kind a node that knows none takes (RaftCore.step). */
-  private learnerMark(to: NodeId): { toLearner?: true } {
-    return learnersOf(this.ctx.config()).includes(to) ? { toLearner: true } : {};
+  private learnerMark(to: NodeId): { readonly toLearner?: true } {
+    return learnersOf(this.ctx.config()).includes(to) ? TO_LEARNER : NONE;
   }
 
   private maybeCommit(): boolean {

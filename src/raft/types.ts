@@ -78,6 +78,16 @@ interface MessageHeader {
   readonly term: number;
 }
 
+/** What only a leader sends (appends, heartbeats, snapshots). */
+interface LeaderMessage extends MessageHeader {
+  /**
+   * Set when the sending leader's latest configuration lists the receiver as
+   * a learner. A node that knows no configuration (an empty data dir waiting
+   * to be added) takes a leader's messages only with it (see RaftCore.step).
+   */
+  readonly toLearner?: true;
+}
+
 export interface VoteRequest extends MessageHeader {
   readonly type: 'VoteRequest';
   /** A pre-vote asks "would you vote for me?" without anyone changing term (dissertation §9.6). */
@@ -94,7 +104,7 @@ export interface VoteResponse extends MessageHeader {
   readonly granted: boolean;
 }
 
-export interface AppendRequest extends MessageHeader {
+export interface AppendRequest extends LeaderMessage {
   readonly type: 'AppendRequest';
   readonly prevLogIndex: number;
   readonly prevLogTerm: number;
@@ -107,12 +117,6 @@ export interface AppendRequest extends MessageHeader {
    * rejection is).
    */
   readonly commitOnly?: true;
-  /**
-   * Set when the sending leader's latest configuration lists the receiver as
-   * a learner. A node that knows no configuration (an empty data dir waiting
-   * to be added) takes a leader's messages only with it (see RaftCore.step).
-   */
-  readonly toLearner?: true;
 }
 
 export interface AppendResponse extends MessageHeader {
@@ -131,18 +135,12 @@ export interface AppendResponse extends MessageHeader {
   readonly hintTerm: number;
 }
 
-export interface Heartbeat extends MessageHeader {
+export interface Heartbeat extends LeaderMessage {
   readonly type: 'Heartbeat';
   /** min(leader commit, follower's match index): never ahead of what the follower holds. */
   readonly leaderCommit: number;
   /** Set when the heartbeat round also confirms leadership for pending reads. */
   readonly readContext: number | null;
-  /**
-   * Set when the sending leader's latest configuration lists the receiver as
-   * a learner. A node that knows no configuration (an empty data dir waiting
-   * to be added) takes a leader's messages only with it (see RaftCore.step).
-   */
-  readonly toLearner?: true;
 }
 
 export interface HeartbeatResponse extends MessageHeader {
@@ -173,15 +171,9 @@ export interface ReadIndexResponse extends MessageHeader {
  * reports the outcome with `reportSnapshot`. The receiving caller steps this
  * same message into its core once the whole snapshot has arrived intact.
  */
-export interface InstallSnapshot extends MessageHeader {
+export interface InstallSnapshot extends LeaderMessage {
   readonly type: 'InstallSnapshot';
   readonly snapshot: SnapshotMeta;
-  /**
-   * Set when the sending leader's latest configuration lists the receiver as
-   * a learner. A node that knows no configuration (an empty data dir waiting
-   * to be added) takes a leader's messages only with it (see RaftCore.step).
-   */
-  readonly toLearner?: true;
 }
 
 export type Message =

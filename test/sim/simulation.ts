@@ -414,7 +414,7 @@ class Simulation {
     const spare = this.cluster.nodes.filter((node) => (!node.joined || (node.awaitingAdd && !members.includes(node.id))) && node.wipes === 0);
     const dead = this.cluster.nodes.filter((node) => node.retired && members.includes(node.id)).map((node) => node.id);
     // Removed for good (the leader's configuration, which no longer lists them, is committed), its disk dead
-    // or not: the operator may wipe its data dir and add it again under the same id.
+    // or not: the operator may wipe its data dir and start it again under the same id, by mistake (see rejoinWithFreshDisk).
     const removed =
       configIndex <= commitIndex
         ? this.cluster.nodes.filter((node) => node.joined && !node.awaitingAdd && node !== leader && !members.includes(node.id))
