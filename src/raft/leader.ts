@@ -424,9 +424,13 @@ export class Leadership {
   reportSnapshot(to: NodeId, ok: boolean): void {
     const progress = this.progress.get(to);
     if (progress === undefined || progress.state !== 'snapshot') return;
-    if (ok) progress.becomeProbe();
-    else progress.snapshotFailed();
-    this.sendAppend(to, true);
+    if (ok) {
+      progress.becomeProbe();
+      this.sendAppend(to, true);
+    } else {
+      // The next heartbeat answer sends the probe (handleHeartbeatResponse).
+      progress.snapshotFailed();
+    }
   }
 
   private sendHeartbeat(to: NodeId, readContext: number | null): void {

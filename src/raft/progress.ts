@@ -15,7 +15,7 @@ export class Progress {
   state: 'probe' | 'replicate' | 'snapshot' = 'probe';
   /** Snapshot state: the index of the snapshot being sent. */
   pendingSnapshot = 0;
-  /** Probe state: an append is out and unanswered. */
+  /** Probe state: an append is out and unanswered, or a snapshot transfer just failed; a heartbeat answer clears it. */
   probeSent = false;
   /** Replicate state: last index of each append in flight, oldest first. */
   private inflight: number[] = [];
@@ -51,10 +51,16 @@ export class Progress {
     this.inflight = [];
   }
 
-  /** The transfer of the pending snapshot failed: probe again from what the follower is known to hold. */
+  /**
+   * The transfer of the pending snapshot failed: probe again from what the
+   * follower is known to hold, but only once it answers a heartbeat. A
+   * transfer to a node that is down fails at once; retrying at once would
+   * start a new one (and read the snapshot file again) as fast as they fail.
+   */
   snapshotFailed(): void {
     this.pendingSnapshot = 0;
     this.becomeProbe();
+    this.probeSent = true;
   }
 
   becomeReplicate(): void {

@@ -204,18 +204,34 @@ describe('a leader whose follower needs compacted entries (Raft §7)', () => {
 });
 
 describe('the end of a snapshot transfer, as the transport reports it', () => {
-  it('failed: the leader probes again from the match index and, the entries still being compacted, sends the latest snapshot anew', () => {
+  it('failed: the leader sends nothing more to that follower until it answers a heartbeat, then the latest snapshot anew', () => {
     const { leader, storage } = leaderSendingSnapshotToN3();
     leader.reportSnapshot('n3', false);
+    // A node that is down fails every transfer at once: new writes, ticks and other followers' answers start no new one.
+    const whileSilent: Message[] = [];
+    for (let i = 0; i < 3; i++) {
+      leader.propose(text(`after-failure-${i}`));
+      leader.tick();
+      leader.step(heartbeatAnswer('n2', 1));
+      whileSilent.push(...sentTo(carryOut(leader, storage), 'n3'));
+    }
+    expect(whileSilent.filter((m) => m.type !== 'Heartbeat')).toEqual([]);
+    expect(whileSilent.filter((m) => m.type === 'Heartbeat').length).toBeGreaterThan(0);
+    // Probing restarts right after what n3 is known to hold (1), not after the snapshot that never arrived.
+    expect(progressOf(leader, 'n3')).toMatchObject({ state: 'probe', matchIndex: 1, nextIndex: 2, pendingSnapshot: 0 });
+
+    // n3 answers a heartbeat: the entries it needs are still compacted, so the snapshot goes again.
+    leader.step(heartbeatAnswer('n3', 1));
     const retry = sentTo(carryOut(leader, storage), 'n3');
     expect(retry).toEqual([expect.objectContaining({ type: 'InstallSnapshot', snapshot: { index: 7, term: 1, config } })]);
-    // Probing restarted right after what n3 is known to hold (1), not after the snapshot that never arrived.
-    expect(progressOf(leader, 'n3')).toMatchObject({ state: 'snapshot', matchIndex: 1, nextIndex: 2, pendingSnapshot: 7 });
+    expect(progressOf(leader, 'n3')).toMatchObject({ state: 'snapshot', matchIndex: 1, pendingSnapshot: 7 });
 
-    // The leader snapshots again meanwhile; the next failure sends the newer snapshot.
+    // The leader snapshots again meanwhile; after the next failure and heartbeat answer it sends the newer snapshot.
     storage.saveSnapshot({ index: 9, term: 1, config }, text('state@9'));
     storage.compact(9);
     leader.reportSnapshot('n3', false);
+    expect(sentTo(carryOut(leader, storage), 'n3')).toEqual([]);
+    leader.step(heartbeatAnswer('n3', 1));
     const second = sentTo(carryOut(leader, storage), 'n3');
     expect(second).toEqual([expect.objectContaining({ type: 'InstallSnapshot', snapshot: { index: 9, term: 1, config } })]);
     expect(progressOf(leader, 'n3')).toMatchObject({ state: 'snapshot', matchIndex: 1, pendingSnapshot: 9 });
