@@ -112,9 +112,9 @@ export interface AppendRequest extends LeaderMessage {
   readonly leaderCommit: number;
   /**
    * Set on an append without entries that the leader sends a follower in
-   * replicate state when its commit index moves: a success would only repeat
-   * what the answers to earlier appends say, so it is not answered (a
-   * rejection is).
+   * replicate state with no append in flight when its commit index moves: a
+   * success would only repeat the match index the leader knows, so it is not
+   * answered (a rejection is).
    */
   readonly commitOnly?: true;
 }
