@@ -96,9 +96,13 @@ export class RaftCore {
         `node ${this.id}: the latest snapshot (index ${snapshot.index}) does not cover the compacted log, which starts at ${storage.firstIndex()}`,
       );
     }
+    // A commit index is stored only with other writes (hardStateToWrite), but a snapshot holds only committed entries.
+    const committed = Math.max(hardState.commit, snapshot?.index ?? 0);
     const applied = options.appliedIndex ?? snapshot?.index ?? storage.firstIndex() - 1;
-    if (applied > hardState.commit) {
-      throw new Error(`node ${this.id}: applied index ${applied} is beyond the stored commit index ${hardState.commit}`);
+    if (applied > committed) {
+      throw new Error(
+        `node ${this.id}: applied index ${applied} is beyond the stored commit index ${hardState.commit} and the latest snapshot (${snapshot?.index ?? 'none'})`,
+      );
     }
     if (applied < storage.firstIndex() - 1) {
       throw new Error(
@@ -106,7 +110,7 @@ export class RaftCore {
           'the state machine must be restored from the latest snapshot',
       );
     }
-    this.log = new RaftLog(storage, this.id, hardState.commit, applied);
+    this.log = new RaftLog(storage, this.id, committed, applied);
     this.term = hardState.term;
     this.votedFor = hardState.votedFor;
     this.persistedHardState = hardState;
@@ -272,8 +276,22 @@ export class RaftCore {
       this.roleChange !== null ||
       this.readsFailed.length > 0 ||
       this.readsAwaitingApply.some((read) => read.index <= this.log.applied) ||
-      !sameHardState(this.currentHardState(), this.handedOutHardState)
+      !sameTermAndVote(this.currentHardState(), this.handedOutHardState)
     );
+  }
+
+  /**
+   * The hard state an output writes, or null. A new commit index alone is not
+   * written: it goes with the next write of entries, a snapshot, or a term or
+   * vote. Raft needs no stored commit index (a restarted node learns it from
+   * the leader), and writing one on its own cost a LevelDB write, and the
+   * event loop a turn, each time a commit moved: on every node, for every
+   * write, at low load. What a snapshot covers counts as committed at start.
+   */
+  private hardStateToWrite(hardState: HardState): HardState | null {
+    if (sameHardState(hardState, this.handedOutHardState)) return null;
+    const withAWrite = this.log.entriesToWrite().length > 0 || this.log.snapshotToWrite() !== null;
+    return withAWrite || !sameTermAndVote(hardState, this.handedOutHardState) ? hardState : null;
   }
 
   /**
@@ -299,7 +317,7 @@ export class RaftCore {
     const early = termAndVoteDurable ? this.messages.filter(mayPrecedePersist) : [];
     const output: RaftOutput = {
       snapshot: this.log.snapshotToWrite(),
-      hardState: sameHardState(hardState, this.handedOutHardState) ? null : hardState,
+      hardState: this.hardStateToWrite(hardState),
       entries: [...this.log.entriesToWrite()],
       earlyMessages: early,
       messages: early.length === 0 ? this.messages : this.messages.filter((message) => !mayPrecedePersist(message)),
@@ -783,5 +801,9 @@ function mayPrecedePersist(message: Message): boolean {
 }
 
 function sameHardState(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.votedFor === b.votedFor && a.commit === b.commit;
+  return sameTermAndVote(a, b) && a.commit === b.commit;
+}
+
+function sameTermAndVote(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.votedFor === b.votedFor;
 }

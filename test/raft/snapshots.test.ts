@@ -493,6 +493,16 @@ describe('a node restarting on a disk that holds a snapshot and a compacted log'
     expect(indexes(carryOut(ahead, storage).committed)).toEqual([9]);
   });
 
+  it('counts what its snapshot covers as committed when the stored commit index lags it (a commit index is stored only with other writes)', () => {
+    const storage = diskWith({ term: 2, terms, commit: 3, snapshotAt: 6 });
+    const core = new RaftCore({ id: 'n2', random: new SeededRandom(1), appliedIndex: 6 }, storage);
+    expect(core.status()).toMatchObject({ commitIndex: 6, appliedIndex: 6, snapshotIndex: 6 });
+    expect(carryOut(core, storage).committed).toEqual([]);
+    expect(() => new RaftCore({ id: 'n2', random: new SeededRandom(1), appliedIndex: 7 }, storage)).toThrow(
+      /node n2: applied index 7 is beyond the stored commit index 3 and the latest snapshot \(6\)/,
+    );
+  });
+
   it('refuses an applied index below the compacted log, naming the node and the first index held', () => {
     const storage = diskWith({ term: 2, terms, commit: 9, snapshotAt: 6 });
     expect(() => new RaftCore({ id: 'n2', random: new SeededRandom(1), appliedIndex: 5 }, storage)).toThrow(
