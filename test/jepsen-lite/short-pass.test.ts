@@ -293,11 +293,22 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
   }, 240_000);
 
   it('a planted node bug is caught: linearizable reads answered from local state (failpoint bug-read-local) are reported not linearizable', async () => {
-    // The mutation suite's first row (npm run jepsen:mutations: caught in 5 of 5 seeds) kept in CI, with the suite's
-    // schedule (the defaults, 30 s) and one of its seeds: the schedules must fail a broken node.
+    // The mutation suite's first row (npm run jepsen:mutations) kept in CI, with the suite's schedule (the defaults,
+    // 30 s): the schedules must fail a broken node. A stale read needs a partition to meet a write to a key read on
+    // the cut-off side, which real timing decides: one 30 s run of seed 2 missed it once in CI (2026-12-02, 4
+    // partitions), so up to three of the suite's seeds run, and the first that fails the node ends the test.
     const { faultIntervalMs, minFaultMs, maxFaultMs } = JEPSEN_DEFAULTS;
-    const result = await run({ mutation: 'bug-read-local', timeSeconds: 30, seed: 2, faultIntervalMs, minFaultMs, maxFaultMs });
-    expect(verdicts(result).linearizability, formatSummary(result)).toBe(false);
-    expect(result.checkers.find((c) => c.name === 'linearizability')?.details ?? '').toMatch(/read/);
-  }, 240_000);
+    const missed: string[] = [];
+    let caught: JepsenResult | null = null;
+    for (const seed of [2, 3, 1]) {
+      const result = await run({ mutation: 'bug-read-local', timeSeconds: 30, seed, faultIntervalMs, minFaultMs, maxFaultMs });
+      if (!verdicts(result).linearizability) {
+        caught = result;
+        break;
+      }
+      missed.push(`seed ${seed}: ${formatSummary(result)}`);
+    }
+    if (caught === null) return expect.fail(`bug-read-local was not caught in 3 seeds:\n${missed.join('\n')}`);
+    expect(caught.checkers.find((c) => c.name === 'linearizability')?.details ?? '').toMatch(/read/);
+  }, 600_000);
 });
