@@ -288,9 +288,8 @@ export class RaftCore {
    * event loop a turn, each time a commit moved: on every node, for every
    * write, at low load. What a snapshot covers counts as committed at start.
    */
-  private hardStateToWrite(hardState: HardState): HardState | null {
+  private hardStateToWrite(hardState: HardState, withAWrite: boolean): HardState | null {
     if (sameHardState(hardState, this.handedOutHardState)) return null;
-    const withAWrite = this.log.entriesToWrite().length > 0 || this.log.snapshotToWrite() !== null;
     return withAWrite || !sameTermAndVote(hardState, this.handedOutHardState) ? hardState : null;
   }
 
@@ -315,10 +314,12 @@ export class RaftCore {
     // Early messages report nothing being written, but carry this node's term: it must be durable already.
     const termAndVoteDurable = hardState.term === this.persistedHardState.term && hardState.votedFor === this.persistedHardState.votedFor;
     const early = termAndVoteDurable ? this.messages.filter(mayPrecedePersist) : [];
+    const snapshot = this.log.snapshotToWrite();
+    const entries = [...this.log.entriesToWrite()];
     const output: RaftOutput = {
-      snapshot: this.log.snapshotToWrite(),
-      hardState: this.hardStateToWrite(hardState),
-      entries: [...this.log.entriesToWrite()],
+      snapshot,
+      hardState: this.hardStateToWrite(hardState, entries.length > 0 || snapshot !== null),
+      entries,
       earlyMessages: early,
       messages: early.length === 0 ? this.messages : this.messages.filter((message) => !mayPrecedePersist(message)),
       committed,
