@@ -18,7 +18,15 @@
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { type DeliveryRowResult, describeDeliveryRow, describeWriterCost, runDeliveryRow, settleWriterCosts } from './cluster/delivery.js';
+import {
+  type DeliveryRowResult,
+  describeDeliveryRow,
+  describeWriterCost,
+  roundSuffix,
+  runDeliveryRow,
+  settleWriterCosts,
+} from './cluster/delivery.js';
+import { groupDeliveryRows, printRoundsTable } from './cluster/delivery-rounds.js';
 import { EtcdAnchor, type EtcdFailover, type EtcdRow, type EtcdRowNotMeasured, type NotMeasured } from './cluster/etcd-anchor.js';
 import { compare, type EtcdComparison, isMeasured, printComparison } from './cluster/etcd-compare.js';
 import { type FailoverSummary, runFailover } from './cluster/failover.js';
@@ -39,6 +47,8 @@ const USAGE = `usage: npm run bench -- [options]
                            view, from the tail, spread over the nodes) read everything; K=0 is the
                            writers' baseline. Needs --value-size >= 8 (none)
   --delivery-concurrency LIST  writers in the delivery rows (64)
+  --delivery-rounds N      run the delivery rows N times, every other round in reverse order; goals are
+                           judged on the median over rounds, each against its own round's K=0 row (1)
   --duration S             measured seconds per row (10)
   --warmup S               unmeasured seconds before each row (2)
   --value-size B           bytes per value (100)
@@ -79,6 +89,7 @@ const { values: a } = parseArgs({
     ops: { type: 'string', default: 'put' },
     subscribers: { type: 'string', default: '' },
     'delivery-concurrency': { type: 'string', default: '64' },
+    'delivery-rounds': { type: 'string', default: '1' },
     'failover-subscribers': { type: 'string' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
@@ -143,6 +154,7 @@ if (a['nats-ack'] !== 'explicit' && a['nats-ack'] !== 'none') {
 }
 const natsAck: NatsAck = a['nats-ack'];
 const o = {
+  deliveryRounds: num('delivery-rounds', 1),
   durationS: num('duration', 0.1),
   warmupS: num('warmup', 0),
   valueSize: num('value-size', 0),
@@ -297,11 +309,16 @@ try {
         if ('na' in n && op === 'append') console.error(`NATS append c=${concurrency}: n/a (${n.na})`);
       }
     }
-    for (const [concurrency, subscribers] of deliveryConcurrencies.flatMap((c) => subscriberCounts.map((k) => [c, k] as const))) {
+    const deliveryPairs = deliveryConcurrencies.flatMap((c) => subscriberCounts.map((k) => [c, k] as const));
+    const deliveryRuns = Array.from({ length: Math.floor(o.deliveryRounds) }, (_, round) =>
+      (round % 2 === 0 ? deliveryPairs : [...deliveryPairs].reverse()).map(([c, k]) => [c, k, round] as const),
+    ).flat();
+    for (const [concurrency, subscribers, round] of deliveryRuns) {
       const row = await runDeliveryRow({
         endpoints: t.endpoints,
         concurrency,
         subscribers,
+        round,
         valueSize: o.valueSize,
         warmupS: o.warmupS,
         durationS: o.durationS,
@@ -449,6 +466,7 @@ try {
       };
       printNatsComparison(rows, delivery, natsComparison, failover);
     }
+    printRoundsTable(groupDeliveryRows(delivery), (i) => natsComparison?.delivery_ratios[i]?.e2e_p99_ratio ?? null);
     goals = judgeGoals(delivery, failover, natsComparison);
     for (const g of goals) console.error(`goal: ${g.goal} [${g.row}]: ${g.met === null ? 'n/a' : g.met ? 'met' : 'NOT met'} (${g.value})`);
   }
@@ -523,7 +541,7 @@ function printDeliveryTable(rs: readonly DeliveryRowResult[]): void {
     const e = r.e2e_ms;
     const k0 = r.subscribers === 0;
     console.error(
-      `| deliver c=${r.concurrency} K=${r.subscribers} | ${r.ops_per_s} | ${r.writer_cost_pct === null ? '-' : describeWriterCost(r.writer_cost_pct)} | ` +
+      `| deliver c=${r.concurrency} K=${r.subscribers}${roundSuffix(r)} | ${r.ops_per_s} | ${r.writer_cost_pct === null ? '-' : describeWriterCost(r.writer_cost_pct)} | ` +
         `${r.lat_ms.p50} / ${r.lat_ms.p99} | ${k0 ? '-' : JSON.stringify(r.delivered_per_s)} | ` +
         `${k0 ? '-' : `${e.p50} / ${e.p90} / ${e.p99} / ${e.max}`} | ${k0 ? '-' : JSON.stringify(r.lag_at_end)} | ` +
         `${k0 ? '-' : `${JSON.stringify(r.undelivered_after_drain)} of ${r.acked_total}`} | ${k0 ? '-' : JSON.stringify(r.coverage_problems)} | ` +

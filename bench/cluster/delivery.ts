@@ -19,6 +19,8 @@ export interface DeliveryRowOptions extends WindowOptions {
   readonly endpoints: readonly { endpoint: string; name?: string }[];
   readonly concurrency: number;
   readonly subscribers: number;
+  /** Which pass over the delivery rows this is (0 first): costs are judged against the same round's K=0 row. */
+  readonly round: number;
   /** Record size; the first 8 bytes carry the send time. */
   readonly valueSize: number;
   readonly timeoutMs: number;
@@ -28,6 +30,7 @@ export interface DeliveryRowResult extends MeasuredLoad, Omit<GroupReport, 'subs
   readonly op: 'deliver';
   readonly concurrency: number;
   readonly subscribers: number;
+  readonly round: number;
   readonly value_size: number;
   readonly leader: string;
   readonly duration_s: number;
@@ -79,6 +82,7 @@ export async function runDeliveryRow(o: DeliveryRowOptions): Promise<DeliveryRow
     return {
       op: 'deliver',
       concurrency: o.concurrency,
+      round: o.round,
       value_size: o.valueSize,
       leader: leader.name,
       duration_s: Math.round(seconds * 100) / 100,
@@ -101,7 +105,9 @@ export async function runDeliveryRow(o: DeliveryRowOptions): Promise<DeliveryRow
 
 /**
  * Sets each row's cost to the writers against the row without subscribers at
- * the same concurrency (or, failing that, the plain append row at it).
+ * the same concurrency in the same round (or, failing that, the plain append
+ * row at it): rows of one round ran minutes apart at most, so the pair sees
+ * the same machine.
  */
 export function settleWriterCosts(
   rows: DeliveryRowResult[],
@@ -109,7 +115,7 @@ export function settleWriterCosts(
 ): void {
   for (const row of rows) {
     const base =
-      rows.find((r) => r.subscribers === 0 && r.concurrency === row.concurrency) ??
+      rows.find((r) => r.subscribers === 0 && r.concurrency === row.concurrency && r.round === row.round) ??
       appendRows.find((r) => r.op === 'append' && r.concurrency === row.concurrency);
     if (base === undefined || row.subscribers === 0) continue;
     row.writer_cost_pct = writerCostPct(row.ops_per_s, base.ops_per_s);
@@ -123,11 +129,16 @@ export function describeWriterCost(pct: number): string {
   return pct >= 0 ? `${pct} % fewer than K=0` : `${-pct} % more than K=0`;
 }
 
+/** " (round 2)" after a row's name from the second round on; nothing in the first. */
+export function roundSuffix(r: { readonly round: number }): string {
+  return r.round > 0 ? ` (round ${r.round + 1})` : '';
+}
+
 export function describeDeliveryRow(r: DeliveryRowResult): string {
   const l = r.lat_ms;
   const e = r.e2e_ms;
   const writers =
-    `deliver c=${r.concurrency} K=${r.subscribers}: writers ${r.ops_per_s} appends/s` +
+    `deliver c=${r.concurrency} K=${r.subscribers}${roundSuffix(r)}: writers ${r.ops_per_s} appends/s` +
     `${r.writer_cost_pct === null ? '' : ` (${describeWriterCost(r.writer_cost_pct)})`}, write p50 ${l.p50} p99 ${l.p99} ms, errors ${r.errors}`;
   if (r.subscribers === 0) return writers;
   const coverage = r.coverage_problems_total === 0 ? 'covered ranges contiguous' : `${r.coverage_problems_total} COVERAGE PROBLEMS`;

@@ -3,7 +3,7 @@
  * JetStream anchor's, measured in the same run. JetStream acknowledges
  * before fsync, raftlog after it: every ratio carries that note.
  */
-import type { DeliveryRowResult } from './delivery.js';
+import { type DeliveryRowResult, roundSuffix } from './delivery.js';
 import type { NotMeasured } from './etcd-anchor.js';
 import type { FailoverSummary } from './failover.js';
 import type { RowResult } from './load.js';
@@ -123,7 +123,7 @@ export function printNatsComparison(
       const q = c.delivery_ratios[i];
       const k0 = r.subscribers === 0;
       console.error(
-        `| ${deliveryRowName(r)} | ${r.ops_per_s} | ${show(m?.ops_per_s)} | ${show(q?.ops_ratio)} | ` +
+        `| ${deliveryRowName(r)}${roundSuffix(r)} | ${r.ops_per_s} | ${show(m?.ops_per_s)} | ${show(q?.ops_ratio)} | ` +
           `${k0 ? '-' : list(r.delivered_per_s)} | ${k0 ? '-' : list(m?.delivered_per_s)} | ` +
           `${k0 ? '-' : `${show(r.e2e_ms.p50)} / ${show(r.e2e_ms.p99)}`} | ${k0 ? '-' : `${show(m?.e2e_ms?.p50)} / ${show(m?.e2e_ms?.p99)}`} | ` +
           `${show(q?.e2e_p99_ratio)} | ${k0 ? '-' : list(r.lag_at_end)} | ${k0 ? '-' : list(m?.lag_at_end)} | ` +
