@@ -18,6 +18,7 @@
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { useWriteTransport } from './cluster/client.js';
 import {
   type DeliveryRowResult,
   describeDeliveryRow,
@@ -49,6 +50,8 @@ const USAGE = `usage: npm run bench -- [options]
   --delivery-concurrency LIST  writers in the delivery rows (64)
   --delivery-rounds N      run the delivery rows N times, every other round in reverse order; goals are
                            judged on the median over rounds, each against its own round's K=0 row (1)
+  --write-transport T      how the load generator sends raftlog writes: unary (one gRPC call per write,
+                           as the etcd anchor does) or calls (messages on one Calls stream per node) (unary)
   --duration S             measured seconds per row (10)
   --warmup S               unmeasured seconds before each row (2)
   --value-size B           bytes per value (100)
@@ -90,6 +93,7 @@ const { values: a } = parseArgs({
     subscribers: { type: 'string', default: '' },
     'delivery-concurrency': { type: 'string', default: '64' },
     'delivery-rounds': { type: 'string', default: '1' },
+    'write-transport': { type: 'string', default: 'unary' },
     'failover-subscribers': { type: 'string' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
@@ -153,6 +157,11 @@ if (a['nats-ack'] !== 'explicit' && a['nats-ack'] !== 'none') {
   process.exit(2);
 }
 const natsAck: NatsAck = a['nats-ack'];
+if (a['write-transport'] !== 'unary' && a['write-transport'] !== 'calls') {
+  console.error(`--write-transport must be unary or calls, got ${a['write-transport']}`);
+  process.exit(2);
+}
+useWriteTransport(a['write-transport']);
 const o = {
   deliveryRounds: num('delivery-rounds', 1),
   durationS: num('duration', 0.1),
@@ -481,6 +490,7 @@ try {
       log_level: t.kind === 'spawned' ? a['log-level'] : null,
       machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version },
       value_size: o.valueSize,
+      write_transport: a['write-transport'],
       keys: o.keys,
       duration_s: o.durationS,
       warmup_s: o.warmupS,

@@ -22,6 +22,7 @@ describe('the wire and disk contracts in proto/', () => {
     const service = parse('client').lookupService('raftlog.v1.RaftLog');
     expect(Object.keys(service.methods).sort()).toEqual([
       'Append',
+      'Calls',
       'CommitPosition',
       'CompareAndSwap',
       'Consumers',
@@ -35,6 +36,7 @@ describe('the wire and disk contracts in proto/', () => {
       'Subscribe',
     ]);
     expect(service.methods.Subscribe?.responseStream).toBe(true);
+    expect(service.methods.Calls).toMatchObject({ requestStream: true, responseStream: true });
   });
 
   it('every field of the client API that is not obvious from its message says what it means', () => {

@@ -7,6 +7,8 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   type AppendRecordRequest,
+  type CallReply,
+  type CallRequest,
   type GetReply,
   type GetRequest,
   type PutRequest,
@@ -45,6 +47,59 @@ export interface RaftLogStub extends grpc.Client {
   append: Unary<AppendRecordRequest, WriteReply>;
   status: Unary<Record<string, never>, StatusReply>;
   subscribe: (request: Partial<SubscribeRequest>, options?: grpc.CallOptions) => grpc.ClientReadableStream<SubscribeReply>;
+  calls: () => grpc.ClientDuplexStream<CallRequest, CallReply>;
+}
+
+/**
+ * How the load generator sends writes: one unary call per write (as the etcd
+ * anchor must: etcd's API has nothing else), or as messages on one Calls
+ * stream per node (`--write-transport calls`).
+ */
+export type WriteTransport = 'unary' | 'calls';
+let writeTransport: WriteTransport = 'unary';
+export function useWriteTransport(transport: WriteTransport): void {
+  writeTransport = transport;
+}
+
+/** A Calls stream to one node: writes in flight by id; a broken stream fails them all as a cut-off unary call would. */
+class CallStream {
+  private readonly stream: grpc.ClientDuplexStream<CallRequest, CallReply>;
+  private readonly waiting = new Map<number, { resolve: (reply: CallReply) => void; reject: (error: Error) => void }>();
+  private nextId = 1;
+  broken = false;
+
+  constructor(stub: RaftLogStub) {
+    this.stream = stub.calls();
+    this.stream.on('data', (reply: CallReply) => {
+      const waiter = this.waiting.get(reply.id);
+      if (waiter === undefined) return;
+      this.waiting.delete(reply.id);
+      const failure = reply.failure;
+      if (failure != null) waiter.reject(Object.assign(new Error(failure.message), { code: failure.code, details: failure.message }));
+      else waiter.resolve(reply);
+    });
+    const fail = (error: grpc.ServiceError | null) => {
+      this.broken = true;
+      const code = error?.code ?? grpc.status.UNAVAILABLE;
+      const details = `Calls stream ended: ${error?.details ?? 'closed by the node'}`;
+      for (const waiter of this.waiting.values()) waiter.reject(Object.assign(new Error(details), { code, details }));
+      this.waiting.clear();
+    };
+    this.stream.on('error', fail);
+    this.stream.on('end', () => fail(null));
+  }
+
+  send(request: Omit<CallRequest, 'id'>): Promise<CallReply> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.stream.write({ ...request, id });
+    });
+  }
+
+  close(): void {
+    this.stream.cancel();
+  }
 }
 
 /** A raw client of one node, on its own channel. */
@@ -97,11 +152,27 @@ export class BenchClient {
   }
 
   put(member: Member, key: Buffer, value: Buffer): Promise<WriteReply> {
+    if (writeTransport === 'calls') return this.viaCalls(member, 'put', { key, value });
     return call(member.stub, member.stub.put, { key, value }, this.timeoutMs);
   }
 
   append(member: Member, record: Buffer): Promise<WriteReply> {
+    if (writeTransport === 'calls') return this.viaCalls(member, 'append', { record });
     return call(member.stub, member.stub.append, { record }, this.timeoutMs);
+  }
+
+  private readonly callStreams = new Map<Member, CallStream>();
+
+  private async viaCalls(member: Member, kind: 'put' | 'append', body: PutRequest | AppendRecordRequest): Promise<WriteReply> {
+    let stream = this.callStreams.get(member);
+    if (stream === undefined || stream.broken) {
+      stream = new CallStream(member.stub);
+      this.callStreams.set(member, stream);
+    }
+    const reply = await stream.send({ timeoutMs: this.timeoutMs, call: kind, [kind]: body });
+    const answer = reply[kind];
+    if (answer == null || answer.position === null) throw new Error(`Calls reply ${reply.id} carries no ${kind} answer with a position`);
+    return { ...answer, position: answer.position, duplicate: answer.duplicate ?? false };
   }
 
   get(member: Member, key: Buffer, consistency: ReadConsistencyName): Promise<GetReply> {
@@ -156,6 +227,7 @@ export class BenchClient {
   }
 
   close(): void {
+    for (const stream of this.callStreams.values()) stream.close();
     for (const m of this.members) m.stub.close();
   }
 }

@@ -240,6 +240,32 @@ export interface RegisterProducerReply<U = WireUint64> {
   leader: string;
 }
 
+/** One write of a Calls stream: `call` names which of the four fields is set. */
+export interface CallRequest<U = OutgoingUint64, B = OutgoingBytes> {
+  id: U;
+  timeoutMs: number;
+  call?: 'put' | 'delete' | 'compareAndSwap' | 'append';
+  put?: PutRequest<U, B> | null;
+  delete?: DeleteRequest<U, B> | null;
+  compareAndSwap?: CompareAndSwapRequest<U, B> | null;
+  append?: AppendRecordRequest<U, B> | null;
+}
+export interface CallFailure {
+  code: number;
+  message: string;
+  nothingWritten: boolean;
+}
+/** The answer to one write of a Calls stream: `result` names which field is set. */
+export interface CallReply<U = WireUint64, B = Buffer> {
+  id: U;
+  result?: 'put' | 'delete' | 'compareAndSwap' | 'append' | 'failure';
+  put?: WriteReply<U> | null;
+  delete?: DeleteReply<U> | null;
+  compareAndSwap?: CompareAndSwapReply<U, B> | null;
+  append?: WriteReply<U> | null;
+  failure?: CallFailure | null;
+}
+
 /** Request and reply types of each method, as received (requests) and as sent (replies may use numbers). */
 export interface RaftLogMethods {
   Put: { request: PutRequest; reply: WriteReply; outgoingReply: WriteReply<OutgoingUint64> };
@@ -251,6 +277,8 @@ export interface RaftLogMethods {
     outgoingReply: CompareAndSwapReply<OutgoingUint64, OutgoingBytes>;
   };
   Append: { request: AppendRecordRequest; reply: WriteReply; outgoingReply: WriteReply<OutgoingUint64> };
+  /** Bidirectional streaming: `request` and `reply` are one message of each direction. */
+  Calls: { request: CallRequest; reply: CallReply; outgoingReply: CallReply<OutgoingUint64, OutgoingBytes> };
   Status: { request: StatusRequest; reply: StatusReply; outgoingReply: StatusReply<OutgoingUint64> };
   ReadLog: { request: ReadLogRequest; reply: ReadLogReply; outgoingReply: ReadLogReply<OutgoingUint64, OutgoingBytes> };
   /** Server-streaming: `reply` is one message of the stream. */
@@ -273,6 +301,7 @@ export const RAFTLOG_METHODS: readonly RaftLogMethodName[] = [
   'Delete',
   'CompareAndSwap',
   'Append',
+  'Calls',
   'Status',
   'ReadLog',
   'Subscribe',

@@ -68,6 +68,9 @@ export type DeleteReply = Sent<api.DeleteReply<number>>;
 export type CompareAndSwapRequest = api.CompareAndSwapRequest<number, Buffer>;
 export type CompareAndSwapReply = Sent<api.CompareAndSwapReply<number, Buffer | Uint8Array>>;
 export type AppendRecordRequest = api.AppendRecordRequest<number, Buffer>;
+export type CallRequest = api.CallRequest<number, Buffer>;
+export type CallReply = api.CallReply<number, Buffer | Uint8Array>;
+export type CallFailure = api.CallFailure;
 export type StatusReply = api.StatusReply<number>;
 export type FollowerProgressReply = api.FollowerProgress<number>;
 /** A member as Status (client.proto) and the Cluster service (cluster.proto) describe it. */

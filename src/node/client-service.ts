@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../api/client-api.js';
+import { type CallBodies, callStreamHandler } from './call-stream.js';
 import {
   type AppendRecordRequest,
   type CommitPositionReply,
@@ -33,7 +34,7 @@ import { membersOf } from './members.js';
 import type { ProducerStamp } from './producer-sessions.js';
 import type { Committed, RaftNode } from './raft-node.js';
 import { subscribeHandler } from './subscription.js';
-import { unaryCalls } from './unary-calls.js';
+import { servingCalls, unaryCalls } from './unary-calls.js';
 
 /** A ReadLog reply holds at most this many entries (records are up to 1 MiB each; gRPC caps a reply at 4 MiB by default, so bigger pages are cut by bytes too). */
 const MAX_LOG_ENTRIES_PER_READ = 1000;
@@ -50,11 +51,9 @@ export function createClientService(
   /** How a follower reaches its leader to forward a call (tls-config.ts). */
   credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
 ): grpc.UntypedServiceImplementation {
-  const unary = unaryCalls<RaftLogMethod>({
-    getNode,
-    logger,
-    clientAt: (address) => new RaftLogGrpcClient(address, credentials),
-  });
+  const calls = { getNode, logger, clientAt: (address: string) => new RaftLogGrpcClient(address, credentials) };
+  const serve = servingCalls<RaftLogMethod>(calls);
+  const unary = unaryCalls<RaftLogMethod>(calls, serve);
 
   const position = (committed: Committed) => ({ index: committed.index, term: committed.term });
   /**
@@ -76,13 +75,38 @@ export function createClientService(
     return { position: position(committed), leader: node.id, duplicate: false, outcome: result };
   };
 
-  return {
-    Put: unary<PutRequest, WriteReply>('put', async (node, request, deadline) => {
+  /** The writes, served alike as unary calls and as the calls of a Calls stream. */
+  const writes: CallBodies = {
+    put: async (node, request: PutRequest, deadline): Promise<WriteReply> => {
       const key = checkKey(request.key);
       const value = checkValue(request.value, 'value');
       const { outcome: _, ...reply } = await answer(node, { op: 'put', key, value, ...producerOf(request.producer) }, deadline);
       return reply;
-    }),
+    },
+    delete: async (node, request: DeleteRequest, deadline): Promise<DeleteReply> => {
+      const key = checkKey(request.key);
+      const { outcome, ...reply } = await answer(node, { op: 'delete', key, ...producerOf(request.producer) }, deadline);
+      return { ...reply, existed: outcome.op === 'delete' && outcome.existed };
+    },
+    compareAndSwap: async (node, request: CompareAndSwapRequest, deadline): Promise<CompareAndSwapReply> => {
+      const key = checkKey(request.key);
+      const value = checkValue(request.value, 'value');
+      const expected = request.expectAbsent ? null : checkValue(request.expected, 'expected');
+      const { outcome: result, ...reply } = await answer(node, { op: 'cas', key, expected, value, ...producerOf(request.producer) }, deadline);
+      const outcome = result.op === 'cas' ? result : { succeeded: false, current: null };
+      // A successful swap leaves the value it carried (a producer's session does not keep it twice).
+      const current = outcome.succeeded ? value : outcome.current;
+      return { ...reply, succeeded: outcome.succeeded, found: current !== null, current: current ?? new Uint8Array(0) };
+    },
+    append: async (node, request: AppendRecordRequest, deadline): Promise<WriteReply> => {
+      const record = checkValue(request.record, 'record');
+      const { outcome: _, ...reply } = await answer(node, { op: 'append', record, ...producerOf(request.producer) }, deadline);
+      return reply;
+    },
+  };
+
+  return {
+    Put: unary('put', writes.put),
 
     Get: unary<GetRequest, GetReply>('get', async (node, request, deadline) => {
       const key = checkKey(request.key);
@@ -99,28 +123,13 @@ export function createClientService(
       };
     }),
 
-    Delete: unary<DeleteRequest, DeleteReply>('delete', async (node, request, deadline) => {
-      const key = checkKey(request.key);
-      const { outcome, ...reply } = await answer(node, { op: 'delete', key, ...producerOf(request.producer) }, deadline);
-      return { ...reply, existed: outcome.op === 'delete' && outcome.existed };
-    }),
+    Delete: unary('delete', writes.delete),
 
-    CompareAndSwap: unary<CompareAndSwapRequest, CompareAndSwapReply>('compareAndSwap', async (node, request, deadline) => {
-      const key = checkKey(request.key);
-      const value = checkValue(request.value, 'value');
-      const expected = request.expectAbsent ? null : checkValue(request.expected, 'expected');
-      const { outcome: result, ...reply } = await answer(node, { op: 'cas', key, expected, value, ...producerOf(request.producer) }, deadline);
-      const outcome = result.op === 'cas' ? result : { succeeded: false, current: null };
-      // A successful swap leaves the value it carried (a producer's session does not keep it twice).
-      const current = outcome.succeeded ? value : outcome.current;
-      return { ...reply, succeeded: outcome.succeeded, found: current !== null, current: current ?? new Uint8Array(0) };
-    }),
+    CompareAndSwap: unary('compareAndSwap', writes.compareAndSwap),
 
-    Append: unary<AppendRecordRequest, WriteReply>('append', async (node, request, deadline) => {
-      const record = checkValue(request.record, 'record');
-      const { outcome: _, ...reply } = await answer(node, { op: 'append', record, ...producerOf(request.producer) }, deadline);
-      return reply;
-    }),
+    Append: unary('append', writes.append),
+
+    Calls: callStreamHandler(getNode, serve, writes),
 
     RegisterProducer: unary<Record<string, never>, RegisterProducerReply>('registerProducer', async (node, _request, deadline) => {
       const committed = await node.propose({ op: 'register-producer' }, deadline);

@@ -33,7 +33,8 @@ export const NOT_LEADER_TRAILER = 'raftlog-refused-not-leader';
 
 export type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
 
-export type CallBody<Req, Res> = (node: RaftNode, request: Req, deadline: number, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
+/** `call` is null for a call that came on a Calls stream (it has no metadata or peer of its own). */
+export type CallBody<Req, Res> = (node: RaftNode, request: Req, deadline: number, call: grpc.ServerUnaryCall<Req, Res> | null) => Promise<Res>;
 
 /** Makes the handler of one method (named as the generic gRPC client spells it, e.g. 'put', 'memberAdd'). */
 export type UnaryCalls<Method extends string> = <Req, Res>(method: Method, body: CallBody<Req, Res>) => Handler<Req, Res>;
@@ -45,12 +46,13 @@ export interface UnaryCallsOptions {
   readonly clientAt: (address: string) => grpc.Client;
 }
 
-export function unaryCalls<Method extends string>(options: UnaryCallsOptions): UnaryCalls<Method> {
-  const { getNode, logger } = options;
-  const forwarder = new LeaderForwarder(options.clientAt);
+export function unaryCalls<Method extends string>(
+  options: UnaryCallsOptions,
+  serve: ServeCall<Method> = servingCalls<Method>(options),
+): UnaryCalls<Method> {
   return <Req, Res>(method: Method, body: CallBody<Req, Res>): Handler<Req, Res> =>
     (call, callback) => {
-      const node = getNode();
+      const node = options.getNode();
       if (node === null) {
         callback({ code: grpc.status.UNAVAILABLE, details: 'the node is starting' });
         return;
@@ -60,45 +62,82 @@ export function unaryCalls<Method extends string>(options: UnaryCallsOptions): U
         callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed request: ${malformed}` });
         return;
       }
-      const deadline = deadlineOf(call);
       const forwarded = call.metadata.get(FORWARDED_BY).length > 0;
-      const attempt = async (): Promise<Res> => {
-        try {
-          return await body(node, call.request, deadline, call);
-        } catch (error) {
-          const address = error instanceof NotLeaderError && error.leader !== null && !forwarded ? node.addressOf(error.leader) : undefined;
-          if (address === undefined) throw error;
-          const { leader, term } = error as NotLeaderError & { leader: NodeId };
-          return await forwarder.forward<Req, Res>(address, method, call.request, node.id, deadline).catch((failure: grpc.ServiceError) => {
-            if ((method === 'put' || method === 'append') && node.failpoints?.isOn('bug-drop-forward-error')) {
-              // The planted bug answers as a node that took the failed forward for a success would: with the position it expected.
-              const { lastIndex, term: ownTerm } = node.status();
-              return { position: { index: lastIndex + 1, term: ownTerm } } as Res;
-            }
-            if (unreachableFailures.has(failure)) throw new LeaderUnreachableError(leader, term, failure.details);
-            if (refusedAsNotLeader(failure)) throw new RefusedByFormerLeader(leader, term, failure.details);
-            throw new RelayedFailure(failure);
-          });
-        }
-      };
-      // While the leadership changes (an election, a handover, a leader just lost) the call waits rather than fails.
-      const held = (reason: string) => logger.debug({ event: 'request-held', method, reason }, `holding ${method} until a leader is known`);
-      holdWhileLeaderChanges(node, deadline, attempt, held).then(
+      serve(method, body, node, call.request, deadlineOf(call), forwarded, call).then(
         (reply) => callback(null, reply),
-        (error: unknown) => {
-          if (error instanceof RelayedFailure) {
-            callback(error.failure);
-          } else if (error instanceof ClientError) {
-            const metadata = trailersOf(error.facts);
-            if (error instanceof NotLeaderError || error instanceof LeaderChangingError) metadata.set(NOT_LEADER_TRAILER, 'nothing-written');
-            callback({ code: error.code, details: error.message, metadata });
-          } else {
-            logger.error({ event: 'client-call-failed', method, err: error }, 'unexpected error in a client call');
-            callback({ code: grpc.status.INTERNAL, details: `node ${node.id}: ${(error as Error).message}` });
-          }
-        },
+        (failure: CallStatus) => callback(failure),
       );
     };
+}
+
+/** How a call failed, as its status: code, message, trailers. */
+export interface CallStatus {
+  readonly code: grpc.status;
+  readonly details: string;
+  readonly metadata: grpc.Metadata;
+}
+
+/** servingCalls' function: serves one call of a method with its body on a node. */
+export type ServeCall<Method extends string> = ReturnType<typeof servingCalls<Method>>;
+
+/**
+ * Serves one call of `method` with `body` on `node`, as a unary call and each
+ * call on a Calls stream are served alike: held while the leadership changes,
+ * forwarded to the leader by a follower (unless it was forwarded to us), and
+ * a failure turned into its status. The function it returns rejects with a
+ * CallStatus only.
+ */
+export function servingCalls<Method extends string>(options: UnaryCallsOptions) {
+  const { logger } = options;
+  const forwarder = new LeaderForwarder(options.clientAt);
+  return async <Req, Res>(
+    method: Method,
+    body: CallBody<Req, Res>,
+    node: RaftNode,
+    request: Req,
+    deadline: number,
+    forwarded: boolean,
+    call: grpc.ServerUnaryCall<Req, Res> | null,
+  ): Promise<Res> => {
+    const attempt = async (): Promise<Res> => {
+      try {
+        return await body(node, request, deadline, call);
+      } catch (error) {
+        const address = error instanceof NotLeaderError && error.leader !== null && !forwarded ? node.addressOf(error.leader) : undefined;
+        if (address === undefined) throw error;
+        const { leader, term } = error as NotLeaderError & { leader: NodeId };
+        return await forwarder.forward<Req, Res>(address, method, request, node.id, deadline).catch((failure: grpc.ServiceError) => {
+          if ((method === 'put' || method === 'append') && node.failpoints?.isOn('bug-drop-forward-error')) {
+            // The planted bug answers as a node that took the failed forward for a success would: with the position it expected.
+            const { lastIndex, term: ownTerm } = node.status();
+            return { position: { index: lastIndex + 1, term: ownTerm } } as Res;
+          }
+          if (unreachableFailures.has(failure)) throw new LeaderUnreachableError(leader, term, failure.details);
+          if (refusedAsNotLeader(failure)) throw new RefusedByFormerLeader(leader, term, failure.details);
+          throw new RelayedFailure(failure);
+        });
+      }
+    };
+    // While the leadership changes (an election, a handover, a leader just lost) the call waits rather than fails.
+    const held = (reason: string) => logger.debug({ event: 'request-held', method, reason }, `holding ${method} until a leader is known`);
+    try {
+      return await holdWhileLeaderChanges(node, deadline, attempt, held);
+    } catch (error) {
+      if (error instanceof RelayedFailure)
+        throw { code: error.failure.code, details: error.failure.details, metadata: error.failure.metadata } satisfies CallStatus;
+      if (error instanceof ClientError) {
+        const metadata = trailersOf(error.facts);
+        if (error instanceof NotLeaderError || error instanceof LeaderChangingError) metadata.set(NOT_LEADER_TRAILER, 'nothing-written');
+        throw { code: error.code, details: error.message, metadata } satisfies CallStatus;
+      }
+      logger.error({ event: 'client-call-failed', method, err: error }, 'unexpected error in a client call');
+      throw {
+        code: grpc.status.INTERNAL,
+        details: `node ${node.id}: ${(error as Error).message}`,
+        metadata: new grpc.Metadata(),
+      } satisfies CallStatus;
+    }
+  };
 }
 
 /** The facts of an error as trailing metadata, for clients that should not parse the message. */
@@ -111,8 +150,13 @@ export function trailersOf(facts: ClientErrorFacts): grpc.Metadata {
 function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {
   const requested = call.getDeadline();
   const at = requested instanceof Date ? requested.getTime() : Number(requested);
+  return cappedDeadline(Number.isFinite(at) && at > 0 ? at : null);
+}
+
+/** A call's deadline (ms since the epoch; null: none asked), cut to MAX_CALL_MS from now. */
+export function cappedDeadline(at: number | null): number {
   const cap = Date.now() + MAX_CALL_MS;
-  return Number.isFinite(at) && at > 0 ? Math.min(at, cap) : cap;
+  return at === null ? cap : Math.min(at, cap);
 }
 
 type UnaryCall<Req, Res> = (

@@ -53,7 +53,7 @@ export class InterceptingProxy {
     const proxy = new InterceptingProxy(server, upstream, `127.0.0.1:${port}`);
     const handlers: Record<string, Unary> = {};
     for (const method of RAFTLOG_METHODS) {
-      if (method === 'Subscribe') continue;
+      if (method === 'Subscribe' || method === 'Calls') continue;
       handlers[method] = (call, callback) => proxy.relay(method, call.request, plan, callback);
     }
     server.addService(raftLogService, handlers);

@@ -159,6 +159,8 @@ export class FakeRaftLogServer {
     Delete: 0,
     CompareAndSwap: 0,
     Append: 0,
+    // Not served by the fake: the client library does not use Calls streams.
+    Calls: 0,
     Status: 0,
     ReadLog: 0,
     // Not served by the fake (gRPC answers UNIMPLEMENTED); counted for completeness.

@@ -1,0 +1,158 @@
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_IN_FLIGHT } from '../../src/node/call-stream.js';
+import { type CallReply, type CallRequest, RaftLogGrpcClient } from '../../src/node/client-proto.js';
+import type { KvCommand } from '../../src/node/kv-commands.js';
+import type { Committed, RaftNode } from '../../src/node/raft-node.js';
+import { ClientServiceHarness } from '../support/client-service-harness.js';
+import { waitFor } from '../support/wait-for.js';
+
+/**
+ * A node's real client service in-process, in front of a stand-in leader
+ * whose proposals commit only when the test says so: what a Calls stream
+ * does with each write, its answers' ids, its failures and its limit.
+ */
+class StandInLeader {
+  readonly proposed: { command: KvCommand; commit: (index: number) => void }[] = [];
+  readonly node = {
+    id: 'n1',
+    isStopped: false,
+    failpoints: null,
+    propose: (command: KvCommand): Promise<Committed> =>
+      new Promise((resolve) => {
+        this.proposed.push({ command, commit: (index) => resolve({ index, term: 3, result: { op: command.op } as Committed['result'] }) });
+      }),
+  } as unknown as RaftNode;
+}
+
+type Duplex = grpc.ClientDuplexStream<CallRequest, CallReply>;
+
+const harness = new ClientServiceHarness();
+const clients: grpc.Client[] = [];
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close();
+  harness.close();
+});
+
+async function openStream(leader: StandInLeader): Promise<{ stream: Duplex; replies: CallReply[]; ended: Promise<grpc.ServiceError | null> }> {
+  const endpoint = await harness.serve(leader.node);
+  const client = new RaftLogGrpcClient(endpoint, grpc.credentials.createInsecure());
+  clients.push(client);
+  const stream = (client as unknown as { calls: () => Duplex }).calls();
+  const replies: CallReply[] = [];
+  stream.on('data', (reply: CallReply) => replies.push(reply));
+  const ended = new Promise<grpc.ServiceError | null>((resolve) => {
+    stream.on('error', (error: grpc.ServiceError) => resolve(error));
+    stream.on('end', () => resolve(null));
+  });
+  return { stream, replies, ended };
+}
+
+const put = (id: number, key: string, value = 'v'): CallRequest => ({
+  id,
+  timeoutMs: 10_000,
+  call: 'put',
+  put: { key: Buffer.from(key), value: Buffer.from(value) },
+});
+
+describe('Calls: many writes over one stream', () => {
+  it('answers each write under its own id, in the order the writes commit', async () => {
+    const leader = new StandInLeader();
+    const { stream, replies } = await openStream(leader);
+    stream.write(put(7, 'a'));
+    stream.write({ id: 8, timeoutMs: 10_000, call: 'append', append: { record: Buffer.from('r') } });
+    stream.write({ id: 9, timeoutMs: 10_000, call: 'delete', delete: { key: Buffer.from('a') } });
+    await waitFor('three writes proposed', () => leader.proposed.length === 3, 10_000);
+    expect(leader.proposed.map((p) => p.command.op)).toEqual(['put', 'append', 'delete']);
+    // Committed last to first: each answer goes out as soon as its write is done.
+    for (const [i, p] of [...leader.proposed.entries()].reverse()) p.commit(100 + i);
+    await waitFor('three answers', () => replies.length === 3, 10_000);
+    expect(replies.map((r) => [r.id, r.result])).toEqual([
+      [9, 'delete'],
+      [8, 'append'],
+      [7, 'put'],
+    ]);
+    expect(replies[2]?.put).toMatchObject({ position: { index: 100, term: 3 }, leader: 'n1', duplicate: false });
+    expect(replies[1]?.append).toMatchObject({ position: { index: 101, term: 3 } });
+    stream.end();
+  });
+
+  it('answers a bad write with its failure, and the stream goes on', async () => {
+    const leader = new StandInLeader();
+    const { stream, replies } = await openStream(leader);
+    stream.write(put(1, ''));
+    stream.write({ id: 2, timeoutMs: 0 });
+    stream.write(put(3, 'k'));
+    await waitFor('one write proposed, two refused', () => leader.proposed.length === 1 && replies.length === 2, 10_000);
+    leader.proposed[0]?.commit(5);
+    await waitFor('three answers', () => replies.length === 3, 10_000);
+    const byId = new Map(replies.map((r) => [r.id, r]));
+    expect(byId.get(1)).toMatchObject({ result: 'failure', failure: { code: grpc.status.INVALID_ARGUMENT, nothingWritten: false } });
+    expect(byId.get(1)?.failure?.message).toMatch(/key/);
+    expect(byId.get(2)).toMatchObject({ result: 'failure', failure: { code: grpc.status.INVALID_ARGUMENT } });
+    expect(byId.get(2)?.failure?.message).toContain('call 2 names no write');
+    expect(byId.get(3)).toMatchObject({ result: 'put', put: { position: { index: 5, term: 3 } } });
+    stream.end();
+  });
+
+  it('ends the stream with INVALID_ARGUMENT on bytes that are not a CallRequest', async () => {
+    const leader = new StandInLeader();
+    const endpoint = await harness.serve(leader.node);
+    const client = new grpc.Client(endpoint, grpc.credentials.createInsecure());
+    clients.push(client);
+    const identity = (bytes: Buffer) => bytes;
+    const stream = client.makeBidiStreamRequest('/raftlog.v1.RaftLog/Calls', identity, identity);
+    const ended = new Promise<grpc.ServiceError>((resolve) => stream.on('error', resolve));
+    stream.on('data', () => undefined);
+    // Field 3 (put) as a length-delimited field whose length runs past the message.
+    stream.write(Buffer.from([0x1a, 0x7f, 0x01]));
+    const error = await ended;
+    expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(error.details).toContain('malformed request on a Calls stream');
+    expect(leader.proposed).toHaveLength(0);
+  });
+
+  it('ends the stream with INVALID_ARGUMENT on an id it could not echo exactly, and serves nothing after it', async () => {
+    const leader = new StandInLeader();
+    const { stream, ended } = await openStream(leader);
+    stream.write(put(2 ** 53 + 2, 'k'));
+    stream.write(put(1, 'k'));
+    const error = await ended;
+    expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(error?.details).toContain('above 2^53 - 1');
+    expect(leader.proposed).toHaveLength(0);
+  });
+
+  it(`reads at most ${MAX_IN_FLIGHT} writes ahead of its answers, then the rest as answers go out`, async () => {
+    const leader = new StandInLeader();
+    const { stream, replies } = await openStream(leader);
+    const total = MAX_IN_FLIGHT + 200;
+    for (let i = 1; i <= total; i++) stream.write(put(i, `k${i}`));
+    await waitFor('the first writes proposed', () => leader.proposed.length === MAX_IN_FLIGHT, 20_000);
+    // Time for the node to read further, were it not holding back.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(leader.proposed).toHaveLength(MAX_IN_FLIGHT);
+    for (const [i, p] of leader.proposed.entries()) p.commit(i + 1);
+    await waitFor('every write proposed', () => leader.proposed.length === total, 20_000);
+    for (const [i, p] of leader.proposed.slice(MAX_IN_FLIGHT).entries()) p.commit(MAX_IN_FLIGHT + i + 1);
+    await waitFor('every write answered', () => replies.length === total, 20_000);
+    expect(new Set(replies.map((r) => r.id)).size).toBe(total);
+    expect(replies.every((r) => r.result === 'put')).toBe(true);
+    stream.end();
+  });
+
+  it('ends once the caller has ended and every write in flight is answered', async () => {
+    const leader = new StandInLeader();
+    const { stream, replies, ended } = await openStream(leader);
+    stream.write(put(1, 'k'));
+    await waitFor('the write proposed', () => leader.proposed.length === 1, 10_000);
+    stream.end();
+    let over = false;
+    void ended.then(() => (over = true));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(over).toBe(false);
+    leader.proposed[0]?.commit(1);
+    expect(await ended).toBeNull();
+    expect(replies.map((r) => r.id)).toEqual([1]);
+  });
+});
