@@ -10,6 +10,7 @@
 import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { EndpointSpec } from './endpoints.js';
+import { WriteStream } from './write-stream.js';
 
 export interface Endpoint {
   readonly address: string;
@@ -17,6 +18,8 @@ export interface Endpoint {
   node: string | null;
   /** Created on first use. */
   client: grpc.Client | null;
+  /** The Calls stream writes go on (writeTransport 'calls'); created on first use, again once it ended. */
+  writes: WriteStream | null;
   discovering: boolean;
   nextDiscoveryAt: number;
 }
@@ -161,6 +164,15 @@ export class EndpointPool {
     }
   }
 
+  /** The endpoint's Calls stream for writes, opened if it has none or its last one ended. */
+  writeStreamOf(endpoint: Endpoint): WriteStream {
+    if (endpoint.writes === null || endpoint.writes.ended) {
+      endpoint.writes?.cancel();
+      endpoint.writes = new WriteStream(this.clientOf(endpoint), endpoint.address, () => this.closed);
+    }
+    return endpoint.writes;
+  }
+
   /** Keeps a call to cancel on close() until untrack(). */
   track(call: Cancellable): void {
     this.inFlight.add(call);
@@ -177,6 +189,7 @@ export class EndpointPool {
     for (const call of this.inFlight) call.cancel();
     this.inFlight.clear();
     for (const endpoint of [...this.endpoints, ...this.extraEndpoints.values()]) {
+      endpoint.writes?.cancel();
       endpoint.client?.close();
     }
   }
@@ -206,5 +219,5 @@ export class EndpointPool {
 }
 
 function newEndpoint(address: string, node: string | null): Endpoint {
-  return { address, node, client: null, discovering: false, nextDiscoveryAt: 0 };
+  return { address, node, client: null, writes: null, discovering: false, nextDiscoveryAt: 0 };
 }

@@ -16,6 +16,7 @@ import type { Endpoint, EndpointPool } from './endpoint-pool.js';
 import { type AttemptFailure, StatusCode } from './errors.js';
 import type { ClientSettings } from './options.js';
 import { type CallTraits, closedError, leavesOutcomeOpen, outOfTimeError, verdict } from './verdicts.js';
+import type { StreamedWrite } from './write-stream.js';
 
 /** How one call is made and what its reply means. */
 export interface Operation<Req, Res, T> extends CallTraits {
@@ -24,6 +25,8 @@ export interface Operation<Req, Res, T> extends CallTraits {
   decode(reply: Res, endpoint: Endpoint): T;
   /** The leader the reply names, if any. */
   leaderOf(reply: Res): string | null;
+  /** A write a Calls stream can carry: with writeTransport 'calls' it goes there instead of a unary call. */
+  readonly streamed?: StreamedWrite;
 }
 
 /**
@@ -109,6 +112,9 @@ async function attemptOn<Req, Res, T>(
   const definition = op.method;
   // The budget counts from sending: waiting for a connection sent nothing.
   const attemptDeadline = op.idempotent ? Math.min(deadline, Date.now() + attemptBudgetMs(op.deadlineMs)) : deadline;
+  if (op.streamed !== undefined && settings.writeTransport === 'calls') {
+    return await pool.writeStreamOf(endpoint).send<Res>(op.streamed, op.request, attemptDeadline);
+  }
   return new Promise((resolve) => {
     let call: grpc.ClientUnaryCall;
     const onReply = (error: grpc.ServiceError | null, reply?: Res) => {

@@ -57,6 +57,17 @@ export interface RaftLogClientOptions {
    * file's path or its contents. Default: plaintext.
    */
   readonly tls?: TlsOptions;
+  /**
+   * How writes (put, delete, compareAndSwap, append) travel: 'unary', one
+   * gRPC call each (the default), or 'calls', as messages on one Calls
+   * stream per node, several times cheaper in CPU for both sides when many
+   * writes are in flight (see Calls in client.proto). Failover, retries,
+   * exactly-once and the errors are the same either way; a write whose
+   * stream breaks before its answer is indeterminate, as a unary call cut
+   * off in flight is. Needs nodes that serve Calls (an older node answers
+   * UNIMPLEMENTED).
+   */
+  readonly writeTransport?: 'unary' | 'calls';
 }
 
 /** Per-call options. */
@@ -101,6 +112,7 @@ export interface ClientSettings {
   readonly backoffMaxMs: number;
   readonly discoverLeader: boolean;
   readonly exactlyOnce: boolean;
+  readonly writeTransport: 'unary' | 'calls';
   /** How channels to the nodes are secured (from `tls`). */
   readonly credentials: ChannelCredentials;
 }
@@ -119,8 +131,14 @@ export function clientSettings(options: RaftLogClientOptions): ClientSettings {
     backoffMaxMs: positive('backoff.maxMs', options.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS),
     discoverLeader: options.discoverLeader ?? true,
     exactlyOnce: options.exactlyOnce ?? false,
+    writeTransport: writeTransportOf(options.writeTransport),
     credentials: channelCredentials(options.tls),
   };
+}
+
+function writeTransportOf(value: unknown): 'unary' | 'calls' {
+  if (value === undefined || value === 'unary' || value === 'calls') return value ?? 'unary';
+  throw new TypeError(`RaftLogClient: writeTransport must be 'unary' or 'calls', got ${String(value)}`);
 }
 
 function positive(name: string, value: number): number {

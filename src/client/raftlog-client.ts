@@ -119,6 +119,7 @@ export class RaftLogClient {
     return await callWrite(this.pool, this.settings, this.producer, {
       name: op,
       method: methodDefinition('Put'),
+      streamed: op,
       write: true,
       request: { key: checkKey(op, key), value: checkValue(op, 'value', value) },
       deadlineMs: this.callDeadline(op, options),
@@ -151,6 +152,7 @@ export class RaftLogClient {
     return await callWrite(this.pool, this.settings, this.producer, {
       name: op,
       method: methodDefinition('Delete'),
+      streamed: op,
       write: true,
       request: { key: checkKey(op, key) },
       deadlineMs: this.callDeadline(op, options),
@@ -169,6 +171,7 @@ export class RaftLogClient {
     return await callWrite(this.pool, this.settings, this.producer, {
       name: op,
       method: methodDefinition('CompareAndSwap'),
+      streamed: op,
       write: true,
       request: {
         key: checkKey(op, key),
@@ -188,6 +191,7 @@ export class RaftLogClient {
     return await callWrite(this.pool, this.settings, this.producer, {
       name: op,
       method: methodDefinition('Append'),
+      streamed: op,
       write: true,
       request: { record: checkValue(op, 'record', record) },
       deadlineMs: this.callDeadline(op, options),

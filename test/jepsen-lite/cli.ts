@@ -99,6 +99,14 @@ async function main(): Promise<void> {
         "(each call's deadline 5 × --op-timeout); the subscribe workload always does",
     )
     .option(
+      '--write-transport <t>',
+      "append --retries: how the client library sends the appends: unary (one gRPC call each, the library's default) or calls (one Calls stream per node)",
+      (value: string) => {
+        if (value !== 'unary' && value !== 'calls') throw new InvalidArgumentError('--write-transport must be unary or calls');
+        return value;
+      },
+    )
+    .option(
       '--subscribers <n>',
       'subscribe: plain subscribers from index 1, the first streams pinned to the nodes in turn (default: one per node)',
       positiveInt('--subscribers'),
@@ -153,6 +161,7 @@ async function main(): Promise<void> {
     snapshotEntries?: number;
     retainEntries?: number;
     retries?: boolean;
+    writeTransport?: 'unary' | 'calls';
     subscribers?: number;
     consumers: number;
     bug?: PlantedBug;
@@ -201,6 +210,7 @@ async function main(): Promise<void> {
     snapshotEntries: o.snapshotEntries ?? JEPSEN_DEFAULTS.snapshotEntries,
     retainEntries: o.retainEntries ?? JEPSEN_DEFAULTS.retainEntries,
     retries: o.retries === true,
+    writeTransport: o.writeTransport ?? 'unary',
     subscribers: o.subscribers ?? JEPSEN_DEFAULTS.subscribers,
     consumers: o.consumers,
     plantedBug: o.bug ?? JEPSEN_DEFAULTS.plantedBug,

@@ -70,6 +70,8 @@ export interface JepsenOptions {
   readonly retainEntries: number | null;
   /** append: through the client library with exactlyOnce, retrying writes whose outcome was unknown (the subscribe workload always does). */
   readonly retries: boolean;
+  /** append --retries: how the client library sends the appends. */
+  readonly writeTransport: 'unary' | 'calls';
   /** subscribe: plain subscribers from index 1, pinned first to the founders in turn; null: one per founder. */
   readonly subscribers: number | null;
   /** subscribe: durable consumers that crash and resume. */
@@ -105,6 +107,7 @@ export const JEPSEN_DEFAULTS = {
   snapshotEntries: null,
   retainEntries: null,
   retries: false,
+  writeTransport: 'unary',
   subscribers: null,
   consumers: 2,
   plantedBug: null,
@@ -298,7 +301,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
       options.workload === 'register'
         ? runRegisterWorkload({ ...workloadOptions, keys: options.keys, opsPerKey: options.opsPerKey, readMode: options.readMode }).then(() => null)
         : options.workload === 'append'
-          ? runAppendWorkload({ ...workloadOptions, retries: options.retries }).then(() => null)
+          ? runAppendWorkload({ ...workloadOptions, retries: options.retries, writeTransport: options.writeTransport }).then(() => null)
           : runSubscribeWorkload({
               ...workloadOptions,
               subscribers: options.subscribers ?? founders.length,
@@ -365,7 +368,9 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     'op timeout': `${options.opTimeoutMs} ms`,
     compaction: describeCompaction(compactionSettings),
     ...(options.workload === 'register' ? { keys: options.keys, 'ops per key': options.opsPerKey, reads: options.readMode } : {}),
-    ...(options.workload === 'append' ? { retries: options.retries ? 'exactly-once, retried while unknown' : 'none' } : {}),
+    ...(options.workload === 'append'
+      ? { retries: options.retries ? `exactly-once, retried while unknown (writes as ${options.writeTransport})` : 'none' }
+      : {}),
     ...(options.workload === 'subscribe'
       ? {
           retries: 'exactly-once, retried while unknown',

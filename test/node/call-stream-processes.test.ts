@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RaftLogClient } from '../../src/client/index.js';
 import { type CallReply, type CallRequest, RaftLogGrpcClient } from '../../src/node/client-proto.js';
 import { ProcessCluster } from '../support/process-cluster.js';
 import { waitFor } from '../support/wait-for.js';
@@ -63,6 +64,38 @@ describe('Calls streams on a 3-node cluster of real processes', () => {
         expect(read.found).toBe(true);
         expect(Buffer.from(read.value).toString()).toBe(`v${i}`);
       }
+    }
+  });
+
+  it("carry the client library's writes (writeTransport 'calls', exactly-once) across a leader's SIGKILL", async () => {
+    cluster = await ProcessCluster.start(3);
+    const c = cluster;
+    const leader = await c.waitForLeader();
+    const follower = c.ids.find((id) => id !== leader) as string;
+    // The follower first: its Calls stream forwards to the leader.
+    const endpoints = [follower, ...c.ids.filter((id) => id !== follower)].map((id) => c.addresses.get(id) as string);
+    const client = new RaftLogClient({ endpoints, writeTransport: 'calls', exactlyOnce: true, deadlineMs: 15_000 });
+    try {
+      const before = await Promise.all(Array.from({ length: 30 }, (_, i) => client.append(`before-${i}`)));
+      expect(new Set(before.map((r) => r.index)).size).toBe(30);
+      const swapped = await client.compareAndSwap('k', null, 'v1');
+      expect(swapped.succeeded).toBe(true);
+
+      await c.kill(leader);
+      // Exactly-once writes retry across the failover until a new leader takes them: each is applied once.
+      const after = await Promise.all(Array.from({ length: 30 }, (_, i) => client.append(`after-${i}`)));
+      expect(new Set(after.map((r) => r.index)).size).toBe(30);
+      expect(Math.min(...after.map((r) => r.index))).toBeGreaterThan(Math.max(...before.map((r) => r.index)));
+      const survivor = c.ids.find((id) => id !== leader) as string;
+      const log = await waitFor('the log readable on a survivor', () =>
+        c.call<{ entries: { index: number; record: Buffer }[] }>(survivor, 'readLog', { fromIndex: 1, maxEntries: 1000 }),
+      );
+      const records = log.entries.filter((e) => e.record.length > 0).map((e) => Buffer.from(e.record).toString());
+      for (const prefix of ['before', 'after']) {
+        for (let i = 0; i < 30; i++) expect(records.filter((r) => r === `${prefix}-${i}`)).toHaveLength(1);
+      }
+    } finally {
+      client.close();
     }
   });
 });

@@ -10,12 +10,16 @@ export interface AppendOptions extends WorkloadOptions {
    * still hold every record at most once.
    */
   readonly retries: boolean;
+  /** With retries: how the library sends the appends (unary calls, or a Calls stream per node). */
+  readonly writeTransport?: 'unary' | 'calls';
 }
 
 /** Clients append unique integers to the log; the final logs are read afterwards by the log checker. */
 export async function runAppendWorkload(options: AppendOptions): Promise<void> {
   let next = 1;
-  const clients = options.retries ? new ProducerClients(options.cluster, options.opTimeoutMs * RETRY_DEADLINE_FACTOR) : null;
+  const clients = options.retries
+    ? new ProducerClients(options.cluster, options.opTimeoutMs * RETRY_DEADLINE_FACTOR, options.writeTransport ?? 'unary')
+    : null;
   try {
     await runWorkers(options, (worker) => {
       const value = next++;

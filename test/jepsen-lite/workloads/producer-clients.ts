@@ -26,6 +26,7 @@ export class ProducerClients {
     private readonly cluster: ProcessCluster,
     /** Each call's deadline, retries included. */
     private readonly deadlineMs: number,
+    private readonly writeTransport: 'unary' | 'calls' = 'unary',
   ) {}
 
   /**
@@ -43,6 +44,7 @@ export class ProducerClients {
     const client = new RaftLogClient({
       endpoints,
       exactlyOnce: true,
+      writeTransport: this.writeTransport,
       deadlineMs: this.deadlineMs,
       connectTimeoutMs: 500,
       discoverLeader: false,
