@@ -268,9 +268,11 @@ describe('raftlog CLI, errors and exit codes', () => {
     const run = await raftlog(['--timeout', '1000', '--endpoints', endpointsOf(nodes), 'cas', 'k', '--absent', 'v']);
     expect(run.code).toBe(4);
     expect(run.stdout).toBe('');
-    expect(lines(run.stderr)).toEqual([
-      `error: compareAndSwap on ${nodes[0]!.endpoint}: no reply before the deadline; the write may or may not have been committed (DEADLINE_EXCEEDED)`,
-    ]);
+    // Either side may notice the deadline first on a loaded machine (see member-cli.test.ts); the verdict is the same.
+    expect(lines(run.stderr)).toHaveLength(1);
+    expect(run.stderr).toMatch(
+      /^error: compareAndSwap on 127\.0\.0\.1:\d+: (no reply before the deadline|the node answered DEADLINE_EXCEEDED: Deadline exceeded); the write may or may not have been committed \(DEADLINE_EXCEEDED\)\n$/,
+    );
     expect(nodes.map((node) => node.calls.CompareAndSwap)).toEqual([1, 0]);
   });
 
