@@ -8,9 +8,12 @@
  * headers and trailers on both sides, several times the cost of a message
  * on a stream that is already open (npm run bench:calls).
  *
- * Memory per stream is bounded: the node stops reading the stream while
- * MAX_IN_FLIGHT writes are in flight (read, but their reply not yet handed
- * to gRPC), and HTTP/2 flow control then holds the sender back.
+ * Memory per stream is bounded: past MAX_IN_FLIGHT writes in flight (read,
+ * their reply not yet handed to gRPC) a write is refused at once with
+ * RESOURCE_EXHAUSTED, nothing proposed; and while gRPC holds back replies
+ * the caller does not read, the node stops reading, so that HTTP/2 flow
+ * control holds the sender back. A stopping node ends its streams with
+ * UNAVAILABLE.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { CallFailure, CallReply, CallRequest } from './client-proto.js';
@@ -18,7 +21,7 @@ import { malformedReason } from './malformed-requests.js';
 import type { RaftNode } from './raft-node.js';
 import { type CallBody, type CallStatus, cappedDeadline, NOT_LEADER_TRAILER, type ServeCall } from './unary-calls.js';
 
-/** Writes a stream may have in flight before the node stops reading it. */
+/** Writes a stream may have in flight; more are refused with RESOURCE_EXHAUSTED until answers go out. */
 export const MAX_IN_FLIGHT = 1000;
 
 type Stream = grpc.ServerDuplexStream<CallRequest, CallReply>;
@@ -30,47 +33,61 @@ export type CallBodies = { readonly [K in Kind]: CallBody<NonNullable<CallReques
 export function callStreamHandler(getNode: () => RaftNode | null, serve: ServeCall<Kind>, bodies: CallBodies): (call: Stream) => void {
   return (stream) => {
     let inFlight = 0;
-    let paused = false;
     // The caller sent its last write: the stream ends once every write in flight is answered.
     let ending = false;
     const settled = () => {
       inFlight--;
-      if (paused && inFlight < MAX_IN_FLIGHT) {
+      if (ending && inFlight === 0 && !stream.writableEnded) stream.end();
+    };
+    // Replies gRPC has not taken yet past its buffer: stop reading until it has (a caller that does not read its answers).
+    let paused = false;
+    stream.on('drain', () => {
+      if (paused) {
         paused = false;
         stream.resume();
       }
-      if (ending && inFlight === 0 && !stream.writableEnded) stream.end();
-    };
-    const reply = (message: CallReply) => {
+    });
+    const reply = (message: CallReply, counted: boolean) => {
+      const done = counted ? settled : () => undefined;
       if (stream.cancelled || stream.destroyed || stream.writableEnded) {
-        settled();
+        done();
         return;
       }
-      stream.write(message, settled);
+      if (!stream.write(message, done) && !paused) {
+        paused = true;
+        stream.pause();
+      }
     };
     // Set once the stream ended with an error: what it still delivers is not served.
-    let refused = false;
-    const refuse = (details: string) => {
-      refused = true;
-      stream.emit('error', { code: grpc.status.INVALID_ARGUMENT, details });
+    let over = false;
+    const endWith = (code: grpc.status, details: string) => {
+      if (over) return;
+      over = true;
+      stopWatching?.();
+      stream.emit('error', { code, details });
     };
+    // A stopping node ends its streams (the caller's writes in flight are then of unknown outcome), as Subscribe does;
+    // an open stream would otherwise hold the server's graceful shutdown until it is forced.
+    let stopWatching: (() => void) | null = null;
+    const watch = (node: RaftNode) => {
+      if (stopWatching !== null) return;
+      stopWatching = node.onApplied(() => {
+        if (node.isStopped) endWith(grpc.status.UNAVAILABLE, `node ${node.id} is shutting down`);
+      });
+    };
+    for (const event of ['cancelled', 'close'] as const) stream.on(event, () => stopWatching?.());
     stream.on('data', (request: CallRequest) => {
-      if (refused) return;
+      if (over) return;
       const malformed = malformedReason(request);
       if (malformed !== null) {
         // Without a readable id there is nothing to answer the write with: the stream ends.
-        refuse(`malformed request on a Calls stream: ${malformed}`);
+        endWith(grpc.status.INVALID_ARGUMENT, `malformed request on a Calls stream: ${malformed}`);
         return;
       }
       if (!Number.isSafeInteger(request.id)) {
         // Decoded as a double, the id could not be echoed exactly: answering under another id would be worse than ending.
-        refuse(`call id ${request.id} is above 2^53 - 1, the largest id this node echoes exactly`);
+        endWith(grpc.status.INVALID_ARGUMENT, `call id ${request.id} is above 2^53 - 1, the largest id this node echoes exactly`);
         return;
-      }
-      inFlight++;
-      if (inFlight >= MAX_IN_FLIGHT && !paused) {
-        paused = true;
-        stream.pause();
       }
       const { id } = request;
       const failed = (code: grpc.status, message: string, nothingWritten = false): CallReply => ({
@@ -79,19 +96,32 @@ export function callStreamHandler(getNode: () => RaftNode | null, serve: ServeCa
       });
       const node = getNode();
       if (node === null) {
-        reply(failed(grpc.status.UNAVAILABLE, 'the node is starting'));
+        reply(failed(grpc.status.UNAVAILABLE, 'the node is starting', true), false);
+        return;
+      }
+      watch(node);
+      if (node.isStopped) {
+        endWith(grpc.status.UNAVAILABLE, `node ${node.id} is shutting down`);
         return;
       }
       const kind = request.call;
       const body = kind === undefined ? undefined : request[kind];
       if (kind === undefined || body === undefined || body === null) {
-        reply(failed(grpc.status.INVALID_ARGUMENT, `node ${node.id}: call ${id} names no write (put, delete, compare_and_swap or append)`));
+        reply(failed(grpc.status.INVALID_ARGUMENT, `node ${node.id}: call ${id} names no write (put, delete, compare_and_swap or append)`), false);
         return;
       }
+      if (inFlight >= MAX_IN_FLIGHT) {
+        // Refused at once, not read later: a write read late would start its deadline late, and could be carried
+        // out after its caller gave up. The client takes this as it takes the leader's admission refusals.
+        const message = `node ${node.id}: ${MAX_IN_FLIGHT} writes of this stream are in flight; call ${id} was not carried out (wait for answers)`;
+        reply(failed(grpc.status.RESOURCE_EXHAUSTED, message, true), false);
+        return;
+      }
+      inFlight++;
       const deadline = cappedDeadline(request.timeoutMs > 0 ? Date.now() + request.timeoutMs : null);
       serveOne(serve, kind, bodies, node, body, deadline).then(
-        (answer) => reply({ id, [kind]: answer }),
-        (status: CallStatus) => reply(failed(status.code, status.details, status.metadata.get(NOT_LEADER_TRAILER).length > 0)),
+        (answer) => reply({ id, [kind]: answer }, true),
+        (status: CallStatus) => reply(failed(status.code, status.details, status.metadata.get(NOT_LEADER_TRAILER).length > 0), true),
       );
     });
     stream.on('end', () => {

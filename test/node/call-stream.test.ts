@@ -14,10 +14,20 @@ import { waitFor } from '../support/wait-for.js';
  */
 class StandInLeader {
   readonly proposed: { command: KvCommand; commit: (index: number) => void }[] = [];
+  private readonly applied = new Set<() => void>();
+  /** Stops as RaftNode does: isStopped, then every onApplied listener woken. */
+  stop(): void {
+    (this.node as { isStopped: boolean }).isStopped = true;
+    for (const listener of this.applied) listener();
+  }
   readonly node = {
     id: 'n1',
     isStopped: false,
     failpoints: null,
+    onApplied: (listener: () => void) => {
+      this.applied.add(listener);
+      return () => this.applied.delete(listener);
+    },
     propose: (command: KvCommand): Promise<Committed> =>
       new Promise((resolve) => {
         this.proposed.push({ command, commit: (index) => resolve({ index, term: 3, result: { op: command.op } as Committed['result'] }) });
@@ -123,22 +133,34 @@ describe('Calls: many writes over one stream', () => {
     expect(leader.proposed).toHaveLength(0);
   });
 
-  it(`reads at most ${MAX_IN_FLIGHT} writes ahead of its answers, then the rest as answers go out`, async () => {
+  it(`refuses a write past ${MAX_IN_FLIGHT} in flight at once with RESOURCE_EXHAUSTED, proposing nothing, and takes more once answers went out`, async () => {
     const leader = new StandInLeader();
     const { stream, replies } = await openStream(leader);
-    const total = MAX_IN_FLIGHT + 200;
-    for (let i = 1; i <= total; i++) stream.write(put(i, `k${i}`));
-    await waitFor('the first writes proposed', () => leader.proposed.length === MAX_IN_FLIGHT, 20_000);
-    // Time for the node to read further, were it not holding back.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (let i = 1; i <= MAX_IN_FLIGHT + 5; i++) stream.write(put(i, `k${i}`));
+    await waitFor('the refusals', () => replies.length === 5, 20_000);
     expect(leader.proposed).toHaveLength(MAX_IN_FLIGHT);
+    expect(replies.map((r) => r.id)).toEqual([1001, 1002, 1003, 1004, 1005]);
+    expect(replies[0]?.failure).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, nothingWritten: true });
+    expect(replies[0]?.failure?.message).toContain('1000 writes of this stream are in flight');
+    leader.proposed[0]?.commit(1);
+    await waitFor('the first answer', () => replies.length === 6, 20_000);
+    stream.write(put(2000, 'again'));
+    await waitFor('the next write proposed', () => leader.proposed.length === MAX_IN_FLIGHT + 1, 20_000);
     for (const [i, p] of leader.proposed.entries()) p.commit(i + 1);
-    await waitFor('every write proposed', () => leader.proposed.length === total, 20_000);
-    for (const [i, p] of leader.proposed.slice(MAX_IN_FLIGHT).entries()) p.commit(MAX_IN_FLIGHT + i + 1);
-    await waitFor('every write answered', () => replies.length === total, 20_000);
-    expect(new Set(replies.map((r) => r.id)).size).toBe(total);
-    expect(replies.every((r) => r.result === 'put')).toBe(true);
+    await waitFor('every write answered', () => replies.length === MAX_IN_FLIGHT + 6, 20_000);
+    expect(replies.filter((r) => r.result === 'put')).toHaveLength(MAX_IN_FLIGHT + 1);
     stream.end();
+  });
+
+  it('ends its streams with UNAVAILABLE when the node stops, so that a graceful stop is not held up', async () => {
+    const leader = new StandInLeader();
+    const { stream, ended } = await openStream(leader);
+    stream.write(put(1, 'k'));
+    await waitFor('the write proposed', () => leader.proposed.length === 1, 10_000);
+    leader.stop();
+    const error = await ended;
+    expect(error?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(error?.details).toBe('node n1 is shutting down');
   });
 
   it('ends once the caller has ended and every write in flight is answered', async () => {
