@@ -83,18 +83,7 @@ export class WriteStream {
     clearTimeout(waiter.timer);
     const failure = reply.failure;
     if (failure != null) {
-      waiter.settle({
-        ok: false,
-        failure: {
-          endpoint: this.address,
-          code: failure.code,
-          details: failure.message,
-          fromServer: true,
-          notSent: false,
-          closed: false,
-          trailers: null,
-        },
-      });
+      waiter.settle({ ok: false, failure: { ...clientSideFailure(this.address, failure.code, failure.message), fromServer: true } });
       return;
     }
     const result = reply.result === undefined || reply.result === 'failure' ? undefined : reply[reply.result];

@@ -6,7 +6,7 @@
  * a CallReply with the request's id, as soon as it is known. What a stream
  * saves is gRPC's per-call work: a unary call costs an HTTP/2 stream with
  * headers and trailers on both sides, several times the cost of a message
- * on a stream that is already open (npm run bench:calls).
+ * on a stream that is already open (npm run bench:grpc-calls).
  *
  * Memory per stream is bounded: past MAX_IN_FLIGHT writes in flight (read,
  * their reply not yet handed to gRPC) a write is refused at once with

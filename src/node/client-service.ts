@@ -51,9 +51,9 @@ export function createClientService(
   /** How a follower reaches its leader to forward a call (tls-config.ts). */
   credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
 ): grpc.UntypedServiceImplementation {
-  const calls = { getNode, logger, clientAt: (address: string) => new RaftLogGrpcClient(address, credentials) };
-  const serve = servingCalls<RaftLogMethod>(calls);
-  const unary = unaryCalls<RaftLogMethod>(calls, serve);
+  const serving = { getNode, logger, clientAt: (address: string) => new RaftLogGrpcClient(address, credentials) };
+  const serve = servingCalls<RaftLogMethod>(serving);
+  const unary = unaryCalls<RaftLogMethod>(serving, serve);
 
   const position = (committed: Committed) => ({ index: committed.index, term: committed.term });
   /**

@@ -93,15 +93,13 @@ describe("the client's writes over a Calls stream", () => {
 
   it('reports a write whose stream broke before its answer as indeterminate, never as not written', async () => {
     const node = await standIn((_request, stream) => stream.emit('error', { code: grpc.status.UNAVAILABLE, details: 'node stopping' }));
-    const started = Date.now();
     const error = await clientOf([node], 10_000)
       .put('k', 'v')
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RaftLogIndeterminateError);
     expect(error).not.toBeInstanceOf(RaftLogUnavailableError);
+    // Told by the stream's end, not by the deadline (that failure says "no answer on the Calls stream within the deadline").
     expect((error as Error).message).toContain('the Calls stream ended');
-    // Told by the stream's end, not by the deadline.
-    expect(Date.now() - started).toBeLessThan(9_000);
   });
 
   it('reports a write whose node went away (connection closed) as indeterminate', async () => {

@@ -159,7 +159,7 @@ export class FakeRaftLogServer {
     Delete: 0,
     CompareAndSwap: 0,
     Append: 0,
-    // Not served by the fake: the client library does not use Calls streams.
+    // Not served by the fake: its tests use the client library's default, one unary call per write.
     Calls: 0,
     Status: 0,
     ReadLog: 0,
