@@ -50,8 +50,9 @@ const USAGE = `usage: npm run bench -- [options]
   --delivery-concurrency LIST  writers in the delivery rows (64)
   --delivery-rounds N      run the delivery rows N times, every other round in reverse order; goals are
                            judged on the median over rounds, each against its own round's K=0 row (1)
-  --write-transport T      how the load generator sends raftlog writes: unary (one gRPC call per write,
-                           as the etcd anchor does) or calls (messages on one Calls stream per node) (unary)
+  --write-transport T      how the load generator sends raftlog writes: calls (messages on one Calls
+                           stream per node, as the client library does by default) or unary (one gRPC
+                           call per write, as the etcd anchor must: etcd's API has nothing else) (calls)
   --duration S             measured seconds per row (10)
   --warmup S               unmeasured seconds before each row (2)
   --value-size B           bytes per value (100)
@@ -93,7 +94,7 @@ const { values: a } = parseArgs({
     subscribers: { type: 'string', default: '' },
     'delivery-concurrency': { type: 'string', default: '64' },
     'delivery-rounds': { type: 'string', default: '1' },
-    'write-transport': { type: 'string', default: 'unary' },
+    'write-transport': { type: 'string', default: 'calls' },
     'failover-subscribers': { type: 'string' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },

@@ -53,13 +53,16 @@ export interface RaftLogStub extends grpc.Client {
 /**
  * How the load generator sends writes: one unary call per write (as the etcd
  * anchor must: etcd's API has nothing else), or as messages on one Calls
- * stream per node (`--write-transport calls`).
+ * stream per node (`--write-transport calls`, the default, as the client library does).
  */
 export type WriteTransport = 'unary' | 'calls';
-let writeTransport: WriteTransport = 'unary';
+let writeTransport: WriteTransport = 'calls';
 export function useWriteTransport(transport: WriteTransport): void {
   writeTransport = transport;
 }
+
+/** Grace after a write's own timeout before the load generator stops waiting for the node's answer. */
+const LATE_ANSWER_MS = 250;
 
 /** A Calls stream to one node: writes in flight by id; a broken stream fails them all as a cut-off unary call would. */
 class CallStream {
@@ -89,10 +92,22 @@ class CallStream {
     this.stream.on('end', () => fail(null));
   }
 
+  /** Rejects with DEADLINE_EXCEEDED once the request's timeout and a grace have passed unanswered, as a unary call's deadline would. */
   send(request: Omit<CallRequest, 'id'>): Promise<CallReply> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+      const timer = setTimeout(() => {
+        if (!this.waiting.delete(id)) return;
+        const details = `no answer on the Calls stream within ${request.timeoutMs} ms`;
+        reject(Object.assign(new Error(details), { code: grpc.status.DEADLINE_EXCEEDED, details }));
+      }, request.timeoutMs + LATE_ANSWER_MS);
+      const settled =
+        <T>(settle: (value: T) => void) =>
+        (value: T) => {
+          clearTimeout(timer);
+          settle(value);
+        };
+      this.waiting.set(id, { resolve: settled(resolve), reject: settled(reject) });
       this.stream.write({ ...request, id });
     });
   }

@@ -20,6 +20,8 @@ export interface Endpoint {
   client: grpc.Client | null;
   /** The Calls stream writes go on (writeTransport 'calls'); created on first use, again once it ended. */
   writes: WriteStream | null;
+  /** Until when (ms since the epoch) writes to this endpoint go as unary calls: its node answered that it does not serve Calls. */
+  unaryUntil: number;
   discovering: boolean;
   nextDiscoveryAt: number;
 }
@@ -40,6 +42,13 @@ export interface DiscoverySettings {
   /** How the channels are secured; default plaintext. */
   readonly credentials?: grpc.ChannelCredentials;
 }
+
+/**
+ * How long writes to a node that answered Calls with UNIMPLEMENTED go as
+ * unary calls before the client tries a stream again (the node may have
+ * been upgraded meanwhile).
+ */
+const UNARY_FALLBACK_MS = 60_000;
 
 /** How often, at most, one endpoint is asked for its node id in the background. */
 const DISCOVERY_INTERVAL_MS = 2000;
@@ -164,8 +173,17 @@ export class EndpointPool {
     }
   }
 
-  /** The endpoint's Calls stream for writes, opened if it has none or its last one ended. */
-  writeStreamOf(endpoint: Endpoint): WriteStream {
+  /**
+   * The endpoint's Calls stream for writes, opened if it has none or its
+   * last one ended; null while its node is known not to serve Calls (writes
+   * then go as unary calls).
+   */
+  writeStreamOf(endpoint: Endpoint): WriteStream | null {
+    if (endpoint.writes?.unsupported === true) {
+      endpoint.writes = null;
+      endpoint.unaryUntil = Date.now() + UNARY_FALLBACK_MS;
+    }
+    if (Date.now() < endpoint.unaryUntil) return null;
     if (endpoint.writes === null || endpoint.writes.ended) {
       endpoint.writes?.cancel();
       endpoint.writes = new WriteStream(this.clientOf(endpoint), endpoint.address, () => this.closed);
@@ -219,5 +237,5 @@ export class EndpointPool {
 }
 
 function newEndpoint(address: string, node: string | null): Endpoint {
-  return { address, node, client: null, writes: null, discovering: false, nextDiscoveryAt: 0 };
+  return { address, node, client: null, writes: null, unaryUntil: 0, discovering: false, nextDiscoveryAt: 0 };
 }

@@ -112,8 +112,11 @@ async function attemptOn<Req, Res, T>(
   const definition = op.method;
   // The budget counts from sending: waiting for a connection sent nothing.
   const attemptDeadline = op.idempotent ? Math.min(deadline, Date.now() + attemptBudgetMs(op.deadlineMs)) : deadline;
-  if (op.streamed !== undefined && settings.writeTransport === 'calls') {
-    return await pool.writeStreamOf(endpoint).send<Res>(op.streamed, op.request, attemptDeadline);
+  const stream = op.streamed !== undefined && settings.writeTransport === 'calls' ? pool.writeStreamOf(endpoint) : null;
+  if (stream !== null && op.streamed !== undefined) {
+    const outcome = await stream.send<Res>(op.streamed, op.request, attemptDeadline);
+    // A node without Calls carried out nothing sent on the stream: the same attempt goes as a unary call.
+    if (outcome.ok || !stream.unsupported || Date.now() >= attemptDeadline) return outcome;
   }
   return new Promise((resolve) => {
     let call: grpc.ClientUnaryCall;

@@ -58,14 +58,14 @@ export interface RaftLogClientOptions {
    */
   readonly tls?: TlsOptions;
   /**
-   * How writes (put, delete, compareAndSwap, append) travel: 'unary', one
-   * gRPC call each (the default), or 'calls', as messages on one Calls
-   * stream per node, several times cheaper in CPU for both sides when many
-   * writes are in flight (see Calls in client.proto). Failover, retries,
-   * exactly-once and the errors are the same either way; a write whose
-   * stream breaks before its answer is indeterminate, as a unary call cut
-   * off in flight is. Needs nodes that serve Calls (an older node answers
-   * UNIMPLEMENTED).
+   * How writes (put, delete, compareAndSwap, append) travel: 'calls' (the
+   * default), as messages on one Calls stream per node, several times
+   * cheaper in CPU for both sides than a gRPC call each; or 'unary', one
+   * gRPC call per write. Failover, retries, exactly-once and the errors are
+   * the same either way; a write whose stream breaks before its answer is
+   * indeterminate, as a unary call cut off in flight is. A node that does
+   * not serve Calls (an older version answers UNIMPLEMENTED) gets the same
+   * write as a unary call, and unary calls for a minute after that.
    */
   readonly writeTransport?: 'unary' | 'calls';
 }
@@ -137,7 +137,7 @@ export function clientSettings(options: RaftLogClientOptions): ClientSettings {
 }
 
 function writeTransportOf(value: unknown): 'unary' | 'calls' {
-  if (value === undefined || value === 'unary' || value === 'calls') return value ?? 'unary';
+  if (value === undefined || value === 'unary' || value === 'calls') return value ?? 'calls';
   throw new TypeError(`RaftLogClient: writeTransport must be 'unary' or 'calls', got ${String(value)}`);
 }
 

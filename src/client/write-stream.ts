@@ -12,7 +12,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { CallReply, CallRequest } from '../api/client-api.js';
-import { type AttemptOutcome, clientSideFailure } from './call-failure.js';
+import { type AttemptOutcome, type CallFailure, clientSideFailure, failureOfCall } from './call-failure.js';
 import { StatusCode } from './errors.js';
 import { methodDefinition } from './proto.js';
 
@@ -30,6 +30,10 @@ export class WriteStream {
   private nextId = 1;
   /** The stream ended or broke: every later write needs a new one. */
   ended = false;
+  /** The node itself answered the stream with UNIMPLEMENTED: it does not serve Calls (an older version); it carried out nothing sent on it. */
+  unsupported = false;
+  /** The status the stream ended with, once grpc-js has reported it. */
+  private status: grpc.StatusObject | null = null;
 
   constructor(
     client: grpc.Client,
@@ -40,8 +44,12 @@ export class WriteStream {
     const calls = methodDefinition('Calls');
     this.stream = client.makeBidiStreamRequest(calls.path, calls.requestSerialize, calls.responseDeserialize);
     this.stream.on('data', (reply: CallReply) => this.answer(reply));
-    this.stream.on('error', (error: grpc.ServiceError) => this.end(error.code, error.details));
-    this.stream.on('end', () => this.end(StatusCode.UNAVAILABLE, 'the node ended the stream'));
+    this.stream.on('error', (error: grpc.ServiceError) => this.end(error));
+    this.stream.on('status', (status: grpc.StatusObject) => {
+      this.status = status;
+    });
+    // 'end' comes after every answer the stream carried was read ('status' may come before them).
+    this.stream.on('end', () => this.end(null));
   }
 
   /** Sends one attempt of a write; `deadline` in ms since the epoch. */
@@ -97,15 +105,45 @@ export class WriteStream {
     waiter.settle({ ok: true, reply: result });
   }
 
-  /** Every write still waiting was sent and may have been carried out: its outcome is open. */
-  private end(code: number, details: string): void {
+  /**
+   * The stream ended (`error` null: after every answer on it was read) or
+   * broke. A status that breaks the stream is not an answer to any one
+   * write: the node may have carried out any write it read before. So every
+   * write still waiting is open, with three exceptions where nothing can
+   * have been carried out: the node ended the stream with OK (it does so
+   * only once every write it read is answered, see Calls in client.proto),
+   * it answered UNIMPLEMENTED itself (it has no Calls method), or the stream
+   * never left the client (no connection was established for it).
+   */
+  private end(error: grpc.ServiceError | null): void {
+    // grpc-js follows an error with 'end': the first says how the stream ended.
+    if (this.ended) return;
     this.ended = true;
-    // A node that does not serve Calls (an older version) said so itself, and wrote nothing.
-    const fromServer = code === grpc.status.UNIMPLEMENTED;
+    if (error === null && this.status?.code === grpc.status.OK) {
+      this.failWaiting({
+        ...clientSideFailure(this.address, StatusCode.UNAVAILABLE, 'the node ended the Calls stream before it read the write (it is stopping)', {
+          closed: this.closed(),
+        }),
+        fromServer: true,
+      });
+      return;
+    }
+    const seen =
+      error === null
+        ? clientSideFailure(this.address, StatusCode.UNAVAILABLE, 'the node ended the stream', { closed: this.closed() })
+        : failureOfCall(this.address, error, this.closed());
+    this.unsupported = seen.fromServer && seen.code === grpc.status.UNIMPLEMENTED;
+    this.failWaiting({
+      ...seen,
+      details: seen.notSent ? seen.details : `the Calls stream ended: ${seen.details}`,
+      fromServer: this.unsupported,
+    });
+  }
+
+  private failWaiting(failure: CallFailure): void {
     for (const { settle, timer } of this.waiting.values()) {
       clearTimeout(timer);
-      const failure = clientSideFailure(this.address, code, `the Calls stream ended: ${details}`, { closed: this.closed() });
-      settle({ ok: false, failure: { ...failure, fromServer } });
+      settle({ ok: false, failure });
     }
     this.waiting.clear();
   }

@@ -12,8 +12,17 @@
  * their reply not yet handed to gRPC) a write is refused at once with
  * RESOURCE_EXHAUSTED, nothing proposed; and while gRPC holds back replies
  * the caller does not read, the node stops reading, so that HTTP/2 flow
- * control holds the sender back. A stopping node ends its streams with
- * UNAVAILABLE.
+ * control holds the sender back.
+ *
+ * A stopping node (a graceful stop, after it handed its leadership over)
+ * carries out no more writes: each one it reads from then on is refused
+ * with UNAVAILABLE, nothing written, and once every write it had read is
+ * answered it ends the stream with OK. Ending at once with UNAVAILABLE, as
+ * it first did, cut off writes that were still being served (held or
+ * forwarded to the new leader) and left their outcome unknown to a caller
+ * that a unary call would have answered. So an OK end is a promise: every
+ * write the node read was answered before it, and a write still without an
+ * answer was never read and not carried out.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { CallFailure, CallReply, CallRequest } from './client-proto.js';
@@ -33,11 +42,14 @@ export type CallBodies = { readonly [K in Kind]: CallBody<NonNullable<CallReques
 export function callStreamHandler(getNode: () => RaftNode | null, serve: ServeCall<Kind>, bodies: CallBodies): (call: Stream) => void {
   return (stream) => {
     let inFlight = 0;
-    // The caller sent its last write: the stream ends once every write in flight is answered.
+    // The caller sent its last write, or the node is stopping: the stream ends once every write in flight is answered.
     let ending = false;
+    const endWhenAnswered = () => {
+      if (ending && inFlight === 0 && !stream.writableEnded) stream.end();
+    };
     const settled = () => {
       inFlight--;
-      if (ending && inFlight === 0 && !stream.writableEnded) stream.end();
+      endWhenAnswered();
     };
     // Replies gRPC has not taken yet past its buffer: stop reading until it has (a caller that does not read its answers).
     let paused = false;
@@ -66,18 +78,21 @@ export function callStreamHandler(getNode: () => RaftNode | null, serve: ServeCa
       stopWatching?.();
       stream.emit('error', { code, details });
     };
-    // A stopping node ends its streams (the caller's writes in flight are then of unknown outcome), as Subscribe does;
-    // an open stream would otherwise hold the server's graceful shutdown until it is forced.
+    // A stopping node ends its streams once their writes in flight are answered (see above): an open stream would
+    // otherwise hold the server's graceful shutdown until it is forced.
     let stopWatching: (() => void) | null = null;
     const watch = (node: RaftNode) => {
       if (stopWatching !== null) return;
       stopWatching = node.onApplied(() => {
-        if (node.isStopped) endWith(grpc.status.UNAVAILABLE, `node ${node.id} is shutting down`);
+        if (!node.isStopped) return;
+        ending = true;
+        endWhenAnswered();
       });
     };
     for (const event of ['cancelled', 'close'] as const) stream.on(event, () => stopWatching?.());
     stream.on('data', (request: CallRequest) => {
-      if (over) return;
+      // After the stream's OK end nothing read is carried out: that end promised that every write read was answered.
+      if (over || stream.writableEnded) return;
       const malformed = malformedReason(request);
       if (malformed !== null) {
         // Without a readable id there is nothing to answer the write with: the stream ends.
@@ -101,7 +116,9 @@ export function callStreamHandler(getNode: () => RaftNode | null, serve: ServeCa
       }
       watch(node);
       if (node.isStopped) {
-        endWith(grpc.status.UNAVAILABLE, `node ${node.id} is shutting down`);
+        ending = true;
+        reply(failed(grpc.status.UNAVAILABLE, `node ${node.id} is shutting down; call ${id} was not carried out`, true), false);
+        endWhenAnswered();
         return;
       }
       const kind = request.call;
@@ -126,7 +143,7 @@ export function callStreamHandler(getNode: () => RaftNode | null, serve: ServeCa
     });
     stream.on('end', () => {
       ending = true;
-      if (inFlight === 0 && !stream.writableEnded) stream.end();
+      endWhenAnswered();
     });
   };
 }

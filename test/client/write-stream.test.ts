@@ -102,6 +102,15 @@ describe("the client's writes over a Calls stream", () => {
     expect((error as Error).message).toContain('the Calls stream ended');
   });
 
+  it('sends a write again to the next node when its stream was ended with OK before an answer (a stopping node read none of it)', async () => {
+    const stopping = await standIn((_request, stream) => stream.end());
+    const served: CallRequest[] = [];
+    const leader = await standIn((request, stream) => stream.write(committed(request, 7)), served);
+    const put = await clientOf([stopping, leader], 10_000).put('k', 'v');
+    expect(put.index).toBe(7);
+    expect(served).toHaveLength(1);
+  });
+
   it('reports a write whose node went away (connection closed) as indeterminate', async () => {
     const node = await standIn(() => {
       for (const server of servers) server.forceShutdown();
@@ -136,7 +145,7 @@ describe("the client's writes over a Calls stream", () => {
     expect((await client.put('k', 'v')).index).toBe(3);
   });
 
-  it('fails a write on a node without Calls (UNIMPLEMENTED) as not written, not indeterminate', async () => {
+  it('fails a write on a node with neither Calls nor the unary method (UNIMPLEMENTED) as not written, not indeterminate', async () => {
     const server = new grpc.Server();
     servers.push(server);
     server.addService(raftLogService, {});
@@ -149,6 +158,32 @@ describe("the client's writes over a Calls stream", () => {
     expect(error).toBeInstanceOf(RaftLogError);
     expect(error).not.toBeInstanceOf(RaftLogIndeterminateError);
     expect((error as Error).message).toMatch(/UNIMPLEMENTED|not implemented/i);
+  });
+
+  it('sends the writes for a node without Calls (an older version) as unary calls, without asking its stream again for each', async () => {
+    let streams = 0;
+    const puts: string[] = [];
+    const server = new grpc.Server();
+    servers.push(server);
+    const handlers: grpc.UntypedServiceImplementation = {
+      Calls: (stream: grpc.ServerDuplexStream<CallRequest, CallReply>) => {
+        streams++;
+        stream.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'this node does not serve Calls' });
+      },
+      Put: (call: grpc.ServerUnaryCall<{ key: Uint8Array }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        puts.push(Buffer.from(call.request.key).toString());
+        callback(null, { position: { index: 20 + puts.length, term: 2 }, leader: 'n1' });
+      },
+    };
+    server.addService(raftLogService, handlers);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error))),
+    );
+    const client = clientOf([`127.0.0.1:${port}`]);
+    expect((await client.put('a', 'v')).index).toBe(21);
+    expect((await client.put('b', 'v')).index).toBe(22);
+    expect(puts).toEqual(['a', 'b']);
+    expect(streams).toBe(1);
   });
 
   it('refuses a writeTransport it does not know, naming what it was given', () => {

@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     )
     .option(
       '--write-transport <t>',
-      "append --retries: how the client library sends the appends: unary (one gRPC call each, the library's default) or calls (one Calls stream per node)",
+      "append --retries: how the client library sends the appends: calls (one Calls stream per node, the library's default) or unary (one gRPC call each)",
       (value: string) => {
         if (value !== 'unary' && value !== 'calls') throw new InvalidArgumentError('--write-transport must be unary or calls');
         return value;
@@ -210,7 +210,7 @@ async function main(): Promise<void> {
     snapshotEntries: o.snapshotEntries ?? JEPSEN_DEFAULTS.snapshotEntries,
     retainEntries: o.retainEntries ?? JEPSEN_DEFAULTS.retainEntries,
     retries: o.retries === true,
-    writeTransport: o.writeTransport ?? 'unary',
+    writeTransport: o.writeTransport ?? 'calls',
     subscribers: o.subscribers ?? JEPSEN_DEFAULTS.subscribers,
     consumers: o.consumers,
     plantedBug: o.bug ?? JEPSEN_DEFAULTS.plantedBug,

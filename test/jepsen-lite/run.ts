@@ -107,7 +107,7 @@ export const JEPSEN_DEFAULTS = {
   snapshotEntries: null,
   retainEntries: null,
   retries: false,
-  writeTransport: 'unary',
+  writeTransport: 'calls',
   subscribers: null,
   consumers: 2,
   plantedBug: null,

@@ -58,6 +58,16 @@ async function openStream(leader: StandInLeader): Promise<{ stream: Duplex; repl
   return { stream, replies, ended };
 }
 
+/** The stream stays open while the first proposed write is unanswered, and ends with OK once it is committed and answered. */
+async function expectEndsOnlyOnceAnswered(leader: StandInLeader, ended: Promise<grpc.ServiceError | null>): Promise<void> {
+  let over = false;
+  void ended.then(() => (over = true));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(over).toBe(false);
+  leader.proposed[0]?.commit(1);
+  expect(await ended).toBeNull();
+}
+
 const put = (id: number, key: string, value = 'v'): CallRequest => ({
   id,
   timeoutMs: 10_000,
@@ -152,15 +162,34 @@ describe('Calls: many writes over one stream', () => {
     stream.end();
   });
 
-  it('ends its streams with UNAVAILABLE when the node stops, so that a graceful stop is not held up', async () => {
+  it('a stopping node carries out no new write, answers the writes it had read, then ends the stream with OK', async () => {
     const leader = new StandInLeader();
-    const { stream, ended } = await openStream(leader);
+    const { stream, replies, ended } = await openStream(leader);
     stream.write(put(1, 'k'));
     await waitFor('the write proposed', () => leader.proposed.length === 1, 10_000);
     leader.stop();
-    const error = await ended;
-    expect(error?.code).toBe(grpc.status.UNAVAILABLE);
-    expect(error?.details).toBe('node n1 is shutting down');
+    stream.write(put(2, 'late'));
+    await waitFor('the late write refused', () => replies.length === 1, 10_000);
+    expect(replies[0]).toMatchObject({ id: 2, failure: { code: grpc.status.UNAVAILABLE, nothingWritten: true } });
+    expect(replies[0]?.failure?.message).toContain('node n1 is shutting down; call 2 was not carried out');
+    expect(leader.proposed).toHaveLength(1);
+    // Ending now would leave write 1's outcome unknown to its caller: the stream waits for its answer.
+    await expectEndsOnlyOnceAnswered(leader, ended);
+    expect(replies.map((r) => [r.id, r.result])).toEqual([
+      [2, 'failure'],
+      [1, 'put'],
+    ]);
+  });
+
+  it('a stopping node with no write in flight ends its streams with OK at once, so that a graceful stop is not held up', async () => {
+    const leader = new StandInLeader();
+    const { stream, replies, ended } = await openStream(leader);
+    stream.write(put(1, 'k'));
+    await waitFor('the write proposed', () => leader.proposed.length === 1, 10_000);
+    leader.proposed[0]?.commit(1);
+    await waitFor('its answer', () => replies.length === 1, 10_000);
+    leader.stop();
+    expect(await ended).toBeNull();
   });
 
   it('ends once the caller has ended and every write in flight is answered', async () => {
@@ -169,12 +198,7 @@ describe('Calls: many writes over one stream', () => {
     stream.write(put(1, 'k'));
     await waitFor('the write proposed', () => leader.proposed.length === 1, 10_000);
     stream.end();
-    let over = false;
-    void ended.then(() => (over = true));
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(over).toBe(false);
-    leader.proposed[0]?.commit(1);
-    expect(await ended).toBeNull();
+    await expectEndsOnlyOnceAnswered(leader, ended);
     expect(replies.map((r) => r.id)).toEqual([1]);
   });
 });

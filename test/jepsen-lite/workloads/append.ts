@@ -18,7 +18,7 @@ export interface AppendOptions extends WorkloadOptions {
 export async function runAppendWorkload(options: AppendOptions): Promise<void> {
   let next = 1;
   const clients = options.retries
-    ? new ProducerClients(options.cluster, options.opTimeoutMs * RETRY_DEADLINE_FACTOR, options.writeTransport ?? 'unary')
+    ? new ProducerClients(options.cluster, options.opTimeoutMs * RETRY_DEADLINE_FACTOR, options.writeTransport ?? 'calls')
     : null;
   try {
     await runWorkers(options, (worker) => {

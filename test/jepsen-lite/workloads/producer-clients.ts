@@ -26,7 +26,7 @@ export class ProducerClients {
     private readonly cluster: ProcessCluster,
     /** Each call's deadline, retries included. */
     private readonly deadlineMs: number,
-    private readonly writeTransport: 'unary' | 'calls' = 'unary',
+    private readonly writeTransport: 'unary' | 'calls' = 'calls',
   ) {}
 
   /**
