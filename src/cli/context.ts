@@ -33,6 +33,8 @@ export interface CliIo {
 export interface ClientChoices {
   /** Exactly-once writes (RaftLogClientOptions.exactlyOnce). */
   readonly exactlyOnce?: boolean;
+  /** Follow the cluster's membership (RaftLogClientOptions.followMembership): for a command that runs until stopped. */
+  readonly followMembership?: boolean;
 }
 
 export interface GlobalOptions {
@@ -127,11 +129,12 @@ export class Context implements CliContext {
     const { endpoints, timeoutMs, tls } = this.globals();
     // Loaded on first use, so that `raftlog --help` and usage errors load no gRPC code.
     const { RaftLogClient } = await import('../client/index.js');
-    // One command, one process: finding the leader in the background would not pay off.
+    // One command, one process: finding the leader or the members in the background would not pay off.
     const client = new RaftLogClient({
       endpoints,
       deadlineMs: timeoutMs,
       discoverLeader: false,
+      followMembership: choices.followMembership ?? false,
       exactlyOnce: choices.exactlyOnce ?? false,
       ...(tls === undefined ? {} : { tls }),
     });

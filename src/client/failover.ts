@@ -57,7 +57,9 @@ export async function callWithFailover<Req, Res, T>(
   // Do not start another attempt with less time than this left: it would
   // most likely time out, and a write that times out is indeterminate.
   const minAttemptMs = Math.min(250, op.deadlineMs / 5);
-  const order = only === undefined ? pool.attemptOrder() : [only];
+  let order = only === undefined ? pool.attemptOrder() : [only];
+  // Where in `order` the next attempt goes.
+  let next = 0;
   const failures: AttemptFailure[] = [];
   // Some attempt may have taken effect (an idempotent write carries on after one).
   let outcomeOpen = false;
@@ -72,7 +74,16 @@ export async function callWithFailover<Req, Res, T>(
         throw closedError(op.name, failures, op.write && outcomeOpen);
       }
     }
-    const endpoint = order[attempt % order.length] as Endpoint;
+    if (attempt > 0 && only === undefined) {
+      // The endpoint that failed may have left the cluster, and members may have joined.
+      pool.refreshMembers();
+    }
+    if (next === order.length) {
+      // Each round over the endpoints starts at the preferred one and takes in the members learned meanwhile.
+      if (only === undefined) order = pool.attemptOrder();
+      next = 0;
+    }
+    const endpoint = order[next++] as Endpoint;
     const outcome = await attemptOn(pool, settings, op, endpoint, deadline, minAttemptMs);
     if (outcome.ok) {
       const result = op.decode(outcome.reply, endpoint);

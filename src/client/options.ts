@@ -26,6 +26,28 @@ export interface RaftLogClientOptions {
    */
   readonly discoverLeader?: boolean;
   /**
+   * Follow the cluster's membership: ask it for its members (MemberList) in
+   * the background, every `membershipRefreshMs` and whenever something
+   * suggests a change (a reply names a leader at no known endpoint, an
+   * endpoint fails), and send calls to the members' endpoints as well as the
+   * configured ones. So a long-lived client keeps working after every node
+   * it was made with has been replaced. The configured endpoints are always
+   * kept (tried after the members when they are no longer members). A
+   * member's address the client does not know yet is used only once the
+   * node answering there says it is that member (its Status). Default: as
+   * `discoverLeader` (so true unless that is turned off). Turn it off when
+   * the members' addresses are not the client's way to the nodes (a proxy
+   * or a load balancer in between), or to pin a client to the endpoints
+   * given. A one-shot client (the CLI) turns it off.
+   */
+  readonly followMembership?: boolean;
+  /**
+   * How often a client that follows the membership asks for the members, in
+   * milliseconds. Default 30000. Whatever suggests a change, it asks at most
+   * once a second.
+   */
+  readonly membershipRefreshMs?: number;
+  /**
    * Exactly-once writes (Kafka's idempotent producer; the Raft dissertation's
    * client sessions, §6.3). Every put, delete, compareAndSwap and append then
    * carries a producer stamp (session id, sequence number), the cluster
@@ -111,6 +133,8 @@ export interface ClientSettings {
   readonly backoffInitialMs: number;
   readonly backoffMaxMs: number;
   readonly discoverLeader: boolean;
+  readonly followMembership: boolean;
+  readonly membershipRefreshMs: number;
   readonly exactlyOnce: boolean;
   readonly writeTransport: 'unary' | 'calls';
   /** How channels to the nodes are secured (from `tls`). */
@@ -121,6 +145,7 @@ const DEFAULT_DEADLINE_MS = 5000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 const DEFAULT_BACKOFF_INITIAL_MS = 25;
 const DEFAULT_BACKOFF_MAX_MS = 1000;
+const DEFAULT_MEMBERSHIP_REFRESH_MS = 30_000;
 
 /** The settings the options ask for; throws a TypeError naming the first option that is not a positive number. */
 export function clientSettings(options: RaftLogClientOptions): ClientSettings {
@@ -130,6 +155,8 @@ export function clientSettings(options: RaftLogClientOptions): ClientSettings {
     backoffInitialMs: positive('backoff.initialMs', options.backoff?.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS),
     backoffMaxMs: positive('backoff.maxMs', options.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS),
     discoverLeader: options.discoverLeader ?? true,
+    followMembership: options.followMembership ?? options.discoverLeader ?? true,
+    membershipRefreshMs: timerDelay('membershipRefreshMs', options.membershipRefreshMs ?? DEFAULT_MEMBERSHIP_REFRESH_MS),
     exactlyOnce: options.exactlyOnce ?? false,
     writeTransport: writeTransportOf(options.writeTransport),
     credentials: channelCredentials(options.tls),
@@ -139,6 +166,13 @@ export function clientSettings(options: RaftLogClientOptions): ClientSettings {
 function writeTransportOf(value: unknown): 'unary' | 'calls' {
   if (value === undefined || value === 'unary' || value === 'calls') return value ?? 'calls';
   throw new TypeError(`RaftLogClient: writeTransport must be 'unary' or 'calls', got ${String(value)}`);
+}
+
+/** A positive delay a Node timer takes as given (at most 2^31 − 1 ms; a longer one would fire at once). */
+function timerDelay(name: string, value: number): number {
+  const delay = positive(name, value);
+  if (delay > 2 ** 31 - 1) throw new TypeError(`RaftLogClient: ${name} must be at most 2147483647 ms, got ${String(value)}`);
+  return delay;
 }
 
 function positive(name: string, value: number): number {

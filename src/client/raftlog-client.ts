@@ -100,12 +100,28 @@ export class RaftLogClient {
       throw new TypeError(`RaftLogClient: ${(error as Error).message}`);
     }
     this.settings = clientSettings(options);
-    this.pool = new EndpointPool(specs, this.settings, (address, deadlineMs) => this.status(address, { deadlineMs }));
+    this.pool = new EndpointPool(
+      specs,
+      this.settings,
+      (address, deadlineMs) => this.status(address, { deadlineMs }),
+      (deadlineMs) => this.memberList({ deadlineMs }),
+      // Checking a member's address: a node that answers as another member must not be recorded there.
+      (address, deadlineMs) => this.statusOf(address, { deadlineMs }, false),
+    );
   }
 
   /** The configured endpoints (host:port), in order. */
   get endpointAddresses(): readonly string[] {
     return this.pool.configured.map((endpoint) => endpoint.address);
+  }
+
+  /**
+   * The endpoints calls may go to (host:port), in the order they are tried
+   * from the first: the configured ones and, with followMembership, the
+   * members learned since (see RaftLogClientOptions.followMembership).
+   */
+  get knownEndpoints(): readonly string[] {
+    return this.pool.known.map((endpoint) => endpoint.address);
   }
 
   /** The leader named by the latest reply, and its endpoint when the client knows it. */
@@ -205,23 +221,7 @@ export class RaftLogClient {
    * (no other endpoint is tried); without one, any node that answers.
    */
   async status(endpoint?: string, options: CallOptions = {}): Promise<NodeStatus> {
-    const op = 'status';
-    const only = this.onlyEndpoint(op, endpoint);
-    return await this.run(
-      {
-        name: op,
-        method: methodDefinition('Status'),
-        write: false,
-        request: {},
-        deadlineMs: this.callDeadline(op, options),
-        decode: (reply, at) => {
-          this.pool.learnNode(at, reply.node);
-          return nodeStatus(reply, at.address);
-        },
-        leaderOf: replyLeader,
-      },
-      only,
-    );
+    return await this.statusOf(endpoint, options, true);
   }
 
   /**
@@ -351,11 +351,11 @@ export class RaftLogClient {
     return await this.run(consumersOperation(options, this.settings.deadlineMs));
   }
 
-  /** Every configured endpoint's status, asked in parallel; an endpoint that fails has its error instead. */
+  /** Every known endpoint's status (knownEndpoints), asked in parallel; an endpoint that fails has its error instead. */
   async statusAll(options: CallOptions = {}): Promise<EndpointStatus[]> {
     if (this.pool.closed) throw closedError('status');
     return await Promise.all(
-      this.pool.configured.map(async (endpoint): Promise<EndpointStatus> => {
+      this.pool.known.map(async (endpoint): Promise<EndpointStatus> => {
         try {
           return { endpoint: endpoint.address, ok: true, status: await this.status(endpoint.address, options) };
         } catch (error) {
@@ -386,6 +386,27 @@ export class RaftLogClient {
       decode: (reply, endpoint) => memberChange(reply, endpoint.address),
       leaderOf: replyLeader,
     });
+  }
+
+  /** Status, from the endpoint given or any; with `learn`, the pool records which node answered where. */
+  private async statusOf(endpoint: string | undefined, options: CallOptions, learn: boolean): Promise<NodeStatus> {
+    const op = 'status';
+    const only = this.onlyEndpoint(op, endpoint);
+    return await this.run(
+      {
+        name: op,
+        method: methodDefinition('Status'),
+        write: false,
+        request: {},
+        deadlineMs: this.callDeadline(op, options),
+        decode: (reply, at) => {
+          if (learn) this.pool.learnNode(at, reply.node);
+          return nodeStatus(reply, at.address);
+        },
+        leaderOf: replyLeader,
+      },
+      only,
+    );
   }
 
   private callDeadline(operation: RaftLogOperation, options: CallOptions): number {

@@ -514,7 +514,7 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
             this.outOfRange = null; // progress since: that start was served after all
           } else {
             outOfRange.tried.add(endpoint.address);
-            if (pool.configured.every((configured) => outOfRange.tried.has(configured.address))) {
+            if (pool.known.every((known) => outOfRange.tried.has(known.address))) {
               this.endWith(outOfRange.error);
               return;
             }
@@ -536,12 +536,14 @@ export class LogSubscription implements AsyncIterableIterator<SubscribedEntry> {
     }
   }
 
-  /** After `endpoint`, the next configured one (from the start of the pool's order for an endpoint not configured). */
+  /** After `endpoint`, the next known one (from the start of the pool's order for an endpoint not known). */
   private nextEndpoint(endpoint: Endpoint): Endpoint {
     const { pool } = this.context;
-    const configured = pool.configured;
-    const at = configured.indexOf(endpoint);
-    return (at < 0 ? pool.attemptOrder()[0] : configured[(at + 1) % configured.length]) as Endpoint;
+    // The node that failed may have left the cluster, and members may have joined.
+    pool.refreshMembers();
+    const known = pool.known;
+    const at = known.indexOf(endpoint);
+    return (at < 0 ? pool.attemptOrder()[0] : known[(at + 1) % known.length]) as Endpoint;
   }
 
   private request(): SubscribeRequest {

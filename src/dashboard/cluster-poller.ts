@@ -177,6 +177,8 @@ export class ClusterPoller {
       endpoints: [spec.address],
       deadlineMs: this.callDeadlineMs,
       discoverLeader: false,
+      // One client per node, each asking its own node: none should move elsewhere.
+      followMembership: false,
       ...(this.tls === undefined ? {} : { tls: this.tls }),
     });
     this.targets.set(spec.address, {

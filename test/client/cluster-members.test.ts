@@ -16,7 +16,7 @@ import {
   RaftLogInvalidArgumentError,
   RaftLogUnavailableError,
 } from '../../src/client/index.js';
-import { type FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
+import { FakeRaftLogServer, startFakeCluster } from '../support/fake-raftlog-server.js';
 import { rejection } from '../support/rejection.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -210,5 +210,89 @@ describe('RaftLogClient membership: refusals and failures', () => {
     );
     expect(error).toBeInstanceOf(RaftLogUnavailableError);
     expect(nodes.every((node) => node.calls.MemberList >= 1)).toBe(true);
+  });
+});
+
+describe('RaftLogClient following the membership (followMembership, on by default)', () => {
+  /** The members of the fake cluster become exactly `ids` (voters), in that order. */
+  const reconfigure = (nodes: readonly FakeRaftLogServer[], ids: readonly string[]) => {
+    const shared = nodes[0]!.cluster;
+    shared.members = [...ids];
+    shared.learners = [];
+    shared.configIndex += 1;
+  };
+
+  it('a client made with one node learns the others, and carries on when that node stops', async () => {
+    const nodes = await cluster(3, 'n2');
+    const c = client([nodes[0]!.endpoint], { deadlineMs: 2000 });
+
+    // The reply names leader n2, at an endpoint the client does not know: it asks for the members.
+    await c.put(Buffer.from('k'), Buffer.from('v1'));
+    await waitFor('the members learned', () => (c.knownEndpoints.length === 3 ? true : undefined));
+    expect(c.knownEndpoints).toEqual(nodes.map((node) => node.endpoint));
+    expect(c.knownLeader).toEqual({ node: 'n2', endpoint: nodes[1]!.endpoint });
+
+    await nodes[0]!.stop();
+    const put = await c.put(Buffer.from('k'), Buffer.from('v2'));
+    expect(put.endpoint).toBe(nodes[1]!.endpoint);
+  });
+
+  it('a member that joined after the client was made serves it once every node the client was made with is gone', async () => {
+    const nodes = await cluster(2);
+    const joined = await FakeRaftLogServer.start({ node: 'n3', cluster: nodes[0]!.cluster });
+    fakes.push(joined);
+    reconfigure(nodes, ['n3']);
+    nodes[0]!.cluster.leader = 'n3';
+    const following = client(
+      nodes.map((node) => node.endpoint),
+      { deadlineMs: 1500, membershipRefreshMs: 100 },
+    );
+    const pinned = client(
+      nodes.map((node) => node.endpoint),
+      { deadlineMs: 1500, followMembership: false },
+    );
+    // The periodic refresh alone, with no call made: what a subscriber that only listens relies on.
+    await waitFor('the new member learned', () => (following.knownEndpoints.includes(joined.endpoint) ? true : undefined));
+    // Members first; the configured endpoints that are no longer members are kept, and tried last.
+    expect(following.knownEndpoints).toEqual([joined.endpoint, nodes[0]!.endpoint, nodes[1]!.endpoint]);
+
+    await Promise.all(nodes.map((node) => node.stop()));
+    const put = await following.put(Buffer.from('k'), Buffer.from('v'));
+    expect(put.endpoint).toBe(joined.endpoint);
+    // The contrast: a client told not to follow knows only the nodes that are gone.
+    expect(pinned.knownEndpoints).toEqual(nodes.map((node) => node.endpoint));
+    expect(await rejection(pinned.put(Buffer.from('k'), Buffer.from('w')))).toBeInstanceOf(RaftLogUnavailableError);
+  });
+
+  it('a learned member that leaves is no longer tried; the configured endpoints always are', async () => {
+    const nodes = await cluster(3);
+    const c = client([nodes[0]!.endpoint], { membershipRefreshMs: 100 });
+    await waitFor('the members learned', () => (c.knownEndpoints.length === 3 ? true : undefined));
+
+    reconfigure(nodes, ['n2']);
+    nodes[0]!.cluster.leader = 'n2';
+    await waitFor('n1 and n3 gone from the members', () => (c.knownEndpoints.length === 2 ? true : undefined));
+    expect(c.knownEndpoints).toEqual([nodes[1]!.endpoint, nodes[0]!.endpoint]);
+  });
+
+  it('an address where the member does not answer is not taken: unreachable, or another node there', async () => {
+    const nodes = await cluster(3);
+    const shared = nodes[0]!.cluster;
+    shared.addresses.set('n2', nodes[2]!.endpoint); // n3 answers there
+    shared.addresses.set('n3', '127.0.0.1:1'); // nothing listens there
+    const c = client([nodes[0]!.endpoint], { membershipRefreshMs: 100 });
+    // A refresh starts only once the one before has checked its addresses: two have been taken in after the third starts.
+    await waitFor('three refreshes', () => (total('MemberList') >= 3 ? true : undefined));
+    expect(c.knownEndpoints).toEqual([nodes[0]!.endpoint]);
+    expect((await c.put(Buffer.from('k'), Buffer.from('v'))).endpoint).toBe(nodes[0]!.endpoint);
+  });
+
+  it('a configuration that records no addresses changes nothing', async () => {
+    const nodes = await cluster(2);
+    nodes[0]!.cluster.addresses.clear();
+    const c = client([nodes[1]!.endpoint], { membershipRefreshMs: 100 });
+    await waitFor('the members asked for twice', () => (total('MemberList') >= 2 ? true : undefined));
+    expect(c.knownEndpoints).toEqual([nodes[1]!.endpoint]);
+    expect((await c.get(Buffer.from('absent'))).value).toBeNull();
   });
 });

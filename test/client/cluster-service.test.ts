@@ -100,7 +100,8 @@ async function serve(node: RaftNode): Promise<string> {
 }
 
 function client(endpoint: string, deadlineMs = 5000): RaftLogClient {
-  const made = new RaftLogClient({ endpoints: [endpoint], deadlineMs });
+  // The configurations served here name addresses nobody listens at: the client must not go there.
+  const made = new RaftLogClient({ endpoints: [endpoint], deadlineMs, followMembership: false });
   clients.push(made);
   return made;
 }

@@ -177,6 +177,8 @@ export class Roster {
       deadlineMs,
       connectTimeoutMs: 500,
       discoverLeader: false,
+      // The workload chooses which nodes each client asks, and makes a new client when the membership changes.
+      followMembership: false,
     });
   }
 

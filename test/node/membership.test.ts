@@ -80,6 +80,44 @@ async function grow(c: ProcessCluster, admin: RaftLogClient, id: string, joinVia
 }
 
 describe('membership changes with real processes', () => {
+  it('a client made with the founding node only follows the membership: once that node is replaced, its writes and its subscription carry on at the new one', {
+    timeout: 180_000,
+  }, async () => {
+    cluster = await ProcessCluster.start(1);
+    const c = cluster;
+    await c.waitForLeader();
+    const admin = clientOf(c, ['n1']);
+    // Made with n1's address alone, as an application configured before n2 existed would be.
+    const user = new RaftLogClient({ endpoints: [c.address('n1')], deadlineMs: CALL_MS, membershipRefreshMs: 500 });
+    clients.push(user);
+    const subscription = user.subscribe({ from: 1 });
+    const before = await user.append(Buffer.from('before'));
+    expect(before.endpoint).toBe(c.address('n1'));
+
+    await grow(c, admin, 'n2', ['n1']);
+    await waitFor('the client learned n2', async () => (user.knownEndpoints.includes(c.address('n2')) ? true : undefined), { timeoutMs: WAIT_MS });
+    // n1 is the leader: removed, it hands over to n2 and exits.
+    await admin.memberRemove('n1');
+    await waitFor('n1 exits once removed', async () => (c.isRunning('n1') ? undefined : true), { timeoutMs: WAIT_MS });
+
+    const after = await user.append(Buffer.from('after'));
+    expect(after.endpoint).toBe(c.address('n2'));
+    const seen: { index: number; record: string | null }[] = [];
+    // A subscription that stalls is closed after the deadline, which ends the loop below.
+    const stall = setTimeout(() => void subscription.close(), WAIT_MS);
+    try {
+      for await (const entry of subscription) {
+        seen.push({ index: entry.index, record: entry.record === null ? null : Buffer.from(entry.record).toString() });
+        if (entry.index >= after.index) break;
+      }
+    } finally {
+      clearTimeout(stall);
+    }
+    // Every index from 1, once, in order: nothing lost or repeated across the move from n1 to n2.
+    expect(seen.map((entry) => entry.index)).toEqual(Array.from({ length: after.index }, (_, i) => i + 1));
+    expect(seen.filter((entry) => entry.record !== null).map((entry) => entry.record)).toEqual(['before', 'after']);
+  });
+
   it('grows 3 → 5 while writing, removes the leader and shrinks back to 3; no acknowledged write is lost', { timeout: 300_000 }, async () => {
     cluster = await ProcessCluster.start(3, ['--snapshot-entries', '200', '--retain-entries', '50']);
     const c = cluster;

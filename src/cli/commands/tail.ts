@@ -88,21 +88,24 @@ export const tailCommand: CliCommand = {
         const subscribeOptions = subscribeOptionsOf(options);
         const print = (entry: SubscribedEntry) =>
           context.io.out(json ? JSON.stringify(entryJson(entry, options.view)) : entryLine(entry, options.view));
-        await context.withClient(async (client) => {
-          // First, so that bad options are reported (exit code 2) before anything is sent.
-          const subscription = client.subscribe(subscribeOptions);
-          try {
-            // The end is the commit index after a linearizable read: every write acknowledged before the tail began is printed.
-            const end = options.follow === true ? null : (await client.consumers()).commitIndex;
-            await printEntries(subscription, end, print, context.io);
-          } catch (error) {
-            await subscription.close().catch(() => undefined);
-            // Imported here (the client is loaded by now) so that the CLI starts without it.
-            const { RaftLogCompactedError } = await import('../../client/index.js');
-            if (!(error instanceof RaftLogCompactedError)) throw error;
-            reportCompacted(context, error, options.consumer);
-          }
-        });
+        await context.withClient(
+          async (client) => {
+            // First, so that bad options are reported (exit code 2) before anything is sent.
+            const subscription = client.subscribe(subscribeOptions);
+            try {
+              // The end is the commit index after a linearizable read: every write acknowledged before the tail began is printed.
+              const end = options.follow === true ? null : (await client.consumers()).commitIndex;
+              await printEntries(subscription, end, print, context.io);
+            } catch (error) {
+              await subscription.close().catch(() => undefined);
+              // Imported here (the client is loaded by now) so that the CLI starts without it.
+              const { RaftLogCompactedError } = await import('../../client/index.js');
+              if (!(error instanceof RaftLogCompactedError)) throw error;
+              reportCompacted(context, error, options.consumer);
+            }
+          },
+          { followMembership: options.follow === true },
+        );
       });
   },
 };

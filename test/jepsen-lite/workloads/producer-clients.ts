@@ -48,6 +48,8 @@ export class ProducerClients {
       deadlineMs: this.deadlineMs,
       connectTimeoutMs: 500,
       discoverLeader: false,
+      // The workload chooses which nodes each client asks, and makes a new client when the membership changes.
+      followMembership: false,
     });
     this.byWorker.set(index, { endpoints: key, client });
     return client;

@@ -44,7 +44,7 @@ export class ProcessNumbers {
 export interface SubscriberContext {
   readonly cluster: ProcessCluster;
   readonly recorder: HistoryRecorder;
-  /** The nodes the readers' clients know: the founders (a member added later is not known to them). */
+  /** The nodes the readers' first clients are made with: the founders (the clients learn of later members by following the membership). */
   readonly nodes: readonly string[];
   /** Deadline of a commit or a poll. */
   readonly callTimeoutMs: number;
@@ -54,14 +54,25 @@ export interface SubscriberContext {
 
 const between = (random: SeededRandom, range: { readonly min: number; readonly max: number }) => range.min + random.next() * (range.max - range.min);
 
-/** A client of every node, `first` first. */
-function readerClient(context: SubscriberContext, first: string, deadlineMs: number): RaftLogClient {
-  const order = [first, ...context.nodes.filter((id) => id !== first)];
+/** A client of every node in `nodes` (default: the founders), `first` first. */
+function readerClient(context: SubscriberContext, first: string, deadlineMs: number, nodes = context.nodes): RaftLogClient {
+  const order = [first, ...nodes.filter((id) => id !== first)];
   return new RaftLogClient({
     endpoints: order.map((id) => `${id}=${context.cluster.address(id)}`),
     deadlineMs,
     connectTimeoutMs: 500,
   });
+}
+
+/**
+ * The nodes running now, or the founders when none is: what a consumer
+ * process that restarts is configured with, as a deployment's list of the
+ * cluster's nodes is kept up to date when nodes are replaced. Which nodes
+ * run depends on when the nemesis struck, so a seed does not fix this choice.
+ */
+function runningNodes(context: SubscriberContext): readonly string[] {
+  const running = [...context.cluster.addresses.keys()].filter((id) => context.cluster.isRunning(id));
+  return running.length > 0 ? running : context.nodes;
 }
 
 function nodeAt(cluster: ProcessCluster, address: string): string | undefined {
@@ -241,12 +252,15 @@ export class DurableConsumer implements Reader {
         const end = await this.segment(node);
         if (end.kind === 'stopped') break;
         if (end.kind === 'crashed') {
-          if (end.how === 'drop-client') this.client = readerClient(this.context, node, this.context.callTimeoutMs);
           if (!this.draining) await sleep(between(this.random, DOWN_FOR_MS), undefined, { signal: this.wakeUp.signal }).catch(() => undefined);
         } else {
           await sleep(AFTER_COMPACTED_MS);
         }
-        node = this.context.nodes[this.random.nextInt(this.context.nodes.length)] as string;
+        // Resumes on a node running now: with the membership nemesis, the founders may all be gone.
+        const running = runningNodes(this.context);
+        node = running[this.random.nextInt(running.length)] as string;
+        // The restarted process is configured with the nodes running now.
+        if (end.kind === 'crashed' && end.how === 'drop-client') this.client = readerClient(this.context, node, this.context.callTimeoutMs, running);
       }
       // The last word: what it processed is committed, so that a later subscription would start after it.
       if (this.segmentLast > this.committed) await this.commit(this.segmentLast);
