@@ -39,6 +39,7 @@ export interface PeerLinkFigures {
   readonly failedCalls: number;
   readonly droppedOverflow: number;
   readonly droppedFailed: number;
+  readonly foldedCommitNotices: number;
 }
 
 /** The node as metrics read it at scrape time. */
@@ -501,6 +502,16 @@ export class NodeMetrics {
           dropped.inc({ peer: link.peer, reason: 'overflow' }, link.droppedOverflow);
           dropped.inc({ peer: link.peer, reason: 'failed' }, link.droppedFailed);
         }
+      },
+    });
+    const folded: Counter<'peer'> = new Counter({
+      name: 'raftlog_peer_folded_commit_notices_total',
+      help: 'Commit-only appends to each peer not sent because the next append, sent within --commit-notice-ms, carried the commit index.',
+      labelNames: ['peer'],
+      registers,
+      collect: () => {
+        folded.reset();
+        for (const link of links()) folded.inc({ peer: link.peer }, link.foldedCommitNotices);
       },
     });
   }

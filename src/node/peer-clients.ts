@@ -13,7 +13,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Message, NodeId } from '../raft/types.js';
+import type { AppendRequest, Message, NodeId } from '../raft/types.js';
 import { NOT_A_MEMBER, type PeerIdentity, REFUSAL_METADATA_KEY } from './cluster-identity.js';
 import type { Failpoints } from './failpoints.js';
 import { PEER_CHANNEL_OPTIONS, PEER_MAX_BATCH_BYTES } from './peer-transport.js';
@@ -44,6 +44,12 @@ export interface PeerClientsOptions {
   readonly channelCredentials?: grpc.ChannelCredentials;
   /** Faults for tests (failpoints.ts: peer-send); null or absent in production. */
   readonly failpoints?: Failpoints | null;
+  /**
+   * How long a commit-only append (AppendRequest.commitOnly) may wait for the
+   * next message to its peer, which makes it unneeded when that message is an
+   * append reaching as far (default 0: sent at once). See PeerLink.holdCommitNotice.
+   */
+  readonly commitNoticeDelayMs?: number;
 }
 
 /** What one link to a peer has done so far (for status pages, metrics and tests). */
@@ -64,6 +70,8 @@ export interface PeerLinkStats {
   readonly droppedOverflow: number;
   /** Dropped because the stream failed: what was queued, and what was written to a stream the peer never accepted. */
   readonly droppedFailed: number;
+  /** Commit-only appends not sent because the next append, sent while they waited, carried their commit index. */
+  readonly foldedCommitNotices: number;
 }
 
 /** What every link of one PeerClients shares: who sends, the limits, and where refusals go. */
@@ -79,6 +87,7 @@ interface LinkSettings {
   readonly maxBackoffMs: number;
   readonly onRefusedAsNonMember: ((peer: NodeId) => void) | undefined;
   readonly channelCredentials: grpc.ChannelCredentials;
+  readonly commitNoticeDelayMs: number;
 }
 
 interface Queued {
@@ -112,6 +121,7 @@ export class PeerClients {
       maxBackoffMs: Math.max(initialBackoffMs, options.maxBackoffMs ?? 1_000),
       onRefusedAsNonMember: options.onRefusedAsNonMember,
       channelCredentials: options.channelCredentials ?? grpc.credentials.createInsecure(),
+      commitNoticeDelayMs: nonNegative(options.commitNoticeDelayMs ?? 0, 'commitNoticeDelayMs'),
     };
     for (const [id, address] of options.peers) this.addLink(id, address);
   }
@@ -181,7 +191,12 @@ export class PeerClients {
         this.dropForUnknownPeer(message);
         continue;
       }
-      link.enqueue({ wire: toWire(message), bytes: estimateBytes(message) });
+      if (message.type === 'AppendRequest' && message.commitOnly === true && this.settings.commitNoticeDelayMs > 0) {
+        link.holdCommitNotice(message);
+        continue;
+      }
+      link.releaseCommitNotice(message);
+      link.enqueue(queuedOf(message));
       touched.add(link);
     }
     for (const link of touched) link.queued();
@@ -244,6 +259,9 @@ class PeerLink {
   private failedCalls = 0;
   private droppedOverflow = 0;
   private droppedFailed = 0;
+  private foldedCommitNotices = 0;
+  /** A commit-only append waiting for the next message to this peer (holdCommitNotice), and the timer that sends it. */
+  private heldNotice: { message: AppendRequest; readonly timer: NodeJS.Timeout } | null = null;
 
   constructor(
     readonly id: NodeId,
@@ -253,6 +271,50 @@ class PeerLink {
 
   enqueue(message: Queued): void {
     this.queue.push(message);
+  }
+
+  /**
+   * A commit-only append only moves the follower's commit index, and goes
+   * unanswered. While one write follows another (a client writing one at a
+   * time), the next write's append comes a moment later and carries a commit
+   * index at least as new: sending the notice too would wake the follower
+   * twice per write. So it waits up to commitNoticeDelayMs for the next
+   * message to this peer: an append that reaches as far makes it unneeded
+   * (releaseCommitNotice); any other message goes after it; with nothing
+   * sent, it goes when the delay has passed. A newer notice takes the place
+   * of a waiting one, keeping the first one's deadline. Holding or skipping
+   * it is what a slow or lossy link may do to any message; Raft tolerates
+   * both (hashicorp/raft's CommitTimeout makes the same trade).
+   */
+  holdCommitNotice(message: AppendRequest): void {
+    if (this.closed) return;
+    if (this.heldNotice !== null) {
+      this.heldNotice.message = message;
+      return;
+    }
+    const timer = setTimeout(() => {
+      const held = this.heldNotice;
+      this.heldNotice = null;
+      if (held === null || this.closed) return;
+      this.enqueue(queuedOf(held.message));
+      this.queued();
+    }, this.settings.commitNoticeDelayMs);
+    this.heldNotice = { message, timer };
+  }
+
+  /** `next` goes to this peer: the waiting commit notice goes before it, unless `next` is an append that reaches as far. */
+  releaseCommitNotice(next: Message): void {
+    const held = this.heldNotice;
+    if (held === null) return;
+    clearTimeout(held.timer);
+    this.heldNotice = null;
+    // The follower commits up to min(leaderCommit, the append's last index): an append reaching the notice's index
+    // carries a commit index at least as new (the sender's only grows) and lets the follower use all of it.
+    if (next.type === 'AppendRequest' && next.prevLogIndex + next.entries.length >= held.message.prevLogIndex) {
+      this.foldedCommitNotices += 1;
+      return;
+    }
+    this.enqueue(queuedOf(held.message));
   }
 
   /** After one send() queued messages here: keeps the queue bounded and writes on the next microtask. */
@@ -273,6 +335,7 @@ class PeerLink {
       failedCalls: this.failedCalls,
       droppedOverflow: this.droppedOverflow,
       droppedFailed: this.droppedFailed,
+      foldedCommitNotices: this.foldedCommitNotices,
     };
   }
 
@@ -292,6 +355,8 @@ class PeerLink {
 
   private stop(): void {
     this.closed = true;
+    if (this.heldNotice !== null) clearTimeout(this.heldNotice.timer);
+    this.heldNotice = null;
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.queue = [];
@@ -465,6 +530,10 @@ class PeerLink {
   }
 }
 
+function queuedOf(message: Message): Queued {
+  return { wire: toWire(message), bytes: estimateBytes(message) };
+}
+
 /** Rough size on the wire, to keep batches well under PEER_MAX_MESSAGE_BYTES. */
 function estimateBytes(message: Message): number {
   switch (message.type) {
@@ -486,5 +555,10 @@ function estimateBytes(message: Message): number {
 
 function positive(value: number, name: string): number {
   if (!(value > 0)) throw new RangeError(`PeerClients: ${name} must be positive, got ${value}`);
+  return value;
+}
+
+function nonNegative(value: number, name: string): number {
+  if (!(value >= 0)) throw new RangeError(`PeerClients: ${name} must not be negative, got ${value}`);
   return value;
 }

@@ -77,6 +77,8 @@ export interface RaftNodeOptions {
   readonly maxWriteWaitMs?: number;
   /** Changing entries whose changes are kept for CHANGES subscribers (see ChangeHistory). */
   readonly changeHistoryEntries?: number;
+  /** How long a leader's commit-only append may wait to be folded into the next append to that follower (PeerLink.holdCommitNotice); 0 = sent at once. */
+  readonly commitNoticeDelayMs?: number;
   /**
    * Client endpoints of a running cluster this new node joins (`--join`):
    * it learns the cluster's id, name and members there, starts with an empty
@@ -122,6 +124,7 @@ export const NODE_DEFAULTS = {
   maxUncommittedBytes: 4 * 1024 * 1024,
   maxWritesInProgress: 8,
   maxWriteWaitMs: 1000,
+  commitNoticeDelayMs: 2,
 } as const;
 
 export interface Committed {
@@ -467,6 +470,7 @@ export class RaftNode {
         channelCredentials,
         onRefusedAsNonMember: (peer) => node?.removedByPeer(peer),
         failpoints: options.failpoints ?? null,
+        commitNoticeDelayMs: options.commitNoticeDelayMs ?? NODE_DEFAULTS.commitNoticeDelayMs,
       });
       const sender = new SnapshotSender({
         self: options.id,

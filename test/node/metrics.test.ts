@@ -46,7 +46,18 @@ function status(overrides: Partial<RaftStatus> = {}): RaftStatus {
 }
 
 function link(peer: string, overrides: Partial<PeerLinkFigures> = {}): PeerLinkFigures {
-  return { peer, state: 'ok', queued: 0, streaming: true, sentMessages: 0, failedCalls: 0, droppedOverflow: 0, droppedFailed: 0, ...overrides };
+  return {
+    peer,
+    state: 'ok',
+    queued: 0,
+    streaming: true,
+    sentMessages: 0,
+    failedCalls: 0,
+    droppedOverflow: 0,
+    droppedFailed: 0,
+    foldedCommitNotices: 0,
+    ...overrides,
+  };
 }
 
 function consumer(name: string, position: number): ConsumerPosition {
@@ -87,7 +98,7 @@ async function scrape(metrics: NodeMetrics) {
 describe('NodeMetrics: what a scrape shows', () => {
   it("reads the node's state at scrape time under raftlog_ names, each of its Prometheus type, with base units and _total counters", async () => {
     const node = new FakeNode(vitals(), [
-      link('n2', { queued: 3, sentMessages: 900, failedCalls: 2, droppedOverflow: 5 }),
+      link('n2', { queued: 3, sentMessages: 900, failedCalls: 2, droppedOverflow: 5, foldedCommitNotices: 7 }),
       link('n3', { state: 'unreachable', streaming: false, failedCalls: 9, droppedFailed: 40 }),
     ]);
     const metrics = new NodeMetrics(() => node);
@@ -135,6 +146,7 @@ describe('NodeMetrics: what a scrape shows', () => {
     expect(sampleValue(families, 'raftlog_peer_sent_messages_total', { peer: 'n2' })).toBe(900);
     expect(sampleValue(families, 'raftlog_peer_dropped_messages_total', { peer: 'n2', reason: 'overflow' })).toBe(5);
     expect(sampleValue(families, 'raftlog_peer_dropped_messages_total', { peer: 'n3', reason: 'failed' })).toBe(40);
+    expect(sampleValue(families, 'raftlog_peer_folded_commit_notices_total', { peer: 'n2' })).toBe(7);
     // Every outcome has a series from the start, so that rate() sees the first one.
     expect(families.get('raftlog_proposals_total')?.samples.map((s) => s.labels.outcome)).toContain('resource_exhausted');
   });

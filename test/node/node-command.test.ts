@@ -71,6 +71,20 @@ describe('raftlog node --max-writes-in-progress', () => {
   });
 });
 
+describe('raftlog node --commit-notice-ms', () => {
+  it('defaults to 2, takes 0 (every commit notice sent at once), and documents the flag', () => {
+    expect(parseNodeArgs(REQUIRED).commitNoticeDelayMs).toBe(2);
+    expect(parseNodeArgs([...REQUIRED, '--commit-notice-ms', '0']).commitNoticeDelayMs).toBe(0);
+    expect(NODE_USAGE).toContain('--commit-notice-ms');
+  });
+
+  it.each(['-1', '0.5', 'soon'])('rejects "%s" with a usage error naming the flag', (value) => {
+    const parse = () => parseNodeArgs([...REQUIRED, `--commit-notice-ms=${value}`]);
+    expect(parse).toThrow(UsageError);
+    expect(parse).toThrow('--commit-notice-ms must');
+  });
+});
+
 describe('raftlog node --max-write-wait-ms', () => {
   it('defaults to 1000, takes 0 (never refuse), and documents the flag', () => {
     expect(parseNodeArgs(REQUIRED).maxWriteWaitMs).toBe(1000);

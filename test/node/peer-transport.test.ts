@@ -262,6 +262,73 @@ describe('peer transport over gRPC on loopback', () => {
     }
   });
 
+  describe('commit notices (commit-only appends) wait for the next append to the same follower', () => {
+    const append = (prevLogIndex: number, entries: number, leaderCommit: number, commitOnly = false): Message => ({
+      from: 'n1',
+      to: 'n2',
+      term: 2,
+      type: 'AppendRequest',
+      prevLogIndex,
+      prevLogTerm: 2,
+      entries: Array.from({ length: entries }, (_, i) => ({
+        index: prevLogIndex + 1 + i,
+        term: 2,
+        kind: 'command' as const,
+        data: new Uint8Array([i]),
+      })),
+      leaderCommit,
+      ...(commitOnly ? { commitOnly: true as const } : {}),
+    });
+    /** What n2 heard from n1, as (prevLogIndex, entries, commit) for appends and the type for the rest. */
+    const heard = (inbox: Inbox) =>
+      inbox.from('n1').map((m) => (m.type === 'AppendRequest' ? `append ${m.prevLogIndex}+${m.entries.length} commit ${m.leaderCommit}` : m.type));
+
+    it("the next write's append carries the commit index, so the notice is never sent", async () => {
+      const n2 = await startNode('n2');
+      const { transport } = peerClients('n1', { n2: n2.address }, { commitNoticeDelayMs: 60_000 });
+      transport.send([append(0, 1, 0)]);
+      transport.send([append(1, 0, 1, true)]); // entry 1 committed
+      transport.send([append(1, 1, 1)]); // the next write
+      transport.send([append(2, 0, 2, true)]);
+      transport.send([append(2, 0, 2, true)]); // a newer notice takes the waiting one's place
+      transport.send([append(2, 1, 2)]);
+      await waitFor('three appends', () => (n2.inbox.from('n1').length >= 3 ? true : undefined));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(heard(n2.inbox)).toEqual(['append 0+1 commit 0', 'append 1+1 commit 1', 'append 2+1 commit 2']);
+      expect(transport.stats()[0]?.foldedCommitNotices).toBe(2);
+    });
+
+    it('a notice with nothing after it goes once the delay has passed', async () => {
+      const n2 = await startNode('n2');
+      const { transport } = peerClients('n1', { n2: n2.address }, { commitNoticeDelayMs: 50 });
+      transport.send([append(0, 1, 0), append(1, 0, 1, true)]);
+      await waitFor('the notice', () => (n2.inbox.from('n1').length === 2 ? true : undefined));
+      expect(heard(n2.inbox)).toEqual(['append 0+1 commit 0', 'append 1+0 commit 1']);
+      expect(transport.stats()[0]?.foldedCommitNotices).toBe(0);
+    });
+
+    it('any other message, or an append that does not reach as far, goes after the notice, in order', async () => {
+      const n2 = await startNode('n2');
+      const { transport } = peerClients('n1', { n2: n2.address }, { commitNoticeDelayMs: 60_000 });
+      transport.send([append(4, 0, 4, true)]);
+      transport.send([heartbeat('n1', 'n2', 4)]);
+      transport.send([append(4, 0, 5, true)]);
+      transport.send([append(2, 1, 5)]); // a resend from further back: the follower could commit only to 3 with it
+      await waitFor('four messages', () => (n2.inbox.from('n1').length === 4 ? true : undefined));
+      expect(heard(n2.inbox)).toEqual(['append 4+0 commit 4', 'Heartbeat', 'append 4+0 commit 5', 'append 2+1 commit 5']);
+      expect(transport.stats()[0]?.foldedCommitNotices).toBe(0);
+    });
+
+    it('with no delay (commitNoticeDelayMs 0) every notice is sent at once', async () => {
+      const n2 = await startNode('n2');
+      const { transport } = peerClients('n1', { n2: n2.address });
+      transport.send([append(0, 1, 0), append(1, 0, 1, true)]);
+      transport.send([append(1, 1, 1)]);
+      await waitFor('three appends', () => (n2.inbox.from('n1').length === 3 ? true : undefined));
+      expect(heard(n2.inbox)).toEqual(['append 0+1 commit 0', 'append 1+0 commit 1', 'append 1+1 commit 1']);
+    });
+  });
+
   describe('a batch the receiver must refuse', () => {
     const batch = (overrides: Partial<WireMessageBatch>): WireMessageBatch => ({
       from: 'n1',
