@@ -1,27 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { RaftLogGrpcClient, type StatusReply } from '../../src/node/client-proto.js';
+import { freePort } from './free-ports.js';
 import { waitFor } from './wait-for.js';
 
 const NODE_MAIN = new URL('../../src/node/main.ts', import.meta.url).pathname;
 const TSX_LOADER = 'tsx';
 
-/** A port the OS just handed out; tests never share fixed ports. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export { freePort };
 
 /** Per-cluster settings that tests leave at their defaults and benchmarks change. */
 export interface ProcessClusterOptions {
