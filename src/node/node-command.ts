@@ -43,7 +43,7 @@ removed from its cluster exits. Logs are JSON lines on stdout.
 --commit-notice-ms MS  as leader, let the append that only tells a follower its new
                       commit index wait up to MS for the next append to it, which
                       carries the commit index too: a client writing one at a time
-                      then wakes each follower once per write, not twice. Followers
+                      then wakes each follower one time fewer per write. Followers
                       apply up to MS later when writes stop. 0 = send it at once.
 --change-history-entries N  what the last N key-changing entries did (before and
                       after values) is kept in memory for Subscribe's CHANGES view

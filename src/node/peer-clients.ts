@@ -70,7 +70,7 @@ export interface PeerLinkStats {
   readonly droppedOverflow: number;
   /** Dropped because the stream failed: what was queued, and what was written to a stream the peer never accepted. */
   readonly droppedFailed: number;
-  /** Commit-only appends not sent because the next append, sent while they waited, carried their commit index. */
+  /** Commit-only appends not sent because what was sent next while they waited (an append, a newer notice) carried their commit index. */
   readonly foldedCommitNotices: number;
 }
 
@@ -290,6 +290,7 @@ class PeerLink {
     if (this.closed) return;
     if (this.heldNotice !== null) {
       this.heldNotice.message = message;
+      this.foldedCommitNotices += 1;
       return;
     }
     const timer = setTimeout(() => {
@@ -299,6 +300,8 @@ class PeerLink {
       this.enqueue(queuedOf(held.message));
       this.queued();
     }, this.settings.commitNoticeDelayMs);
+    // A link that is never closed must not keep the process alive; a running node has other handles.
+    timer.unref();
     this.heldNotice = { message, timer };
   }
 

@@ -295,16 +295,19 @@ describe('peer transport over gRPC on loopback', () => {
       await waitFor('three appends', () => (n2.inbox.from('n1').length >= 3 ? true : undefined));
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(heard(n2.inbox)).toEqual(['append 0+1 commit 0', 'append 1+1 commit 1', 'append 2+1 commit 2']);
-      expect(transport.stats()[0]?.foldedCommitNotices).toBe(2);
+      // Three notices saved: two folded into the next write's append, one replaced by a newer notice.
+      expect(transport.stats()[0]?.foldedCommitNotices).toBe(3);
     });
 
-    it('a notice with nothing after it goes once the delay has passed', async () => {
+    it('a notice with nothing after it goes once the delay has passed; a newer one sent meanwhile takes its place', async () => {
       const n2 = await startNode('n2');
       const { transport } = peerClients('n1', { n2: n2.address }, { commitNoticeDelayMs: 50 });
-      transport.send([append(0, 1, 0), append(1, 0, 1, true)]);
+      transport.send([append(0, 1, 0), append(1, 0, 0, true)]);
+      transport.send([append(1, 0, 1, true)]);
       await waitFor('the notice', () => (n2.inbox.from('n1').length === 2 ? true : undefined));
+      await new Promise((resolve) => setTimeout(resolve, 200));
       expect(heard(n2.inbox)).toEqual(['append 0+1 commit 0', 'append 1+0 commit 1']);
-      expect(transport.stats()[0]?.foldedCommitNotices).toBe(0);
+      expect(transport.stats()[0]?.foldedCommitNotices).toBe(1);
     });
 
     it('any other message, or an append that does not reach as far, goes after the notice, in order', async () => {
