@@ -506,7 +506,7 @@ export class NodeMetrics {
     });
     const folded: Counter<'peer'> = new Counter({
       name: 'raftlog_peer_folded_commit_notices_total',
-      help: 'Commit-only appends to each peer not sent because the next append or a newer notice, sent within --commit-notice-ms, carried the commit index.',
+      help: 'Appends without entries (commit notices) to each peer not sent because the next append or a newer notice, sent within --commit-notice-ms, carried the commit index.',
       labelNames: ['peer'],
       registers,
       collect: () => {

@@ -45,7 +45,7 @@ export interface PeerClientsOptions {
   /** Faults for tests (failpoints.ts: peer-send); null or absent in production. */
   readonly failpoints?: Failpoints | null;
   /**
-   * How long a commit-only append (AppendRequest.commitOnly) may wait for the
+   * How long an append without entries (a commit notice) may wait for the
    * next message to its peer, which makes it unneeded when that message is an
    * append reaching as far (default 0: sent at once). See PeerLink.holdCommitNotice.
    */
@@ -70,7 +70,7 @@ export interface PeerLinkStats {
   readonly droppedOverflow: number;
   /** Dropped because the stream failed: what was queued, and what was written to a stream the peer never accepted. */
   readonly droppedFailed: number;
-  /** Commit-only appends not sent because what was sent next while they waited (an append, a newer notice) carried their commit index. */
+  /** Appends without entries not sent because what was sent next while they waited (an append, a newer one) carried their commit index. */
   readonly foldedCommitNotices: number;
 }
 
@@ -191,7 +191,7 @@ export class PeerClients {
         this.dropForUnknownPeer(message);
         continue;
       }
-      if (message.type === 'AppendRequest' && message.commitOnly === true && this.settings.commitNoticeDelayMs > 0) {
+      if (message.type === 'AppendRequest' && message.entries.length === 0 && this.settings.commitNoticeDelayMs > 0) {
         link.holdCommitNotice(message);
         continue;
       }
@@ -260,7 +260,7 @@ class PeerLink {
   private droppedOverflow = 0;
   private droppedFailed = 0;
   private foldedCommitNotices = 0;
-  /** A commit-only append waiting for the next message to this peer (holdCommitNotice), and the timer that sends it. */
+  /** An append without entries waiting for the next message to this peer (holdCommitNotice), and the timer that sends it. */
   private heldNotice: { message: AppendRequest; readonly timer: NodeJS.Timeout } | null = null;
 
   constructor(
@@ -274,17 +274,23 @@ class PeerLink {
   }
 
   /**
-   * A commit-only append only moves the follower's commit index, and goes
-   * unanswered. While one write follows another (a client writing one at a
-   * time), the next write's append comes a moment later and carries a commit
-   * index at least as new: sending the notice too would wake the follower
-   * twice per write. So it waits up to commitNoticeDelayMs for the next
+   * An append without entries (a commit notice) mostly moves the follower's
+   * commit index: unanswered when the follower has nothing in flight
+   * (commit-only), answered when it has. While one write follows another (a
+   * client writing one at a time), the next write's append comes a moment
+   * later and carries a commit index at least as new: sending the notice too
+   * would wake the follower once more per write, and the leader once more
+   * for its answer. So it waits up to commitNoticeDelayMs for the next
    * message to this peer: an append that reaches as far makes it unneeded
-   * (releaseCommitNotice); any other message goes after it; with nothing
-   * sent, it goes when the delay has passed. A newer notice takes the place
-   * of a waiting one, keeping the first one's deadline. Holding or skipping
-   * it is what a slow or lossy link may do to any message; Raft tolerates
-   * both (hashicorp/raft's CommitTimeout makes the same trade).
+   * (releaseCommitNotice), and the follower's answer to that append says all
+   * that an answer to the notice would (its match index, or the same
+   * rejection at the same index); any other message goes after it; with
+   * nothing sent, it goes when the delay has passed, so a leader whose
+   * pipeline to this follower is full (and sends no append) still hears the
+   * notice's answer, 2 ms late. A newer notice takes the place of a waiting
+   * one, keeping the first one's deadline. Holding or skipping it is what a
+   * slow or lossy link may do to any message; Raft tolerates both
+   * (hashicorp/raft's CommitTimeout makes the same trade).
    */
   holdCommitNotice(message: AppendRequest): void {
     if (this.closed) return;

@@ -77,7 +77,7 @@ export interface RaftNodeOptions {
   readonly maxWriteWaitMs?: number;
   /** Changing entries whose changes are kept for CHANGES subscribers (see ChangeHistory). */
   readonly changeHistoryEntries?: number;
-  /** How long a leader's commit-only append may wait to be folded into the next append to that follower (PeerLink.holdCommitNotice); 0 = sent at once. */
+  /** How long a leader's append without entries may wait to be folded into the next append to that follower (PeerLink.holdCommitNotice); 0 = sent at once. */
   readonly commitNoticeDelayMs?: number;
   /**
    * Client endpoints of a running cluster this new node joins (`--join`):

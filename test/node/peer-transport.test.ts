@@ -262,7 +262,7 @@ describe('peer transport over gRPC on loopback', () => {
     }
   });
 
-  describe('commit notices (commit-only appends) wait for the next append to the same follower', () => {
+  describe('commit notices (appends without entries) wait for the next append to the same follower', () => {
     const append = (prevLogIndex: number, entries: number, leaderCommit: number, commitOnly = false): Message => ({
       from: 'n1',
       to: 'n2',
@@ -297,6 +297,18 @@ describe('peer transport over gRPC on loopback', () => {
       expect(heard(n2.inbox)).toEqual(['append 0+1 commit 0', 'append 1+1 commit 1', 'append 2+1 commit 2']);
       // Three notices saved: two folded into the next write's append, one replaced by a newer notice.
       expect(transport.stats()[0]?.foldedCommitNotices).toBe(3);
+    });
+
+    it('an empty append the follower would answer (appends in flight) is folded the same way: the next append is answered instead', async () => {
+      const n2 = await startNode('n2');
+      const { transport } = peerClients('n1', { n2: n2.address }, { commitNoticeDelayMs: 60_000 });
+      transport.send([append(0, 2, 0)]);
+      transport.send([append(2, 0, 1)]); // entry 1 committed while 1..2 are in flight: not commit-only
+      transport.send([append(2, 1, 1)]);
+      await waitFor('two appends', () => (n2.inbox.from('n1').length >= 2 ? true : undefined));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(heard(n2.inbox)).toEqual(['append 0+2 commit 0', 'append 2+1 commit 1']);
+      expect(transport.stats()[0]?.foldedCommitNotices).toBe(1);
     });
 
     it('a notice with nothing after it goes once the delay has passed; a newer one sent meanwhile takes its place', async () => {
