@@ -40,11 +40,12 @@ removed from its cluster exits. Logs are JSON lines on stdout.
 --max-write-wait-ms MS  as leader, refuse writes with RESOURCE_EXHAUSTED while the
                       oldest waiting write has waited MS to commit (load above
                       capacity): admitted writes keep a bounded latency. 0 = never.
---commit-notice-ms MS  as leader, let the append that only tells a follower its new
-                      commit index wait up to MS for the next append to it, which
-                      carries the commit index too: a client writing one at a time
-                      then wakes each follower one time fewer per write. Followers
-                      apply up to MS later when writes stop. 0 = send it at once.
+--commit-notice-ms MS  as leader, let an append without entries (which tells a
+                      follower its new commit index) wait up to MS for the next
+                      append to it, which carries the commit index too: a client
+                      writing one at a time then wakes each follower one time fewer
+                      per write. Followers apply up to MS later when writes stop.
+                      0 = send it at once.
 --change-history-entries N  what the last N key-changing entries did (before and
                       after values) is kept in memory for Subscribe's CHANGES view
                       (also at most ${CHANGE_HISTORY_DEFAULTS.bytes / 1024 / 1024} MiB); only entries applied since the node started.

@@ -282,13 +282,15 @@ class PeerLink {
    * would wake the follower once more per write, and the leader once more
    * for its answer. So it waits up to commitNoticeDelayMs for the next
    * message to this peer: an append that reaches as far makes it unneeded
-   * (releaseCommitNotice), and the follower's answer to that append says all
-   * that an answer to the notice would (its match index, or the same
-   * rejection at the same index); any other message goes after it; with
-   * nothing sent, it goes when the delay has passed, so a leader whose
-   * pipeline to this follower is full (and sends no append) still hears the
-   * notice's answer, 2 ms late. A newer notice takes the place of a waiting
-   * one, keeping the first one's deadline. Holding or skipping it is what a
+   * (releaseCommitNotice); any other message goes after it; with nothing
+   * sent, it goes when the delay has passed. Only an append with entries
+   * can fold an answered notice (an empty one would itself be held), and
+   * every append with entries is answered: its answer says all that the
+   * notice's would (the match index, or the same rejection at the same
+   * index), so the acknowledgements the leader's stall rule counts on
+   * (Progress.onHeartbeatResponse) keep coming. A newer notice takes the
+   * place of a waiting one, whatever its index, keeping the first one's
+   * deadline: no notice waits longer than the delay. Holding or skipping it is what a
    * slow or lossy link may do to any message; Raft tolerates both
    * (hashicorp/raft's CommitTimeout makes the same trade).
    */

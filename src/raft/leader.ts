@@ -389,7 +389,8 @@ export class Leadership {
     // An empty append in a broadcast to a follower in replicate state with nothing in flight only moves its commit
     // index: its success could only repeat the match index already known. With appends in flight it is answered: under
     // reordering and loss those answers are what keeps a full pipeline from being taken for a stalled one (Progress.
-    // onHeartbeatResponse); sparing them too left the simulator's seed 32131 without progress.
+    // onHeartbeatResponse); sparing them too left the simulator's seed 32131 without progress. (A transport may still
+    // fold such an append into a later one with entries: that one is answered in its place, so answers keep coming.)
     const commitOnly = entries.length === 0 && broadcast && progress.state === 'replicate' && progress.matchIndex === prevLogIndex;
     this.ctx.send({
       type: 'AppendRequest',
