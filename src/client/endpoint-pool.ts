@@ -157,9 +157,14 @@ export class EndpointPool {
     return [...this.endpoints.slice(start), ...this.endpoints.slice(0, start)];
   }
 
+  /** The known endpoint at a host:port, if any. */
+  private knownAt(address: string): Endpoint | undefined {
+    return this.endpoints.find((endpoint) => endpoint.address === address);
+  }
+
   /** The endpoint at a host:port, known or not. */
   endpointAt(address: string): Endpoint {
-    const known = this.endpoints.find((endpoint) => endpoint.address === address);
+    const known = this.knownAt(address);
     if (known !== undefined) return known;
     let extra = this.extraEndpoints.get(address);
     if (extra === undefined) {
@@ -318,7 +323,7 @@ export class EndpointPool {
       } catch {
         continue;
       }
-      let endpoint: Endpoint | undefined = this.endpoints.find((known) => known.address === address);
+      let endpoint = this.knownAt(address);
       // A known endpoint where another node was seen (or given) is not this member's.
       if (endpoint !== undefined && endpoint.node !== null && endpoint.node !== member.id) continue;
       if (endpoint === undefined) endpoint = await this.verifiedEndpoint(address, member.id);

@@ -302,10 +302,9 @@ class PeerLink {
       return;
     }
     const timer = setTimeout(() => {
-      const held = this.heldNotice;
-      this.heldNotice = null;
+      const held = this.takeHeldNotice();
       if (held === null || this.closed) return;
-      this.enqueue(queuedOf(held.message));
+      this.enqueue(queuedOf(held));
       this.queued();
     }, this.settings.commitNoticeDelayMs);
     // A link that is never closed must not keep the process alive; a running node has other handles.
@@ -315,17 +314,24 @@ class PeerLink {
 
   /** `next` goes to this peer: the waiting commit notice goes before it, unless `next` is an append that reaches as far. */
   releaseCommitNotice(next: Message): void {
-    const held = this.heldNotice;
+    const held = this.takeHeldNotice();
     if (held === null) return;
-    clearTimeout(held.timer);
-    this.heldNotice = null;
     // The follower commits up to min(leaderCommit, the append's last index): an append reaching the notice's index
     // carries a commit index at least as new (the sender's only grows) and lets the follower use all of it.
-    if (next.type === 'AppendRequest' && next.prevLogIndex + next.entries.length >= held.message.prevLogIndex) {
+    if (next.type === 'AppendRequest' && next.prevLogIndex + next.entries.length >= held.prevLogIndex) {
       this.foldedCommitNotices += 1;
       return;
     }
-    this.enqueue(queuedOf(held.message));
+    this.enqueue(queuedOf(held));
+  }
+
+  /** The waiting commit notice, no longer waiting (its timer stopped); null if none waits. */
+  private takeHeldNotice(): AppendRequest | null {
+    const held = this.heldNotice;
+    if (held === null) return null;
+    clearTimeout(held.timer);
+    this.heldNotice = null;
+    return held.message;
   }
 
   /** After one send() queued messages here: keeps the queue bounded and writes on the next microtask. */
@@ -366,8 +372,7 @@ class PeerLink {
 
   private stop(): void {
     this.closed = true;
-    if (this.heldNotice !== null) clearTimeout(this.heldNotice.timer);
-    this.heldNotice = null;
+    this.takeHeldNotice();
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.queue = [];
