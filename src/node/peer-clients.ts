@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { AppendRequest, Message, NodeId } from '../raft/types.js';
 import { NOT_A_MEMBER, type PeerIdentity, REFUSAL_METADATA_KEY } from './cluster-identity.js';
+import { CommitNoticeHold, isCommitNotice } from './commit-notice-hold.js';
 import type { Failpoints } from './failpoints.js';
 import { PEER_CHANNEL_OPTIONS, PEER_MAX_BATCH_BYTES } from './peer-transport.js';
 import { streamMethod } from './raft-proto.js';
@@ -191,7 +192,7 @@ export class PeerClients {
         this.dropForUnknownPeer(message);
         continue;
       }
-      if (message.type === 'AppendRequest' && message.entries.length === 0 && this.settings.commitNoticeDelayMs > 0) {
+      if (isCommitNotice(message) && this.settings.commitNoticeDelayMs > 0) {
         link.holdCommitNotice(message);
         continue;
       }
@@ -259,9 +260,9 @@ class PeerLink {
   private failedCalls = 0;
   private droppedOverflow = 0;
   private droppedFailed = 0;
-  private foldedCommitNotices = 0;
   /** An append without entries waiting for the next message to this peer (holdCommitNotice), and the timer that sends it. */
-  private heldNotice: { message: AppendRequest; readonly timer: NodeJS.Timeout } | null = null;
+  private readonly noticeHold = new CommitNoticeHold();
+  private noticeTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly id: NodeId,
@@ -296,42 +297,29 @@ class PeerLink {
    */
   holdCommitNotice(message: AppendRequest): void {
     if (this.closed) return;
-    if (this.heldNotice !== null) {
-      this.heldNotice.message = message;
-      this.foldedCommitNotices += 1;
-      return;
-    }
-    const timer = setTimeout(() => {
-      const held = this.takeHeldNotice();
+    const wait = this.noticeHold.hold(message);
+    if (wait === null) return;
+    this.noticeTimer = setTimeout(() => {
+      this.noticeTimer = null;
+      const held = this.noticeHold.expire(wait);
       if (held === null || this.closed) return;
       this.enqueue(queuedOf(held));
       this.queued();
     }, this.settings.commitNoticeDelayMs);
     // A link that is never closed must not keep the process alive; a running node has other handles.
-    timer.unref();
-    this.heldNotice = { message, timer };
+    this.noticeTimer.unref();
   }
 
   /** `next` goes to this peer: the waiting commit notice goes before it, unless `next` is an append that reaches as far. */
   releaseCommitNotice(next: Message): void {
-    const held = this.takeHeldNotice();
-    if (held === null) return;
-    // The follower commits up to min(leaderCommit, the append's last index): an append reaching the notice's index
-    // carries a commit index at least as new (the sender's only grows) and lets the follower use all of it.
-    if (next.type === 'AppendRequest' && next.prevLogIndex + next.entries.length >= held.prevLogIndex) {
-      this.foldedCommitNotices += 1;
-      return;
-    }
-    this.enqueue(queuedOf(held));
+    const held = this.noticeHold.before(next);
+    this.stopNoticeTimer();
+    if (held !== null) this.enqueue(queuedOf(held));
   }
 
-  /** The waiting commit notice, no longer waiting (its timer stopped); null if none waits. */
-  private takeHeldNotice(): AppendRequest | null {
-    const held = this.heldNotice;
-    if (held === null) return null;
-    clearTimeout(held.timer);
-    this.heldNotice = null;
-    return held.message;
+  private stopNoticeTimer(): void {
+    if (this.noticeTimer !== null) clearTimeout(this.noticeTimer);
+    this.noticeTimer = null;
   }
 
   /** After one send() queued messages here: keeps the queue bounded and writes on the next microtask. */
@@ -352,7 +340,7 @@ class PeerLink {
       failedCalls: this.failedCalls,
       droppedOverflow: this.droppedOverflow,
       droppedFailed: this.droppedFailed,
-      foldedCommitNotices: this.foldedCommitNotices,
+      foldedCommitNotices: this.noticeHold.folded,
     };
   }
 
@@ -372,7 +360,8 @@ class PeerLink {
 
   private stop(): void {
     this.closed = true;
-    this.takeHeldNotice();
+    this.noticeHold.take();
+    this.stopNoticeTimer();
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.queue = [];

@@ -389,6 +389,7 @@ export class RaftCore {
     const config = this.currentConfig();
     return {
       role: this.role,
+      term: this.term,
       commitIndex: this.log.committed,
       appliedIndex: this.log.applied,
       config,

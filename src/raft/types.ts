@@ -300,6 +300,7 @@ export interface FollowerProgress {
 /** The part of RaftStatus a caller reads after every output: no arrays built, nothing copied. */
 export interface RaftBrief {
   readonly role: Role;
+  readonly term: number;
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly config: ClusterConfig;

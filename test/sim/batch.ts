@@ -69,6 +69,31 @@ export function runSeeds(options: BatchOptions): BatchSummary {
   return { seedsRun, failures, elapsedMs: performance.now() - started, totals };
 }
 
+/** One summary of several batches over disjoint seed ranges, failures in seed order. */
+export function mergeSummaries(summaries: readonly BatchSummary[]): BatchSummary {
+  const stats = emptyStats();
+  const totals = { events: 0, committed: 0, leadersElected: 0, crashes: 0, partitions: 0, readsReleased: 0, asyncSeeds: 0, stats };
+  let seedsRun = 0;
+  let elapsedMs = 0;
+  const failures: SimulationResult[] = [];
+  for (const summary of summaries) {
+    seedsRun += summary.seedsRun;
+    elapsedMs = Math.max(elapsedMs, summary.elapsedMs);
+    failures.push(...summary.failures);
+    const t = summary.totals;
+    totals.events += t.events;
+    totals.committed += t.committed;
+    totals.leadersElected += t.leadersElected;
+    totals.crashes += t.crashes;
+    totals.partitions += t.partitions;
+    totals.readsReleased += t.readsReleased;
+    totals.asyncSeeds += t.asyncSeeds;
+    for (const key of Object.keys(stats) as (keyof ClusterStats)[]) stats[key] += t.stats[key];
+  }
+  failures.sort((a, b) => a.seed - b.seed);
+  return { seedsRun, failures, elapsedMs, totals };
+}
+
 /** A failing run as text: the violation, the scenario, and the events leading up to it. */
 export function formatFailure(result: SimulationResult): string {
   const v = result.violation;
@@ -89,6 +114,9 @@ export function replayCommand(result: SimulationResult): string {
   if (result.nodeCount !== defaultNodeCount(result.seed)) flags.push(`--nodes ${result.nodeCount}`);
   if (s.asyncPersist !== chooseScenario(result.seed, result.nodeCount).asyncPersist) {
     flags.push(`--async-persist ${s.asyncPersist ? 'on' : 'off'}`);
+  }
+  if (s.commitNoticeDelay !== chooseScenario(result.seed, result.nodeCount).commitNoticeDelay) {
+    flags.push(`--commit-notice-delay ${s.commitNoticeDelay}`);
   }
   if (s.readIds === 'per-node-life') flags.push('--reuse-read-ids');
   if (s.reusedIdHazards) flags.push('--reused-id-hazards');

@@ -1,9 +1,11 @@
 /**
- * npm run sim -- --seeds 1000 [--start N] [--nodes 3|5] [--async-persist on|off] [--keep-going] [--plant BUG]
- * npm run sim -- --seed N --trace [--nodes 3|5] [--async-persist on|off] [--plant BUG]
+ * npm run sim -- --seeds 1000 [--start N] [--nodes 3|5] [--async-persist on|off] [--commit-notice-delay T] [--keep-going] [--plant BUG]
+ * npm run sim -- --seed N --trace [--nodes 3|5] [--async-persist on|off] [--commit-notice-delay T] [--plant BUG]
  *
  * --async-persist forces durable writes to be asynchronous (on) or
  * synchronous (off); by default each seed chooses (about half are on).
+ * --commit-notice-delay holds commit notices up to T time units (0: sent at
+ * once) by the nodes' peer-link rule; by default each seed chooses.
  * --reused-id-hazards delivers messages meant for a removed member's old
  * process to its id's new one (back with a fresh disk) in any order, not only
  * in the order a peer link keeps (Scenario.reusedIdHazards).
@@ -27,7 +29,7 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: sim [--seeds COUNT] [--start FIRST] | --seed N [--trace]; options: --nodes 3|5, --async-persist on|off, --keep-going, --reuse-read-ids, --reused-id-hazards, --plant ${Object.keys(PLANTED_BUGS).join('|')}\n`,
+    `${message}\nusage: sim [--seeds COUNT] [--start FIRST] | --seed N [--trace]; options: --nodes 3|5, --async-persist on|off, --commit-notice-delay T, --keep-going, --reuse-read-ids, --reused-id-hazards, --plant ${Object.keys(PLANTED_BUGS).join('|')}\n`,
   );
   process.exit(2); // nothing large has been written yet
 }
@@ -51,6 +53,7 @@ const { values } = parseArgs({
     'reuse-read-ids': { type: 'boolean', default: false },
     'reused-id-hazards': { type: 'boolean', default: false },
     'async-persist': { type: 'string' },
+    'commit-notice-delay': { type: 'string' },
   },
   strict: true,
 });
@@ -67,11 +70,13 @@ const asyncPersist = values['async-persist'];
 if (asyncPersist !== undefined && asyncPersist !== 'on' && asyncPersist !== 'off') {
   usage(`--async-persist must be on or off, got ${asyncPersist}`);
 }
+const noticeDelay = values['commit-notice-delay'];
 /** What the command line changes in the scenarios the seeds choose. */
 const overrides: Partial<Scenario> = {
   ...(values['reuse-read-ids'] ? { readIds: 'per-node-life' as const } : {}),
   ...(values['reused-id-hazards'] ? { reusedIdHazards: true } : {}),
   ...(asyncPersist !== undefined ? { asyncPersist: asyncPersist === 'on' } : {}),
+  ...(noticeDelay !== undefined ? { commitNoticeDelay: integer('commit-notice-delay', noticeDelay, 0) } : {}),
 };
 const scenarioOption = Object.keys(overrides).length > 0 ? { scenario: overrides } : {};
 
@@ -141,7 +146,8 @@ function runMany(): number {
       `${t.stats.restartsFromSnapshot} restarts restored from one\n` +
       `membership: ${t.stats.configChangesProposed} changes asked, ${t.stats.configChangesAccepted} appended, ${t.stats.leadersRemoved} leaders removed, ` +
       `${t.stats.votersStranded} voters stranded by a change, ${t.stats.freshDiskRejoins} removed ids back with a fresh disk ` +
-      `(${t.stats.rejoinsWithStaleVoter} while a stale voter still listed them; ${t.stats.removedIdsRefused} adds of them refused)\n`,
+      `(${t.stats.rejoinsWithStaleVoter} while a stale voter still listed them; ${t.stats.removedIdsRefused} adds of them refused)\n` +
+      `commit notices: ${t.stats.noticesHeld} held back, ${t.stats.noticesFolded} of them never sent (a later notice or append carried their commit index)\n`,
   );
   const first = summary.failures[0];
   if (first === undefined) {

@@ -9,6 +9,8 @@
  * taking outputs (up to its writes-in-progress bound), applying what is
  * committed at once, while each output's messages wait for its write.
  */
+
+import { CommitNoticeHold, isCommitNotice } from '../../src/node/commit-notice-hold.js';
 import type { StoredSnapshot } from '../../src/raft/memory-storage.js';
 import { OutputRunner } from '../../src/raft/output-runner.js';
 import { SeededRandom } from '../../src/raft/random.js';
@@ -77,6 +79,9 @@ export interface ClusterStats {
   removedIdsRefused: number;
   /** Voters crashed or cut off as a membership change was made, to miss it (and leave a stale configuration). */
   votersStranded: number;
+  /** Commit notices held back (Scenario.commitNoticeDelay), and of those, never sent: a newer notice or an append took their place. */
+  noticesHeld: number;
+  noticesFolded: number;
 }
 
 export function emptyStats(): ClusterStats {
@@ -112,7 +117,15 @@ export function emptyStats(): ClusterStats {
     rejoinsWithStaleVoter: 0,
     removedIdsRefused: 0,
     votersStranded: 0,
+    noticesHeld: 0,
+    noticesFolded: 0,
   };
+}
+
+export interface CommitNotices {
+  readonly delay: number;
+  /** Calls expireNotice(node, life, to, wait) `delay` units from now. */
+  readonly expireLater: (delay: number, node: SimNode, life: number, to: NodeId, wait: number) => void;
 }
 
 export interface ClusterDeps {
@@ -138,6 +151,8 @@ export interface ClusterDeps {
   readonly persistence: AsyncPersistence | null;
   /** When nodes snapshot and compact; null: never. */
   readonly snapshots: SnapshotPolicy | null;
+  /** Senders hold commit notices by the peer links' rule (Scenario.commitNoticeDelay); null: sent at once. */
+  readonly commitNotices?: CommitNotices | null;
   /** Tells the leader that sent `message` (in its life `life`) how the snapshot transfer ended, `delay` units from now. */
   readonly reportSnapshotLater: (delay: number, report: SnapshotReport) => void;
   /**
@@ -237,7 +252,7 @@ export class Cluster {
     for (const node of this.nodes) {
       const core = node.core;
       if (core === null) continue;
-      const st = core.status();
+      const st = core.brief();
       if (st.role === 'leader' && st.term > bestTerm) {
         best = node;
         bestTerm = st.term;
@@ -251,6 +266,7 @@ export class Cluster {
     node.life++;
     node.writes = [];
     node.receivedSnapshots.clear();
+    node.noticeHolds.clear();
     // The state machine is in memory: a new life restores it from the latest snapshot, or starts empty.
     const snapshot = node.storage.snapshotWithData();
     node.applied = snapshot?.meta.index ?? 0;
@@ -308,6 +324,8 @@ export class Cluster {
     node.runner?.stop();
     node.runner = null;
     node.core = null;
+    // Commit notices held back die with the process, like everything else it had not sent.
+    node.noticeHolds.clear();
     this.deps.stats.crashes++;
     this.deps.checks.commit.forgetNode(node.id);
     this.deps.checks.reads.abandon(node.id);
@@ -654,17 +672,17 @@ export class Cluster {
     const storage = node.storage;
     const latest = storage.snapshot();
     // A snapshot from the leader is about to replace this state: snapshot after installing it.
-    if (this.guard(node, () => core.status()).appliedIndex !== node.applied) return;
+    if (this.guard(node, () => core.brief()).appliedIndex !== node.applied) return;
     const bug = this.deps.snapshotBug;
-    const index = bug === 'snapshot-ahead' ? Math.min(this.guard(node, () => core.status()).commitIndex, storage.lastIndex()) : node.applied;
+    const index = bug === 'snapshot-ahead' ? Math.min(this.guard(node, () => core.brief()).commitIndex, storage.lastIndex()) : node.applied;
     if (index - (latest?.index ?? 0) < policy.everyEntries || index === 0) return;
-    const term = bug === 'snapshot-wrong-term' ? this.guard(node, () => core.status()).term : this.guard(node, () => core.termAt(index));
+    const term = bug === 'snapshot-wrong-term' ? this.guard(node, () => core.brief()).term : this.guard(node, () => core.termAt(index));
     if (term === null) {
       throw new InvariantViolation('Snapshot Safety', clock.now, node.id, `${node.id} applied up to ${index} but holds no entry there`);
     }
     const meta = { index, term, config: this.guard(node, () => core.configAt(index)) };
     // What the node committed in this very event is not observed yet: the snapshot is checked against it.
-    const st = this.guard(node, () => core.status());
+    const st = this.guard(node, () => core.brief());
     checks.commit.observeCommit(node.id, node.life, st.commitIndex, st.term, this.viewOf(core));
     checks.snapshots.observeSnapshot(node.id, 'taken', meta, node.state, node.applied, checks.commit);
     storage.saveSnapshot(meta, encodeState(node.state));
@@ -720,6 +738,44 @@ export class Cluster {
     if (message.from !== node.id || message.to === node.id || !this.byId.has(message.to)) {
       throw new InvariantViolation('Message Validity', now, node.id, `${node.id} sent a ${message.type} from ${message.from} to ${message.to}`);
     }
+    const notices = this.deps.commitNotices;
+    if (notices === undefined || notices === null) {
+      this.transmit(node, message);
+      return;
+    }
+    let hold = node.noticeHolds.get(message.to);
+    if (hold === undefined) {
+      hold = new CommitNoticeHold();
+      node.noticeHolds.set(message.to, hold);
+    }
+    if (isCommitNotice(message)) {
+      const wait = hold.hold(message);
+      this.deps.stats.noticesHeld++;
+      if (wait === null) this.deps.stats.noticesFolded++;
+      this.deps.log.record(now, node.id, { k: 'notice', m: message, what: wait === null ? 'replaced' : 'held' });
+      if (wait !== null) notices.expireLater(notices.delay, node, node.life, message.to, wait);
+      return;
+    }
+    const folded = hold.folded;
+    const first = hold.before(message);
+    if (hold.folded > folded) {
+      this.deps.stats.noticesFolded++;
+      this.deps.log.record(now, node.id, { k: 'notice', m: message, what: 'folded' });
+    }
+    if (first !== null) this.transmit(node, first);
+    this.transmit(node, message);
+  }
+
+  /** The deadline of a commit notice's wait: it goes now unless it went, or was folded, meanwhile (or the sender died). */
+  expireNotice(node: SimNode, life: number, to: NodeId, wait: number): void {
+    if (node.life !== life || node.core === null) return;
+    const held = node.noticeHolds.get(to)?.expire(wait) ?? null;
+    if (held !== null) this.transmit(node, held);
+  }
+
+  /** Puts a message on the simulated network. */
+  private transmit(node: SimNode, message: Message): void {
+    const now = this.deps.clock.now;
     if (message.type === 'InstallSnapshot') {
       // Like a real transport, send the latest snapshot: a newer one may have replaced the one the core named.
       const snapshot = node.storage.snapshotWithData();
@@ -786,7 +842,7 @@ export class Cluster {
 
   /** The checks made after every event on the node it touched. */
   private observe(node: SimNode, core: SimCore): void {
-    const st: RaftStatus = this.guard(node, () => core.status());
+    const st = this.guard(node, () => core.brief());
     const checks = this.deps.checks;
     if (st.role === 'leader') this.observeLeader(node, core, st.term);
     else checks.commit.observeNotLeader(node.id);

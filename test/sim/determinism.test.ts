@@ -5,7 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { runSeeds } from './batch.js';
 import { realCore } from './default-core.js';
+import { runSeedsInProcesses } from './seed-processes.js';
 import { runSimulation } from './simulation.js';
 
 function traceOf(seed: number): { hash: string; lines: number; text: string } {
@@ -60,5 +62,27 @@ describe('deterministic replay', () => {
     // A removed member's id back with a fresh disk: the old process gone, the new one starting from nothing.
     expect(text).toMatch(/n\d+ comes back with a fresh disk under its old id/);
     expect(text).toMatch(/RESTART from term=0 vote=- commit=0, log \.\.0/);
+  });
+});
+
+describe('seeds split across child processes (as the seed batches run)', () => {
+  it('sum to the same totals as the same seeds run one after another', async () => {
+    const serial = runSeeds({ start: 40, count: 12, coreFactory: realCore });
+    const split = await runSeedsInProcesses({ start: 40, count: 12 }, 3);
+    expect(split.seedsRun).toBe(12);
+    expect(split.failures).toEqual([]);
+    expect(split.totals).toEqual(serial.totals);
+  });
+
+  it("report a process's failing seed as the serial run does", async () => {
+    // Scenario: a caller that sends an output's messages before its write completes, with writes asynchronous.
+    const range = { start: 0, count: 30, scenario: { asyncPersist: true }, callerBug: 'send-before-persist' } as const;
+    const serial = runSeeds({ ...range, coreFactory: realCore, keepGoing: true });
+    const split = await runSeedsInProcesses(range, 2);
+    expect(serial.failures.length).toBeGreaterThan(0);
+    expect(split.failures.map((f) => [f.seed, f.violation?.property])).toEqual(
+      serial.failures.map((f) => [f.seed, f.violation?.property]).filter(([seed]) => split.failures.some((f) => f.seed === seed)),
+    );
+    expect(split.failures[0]?.seed).toBe(serial.failures[0]?.seed);
   });
 });

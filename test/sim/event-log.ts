@@ -29,7 +29,9 @@ export type TraceRecord =
   | { readonly k: 'transfer'; readonly to: NodeId; readonly result: TransferResult }
   | { readonly k: 'crash'; readonly downFor: number; readonly writes?: { readonly completed: number; readonly lost: number } }
   | { readonly k: 'restart'; readonly hardState: HardState; readonly lastIndex: number }
-  | { readonly k: 'note'; readonly text: string };
+  | { readonly k: 'note'; readonly text: string }
+  /** A commit notice held back (Scenario.commitNoticeDelay), replaced by a newer one, or made unneeded by an append. */
+  | { readonly k: 'notice'; readonly m: Message; readonly what: 'held' | 'replaced' | 'folded' };
 
 export interface LoggedEvent {
   readonly time: number;
@@ -129,6 +131,8 @@ export function formatRecord(r: TraceRecord): string {
           ? `accepted at ${r.result.index}/${r.result.term}`
           : `rejected, ${r.result.reason}${r.result.leader !== null ? ` (leader ${r.result.leader})` : ''}`
       }`;
+    case 'notice':
+      return `${r.what === 'held' ? 'holds' : r.what === 'replaced' ? 'holds instead' : 'folds into the next append'} commit notice ${formatMessage(r.m)}`;
     case 'read':
       return `client reads ${r.requestId}: ${r.result.accepted ? 'pending' : `rejected, ${r.result.reason}`}`;
     case 'read-ready':

@@ -161,6 +161,14 @@ export interface Scenario {
   readonly snapshots: SnapshotPolicy | null;
   /** null: the initial voters stay the members for the whole run. */
   readonly membership: MembershipProfile | null;
+  /**
+   * How long a sender holds a commit notice (an append without entries) for
+   * the next append to carry instead, by the rule the nodes' peer links run
+   * (src/node/commit-notice-hold.ts, the node's --commit-notice-ms). 0: sent
+   * at once. Drawn from the seed: on in about half of the seeds, from a
+   * fraction of a tick (as nodes run it) to over a heartbeat.
+   */
+  readonly commitNoticeDelay: number;
 }
 
 /**
@@ -216,6 +224,13 @@ function chooseSnapshots(seed: number): SnapshotPolicy | null {
   const r = new SeededRandom(seed ^ 0x51a9e0d7);
   if (!r.chance(0.75)) return null;
   return { everyEntries: r.pick([1, 3, 8, 20]), retainEntries: r.pick([0, 0, 2, 10, 40]) };
+}
+
+/** The commit-notice delay, from a random stream of its own (so every other choice of every seed is as before it existed). */
+function chooseCommitNoticeDelay(seed: number): number {
+  const r = new SeededRandom(seed ^ 0x4c0f7e15);
+  if (!r.chance(0.5)) return 0;
+  return r.pick([1, 2, 5, 12, 30]);
 }
 
 /** Membership changes, from a random stream of their own. */
@@ -295,6 +310,7 @@ export function chooseScenario(seed: number, nodeCount: number, overrides: Parti
     ...choosePersistence(seed),
     snapshots: chooseSnapshots(seed),
     membership: chooseMembership(seed),
+    commitNoticeDelay: chooseCommitNoticeDelay(seed),
   };
   const chosen = { ...scenario, ...overrides };
   // The bound follows the persistence mode actually run, forced or not (unless it is itself overridden).

@@ -6,6 +6,7 @@ import type {
   Message,
   NodeId,
   ProposeResult,
+  RaftBrief,
   RaftOutput,
   RaftStatus,
   ReadIndexResult,
@@ -26,6 +27,8 @@ export interface SimCore {
   takeOutput(): RaftOutput;
   persisted(output: RaftOutput): void;
   status(): RaftStatus;
+  /** The fields the checks read after every event, without the allocations of status(). */
+  brief(): RaftBrief;
   termAt(index: number): number | null;
   lastIndex(): number;
   firstIndex(): number;

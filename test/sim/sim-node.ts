@@ -1,3 +1,4 @@
+import type { CommitNoticeHold } from '../../src/node/commit-notice-hold.js';
 import { decodeConfig } from '../../src/raft/membership.js';
 import { MemoryStorage, type StoredSnapshot } from '../../src/raft/memory-storage.js';
 import type { OutputRunner } from '../../src/raft/output-runner.js';
@@ -56,6 +57,8 @@ export class SimNode {
   awaitingAdd = false;
   /** How many times its disk was replaced by an empty one (see wipeDisk). */
   wipes = 0;
+  /** This life's commit notices held back, by receiver (Scenario.commitNoticeDelay). */
+  readonly noticeHolds = new Map<NodeId, CommitNoticeHold>();
   /** Senders whose messages to the current disk's processes have reached it (see ClusterDeps.reorderAcrossWipes). */
   readonly heardSinceWipe = new Set<NodeId>();
 

@@ -76,7 +76,8 @@ type SimEvent =
   | { readonly kind: 'write-done'; readonly node: SimNode; readonly life: number; readonly serial: number }
   | { readonly kind: 'disk-stall' }
   | { readonly kind: 'snapshot-report'; readonly report: SnapshotReport }
-  | { readonly kind: 'membership' };
+  | { readonly kind: 'membership' }
+  | { readonly kind: 'notice-deadline'; readonly node: SimNode; readonly life: number; readonly to: NodeId; readonly wait: number };
 
 /** One closed-loop client. `serial` invalidates its scheduled wake-ups once it has moved on. */
 interface ClientState {
@@ -170,6 +171,14 @@ class Simulation {
       coreSeeds,
       deliverLater: (delay, message, duplicate, disks) => this.queue.push(this.clock.now + delay, { kind: 'deliver', message, duplicate, disks }),
       snapshots: this.scenario.snapshots,
+      commitNotices:
+        this.scenario.commitNoticeDelay > 0
+          ? {
+              delay: this.scenario.commitNoticeDelay,
+              expireLater: (delay, node, life, to, wait) =>
+                this.queue.push(this.clock.now + delay, { kind: 'notice-deadline', node, life, to, wait }),
+            }
+          : null,
       reorderAcrossWipes: this.scenario.reusedIdHazards,
       reportSnapshotLater: (delay, report) => this.queue.push(this.clock.now + delay, { kind: 'snapshot-report', report }),
       ...(snapshotBug !== undefined ? { snapshotBug } : {}),
@@ -272,6 +281,9 @@ class Simulation {
         return;
       case 'snapshot-report':
         this.cluster.reportSnapshot(event.report);
+        return;
+      case 'notice-deadline':
+        this.cluster.expireNotice(event.node, event.life, event.to, event.wait);
         return;
       case 'membership': {
         const profile = this.scenario.membership;
@@ -794,7 +806,8 @@ export function describeScenario(s: Scenario): string {
     `${s.clients} clients thinking ~${s.clientThinkTime}, reads every ~${s.readMeanInterval}; ` +
     `persistence ${s.asyncPersist ? describePersist(s.persist) : 'sync'}; ` +
     (s.snapshots === null ? 'no snapshots' : `snapshot every ${s.snapshots.everyEntries} applied entries, retain ${s.snapshots.retainEntries}`) +
-    (s.membership === null ? '' : `; membership changes every ~${s.membership.changeMeanInterval} with ${s.membership.spareNodes} spare node(s)`)
+    (s.membership === null ? '' : `; membership changes every ~${s.membership.changeMeanInterval} with ${s.membership.spareNodes} spare node(s)`) +
+    (s.commitNoticeDelay === 0 ? '' : `; commit notices held up to ${s.commitNoticeDelay}`)
   );
 }
 
