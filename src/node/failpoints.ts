@@ -35,6 +35,7 @@ export const FAILPOINTS = {
   'before-reply': 'a committed write was applied, before its client gets the reply (synchronous: error, crash)',
   'peer-send': 'messages to peers, before the transport queues them: delay and pause hold them (in order), error loses them as a broken link would',
   'peer-receive': 'each batch of messages from a peer, before the core gets it (synchronous: error loses it as a broken link would, crash)',
+  'node-start': 'a starting node, once its port is bound and before it opens its log (delay and pause keep it starting)',
   'bug-read-local': 'PLANTED BUG: a linearizable read is answered from local state without confirming leadership',
   'bug-reply-before-commit': 'PLANTED BUG: the leader answers a write as soon as it is appended to its own log, before it commits',
   'bug-drop-forward-error': 'PLANTED BUG: a follower that forwarded a write to its leader answers success when the forward failed',

@@ -213,6 +213,27 @@ export function bindPeerServer(server: grpc.Server, address: string): Promise<nu
   });
 }
 
+/**
+ * raftlog.v1.RaftPeer for a node that listens before it has loaded its log:
+ * until `service()` returns the real implementation, every call is answered
+ * UNAVAILABLE ("starting"), which a sending peer takes for a peer not reachable
+ * yet and retries. Without it such a call would be answered UNIMPLEMENTED,
+ * which the sender takes for a refusal and logs as one (a warning on every
+ * restart of a peer). Every method of the service takes (call, callback).
+ */
+export function peerServiceWhileStarting(self: NodeId, service: () => grpc.UntypedServiceImplementation | null): grpc.UntypedServiceImplementation {
+  const implementation: grpc.UntypedServiceImplementation = {};
+  for (const name of Object.keys(raftPeerServerDefinition)) {
+    const handler = (call: unknown, callback: grpc.sendUnaryData<unknown>): void => {
+      const real = service()?.[name] as ((call: unknown, callback: grpc.sendUnaryData<unknown>) => void) | undefined;
+      if (real !== undefined) real(call, callback);
+      else callback({ code: grpc.status.UNAVAILABLE, details: `node ${self} is starting` });
+    };
+    implementation[name] = handler as grpc.UntypedHandleCall;
+  }
+  return implementation;
+}
+
 /** Starts a gRPC server with only the peer service on it. */
 export async function startPeerServer(
   address: string,

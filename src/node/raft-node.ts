@@ -40,7 +40,7 @@ import { NodeMetrics, type NodeVitals, type PeerLinkFigures, serveMetrics } from
 import { discoverCluster, type MembershipView, membershipView, refusalError } from './node-membership.js';
 import { NodeSnapshots, restoreStateMachine, SNAPSHOT_POLICY_DEFAULTS, type SnapshotPolicy } from './node-snapshots.js';
 import { PeerClients } from './peer-clients.js';
-import { createPeerService } from './peer-service.js';
+import { createPeerService, peerServiceWhileStarting } from './peer-service.js';
 import { PEER_SERVER_OPTIONS } from './peer-transport.js';
 import type { ProducerStamp } from './producer-sessions.js';
 import { ProposalWaiters } from './proposal-waiters.js';
@@ -383,6 +383,12 @@ export class RaftNode {
       clusterServiceDefinition,
       createClusterService(() => node, logger, channelCredentials),
     );
+    // The peer service too, answering UNAVAILABLE until the log is loaded (peerServiceWhileStarting).
+    let peerService: grpc.UntypedServiceImplementation | null = null;
+    server.addService(
+      raftPeerServerDefinition,
+      peerServiceWhileStarting(options.id, () => peerService),
+    );
     const metrics = new NodeMetrics(() => node);
     // A follower trusts a silent leader no longer than it would before campaigning: the longest election timeout.
     const staleAfterMs = 2 * (options.electionTicks ?? NODE_DEFAULTS.electionTicks) * (options.tickMs ?? NODE_DEFAULTS.tickMs);
@@ -403,6 +409,7 @@ export class RaftNode {
     }
     let storage: LevelLogStorage | null = null;
     try {
+      await options.failpoints?.hit('node-start');
       // Cluster identity (issue 10): the data dir is bound to this member and cluster; peers check both.
       storage = await LevelLogStorage.open(
         options.dataDir,
@@ -484,7 +491,7 @@ export class RaftNode {
       snapshots = new NodeSnapshots(options.id, storage, policy, sender, logger, metrics, options.failpoints ?? null);
       await snapshots.clearIncoming();
       const arrivals = snapshots;
-      server.addService(raftPeerServerDefinition, {
+      peerService = {
         ...createPeerService({
           self: options.id,
           cluster,
@@ -506,7 +513,7 @@ export class RaftNode {
               if (message !== null) node?.receive([message]);
             }),
         }),
-      });
+      };
       node = new RaftNode(
         options,
         core,

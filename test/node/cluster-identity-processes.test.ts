@@ -178,7 +178,9 @@ describe('cluster and member identity, with real processes', () => {
       { timeoutMs: WAIT_MS, intervalMs: 200 },
     );
     expect(String(refusedByIntruder.reason)).toContain(`"${alpha}"`);
-    // A's leader sends to n3's address: the intruder refuses A's batches, and A's leader says so.
+    // A's leader sends to n3's address: the intruder refuses A's batches, and A's leader says so. Its first refusal
+    // is this one: while the intruder loads its log it answers UNAVAILABLE (unreachable, not refused; it answered
+    // UNIMPLEMENTED once, and this test read that refusal instead).
     const leaderSide = await waitFor(
       `A's leader ${aLeader} logging that n3 refuses its messages`,
       async () => (await warningsIn(join(a.dir, `${aLeader}.log`), 'peer refused messages')).find((line) => line.peer === 'n3'),

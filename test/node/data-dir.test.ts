@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GetReply, StatusReply, WriteReply } from '../../src/node/client-proto.js';
 import { collectRun, type Run } from '../support/collect-run.js';
-import { freePort, ProcessCluster } from '../support/process-cluster.js';
+import { ProcessCluster } from '../support/process-cluster.js';
 import { waitFor } from '../support/wait-for.js';
 
 const NODE_MAIN = new URL('../../src/node/main.ts', import.meta.url).pathname;

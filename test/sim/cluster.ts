@@ -22,7 +22,6 @@ import type {
   NodeId,
   ProposeResult,
   RaftOutput,
-  RaftStatus,
   ReadFailed,
   ReadReady,
 } from '../../src/raft/types.js';

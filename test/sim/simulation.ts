@@ -9,7 +9,7 @@
  */
 import { removedOf } from '../../src/raft/membership.js';
 import { SeededRandom } from '../../src/raft/random.js';
-import type { ClusterConfig, Message, NodeId } from '../../src/raft/types.js';
+import type { Message, NodeId } from '../../src/raft/types.js';
 import { Cluster, type ClusterStats, type Disks, emptyStats, proposalKey, type SnapshotBug, type SnapshotReport } from './cluster.js';
 import { EventLog } from './event-log.js';
 import { EventQueue } from './event-queue.js';
@@ -17,7 +17,7 @@ import { InvariantViolation, SafetyChecks } from './invariants.js';
 import { LivenessChecker } from './liveness.js';
 import { Network, oneWayPartition, type Partition, splitPartition } from './network.js';
 import { chooseScenario, FAULT_KINDS, type FaultKind, type Scenario } from './scenario.js';
-import type { CoreFactory, SimCore } from './sim-core.js';
+import type { CoreFactory } from './sim-core.js';
 import type { SimNode } from './sim-node.js';
 
 export interface SimulationOptions {
