@@ -37,12 +37,44 @@ export interface BatchSummary {
   };
 }
 
+type Totals = BatchSummary['totals'];
+type RunningTotals = { -readonly [K in keyof Totals]: Totals[K] };
+
+function emptyTotals(): RunningTotals {
+  return { events: 0, committed: 0, leadersElected: 0, crashes: 0, partitions: 0, readsReleased: 0, asyncSeeds: 0, stats: emptyStats() };
+}
+
+/** One run's contribution to a batch's totals. */
+function totalsOf(result: SimulationResult): Totals {
+  const { stats } = result;
+  return {
+    events: result.events,
+    committed: result.maxCommitted,
+    leadersElected: stats.leadersElected,
+    crashes: stats.crashes,
+    partitions: stats.partitions,
+    readsReleased: stats.readsReleased,
+    asyncSeeds: result.scenario.asyncPersist ? 1 : 0,
+    stats,
+  };
+}
+
+function addTotals(into: RunningTotals, from: Totals): void {
+  into.events += from.events;
+  into.committed += from.committed;
+  into.leadersElected += from.leadersElected;
+  into.crashes += from.crashes;
+  into.partitions += from.partitions;
+  into.readsReleased += from.readsReleased;
+  into.asyncSeeds += from.asyncSeeds;
+  for (const key of Object.keys(into.stats) as (keyof ClusterStats)[]) into.stats[key] += from.stats[key];
+}
+
 export function runSeeds(options: BatchOptions): BatchSummary {
   const started = performance.now();
   const failures: SimulationResult[] = [];
   let seedsRun = 0;
-  const stats = emptyStats();
-  const totals = { events: 0, committed: 0, leadersElected: 0, crashes: 0, partitions: 0, readsReleased: 0, asyncSeeds: 0, stats };
+  const totals = emptyTotals();
   for (let seed = options.start; seed < options.start + options.count; seed++) {
     const result = runSimulation({
       seed,
@@ -52,14 +84,7 @@ export function runSeeds(options: BatchOptions): BatchSummary {
       ...(options.callerBug !== undefined ? { callerBug: options.callerBug } : {}),
     });
     seedsRun++;
-    totals.events += result.events;
-    totals.committed += result.maxCommitted;
-    totals.leadersElected += result.stats.leadersElected;
-    totals.crashes += result.stats.crashes;
-    totals.partitions += result.stats.partitions;
-    totals.readsReleased += result.stats.readsReleased;
-    if (result.scenario.asyncPersist) totals.asyncSeeds++;
-    for (const key of Object.keys(stats) as (keyof ClusterStats)[]) stats[key] += result.stats[key];
+    addTotals(totals, totalsOf(result));
     options.onResult?.(result);
     if (result.violation !== null) {
       failures.push(result);
@@ -71,8 +96,7 @@ export function runSeeds(options: BatchOptions): BatchSummary {
 
 /** One summary of several batches over disjoint seed ranges, failures in seed order. */
 export function mergeSummaries(summaries: readonly BatchSummary[]): BatchSummary {
-  const stats = emptyStats();
-  const totals = { events: 0, committed: 0, leadersElected: 0, crashes: 0, partitions: 0, readsReleased: 0, asyncSeeds: 0, stats };
+  const totals = emptyTotals();
   let seedsRun = 0;
   let elapsedMs = 0;
   const failures: SimulationResult[] = [];
@@ -80,15 +104,7 @@ export function mergeSummaries(summaries: readonly BatchSummary[]): BatchSummary
     seedsRun += summary.seedsRun;
     elapsedMs = Math.max(elapsedMs, summary.elapsedMs);
     failures.push(...summary.failures);
-    const t = summary.totals;
-    totals.events += t.events;
-    totals.committed += t.committed;
-    totals.leadersElected += t.leadersElected;
-    totals.crashes += t.crashes;
-    totals.partitions += t.partitions;
-    totals.readsReleased += t.readsReleased;
-    totals.asyncSeeds += t.asyncSeeds;
-    for (const key of Object.keys(stats) as (keyof ClusterStats)[]) stats[key] += t.stats[key];
+    addTotals(totals, summary.totals);
   }
   failures.sort((a, b) => a.seed - b.seed);
   return { seedsRun, failures, elapsedMs, totals };

@@ -21,8 +21,8 @@ export interface SeedRange {
  * the wall time: the suite's test files run one at a time on a 2-core
  * machine, and a sweep of thousands of seeds would otherwise leave a core
  * idle. Processes, not worker threads: threads sped a sweep up by about a
- * tenth here, processes by almost half (the simulator allocates heavily, and
- * threads of one process share its garbage collector's helpers).
+ * tenth here, processes by about a quarter (the simulator allocates heavily,
+ * and threads of one process share its garbage collector's helpers).
  */
 export async function runSeedsInProcesses(range: SeedRange, processes = defaultProcesses()): Promise<BatchSummary> {
   const shares = Math.max(1, Math.min(processes, range.count));
