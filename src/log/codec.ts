@@ -10,6 +10,7 @@ const HardStateType = root.lookupType('raftlog.v1.storage.HardState');
 const ClusterConfigType = root.lookupType('raftlog.v1.storage.ClusterConfig');
 const SnapshotRecordType = root.lookupType('raftlog.v1.storage.SnapshotRecord');
 const CompactedPointType = root.lookupType('raftlog.v1.storage.CompactedPoint');
+const DeletedBeforeType = root.lookupType('raftlog.v1.storage.DeletedBefore');
 const ClusterIdentityType = root.lookupType('raftlog.v1.storage.ClusterIdentity');
 const MemberIdentityType = root.lookupType('raftlog.v1.storage.MemberIdentity');
 
@@ -187,12 +188,22 @@ export function decodeCompactedPoint(value: Uint8Array): CompactedPoint {
   return { index: object.index as number, term: object.term as number };
 }
 
+/** Every entry before this index is deleted; see DeletedBefore in storage.proto. */
+export function encodeDeletedBefore(index: number): Uint8Array {
+  return seal(DeletedBeforeType.encode(DeletedBeforeType.create({ index })).finish());
+}
+
+export function decodeDeletedBefore(value: Uint8Array): number {
+  return decodeMessage(DeletedBeforeType, value).index as number;
+}
+
 export const HARD_STATE_KEY = new Uint8Array([0x68]); // "h"
 export const CONFIG_KEY = new Uint8Array([0x63]); // "c"
 export const SNAPSHOT_KEY = new Uint8Array([0x73]); // "s"
 export const COMPACTED_KEY = new Uint8Array([0x70]); // "p"
 export const CLUSTER_IDENTITY_KEY = new Uint8Array([0x69]); // "i"
 export const MEMBER_IDENTITY_KEY = new Uint8Array([0x6d]); // "m"
+export const DELETED_BEFORE_KEY = new Uint8Array([0x64]); // "d"
 const ENTRY_PREFIX = 0x65; // "e"
 export const ENTRY_RANGE = { gte: new Uint8Array([ENTRY_PREFIX]), lt: new Uint8Array([ENTRY_PREFIX + 1]) };
 

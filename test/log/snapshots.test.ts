@@ -1,7 +1,16 @@
 import { mkdir, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { COMPACTED_KEY, encodeCompactedPoint, encodeSnapshotRecord, entryKey, SNAPSHOT_KEY } from '../../src/log/codec.js';
+import {
+  COMPACTED_KEY,
+  DELETED_BEFORE_KEY,
+  encodeCompactedPoint,
+  encodeDeletedBefore,
+  encodeEntry,
+  encodeSnapshotRecord,
+  entryKey,
+  SNAPSHOT_KEY,
+} from '../../src/log/codec.js';
 import { LogCorruptionError } from '../../src/log/errors.js';
 import type { LevelLogStorage } from '../../src/log/level-storage.js';
 import { StorageRangeError } from '../../src/raft/storage.js';
@@ -46,16 +55,60 @@ describe('snapshots and compaction', () => {
     expect((await storedKeys(await closed(reopened))).filter((k) => k.startsWith('e'))).toEqual([7, 8, 9, 10, 11, 12].map((i) => `e${i}`));
   });
 
-  it("compaction is one fsync'd batch that keeps the entries after the compacted point", async () => {
+  it("compaction records its point in one small fsync'd batch and deletes the entries before it afterwards", async () => {
     const storage = await logWith(10);
     await storage.saveSnapshot(await writeSnapshotFile(storage, 'snap-8', 8, 2));
     const batch = spyOnBatches(storage);
     await storage.compact(8);
+    // The batch that writes of the node queue behind holds two records, however many entries go.
     expect(batch).toHaveBeenCalledTimes(1);
     const [ops, sync] = batch.mock.calls[0] as [readonly BatchOp[], boolean];
     expect(sync).toBe(true);
-    expect(ops.filter((op) => op.type === 'del')).toHaveLength(8);
+    expect(ops.map((op) => [op.type, String.fromCharCode(op.key[0] as number)])).toEqual([
+      ['put', 'p'],
+      ['put', 'd'],
+    ]);
     expect(storage.entries(9, 11, Infinity)).toEqual(entries(9, 10, termOf));
+    await storage.deletionSettled();
+    expect((await storedKeys(await closed(storage))).filter((k) => k.startsWith('e'))).toEqual(['e9', 'e10']);
+  });
+
+  it('compactions in a row while the deletion runs leave exactly the entries after the last point', async () => {
+    const storage = await logWith(400);
+    await storage.saveSnapshot(await writeSnapshotFile(storage, 'snap-390', 390, 3));
+    for (const point of [100, 200, 300, 390]) await storage.compact(point);
+    await storage.deletionSettled();
+    expect(storage.firstIndex()).toBe(391);
+    const keys = await storedKeys(await closed(storage));
+    expect(keys.filter((k) => k.startsWith('e'))).toEqual(entries(391, 400, termOf).map((e) => `e${e.index}`));
+  });
+
+  it('entries a stop left behind a compaction are skipped at open and deleted then', async () => {
+    const storage = await logWith(10);
+    await storage.saveSnapshot(await writeSnapshotFile(storage, 'snap-8', 8, 2));
+    await storage.compact(6);
+    const dir = await closed(storage);
+    // As if the node stopped with the deletion not begun: 3..6 still stored, the record says deleting starts at 3.
+    await tamper(dir, async (db) => {
+      for (const entry of entries(3, 6, termOf)) await db.put(entryKey(entry.index), encodeEntry(entry));
+      await db.put(DELETED_BEFORE_KEY, encodeDeletedBefore(3));
+    });
+    const reopened = await fixtures.openStorage(dir, null);
+    expect([reopened.firstIndex(), reopened.lastIndex()]).toEqual([7, 10]);
+    expect(reopened.entries(7, 11, Infinity)).toEqual(entries(7, 10, termOf));
+    await reopened.deletionSettled();
+    expect((await storedKeys(await closed(reopened))).filter((k) => k.startsWith('e'))).toEqual(['e7', 'e8', 'e9', 'e10']);
+  });
+
+  it('a failed deletion of compacted entries fails the next write of the log, naming where it stopped', async () => {
+    const storage = await logWith(10);
+    await storage.saveSnapshot(await writeSnapshotFile(storage, 'snap-8', 8, 2));
+    (storage as unknown as { db: { clear: () => Promise<void> } }).db.clear = () => Promise.reject(new Error('EIO: i/o error'));
+    await storage.compact(6);
+    await expect(storage.deletionSettled()).rejects.toThrow(/deleting the compacted entries from 1 failed: EIO: i\/o error/);
+    await expect(storage.save({ term: 3, votedFor: 'n1', commit: 10 }, entries(11, 11, termOf))).rejects.toThrow(
+      /deleting the compacted entries from 1 failed/,
+    );
   });
 
   it('compaction refuses to pass the latest snapshot, and a refused compaction changes nothing', async () => {
@@ -170,7 +223,7 @@ describe('installing a snapshot from the leader', () => {
     expect(await readdir(storage.snapshotDir)).toEqual(['leader-20']);
     const reopened = await fixtures.reopen(storage);
     check(reopened);
-    expect(await storedKeys(await closed(reopened))).toEqual(['c', 'e21', 'e22', 'h', 'p', 's']);
+    expect(await storedKeys(await closed(reopened))).toEqual(['c', 'd', 'e21', 'e22', 'h', 'p', 's']);
   });
 
   it("a snapshot behind the log's end still replaces the whole log; what it covers counts as committed", async () => {
@@ -292,9 +345,32 @@ describe('a restart checks snapshots and compaction and reports what does not fi
     expect((error as Error).message).toContain('entry at index 6: still stored, though compaction deleted everything up to 6');
   });
 
+  it('an entry still stored before the point the deletion of compacted entries reached is reported', async () => {
+    const { dir } = await compactedLog();
+    // Entries 4..6 may be leftovers of an interrupted deletion; 3 may not.
+    await tamper(dir, async (db) => {
+      await db.put(DELETED_BEFORE_KEY, encodeDeletedBefore(4));
+      await db.put(entryKey(3), encodeEntry(entries(3, 3, termOf)[0] as Entry));
+    });
+    const error = await fixtures.openStorage(dir, null).catch((e: unknown) => e);
+    expect((error as LogCorruptionError).index).toBe(3);
+    expect((error as Error).message).toContain('entry at index 3: still stored, though compaction deleted everything up to 3');
+  });
+
+  it('a deleted-before record beyond the compacted point is reported', async () => {
+    const { dir } = await compactedLog();
+    await tamper(dir, (db) => db.put(DELETED_BEFORE_KEY, encodeDeletedBefore(9)));
+    await expect(fixtures.openStorage(dir, null)).rejects.toThrow(
+      /deleted-before record: says every entry before 9 is deleted, but the log is compacted only up to 6/,
+    );
+  });
+
   it('a compacted point the entries do not follow is reported as a missing entry', async () => {
     const { dir } = await compactedLog();
-    await tamper(dir, (db) => db.put(COMPACTED_KEY, encodeCompactedPoint({ index: 5, term: 2 })));
+    await tamper(dir, async (db) => {
+      await db.put(COMPACTED_KEY, encodeCompactedPoint({ index: 5, term: 2 }));
+      await db.put(DELETED_BEFORE_KEY, encodeDeletedBefore(6));
+    });
     await expect(fixtures.openStorage(dir, null)).rejects.toThrow(/entry at index 6: missing \(the next stored entry is 7\)/);
   });
 
