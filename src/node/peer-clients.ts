@@ -26,6 +26,8 @@ export interface PeerClientsOptions {
   readonly cluster: string;
   /** The cluster id and incarnation every batch carries; a node always has one (peers refuse batches without). */
   readonly identity?: PeerIdentity;
+  /** Where this node takes peer messages, sent with every batch (`from_address`) so that a peer can answer it. */
+  readonly selfAddress?: () => string | undefined;
   /** Peer id -> "host:port" of its peer service. This node's own id may be listed; it is ignored. */
   readonly peers: ReadonlyMap<NodeId, string>;
   readonly logger: Logger;
@@ -80,6 +82,7 @@ interface LinkSettings {
   readonly self: NodeId;
   readonly cluster: string;
   readonly identity: PeerIdentity | null;
+  readonly selfAddress: () => string | undefined;
   readonly log: Logger;
   readonly maxBatchMessages: number;
   readonly maxBatchBytes: number;
@@ -114,6 +117,7 @@ export class PeerClients {
       self: options.self,
       cluster: options.cluster,
       identity: options.identity ?? null,
+      selfAddress: options.selfAddress ?? (() => undefined),
       log: options.logger.child({ component: 'peer-clients' }),
       maxBatchMessages: positive(options.maxBatchMessages ?? 1024, 'maxBatchMessages'),
       maxBatchBytes: positive(options.maxBatchBytes ?? PEER_MAX_BATCH_BYTES, 'maxBatchBytes'),
@@ -382,6 +386,7 @@ class PeerLink {
     if (this.closed || this.blocked || this.retryTimer !== null || this.queue.length === 0) return;
     const stream = this.stream ?? this.openStream();
     const { self, cluster, identity } = this.settings;
+    const fromAddress = this.settings.selfAddress();
     while (this.queue.length > 0 && !this.blocked) {
       const batch = this.takeBatch();
       const request: WireMessageBatch = {
@@ -390,6 +395,7 @@ class PeerLink {
         cluster,
         messages: batch.map((queued) => queued.wire),
         ...(identity === null ? {} : { clusterId: identity.clusterId, memberIncarnation: identity.incarnation }),
+        ...(fromAddress === undefined ? {} : { fromAddress }),
       };
       this.sentBatches += 1;
       this.sentMessages += batch.length;

@@ -35,7 +35,8 @@ export interface PeerServiceOptions {
    * Called with every accepted batch, in arrival order. It must not wait for
    * Raft: queue the messages and return.
    */
-  readonly onMessages: (from: NodeId, messages: Message[]) => void;
+  /** A batch that passed every check; `fromAddress` is where its sender says it takes messages ('' if it does not say). */
+  readonly onMessages: (from: NodeId, messages: Message[], fromAddress: string) => void;
   readonly logger: Logger;
   /** Aborted when the node shuts down: open streams are ended, so the server's graceful shutdown does not wait for peers. */
   readonly shutdown?: AbortSignal;
@@ -112,7 +113,7 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
     if (messages.length === 0) return null;
     if (lostAtFailpoint(batch.from, messages.length)) return null;
     try {
-      onMessages(batch.from, messages);
+      onMessages(batch.from, messages, typeof batch.fromAddress === 'string' ? batch.fromAddress : '');
     } catch (error) {
       log.error({ from: batch.from, err: error }, 'the node failed to take a batch of messages');
       return {

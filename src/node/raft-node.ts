@@ -258,6 +258,8 @@ export class RaftNode {
   /** The configurations (in force, last committed) the address book and peer links were last set from. */
   private followedConfig: ClusterConfig | null = null;
   private followedCommitted: ClusterConfig | null = null;
+  /** Senders answered at the address they gave, which no configuration this node follows lists (takeGivenAddress). */
+  private readonly addressesGiven = new Set<NodeId>();
   private removed = false;
   /**
    * This node has been in force as a member: a founder always; a joining node
@@ -310,8 +312,30 @@ export class RaftNode {
     );
   }
 
+  /**
+   * The peer service takes a leader's messages from a node that this one's
+   * configuration does not list (cluster-identity.ts): this node may lag
+   * behind the configuration that added that leader, with the entries that
+   * would tell it compacted. Answering it is then the only way to be brought
+   * up to date (its rejection is what makes the leader send a snapshot), so
+   * the address the sender gave is kept and linked. It serves only until a
+   * configuration lists that node: a member's address always comes from the
+   * configuration.
+   */
+  private takeGivenAddress(from: NodeId, address: string): void {
+    this.addressBook.set(from, address);
+    this.addressesGiven.add(from);
+    this.logger.info(
+      { event: 'peer-address-given', peer: from, address },
+      `${from} leads but is not in node ${this.id}'s configuration yet: answering it at ${address}, the address it gave`,
+    );
+    if (this.followedConfig !== null) this.linkMembers(this.followedConfig, this.followedCommitted ?? this.followedConfig);
+  }
+
   private linkMembers(...configs: ClusterConfig[]): void {
     const members = new Set(configs.flatMap((config) => [...config.voters, ...learnersOf(config)]));
+    for (const id of members) this.addressesGiven.delete(id);
+    for (const id of this.addressesGiven) members.add(id);
     if (members.size === 0) return;
     const links = new Map<NodeId, string>();
     for (const id of members) {
@@ -472,6 +496,7 @@ export class RaftNode {
         self: options.id,
         cluster,
         identity,
+        selfAddress: () => addressBook.get(options.id),
         peers: others,
         logger,
         channelCredentials,
@@ -499,7 +524,7 @@ export class RaftNode {
           logger,
           shutdown: shutdown.signal,
           failpoints: options.failpoints ?? null,
-          onMessages: (_from: NodeId, messages: Message[]) => node?.receive(messages),
+          onMessages: (from: NodeId, messages: Message[], fromAddress: string) => node?.receive(messages, from, fromAddress),
         }),
         ...createSnapshotReceiver({
           self: options.id,
@@ -1020,8 +1045,9 @@ export class RaftNode {
     this.logger.info({ event: 'stopped' }, 'node stopped');
   }
 
-  private receive(messages: readonly Message[]): void {
+  private receive(messages: readonly Message[], from?: NodeId, fromAddress = ''): void {
     if (this.stopped) return;
+    if (from !== undefined && fromAddress !== '' && !this.addressBook.has(from)) this.takeGivenAddress(from, fromAddress);
     // A batch comes from one peer: when the leader was last heard from is what health checks look at.
     if (messages[0] !== undefined) this.heardAt.set(messages[0].from, performance.now());
     // The wire codec refused every malformed message already: a throw while stepping is a broken invariant

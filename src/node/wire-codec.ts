@@ -104,6 +104,8 @@ export interface WireMessageBatch {
   clusterId?: string;
   /** The sender's member incarnation; '' (or absent, when sending) for a sender without one. */
   memberIncarnation?: string;
+  /** Where the sender takes peer messages; '' (or absent) when it does not say. */
+  fromAddress?: string;
 }
 
 /** `raftlog.v1.DeliverReply`. */

@@ -244,6 +244,32 @@ describe('membership changes with real processes', () => {
     expect(await readFile(join(c.dir, 'n4.log'), 'utf8')).toContain('"event":"snapshot-installed"');
   });
 
+  it('a follower down through the addition of a node that then leads catches up from that leader, which its configuration does not list', {
+    timeout: 240_000,
+  }, async () => {
+    // Found by jepsen-lite (append, seed 101): the lagging node took the new leader's messages but had no
+    // address to answer them at, so the leader never learned it needed a snapshot.
+    cluster = await ProcessCluster.start(3, ['--snapshot-entries', '20', '--retain-entries', '0']);
+    const c = cluster;
+    const leader = await c.waitForLeader();
+    const lagging = ['n1', 'n2', 'n3'].find((id) => id !== leader) as string;
+    const others = ['n1', 'n2', 'n3'].filter((id) => id !== lagging);
+    const admin = clientOf(c, others);
+    await admin.put('before', 'the freeze');
+    // The fault: down (killed, so no message sent meanwhile waits in its socket) while n4 is added and takes
+    // over, and while the log it would need is compacted. It restarts from its data, with the founding --peers.
+    await c.kill(lagging);
+    await grow(c, admin, 'n4', others);
+    await admin.transferLeadership({ to: 'n4' });
+    let last = 0;
+    for (let i = 0; i < 60; i++) last = (await admin.put(`k${i}`, `v${i}`)).index;
+    c.startNode(lagging);
+    // Expected: it catches up (a snapshot from n4, then the entries) and agrees with everyone.
+    const statuses = await c.waitForConvergence(last, ['n1', 'n2', 'n3', 'n4'], WAIT_MS);
+    expect(new Set(statuses.map((s) => s.digest)).size).toBe(1);
+    expect(await readFile(join(c.dir, `${lagging}.log`), 'utf8')).toContain('"event":"snapshot-installed"');
+  });
+
   it('a follower removed while it was frozen learns it from its peers once it runs again, and exits', { timeout: 240_000 }, async () => {
     cluster = await ProcessCluster.start(4);
     const c = cluster;
