@@ -312,6 +312,14 @@ export class RaftNode {
     );
   }
 
+  /** A sender no followed configuration lists (its address there may be unknown, or one from an earlier membership), not yet linked at this address. */
+  private mayAnswerAtGivenAddress(from: NodeId, given: string): boolean {
+    if (this.addressesGiven.has(from) && this.addressBook.get(from) === (PEER_ROUTES.get(from) ?? given)) return false;
+    const followed = this.followedConfig;
+    if (followed === null || from === this.id) return false;
+    return !isMember(followed, from) && (this.followedCommitted === null || !isMember(this.followedCommitted, from));
+  }
+
   /**
    * The peer service takes a leader's messages from a node that this one's
    * configuration does not list (cluster-identity.ts): this node may lag
@@ -322,7 +330,9 @@ export class RaftNode {
    * configuration lists that node: a member's address always comes from the
    * configuration.
    */
-  private takeGivenAddress(from: NodeId, address: string): void {
+  private takeGivenAddress(from: NodeId, given: string): void {
+    // A route set for the tests' network namespaces wins, as it does for members.
+    const address = PEER_ROUTES.get(from) ?? given;
     this.addressBook.set(from, address);
     this.addressesGiven.add(from);
     this.logger.info(
@@ -1047,7 +1057,7 @@ export class RaftNode {
 
   private receive(messages: readonly Message[], from?: NodeId, fromAddress = ''): void {
     if (this.stopped) return;
-    if (from !== undefined && fromAddress !== '' && !this.addressBook.has(from)) this.takeGivenAddress(from, fromAddress);
+    if (from !== undefined && fromAddress !== '' && this.mayAnswerAtGivenAddress(from, fromAddress)) this.takeGivenAddress(from, fromAddress);
     // A batch comes from one peer: when the leader was last heard from is what health checks look at.
     if (messages[0] !== undefined) this.heardAt.set(messages[0].from, performance.now());
     // The wire codec refused every malformed message already: a throw while stepping is a broken invariant
