@@ -33,9 +33,9 @@ export interface PeerServiceOptions {
   readonly admission?: PeerAdmission;
   /**
    * Called with every accepted batch, in arrival order. It must not wait for
-   * Raft: queue the messages and return.
+   * Raft: queue the messages and return. `fromAddress` is where the sender
+   * says it takes messages ('' if it does not say).
    */
-  /** A batch that passed every check; `fromAddress` is where its sender says it takes messages ('' if it does not say). */
   readonly onMessages: (from: NodeId, messages: Message[], fromAddress: string) => void;
   readonly logger: Logger;
   /** Aborted when the node shuts down: open streams are ended, so the server's graceful shutdown does not wait for peers. */

@@ -312,12 +312,10 @@ export class RaftNode {
     );
   }
 
-  /** A sender no followed configuration lists (its address there may be unknown, or one from an earlier membership), not yet linked at this address. */
+  /** A sender this node does not know as a member (knowsPeer, as the peer service judged it), not yet linked at this address. */
   private mayAnswerAtGivenAddress(from: NodeId, given: string): boolean {
     if (this.addressesGiven.has(from) && this.addressBook.get(from) === (PEER_ROUTES.get(from) ?? given)) return false;
-    const followed = this.followedConfig;
-    if (followed === null || from === this.id) return false;
-    return !isMember(followed, from) && (this.followedCommitted === null || !isMember(this.followedCommitted, from));
+    return from !== this.id && !this.knowsPeer(from);
   }
 
   /**
