@@ -291,10 +291,13 @@ export class LevelLogStorage implements RaftStorage {
 
   /**
    * Records a snapshot the node took of its own state machine at an index it
-   * has applied; the file is already written and fsync'd in snapshotDir.
-   * Entries stay until compact().
+   * has applied. Its file is already written and fsync'd in snapshotDir, and
+   * the directory fsync'd after the rename (writeKvSnapshot does both), so
+   * its name is durable before the record that points to it. With
+   * `compactTo`, the log is compacted up to there in the same fsync'd batch
+   * (as compact() does): one durable write on the node's queue, not two.
    */
-  async saveSnapshot(ref: SnapshotFileRef): Promise<void> {
+  async saveSnapshot(ref: SnapshotFileRef, compactTo?: number): Promise<void> {
     await this.exclusively('saveSnapshot', async () => {
       checkRefShape(ref, this.path);
       const { index, term } = ref.meta;
@@ -309,11 +312,17 @@ export class LevelLogStorage implements RaftStorage {
         throw new StorageRangeError(`log in ${this.path}: snapshot at ${index} says term ${term}, the log holds term ${storedTerm} there`);
       }
       await checkSnapshotFileBeforeRecord(this.snapshotDir, ref, this.path);
-      // The file's name must be durable before a record that points to it.
-      await syncDirectory(this.snapshotDir);
-      await this.writeOps([{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotRecord(ref) }], true);
+      const point = compactTo === undefined ? null : this.compactionPoint(compactTo, index);
+      const ops: BatchOp[] = [{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotRecord(ref) }];
+      if (point !== null) ops.push(...this.compactionOps(point));
+      await this.writeOps(ops, true);
       this.replaceLatest(ref);
+      if (point !== null) {
+        this.dropCompacted(point);
+        await removeObsoleteFiles(this.snapshotDir, this.obsoleteFiles);
+      }
     });
+    if (compactTo !== undefined) this.deleteCompacted();
   }
 
   /**
@@ -325,29 +334,43 @@ export class LevelLogStorage implements RaftStorage {
    */
   async compact(index: number): Promise<void> {
     await this.exclusively('compact', async () => {
-      if (index <= this.compacted.index) return;
-      const covered = this.latest?.meta.index ?? 0;
-      if (index > covered) {
-        throw new StorageRangeError(`log in ${this.path}: cannot compact up to ${index}: the latest snapshot only covers up to ${covered}`);
-      }
-      if (index > this.lastIndex()) {
-        throw new StorageRangeError(`log in ${this.path}: cannot compact up to ${index}: the log ends at ${this.lastIndex()}`);
-      }
-      const point: CompactedPoint = { index, term: this.term(index) };
-      // With the point, how far the deletion has got: a record written by the deletion itself may still be on
-      // its way, and one from before this feature is absent (which would mean "nothing left to delete").
-      await this.writeOps(
-        [
-          { type: 'put', key: COMPACTED_KEY, value: encodeCompactedPoint(point) },
-          { type: 'put', key: DELETED_BEFORE_KEY, value: encodeDeletedBefore(this.deletedBefore) },
-        ],
-        true,
-      );
-      this.held = this.held.slice(index - this.compacted.index);
-      this.compacted = point;
+      const point = this.compactionPoint(index, this.latest?.meta.index ?? 0);
+      if (point === null) return;
+      await this.writeOps(this.compactionOps(point), true);
+      this.dropCompacted(point);
       await removeObsoleteFiles(this.snapshotDir, this.obsoleteFiles);
     });
     this.deleteCompacted();
+  }
+
+  /** The compacted point at `index` (null if the log is compacted that far already), which a snapshot at `covered` must cover. */
+  private compactionPoint(index: number, covered: number): CompactedPoint | null {
+    if (index <= this.compacted.index) return null;
+    if (index > covered) {
+      throw new StorageRangeError(`log in ${this.path}: cannot compact up to ${index}: the latest snapshot only covers up to ${covered}`);
+    }
+    if (index > this.lastIndex()) {
+      throw new StorageRangeError(`log in ${this.path}: cannot compact up to ${index}: the log ends at ${this.lastIndex()}`);
+    }
+    return { index, term: this.term(index) };
+  }
+
+  /**
+   * The point, and how far the deletion has got: a record written by the
+   * deletion itself may still be on its way, and one from before
+   * DeletedBefore records is absent (which would mean "nothing left to
+   * delete").
+   */
+  private compactionOps(point: CompactedPoint): BatchOp[] {
+    return [
+      { type: 'put', key: COMPACTED_KEY, value: encodeCompactedPoint(point) },
+      { type: 'put', key: DELETED_BEFORE_KEY, value: encodeDeletedBefore(this.deletedBefore) },
+    ];
+  }
+
+  private dropCompacted(point: CompactedPoint): void {
+    this.held = this.held.slice(point.index - this.compacted.index);
+    this.compacted = point;
   }
 
   /** Resolves once no compacted entry is left to delete (or the log is closing); rejects if deleting failed. */

@@ -138,9 +138,9 @@ export class NodeSnapshots {
 
   /**
    * Records the snapshot written in the background as the latest and deletes
-   * the log behind it but for the retained window: two durable writes, each
-   * crash-safe (a crash in between leaves a newer snapshot over an uncompacted
-   * log). Runs on the node's disk queue, never beside a save. A snapshot
+   * the log behind it but for the retained window, in one durable write (the
+   * entries themselves are deleted in the background). Runs on the node's
+   * disk queue, never beside a save. A snapshot
    * overtaken by one installed from the leader meanwhile is dropped.
    */
   async recordWritten(): Promise<void> {
@@ -161,10 +161,9 @@ export class NodeSnapshots {
       await rm(join(this.storage.snapshotDir, ref.file), { force: true });
       return;
     }
-    await this.storage.saveSnapshot(ref);
     const before = this.storage.firstIndex();
     const compactTo = Math.max(before - 1, meta.index - this.policy.retainEntries);
-    if (compactTo >= before) await this.storage.compact(compactTo);
+    await this.storage.saveSnapshot(ref, compactTo >= before ? compactTo : undefined);
     this.logger.info(
       {
         event: 'snapshot',

@@ -73,6 +73,53 @@ describe('snapshots and compaction', () => {
     expect((await storedKeys(await closed(storage))).filter((k) => k.startsWith('e'))).toEqual(['e9', 'e10']);
   });
 
+  it("a node's own snapshot and the compaction behind it are recorded in one fsync'd batch, and a restart finds both", async () => {
+    const storage = await logWith(12);
+    const old = await writeSnapshotFile(storage, 'snap-4', 4, 1);
+    await storage.saveSnapshot(old);
+    const ref = await writeSnapshotFile(storage, 'snap-10', 10, 3);
+    const batch = spyOnBatches(storage);
+    await storage.saveSnapshot(ref, 6);
+    // One durable write on the node's queue: the record, the point and how far the deletion has got.
+    expect(batch).toHaveBeenCalledTimes(1);
+    const [ops, sync] = batch.mock.calls[0] as [readonly BatchOp[], boolean];
+    expect(sync).toBe(true);
+    expect(ops.map((op) => [op.type, String.fromCharCode(op.key[0] as number)])).toEqual([
+      ['put', 's'],
+      ['put', 'p'],
+      ['put', 'd'],
+    ]);
+    batch.mockRestore();
+    const check = (log: LevelLogStorage) => {
+      expect([log.firstIndex(), log.lastIndex(), log.term(6)]).toEqual([7, 12, 2]);
+      expect(log.snapshotFile()).toEqual(ref);
+    };
+    check(storage);
+    // The older snapshot's file goes once the log no longer needs it.
+    expect(await readdir(storage.snapshotDir)).toEqual(['snap-10']);
+    await storage.deletionSettled();
+    const reopened = await fixtures.reopen(storage);
+    check(reopened);
+    expect((await storedKeys(await closed(reopened))).filter((k) => k.startsWith('e'))).toEqual([7, 8, 9, 10, 11, 12].map((i) => `e${i}`));
+  });
+
+  it('a failed snapshot record compacts nothing, in memory or on disk', async () => {
+    const storage = await logWith(12);
+    const ref = await writeSnapshotFile(storage, 'snap-10', 10, 3);
+    spyOnBatches(storage).mockRejectedValueOnce(new Error('disk full'));
+    await expect(storage.saveSnapshot(ref, 6)).rejects.toThrow('disk full');
+    expect([storage.firstIndex(), storage.lastIndex(), storage.snapshot()]).toEqual([1, 12, null]);
+    const reopened = await fixtures.reopen(storage);
+    expect([reopened.firstIndex(), reopened.lastIndex(), reopened.snapshot()]).toEqual([1, 12, null]);
+  });
+
+  it('a compaction point the snapshot being recorded does not cover is refused, and nothing is recorded', async () => {
+    const storage = await logWith(12);
+    const ref = await writeSnapshotFile(storage, 'snap-8', 8, 2);
+    await expect(storage.saveSnapshot(ref, 10)).rejects.toThrow(/cannot compact up to 10: the latest snapshot only covers up to 8/);
+    expect([storage.firstIndex(), storage.snapshot()]).toEqual([1, null]);
+  });
+
   it('compactions in a row while the deletion runs leave exactly the entries after the last point', async () => {
     const storage = await logWith(400);
     await storage.saveSnapshot(await writeSnapshotFile(storage, 'snap-390', 390, 3));
