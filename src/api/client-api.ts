@@ -12,6 +12,7 @@
 import { fileURLToPath } from 'node:url';
 import type { ServiceDefinition } from '@grpc/proto-loader';
 import { loadService, type Uint64Form } from './load-service.js';
+import { subscribeReplyDecoder } from './subscribe-reply-decoder.js';
 
 export const CLIENT_PROTO_PATH = fileURLToPath(new URL('../../proto/raftlog/v1/client.proto', import.meta.url));
 
@@ -28,9 +29,23 @@ export const MAX_VALUE_BYTES = 1024 * 1024;
  */
 export const FIRST_INDEX_METADATA_KEY = 'raftlog-first-index';
 
-/** raftlog.v1.RaftLog with 64-bit integers in the given form, for grpc-js (`server.addService`, or a call per method). */
+const raftLogServices = new Map<Uint64Form, ServiceDefinition>();
+
+/**
+ * raftlog.v1.RaftLog with 64-bit integers in the given form, for grpc-js
+ * (`server.addService`, or a call per method). Subscribe's replies are read
+ * by subscribe-reply-decoder.ts, into the same objects.
+ */
 export function loadRaftLogService(uint64: Uint64Form): ServiceDefinition {
-  return loadService(CLIENT_PROTO_PATH, RAFTLOG_SERVICE_NAME, uint64);
+  let service = raftLogServices.get(uint64);
+  if (service === undefined) {
+    const loaded = loadService(CLIENT_PROTO_PATH, RAFTLOG_SERVICE_NAME, uint64);
+    const subscribe = loaded['Subscribe'];
+    if (subscribe === undefined) throw new Error(`${CLIENT_PROTO_PATH} has no method ${RAFTLOG_SERVICE_NAME}.Subscribe`);
+    service = { ...loaded, Subscribe: { ...subscribe, responseDeserialize: subscribeReplyDecoder(uint64) } };
+    raftLogServices.set(uint64, service);
+  }
+  return service;
 }
 
 /** A 64-bit unsigned integer as it arrives (decimal string); a number or a string may be sent. */
@@ -141,16 +156,19 @@ export interface ReadLogRequest<U = OutgoingUint64> {
   fromIndex: U;
   maxEntries: number;
 }
-export type WireLogEntryKind =
-  | 'LOG_ENTRY_KIND_UNSPECIFIED'
-  | 'LOG_ENTRY_KIND_APPEND'
-  | 'LOG_ENTRY_KIND_PUT'
-  | 'LOG_ENTRY_KIND_DELETE'
-  | 'LOG_ENTRY_KIND_COMPARE_AND_SWAP'
-  | 'LOG_ENTRY_KIND_NO_COMMAND'
-  | 'LOG_ENTRY_KIND_COMMIT_POSITION'
-  | 'LOG_ENTRY_KIND_DELETE_CONSUMER'
-  | 'LOG_ENTRY_KIND_REGISTER_PRODUCER';
+/** LogEntryKind's names (client.proto), in the order of their numbers. */
+export const LOG_ENTRY_KIND_NAMES = [
+  'LOG_ENTRY_KIND_UNSPECIFIED',
+  'LOG_ENTRY_KIND_APPEND',
+  'LOG_ENTRY_KIND_PUT',
+  'LOG_ENTRY_KIND_DELETE',
+  'LOG_ENTRY_KIND_COMPARE_AND_SWAP',
+  'LOG_ENTRY_KIND_NO_COMMAND',
+  'LOG_ENTRY_KIND_COMMIT_POSITION',
+  'LOG_ENTRY_KIND_DELETE_CONSUMER',
+  'LOG_ENTRY_KIND_REGISTER_PRODUCER',
+] as const;
+export type WireLogEntryKind = (typeof LOG_ENTRY_KIND_NAMES)[number];
 export interface KeyChange<B = Buffer> {
   key: B;
   foundBefore: boolean;
@@ -174,6 +192,24 @@ export interface LogEntry<U = WireUint64, B = Buffer> {
   producer?: ProducerStamp<U> | null;
   changes?: KeyChange<B>[];
   proposedAtMs?: U;
+}
+/** A LogEntry with every field at its default (as received when nothing is set), for a reader or a view to fill in. */
+export function emptyLogEntry<U, B>(zero: U, empty: B): Required<LogEntry<U, B>> {
+  return {
+    index: zero,
+    term: zero,
+    kind: 'LOG_ENTRY_KIND_UNSPECIFIED',
+    record: empty,
+    key: empty,
+    value: empty,
+    expected: empty,
+    expectAbsent: false,
+    consumer: '',
+    position: zero,
+    producer: null,
+    changes: [],
+    proposedAtMs: zero,
+  };
 }
 export interface ReadLogReply<U = WireUint64, B = Buffer> {
   entries: LogEntry<U, B>[];

@@ -1,4 +1,4 @@
-import type { WireLogEntryKind } from '../api/client-api.js';
+import { emptyLogEntry, type WireLogEntryKind } from '../api/client-api.js';
 import type { Entry } from '../raft/types.js';
 import type { LogEntryReply } from './client-proto.js';
 import { decodeCommand } from './kv-commands.js';
@@ -7,21 +7,7 @@ const EMPTY = new Uint8Array(0);
 
 /** An entry with every field empty but its place and kind, for the views to fill in. */
 export function entryShell(index: number, term: number, kind: WireLogEntryKind): LogEntryReply {
-  return {
-    index,
-    term,
-    kind,
-    record: EMPTY,
-    key: EMPTY,
-    value: EMPTY,
-    expected: EMPTY,
-    expectAbsent: false,
-    consumer: '',
-    position: 0,
-    producer: null,
-    changes: [],
-    proposedAtMs: 0,
-  };
+  return { ...emptyLogEntry<number, Uint8Array>(0, EMPTY), index, term, kind };
 }
 
 /** A log entry as ReadLog and the COMMANDS view show it: the command as written. */

@@ -11,13 +11,7 @@
  * with sound framing pass (a newer client may send them; proto3 skips them).
  */
 import protobuf from 'protobufjs';
-
-const VARINT = 0;
-const I64 = 1;
-const LEN = 2;
-const START_GROUP = 3;
-const END_GROUP = 4;
-const I32 = 5;
+import { END_GROUP, I32, I64, LEN, START_GROUP, VARINT } from '../api/protobuf-wire-types.js';
 
 /** Nesting deeper than this is refused: raftlog's messages nest a few levels; deeper input only costs stack. */
 const MAX_DEPTH = 32;

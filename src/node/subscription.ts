@@ -8,7 +8,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { WireLogEntryKind } from '../api/client-api.js';
+import { LOG_ENTRY_KIND_NAMES, type WireLogEntryKind } from '../api/client-api.js';
 import type { ChangedEntry } from './change-history.js';
 import type { LogEntryReply, SubscribeReply, SubscribeRequest } from './client-proto.js';
 import { consumerNameProblem } from './consumer-positions.js';
@@ -27,16 +27,8 @@ export const SUBSCRIBE_HEARTBEAT_MS = 1000;
 /** How long finding a consumer's committed position (a linearizable read) may take. */
 const CONSUMER_READ_MS = 10_000;
 
-const KINDS: ReadonlySet<string> = new Set<WireLogEntryKind>([
-  'LOG_ENTRY_KIND_APPEND',
-  'LOG_ENTRY_KIND_PUT',
-  'LOG_ENTRY_KIND_DELETE',
-  'LOG_ENTRY_KIND_COMPARE_AND_SWAP',
-  'LOG_ENTRY_KIND_NO_COMMAND',
-  'LOG_ENTRY_KIND_COMMIT_POSITION',
-  'LOG_ENTRY_KIND_DELETE_CONSUMER',
-  'LOG_ENTRY_KIND_REGISTER_PRODUCER',
-]);
+/** The kinds a filter may name: every LogEntryKind but UNSPECIFIED. */
+const KINDS: ReadonlySet<string> = new Set<WireLogEntryKind>(LOG_ENTRY_KIND_NAMES.filter((kind) => kind !== 'LOG_ENTRY_KIND_UNSPECIFIED'));
 
 type Stream = grpc.ServerWritableStream<SubscribeRequest, SubscribeReply>;
 
