@@ -307,6 +307,34 @@ describe('Subscribe on a healthy cluster', () => {
     expect(indexesOf(stream.entries)).toEqual(after.map((w) => w.position.index));
   });
 
+  it('several subscribers on one node, from different starts, while writes arrive in bursts: each gets the committed log from its own start', async () => {
+    // Streams that ask a node for the same page share one encoded reply; one that asks from elsewhere must not get it.
+    const { leader, follower } = await roles();
+    const calls = callsOn(c());
+    const first = await calls.append(leader, 'shared 0');
+    const start = first.position.index;
+    const burst = (label: string) => Promise.all(Array.from({ length: 20 }, (_, i) => calls.append(leader, `${label} ${i}`)));
+    await burst('early');
+
+    const streams = [
+      { from: start, stream: subscribe(c(), follower, { fromIndex: start }) },
+      { from: start, stream: subscribe(c(), follower, { fromIndex: start }) },
+      { from: start + 7, stream: subscribe(c(), follower, { fromIndex: start + 7 }) },
+      { from: start + 7, stream: subscribe(c(), follower, { fromIndex: start + 7, kinds: ['LOG_ENTRY_KIND_APPEND'] }) },
+    ];
+    const written = [...(await burst('live a')), ...(await burst('live b')), ...(await burst('live c'))];
+    const last = Math.max(...written.map((w) => w.position.index));
+    for (const { stream } of streams) await stream.untilCovered(last);
+
+    const log = await calls.readLog(follower, start, last - start + 1);
+    for (const [i, { from: at, stream }] of streams.entries()) {
+      expect(rangeProblems(stream.replies, at), `stream ${i}`).toEqual([]);
+      expect(stream.replies[0]?.firstIndex, `stream ${i}`).toBe(at);
+      const expected = log.entries.filter((entry) => entry.index >= at && (i < 3 || entry.kind === 'LOG_ENTRY_KIND_APPEND'));
+      expect(stream.entries.filter((entry) => entry.index <= last), `stream ${i}`).toEqual(expected);
+    }
+  });
+
   it('bad input is refused with INVALID_ARGUMENT: an unknown entry kind in the filter, an over-long consumer name', async () => {
     const { follower } = await roles();
     const unknownKind = subscribe(c(), follower, { fromIndex: 1, kinds: [99 as unknown as WireLogEntryKind] });
