@@ -83,7 +83,7 @@ async function serve(node: RaftNode, call: Stream): Promise<void> {
     for (;;) {
       if (call.cancelled || call.destroyed) return;
       if (node.isStopped) throw unavailable(`node ${node.id} is shutting down`);
-      const page = nextReply(node, next, changesView, filter);
+      const page = changesView ? changesPage(node, next, filter) : commandsPage(node, next, filter);
       if (page === null) {
         // Caught up: sleep until something is applied, the heartbeat is due, or the caller leaves.
         const woken = await new Promise<boolean>((resolve) => {
@@ -97,7 +97,7 @@ async function serve(node: RaftNode, call: Stream): Promise<void> {
         if (!woken) await send(call, reply(node, [], next, next - 1), (settle) => (unblockSend = settle));
         continue;
       }
-      await send(call, page.message, (settle) => (unblockSend = settle));
+      await send(call, reply(node, page.entries, next, page.through), (settle) => (unblockSend = settle));
       next = page.through + 1;
     }
   } finally {
@@ -124,53 +124,6 @@ function send(call: Stream, message: Buffer, onCancel: (settle: (() => void) | n
     // Already encoded (client-proto.ts lets Subscribe's serializer pass bytes through).
     call.write(message as unknown as SubscribeReply, settle);
   });
-}
-
-interface EncodedPage {
-  readonly message: Buffer;
-  /** The last index the page covers. */
-  readonly through: number;
-}
-
-/** The next reply from `from` on, encoded, or null when nothing new was committed (or applied, for CHANGES). */
-function nextReply(node: RaftNode, from: number, changesView: boolean, filter: Filter): EncodedPage | null {
-  if (!changesView && filter.kinds === null && filter.prefix === null) return sharedCommandsReply(node, from);
-  const page = changesView ? changesPage(node, from, filter) : commandsPage(node, from, filter);
-  return page === null ? null : { message: reply(node, page.entries, from, page.through), through: page.through };
-}
-
-interface SharedReply extends EncodedPage {
-  readonly from: number;
-  readonly commitIndex: number;
-  readonly leader: string;
-}
-
-/**
- * The last unfiltered COMMANDS reply each node built. Streams that follow
- * the tail wake together at each apply and ask for the same page: the first
- * reads and encodes it, the others send the same bytes. A reply depends only
- * on where it starts, the commit index (which ends the page), the leader the
- * node knows and the node's id, and committed entries never change.
- */
-const sharedReplies = new WeakMap<RaftNode, SharedReply>();
-const NO_FILTER: Filter = { kinds: null, prefix: null };
-
-function sharedCommandsReply(node: RaftNode, from: number): EncodedPage | null {
-  const { status } = node.vitals();
-  const leader = status.leader ?? '';
-  const last = sharedReplies.get(node);
-  if (last !== undefined && last.from === from && last.commitIndex === status.commitIndex && last.leader === leader) return last;
-  const page = commandsPage(node, from, NO_FILTER);
-  if (page === null) return null;
-  const shared: SharedReply = {
-    from,
-    commitIndex: status.commitIndex,
-    leader,
-    message: reply(node, page.entries, from, page.through),
-    through: page.through,
-  };
-  sharedReplies.set(node, shared);
-  return shared;
 }
 
 function reply(node: RaftNode, entries: LogEntryReply[], first: number, last: number): Buffer {
