@@ -308,7 +308,7 @@ describe('Subscribe on a healthy cluster', () => {
   });
 
   it('several subscribers on one node, from different starts, while writes arrive in bursts: each gets the committed log from its own start', async () => {
-    // Streams that ask a node for the same page share one encoded reply; one that asks from elsewhere must not get it.
+    // The node serves every stream from the same shared, decoded entries: each must still get its own range, filtered its own way.
     const { leader, follower } = await roles();
     const calls = callsOn(c());
     const first = await calls.append(leader, 'shared 0');
