@@ -331,7 +331,10 @@ describe('Subscribe on a healthy cluster', () => {
       expect(rangeProblems(stream.replies, at), `stream ${i}`).toEqual([]);
       expect(stream.replies[0]?.firstIndex, `stream ${i}`).toBe(at);
       const expected = log.entries.filter((entry) => entry.index >= at && (i < 3 || entry.kind === 'LOG_ENTRY_KIND_APPEND'));
-      expect(stream.entries.filter((entry) => entry.index <= last), `stream ${i}`).toEqual(expected);
+      expect(
+        stream.entries.filter((entry) => entry.index <= last),
+        `stream ${i}`,
+      ).toEqual(expected);
     }
   });
 
