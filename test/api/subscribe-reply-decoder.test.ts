@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CLIENT_PROTO_PATH, type LogEntry, RAFTLOG_SERVICE_NAME } from '../../src/api/client-api.js';
+import { CLIENT_PROTO_PATH, type LogEntry, loadRaftLogService, RAFTLOG_SERVICE_NAME } from '../../src/api/client-api.js';
 import { loadService, type Uint64Form } from '../../src/api/load-service.js';
 import { SubscribeReplyDecodeError, subscribeReplyDecoder } from '../../src/api/subscribe-reply-decoder.js';
 import { SeededRandom } from '../../src/raft/random.js';
@@ -32,7 +32,7 @@ function replyOf(next: () => number, form: Uint64Form): object {
     if (pick === 1) return int(128);
     if (pick === 2) return int(2 ** 31) + 2 ** 31; // past int32
     if (pick === 3) return int(2 ** 21) * 2 ** 32 + int(2 ** 32); // up to 2^53
-    if (form === 'number') return Number.MAX_SAFE_INTEGER;
+    // Past 2^53 (sent as a decimal string): the number form rounds, and must round as proto-loader does.
     return pick === 4 ? LARGEST_UINT64 : (BigInt(int(2 ** 32)) * 2n ** 32n + BigInt(int(2 ** 32))).toString();
   };
   const bytes = () => Buffer.from(Array.from({ length: int(3) === 0 ? 0 : int(300) }, () => int(256)));
@@ -41,7 +41,8 @@ function replyOf(next: () => number, form: Uint64Form): object {
     const entry: Partial<Record<keyof LogEntry, unknown>> = {};
     if (int(4) > 0) entry.index = uint64();
     if (int(4) > 0) entry.term = uint64();
-    if (int(4) > 0) entry.kind = int(5) === 0 ? 9 + int(50) : int(9); // numbers past the enum's names too
+    // Numbers past the enum's names too, negative and the largest int32 among them.
+    if (int(4) > 0) entry.kind = int(5) === 0 ? ([-1, 2 ** 31 - 1, 9 + int(50)][int(3)] as number) : int(9);
     if (int(2) === 0) entry.record = bytes();
     if (int(2) === 0) entry.key = bytes();
     if (int(3) === 0) entry.value = bytes();
@@ -101,7 +102,7 @@ describe('SubscribeReply decoder', () => {
       const next = random(form === 'number' ? 11 : 12);
       for (let i = 0; i < 300; i++) {
         const bytes = codec.encode(replyOf(next, form));
-        expect(decode(bytes), `reply ${i}`).toEqual(codec.decode(bytes));
+        expect(decode(bytes), `reply ${i}`).toStrictEqual(codec.decode(bytes));
       }
     });
 
@@ -126,7 +127,7 @@ describe('SubscribeReply decoder', () => {
                 const entry = Buffer.concat([onlyEntry.subarray(at, at + length), UNKNOWN_FIELDS]);
                 return Buffer.concat([Buffer.from([0x0a, ...varint(entry.length)]), entry, UNKNOWN_FIELDS, rest]);
               })();
-        expect(decode(bytes), `reply ${i}`).toEqual(codec.decode(bytes));
+        expect(decode(bytes), `reply ${i}`).toStrictEqual(codec.decode(bytes));
       }
     });
 
@@ -155,13 +156,55 @@ describe('SubscribeReply decoder', () => {
             cutFields++;
             continue;
           }
-          expect(got, `reply ${i} cut at ${cut}`).toEqual(expected);
+          expect(got, `reply ${i} cut at ${cut}`).toStrictEqual(expected);
         }
       }
       expect(refused).toBeGreaterThan(100);
       expect(cutFields).toBeGreaterThan(0);
     });
   }
+
+  it('reads bytes no encoder of ours writes as proto-loader does: fields out of order, a singular field twice, unknown fields inside nested messages', () => {
+    const codec = protoLoaderCodec('decimal-string');
+    const decode = subscribeReplyDecoder('decimal-string');
+    const tag = (field: number, wireType: number) => varint((field << 3) | wireType);
+    const len = (field: number, body: number[]) => [...tag(field, 2), ...varint(body.length), ...body];
+    const text = (value: string) => [...Buffer.from(value)];
+    const producer = (body: number[]) => len(11, body);
+    const entry = [
+      ...tag(13, 0),
+      ...varint(1_700_000_000_000),
+      ...tag(1, 0),
+      ...varint(5),
+      ...producer([...tag(9, 0), 1, ...tag(1, 0), 4]),
+      ...producer([...tag(2, 0), 7]), // protobufjs keeps the last occurrence of a message field, without merging
+      ...len(12, [...tag(20, 5), 1, 2, 3, 4, ...len(1, text('k')), ...tag(4, 0), 1]),
+      ...tag(3, 0),
+      2,
+      ...tag(1, 0),
+      ...varint(6), // the last of a scalar field wins
+    ];
+    const reply = Buffer.from([...len(6, text('n1')), ...tag(2, 0), 3, ...len(1, entry), ...tag(2, 0), 6, ...len(5, text('n2'))]);
+    expect(decode(reply)).toStrictEqual(codec.decode(reply));
+    expect(decode(reply).entries[0]).toMatchObject({ index: '6', kind: 'LOG_ENTRY_KIND_PUT', producer: { producerId: '0', sequence: '7' } });
+  });
+
+  it('is the Subscribe decoder of the service definitions, for both forms, and nothing else changed', () => {
+    for (const form of ['decimal-string', 'number'] as const) {
+      const service = loadRaftLogService(form);
+      const loaded = loadService(CLIENT_PROTO_PATH, RAFTLOG_SERVICE_NAME, form);
+      const reply = replyOf(random(15), form);
+      const bytes = protoLoaderCodec(form).encode(reply);
+      expect(service['Subscribe']?.responseDeserialize(bytes)).toStrictEqual(protoLoaderCodec(form).decode(bytes));
+      expect(service['Subscribe']?.responseDeserialize).not.toBe(loaded['Subscribe']?.responseDeserialize);
+      for (const name of Object.keys(loaded).filter((method) => method !== 'Subscribe')) expect(service[name], name).toBe(loaded[name]);
+    }
+  });
+
+  it('refuses unknown groups nested past its limit rather than running out of stack', () => {
+    // Field 9 (unknown) opening a group, inside which another opens, and so on.
+    expect(() => subscribeReplyDecoder('number')(Buffer.alloc(100_000, (9 << 3) | 3))).toThrow(/groups nested more than 32 deep/);
+  });
 
   it('names the byte where a reply stops parsing', () => {
     const decode = subscribeReplyDecoder('number');
