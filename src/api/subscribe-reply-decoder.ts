@@ -180,11 +180,8 @@ function readReply(r: Reader): SubscribeReply<U> {
     const tag = r.small();
     const field = tag >>> 3;
     const wireType = tag & 7;
-    if (field === 1 && wireType === LEN) {
-      const end = r.delimited();
-      reply.entries.push(readEntry(new Reader(r.bytes, r.at, end, r.numbers)));
-      r.at = end;
-    } else if (field === 2 && wireType === VARINT) reply.firstIndex = r.uint64();
+    if (field === 1 && wireType === LEN) reply.entries.push(readNested(r, readEntry));
+    else if (field === 2 && wireType === VARINT) reply.firstIndex = r.uint64();
     else if (field === 3 && wireType === VARINT) reply.lastIndex = r.uint64();
     else if (field === 4 && wireType === VARINT) reply.commitIndex = r.uint64();
     else if (field === 5 && wireType === LEN) reply.node = r.string();
@@ -240,10 +237,10 @@ function readProducer(r: Reader): ProducerStamp<U> {
     const tag = r.small();
     const field = tag >>> 3;
     const wireType = tag & 7;
-    if (wireType !== VARINT || field < 1 || field > 3) r.skip(wireType, field);
-    else if (field === 1) stamp.producerId = r.uint64();
-    else if (field === 2) stamp.sequence = r.uint64();
-    else stamp.acknowledgedBelow = r.uint64();
+    if (field === 1 && wireType === VARINT) stamp.producerId = r.uint64();
+    else if (field === 2 && wireType === VARINT) stamp.sequence = r.uint64();
+    else if (field === 3 && wireType === VARINT) stamp.acknowledgedBelow = r.uint64();
+    else r.skip(wireType, field);
   }
   return stamp;
 }
