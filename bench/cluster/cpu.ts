@@ -20,6 +20,8 @@ interface ProcStat {
   readonly ppid: number;
   /** utime + stime, in ticks. */
   readonly ticks: number;
+  /** When the process started, in ticks since boot: tells a reused pid from the same process. */
+  readonly started: number;
 }
 
 interface MachineTicks {
@@ -57,7 +59,12 @@ function procStat(pid: number | string): ProcStat | null {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // comm may contain spaces and parentheses: fields are counted from the last ')'.
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
+    return {
+      comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')),
+      ppid: Number(f[1]),
+      ticks: Number(f[11]) + Number(f[12]),
+      started: Number(f[19]),
+    };
   } catch {
     return null; // the process exited between readdir and read
   }
@@ -94,8 +101,9 @@ export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuUsage {
     const y = b.procs.get(pid);
     const x = a.procs.get(pid);
     if (y === undefined) return 0;
-    // A reused pid (different comm) started from zero inside the window.
-    return y.ticks - (x !== undefined && x.comm === y.comm ? x.ticks : 0);
+    // A reused pid (a later start time) started from zero inside the window. Not the name: a kernel
+    // worker renames itself with each work queue it serves, and its lifetime's ticks would count as the window's.
+    return y.ticks - (x !== undefined && x.started === y.started ? x.ticks : 0);
   };
   const nodePct: Record<string, number> = {};
   const ours = new Set([process.pid]);
