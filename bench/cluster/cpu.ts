@@ -101,8 +101,9 @@ export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuUsage {
     const y = b.procs.get(pid);
     const x = a.procs.get(pid);
     if (y === undefined) return 0;
-    // A reused pid (a later start time) started from zero inside the window. Not the name: a kernel
-    // worker renames itself with each work queue it serves, and its lifetime's ticks would count as the window's.
+    // A reused pid (a later start time) started from zero inside the window. Not the name: /proc shows a
+    // kernel worker's name with the work queue it last served appended, so the name changes while the
+    // process stays, and its lifetime's ticks would count as the window's.
     return y.ticks - (x !== undefined && x.started === y.started ? x.ticks : 0);
   };
   const nodePct: Record<string, number> = {};
