@@ -15,7 +15,7 @@ export interface Tracked {
   readonly pid: number;
 }
 
-interface ProcStat {
+export interface ProcStat {
   readonly comm: string;
   readonly ppid: number;
   /** utime + stime, in ticks. */

@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { type CpuSnapshot, cpuDelta } from '../../bench/cluster/cpu.js';
-
-interface Proc {
-  readonly comm: string;
-  readonly ppid: number;
-  readonly ticks: number;
-  readonly started: number;
-}
+import { type CpuSnapshot, cpuDelta, type ProcStat } from '../../bench/cluster/cpu.js';
 
 /** A window of one second (100 ticks) from boot tick 90,000, on 2 cores (200 ticks), half of them busy. */
-function window(before: [number, Proc][], after: [number, Proc][]): [CpuSnapshot, CpuSnapshot] {
+function window(before: [number, ProcStat][], after: [number, ProcStat][]): [CpuSnapshot, CpuSnapshot] {
   const machine = (total: number, busy: number) => ({ total, busy, irq: 0, lastPid: 100 });
   return [
     { t: 0, machine: machine(0, 0), procs: new Map(before), tracked: [] },
