@@ -11,6 +11,7 @@ const ClusterConfigType = root.lookupType('raftlog.v1.storage.ClusterConfig');
 const SnapshotRecordType = root.lookupType('raftlog.v1.storage.SnapshotRecord');
 const CompactedPointType = root.lookupType('raftlog.v1.storage.CompactedPoint');
 const DeletedBeforeType = root.lookupType('raftlog.v1.storage.DeletedBefore');
+const JournalAppliedType = root.lookupType('raftlog.v1.storage.JournalApplied');
 const ClusterIdentityType = root.lookupType('raftlog.v1.storage.ClusterIdentity');
 const MemberIdentityType = root.lookupType('raftlog.v1.storage.MemberIdentity');
 
@@ -197,7 +198,17 @@ export function decodeDeletedBefore(value: Uint8Array): number {
   return decodeMessage(DeletedBeforeType, value).index as number;
 }
 
+/** The last journal record (journal.ts) whose write LevelDB holds: records after it are replayed at open. */
+export function encodeJournalApplied(seq: number): Uint8Array {
+  return seal(JournalAppliedType.encode(JournalAppliedType.create({ seq })).finish());
+}
+
+export function decodeJournalApplied(value: Uint8Array): number {
+  return decodeMessage(JournalAppliedType, value).seq as number;
+}
+
 export const HARD_STATE_KEY = new Uint8Array([0x68]); // "h"
+export const JOURNAL_APPLIED_KEY = new Uint8Array([0x6a]); // "j"
 export const CONFIG_KEY = new Uint8Array([0x63]); // "c"
 export const SNAPSHOT_KEY = new Uint8Array([0x73]); // "s"
 export const COMPACTED_KEY = new Uint8Array([0x70]); // "p"

@@ -8,7 +8,7 @@ export type Bytes = Uint8Array;
 export type Db = Level<Bytes, Bytes>;
 
 /** What a raft log directory may hold: LevelDB's files and the snapshots folder. */
-const STORE_FILE = /^(CURRENT|LOCK|LOG|LOG\.old|MANIFEST-\d+|\d+\.(log|ldb|sst|dbtmp)|snapshots)$/;
+const STORE_FILE = /^(CURRENT|LOCK|LOG|LOG\.old|MANIFEST-\d+|\d+\.(log|ldb|sst|dbtmp)|snapshots|journal)$/;
 const MANIFEST_NAME = /^MANIFEST-\d+$/;
 
 /**

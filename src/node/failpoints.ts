@@ -29,6 +29,7 @@ import { isLoopback, parseHostPort } from '../api/host-port.js';
 export const FAILPOINTS = {
   'log-write': "each fsync'd write of log entries and hard state (the write queue's saves), before it starts",
   'log-written': "each fsync'd log write, after it completed and before the core hears of it",
+  'journal-append': "a follower's write made durable in the log's journal, before its append (synchronous: error, crash)",
   'snapshot-write': 'writing a snapshot of the state machine to its file, before it starts',
   'snapshot-install': "installing a leader's snapshot, before the state machine is replaced",
   'before-send': 'messages the core asked to send, after what they rely on was persisted (synchronous: error, crash)',

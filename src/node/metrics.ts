@@ -210,7 +210,7 @@ export class NodeMetrics {
     });
     this.logWriteDuration = new Histogram({
       name: 'raftlog_log_write_duration_seconds',
-      help: "Durable writes of Raft output (entries and hard state, fsync'd) to the LevelDB log, several outputs merged per write.",
+      help: "Durable writes of Raft output (entries and hard state, fsync'd) to the log: LevelDB batches, several outputs merged per write, or one output appended to the journal.",
       buckets: exponentialBuckets(0.0005, 2, 14),
       registers,
     });

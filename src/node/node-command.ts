@@ -16,7 +16,7 @@ export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT (--pee
        [--snapshot-entries ${COMPACTION_DEFAULTS.snapshotEntries}] [--retain-entries ${COMPACTION_DEFAULTS.retainEntries}]
        [--max-uncommitted-bytes ${NODE_DEFAULTS.maxUncommittedBytes}] [--max-writes-in-progress ${NODE_DEFAULTS.maxWritesInProgress}]
        [--max-write-wait-ms ${NODE_DEFAULTS.maxWriteWaitMs}] [--change-history-entries ${CHANGE_HISTORY_DEFAULTS.entries}]
-       [--commit-notice-ms ${NODE_DEFAULTS.commitNoticeDelayMs}]
+       [--commit-notice-ms ${NODE_DEFAULTS.commitNoticeDelayMs}] [--journal on|off]
        [--hold-without-leader-ms MS]
        [--metrics-listen HOST:PORT]
        [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
@@ -46,6 +46,11 @@ removed from its cluster exits. Logs are JSON lines on stdout.
                       writing one at a time then wakes each follower one time fewer
                       per write. Followers apply up to MS later when writes stop.
                       0 = send it at once.
+--journal on|off      on (default): a follower makes its log writes durable in
+                      the data directory's journal/ on its main thread (an append
+                      and fdatasync), answers at once, and hands them to LevelDB
+                      without fsync afterwards. off: every write is a fsync'd
+                      LevelDB batch on the disk queue, answered when it completes.
 --change-history-entries N  what the last N key-changing entries did (before and
                       after values) is kept in memory for Subscribe's CHANGES view
                       (also at most ${CHANGE_HISTORY_DEFAULTS.bytes / 1024 / 1024} MiB); only entries applied since the node started.
@@ -91,6 +96,8 @@ export interface NodeCommandOptions {
   readonly retainEntries: number;
   readonly maxUncommittedBytes: number;
   readonly maxWritesInProgress: number;
+  /** --journal (RaftNodeOptions.journal). */
+  readonly journal: boolean;
   readonly maxWriteWaitMs: number;
   readonly changeHistoryEntries: number;
   /** --commit-notice-ms (RaftNodeOptions.commitNoticeDelayMs). */
@@ -123,6 +130,7 @@ function parseNodeFlags(args: readonly string[]) {
       'max-uncommitted-bytes': { type: 'string', default: String(NODE_DEFAULTS.maxUncommittedBytes) },
       'max-writes-in-progress': { type: 'string', default: String(NODE_DEFAULTS.maxWritesInProgress) },
       'max-write-wait-ms': { type: 'string', default: String(NODE_DEFAULTS.maxWriteWaitMs) },
+      journal: { type: 'string', default: NODE_DEFAULTS.journal ? 'on' : 'off' },
       'change-history-entries': { type: 'string', default: String(CHANGE_HISTORY_DEFAULTS.entries) },
       'commit-notice-ms': { type: 'string', default: String(NODE_DEFAULTS.commitNoticeDelayMs) },
       'metrics-listen': { type: 'string' },
@@ -206,6 +214,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     retainEntries: nonNegative('retain-entries'),
     maxUncommittedBytes: atLeastOne('max-uncommitted-bytes'),
     maxWritesInProgress: atLeastOne('max-writes-in-progress'),
+    journal: onOff('journal', values.journal),
     maxWriteWaitMs: nonNegative('max-write-wait-ms'),
     changeHistoryEntries: nonNegative('change-history-entries'),
     commitNoticeDelayMs: nonNegative('commit-notice-ms'),
@@ -214,6 +223,12 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     ...metricsListen(values['metrics-listen'], required('listen')),
     ...tlsFiles(values['tls-cert'], values['tls-key'], values['tls-ca']),
   };
+}
+
+function onOff(name: string, text: string): boolean {
+  if (text === 'on') return true;
+  if (text === 'off') return false;
+  throw new UsageError(`--${name} takes on or off, got "${text}"`);
 }
 
 function tlsFiles(cert: string | undefined, key: string | undefined, ca: string | undefined): { tls?: NodeTlsFiles } {

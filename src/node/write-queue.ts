@@ -62,19 +62,23 @@ export interface WriteQueueOptions {
 
 type Job =
   | { readonly kind: 'save'; readonly write: LogWrite; readonly done: () => void }
+  | { readonly kind: 'flush'; readonly what: string; readonly run: () => Promise<void> }
   | { readonly kind: 'task'; readonly what: string; readonly run: () => Promise<void>; readonly done: () => void };
 
 interface Batch {
   readonly run: () => Promise<void>;
   readonly dones: readonly (() => void)[];
   readonly describe: () => string;
-  /** Plain saves merged into it (0: a task). */
+  /** Plain saves merged into it (0: a task or a flush). */
   readonly saves: number;
+  readonly flush: boolean;
 }
 
 export class WriteQueue {
   private readonly jobs: Job[] = [];
   private busy = false;
+  /** What the batch being written holds: flushes only, or anything else. */
+  private running: 'flush' | 'other' | null = null;
   private failedFlag = false;
   private idleWaiters: (() => void)[] = [];
 
@@ -88,6 +92,21 @@ export class WriteQueue {
   /** Queues a write of another kind (a snapshot install, a snapshot record), never merged with anything. */
   task(what: string, run: () => Promise<void>, done: () => void = () => undefined): void {
     this.push({ kind: 'task', what, run, done });
+  }
+
+  /**
+   * Queues the hand-over of writes already durable elsewhere (the log's
+   * journal): nothing waits for it. One still queued covers the next, so
+   * it is queued once.
+   */
+  flush(what: string, run: () => Promise<void>): void {
+    if (this.jobs[this.jobs.length - 1]?.kind === 'flush') return;
+    this.push({ kind: 'flush', what, run });
+  }
+
+  /** Nothing but flushes is queued or running: a write may be made durable beside the queue, ahead of them. */
+  holdsOnlyFlushes(): boolean {
+    return !this.failedFlag && this.running !== 'other' && this.jobs.every((job) => job.kind === 'flush');
   }
 
   /** A write failed: the queue runs nothing more. */
@@ -121,7 +140,9 @@ export class WriteQueue {
         batch = this.nextBatch();
         if (batch === null) break;
         const started = performance.now();
+        this.running = batch.flush ? 'flush' : 'other';
         await batch.run();
+        this.running = null;
         if (batch.saves > 0) this.options.onSaved?.((performance.now() - started) / 1000, batch.saves);
         for (const done of batch.dones) done();
         this.options.onWritten();
@@ -134,6 +155,7 @@ export class WriteQueue {
       }
     }
     this.busy = false;
+    this.running = null;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
@@ -143,7 +165,11 @@ export class WriteQueue {
     if (head === undefined || this.failedFlag) return null;
     if (head.kind === 'task') {
       this.jobs.shift();
-      return { run: head.run, dones: [head.done], describe: () => head.what, saves: 0 };
+      return { run: head.run, dones: [head.done], describe: () => head.what, saves: 0, flush: false };
+    }
+    if (head.kind === 'flush') {
+      this.jobs.shift();
+      return { run: head.run, dones: [], describe: () => head.what, saves: 0, flush: true };
     }
     let count = 1;
     while (this.jobs[count]?.kind === 'save') count++;
@@ -154,6 +180,7 @@ export class WriteQueue {
       dones: saves.map((job) => job.done),
       describe: () => describeSave(merged, saves.length),
       saves: saves.length,
+      flush: false,
     };
   }
 }

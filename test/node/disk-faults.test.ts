@@ -65,4 +65,22 @@ describe('disk faults, injected through failpoints', () => {
     expect(fatal).toMatch(/cannot continue: save of \d+ outputs? \(entries/);
     await put(c, leader, 'still-writable');
   });
+
+  it('a follower whose journal append fails stops (fail-stop) with a line naming it; the others go on', { timeout: 240_000 }, async () => {
+    cluster = await ProcessCluster.start(3, [], { logLevel: 'info', envOf: () => failpointEnvironment() });
+    const c = cluster;
+    const leader = await c.waitForLeader();
+    const follower = c.ids.find((id) => id !== leader) as string;
+    const child = c.processes.get(follower);
+
+    await setFailpoint(c, follower, 'journal-append', 'error(ENOSPC: no space left on device)');
+    await put(c, leader, 'k');
+
+    expect(await c.waitForExit(follower, 60_000)).toBe(true);
+    expect(child?.exitCode).toBe(1);
+    const fatal = (await readFile(join(c.dir, `${follower}.log`), 'utf8')).split('\n').find((line) => line.includes('"event":"fatal"'));
+    expect(fatal).toMatch(/failpoint journal-append: ENOSPC: no space left on device/);
+    expect(fatal).toMatch(/cannot continue: carrying out output failed/);
+    await put(c, leader, 'still-writable');
+  });
 });

@@ -71,6 +71,21 @@ describe('raftlog node --max-writes-in-progress', () => {
   });
 });
 
+describe('raftlog node --journal', () => {
+  it('defaults to on, takes off, and documents the flag', () => {
+    expect(parseNodeArgs(REQUIRED).journal).toBe(true);
+    expect(parseNodeArgs([...REQUIRED, '--journal', 'off']).journal).toBe(false);
+    expect(parseNodeArgs([...REQUIRED, '--journal=on']).journal).toBe(true);
+    expect(NODE_USAGE).toContain('--journal on|off');
+  });
+
+  it.each(['yes', '1', 'OFF', ''])('rejects "%s" with a usage error naming the flag', (value) => {
+    const parse = () => parseNodeArgs([...REQUIRED, `--journal=${value}`]);
+    expect(parse).toThrow(UsageError);
+    expect(parse).toThrow('--journal takes on or off');
+  });
+});
+
 describe('raftlog node --commit-notice-ms', () => {
   it('defaults to 2, takes 0 (every commit notice sent at once), and documents the flag', () => {
     expect(parseNodeArgs(REQUIRED).commitNoticeDelayMs).toBe(2);

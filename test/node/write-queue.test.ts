@@ -245,6 +245,39 @@ describe('WriteQueue', () => {
     expect(disk.maxInFlight).toBe(1);
   });
 
+  it('holds only flushes while nothing else is queued or running; a flush still waiting covers the next one', async () => {
+    const disk = new ControlledDisk();
+    const queue = new WriteQueue({ save: disk.save, onWritten: () => undefined, onFailed: () => undefined });
+    let flushes = 0;
+    const release: (() => void)[] = [];
+    const flushJob = () =>
+      new Promise<void>((resolve) => {
+        flushes++;
+        release.push(resolve);
+      });
+    expect(queue.holdsOnlyFlushes()).toBe(true);
+    queue.flush('flush', flushJob);
+    expect(flushes).toBe(1);
+    expect(queue.holdsOnlyFlushes()).toBe(true);
+    // Two more while the first runs: the second one queued would only find nothing left to hand over.
+    queue.flush('flush', flushJob);
+    queue.flush('flush', flushJob);
+    expect(queue.pending()).toBe(1);
+    // A save behind them: a write beside the queue must now wait for it.
+    queue.save(plain(1, 1), () => undefined);
+    expect(queue.holdsOnlyFlushes()).toBe(false);
+    release.shift()?.();
+    await flush();
+    release.shift()?.();
+    await flush();
+    expect(flushes).toBe(2);
+    expect(disk.calls).toHaveLength(1);
+    expect(queue.holdsOnlyFlushes()).toBe(false);
+    await disk.complete(0);
+    await queue.idle();
+    expect(queue.holdsOnlyFlushes()).toBe(true);
+  });
+
   it('idle() waits for every write queued, including those queued while it waits', async () => {
     const disk = new ControlledDisk();
     const queue = new WriteQueue({ save: disk.save, onWritten: () => undefined, onFailed: () => undefined });
