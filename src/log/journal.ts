@@ -97,11 +97,6 @@ export class Journal {
     return this.segments.length;
   }
 
-  /** The sequence number the next record gets. */
-  get next(): number {
-    return this.nextSeq;
-  }
-
   /**
    * Appends one record and, when `sync`, fdatasyncs it before returning.
    * Returns the record's sequence number and encoding.

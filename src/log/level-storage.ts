@@ -583,7 +583,8 @@ export class LevelLogStorage implements RaftStorage {
     const { journaled, seq } = this.takeJournaled();
     await writeBatch(this.db, journaled.length === 0 ? ops : [...journaled, ...ops], sync);
     this.flushedSeq = seq;
-    if (sync) this.journalHeld();
+    // Durable in LevelDB now: the journal files whose records it holds go.
+    if (sync) this.journal.release(this.flushedSeq);
   }
 
   /** The journaled writes not yet handed to LevelDB, with the record saying how far they go; empties the list. */
@@ -594,11 +595,6 @@ export class LevelLogStorage implements RaftStorage {
     this.journaledSize = 0;
     journaled.push({ type: 'put', key: JOURNAL_APPLIED_KEY, value: encodeJournalApplied(this.journaledSeq) });
     return { journaled, seq: this.journaledSeq };
-  }
-
-  /** A fsync'd LevelDB write completed: the journal files whose records it holds are deleted. */
-  private journalHeld(): void {
-    this.journal.release(this.flushedSeq);
   }
 
   private async exclusively(operation: string, write: () => Promise<void>): Promise<void> {

@@ -16,6 +16,15 @@ const onlyJournalFile = async (storage: LevelLogStorage): Promise<string> => {
   expect(files).toHaveLength(1);
   return join(storage.path, JOURNAL_DIR_NAME, files[0] as string);
 };
+/** A log closed with two journaled writes (entries 1..2, then 3..4) in its one journal file, and that file's bytes. */
+const twoRecordsClosed = async (): Promise<{ storage: LevelLogStorage; file: string; bytes: Buffer }> => {
+  const storage = await fixtures.openStorage(await fixtures.freshDir());
+  storage.appendJournaled({ term: 1, votedFor: null, commit: 0 }, entries(1, 2));
+  storage.appendJournaled(null, entries(3, 4));
+  const file = await onlyJournalFile(storage);
+  await fixtures.close(storage);
+  return { storage, file, bytes: await readFile(file) };
+};
 const held = (storage: LevelLogStorage): Entry[] => storage.entries(storage.firstIndex(), storage.lastIndex() + 1, Number.POSITIVE_INFINITY);
 const text = (e: Entry) => new TextDecoder().decode(e.data);
 
@@ -94,12 +103,7 @@ describe("the log's journal", () => {
   });
 
   it('a damaged record with records after it is corruption, named with the file and byte, and the directory is left as it was', async () => {
-    const storage = await fixtures.openStorage(await fixtures.freshDir());
-    storage.appendJournaled({ term: 1, votedFor: null, commit: 0 }, entries(1, 2));
-    storage.appendJournaled(null, entries(3, 4));
-    const file = await onlyJournalFile(storage);
-    await fixtures.close(storage);
-    const bytes = await readFile(file);
+    const { storage, file, bytes } = await twoRecordsClosed();
     bytes[20] = (bytes[20] as number) ^ 0xff;
     await writeFile(file, bytes);
     const opening = fixtures.openStorage(storage.path, null);
@@ -109,12 +113,7 @@ describe("the log's journal", () => {
   });
 
   it('a missing record is corruption: the journal must go on from where LevelDB stopped', async () => {
-    const storage = await fixtures.openStorage(await fixtures.freshDir());
-    storage.appendJournaled({ term: 1, votedFor: null, commit: 0 }, entries(1, 2));
-    storage.appendJournaled(null, entries(3, 4));
-    const file = await onlyJournalFile(storage);
-    await fixtures.close(storage);
-    const bytes = await readFile(file);
+    const { storage, file, bytes } = await twoRecordsClosed();
     const firstRecord = 8 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(0);
     await writeFile(file, bytes.subarray(firstRecord));
     await expect(fixtures.openStorage(storage.path, null)).rejects.toThrow('records 1..1 are missing');

@@ -48,39 +48,30 @@ describe('disk faults, injected through failpoints', () => {
     await c.waitForConvergence(successorStatus.commitIndex, c.ids, 60_000);
   });
 
-  it('a disk that fails a write stops the node (fail-stop) with a line naming the write; the others go on', { timeout: 240_000 }, async () => {
+  /** A follower's disk fails at `failpoint`: it must stop with exit code 1 and a fatal line matching `failed`, and the others go on. */
+  async function followerFailStops(failpoint: 'log-write' | 'journal-append', error: string, failed: RegExp): Promise<void> {
     cluster = await ProcessCluster.start(3, [], { logLevel: 'info', envOf: () => failpointEnvironment() });
     const c = cluster;
     const leader = await c.waitForLeader();
     const follower = c.ids.find((id) => id !== leader) as string;
     const child = c.processes.get(follower);
 
-    await setFailpoint(c, follower, 'log-write', 'error(EIO: input/output error)');
+    await setFailpoint(c, follower, failpoint, `error(${error})`);
     await put(c, leader, 'k');
 
     expect(await c.waitForExit(follower, 60_000)).toBe(true);
     expect(child?.exitCode).toBe(1);
     const fatal = (await readFile(join(c.dir, `${follower}.log`), 'utf8')).split('\n').find((line) => line.includes('"event":"fatal"'));
-    expect(fatal).toMatch(/failpoint log-write: EIO: input\/output error/);
-    expect(fatal).toMatch(/cannot continue: save of \d+ outputs? \(entries/);
+    expect(fatal).toContain(`failpoint ${failpoint}: ${error}`);
+    expect(fatal).toMatch(failed);
     await put(c, leader, 'still-writable');
-  });
+  }
 
-  it('a follower whose journal append fails stops (fail-stop) with a line naming it; the others go on', { timeout: 240_000 }, async () => {
-    cluster = await ProcessCluster.start(3, [], { logLevel: 'info', envOf: () => failpointEnvironment() });
-    const c = cluster;
-    const leader = await c.waitForLeader();
-    const follower = c.ids.find((id) => id !== leader) as string;
-    const child = c.processes.get(follower);
+  it('a disk that fails a write stops the node (fail-stop) with a line naming the write; the others go on', { timeout: 240_000 }, () =>
+    followerFailStops('log-write', 'EIO: input/output error', /cannot continue: save of \d+ outputs? \(entries/),
+  );
 
-    await setFailpoint(c, follower, 'journal-append', 'error(ENOSPC: no space left on device)');
-    await put(c, leader, 'k');
-
-    expect(await c.waitForExit(follower, 60_000)).toBe(true);
-    expect(child?.exitCode).toBe(1);
-    const fatal = (await readFile(join(c.dir, `${follower}.log`), 'utf8')).split('\n').find((line) => line.includes('"event":"fatal"'));
-    expect(fatal).toMatch(/failpoint journal-append: ENOSPC: no space left on device/);
-    expect(fatal).toMatch(/cannot continue: carrying out output failed/);
-    await put(c, leader, 'still-writable');
-  });
+  it('a follower whose journal append fails stops (fail-stop) with a line naming it; the others go on', { timeout: 240_000 }, () =>
+    followerFailStops('journal-append', 'ENOSPC: no space left on device', /cannot continue: carrying out output failed/),
+  );
 });
