@@ -15,12 +15,19 @@
  * once the current one holds SEGMENT_BYTES; the log deletes files whose
  * records a fsync'd LevelDB write holds.
  *
+ * A file is made SEGMENT_BYTES long (zeros, sparse) when it starts, and that
+ * size made durable once: an append then changes no file size, so its
+ * fdatasync writes the data alone, without a metadata commit of the file
+ * system's own journal (on this VM's ext4, 85-100 us against 125-180 us for
+ * a file that grows; etcd preallocates its WAL files for the same reason).
+ * Zeros from a record's start to the end of the file are that unused space.
+ *
  * A crash can leave the last record of the last file cut short (only that
  * record's append was under way, and it was never acknowledged): reading
  * stops there. Anything else that does not check out is corruption, reported
  * with the file and the byte offset, never skipped.
  */
-import { closeSync, fdatasyncSync, fsyncSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -139,6 +146,8 @@ export class Journal {
     this.fd = null;
     const file = `${String(firstSeq).padStart(16, '0')}.journal`;
     const fd = openSync(join(this.dir, file), 'wx');
+    ftruncateSync(fd, SEGMENT_BYTES);
+    fsyncSync(fd);
     // The file's name must outlive a crash as surely as what is written to it.
     syncDir(this.dir);
     this.fd = fd;
@@ -212,6 +221,8 @@ function readSegment(dataDir: string, path: string, last: boolean, into: Journal
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
   while (at < bytes.byteLength) {
+    // The file's unused space (see the top of this file): no record starts here.
+    if (isZeros(bytes.subarray(at))) break;
     const fail = (detail: string) => new LogCorruptionError(dataDir, `journal file ${path} at byte ${at}`, detail);
     const length = at + HEADER_BYTES <= bytes.byteLength ? view.getUint32(at) : -1;
     const end = at + HEADER_BYTES + length;
@@ -219,6 +230,7 @@ function readSegment(dataDir: string, path: string, last: boolean, into: Journal
     const sound = whole && length >= MIN_PAYLOAD_BYTES && view.getUint32(at + 4) === crc32(bytes.subarray(at + HEADER_BYTES, end));
     if (!sound) {
       // A crash during the last append leaves that record short, or its tail unwritten (zeros): it was never acknowledged.
+      // (A record none of whose bytes reached the disk is the unused space above.)
       if (last && (!whole || isZeros(bytes.subarray(end)))) return { file: path, offset: at };
       throw fail(whole ? 'checksum mismatch' : `record of ${length} bytes runs past the end of the file (${bytes.byteLength} bytes)`);
     }
@@ -271,6 +283,11 @@ function decodePayload(payload: Uint8Array): JournalRecord {
 }
 
 function isZeros(bytes: Uint8Array): boolean {
-  for (const byte of bytes) if (byte !== 0) return false;
+  // Word at a time where aligned: this runs over megabytes of unused space at every open.
+  let at = 0;
+  while (at < bytes.byteLength && (bytes.byteOffset + at) % 4 !== 0) if (bytes[at++] !== 0) return false;
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset + at, Math.floor((bytes.byteLength - at) / 4));
+  for (const word of words) if (word !== 0) return false;
+  for (at += words.length * 4; at < bytes.byteLength; at++) if (bytes[at] !== 0) return false;
   return true;
 }

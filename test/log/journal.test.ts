@@ -1,4 +1,4 @@
-import { appendFile, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LogCorruptionError } from '../../src/log/errors.js';
@@ -24,6 +24,20 @@ const twoRecordsClosed = async (): Promise<{ storage: LevelLogStorage; file: str
   const file = await onlyJournalFile(storage);
   await fixtures.close(storage);
   return { storage, file, bytes: await readFile(file) };
+};
+interface Span {
+  readonly start: number;
+  readonly end: number;
+}
+/** Where each record of a journal file starts and ends, up to the unused (zero) space. */
+const recordSpans = (bytes: Buffer): Span[] => {
+  const spans: Span[] = [];
+  for (let at = 0; at + 8 <= bytes.byteLength && bytes.readUInt32BE(at) !== 0; ) {
+    const end = at + 8 + bytes.readUInt32BE(at);
+    spans.push({ start: at, end });
+    at = end;
+  }
+  return spans;
 };
 const held = (storage: LevelLogStorage): Entry[] => storage.entries(storage.firstIndex(), storage.lastIndex() + 1, Number.POSITIVE_INFINITY);
 const text = (e: Entry) => new TextDecoder().decode(e.data);
@@ -77,29 +91,32 @@ describe("the log's journal", () => {
   });
 
   it('a record cut short by a crash during its append is dropped, and the records before it kept', async () => {
-    const storage = await fixtures.openStorage(await fixtures.freshDir());
-    storage.appendJournaled({ term: 1, votedFor: null, commit: 0 }, entries(1, 2));
-    storage.appendJournaled(null, entries(3, 3));
-    const file = await onlyJournalFile(storage);
-    await fixtures.close(storage);
-    const size = (await readFile(file)).byteLength;
-    await truncate(file, size - 5);
+    const { storage, file, bytes } = await twoRecordsClosed();
+    const [, second] = recordSpans(bytes);
+    // The second record's last bytes never reached the disk: the preallocated zeros are still there.
+    bytes.fill(0, (second as Span).end - 5, (second as Span).end);
+    await writeFile(file, bytes);
     const reopened = await fixtures.openStorage(storage.path, null);
     expect(reopened.lastIndex()).toBe(2);
-    expect(reopened.journalTorn?.file).toBe(file);
-    expect(reopened.journalTorn?.offset).toBeGreaterThan(0);
+    expect(reopened.journalTorn).toEqual({ file, offset: (second as Span).start });
   });
 
-  it('zeros after the last record (the file grew, its data never came) are a cut-short record too', async () => {
-    const storage = await fixtures.openStorage(await fixtures.freshDir());
-    storage.appendJournaled({ term: 1, votedFor: null, commit: 0 }, entries(1, 2));
-    const file = await onlyJournalFile(storage);
-    await fixtures.close(storage);
-    const size = (await readFile(file)).byteLength;
-    await appendFile(file, new Uint8Array(300));
+  it('a file starts preallocated: the zeros after the last record are unused space, not a record cut short', async () => {
+    const { storage, file, bytes } = await twoRecordsClosed();
+    expect(bytes.byteLength).toBe(SEGMENT_BYTES);
+    const [, second] = recordSpans(bytes);
+    expect((second as Span).end).toBeLessThan(SEGMENT_BYTES);
     const reopened = await fixtures.openStorage(storage.path, null);
-    expect(reopened.lastIndex()).toBe(2);
-    expect(reopened.journalTorn).toEqual({ file, offset: size });
+    expect(reopened.lastIndex()).toBe(4);
+    expect(reopened.journalTorn).toBeNull();
+  });
+
+  it('bytes other than zeros after the last record are corruption, not unused space', async () => {
+    const { storage, file, bytes } = await twoRecordsClosed();
+    const [, second] = recordSpans(bytes);
+    bytes[(second as Span).end + 100] = 1;
+    await writeFile(file, bytes);
+    await expect(fixtures.openStorage(storage.path, null)).rejects.toThrow(`journal file ${file} at byte ${(second as Span).end}: checksum mismatch`);
   });
 
   it('a damaged record with records after it is corruption, named with the file and byte, and the directory is left as it was', async () => {
@@ -109,7 +126,7 @@ describe("the log's journal", () => {
     const opening = fixtures.openStorage(storage.path, null);
     await expect(opening).rejects.toBeInstanceOf(LogCorruptionError);
     await expect(opening).rejects.toThrow(`journal file ${file} at byte 0: checksum mismatch`);
-    expect(await readFile(file)).toEqual(bytes);
+    expect((await readFile(file)).equals(bytes)).toBe(true);
   });
 
   it('a missing record is corruption: the journal must go on from where LevelDB stopped', async () => {
