@@ -4,11 +4,12 @@ import { parseHostPort } from '../api/host-port.js';
 import type { NodeId } from '../raft/types.js';
 import { CHANGE_HISTORY_DEFAULTS } from './change-history.js';
 import { FAILPOINTS_LISTEN_VARIABLE, Failpoints } from './failpoints.js';
+import { AUTO_SNAPSHOTS } from './node-snapshots.js';
 import { NODE_DEFAULTS, RaftNode } from './raft-node.js';
 import type { NodeTlsFiles } from './tls-config.js';
 
 /** Compaction defaults (issue 9); etcd keeps a similar catch-up window behind its snapshots. */
-export const COMPACTION_DEFAULTS = { snapshotEntries: 10_000, retainEntries: 5_000 } as const;
+export const COMPACTION_DEFAULTS = { snapshotEntries: 'auto', retainEntries: 5_000 } as const;
 
 export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT (--peers ID=HOST:PORT,... | --join HOST:PORT,...) --data DIR
        [--cluster NAME] [--tick-ms ${NODE_DEFAULTS.tickMs}] [--election-ticks ${NODE_DEFAULTS.electionTicks}]
@@ -26,8 +27,13 @@ Runs one raftlog server: Raft with its peers and the client API on HOST:PORT.
 names members of a running cluster: the node (with an empty data dir) waits to be
 added (raftlog member add ID HOST:PORT --learner), then catches up; a node
 removed from its cluster exits. Logs are JSON lines on stdout.
---snapshot-entries N  snapshot the state machine once N entries were applied since
-                      the last snapshot, then compact the log; 0 = never snapshot or compact.
+--snapshot-entries auto|N  auto (default): snapshot the state machine once the log
+                      since the last snapshot holds ${AUTO_SNAPSHOTS.minEntries.toLocaleString('en-US')} entries and
+                      ${AUTO_SNAPSHOTS.logToSnapshot} times the last snapshot's bytes (or ${AUTO_SNAPSHOTS.maxEntries.toLocaleString('en-US')} entries or
+                      ${AUTO_SNAPSHOTS.maxLogBytes / 1024 / 1024} MiB), then compact the log: writing snapshots costs
+                      the disk at most a quarter of the log's own writes. N: once N
+                      entries were applied since the last snapshot; 0 = never
+                      snapshot or compact.
 --retain-entries M    log entries kept behind the snapshot, so slow followers and
                       readers catch up from the log rather than by InstallSnapshot.
 --max-uncommitted-bytes B  as leader, refuse writes with RESOURCE_EXHAUSTED (nothing
@@ -90,8 +96,8 @@ export interface NodeCommandOptions {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly logLevel: string;
-  /** Applied entries between snapshots; 0 = never snapshot or compact. */
-  readonly snapshotEntries: number;
+  /** Applied entries between snapshots; 0 = never snapshot or compact; 'auto' = AUTO_SNAPSHOTS. */
+  readonly snapshotEntries: number | 'auto';
   /** Entries kept behind the latest snapshot. */
   readonly retainEntries: number;
   readonly maxUncommittedBytes: number;
@@ -195,6 +201,14 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} must be a non-negative integer, got "${text}"`);
     return n;
   };
+  const snapshotEntries = (): number | 'auto' => {
+    const text = values['snapshot-entries'] ?? '';
+    if (text === 'auto') return 'auto';
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+      throw new UsageError(`--snapshot-entries must be auto or a non-negative integer, got "${text}"`);
+    }
+    return Number(text);
+  };
   const atLeastOne = (name: 'max-uncommitted-bytes' | 'max-writes-in-progress'): number => {
     const n = nonNegative(name);
     if (n < 1) throw new UsageError(`--${name} must be at least 1, got "${values[name]}"`);
@@ -210,7 +224,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     electionTicks: positive('election-ticks'),
     heartbeatTicks: positive('heartbeat-ticks'),
     logLevel: values['log-level'],
-    snapshotEntries: nonNegative('snapshot-entries'),
+    snapshotEntries: snapshotEntries(),
     retainEntries: nonNegative('retain-entries'),
     maxUncommittedBytes: atLeastOne('max-uncommitted-bytes'),
     maxWritesInProgress: atLeastOne('max-writes-in-progress'),

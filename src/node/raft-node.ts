@@ -65,8 +65,8 @@ export interface RaftNodeOptions {
   readonly electionTicks?: number;
   /** Heartbeat interval in ticks. */
   readonly heartbeatTicks?: number;
-  /** Snapshot once this many entries were applied since the last snapshot (0: never snapshot nor compact). */
-  readonly snapshotEntries?: number;
+  /** Snapshot once this many entries were applied since the last snapshot (0: never snapshot nor compact; 'auto', the default: AUTO_SNAPSHOTS). */
+  readonly snapshotEntries?: number | 'auto';
   /** Entries kept behind a snapshot for slow followers and log readers. */
   readonly retainEntries?: number;
   /** As leader, refuse writes (RESOURCE_EXHAUSTED) while this many bytes of proposals wait to commit. */
@@ -244,6 +244,7 @@ export class RaftNode {
         apply: (entries) => {
           const applying = performance.now();
           for (const entry of entries) this.apply(entry);
+          this.snapshots.applied(entries);
           metrics.applied(entries.length, applying);
           if (this.appliedListeners.size > 0) for (const listener of this.appliedListeners) listener();
         },
@@ -1297,6 +1298,7 @@ export class RaftNode {
   private install(kv: KvStateMachine): void {
     const previous = this.kv.appliedIndex;
     this.kv = kv;
+    this.snapshots.installed();
     this.changes.reset(kv.appliedIndex);
     this.proposals.rejectThrough(
       kv.appliedIndex,

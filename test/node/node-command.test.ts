@@ -4,11 +4,12 @@ import { COMPACTION_DEFAULTS, NODE_USAGE, parseNodeArgs, UsageError } from '../.
 const REQUIRED = ['--id', 'n1', '--listen', '127.0.0.1:7001', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--data', '/tmp/n1'];
 
 describe('raftlog node --snapshot-entries / --retain-entries', () => {
-  it('defaults to a snapshot every 10,000 applied entries and a 5,000-entry catch-up window', () => {
+  it('defaults to snapshots sized by the log against the last snapshot (auto) and a 5,000-entry catch-up window', () => {
     const options = parseNodeArgs(REQUIRED);
-    expect(options.snapshotEntries).toBe(10_000);
+    expect(options.snapshotEntries).toBe('auto');
     expect(options.retainEntries).toBe(5_000);
-    expect(COMPACTION_DEFAULTS).toEqual({ snapshotEntries: 10_000, retainEntries: 5_000 });
+    expect(COMPACTION_DEFAULTS).toEqual({ snapshotEntries: 'auto', retainEntries: 5_000 });
+    expect(parseNodeArgs([...REQUIRED, '--snapshot-entries', 'auto'])).toMatchObject({ snapshotEntries: 'auto' });
   });
 
   it('takes the values given, and 0 to turn snapshots and compaction off', () => {
@@ -23,18 +24,20 @@ describe('raftlog node --snapshot-entries / --retain-entries', () => {
   });
 
   it.each([
-    ['--snapshot-entries', '-1'],
-    ['--snapshot-entries', '1.5'],
-    ['--snapshot-entries', ''],
-    ['--snapshot-entries', '1e4'],
-    ['--snapshot-entries', '0x10'],
-    ['--retain-entries', 'many'],
-    ['--retain-entries', ' 5'],
-    ['--retain-entries', '99999999999999999999'],
-  ])('rejects %s "%s" with a usage error that names the flag and the value', (flag, value) => {
+    ['--snapshot-entries', '-1', 'auto or a non-negative integer'],
+    ['--snapshot-entries', '1.5', 'auto or a non-negative integer'],
+    ['--snapshot-entries', '', 'auto or a non-negative integer'],
+    ['--snapshot-entries', '1e4', 'auto or a non-negative integer'],
+    ['--snapshot-entries', '0x10', 'auto or a non-negative integer'],
+    ['--snapshot-entries', 'AUTO', 'auto or a non-negative integer'],
+    ['--snapshot-entries', '99999999999999999999', 'auto or a non-negative integer'],
+    ['--retain-entries', 'many', 'a non-negative integer'],
+    ['--retain-entries', ' 5', 'a non-negative integer'],
+    ['--retain-entries', '99999999999999999999', 'a non-negative integer'],
+  ])('rejects %s "%s" with a usage error that names the flag and the value', (flag, value, expected) => {
     const parse = () => parseNodeArgs([...REQUIRED, `${flag}=${value}`]);
     expect(parse).toThrow(UsageError);
-    expect(parse).toThrow(`${flag} must be a non-negative integer, got "${value}"`);
+    expect(parse).toThrow(`${flag} must be ${expected}, got "${value}"`);
   });
 
   it('documents both flags in the usage text', () => {
