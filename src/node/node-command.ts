@@ -194,21 +194,16 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
       | 'change-history-entries'
       | 'commit-notice-ms'
       | 'hold-without-leader-ms',
+    expected = 'a non-negative integer',
   ): number => {
     const text = values[name] ?? '';
     // Number() would take '', '1e3' and '0x10'; a count of entries is plain digits.
     const n = /^\d+$/.test(text) ? Number(text) : NaN;
-    if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} must be a non-negative integer, got "${text}"`);
+    if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} must be ${expected}, got "${text}"`);
     return n;
   };
-  const snapshotEntries = (): number | 'auto' => {
-    const text = values['snapshot-entries'] ?? '';
-    if (text === 'auto') return 'auto';
-    if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
-      throw new UsageError(`--snapshot-entries must be auto or a non-negative integer, got "${text}"`);
-    }
-    return Number(text);
-  };
+  const snapshotEntries = (): number | 'auto' =>
+    values['snapshot-entries'] === 'auto' ? 'auto' : nonNegative('snapshot-entries', 'auto or a non-negative integer');
   const atLeastOne = (name: 'max-uncommitted-bytes' | 'max-writes-in-progress'): number => {
     const n = nonNegative(name);
     if (n < 1) throw new UsageError(`--${name} must be at least 1, got "${values[name]}"`);

@@ -39,9 +39,9 @@ export const SNAPSHOT_POLICY_DEFAULTS: SnapshotPolicy = { everyEntries: 'auto', 
 /**
  * The 'auto' policy. Writing a snapshot writes the whole state, so a fixed
  * count of entries makes the snapshots cost the disk as much as the log
- * itself once the state is as large as that many entries (10,000 entries of
- * 100-byte values beside a 10,000-key state: about 1.3 MB of log for a 1 MB
- * snapshot). The Raft dissertation (section 5.1.1) sizes the interval in
+ * itself once the state is as large as that many entries (10,000 Puts of
+ * 100-byte values beside a 10,000-key state: about 1.1 MB of log for a
+ * 1.15 MB snapshot). The Raft dissertation (section 5.1.1) sizes the interval in
  * bytes instead, well above the snapshot's size: here the log since the
  * latest snapshot must hold `logToSnapshot` times its bytes, so snapshots
  * cost at most a quarter of the log's writes. `minEntries` keeps small
@@ -144,7 +144,7 @@ export class NodeSnapshots {
    * whether it started one.
    */
   maybeStart(kv: KvStateMachine, term: number | null, config: ClusterConfig, onWritten: () => void): boolean {
-    if (this.policy.everyEntries === 0 || this.writing !== null || this.written !== null) return false;
+    if (this.writing !== null || this.written !== null) return false;
     const latest = this.storage.snapshotFile();
     const index = kv.appliedIndex;
     const since = { entries: index - (latest?.meta.index ?? 0), bytes: this.appliedBytes - this.appliedBytesAtLatest };

@@ -35,12 +35,12 @@ async function writeUpTo(to: number, storage: LevelLogStorage, kv: KvStateMachin
     await storage.save({ term: 1, votedFor: null, commit: last }, batch);
     for (const entry of batch) kv.apply(entry);
     snapshots.applied(batch);
-    let written = (): void => undefined;
-    const done = new Promise<void>((resolve) => {
-      written = resolve;
+    let started = false;
+    const written = new Promise<void>((resolve) => {
+      started = snapshots.maybeStart(kv, 1, { voters }, resolve);
     });
-    if (snapshots.maybeStart(kv, 1, { voters }, () => written())) {
-      await done;
+    if (started) {
+      await written;
       await snapshots.recordWritten();
       taken.push(storage.snapshot()?.index ?? -1);
     }
