@@ -76,6 +76,9 @@ const USAGE = `usage: npm run bench -- [options]
   --endpoints H:P,...      use a running cluster; no failover (we cannot restart nodes we did not start)
   --node-args="ARGS"       extra raftlog node flags for spawned nodes, e.g. --node-args="--tick-ms 20"
   --node-exec-argv="ARGS"  flags for node itself in spawned nodes, e.g. "--cpu-prof --cpu-prof-dir /tmp/prof"
+  --node-main PATH         spawned nodes' entry point: src/node/main.ts through tsx (the default), or a
+                           compiled main.js such as dist/node/main.js after npm run build (an installed
+                           package runs that, without tsx)
   --log-level LEVEL        spawned nodes' log level (info)
   --etcd DIR               also measure the etcd anchor in DIR (cluster.sh, load.mjs, failover.mjs):
                            its own 3-member cluster, each row run on raftlog then on etcd with the
@@ -115,6 +118,7 @@ const { values: a } = parseArgs({
     endpoints: { type: 'string' },
     'node-args': { type: 'string', default: '' },
     'node-exec-argv': { type: 'string', default: '' },
+    'node-main': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
     etcd: { type: 'string' },
     nats: { type: 'string' },
@@ -242,7 +246,7 @@ try {
       .join(' ');
     console.error(`using running cluster ${a.endpoints}; node pids for CPU: ${found || 'none visible'}`);
   } else {
-    target = await SpawnedTarget.start({ size: 3, nodeArgs, logLevel: a['log-level'], execArgv }, (t) => (target = t));
+    target = await SpawnedTarget.start({ size: 3, nodeArgs, logLevel: a['log-level'], execArgv, nodeMain: a['node-main'] }, (t) => (target = t));
     const pids = target
       .tracked()
       .map((t) => `${t.name}=${t.pid}`)

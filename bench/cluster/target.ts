@@ -29,6 +29,8 @@ export interface SpawnOptions {
   readonly nodeArgs: readonly string[];
   readonly logLevel: string;
   readonly execArgv: readonly string[];
+  /** The node's entry point (ProcessClusterOptions.nodeMain): the sources through tsx when absent. */
+  readonly nodeMain?: string;
 }
 
 export class SpawnedTarget implements BenchTarget {
@@ -39,7 +41,9 @@ export class SpawnedTarget implements BenchTarget {
   private constructor(readonly cluster: ProcessCluster) {}
 
   static async start(o: SpawnOptions, onCluster: (c: SpawnedTarget) => void): Promise<SpawnedTarget> {
-    const target = new SpawnedTarget(await ProcessCluster.start(o.size, o.nodeArgs, { logLevel: o.logLevel, execArgv: o.execArgv }));
+    const target = new SpawnedTarget(
+      await ProcessCluster.start(o.size, o.nodeArgs, { logLevel: o.logLevel, execArgv: o.execArgv, nodeMain: o.nodeMain }),
+    );
     // Hand it over before waiting, so a signal during startup still finds the cluster to tear down.
     onCluster(target);
     await target.cluster.waitForLeader();

@@ -119,7 +119,7 @@ export function createClientService(
         found: read.value !== null,
         value: read.value ?? new Uint8Array(0),
         readIndex: read.index,
-        leader: node.status().leader ?? '',
+        leader: node.brief().leader ?? '',
       };
     }),
 
@@ -140,7 +140,7 @@ export function createClientService(
 
     CommitPosition: unary<CommitPositionRequest, CommitPositionReply>('commitPosition', async (node, request, deadline) => {
       const consumer = checkConsumer(request.consumer);
-      const { commitIndex, role } = node.status();
+      const { commitIndex, role } = node.brief();
       // The state machine decides (and refuses these too), but a refusal there costs a log entry. Only the
       // leader checks first: a follower's commit index and positions may trail, and it would refuse wrongly.
       if (role === 'leader') {
@@ -178,7 +178,7 @@ export function createClientService(
     Consumers: unary<ConsumersRequest, ConsumersReply>('consumers', async (node, request, deadline) => {
       const read =
         request.consistency === 'READ_CONSISTENCY_LOCAL' ? node.consumers() : await node.linearizableRead(deadline, () => node.consumers());
-      const { commitIndex } = node.status();
+      const { commitIndex } = node.brief();
       const now = Date.now();
       return {
         consumers: read.consumers.map((c) => ({

@@ -148,47 +148,51 @@ export class PeerAdmission {
    * `fromLeader` says whether it is a leader's traffic, asked only of a
    * sender this node does not know as a member.
    */
-  check(claim: PeerClaim, what: string, { fromLeader = () => false }: { readonly fromLeader?: () => boolean } = {}): Refusal | null {
+  check<C extends PeerClaim>(claim: C, what: string, fromLeader: (claim: C) => boolean = notFromLeader): Refusal | null {
     const { from } = claim;
     const clusterId = claim.clusterId ?? '';
     const incarnation = claim.memberIncarnation ?? '';
-    const invalid = (details: string): Refusal => ({ code: grpc.status.INVALID_ARGUMENT, details });
-    const mismatch = (details: string): Refusal => ({ code: grpc.status.FAILED_PRECONDITION, details });
-    const otherCluster = (): Refusal =>
-      mismatch(
-        `${from} sent a ${what} for cluster "${claim.cluster}" (cluster id ${clusterId === '' ? 'none' : clusterId}), which is not node ${this.self}'s: ` +
-          `${from}'s data directory or flags belong to another cluster, or its peer list points at the wrong one`,
-      );
     // A sender of another name is of another cluster, member id or not; one of our name but an id we do not
     // know is first of all not a member (a node started with a --peers of its own gets a cluster id of its own).
-    if (claim.cluster !== this.cluster) return otherCluster();
+    if (claim.cluster !== this.cluster) return this.otherCluster(claim, what);
     // A leader's traffic is taken from any node of this cluster (dissertation §4.1: servers do not consult
     // their configuration for incoming requests): a node whose configuration is older than its leader's (a
     // learner fed a snapshot taken before the leader itself was added) must let that leader bring it up to
     // date. The core rejects a stale leader by its term. Anything else from a non-member is refused, which
     // is how a removed node learns that its removal committed.
-    if (!this.isKnownMember(from) && !fromLeader()) {
+    if (!this.isKnownMember(from) && !fromLeader(claim)) {
       const metadata = new grpc.Metadata();
       metadata.set(REFUSAL_METADATA_KEY, NOT_A_MEMBER);
-      return withMetadata(
-        metadata,
-        mismatch(
+      return withMetadata(metadata, {
+        code: grpc.status.FAILED_PRECONDITION,
+        details:
           `${from} is not a member of the cluster as node ${this.self} knows it` +
-            `${clusterId !== '' && clusterId !== this.clusterId ? ` (it claims cluster id ${clusterId})` : ''}: ` +
-            `a node must be added to the cluster before it takes part (or its --id is wrong)`,
-        ),
-      );
+          `${clusterId !== '' && clusterId !== this.clusterId ? ` (it claims cluster id ${clusterId})` : ''}: ` +
+          `a node must be added to the cluster before it takes part (or its --id is wrong)`,
+      });
     }
-    if (clusterId !== '' && clusterId !== this.clusterId) return otherCluster();
+    if (clusterId !== '' && clusterId !== this.clusterId) return this.otherCluster(claim, what);
     if (!HEX16.test(clusterId)) {
-      return invalid(
-        `${what} from ${from} carries no valid cluster id (got "${clusterId}"): node ${this.self} only takes messages that name their cluster id`,
-      );
+      return {
+        code: grpc.status.INVALID_ARGUMENT,
+        details: `${what} from ${from} carries no valid cluster id (got "${clusterId}"): node ${this.self} only takes messages that name their cluster id`,
+      };
     }
     if (!HEX16.test(incarnation)) {
-      return invalid(`${what} from ${from} carries no valid member incarnation (got "${incarnation}")`);
+      return { code: grpc.status.INVALID_ARGUMENT, details: `${what} from ${from} carries no valid member incarnation (got "${incarnation}")` };
     }
     return this.checkIncarnation(from, incarnation);
+  }
+
+  // Refusals are made only when refusing: check() runs for every batch, and its accepting path allocates nothing.
+  private otherCluster(claim: PeerClaim, what: string): Refusal {
+    const clusterId = claim.clusterId ?? '';
+    return {
+      code: grpc.status.FAILED_PRECONDITION,
+      details:
+        `${claim.from} sent a ${what} for cluster "${claim.cluster}" (cluster id ${clusterId === '' ? 'none' : clusterId}), which is not node ${this.self}'s: ` +
+        `${claim.from}'s data directory or flags belong to another cluster, or its peer list points at the wrong one`,
+    };
   }
 
   private checkIncarnation(from: NodeId, incarnation: string): Refusal | null {
@@ -196,8 +200,12 @@ export class PeerAdmission {
     if (from === this.self) return null;
     const now = this.now();
     const known = this.heard.get(from);
-    if (known === undefined || known.incarnation === incarnation) {
+    if (known === undefined) {
       this.heard.set(from, { incarnation, at: now });
+      return null;
+    }
+    if (known.incarnation === incarnation) {
+      known.at = now;
       return null;
     }
     const silentMs = now - known.at;
@@ -223,6 +231,10 @@ export class PeerAdmission {
     );
     return { code: grpc.status.FAILED_PRECONDITION, details };
   }
+}
+
+function notFromLeader(): boolean {
+  return false;
 }
 
 function withMetadata(metadata: grpc.Metadata, refusal: Refusal): Refusal {

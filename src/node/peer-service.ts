@@ -77,33 +77,35 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
   });
 
   /** Checks, decodes and hands over one batch; a refusal says what was wrong, and nothing of the batch is delivered. */
-  const accept = (batch: WireMessageBatch, peer: string): Refusal | null => {
-    const refuse = (refusal: Refusal): Refusal => {
-      // The sender is told only what it claimed; this node's own log also names its cluster.
-      const fields = {
-        event: 'peer-refused',
-        from: batch.from,
-        peerAddress: peer,
-        code: grpc.status[refusal.code],
-        reason: refusal.details,
-        cluster,
-      };
-      // Once per sender and reason: a refused peer retries every second or so.
-      refusals.warn(typeof batch.from === 'string' && batch.from !== '' ? batch.from : peer, refusal.details, fields, 'refused a batch from a peer');
-      return refusal;
+  // Defined once, not per batch: accept() runs for every batch and allocates no closures.
+  const refuse = (batch: WireMessageBatch, peer: string, refusal: Refusal): Refusal => {
+    // The sender is told only what it claimed; this node's own log also names its cluster.
+    const fields = {
+      event: 'peer-refused',
+      from: batch.from,
+      peerAddress: peer,
+      code: grpc.status[refusal.code],
+      reason: refusal.details,
+      cluster,
     };
+    // Once per sender and reason: a refused peer retries every second or so.
+    refusals.warn(typeof batch.from === 'string' && batch.from !== '' ? batch.from : peer, refusal.details, fields, 'refused a batch from a peer');
+    return refusal;
+  };
+  const accept = (batch: WireMessageBatch, peer: string): Refusal | null => {
     const malformed = malformedReason(batch);
     if (malformed !== null)
-      return refuse({ code: grpc.status.INVALID_ARGUMENT, details: `node ${self} cannot read a batch from ${peer}: ${malformed}` });
+      return refuse(batch, peer, { code: grpc.status.INVALID_ARGUMENT, details: `node ${self} cannot read a batch from ${peer}: ${malformed}` });
     const refusal = checkBatch(batch, self, cluster, admission);
-    if (refusal !== null) return refuse(refusal);
+    if (refusal !== null) return refuse(batch, peer, refusal);
     const messages: Message[] = [];
     for (const [i, wire] of batch.messages.entries()) {
       try {
         messages.push(fromWire(batch.from, self, wire));
       } catch (error) {
         const where = `message ${i + 1} of ${batch.messages.length} in the batch from ${batch.from}`;
-        if (error instanceof WireFormatError) return refuse({ code: grpc.status.INVALID_ARGUMENT, details: `${where}: ${error.message}` });
+        if (error instanceof WireFormatError)
+          return refuse(batch, peer, { code: grpc.status.INVALID_ARGUMENT, details: `${where}: ${error.message}` });
         log.error({ from: batch.from, err: error }, 'failed to decode a message');
         return { code: grpc.status.INTERNAL, details: `node ${self} failed to decode ${where}` };
       }
@@ -171,8 +173,6 @@ function isLeaderTraffic(message: WireRaftMessage): boolean {
 }
 
 function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string, admission: PeerAdmission | null): Refusal | null {
-  const invalid = (details: string): Refusal => ({ code: grpc.status.INVALID_ARGUMENT, details });
-  const mismatch = (details: string): Refusal => ({ code: grpc.status.FAILED_PRECONDITION, details });
   if (typeof batch.from !== 'string' || batch.from === '') {
     return invalid(`batch to ${self} does not say which node sent it (field "from" is empty)`);
   }
@@ -180,8 +180,7 @@ function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string, admi
     return invalid(`batch from ${batch.from} does not name its cluster (field "cluster" is empty)`);
   }
   if (admission !== null) {
-    const fromLeader = () => Array.isArray(batch.messages) && batch.messages.length > 0 && batch.messages.every(isLeaderTraffic);
-    const refused = admission.check(batch, 'batch', { fromLeader });
+    const refused = admission.check(batch, 'batch', isLeaderBatch);
     if (refused !== null) return refused;
   } else if (batch.cluster !== cluster) {
     return mismatch(
@@ -202,6 +201,19 @@ function checkBatch(batch: WireMessageBatch, self: NodeId, cluster: string, admi
   }
   if (!Array.isArray(batch.messages)) return invalid(`batch from ${batch.from} has no list of messages`);
   return null;
+}
+
+function isLeaderBatch(batch: WireMessageBatch): boolean {
+  return Array.isArray(batch.messages) && batch.messages.length > 0 && batch.messages.every(isLeaderTraffic);
+}
+
+// Module functions rather than closures in checkBatch, which runs for every batch.
+function invalid(details: string): Refusal {
+  return { code: grpc.status.INVALID_ARGUMENT, details };
+}
+
+function mismatch(details: string): Refusal {
+  return { code: grpc.status.FAILED_PRECONDITION, details };
 }
 
 /** Binds `server` to `address` ("host:port"; port 0 picks a free one) and returns the bound port. */

@@ -879,6 +879,11 @@ export class RaftNode {
     return { entries, commitIndex };
   }
 
+  /** The core's role, term, leader and indexes: cheap enough for every request (status() hashes the state). */
+  brief(): RaftBrief {
+    return this.core.brief();
+  }
+
   status(): RaftStatus & { digest: string; appliedIndex: number; removed: boolean } {
     return { ...this.core.status(), appliedIndex: this.kv.appliedIndex, digest: this.kv.digest(), removed: this.removed };
   }

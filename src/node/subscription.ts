@@ -146,7 +146,7 @@ async function startIndex(node: RaftNode, request: SubscribeRequest): Promise<nu
     if (consumer !== null) return consumer.position + 1;
   }
   // No consumer, or one with no position yet: where the request says.
-  return request.fromTail ? node.status().commitIndex + 1 : Math.max(1, request.fromIndex);
+  return request.fromTail ? node.brief().commitIndex + 1 : Math.max(1, request.fromIndex);
 }
 
 function filterOf(request: SubscribeRequest): Filter {

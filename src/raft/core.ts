@@ -390,6 +390,7 @@ export class RaftCore {
     return {
       role: this.role,
       term: this.term,
+      leader: this.leader,
       commitIndex: this.log.committed,
       appliedIndex: this.log.applied,
       config,

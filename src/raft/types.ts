@@ -301,6 +301,7 @@ export interface FollowerProgress {
 export interface RaftBrief {
   readonly role: Role;
   readonly term: number;
+  readonly leader: NodeId | null;
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly config: ClusterConfig;

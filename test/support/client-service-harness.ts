@@ -39,6 +39,7 @@ export class ClientServiceHarness {
     const node = {
       id: report.id,
       status: () => report,
+      brief: () => report,
       membership: () => membershipView(report),
       addressOf: (id: string) => addresses[id],
     } as unknown as RaftNode;

@@ -19,6 +19,12 @@ export interface ProcessClusterOptions {
   readonly logLevel?: string;
   /** Flags for node itself (before the script), e.g. `--cpu-prof`; startNode can override them per node. */
   readonly execArgv?: readonly string[];
+  /**
+   * The node's entry point: src/node/main.ts through tsx by default; a
+   * compiled main.js (npm run build's dist/node/main.js) runs without tsx,
+   * as an installed package runs.
+   */
+  readonly nodeMain?: string;
   /** Each node's `--peers`: by default every node's real address; a fault harness routes them through its proxies. */
   readonly peersOf?: (id: string, addresses: ReadonlyMap<string, string>) => string;
   /** Extra environment of one node's process (test hooks such as RAFTLOG_TEST_PEER_ROUTES), on top of this process's. */
@@ -93,6 +99,11 @@ export class ProcessCluster {
     return address;
   }
 
+  private entryPoint(): string[] {
+    const main = this.options.nodeMain ?? NODE_MAIN;
+    return main.endsWith('.ts') ? ['--import', TSX_LOADER, main] : [main];
+  }
+
   startNode(id: string, execArgv: readonly string[] = this.options.execArgv ?? []): void {
     const rejoinVia = this.options.rejoinViaOf?.(id).map((peer) => this.address(peer));
     const joinVia = this.joinVia.has(id) && rejoinVia !== undefined && rejoinVia.length > 0 ? rejoinVia : this.joinVia.get(id);
@@ -110,9 +121,7 @@ export class ProcessCluster {
         [
           ...prefixArgs,
           ...execArgv,
-          '--import',
-          TSX_LOADER,
-          NODE_MAIN,
+          ...this.entryPoint(),
           '--id',
           id,
           '--listen',
