@@ -10,6 +10,8 @@
  * term with the result, the others (overwritten, never committed) with an error.
  */
 
+import { Deadlines } from './deadlines.js';
+
 export interface Settle<T> {
   resolve(value: T): void;
   reject(error: Error): void;
@@ -25,6 +27,9 @@ export class ProposalWaiters<T> {
   private readonly byIndex = new Map<number, Waiter<T>[]>();
   private count = 0;
 
+  /** `deadlines`: the node's one timer for requests in progress (deadlines.ts). */
+  constructor(private readonly deadlines: Deadlines = new Deadlines()) {}
+
   get size(): number {
     return this.count;
   }
@@ -36,20 +41,17 @@ export class ProposalWaiters<T> {
         term,
         since: performance.now(),
         resolve: (value) => {
-          clearTimeout(timer);
+          this.deadlines.cancel(expiry);
           resolve(value);
         },
         reject: (error) => {
-          clearTimeout(timer);
+          this.deadlines.cancel(expiry);
           reject(error);
         },
       };
-      const timer = setTimeout(
-        () => {
-          if (this.remove(index, waiter)) reject(expired());
-        },
-        Math.max(0, deadline - Date.now()),
-      );
+      const expiry = this.deadlines.add(deadline, () => {
+        if (this.remove(index, waiter)) reject(expired());
+      });
       const list = this.byIndex.get(index);
       if (list === undefined) this.byIndex.set(index, [waiter]);
       else list.push(waiter);

@@ -27,6 +27,7 @@ import { createClientService } from './client-service.js';
 import { deriveClusterId, PeerAdmission } from './cluster-identity.js';
 import { clusterServiceDefinition, createClusterService } from './cluster-service.js';
 import type { ConsumerPosition } from './consumer-positions.js';
+import { Deadlines } from './deadlines.js';
 import { DescribedEntries } from './described-entries.js';
 import { ClientError, deadlineExceeded, LeaderChangingError, NotLeaderError, producerRefusal, unavailable } from './errors.js';
 import type { Failpoints } from './failpoints.js';
@@ -180,7 +181,9 @@ const MAX_PROPOSAL_BYTES = 2 * 1024 * 1024 + 8 * 1024;
  * the disk is busy into one batch: concurrent proposals share one fsync.
  */
 export class RaftNode {
-  private readonly proposals = new ProposalWaiters<Committed>();
+  /** One timer for the deadlines of every write and read in progress. */
+  private readonly deadlines = new Deadlines();
+  private readonly proposals = new ProposalWaiters<Committed>(this.deadlines);
   /** Linearizable reads waiting for their ReadIndex: each is served by its own function once this node applied that far. */
   private readonly reads = new Map<string, Waiter<unknown> & { readonly serve: () => unknown }>();
   /** Listeners told after each batch of applied entries (Subscribe streams). */
@@ -1355,22 +1358,19 @@ export class RaftNode {
       const waiter = {
         ...extra,
         resolve: (value: T) => {
-          clearTimeout(timer);
+          this.deadlines.cancel(expiry);
           resolve(value);
         },
         reject: (error: Error) => {
-          clearTimeout(timer);
+          this.deadlines.cancel(expiry);
           reject(error);
         },
       };
-      const timer = setTimeout(
-        () => {
-          // Only this waiter: another may have taken the key since.
-          if (waiters.get(key) === waiter) waiters.delete(key);
-          reject(deadlineExceeded(`node ${this.id}: ${timeoutMessage()}`));
-        },
-        Math.max(0, deadline - Date.now()),
-      );
+      const expiry = this.deadlines.add(deadline, () => {
+        // Only this waiter: another may have taken the key since.
+        if (waiters.get(key) === waiter) waiters.delete(key);
+        reject(deadlineExceeded(`node ${this.id}: ${timeoutMessage()}`));
+      });
       waiters.set(key, waiter);
     });
   }
