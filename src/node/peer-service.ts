@@ -76,8 +76,7 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
     for (const end of [...openStreams]) end();
   });
 
-  /** Checks, decodes and hands over one batch; a refusal says what was wrong, and nothing of the batch is delivered. */
-  // Defined once, not per batch: accept() runs for every batch and allocates no closures.
+  // Defined once, not in accept(): that runs for every batch and makes no closures.
   const refuse = (batch: WireMessageBatch, peer: string, refusal: Refusal): Refusal => {
     // The sender is told only what it claimed; this node's own log also names its cluster.
     const fields = {
@@ -92,6 +91,7 @@ export function createPeerService(options: PeerServiceOptions): grpc.UntypedServ
     refusals.warn(typeof batch.from === 'string' && batch.from !== '' ? batch.from : peer, refusal.details, fields, 'refused a batch from a peer');
     return refusal;
   };
+  /** Checks, decodes and hands over one batch; a refusal says what was wrong, and nothing of the batch is delivered. */
   const accept = (batch: WireMessageBatch, peer: string): Refusal | null => {
     const malformed = malformedReason(batch);
     if (malformed !== null)
