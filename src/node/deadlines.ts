@@ -45,12 +45,6 @@ export class Deadlines {
     if (this.pending.size === 0) this.disarm();
   }
 
-  /** Forgets every deadline without expiring any (the node settles their requests itself when it stops). */
-  clear(): void {
-    this.pending.clear();
-    this.disarm();
-  }
-
   private arm(at: number): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.armedAt = at;
