@@ -10,7 +10,7 @@ import { BenchClient } from './client.js';
 import { IndexSet, stampedRecord, writerCostPct } from './delivery-check.js';
 import { type MeasuredLoad, measureClosedLoop, now, type WindowOptions } from './load.js';
 import type { LatencyStats } from './stats.js';
-import { type GroupReport, SubscriberGroup } from './subscribers.js';
+import { type GroupReport, SubscriberGroup, type SubscriberReport } from './subscribers.js';
 
 /** How long the subscribers get after the writers stop to receive every acknowledged append (as the NATS anchor). */
 export const DRAIN_MS = 10_000;
@@ -134,6 +134,13 @@ export function roundSuffix(r: { readonly round: number }): string {
   return r.round > 0 ? ` (round ${r.round + 1})` : '';
 }
 
+/** Delivered records per reply that carried any, over all subscribers: the batch the nodes send. */
+function entriesPerReply(reports: readonly SubscriberReport[]): string {
+  const replies = reports.reduce((sum, s) => sum + s.replies_with_entries, 0);
+  const delivered = reports.reduce((sum, s) => sum + s.delivered, 0);
+  return replies === 0 ? 'n/a' : (delivered / replies).toFixed(1);
+}
+
 export function describeDeliveryRow(r: DeliveryRowResult): string {
   const l = r.lat_ms;
   const e = r.e2e_ms;
@@ -143,7 +150,8 @@ export function describeDeliveryRow(r: DeliveryRowResult): string {
   if (r.subscribers === 0) return writers;
   const coverage = r.coverage_problems_total === 0 ? 'covered ranges contiguous' : `${r.coverage_problems_total} COVERAGE PROBLEMS`;
   return (
-    `${writers}; subscribers on [${r.subscriber_nodes.join(',')}] delivered ${JSON.stringify(r.delivered_per_s)}/s each, ` +
+    `${writers}; subscribers on [${r.subscriber_nodes.join(',')}] delivered ${JSON.stringify(r.delivered_per_s)}/s each` +
+    ` in ${entriesPerReply(r.per_subscriber)} records per reply, ` +
     `e2e p50 ${e.p50} p90 ${e.p90} p99 ${e.p99} max ${e.max} ms, lag at end ${JSON.stringify(r.lag_at_end)}, ` +
     `undelivered after drain ${JSON.stringify(r.undelivered_after_drain)} of ${r.acked_total} acked (drain ${r.drain_ms} ms), ${coverage}`
   );

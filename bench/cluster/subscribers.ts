@@ -25,6 +25,8 @@ export interface SubscriberReport {
   /** Appended records delivered inside the measured window. */
   readonly delivered: number;
   readonly delivered_per_s: number;
+  /** Replies that carried entries inside the measured window: delivered ÷ replies is the batch a node sends. */
+  readonly replies_with_entries: number;
   /** Highest acknowledged index when the writers stopped, minus the last index this subscriber had covered then. */
   readonly lag_at_end: number;
   /** Acknowledged appends at or after its start index that it never received, after the drain. */
@@ -53,6 +55,7 @@ export class Subscriber {
   /** Send → delivery of the stamped records delivered inside the window (ms). */
   readonly e2e: number[] = [];
   delivered = 0;
+  repliesWithEntries = 0;
   resubscribes = 0;
   readonly nodes: string[] = [];
   readonly streamErrors: Record<string, number> = {};
@@ -131,6 +134,7 @@ export class Subscriber {
       through: this.coverage.through,
       delivered: this.delivered,
       delivered_per_s: Math.round(this.delivered / seconds),
+      replies_with_entries: this.repliesWithEntries,
       lag_at_end: lagBehind(highestAckedAtEnd, this.throughAtWindowEnd),
       undelivered_after_drain: missing.missing,
       first_undelivered: missing.first,
@@ -193,6 +197,7 @@ export class Subscriber {
     const indexes = reply.entries.map((e) => e.index);
     this.coverage.accept({ firstIndex: reply.firstIndex, lastIndex: reply.lastIndex, entryIndexes: indexes });
     const inWindow = t >= this.windowStart && t <= this.windowEnd;
+    if (inWindow && reply.entries.length > 0) this.repliesWithEntries++;
     for (const entry of reply.entries) {
       this.received.add(entry.index);
       if (this.mark !== null) this.afterMarkAny ??= t;

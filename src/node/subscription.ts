@@ -127,14 +127,14 @@ function send(call: Stream, message: Buffer, onCancel: (settle: (() => void) | n
 }
 
 function reply(node: RaftNode, entries: LogEntryReply[], first: number, last: number): Buffer {
-  const { status } = node.vitals();
+  const brief = node.brief();
   return encodeSubscribeReply({
     entries,
     firstIndex: first,
     lastIndex: last,
-    commitIndex: status.commitIndex,
+    commitIndex: brief.commitIndex,
     node: node.id,
-    leader: status.leader ?? '',
+    leader: brief.leader ?? '',
   });
 }
 
