@@ -18,7 +18,7 @@
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { useWriteTransport } from './cluster/client.js';
+import { useReadTransport, useWriteTransport } from './cluster/client.js';
 import {
   type DeliveryRowResult,
   describeDeliveryRow,
@@ -53,6 +53,8 @@ const USAGE = `usage: npm run bench -- [options]
   --write-transport T      how the load generator sends raftlog writes: calls (messages on one Calls
                            stream per node, as the client library does by default) or unary (one gRPC
                            call per write, as the etcd anchor must: etcd's API has nothing else) (calls)
+  --read-transport T       how the load generator sends raftlog Gets (get and get-local rows): calls or
+                           unary, as above (calls)
   --duration S             measured seconds per row (10)
   --warmup S               unmeasured seconds before each row (2)
   --value-size B           bytes per value (100)
@@ -98,6 +100,7 @@ const { values: a } = parseArgs({
     'delivery-concurrency': { type: 'string', default: '64' },
     'delivery-rounds': { type: 'string', default: '1' },
     'write-transport': { type: 'string', default: 'calls' },
+    'read-transport': { type: 'string', default: 'calls' },
     'failover-subscribers': { type: 'string' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
@@ -167,6 +170,11 @@ if (a['write-transport'] !== 'unary' && a['write-transport'] !== 'calls') {
   process.exit(2);
 }
 useWriteTransport(a['write-transport']);
+if (a['read-transport'] !== 'unary' && a['read-transport'] !== 'calls') {
+  console.error(`--read-transport must be unary or calls, got ${a['read-transport']}`);
+  process.exit(2);
+}
+useReadTransport(a['read-transport']);
 const o = {
   deliveryRounds: num('delivery-rounds', 1),
   durationS: num('duration', 0.1),
@@ -496,6 +504,7 @@ try {
       machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version },
       value_size: o.valueSize,
       write_transport: a['write-transport'],
+      read_transport: a['read-transport'],
       keys: o.keys,
       duration_s: o.durationS,
       warmup_s: o.warmupS,

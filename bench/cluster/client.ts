@@ -61,6 +61,12 @@ export function useWriteTransport(transport: WriteTransport): void {
   writeTransport = transport;
 }
 
+/** How the load generator sends Gets: the same two ways (`--read-transport`; calls by default, as the client library does). */
+let readTransport: WriteTransport = 'calls';
+export function useReadTransport(transport: WriteTransport): void {
+  readTransport = transport;
+}
+
 /** Grace after a write's own timeout before the load generator stops waiting for the node's answer. */
 const LATE_ANSWER_MS = 250;
 
@@ -178,20 +184,27 @@ export class BenchClient {
 
   private readonly callStreams = new Map<Member, CallStream>();
 
-  private async viaCalls(member: Member, kind: 'put' | 'append', body: PutRequest | AppendRecordRequest): Promise<WriteReply> {
+  private callStream(member: Member): CallStream {
     let stream = this.callStreams.get(member);
     if (stream === undefined || stream.broken) {
       stream = new CallStream(member.stub);
       this.callStreams.set(member, stream);
     }
-    const reply = await stream.send({ timeoutMs: this.timeoutMs, call: kind, [kind]: body });
+    return stream;
+  }
+
+  private async viaCalls(member: Member, kind: 'put' | 'append', body: PutRequest | AppendRecordRequest): Promise<WriteReply> {
+    const reply = await this.callStream(member).send({ timeoutMs: this.timeoutMs, call: kind, [kind]: body });
     const answer = reply[kind];
     if (answer == null || answer.position === null) throw new Error(`Calls reply ${reply.id} carries no ${kind} answer with a position`);
     return { ...answer, position: answer.position, duplicate: answer.duplicate ?? false };
   }
 
-  get(member: Member, key: Buffer, consistency: ReadConsistencyName): Promise<GetReply> {
-    return call(member.stub, member.stub.get, { key, consistency }, this.timeoutMs);
+  async get(member: Member, key: Buffer, consistency: ReadConsistencyName): Promise<GetReply> {
+    if (readTransport === 'unary') return call(member.stub, member.stub.get, { key, consistency }, this.timeoutMs);
+    const reply = await this.callStream(member).send({ timeoutMs: this.timeoutMs, call: 'get', get: { key, consistency } });
+    if (reply.get == null) throw new Error(`Calls reply ${reply.id} carries no get answer`);
+    return reply.get;
   }
 
   /** Polls every node every LEADER_POLL_MS until one says it leads (or stop() turns true: then null). */

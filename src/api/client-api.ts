@@ -280,25 +280,27 @@ export interface RegisterProducerReply<U = WireUint64> {
 export interface CallRequest<U = OutgoingUint64, B = OutgoingBytes> {
   id: U;
   timeoutMs: number;
-  call?: 'put' | 'delete' | 'compareAndSwap' | 'append';
+  call?: 'put' | 'delete' | 'compareAndSwap' | 'append' | 'get';
   put?: PutRequest<U, B> | null;
   delete?: DeleteRequest<U, B> | null;
   compareAndSwap?: CompareAndSwapRequest<U, B> | null;
   append?: AppendRecordRequest<U, B> | null;
+  get?: GetRequest<B> | null;
 }
 export interface CallFailure {
   code: number;
   message: string;
   nothingWritten: boolean;
 }
-/** The answer to one write of a Calls stream: `result` names which field is set. */
+/** The answer to one call of a Calls stream: `result` names which field is set. */
 export interface CallReply<U = WireUint64, B = Buffer> {
   id: U;
-  result?: 'put' | 'delete' | 'compareAndSwap' | 'append' | 'failure';
+  result?: 'put' | 'delete' | 'compareAndSwap' | 'append' | 'get' | 'failure';
   put?: WriteReply<U> | null;
   delete?: DeleteReply<U> | null;
   compareAndSwap?: CompareAndSwapReply<U, B> | null;
   append?: WriteReply<U> | null;
+  get?: GetReply<U, B> | null;
   failure?: CallFailure | null;
 }
 

@@ -11,8 +11,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
+import { CallsStream } from './calls-stream.js';
 import { type EndpointSpec, parseEndpoint } from './endpoints.js';
-import { WriteStream } from './write-stream.js';
 
 export interface Endpoint {
   readonly address: string;
@@ -20,10 +20,12 @@ export interface Endpoint {
   node: string | null;
   /** Created on first use. */
   client: grpc.Client | null;
-  /** The Calls stream writes go on (writeTransport 'calls'); created on first use, again once it ended. */
-  writes: WriteStream | null;
-  /** Until when (ms since the epoch) writes to this endpoint go as unary calls: its node answered that it does not serve Calls. */
+  /** The Calls stream writes and Gets go on (writeTransport, readTransport 'calls'); created on first use, again once it ended. */
+  calls: CallsStream | null;
+  /** Until when (ms since the epoch) calls to this endpoint go as unary calls: its node answered that it does not serve Calls. */
   unaryUntil: number;
+  /** Until when Gets to this endpoint go as unary calls: its node serves writes on Calls, not Gets (an older version). */
+  unaryGetsUntil: number;
   discovering: boolean;
   nextDiscoveryAt: number;
 }
@@ -59,9 +61,9 @@ export interface DiscoverySettings {
 }
 
 /**
- * How long writes to a node that answered Calls with UNIMPLEMENTED go as
- * unary calls before the client tries a stream again (the node may have
- * been upgraded meanwhile).
+ * How long calls to a node that answered Calls with UNIMPLEMENTED (or Gets
+ * to one that serves only writes there) go as unary calls before the client
+ * tries a stream again (the node may have been upgraded meanwhile).
  */
 const UNARY_FALLBACK_MS = 60_000;
 
@@ -261,21 +263,26 @@ export class EndpointPool {
   }
 
   /**
-   * The endpoint's Calls stream for writes, opened if it has none or its
-   * last one ended; null while its node is known not to serve Calls (writes
-   * then go as unary calls).
+   * The endpoint's Calls stream for a write or (`get`) a Get, opened if it
+   * has none or its last one ended; null while its node is known not to
+   * serve that on Calls (it then goes as a unary call).
    */
-  writeStreamOf(endpoint: Endpoint): WriteStream | null {
-    if (endpoint.writes?.unsupported === true) {
-      endpoint.writes = null;
+  callsStreamOf(endpoint: Endpoint, get = false): CallsStream | null {
+    if (endpoint.calls?.unsupported === true) {
+      endpoint.calls = null;
       endpoint.unaryUntil = Date.now() + UNARY_FALLBACK_MS;
     }
-    if (Date.now() < endpoint.unaryUntil) return null;
-    if (endpoint.writes === null || endpoint.writes.ended) {
-      endpoint.writes?.cancel();
-      endpoint.writes = new WriteStream(this.clientOf(endpoint), endpoint.address, () => this.closed);
+    if (Date.now() < endpoint.unaryUntil || (get && Date.now() < endpoint.unaryGetsUntil)) return null;
+    if (endpoint.calls === null || endpoint.calls.ended) {
+      endpoint.calls?.cancel();
+      endpoint.calls = new CallsStream(this.clientOf(endpoint), endpoint.address, () => this.closed);
     }
-    return endpoint.writes;
+    return endpoint.calls;
+  }
+
+  /** The endpoint's node answered a Get on its Calls stream as an older version does (it serves only writes there). */
+  noteUnaryGets(endpoint: Endpoint): void {
+    endpoint.unaryGetsUntil = Date.now() + UNARY_FALLBACK_MS;
   }
 
   /** Keeps a call to cancel on close() until untrack(). */
@@ -296,7 +303,7 @@ export class EndpointPool {
     for (const call of this.inFlight) call.cancel();
     this.inFlight.clear();
     for (const endpoint of [...this.endpoints, ...this.extraEndpoints.values()]) {
-      endpoint.writes?.cancel();
+      endpoint.calls?.cancel();
       endpoint.client?.close();
     }
   }
@@ -375,10 +382,10 @@ export class EndpointPool {
         this.retirements.delete(endpoint);
         if (this.endpoints.includes(endpoint) || this.extraEndpoints.get(endpoint.address) !== endpoint) return;
         this.extraEndpoints.delete(endpoint.address);
-        endpoint.writes?.cancel();
+        endpoint.calls?.cancel();
         endpoint.client?.close();
         // Whoever still holds the endpoint gets a new channel on its next use (see clientOf).
-        endpoint.writes = null;
+        endpoint.calls = null;
         endpoint.client = null;
       },
       Math.min(MAX_TIMER_MS, Math.max(this.discovery.deadlineMs, RETIRED_CHANNEL_GRACE_MS)),
@@ -416,5 +423,5 @@ export class EndpointPool {
 }
 
 function newEndpoint(address: string, node: string | null): Endpoint {
-  return { address, node, client: null, writes: null, unaryUntil: 0, discovering: false, nextDiscoveryAt: 0 };
+  return { address, node, client: null, calls: null, unaryUntil: 0, unaryGetsUntil: 0, discovering: false, nextDiscoveryAt: 0 };
 }

@@ -11,12 +11,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { MethodDefinition } from '@grpc/proto-loader';
-import { type AttemptOutcome, attemptFailure, clientSideFailure, failureOfCall } from './call-failure.js';
+import { type AttemptOutcome, attemptFailure, type CallFailure, clientSideFailure, failureOfCall } from './call-failure.js';
+import type { StreamedCall } from './calls-stream.js';
 import type { Endpoint, EndpointPool } from './endpoint-pool.js';
 import { type AttemptFailure, StatusCode } from './errors.js';
 import type { ClientSettings } from './options.js';
 import { type CallTraits, closedError, leavesOutcomeOpen, outOfTimeError, verdict } from './verdicts.js';
-import type { StreamedWrite } from './write-stream.js';
 
 /** How one call is made and what its reply means. */
 export interface Operation<Req, Res, T> extends CallTraits {
@@ -25,8 +25,8 @@ export interface Operation<Req, Res, T> extends CallTraits {
   decode(reply: Res, endpoint: Endpoint): T;
   /** The leader the reply names, if any. */
   leaderOf(reply: Res): string | null;
-  /** A write a Calls stream can carry: with writeTransport 'calls' it goes there instead of a unary call. */
-  readonly streamed?: StreamedWrite;
+  /** A call a Calls stream can carry: with writeTransport (a write) or readTransport (a Get) 'calls' it goes there instead of a unary call. */
+  readonly streamed?: StreamedCall;
 }
 
 /**
@@ -123,11 +123,16 @@ async function attemptOn<Req, Res, T>(
   const definition = op.method;
   // The budget counts from sending: waiting for a connection sent nothing.
   const attemptDeadline = op.idempotent ? Math.min(deadline, Date.now() + attemptBudgetMs(op.deadlineMs)) : deadline;
-  const stream = op.streamed !== undefined && settings.writeTransport === 'calls' ? pool.writeStreamOf(endpoint) : null;
+  const transport = op.write ? settings.writeTransport : settings.readTransport;
+  const stream = op.streamed !== undefined && transport === 'calls' ? pool.callsStreamOf(endpoint, op.streamed === 'get') : null;
   if (stream !== null && op.streamed !== undefined) {
     const outcome = await stream.send<Res>(op.streamed, op.request, attemptDeadline);
-    // A node without Calls carried out nothing sent on the stream: the same attempt goes as a unary call.
-    if (outcome.ok || !stream.unsupported || Date.now() >= attemptDeadline) return outcome;
+    if (outcome.ok || Date.now() >= attemptDeadline) return outcome;
+    // A node without Calls carried out nothing sent on the stream, and one that serves only writes there read nothing:
+    // the same attempt goes as a unary call.
+    const getsRefused = op.streamed === 'get' && refusesStreamedGets(outcome.failure);
+    if (getsRefused) pool.noteUnaryGets(endpoint);
+    if (!stream.unsupported && !getsRefused) return outcome;
   }
   return new Promise((resolve) => {
     let call: grpc.ClientUnaryCall;
@@ -154,4 +159,13 @@ async function attemptOn<Req, Res, T>(
     }
     pool.track(call);
   });
+}
+
+/**
+ * How a node from before Gets travelled on Calls answers one there: the
+ * request names no call it knows (INVALID_ARGUMENT, "names no write"). A
+ * node that knows Gets never says so to this client, which always names one.
+ */
+function refusesStreamedGets(failure: CallFailure): boolean {
+  return failure.fromServer && failure.code === StatusCode.INVALID_ARGUMENT && failure.details.includes('names no write (');
 }

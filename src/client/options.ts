@@ -90,6 +90,15 @@ export interface RaftLogClientOptions {
    * write as a unary call, and unary calls for a minute after that.
    */
   readonly writeTransport?: 'unary' | 'calls';
+  /**
+   * How Gets travel, the same two ways: 'calls' (the default), on the
+   * node's Calls stream beside the writes, or 'unary'. A read is tried again
+   * after a failure either way. A node that serves only writes on Calls (an
+   * older version answers a Get there with INVALID_ARGUMENT, "names no
+   * write") gets the same Get as a unary call, and unary Gets for a minute
+   * after that.
+   */
+  readonly readTransport?: 'unary' | 'calls';
 }
 
 /** Per-call options. */
@@ -137,6 +146,7 @@ export interface ClientSettings {
   readonly membershipRefreshMs: number;
   readonly exactlyOnce: boolean;
   readonly writeTransport: 'unary' | 'calls';
+  readonly readTransport: 'unary' | 'calls';
   /** How channels to the nodes are secured (from `tls`). */
   readonly credentials: ChannelCredentials;
 }
@@ -158,14 +168,15 @@ export function clientSettings(options: RaftLogClientOptions): ClientSettings {
     followMembership: options.followMembership ?? options.discoverLeader ?? true,
     membershipRefreshMs: timerDelay('membershipRefreshMs', options.membershipRefreshMs ?? DEFAULT_MEMBERSHIP_REFRESH_MS),
     exactlyOnce: options.exactlyOnce ?? false,
-    writeTransport: writeTransportOf(options.writeTransport),
+    writeTransport: transportOf('writeTransport', options.writeTransport),
+    readTransport: transportOf('readTransport', options.readTransport),
     credentials: channelCredentials(options.tls),
   };
 }
 
-function writeTransportOf(value: unknown): 'unary' | 'calls' {
+function transportOf(name: string, value: unknown): 'unary' | 'calls' {
   if (value === undefined || value === 'unary' || value === 'calls') return value ?? 'calls';
-  throw new TypeError(`RaftLogClient: writeTransport must be 'unary' or 'calls', got ${String(value)}`);
+  throw new TypeError(`RaftLogClient: ${name} must be 'unary' or 'calls', got ${String(value)}`);
 }
 
 /** A positive delay a Node timer takes as given (at most 2^31 − 1 ms; a longer one would fire at once). */

@@ -151,6 +151,7 @@ export class RaftLogClient {
     return await this.run({
       name: op,
       method: methodDefinition('Get'),
+      streamed: op,
       write: false,
       request: {
         key: checkKey(op, key),

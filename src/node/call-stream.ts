@@ -1,22 +1,23 @@
 /**
- * Calls (raftlog.v1.RaftLog): many writes over one bidirectional stream.
- * Each CallRequest is served by the same body and the same rules as its
- * unary method (servingCalls in unary-calls.ts: held while the leadership
- * changes, forwarded by a follower); its answer or its failure goes back as
- * a CallReply with the request's id, as soon as it is known. What a stream
+ * Calls (raftlog.v1.RaftLog): many writes and reads over one bidirectional
+ * stream. Each CallRequest is served by the same body and the same rules as
+ * its unary method (servingCalls in unary-calls.ts: held while the
+ * leadership changes, a write forwarded by a follower); its answer or its
+ * failure goes back as a CallReply with the request's id, as soon as it is
+ * known. What a stream
  * saves is gRPC's per-call work: a unary call costs an HTTP/2 stream with
  * headers and trailers on both sides, several times the cost of a message
  * on a stream that is already open (npm run bench:grpc-calls).
  *
- * Memory per stream is bounded: past MAX_IN_FLIGHT writes in flight (read,
- * their reply not yet handed to gRPC) a write is refused at once with
+ * Memory per stream is bounded: past MAX_IN_FLIGHT calls in flight (read,
+ * their reply not yet handed to gRPC) a call is refused at once with
  * RESOURCE_EXHAUSTED, nothing proposed; and while gRPC holds back replies
  * the caller does not read, the node stops reading, so that HTTP/2 flow
  * control holds the sender back.
  *
  * A stopping node (a graceful stop, after it handed its leadership over)
- * carries out no more writes: each one it reads from then on is refused
- * with UNAVAILABLE, nothing written, and once every write it had read is
+ * carries out no more calls: each one it reads from then on is refused
+ * with UNAVAILABLE, nothing written, and once every call it had read is
  * answered it ends the stream with OK. Ending at once with UNAVAILABLE, as
  * it first did, cut off writes that were still being served (held or
  * forwarded to the new leader) and left their outcome unknown to a caller
@@ -30,19 +31,19 @@ import { malformedReason } from './malformed-requests.js';
 import type { RaftNode } from './raft-node.js';
 import { type CallBody, type CallStatus, cappedDeadline, NOT_LEADER_TRAILER, type ServeCall } from './unary-calls.js';
 
-/** Writes a stream may have in flight; more are refused with RESOURCE_EXHAUSTED until answers go out. */
+/** Calls a stream may have in flight; more are refused with RESOURCE_EXHAUSTED until answers go out. */
 export const MAX_IN_FLIGHT = 1000;
 
 type Stream = grpc.ServerDuplexStream<CallRequest, CallReply>;
-type Kind = 'put' | 'delete' | 'compareAndSwap' | 'append';
+type Kind = 'put' | 'delete' | 'compareAndSwap' | 'append' | 'get';
 
-/** The body of each write a Calls request may carry, as its unary method serves it. */
+/** The body of each call a Calls request may carry, as its unary method serves it. */
 export type CallBodies = { readonly [K in Kind]: CallBody<NonNullable<CallRequest[K]>, NonNullable<CallReply[K]>> };
 
 export function callStreamHandler(getNode: () => RaftNode | null, serve: ServeCall<Kind>, bodies: CallBodies): (call: Stream) => void {
   return (stream) => {
     let inFlight = 0;
-    // The caller sent its last write, or the node is stopping: the stream ends once every write in flight is answered.
+    // The caller sent its last call, or the node is stopping: the stream ends once every call in flight is answered.
     let ending = false;
     const endWhenAnswered = () => {
       if (ending && inFlight === 0 && !stream.writableEnded) stream.end();
@@ -78,7 +79,7 @@ export function callStreamHandler(getNode: () => RaftNode | null, serve: ServeCa
       stopWatching?.();
       stream.emit('error', { code, details });
     };
-    // A stopping node ends its streams once their writes in flight are answered (see above): an open stream would
+    // A stopping node ends its streams once their calls in flight are answered (see above): an open stream would
     // otherwise hold the server's graceful shutdown until it is forced.
     let stopWatching: (() => void) | null = null;
     const watch = (node: RaftNode) => {
@@ -91,11 +92,11 @@ export function callStreamHandler(getNode: () => RaftNode | null, serve: ServeCa
     };
     for (const event of ['cancelled', 'close'] as const) stream.on(event, () => stopWatching?.());
     stream.on('data', (request: CallRequest) => {
-      // After the stream's OK end nothing read is carried out: that end promised that every write read was answered.
+      // After the stream's OK end nothing read is carried out: that end promised that every call read was answered.
       if (over || stream.writableEnded) return;
       const malformed = malformedReason(request);
       if (malformed !== null) {
-        // Without a readable id there is nothing to answer the write with: the stream ends.
+        // Without a readable id there is nothing to answer the call with: the stream ends.
         endWith(grpc.status.INVALID_ARGUMENT, `malformed request on a Calls stream: ${malformed}`);
         return;
       }
@@ -124,13 +125,16 @@ export function callStreamHandler(getNode: () => RaftNode | null, serve: ServeCa
       const kind = request.call;
       const body = kind === undefined ? undefined : request[kind];
       if (kind === undefined || body === undefined || body === null) {
-        reply(failed(grpc.status.INVALID_ARGUMENT, `node ${node.id}: call ${id} names no write (put, delete, compare_and_swap or append)`), false);
+        reply(
+          failed(grpc.status.INVALID_ARGUMENT, `node ${node.id}: call ${id} names no write or read (put, delete, compare_and_swap, append or get)`),
+          false,
+        );
         return;
       }
       if (inFlight >= MAX_IN_FLIGHT) {
-        // Refused at once, not read later: a write read late would start its deadline late, and could be carried
+        // Refused at once, not read later: a call read late would start its deadline late, and a write could be carried
         // out after its caller gave up. The client takes this as it takes the leader's admission refusals.
-        const message = `node ${node.id}: ${MAX_IN_FLIGHT} writes of this stream are in flight; call ${id} was not carried out (wait for answers)`;
+        const message = `node ${node.id}: ${MAX_IN_FLIGHT} calls of this stream are in flight; call ${id} was not carried out (wait for answers)`;
         reply(failed(grpc.status.RESOURCE_EXHAUSTED, message, true), false);
         return;
       }

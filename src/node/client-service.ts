@@ -76,7 +76,7 @@ export function createClientService(
   };
 
   /** The writes, served alike as unary calls and as the calls of a Calls stream. */
-  const writes: CallBodies = {
+  const writes: Omit<CallBodies, 'get'> = {
     put: async (node, request: PutRequest, deadline): Promise<WriteReply> => {
       const key = checkKey(request.key);
       const value = checkValue(request.value, 'value');
@@ -105,23 +105,26 @@ export function createClientService(
     },
   };
 
+  /** Get, served alike as a unary call and as a call of a Calls stream. */
+  const get = async (node: RaftNode, request: GetRequest, deadline: number): Promise<GetReply> => {
+    const key = checkKey(request.key);
+    if (request.consistency === 'READ_CONSISTENCY_LOCAL') {
+      const read = node.localGet(key);
+      return { found: read.value !== null, value: read.value ?? new Uint8Array(0), readIndex: read.index, leader: '' };
+    }
+    const read = await node.linearizableGet(key, deadline);
+    return {
+      found: read.value !== null,
+      value: read.value ?? new Uint8Array(0),
+      readIndex: read.index,
+      leader: node.brief().leader ?? '',
+    };
+  };
+
   return {
     Put: unary('put', writes.put),
 
-    Get: unary<GetRequest, GetReply>('get', async (node, request, deadline) => {
-      const key = checkKey(request.key);
-      if (request.consistency === 'READ_CONSISTENCY_LOCAL') {
-        const read = node.localGet(key);
-        return { found: read.value !== null, value: read.value ?? new Uint8Array(0), readIndex: read.index, leader: '' };
-      }
-      const read = await node.linearizableGet(key, deadline);
-      return {
-        found: read.value !== null,
-        value: read.value ?? new Uint8Array(0),
-        readIndex: read.index,
-        leader: node.brief().leader ?? '',
-      };
-    }),
+    Get: unary('get', get),
 
     Delete: unary('delete', writes.delete),
 
@@ -129,7 +132,7 @@ export function createClientService(
 
     Append: unary('append', writes.append),
 
-    Calls: callStreamHandler(getNode, serve, writes),
+    Calls: callStreamHandler(getNode, serve, { ...writes, get }),
 
     RegisterProducer: unary<Record<string, never>, RegisterProducerReply>('registerProducer', async (node, _request, deadline) => {
       const committed = await node.propose({ op: 'register-producer' }, deadline);

@@ -10,7 +10,7 @@ import { callWithFailover, type Operation } from '../../src/client/failover.js';
 import { clientSettings } from '../../src/client/options.js';
 
 function endpoint(address: string): Endpoint {
-  return { address, node: null, client: null, writes: null, unaryUntil: 0, discovering: false, nextDiscoveryAt: 0 };
+  return { address, node: null, client: null, calls: null, unaryUntil: 0, unaryGetsUntil: 0, discovering: false, nextDiscoveryAt: 0 };
 }
 
 /** Runs one read whose only reachable endpoint is `reachable`; the pool's order is `before` until the first refresh, `after` from then on. */

@@ -11,6 +11,14 @@ import { JEPSEN_DEFAULTS, type JepsenOptions, runJepsen } from './run.js';
 import { formatSummary } from './summary.js';
 import { PLANTED_BUGS, type PlantedBug } from './workloads/subscriber-journal.js';
 
+/** A transport flag's parser: unary or calls. */
+const transport =
+  (name: string) =>
+  (value: string): 'unary' | 'calls' => {
+    if (value !== 'unary' && value !== 'calls') throw new InvalidArgumentError(`${name} must be unary or calls`);
+    return value;
+  };
+
 const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
@@ -70,6 +78,11 @@ async function main(): Promise<void> {
         .choices(['linearizable', 'local'])
         .default(JEPSEN_DEFAULTS.readMode),
     )
+    .option(
+      '--read-transport <t>',
+      "register: how reads travel: calls (through the client library, on the worker's node's Calls stream, the library's default) or unary (one Get call each)",
+      transport('--read-transport'),
+    )
     .option('--op-timeout <ms>', 'deadline of every client call', positiveInt('--op-timeout'), JEPSEN_DEFAULTS.opTimeoutMs)
     .option('--seed <n>', "seed of the schedule and the clients' choices", positiveInt('--seed'), JEPSEN_DEFAULTS.seed)
     .option('--fault-interval <ms>', 'mean quiet time before each fault of a kind', positiveInt('--fault-interval'), JEPSEN_DEFAULTS.faultIntervalMs)
@@ -101,10 +114,7 @@ async function main(): Promise<void> {
     .option(
       '--write-transport <t>',
       "append --retries: how the client library sends the appends: calls (one Calls stream per node, the library's default) or unary (one gRPC call each)",
-      (value: string) => {
-        if (value !== 'unary' && value !== 'calls') throw new InvalidArgumentError('--write-transport must be unary or calls');
-        return value;
-      },
+      transport('--write-transport'),
     )
     .option(
       '--subscribers <n>',
@@ -162,6 +172,7 @@ async function main(): Promise<void> {
     retainEntries?: number;
     retries?: boolean;
     writeTransport?: 'unary' | 'calls';
+    readTransport?: 'unary' | 'calls';
     subscribers?: number;
     consumers: number;
     bug?: PlantedBug;
@@ -198,6 +209,7 @@ async function main(): Promise<void> {
     keys: o.keys,
     opsPerKey: o.opsPerKey,
     readMode: o.read,
+    readTransport: o.readTransport ?? JEPSEN_DEFAULTS.readTransport,
     opTimeoutMs: o.opTimeout,
     seed: o.seed,
     out,

@@ -52,6 +52,8 @@ export interface JepsenOptions {
   readonly keys: number;
   readonly opsPerKey: number;
   readonly readMode: ReadMode;
+  /** register: how reads travel (unary Get calls, or the client library's Calls streams). */
+  readonly readTransport: 'unary' | 'calls';
   readonly opTimeoutMs: number;
   readonly seed: number;
   readonly out: string;
@@ -96,6 +98,7 @@ export const JEPSEN_DEFAULTS = {
   keys: 4,
   opsPerKey: 200,
   readMode: 'linearizable',
+  readTransport: 'calls',
   opTimeoutMs: 1_000,
   seed: 1,
   faultIntervalMs: 6_000,
@@ -299,7 +302,13 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     const healed = new Promise<void>((resolve) => (markHealed = resolve));
     const workload: Promise<SubscribeOutcome | null> =
       options.workload === 'register'
-        ? runRegisterWorkload({ ...workloadOptions, keys: options.keys, opsPerKey: options.opsPerKey, readMode: options.readMode }).then(() => null)
+        ? runRegisterWorkload({
+            ...workloadOptions,
+            keys: options.keys,
+            opsPerKey: options.opsPerKey,
+            readMode: options.readMode,
+            readTransport: options.readTransport,
+          }).then(() => null)
         : options.workload === 'append'
           ? runAppendWorkload({ ...workloadOptions, retries: options.retries, writeTransport: options.writeTransport }).then(() => null)
           : runSubscribeWorkload({
@@ -367,7 +376,9 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     seed: options.seed,
     'op timeout': `${options.opTimeoutMs} ms`,
     compaction: describeCompaction(compactionSettings),
-    ...(options.workload === 'register' ? { keys: options.keys, 'ops per key': options.opsPerKey, reads: options.readMode } : {}),
+    ...(options.workload === 'register'
+      ? { keys: options.keys, 'ops per key': options.opsPerKey, reads: `${options.readMode}, as ${options.readTransport}` }
+      : {}),
     ...(options.workload === 'append'
       ? { retries: options.retries ? `exactly-once, retried while unknown (writes as ${options.writeTransport})` : 'none' }
       : {}),

@@ -14,6 +14,10 @@ import { waitFor } from '../support/wait-for.js';
  */
 class StandInLeader {
   readonly proposed: { command: KvCommand; commit: (index: number) => void }[] = [];
+  /** Linearizable reads waiting for the test to confirm them (as the leader's ReadIndex round would). */
+  readonly reads: { key: string; confirm: (value: string | null, index: number) => void }[] = [];
+  /** What a local read finds, by key. */
+  readonly localValues = new Map<string, string>();
   private readonly applied = new Set<() => void>();
   /** Stops as RaftNode does: isStopped, then every onApplied listener woken. */
   stop(): void {
@@ -28,6 +32,18 @@ class StandInLeader {
       this.applied.add(listener);
       return () => this.applied.delete(listener);
     },
+    brief: () => ({ leader: 'n1' }),
+    localGet: (key: Uint8Array) => {
+      const value = this.localValues.get(Buffer.from(key).toString());
+      return { value: value === undefined ? null : Buffer.from(value), index: 4 };
+    },
+    linearizableGet: (key: Uint8Array): Promise<{ value: Uint8Array | null; index: number }> =>
+      new Promise((resolve) => {
+        this.reads.push({
+          key: Buffer.from(key).toString(),
+          confirm: (value, index) => resolve({ value: value === null ? null : Buffer.from(value), index }),
+        });
+      }),
     propose: (command: KvCommand): Promise<Committed> =>
       new Promise((resolve) => {
         this.proposed.push({ command, commit: (index) => resolve({ index, term: 3, result: { op: command.op } as Committed['result'] }) });
@@ -97,6 +113,43 @@ describe('Calls: many writes over one stream', () => {
     stream.end();
   });
 
+  it('serves a Get as the Get method does: a linearizable one when the leader confirms it, a local one at once', async () => {
+    const leader = new StandInLeader();
+    leader.localValues.set('here', 'local value');
+    const { stream, replies } = await openStream(leader);
+    const get = (id: number, key: string, consistency: 'READ_CONSISTENCY_LINEARIZABLE' | 'READ_CONSISTENCY_LOCAL'): CallRequest => ({
+      id,
+      timeoutMs: 10_000,
+      call: 'get',
+      get: { key: Buffer.from(key), consistency },
+    });
+    stream.write(get(1, 'k', 'READ_CONSISTENCY_LINEARIZABLE'));
+    stream.write(put(2, 'k', 'new'));
+    stream.write(get(3, 'here', 'READ_CONSISTENCY_LOCAL'));
+    stream.write(get(4, 'absent', 'READ_CONSISTENCY_LOCAL'));
+    await waitFor('the local reads answered, the write proposed, the linearizable read waiting', () => replies.length === 2, 10_000);
+    expect(leader.proposed.map((p) => p.command.op)).toEqual(['put']);
+    expect(leader.reads.map((r) => r.key)).toEqual(['k']);
+    const byId = () => new Map(replies.map((r) => [Number(r.id), r]));
+    expect(byId().get(3)).toMatchObject({ result: 'get', get: { found: true, readIndex: 4, leader: '' } });
+    expect(Buffer.from(byId().get(3)?.get?.value ?? []).toString()).toBe('local value');
+    expect(byId().get(4)).toMatchObject({ result: 'get', get: { found: false, readIndex: 4 } });
+    expect(byId().get(4)?.get?.value.length).toBe(0);
+    leader.reads[0]?.confirm('old', 9);
+    await waitFor('the linearizable read answered', () => replies.length === 3, 10_000);
+    expect(byId().get(1)).toMatchObject({ result: 'get', get: { found: true, readIndex: 9, leader: 'n1' } });
+    expect(Buffer.from(byId().get(1)?.get?.value ?? []).toString()).toBe('old');
+    leader.proposed[0]?.commit(10);
+    await waitFor('the write answered', () => replies.length === 4, 10_000);
+    expect(byId().get(2)).toMatchObject({ result: 'put', put: { position: { index: 10 } } });
+    // A Get with a bad key fails as the Get method would, and reads nothing.
+    stream.write(get(5, '', 'READ_CONSISTENCY_LINEARIZABLE'));
+    await waitFor('the bad read refused', () => replies.length === 5, 10_000);
+    expect(byId().get(5)).toMatchObject({ result: 'failure', failure: { code: grpc.status.INVALID_ARGUMENT } });
+    expect(leader.reads).toHaveLength(1);
+    stream.end();
+  });
+
   it('answers a bad write with its failure, and the stream goes on', async () => {
     const leader = new StandInLeader();
     const { stream, replies } = await openStream(leader);
@@ -110,7 +163,7 @@ describe('Calls: many writes over one stream', () => {
     expect(byId.get(1)).toMatchObject({ result: 'failure', failure: { code: grpc.status.INVALID_ARGUMENT, nothingWritten: false } });
     expect(byId.get(1)?.failure?.message).toMatch(/key/);
     expect(byId.get(2)).toMatchObject({ result: 'failure', failure: { code: grpc.status.INVALID_ARGUMENT } });
-    expect(byId.get(2)?.failure?.message).toContain('call 2 names no write');
+    expect(byId.get(2)?.failure?.message).toContain('call 2 names no write or read');
     expect(byId.get(3)).toMatchObject({ result: 'put', put: { position: { index: 5, term: 3 } } });
     stream.end();
   });
@@ -151,7 +204,7 @@ describe('Calls: many writes over one stream', () => {
     expect(leader.proposed).toHaveLength(MAX_IN_FLIGHT);
     expect(replies.map((r) => r.id)).toEqual([1001, 1002, 1003, 1004, 1005]);
     expect(replies[0]?.failure).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, nothingWritten: true });
-    expect(replies[0]?.failure?.message).toContain('1000 writes of this stream are in flight');
+    expect(replies[0]?.failure?.message).toContain('1000 calls of this stream are in flight');
     leader.proposed[0]?.commit(1);
     await waitFor('the first answer', () => replies.length === 6, 20_000);
     stream.write(put(2000, 'again'));

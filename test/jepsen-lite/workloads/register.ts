@@ -1,6 +1,7 @@
+import { RaftLogClient } from '../../../src/client/index.js';
 import type { CompareAndSwapReply, GetReply, WriteReply } from '../../../src/node/client-proto.js';
 import { COMPARE_FAILED, type OperationF } from '../history.js';
-import { type Outcome, runWorkers, type Worker, type WorkloadOptions } from './worker-pool.js';
+import { type Outcome, outcomeOfClientError, runWorkers, type Worker, type WorkloadOptions } from './worker-pool.js';
 
 export type ReadMode = 'linearizable' | 'local';
 
@@ -15,6 +16,12 @@ export interface RegisterOptions extends WorkloadOptions {
   readonly opsPerKey: number;
   /** `local` reads this node's state without asking the leader: fast and possibly stale, never linearizable under partitions. */
   readonly readMode: ReadMode;
+  /**
+   * How reads travel: `unary`, one Get call to the worker's node; `calls`,
+   * through the client library (readTransport 'calls', that node alone) as a
+   * message on the node's Calls stream, as the library sends Gets by default.
+   */
+  readonly readTransport?: 'unary' | 'calls';
 }
 
 /** Small values, as in Jepsen: collisions make anomalies visible and cas succeed often. */
@@ -22,12 +29,43 @@ const VALUES = 5;
 
 /** Clients read, write and compare-and-swap integer registers through the gRPC API. */
 export async function runRegisterWorkload(options: RegisterOptions): Promise<void> {
+  const { cluster, opTimeoutMs } = options;
+  const encode = (value: number) => Buffer.from(String(value));
+  // One library client per node address, for reads on Calls streams (an address may change under the membership nemesis).
+  const readers = new Map<string, RaftLogClient>();
+  const readerOf = (node: string): RaftLogClient => {
+    const address = cluster.address(node);
+    let reader = readers.get(address);
+    if (reader === undefined) {
+      reader = new RaftLogClient({
+        endpoints: [address],
+        readTransport: 'calls',
+        deadlineMs: opTimeoutMs,
+        connectTimeoutMs: 500,
+        discoverLeader: false,
+        followMembership: false,
+      });
+      readers.set(address, reader);
+    }
+    return reader;
+  };
+
+  try {
+    await runRegisterWorkers(options, encode, options.readTransport === 'calls' ? readerOf : null);
+  } finally {
+    for (const reader of readers.values()) reader.close();
+  }
+}
+
+function runRegisterWorkers(
+  options: RegisterOptions,
+  encode: (value: number) => Buffer,
+  readerOf: ((node: string) => RaftLogClient) | null,
+): Promise<void> {
   const slots = Array.from({ length: options.keys }, (_, i) => ({ key: i, used: 0 }));
   let nextKey = options.keys;
   const { cluster, opTimeoutMs } = options;
-  const encode = (value: number) => Buffer.from(String(value));
-
-  await runWorkers(options, (worker: Worker) => {
+  return runWorkers(options, (worker: Worker) => {
     const slot = slots[worker.random.nextInt(slots.length)] as { key: number; used: number };
     if (slot.used >= options.opsPerKey) {
       slot.key = nextKey++;
@@ -45,6 +83,14 @@ export async function runRegisterWorkload(options: RegisterOptions): Promise<voi
           key,
           value: null,
           call: async (): Promise<Outcome> => {
+            if (readerOf !== null) {
+              try {
+                const read = await readerOf(worker.node).get(keyBytes, { consistency: options.readMode });
+                return { type: 'ok', value: read.found ? Number(Buffer.from(read.value ?? []).toString()) : null };
+              } catch (error) {
+                return outcomeOfClientError(error, null);
+              }
+            }
             const consistency = options.readMode === 'local' ? 'READ_CONSISTENCY_LOCAL' : 'READ_CONSISTENCY_LINEARIZABLE';
             const reply = await cluster.call<GetReply>(worker.node, 'get', { key: keyBytes, consistency }, opTimeoutMs);
             return { type: 'ok', value: reply.found ? Number(Buffer.from(reply.value).toString()) : null };

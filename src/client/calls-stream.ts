@@ -1,14 +1,16 @@
 /**
- * Writes as messages on a Calls stream (the client's `writeTransport:
- * 'calls'`): one stream per endpoint, opened on first use and again after it
- * breaks, each attempt sent with an id of its own and answered under it.
+ * Writes and Gets as messages on a Calls stream (the client's
+ * `writeTransport` and `readTransport: 'calls'`): one stream per endpoint,
+ * opened on first use and again after it breaks, each attempt sent with an
+ * id of its own and answered under it.
  *
  * What an attempt learns maps onto what a unary call would have told
- * (call-failure.ts), so verdicts.ts decides the same way: a write's failure
- * reply is the node's own status for that write (fromServer); a stream that
+ * (call-failure.ts), so verdicts.ts decides the same way: a call's failure
+ * reply is the node's own status for that call (fromServer); a stream that
  * ends or breaks before the answer, or an answer that does not come by the
- * deadline, leaves the write's outcome open, as a unary call cut off in
- * flight does (sent, not from the server).
+ * deadline, leaves a write's outcome open, as a unary call cut off in
+ * flight does (sent, not from the server). A Get has no outcome to leave
+ * open: it is tried again, as a unary Get would be.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { CallReply, CallRequest } from '../api/client-api.js';
@@ -16,19 +18,19 @@ import { type AttemptOutcome, type CallFailure, clientSideFailure, failureOfCall
 import { StatusCode } from './errors.js';
 import { methodDefinition } from './proto.js';
 
-/** The writes a Calls stream carries (the same names as the client's operations). */
-export type StreamedWrite = 'put' | 'delete' | 'compareAndSwap' | 'append';
+/** The calls a Calls stream carries (the same names as the client's operations). */
+export type StreamedCall = 'put' | 'delete' | 'compareAndSwap' | 'append' | 'get';
 
 type Settle = (outcome: AttemptOutcome<unknown>) => void;
 
 /** Grace after the write's own deadline before the client stops waiting for the node's DEADLINE_EXCEEDED. */
 const LATE_ANSWER_MS = 250;
 
-export class WriteStream {
+export class CallsStream {
   private readonly stream: grpc.ClientDuplexStream<CallRequest, CallReply>;
   private readonly waiting = new Map<string, { readonly settle: Settle; readonly timer: NodeJS.Timeout }>();
   private nextId = 1;
-  /** The stream ended or broke: every later write needs a new one. */
+  /** The stream ended or broke: every later call needs a new one. */
   ended = false;
   /** The node itself answered the stream with UNIMPLEMENTED: it does not serve Calls (an older version); it carried out nothing sent on it. */
   unsupported = false;
@@ -52,8 +54,8 @@ export class WriteStream {
     this.stream.on('end', () => this.end(null));
   }
 
-  /** Sends one attempt of a write; `deadline` in ms since the epoch. */
-  send<Res>(kind: StreamedWrite, request: unknown, deadline: number): Promise<AttemptOutcome<Res>> {
+  /** Sends one attempt of a call; `deadline` in ms since the epoch. */
+  send<Res>(kind: StreamedCall, request: unknown, deadline: number): Promise<AttemptOutcome<Res>> {
     return new Promise((resolve) => {
       const settle = resolve as Settle;
       if (this.ended) {

@@ -11,10 +11,10 @@ import {
 import { raftLogService } from '../../src/client/proto.js';
 
 /**
- * A client with writeTransport 'calls' against stand-in nodes that serve
- * nothing but Calls, each answering every write as the test scripts it:
- * what the client makes of an answer, a failure, a stream that breaks, and
- * silence.
+ * A client with writeTransport and readTransport 'calls' against stand-in
+ * nodes that serve nothing but Calls (and, where a test says, the unary
+ * method), each answering every call as the test scripts it: what the client
+ * makes of an answer, a failure, a stream that breaks, and silence.
  */
 type Script = (request: CallRequest, stream: grpc.ServerDuplexStream<CallRequest, CallReply>) => void;
 
@@ -25,10 +25,11 @@ afterEach(() => {
   for (const server of servers.splice(0)) server.forceShutdown();
 });
 
-async function standIn(script: Script, served: CallRequest[] = []): Promise<string> {
+async function standIn(script: Script, served: CallRequest[] = [], unary: grpc.UntypedServiceImplementation = {}): Promise<string> {
   const server = new grpc.Server();
   servers.push(server);
   const handlers: grpc.UntypedServiceImplementation = {
+    ...unary,
     Calls: (stream: grpc.ServerDuplexStream<CallRequest, CallReply>) => {
       stream.on('data', (request: CallRequest) => {
         served.push(request);
@@ -44,8 +45,15 @@ async function standIn(script: Script, served: CallRequest[] = []): Promise<stri
   return `127.0.0.1:${port}`;
 }
 
-function clientOf(endpoints: string[], deadlineMs = 3_000): RaftLogClient {
-  const client = new RaftLogClient({ endpoints, writeTransport: 'calls', discoverLeader: false, deadlineMs, backoff: { initialMs: 5, maxMs: 20 } });
+function clientOf(endpoints: string[], deadlineMs = 3_000, readTransport: 'calls' | 'unary' = 'calls'): RaftLogClient {
+  const client = new RaftLogClient({
+    endpoints,
+    writeTransport: 'calls',
+    readTransport,
+    discoverLeader: false,
+    deadlineMs,
+    backoff: { initialMs: 5, maxMs: 20 },
+  });
   clients.push(client);
   return client;
 }
@@ -186,9 +194,108 @@ describe("the client's writes over a Calls stream", () => {
     expect(streams).toBe(1);
   });
 
-  it('refuses a writeTransport it does not know, naming what it was given', () => {
+  it('refuses a writeTransport or readTransport it does not know, naming what it was given', () => {
     expect(() => new RaftLogClient({ endpoints: ['127.0.0.1:1'], writeTransport: 'udp' as 'calls' })).toThrow(
       "writeTransport must be 'unary' or 'calls', got udp",
     );
+    expect(() => new RaftLogClient({ endpoints: ['127.0.0.1:1'], readTransport: 'udp' as 'calls' })).toThrow(
+      "readTransport must be 'unary' or 'calls', got udp",
+    );
+  });
+});
+
+const read = (request: CallRequest, value: string | null, readIndex: number): CallReply => ({
+  id: String(request.id),
+  get: { found: value !== null, value: Buffer.from(value ?? ''), readIndex: String(readIndex), leader: 'n1' },
+});
+
+/** A unary Get handler that answers `value` at `readIndex` and counts the keys it was asked for. */
+function unaryGet(keys: string[], value: string, readIndex: number): grpc.UntypedServiceImplementation {
+  return {
+    Get: (call: grpc.ServerUnaryCall<{ key: Uint8Array }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      keys.push(Buffer.from(call.request.key).toString());
+      callback(null, { found: true, value: Buffer.from(value), readIndex, leader: 'n1' });
+    },
+  };
+}
+
+describe("the client's Gets over a Calls stream", () => {
+  it('sends a Get as a message on the stream, beside the writes, and reads its answer', async () => {
+    const served: CallRequest[] = [];
+    const node = await standIn((request, stream) => {
+      if (request.call === 'get') stream.write(read(request, Buffer.from(request.get?.key ?? []).toString() === 'k' ? 'v' : null, 41));
+      else stream.write(committed(request, 40));
+    }, served);
+    const client = clientOf([node]);
+    const [put, found, absent, local] = await Promise.all([
+      client.put('k', 'v'),
+      client.get('k'),
+      client.get('other'),
+      client.get('k', { consistency: 'local' }),
+    ]);
+    expect(put.index).toBe(40);
+    expect(found).toMatchObject({ found: true, readIndex: 41, leader: 'n1', consistency: 'linearizable' });
+    expect(Buffer.from(found.value ?? []).toString()).toBe('v');
+    expect(absent).toMatchObject({ found: false, value: null });
+    expect(local.consistency).toBe('local');
+    expect(served.map((r) => `${r.call} ${r.get?.consistency ?? ''}`).sort()).toEqual([
+      'get READ_CONSISTENCY_LINEARIZABLE',
+      'get READ_CONSISTENCY_LINEARIZABLE',
+      'get READ_CONSISTENCY_LOCAL',
+      'put ',
+    ]);
+  });
+
+  it('tries a Get again on the next node when its stream broke (a read has no outcome to leave open)', async () => {
+    const breaking = await standIn((_request, stream) => stream.emit('error', { code: grpc.status.UNAVAILABLE, details: 'node stopping' }));
+    const healthy = await standIn((request, stream) => stream.write(read(request, 'v', 9)));
+    const got = await clientOf([breaking, healthy]).get('k');
+    expect(got).toMatchObject({ found: true, readIndex: 9 });
+  });
+
+  it("takes a Get's INVALID_ARGUMENT about its key as the node's answer", async () => {
+    const served: CallRequest[] = [];
+    const keys: string[] = [];
+    const node = await standIn(
+      (request, stream) => stream.write(failed(request, grpc.status.INVALID_ARGUMENT, 'node n1: key is longer than 4096 bytes')),
+      served,
+      unaryGet(keys, 'never', 1),
+    );
+    const error = await clientOf([node])
+      .get('k')
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RaftLogInvalidArgumentError);
+    expect(served).toHaveLength(1);
+    expect(keys).toEqual([]);
+  });
+
+  it('sends the Gets for a node that serves only writes on Calls (an older version) as unary Gets, without asking its stream again', async () => {
+    const served: CallRequest[] = [];
+    const keys: string[] = [];
+    // What a node from before Gets on Calls answers: the request names none of the writes it knows.
+    const older = (request: CallRequest, stream: grpc.ServerDuplexStream<CallRequest, CallReply>) =>
+      stream.write(
+        request.call === 'get'
+          ? failed(request, grpc.status.INVALID_ARGUMENT, `node n1: call ${request.id} names no write (put, delete, compare_and_swap or append)`)
+          : committed(request, 5),
+      );
+    const node = await standIn(older, served, unaryGet(keys, 'v', 7));
+    const client = clientOf([node]);
+    expect(await client.get('a')).toMatchObject({ found: true, readIndex: 7 });
+    expect(await client.get('b')).toMatchObject({ found: true, readIndex: 7 });
+    expect((await client.put('c', 'v')).index).toBe(5);
+    expect(keys).toEqual(['a', 'b']);
+    expect(served.map((r) => r.call)).toEqual(['get', 'put']);
+  });
+
+  it("with readTransport 'unary' sends Gets as unary calls and only writes on the stream", async () => {
+    const served: CallRequest[] = [];
+    const keys: string[] = [];
+    const node = await standIn((request, stream) => stream.write(committed(request, 3)), served, unaryGet(keys, 'v', 2));
+    const client = clientOf([node], 3_000, 'unary');
+    expect(await client.get('a')).toMatchObject({ found: true, readIndex: 2 });
+    expect((await client.put('b', 'v')).index).toBe(3);
+    expect(keys).toEqual(['a']);
+    expect(served.map((r) => r.call)).toEqual(['put']);
   });
 });
