@@ -55,22 +55,22 @@ export interface RaftLogStub extends grpc.Client {
  * anchor must: etcd's API has nothing else), or as messages on one Calls
  * stream per node (`--write-transport calls`, the default, as the client library does).
  */
-export type WriteTransport = 'unary' | 'calls';
-let writeTransport: WriteTransport = 'calls';
-export function useWriteTransport(transport: WriteTransport): void {
+export type Transport = 'unary' | 'calls';
+let writeTransport: Transport = 'calls';
+export function useWriteTransport(transport: Transport): void {
   writeTransport = transport;
 }
 
 /** How the load generator sends Gets: the same two ways (`--read-transport`; calls by default, as the client library does). */
-let readTransport: WriteTransport = 'calls';
-export function useReadTransport(transport: WriteTransport): void {
+let readTransport: Transport = 'calls';
+export function useReadTransport(transport: Transport): void {
   readTransport = transport;
 }
 
 /** Grace after a write's own timeout before the load generator stops waiting for the node's answer. */
 const LATE_ANSWER_MS = 250;
 
-/** A Calls stream to one node: writes in flight by id; a broken stream fails them all as a cut-off unary call would. */
+/** A Calls stream to one node: calls in flight by id; a broken stream fails them all as a cut-off unary call would. */
 class CallStream {
   private readonly stream: grpc.ClientDuplexStream<CallRequest, CallReply>;
   private readonly waiting = new Map<number, { resolve: (reply: CallReply) => void; reject: (error: Error) => void }>();

@@ -23,7 +23,12 @@ export type StreamedCall = 'put' | 'delete' | 'compareAndSwap' | 'append' | 'get
 
 type Settle = (outcome: AttemptOutcome<unknown>) => void;
 
-/** Grace after the write's own deadline before the client stops waiting for the node's DEADLINE_EXCEEDED. */
+/**
+ * Grace after a write's own deadline before the client stops waiting for the
+ * node's DEADLINE_EXCEEDED (which tells more than silence: the write may have
+ * failed definitely). A Get gets none: its answer after the deadline is of no
+ * use, and a unary Get ends at the deadline too.
+ */
 const LATE_ANSWER_MS = 250;
 
 export class CallsStream {
@@ -74,7 +79,7 @@ export class CallsStream {
             failure: clientSideFailure(this.address, StatusCode.DEADLINE_EXCEEDED, 'no answer on the Calls stream within the deadline'),
           });
         },
-        Math.max(0, deadline - Date.now()) + LATE_ANSWER_MS,
+        Math.max(0, deadline - Date.now()) + (kind === 'get' ? 0 : LATE_ANSWER_MS),
       );
       this.waiting.set(id, { settle, timer });
       this.stream.write({ id, timeoutMs: Math.max(1, Math.ceil(deadline - Date.now())), call: kind, [kind]: request });
@@ -113,7 +118,7 @@ export class CallsStream {
    * write: the node may have carried out any write it read before. So every
    * write still waiting is open, with three exceptions where nothing can
    * have been carried out: the node ended the stream with OK (it does so
-   * only once every write it read is answered, see Calls in client.proto),
+   * only once every call it read is answered, see Calls in client.proto),
    * it answered UNIMPLEMENTED itself (it has no Calls method), or the stream
    * never left the client (no connection was established for it).
    */
@@ -123,7 +128,7 @@ export class CallsStream {
     this.ended = true;
     if (error === null && this.status?.code === grpc.status.OK) {
       this.failWaiting({
-        ...clientSideFailure(this.address, StatusCode.UNAVAILABLE, 'the node ended the Calls stream before it read the write (it is stopping)', {
+        ...clientSideFailure(this.address, StatusCode.UNAVAILABLE, 'the node ended the Calls stream before it read the call (it is stopping)', {
           closed: this.closed(),
         }),
         fromServer: true,

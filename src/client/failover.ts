@@ -127,12 +127,17 @@ async function attemptOn<Req, Res, T>(
   const stream = op.streamed !== undefined && transport === 'calls' ? pool.callsStreamOf(endpoint, op.streamed === 'get') : null;
   if (stream !== null && op.streamed !== undefined) {
     const outcome = await stream.send<Res>(op.streamed, op.request, attemptDeadline);
-    if (outcome.ok || Date.now() >= attemptDeadline) return outcome;
+    if (outcome.ok) return outcome;
     // A node without Calls carried out nothing sent on the stream, and one that serves only writes there read nothing:
     // the same attempt goes as a unary call.
     const getsRefused = op.streamed === 'get' && refusesStreamedGets(outcome.failure);
     if (getsRefused) pool.noteUnaryGets(endpoint);
     if (!stream.unsupported && !getsRefused) return outcome;
+    if (Date.now() >= attemptDeadline) {
+      // The node's refusal was about the transport, not the call: nothing was carried out, and no time is left to resend.
+      const details = 'the node does not serve this call on its Calls stream, and no time was left to send it as a unary call';
+      return { ok: false, failure: clientSideFailure(endpoint.address, StatusCode.UNAVAILABLE, details, { notSent: true }) };
+    }
   }
   return new Promise((resolve) => {
     let call: grpc.ClientUnaryCall;

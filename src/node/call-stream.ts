@@ -4,10 +4,10 @@
  * its unary method (servingCalls in unary-calls.ts: held while the
  * leadership changes, a write forwarded by a follower); its answer or its
  * failure goes back as a CallReply with the request's id, as soon as it is
- * known. What a stream
- * saves is gRPC's per-call work: a unary call costs an HTTP/2 stream with
- * headers and trailers on both sides, several times the cost of a message
- * on a stream that is already open (npm run bench:grpc-calls).
+ * known. What a stream saves is gRPC's per-call work: a unary call costs an
+ * HTTP/2 stream with headers and trailers on both sides, several times the
+ * cost of a message on a stream that is already open (npm run
+ * bench:grpc-calls).
  *
  * Memory per stream is bounded: past MAX_IN_FLIGHT calls in flight (read,
  * their reply not yet handed to gRPC) a call is refused at once with

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CallReply, CallRequest } from '../../src/api/client-api.js';
 import {
   RaftLogClient,
+  RaftLogDeadlineExceededError,
   RaftLogError,
   RaftLogIndeterminateError,
   RaftLogInvalidArgumentError,
@@ -286,6 +287,54 @@ describe("the client's Gets over a Calls stream", () => {
     expect((await client.put('c', 'v')).index).toBe(5);
     expect(keys).toEqual(['a', 'b']);
     expect(served.map((r) => r.call)).toEqual(['get', 'put']);
+  });
+
+  it('ends a Get unanswered by its deadline as a deadline error, and does not take an answer that comes after it', async () => {
+    // The node answers 120 ms after the call's deadline: a write would still take that answer (it waits 250 ms
+    // past its deadline for the node's own word on it), a Get has no use for it.
+    const deadlineMs = 600;
+    const node = await standIn((request, stream) => {
+      setTimeout(() => stream.write(read(request, 'late', 15)), deadlineMs + 120);
+    });
+    const error = await clientOf([node], deadlineMs)
+      .get('k')
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RaftLogDeadlineExceededError);
+    expect(error).not.toBeInstanceOf(RaftLogIndeterminateError);
+  });
+
+  it('sends a Get to the next node when its stream was ended with OK (a stopping node read none of it)', async () => {
+    const stopping = await standIn((_request, stream) => stream.end());
+    const healthy = await standIn((request, stream) => stream.write(read(request, 'v', 12)));
+    expect(await clientOf([stopping, healthy], 10_000).get('k')).toMatchObject({ found: true, readIndex: 12 });
+  });
+
+  it('tries a Get again after the stream refused it with RESOURCE_EXHAUSTED (its calls in flight were at the bound)', async () => {
+    let refused = 0;
+    const node = await standIn((request, stream) => {
+      if (refused++ < 2) stream.write(failed(request, grpc.status.RESOURCE_EXHAUSTED, '1000 calls of this stream are in flight', true));
+      else stream.write(read(request, 'v', 13));
+    });
+    expect(await clientOf([node]).get('k')).toMatchObject({ found: true, readIndex: 13 });
+    expect(refused).toBe(3);
+  });
+
+  it('sends the Gets for a node without Calls (UNIMPLEMENTED) as unary Gets', async () => {
+    const keys: string[] = [];
+    const server = new grpc.Server();
+    servers.push(server);
+    server.addService(raftLogService, {
+      ...unaryGet(keys, 'v', 14),
+      Calls: (stream: grpc.ServerDuplexStream<CallRequest, CallReply>) =>
+        stream.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'this node does not serve Calls' }),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error))),
+    );
+    const client = clientOf([`127.0.0.1:${port}`]);
+    expect(await client.get('a')).toMatchObject({ found: true, readIndex: 14 });
+    expect(await client.get('b')).toMatchObject({ found: true, readIndex: 14 });
+    expect(keys).toEqual(['a', 'b']);
   });
 
   it("with readTransport 'unary' sends Gets as unary calls and only writes on the stream", async () => {

@@ -91,7 +91,7 @@ const put = (id: number, key: string, value = 'v'): CallRequest => ({
   put: { key: Buffer.from(key), value: Buffer.from(value) },
 });
 
-describe('Calls: many writes over one stream', () => {
+describe('Calls: many writes and Gets over one stream', () => {
   it('answers each write under its own id, in the order the writes commit', async () => {
     const leader = new StandInLeader();
     const { stream, replies } = await openStream(leader);

@@ -17,9 +17,10 @@ export interface RegisterOptions extends WorkloadOptions {
   /** `local` reads this node's state without asking the leader: fast and possibly stale, never linearizable under partitions. */
   readonly readMode: ReadMode;
   /**
-   * How reads travel: `unary`, one Get call to the worker's node; `calls`,
-   * through the client library (readTransport 'calls', that node alone) as a
-   * message on the node's Calls stream, as the library sends Gets by default.
+   * How reads travel: `calls` (the default), through the client library
+   * (readTransport 'calls', the worker's node alone) as a message on the
+   * node's Calls stream, as the library sends Gets by default; `unary`, one
+   * raw Get call to the worker's node.
    */
   readonly readTransport?: 'unary' | 'calls';
 }
@@ -31,29 +32,33 @@ const VALUES = 5;
 export async function runRegisterWorkload(options: RegisterOptions): Promise<void> {
   const { cluster, opTimeoutMs } = options;
   const encode = (value: number) => Buffer.from(String(value));
-  // One library client per node address, for reads on Calls streams (an address may change under the membership nemesis).
-  const readers = new Map<string, RaftLogClient>();
+  // One library client per node, for reads on its Calls stream; replaced (and the old one closed) when the node's
+  // address changes under the membership nemesis.
+  const readers = new Map<string, { readonly address: string; readonly client: RaftLogClient }>();
+  let closing = false;
   const readerOf = (node: string): RaftLogClient => {
+    if (closing) throw new Error(`register workload: no reads after the workload ended (node ${node})`);
     const address = cluster.address(node);
-    let reader = readers.get(address);
-    if (reader === undefined) {
-      reader = new RaftLogClient({
-        endpoints: [address],
-        readTransport: 'calls',
-        deadlineMs: opTimeoutMs,
-        connectTimeoutMs: 500,
-        discoverLeader: false,
-        followMembership: false,
-      });
-      readers.set(address, reader);
-    }
-    return reader;
+    const held = readers.get(node);
+    if (held?.address === address) return held.client;
+    held?.client.close();
+    const client = new RaftLogClient({
+      endpoints: [address],
+      readTransport: 'calls',
+      deadlineMs: opTimeoutMs,
+      connectTimeoutMs: 500,
+      discoverLeader: false,
+      followMembership: false,
+    });
+    readers.set(node, { address, client });
+    return client;
   };
 
   try {
-    await runRegisterWorkers(options, encode, options.readTransport === 'calls' ? readerOf : null);
+    await runRegisterWorkers(options, encode, options.readTransport === 'unary' ? null : readerOf);
   } finally {
-    for (const reader of readers.values()) reader.close();
+    closing = true;
+    for (const { client } of readers.values()) client.close();
   }
 }
 
