@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -252,17 +252,39 @@ export class ProcessCluster {
 
   /** Waits until the live nodes agree on one leader, and returns its id. */
   async waitForLeader(live: readonly string[] = [...this.processes.keys()], timeoutMs = 30_000): Promise<string> {
-    return waitFor(
-      'a leader that every live node follows',
-      async () => {
-        const statuses = await Promise.all(live.map((id) => this.status(id)));
-        const leaders = statuses.filter((s) => s.role === 'leader');
-        if (leaders.length !== 1) return undefined;
-        const leader = (leaders[0] as StatusReply).node;
-        return statuses.every((s) => s.leader === leader && s.term === (leaders[0] as StatusReply).term) ? leader : undefined;
-      },
-      { timeoutMs, intervalMs: 50 },
+    try {
+      return await waitFor(
+        'a leader that every live node follows',
+        async () => {
+          const statuses = await Promise.all(live.map((id) => this.status(id)));
+          const leaders = statuses.filter((s) => s.role === 'leader');
+          const leader = leaders.length === 1 ? (leaders[0] as StatusReply) : null;
+          if (leader !== null && statuses.every((s) => s.leader === leader.node && s.term === leader.term)) return leader.node;
+          // Thrown, not returned: a timeout then says what each node last reported.
+          const seen = statuses.map((s) => `${s.node} ${s.role} term ${s.term} leader ${s.leader || '-'} commit ${s.commitIndex}`);
+          throw new Error(`no agreement yet: ${seen.join('; ')}`);
+        },
+        { timeoutMs, intervalMs: 50 },
+      );
+    } catch (error) {
+      // The temp dir (and the nodes' logs in it) goes when the test cleans up: keep what the logs said last.
+      throw new Error(`${(error as Error).message}\n${await this.logTails(live)}`, { cause: error });
+    }
+  }
+
+  /** The last lines of each node's log at info level or above (pino's debug and trace are 20 and 10), for a failure message. */
+  private async logTails(ids: readonly string[], lines = 15): Promise<string> {
+    const tails = await Promise.all(
+      ids.map(async (id) => {
+        const text = await readFile(join(this.dir, `${id}.log`), 'utf8').catch((e: Error) => `(no log: ${e.message})`);
+        const kept = text
+          .trimEnd()
+          .split('\n')
+          .filter((line) => !/^\{"level":[12]0,/.test(line));
+        return `--- ${id}.log (last ${lines} lines at info or above)\n${kept.slice(-lines).join('\n')}`;
+      }),
     );
+    return tails.join('\n');
   }
 
   /**
