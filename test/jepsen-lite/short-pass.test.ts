@@ -85,14 +85,22 @@ describe('jepsen-lite short pass (3 nodes, partitions and kills)', () => {
       digest: string;
     }[];
     expect(digests.map((d) => d.node).sort()).toEqual(['n1', 'n2', 'n3']);
+    const windows: { node: string; window: string; appends: number }[] = [];
     for (const { node, commitIndex, firstIndex, digest } of digests) {
       expect(digest).toMatch(/^[0-9a-f]{64}$/);
       const lines = (await readFile(join(result.out, 'finals', `${node}.jsonl`), 'utf8')).trim().split('\n');
       const entries = lines.map((line) => JSON.parse(line) as { index: number; term: number; kind: string; record: string });
       expect(entries[0]?.index).toBe(firstIndex);
       expect(entries.at(-1)?.index).toBe(commitIndex);
-      expect(entries.some((e) => e.kind === 'LOG_ENTRY_KIND_APPEND' && e.record !== '')).toBe(true);
+      const appends = entries.filter((e) => e.kind === 'LOG_ENTRY_KIND_APPEND' && e.record !== '').length;
+      windows.push({ node, window: `${firstIndex}..${commitIndex}`, appends });
     }
+    // Records are written out, in some node's window at least. Not in every node's: a follower brought up to date
+    // by a snapshot taken after the last append holds only what came after it (the liveness write, a no-op).
+    expect(
+      windows.some((w) => w.appends > 0),
+      JSON.stringify(windows),
+    ).toBe(true);
     const schedule = (await readFile(join(result.out, 'nemesis.jsonl'), 'utf8'))
       .trim()
       .split('\n')
