@@ -26,6 +26,13 @@ afterEach(() => {
   for (const server of servers.splice(0)) server.forceShutdown();
 });
 
+/** Binds `server` to a free loopback port and returns the port. */
+function listen(server: grpc.Server): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error))),
+  );
+}
+
 async function standIn(script: Script, served: CallRequest[] = [], unary: grpc.UntypedServiceImplementation = {}): Promise<string> {
   const server = new grpc.Server();
   servers.push(server);
@@ -40,9 +47,7 @@ async function standIn(script: Script, served: CallRequest[] = [], unary: grpc.U
     },
   };
   server.addService(raftLogService, handlers);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error))),
-  );
+  const port = await listen(server);
   return `127.0.0.1:${port}`;
 }
 
@@ -158,9 +163,7 @@ describe("the client's writes over a Calls stream", () => {
     const server = new grpc.Server();
     servers.push(server);
     server.addService(raftLogService, {});
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error))),
-    );
+    const port = await listen(server);
     const error = await clientOf([`127.0.0.1:${port}`])
       .put('k', 'v')
       .catch((e: unknown) => e);
@@ -185,9 +188,7 @@ describe("the client's writes over a Calls stream", () => {
       },
     };
     server.addService(raftLogService, handlers);
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error))),
-    );
+    const port = await listen(server);
     const client = clientOf([`127.0.0.1:${port}`]);
     expect((await client.put('a', 'v')).index).toBe(21);
     expect((await client.put('b', 'v')).index).toBe(22);
@@ -328,9 +329,7 @@ describe("the client's Gets over a Calls stream", () => {
       Calls: (stream: grpc.ServerDuplexStream<CallRequest, CallReply>) =>
         stream.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'this node does not serve Calls' }),
     });
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error))),
-    );
+    const port = await listen(server);
     const client = clientOf([`127.0.0.1:${port}`]);
     expect(await client.get('a')).toMatchObject({ found: true, readIndex: 14 });
     expect(await client.get('b')).toMatchObject({ found: true, readIndex: 14 });
