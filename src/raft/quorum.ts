@@ -12,10 +12,13 @@ export type VoteResult = 'won' | 'lost' | 'pending';
 export class MajorityConfig {
   readonly voters: readonly NodeId[];
   private readonly members: ReadonlySet<NodeId>;
+  /** committedIndex's working space, one slot per voter, largest match first. */
+  private readonly matchScratch: number[];
 
   constructor(voters: readonly NodeId[]) {
     this.voters = [...voters];
     this.members = new Set(voters);
+    this.matchScratch = new Array<number>(this.voters.length).fill(0);
   }
 
   get size(): number {
@@ -36,9 +39,21 @@ export class MajorityConfig {
    * a voter's match index (0 when unknown). An empty config commits nothing.
    */
   committedIndex(matchOf: (voter: NodeId) => number): number {
-    if (this.voters.length === 0) return 0;
-    const sorted = this.voters.map(matchOf).sort((a, b) => b - a);
-    return sorted[this.quorum - 1] ?? 0;
+    const count = this.voters.length;
+    if (count === 0) return 0;
+    // The leader asks after every acknowledgement: an insertion sort into a
+    // buffer of the config's own spares the garbage of map() and sort().
+    const sorted = this.matchScratch;
+    for (let i = 0; i < count; i++) {
+      const match = matchOf(this.voters[i] as NodeId);
+      let at = i;
+      while (at > 0 && (sorted[at - 1] as number) < match) {
+        sorted[at] = sorted[at - 1] as number;
+        at--;
+      }
+      sorted[at] = match;
+    }
+    return sorted[this.quorum - 1] as number;
   }
 
   /** Granted and rejected votes among the voters; votes of non-voters do not count. */
