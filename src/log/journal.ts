@@ -4,8 +4,11 @@
  * to send (a follower's appends). LevelDB's own fsync'd write completes on a
  * libuv thread, and waking the event loop for that completion is, at one
  * write at a time, a large part of a follower's answer time; the journal's
- * fdatasync costs the same disk time without the hop. The same write then
- * goes to LevelDB without fsync, in the background (level-storage.ts).
+ * fdatasync costs the same disk time without the hop. Writes that others
+ * wait on (a leader's: its appends must leave meanwhile) use appendAsync,
+ * the fdatasync on a libuv thread: still cheaper than LevelDB's fsync'd
+ * write, whose log file grows. The same write then goes to LevelDB without
+ * fsync, in the background (level-storage.ts).
  *
  * Files: `journal/<first sequence number>.journal` in the data directory,
  * each a run of records `[u32 length][u32 CRC-32 of the payload][payload]`,
@@ -27,7 +30,7 @@
  * stops there. Anything else that does not check out is corruption, reported
  * with the file and the byte offset, never skipped.
  */
-import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -109,15 +112,32 @@ export class Journal {
    * Returns the record's sequence number and encoding.
    */
   append(hardState: HardState | null, entries: readonly Entry[], sync: boolean): { seq: number; encoded: EncodedRecord } {
+    const { seq, encoded, fd } = this.write(hardState, entries);
+    if (sync) fdatasyncSync(fd);
+    return { seq, encoded };
+  }
+
+  /**
+   * As append, but the fdatasync runs on a libuv thread: the caller's thread
+   * goes on (a leader's appends travel meanwhile). The caller starts no other
+   * append before this one settles.
+   */
+  async appendAsync(hardState: HardState | null, entries: readonly Entry[], sync: boolean): Promise<{ seq: number; encoded: EncodedRecord }> {
+    const { seq, encoded, fd } = this.write(hardState, entries);
+    if (sync) await new Promise<void>((resolve, reject) => fdatasync(fd, (error) => (error === null ? resolve() : reject(error))));
+    return { seq, encoded };
+  }
+
+  /** Encodes the next record and writes it to the file (not yet durable). */
+  private write(hardState: HardState | null, entries: readonly Entry[]): { seq: number; encoded: EncodedRecord; fd: number } {
     const seq = this.nextSeq;
     const encoded = encodeRecord(seq, hardState, entries);
     if (this.fd === null || this.segmentBytes >= SEGMENT_BYTES) this.startSegment(seq);
     const fd = this.fd as number;
     writeSync(fd, encoded.bytes);
-    if (sync) fdatasyncSync(fd);
     this.segmentBytes += encoded.bytes.byteLength;
     this.nextSeq = seq + 1;
-    return { seq, encoded };
+    return { seq, encoded, fd };
   }
 
   /** Deletes the files every record of which is at or before `seq` (LevelDB holds them durably). */

@@ -38,7 +38,7 @@ import {
 } from './codec.js';
 import { type Bytes, type Db, openStore } from './data-dir.js';
 import { DataDirError, LogCorruptionError } from './errors.js';
-import { Journal, type JournalContents, type JournalRecord } from './journal.js';
+import { type EncodedRecord, Journal, type JournalContents, type JournalRecord } from './journal.js';
 import {
   checkRecordedSnapshotFile,
   checkRefShape,
@@ -524,6 +524,28 @@ export class LevelLogStorage implements RaftStorage {
       throw new Error(`log in ${this.path}: journaled write while ${this.writing} is in progress`);
     }
     if (this.deleteFailure !== null) throw this.deleteFailure;
+    const sync = this.checkJournaled(hardState, entries);
+    const { seq, encoded } = this.journal.append(hardState, entries, sync);
+    this.holdJournaled(hardState, entries, seq, encoded);
+  }
+
+  /**
+   * As appendJournaled, but the journal's fdatasync runs on a libuv thread and
+   * the log serves the write once it is durable, as save() does: for writes
+   * that wait on the node's disk queue (a leader's), so its appends travel
+   * while the disk works.
+   */
+  async saveJournaled(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
+    if (entries.length === 0 && hardState === null) return;
+    await this.exclusively('journaled save', async () => {
+      const sync = this.checkJournaled(hardState, entries);
+      const { seq, encoded } = await this.journal.appendAsync(hardState, entries, sync);
+      this.holdJournaled(hardState, entries, seq, encoded);
+    });
+  }
+
+  /** save()'s checks for a journaled write; whether it needs an fdatasync (not when only the commit index changes). */
+  private checkJournaled(hardState: HardState | null, entries: readonly Entry[]): boolean {
     const first = entries[0];
     const lastHeld = this.compacted.index + this.held.length;
     if (first !== undefined) this.checkAppend(entries, this.compacted.index + 1, lastHeld);
@@ -532,11 +554,16 @@ export class LevelLogStorage implements RaftStorage {
     if (newCommit > newLast) {
       throw new StorageRangeError(`log in ${this.path}: this write would leave the commit index ${newCommit} beyond the last entry ${newLast}`);
     }
-    const sync = !changesOnlyCommit(this.hardState, hardState, entries, null);
-    const { seq, encoded } = this.journal.append(hardState, entries, sync);
+    return !changesOnlyCommit(this.hardState, hardState, entries, null);
+  }
+
+  /** A journaled write reaches what the log serves, and joins what LevelDB is handed next. */
+  private holdJournaled(hardState: HardState | null, entries: readonly Entry[], seq: number, encoded: EncodedRecord): void {
     const ops = this.journaledOps;
+    const first = entries[0];
     if (first !== undefined) {
-      for (let index = newLast + 1; index <= lastHeld; index++) ops.push({ type: 'del', key: entryKey(index) });
+      const lastHeld = this.compacted.index + this.held.length;
+      for (let index = first.index + entries.length; index <= lastHeld; index++) ops.push({ type: 'del', key: entryKey(index) });
       entries.forEach((entry, i) => {
         ops.push({ type: 'put', key: entryKey(entry.index), value: encoded.entries[i] as Uint8Array });
       });

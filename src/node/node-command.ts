@@ -5,7 +5,7 @@ import type { NodeId } from '../raft/types.js';
 import { CHANGE_HISTORY_DEFAULTS } from './change-history.js';
 import { FAILPOINTS_LISTEN_VARIABLE, Failpoints } from './failpoints.js';
 import { AUTO_SNAPSHOTS } from './node-snapshots.js';
-import { NODE_DEFAULTS, RaftNode } from './raft-node.js';
+import { type JournalMode, NODE_DEFAULTS, RaftNode } from './raft-node.js';
 import type { NodeTlsFiles } from './tls-config.js';
 
 /** Compaction defaults (issue 9); etcd keeps a similar catch-up window behind its snapshots. */
@@ -17,7 +17,7 @@ export const NODE_USAGE = `usage: raftlog node --id ID --listen HOST:PORT (--pee
        [--snapshot-entries ${COMPACTION_DEFAULTS.snapshotEntries}] [--retain-entries ${COMPACTION_DEFAULTS.retainEntries}]
        [--max-uncommitted-bytes ${NODE_DEFAULTS.maxUncommittedBytes}] [--max-writes-in-progress ${NODE_DEFAULTS.maxWritesInProgress}]
        [--max-write-wait-ms ${NODE_DEFAULTS.maxWriteWaitMs}] [--change-history-entries ${CHANGE_HISTORY_DEFAULTS.entries}]
-       [--commit-notice-ms ${NODE_DEFAULTS.commitNoticeDelayMs}] [--journal on|off]
+       [--commit-notice-ms ${NODE_DEFAULTS.commitNoticeDelayMs}] [--journal on|followers|off]
        [--hold-without-leader-ms MS]
        [--metrics-listen HOST:PORT]
        [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
@@ -52,11 +52,14 @@ removed from its cluster exits. Logs are JSON lines on stdout.
                       writing one at a time then wakes each follower one time fewer
                       per write. Followers apply up to MS later when writes stop.
                       0 = send it at once.
---journal on|off      on (default): a follower makes its log writes durable in
-                      the data directory's journal/ on its main thread (an append
-                      and fdatasync), answers at once, and hands them to LevelDB
-                      without fsync afterwards. off: every write is a fsync'd
-                      LevelDB batch on the disk queue, answered when it completes.
+--journal on|followers|off  on (default): log writes are made durable in the data
+                      directory's journal/ (an append and fdatasync) and handed to
+                      LevelDB without fsync afterwards: a follower's on its main
+                      thread, answered at once; a leader's on the disk queue, the
+                      fdatasync on another thread while its appends travel.
+                      followers: only a follower's; a leader's are fsync'd LevelDB
+                      batches. off: every write is a fsync'd LevelDB batch on the
+                      disk queue, answered when it completes.
 --change-history-entries N  what the last N key-changing entries did (before and
                       after values) is kept in memory for Subscribe's CHANGES view
                       (also at most ${CHANGE_HISTORY_DEFAULTS.bytes / 1024 / 1024} MiB); only entries applied since the node started.
@@ -103,7 +106,7 @@ export interface NodeCommandOptions {
   readonly maxUncommittedBytes: number;
   readonly maxWritesInProgress: number;
   /** --journal (RaftNodeOptions.journal). */
-  readonly journal: boolean;
+  readonly journal: JournalMode;
   readonly maxWriteWaitMs: number;
   readonly changeHistoryEntries: number;
   /** --commit-notice-ms (RaftNodeOptions.commitNoticeDelayMs). */
@@ -136,7 +139,7 @@ function parseNodeFlags(args: readonly string[]) {
       'max-uncommitted-bytes': { type: 'string', default: String(NODE_DEFAULTS.maxUncommittedBytes) },
       'max-writes-in-progress': { type: 'string', default: String(NODE_DEFAULTS.maxWritesInProgress) },
       'max-write-wait-ms': { type: 'string', default: String(NODE_DEFAULTS.maxWriteWaitMs) },
-      journal: { type: 'string', default: NODE_DEFAULTS.journal ? 'on' : 'off' },
+      journal: { type: 'string', default: NODE_DEFAULTS.journal },
       'change-history-entries': { type: 'string', default: String(CHANGE_HISTORY_DEFAULTS.entries) },
       'commit-notice-ms': { type: 'string', default: String(NODE_DEFAULTS.commitNoticeDelayMs) },
       'metrics-listen': { type: 'string' },
@@ -223,7 +226,7 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
     retainEntries: nonNegative('retain-entries'),
     maxUncommittedBytes: atLeastOne('max-uncommitted-bytes'),
     maxWritesInProgress: atLeastOne('max-writes-in-progress'),
-    journal: onOff('journal', values.journal),
+    journal: journalMode(values.journal),
     maxWriteWaitMs: nonNegative('max-write-wait-ms'),
     changeHistoryEntries: nonNegative('change-history-entries'),
     commitNoticeDelayMs: nonNegative('commit-notice-ms'),
@@ -234,10 +237,9 @@ export function parseNodeArgs(args: readonly string[]): NodeCommandOptions {
   };
 }
 
-function onOff(name: string, text: string): boolean {
-  if (text === 'on') return true;
-  if (text === 'off') return false;
-  throw new UsageError(`--${name} takes on or off, got "${text}"`);
+function journalMode(text: string): JournalMode {
+  if (text === 'on' || text === 'followers' || text === 'off') return text;
+  throw new UsageError(`--journal takes on, followers or off, got "${text}"`);
 }
 
 function tlsFiles(cert: string | undefined, key: string | undefined, ca: string | undefined): { tls?: NodeTlsFiles } {

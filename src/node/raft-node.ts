@@ -49,7 +49,7 @@ import { raftPeerServerDefinition } from './raft-proto.js';
 import { addReflection } from './reflection.js';
 import { createSnapshotReceiver, SnapshotSender } from './snapshot-transfer.js';
 import { describeTls, loadNodeTls, type NodeTlsFiles, nodeChannelCredentials, nodeServerCredentials, nodeServerInterceptors } from './tls-config.js';
-import { WriteQueue } from './write-queue.js';
+import { type LogWrite, WriteQueue } from './write-queue.js';
 
 export interface RaftNodeOptions {
   readonly id: NodeId;
@@ -74,8 +74,8 @@ export interface RaftNodeOptions {
   readonly maxUncommittedBytes?: number;
   /** Outputs of the core whose disk writes may be in progress at once (1: one write at a time). */
   readonly maxWritesInProgress?: number;
-  /** A follower's writes go through the log's journal (journal.ts) when the disk queue allows; default true. */
-  readonly journal?: boolean;
+  /** Which log writes go through the log's journal (journal.ts); default 'on'. */
+  readonly journal?: JournalMode;
   /** As leader, refuse writes (RESOURCE_EXHAUSTED) while the oldest waiting write has waited this long; 0 = never. */
   readonly maxWriteWaitMs?: number;
   /** Changing entries whose changes are kept for CHANGES subscribers (see ChangeHistory). */
@@ -122,6 +122,15 @@ export interface RaftNodeOptions {
 /** When journaled writes go to LevelDB (flushJournalSoon). */
 const JOURNAL_FLUSH = { bytes: 256 * 1024, ms: 20 } as const;
 
+/**
+ * Which log writes go through the log's journal: 'on', every write (a
+ * follower's appended on its main thread and answered in the same turn, the
+ * rest from the disk queue with the fdatasync on a libuv thread); 'followers',
+ * only those a follower can make on its main thread (the rest are fsync'd
+ * LevelDB batches); 'off', none.
+ */
+export type JournalMode = 'on' | 'followers' | 'off';
+
 export const NODE_DEFAULTS = {
   tickMs: 20,
   electionTicks: 10,
@@ -129,7 +138,7 @@ export const NODE_DEFAULTS = {
   cluster: 'raftlog',
   maxUncommittedBytes: 4 * 1024 * 1024,
   maxWritesInProgress: 8,
-  journal: true,
+  journal: 'on' as JournalMode,
   maxWriteWaitMs: 1000,
   commitNoticeDelayMs: 2,
 } as const;
@@ -229,10 +238,10 @@ export class RaftNode {
     this.disk = new WriteQueue({
       save:
         failpoints === null
-          ? (write) => this.storage.save(write.hardState, write.entries)
+          ? (write) => this.saveQueued(write)
           : async (write) => {
               await failpoints.hit('log-write');
-              await this.storage.save(write.hardState, write.entries);
+              await this.saveQueued(write);
               await failpoints.hit('log-written');
             },
       onWritten: () => this.afterWrite(),
@@ -610,7 +619,7 @@ export class RaftNode {
         // From process start: loading the code, opening the log, restoring the snapshot, binding.
         startupMs: Math.round(process.uptime() * 1000),
         metrics: metricsAddress === null ? 'off' : `http://${metricsAddress}/metrics`,
-        journal: (options.journal ?? NODE_DEFAULTS.journal) ? 'on' : 'off',
+        journal: options.journal ?? NODE_DEFAULTS.journal,
         // A node with failpoints is a test node: its start line says so, and which are set.
         ...(options.failpoints == null ? {} : { failpoints: options.failpoints.describe() }),
       },
@@ -1217,8 +1226,8 @@ export class RaftNode {
    * its answer goes out in this turn instead of after a LevelDB fsync
    * completes on another thread and wakes the loop). A leader's writes stay
    * on the queue: its own fsync there runs while its appends travel, where
-   * an fsync on this thread would hold them until it returns. A leader's
-   * snapshot is installed on the queue, before `done`.
+   * an fsync on this thread would hold them until it returns (saveQueued).
+   * A leader's snapshot is installed on the queue, before `done`.
    */
   private write(output: RaftOutput, done: () => void): void {
     const snapshot = output.snapshot;
@@ -1244,6 +1253,21 @@ export class RaftNode {
       },
       done,
     );
+  }
+
+  /**
+   * A plain write from the disk queue: into the journal with its fdatasync on
+   * a libuv thread (--journal on), or a fsync'd LevelDB batch. The journal's
+   * fdatasync writes a record into a file whose size is set; LevelDB's syncs
+   * its own log, which grows, and builds and inserts the batch on the way.
+   */
+  private async saveQueued(write: LogWrite): Promise<void> {
+    if ((this.options.journal ?? NODE_DEFAULTS.journal) !== 'on') {
+      await this.storage.save(write.hardState, write.entries);
+      return;
+    }
+    await this.storage.saveJournaled(write.hardState, write.entries);
+    this.flushJournalSoon();
   }
 
   /**
@@ -1278,7 +1302,7 @@ export class RaftNode {
    * no failpoint is set on the queue's writes (they must be honoured).
    */
   private journalAllowed(): boolean {
-    if (!(this.options.journal ?? NODE_DEFAULTS.journal)) return false;
+    if ((this.options.journal ?? NODE_DEFAULTS.journal) === 'off') return false;
     if (this.failpoints !== null && (this.failpoints.isSet('log-write') || this.failpoints.isSet('log-written'))) return false;
     return this.disk.holdsOnlyFlushes();
   }

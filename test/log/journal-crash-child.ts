@@ -1,6 +1,7 @@
 // Writes to a raft log as a follower does, until it is killed: journaled
 // appends (some replacing the tail with a newer term), flushes to LevelDB in
-// the background, now and then a write on the disk queue's path. Before each
+// the background, now and then a write on the disk queue's path, journaled
+// (as a leader's) or straight to LevelDB. Before each
 // write it appends `begin <digest>` to RECORD_FILE, after it `ack <digest>`,
 // each with a synchronous write, so whatever survives SIGKILL says which log
 // the directory may hold: the last acknowledged, or the one begun after it.
@@ -39,10 +40,15 @@ for (let n = 0; ; n++) {
   const newLog = [...log.slice(0, from - 1), ...fresh];
   const newHardState: HardState = { term, votedFor: hardState.votedFor, commit: Math.min(newLog.length, hardState.commit + random.nextInt(4)) };
   note(`begin ${logDigest(newHardState, newLog)}`);
-  if (random.nextInt(10) === 0) {
+  const path = random.nextInt(10);
+  if (path === 0) {
     // The disk queue's path: the node never journals while such a write is on its way.
     await flushing;
     await storage.save(newHardState, fresh);
+  } else if (path <= 3) {
+    // A leader's path: journaled from the disk queue, its fdatasync on a libuv thread.
+    await flushing;
+    await storage.saveJournaled(newHardState, fresh);
   } else {
     storage.appendJournaled(newHardState, fresh);
   }

@@ -63,6 +63,24 @@ describe("the log's journal", () => {
     expect(again.initialState().hardState.term).toBe(2);
   });
 
+  it("a leader's journaled save is served once durable, and is back after a restart that LevelDB never saw it before", async () => {
+    const storage = await fixtures.openStorage(await fixtures.freshDir());
+    const saving = storage.saveJournaled({ term: 1, votedFor: 'n1', commit: 0 }, entries(1, 3));
+    // Its fdatasync is on another thread: until it completes the log serves none of it, and refuses a second write.
+    expect(storage.lastIndex()).toBe(0);
+    expect(() => storage.appendJournaled(null, entries(1, 1))).toThrow('journaled save is in progress');
+    await saving;
+    expect(storage.lastIndex()).toBe(3);
+    await storage.saveJournaled({ term: 2, votedFor: 'n1', commit: 2 }, [entry(3, 2, 'new-3')]);
+    const reopened = await fixtures.reopen(storage);
+    expect(held(reopened).map((e) => [e.index, e.term, text(e)])).toEqual([
+      [1, 1, 'cmd-1'],
+      [2, 1, 'cmd-2'],
+      [3, 2, 'new-3'],
+    ]);
+    expect(reopened.initialState().hardState).toEqual({ term: 2, votedFor: 'n1', commit: 2 });
+  });
+
   it('records LevelDB already holds are not laid again over the writes that followed them', async () => {
     const storage = await fixtures.openStorage(await fixtures.freshDir());
     storage.appendJournaled({ term: 1, votedFor: 'n1', commit: 0 }, entries(1, 3));

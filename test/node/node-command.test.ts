@@ -75,17 +75,18 @@ describe('raftlog node --max-writes-in-progress', () => {
 });
 
 describe('raftlog node --journal', () => {
-  it('defaults to on, takes off, and documents the flag', () => {
-    expect(parseNodeArgs(REQUIRED).journal).toBe(true);
-    expect(parseNodeArgs([...REQUIRED, '--journal', 'off']).journal).toBe(false);
-    expect(parseNodeArgs([...REQUIRED, '--journal=on']).journal).toBe(true);
-    expect(NODE_USAGE).toContain('--journal on|off');
+  it('defaults to on, takes followers and off, and documents the flag', () => {
+    expect(parseNodeArgs(REQUIRED).journal).toBe('on');
+    expect(parseNodeArgs([...REQUIRED, '--journal', 'off']).journal).toBe('off');
+    expect(parseNodeArgs([...REQUIRED, '--journal=on']).journal).toBe('on');
+    expect(parseNodeArgs([...REQUIRED, '--journal=followers']).journal).toBe('followers');
+    expect(NODE_USAGE).toContain('--journal on|followers|off');
   });
 
   it.each(['yes', '1', 'OFF', ''])('rejects "%s" with a usage error naming the flag', (value) => {
     const parse = () => parseNodeArgs([...REQUIRED, `--journal=${value}`]);
     expect(parse).toThrow(UsageError);
-    expect(parse).toThrow('--journal takes on or off');
+    expect(parse).toThrow('--journal takes on, followers or off');
   });
 });
 
